@@ -1,0 +1,125 @@
+"""The ``code24ctl`` command line: one thin module per command over the core.
+
+Errors are turned into a message and an exit status in exactly one place,
+:meth:`Code24Group.invoke`, so every command, run from a shell or through a test runner, fails
+the same way. ``CODE24_DEBUG=1`` shows the traceback instead (with the token scrubbed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from code24ctl import __version__
+from code24ctl.errors import Code24Error
+from code24ctl.redact import RedactingFilter, scrub
+
+DEBUG_ENV_VAR = "CODE24_DEBUG"
+
+
+class Code24Group(TyperGroup):
+    """The root group: turns our error tree into stderr text and an exit status."""
+
+    def invoke(self, ctx: Any) -> Any:  # ctx: the (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except Code24Error as exc:
+            _report(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(130) from None
+
+
+def _report(exc: Code24Error) -> None:
+    if os.environ.get(DEBUG_ENV_VAR) == "1":
+        sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+    sys.stderr.write(scrub(f"error: {exc.render()}") + "\n")
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    cls=Code24Group,
+    name="code24ctl",
+    help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "
+    "namespaces, the JSON-always dispatcher Worker, its routes, and probes that prove every "
+    "route answers JSON.\n\nExit status: 0 ok, 1 a check found problems, 2 bad usage or "
+    "config, 3 the Cloudflare API or the network failed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"code24ctl {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="log API calls on stderr (-vv: more)")
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Options that apply to every command."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root_logger = logging.getLogger()
+    root_logger.handlers[:] = [handler]
+    root_logger.setLevel(level)
+
+
+def _register() -> None:
+    # Command modules import only typer and our core; each defers heavy imports to its body.
+    from code24ctl.cli import (
+        apply,
+        bind,
+        config_cmd,
+        deploy,
+        doctor,
+        namespace,
+        probe,
+        secret,
+        serve,
+        unbind,
+        workers,
+    )
+
+    app.add_typer(namespace.app, name="namespace")
+    app.command("bind")(bind.bind)
+    app.command("unbind")(unbind.unbind)
+    app.command("workers")(workers.workers)
+    app.add_typer(secret.app, name="secret")
+    app.command("deploy")(deploy.deploy)
+    app.command("apply")(apply.apply)
+    app.command("probe")(probe.probe)
+    app.command("serve")(serve.serve)
+    app.command("doctor")(doctor.doctor)
+    app.add_typer(config_cmd.app, name="config")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="code24ctl")

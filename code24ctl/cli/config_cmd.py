@@ -1,0 +1,68 @@
+"""``code24ctl config``: check namespaces.yaml and show it resolved for an environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.config import config_path_from, load_config, resolve_config
+
+app = typer.Typer(help="Check namespaces.yaml and show it resolved.", no_args_is_help=True)
+
+
+class ValidationSummary(BaseModel):
+    """What ``config validate --json`` prints."""
+
+    path: str
+    valid: bool
+    platform: str
+    workers: list[str]
+    routes: list[str]
+    environments: list[str]
+
+
+@app.command("validate")
+def validate(config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Validate the file for every environment it defines (exit 2 with located problems)."""
+    path = config_path_from(config)
+    loaded = load_config(path)
+    for env_name in loaded.environments:
+        resolve_config(path, env_name)  # {env} expansions must validate too
+    summary = ValidationSummary(
+        path=path,
+        valid=True,
+        platform=loaded.platform,
+        workers=list(loaded.workers),
+        routes=[route.prefix for route in loaded.routes],
+        environments=list(loaded.environments),
+    )
+    if json_output:
+        output.emit_json(summary)
+        return
+    output.stdout().print(
+        f"{path}: ok ({len(summary.workers)} workers, {len(summary.routes)} routes, "
+        f"environments: {', '.join(summary.environments)})"
+    )
+
+
+@app.command("show")
+def show(
+    config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
+) -> None:
+    """Print the config resolved for one environment (${VAR} and {env} expanded)."""
+    resolved = load(config, env)
+    document: dict[str, Any] = {
+        "path": resolved.path,
+        "environment": resolved.env_name,
+        "config": resolved.config.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    if json_output:
+        output.emit_json(document)
+        return
+    import yaml
+
+    output.stdout().out(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")

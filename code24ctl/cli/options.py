@@ -1,0 +1,46 @@
+"""Options every command shares, declared once so their names and help never drift."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from code24ctl.config import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, ResolvedConfig, config_path_from
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar=CONFIG_ENV_VAR,
+        show_envvar=True,
+        metavar="PATH",
+        help="namespaces.yaml to read [default: ./namespaces.yaml]",
+    ),
+]
+EnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        envvar=ENVIRONMENT_ENV_VAR,
+        show_envvar=True,
+        metavar="NAME",
+        help="environment from the config (staging, production, local, ...)",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="print exactly one JSON document on stdout, nothing else")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="show what would change; write nothing")
+]
+
+
+def load(config: str | None, env: str | None, default_env: str = "staging") -> ResolvedConfig:
+    """Resolve the config file and environment the user asked for."""
+    from code24ctl.config import resolve_config
+
+    return resolve_config(config_path_from(config), env or default_env)

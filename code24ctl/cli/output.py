@@ -1,0 +1,72 @@
+"""Rendering: data on stdout, everything else on stderr; ``--json`` is one document.
+
+The only module besides the command modules that knows about rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from code24ctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def stdout() -> Console:
+    """A console for data (stdout). Built per call so test runners' stream swaps are honoured."""
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    """A console for messages, progress and errors (stderr)."""
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False)
+
+
+def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any]) -> None:
+    """Print one JSON document on stdout."""
+    if isinstance(document, BaseModel):
+        payload: Any = document.model_dump(mode="json", by_alias=True)
+    elif isinstance(document, Sequence) and not isinstance(document, str | bytes):
+        payload = [
+            item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item
+            for item in document
+        ]
+    else:
+        payload = document
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A human message on stderr (never on stdout, which is for data)."""
+    stderr().print(message)
+
+
+def is_terminal() -> bool:
+    """Whether a person is watching stderr (progress bars, prompts)."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def confirm(question: str, *, yes: bool) -> bool:
+    """Ask before a destructive step. Without a terminal and without --yes, refuse (exit 2)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "refusing to continue without confirmation: no terminal to ask on",
+            hint="rerun with --yes if you are sure",
+        )
+    import typer
+
+    return typer.confirm(question, default=False, err=True)

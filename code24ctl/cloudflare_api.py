@@ -1,0 +1,142 @@
+"""The one place that builds Cloudflare API clients and turns API failures into our errors.
+
+Every API call goes through the official ``cloudflare`` SDK. Tests inject an ``http_client``
+(an httpx client wired to the local emulator) or point ``CLOUDFLARE_BASE_URL`` at it. The SDK is
+imported lazily: it is the heaviest import we have and ``code24ctl --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+    from cloudflare import Cloudflare
+
+from code24ctl.redact import TOKEN_ENV_VAR
+
+BASE_URL_ENV_VAR = "CLOUDFLARE_BASE_URL"
+
+# What to do about the API errors a user of this tool actually meets.
+API_ERROR_HINTS: dict[int, str] = {
+    100119: "the dispatch namespace does not exist: run `code24ctl namespace create` first",
+    10000: "the token was refused: check CLOUDFLARE_API_TOKEN and that it has "
+    "Workers Scripts:Edit (and Zone Workers Routes:Edit for deploy) on this account",
+    10121: "this account lacks Workers for Platforms: enable it in the dashboard "
+    "(Workers & Pages > Workers for Platforms) or use an account that has it",
+    10007: "no such Worker: run `code24ctl bind` (namespace) or `code24ctl deploy` (dispatcher)",
+    10021: "Cloudflare rejected the uploaded Worker code; see the message above",
+    10016: "the Worker name is not valid: lowercase letters, digits, '-' and '_'",
+    10020: "the route pattern is taken; rerun with --force to take it over",
+    971: "rate limited (1,200 requests per 5 minutes); wait and retry, or lower --concurrency",
+    7003: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
+    9109: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The API token and where the API lives. ``repr`` never shows the token."""
+
+    token: str = field(repr=False)
+    base_url: str | None = None
+
+
+def credentials_from_env() -> Credentials:
+    """Read ``CLOUDFLARE_API_TOKEN`` (required) and ``CLOUDFLARE_BASE_URL`` (optional)."""
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if not token:
+        raise UsageError(
+            f"{TOKEN_ENV_VAR} is not set",
+            hint=f"create an API token in the Cloudflare dashboard and export {TOKEN_ENV_VAR}",
+        )
+    return Credentials(token=token, base_url=os.environ.get(BASE_URL_ENV_VAR) or None)
+
+
+def make_client(
+    credentials: Credentials,
+    *,
+    http_client: httpx.Client | None = None,
+    max_retries: int = 2,
+    timeout_s: float = 60.0,
+) -> Cloudflare:
+    """Build the SDK client. The SDK itself retries 429/5xx ``max_retries`` times."""
+    from cloudflare import Cloudflare
+
+    return Cloudflare(
+        api_token=credentials.token,
+        base_url=credentials.base_url,
+        http_client=http_client,
+        max_retries=max_retries,
+        timeout=timeout_s,
+    )
+
+
+@contextmanager
+def api_call(action: str) -> Iterator[None]:
+    """Translate SDK and network failures inside the block into our error tree.
+
+    ``action`` names what we were doing ("create namespace code24-workers-staging"), so the
+    message reads as a sentence about the user's intent rather than an HTTP status.
+    """
+    import cloudflare
+
+    try:
+        yield
+    except cloudflare.APIStatusError as exc:
+        raise api_error_from(action, exc.status_code, exc.body, exc.response) from None
+    except cloudflare.APITimeoutError:
+        raise NetworkError(
+            f"{action}: the Cloudflare API did not answer in time",
+            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+        ) from None
+    except cloudflare.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        raise NetworkError(
+            f"{action}: cannot reach the Cloudflare API ({type(cause).__name__})",
+            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+        ) from None
+
+
+def api_error_from(
+    action: str, status: int, body: object, response: Any = None
+) -> CloudflareAPIError:
+    """Build a :class:`CloudflareAPIError` from an API answer, never echoing an HTML page."""
+    errors = _envelope_errors(body)
+    if errors:
+        code, text = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        message = f"{action}: Cloudflare API error {code}: {text}{more} (HTTP {status})"
+        return CloudflareAPIError(message, code=code, status=status, hint=API_ERROR_HINTS.get(code))
+    content_type = ""
+    if response is not None:
+        content_type = str(response.headers.get("content-type", ""))
+    kind = "an HTML page" if "html" in content_type.lower() or _looks_html(body) else "no JSON"
+    hint = API_ERROR_HINTS[971] if status == 429 else "retry later; if it persists, check status"
+    if status in (401, 403):
+        hint = API_ERROR_HINTS[10000]
+    return CloudflareAPIError(
+        f"{action}: the Cloudflare API answered HTTP {status} with {kind}",
+        status=status,
+        hint=hint,
+    )
+
+
+def _envelope_errors(body: object) -> list[tuple[int, str]]:
+    if not isinstance(body, dict):
+        return []
+    found: list[tuple[int, str]] = []
+    for item in body.get("errors") or []:
+        if isinstance(item, dict) and isinstance(item.get("code"), int):
+            found.append((item["code"], str(item.get("message", "")).strip()))
+    return found
+
+
+def _looks_html(body: object) -> bool:
+    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype", "<html"))

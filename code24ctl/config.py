@@ -1,0 +1,540 @@
+"""Load and validate ``namespaces.yaml``.
+
+The file describes the whole platform: the workers, the routes in front of them and the
+environments they run in. Loading is three steps, each of which can fail with a located
+:class:`~code24ctl.errors.ConfigError`:
+
+1. parse the YAML, remembering the line of every key and list item;
+2. expand ``${VAR}`` from the process environment and ``{env}`` to the chosen environment's name;
+3. validate with pydantic (unknown keys are errors) and map every problem back to its line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from code24ctl.errors import ConfigError, ConfigProblem, UsageError
+
+DEFAULT_CONFIG_PATH = "namespaces.yaml"
+CONFIG_ENV_VAR = "CODE24_CONFIG"
+ENVIRONMENT_ENV_VAR = "CODE24_ENV"
+ACCOUNT_ENV_VAR = "CLOUDFLARE_ACCOUNT_ID"
+
+# Cloudflare's rule for Worker script names, which aliases become inside the namespace.
+WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+MIB = 1024 * 1024
+
+
+def _worker_name(value: str) -> str:
+    if not WORKER_NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Worker name "
+            "(lowercase letters, digits, '-' and '_', at most 63 characters)"
+        )
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must start with '/'")
+    if "?" in value or "#" in value:
+        raise ValueError(f"{value!r} must be a path, without '?' or '#'")
+    if len(value) > 1 and value.endswith("/"):
+        raise ValueError(f"{value!r} must not end with '/'")
+    if any(segment in (".", "..") for segment in value.split("/")):
+        raise ValueError(f"{value!r} must not contain '.' or '..' segments")
+    return value
+
+
+def _date_string(value: Any) -> Any:
+    # YAML reads an unquoted 2025-01-01 as a date; the API wants the string.
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _check_date(value: str) -> str:
+    if not _DATE_RE.match(value):
+        raise ValueError(f"{value!r} is not a date like 2025-01-01")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+WorkerName = Annotated[str, AfterValidator(_worker_name)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+DateString = Annotated[str, BeforeValidator(_date_string), AfterValidator(_check_date)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ProbeSample(_Strict):
+    """A sample request ``probe`` sends to check a route."""
+
+    method: str = "GET"
+    path: str
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        method = value.upper()
+        if method not in HTTP_METHODS:
+            raise ValueError(f"{value!r} is not one of {', '.join(HTTP_METHODS)}")
+        return method
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> ProbeSample:
+        if "json_body" in self.model_fields_set and self.body is not None:
+            raise ValueError("give either 'json' or 'body', not both")
+        return self
+
+    @property
+    def has_json(self) -> bool:
+        """Whether the sample sends a JSON body (``json: null`` counts)."""
+        return "json_body" in self.model_fields_set
+
+
+class WorkerConfig(_Strict):
+    """One AI worker: where its code comes from and what to answer when it fails."""
+
+    script: str | None = None
+    path: str | None = None
+    fallback: Any = None
+    fallback_status: int = Field(default=200, ge=200, le=599)
+    timeout_ms: int = Field(default=30000, gt=0, le=900_000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkerConfig:
+        if (self.script is None) == (self.path is None):
+            raise ValueError(
+                "give exactly one of 'script' (an account Worker to copy) "
+                "or 'path' (a local module file or folder)"
+            )
+        if self.script is not None:
+            _worker_name(self.script)
+        return self
+
+    @field_validator("fallback")
+    @classmethod
+    def _json_value(cls, value: Any) -> Any:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"fallback must be plain JSON: {exc}") from None
+        return value
+
+    @property
+    def source(self) -> str:
+        """Human description of where the worker's code comes from."""
+        return f"script {self.script}" if self.script else f"path {self.path}"
+
+
+class RouteConfig(_Strict):
+    """A path prefix on the dispatcher and the worker that answers it."""
+
+    prefix: UrlPath
+    worker: str
+    strip: str | None = None
+    probe: ProbeSample | None = None
+
+    @model_validator(mode="after")
+    def _strip_is_leading_part(self) -> RouteConfig:
+        if self.strip is not None and self.strip not in ("", "/"):
+            _url_path(self.strip)
+            if not path_has_prefix(self.prefix, self.strip):
+                raise ValueError(
+                    f"strip {self.strip!r} must be a leading part of prefix {self.prefix!r}"
+                )
+        if self.probe is not None and not path_has_prefix(
+            self.probe.path.split("?", 1)[0], self.prefix
+        ):
+            raise ValueError(f"probe path {self.probe.path!r} is not under prefix {self.prefix!r}")
+        return self
+
+    @property
+    def effective_strip(self) -> str:
+        """The leading part removed before forwarding (default: the whole prefix)."""
+        if self.strip is None:
+            return self.prefix
+        return "" if self.strip == "/" else self.strip
+
+
+class OutboundConfig(_Strict):
+    """The optional outbound Worker that sees every subrequest of the user workers."""
+
+    worker: WorkerName
+    params: list[str] = Field(default_factory=list)
+
+
+class EnvironmentConfig(_Strict):
+    """One environment: Cloudflare resources, or (local) upstream URLs."""
+
+    namespace: WorkerName | None = None
+    dispatcher: WorkerName | None = None
+    outbound: OutboundConfig | None = None
+    kv_namespace: str | None = None
+    zone: str | None = None
+    routes: list[str] = Field(default_factory=list)
+    base_url: HttpUrl | None = None
+    vars: dict[str, str] = Field(default_factory=dict)
+    upstreams: dict[str, HttpUrl] | None = None
+    direct: dict[str, HttpUrl] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> EnvironmentConfig:
+        if self.upstreams is None:
+            missing = [name for name in ("namespace", "dispatcher") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"a Cloudflare environment needs {' and '.join(missing)} "
+                    "(a local one needs 'upstreams' and 'base_url' instead)"
+                )
+        elif self.base_url is None:
+            raise ValueError("a local environment (with 'upstreams') needs 'base_url'")
+        for pattern in self.routes:
+            if "/" not in pattern or pattern.startswith(("http://", "https://")):
+                raise ValueError(f"route {pattern!r} must look like 'host.example.com/path/*'")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """A local environment is served by ``code24ctl serve`` over plain upstream URLs."""
+        return self.upstreams is not None
+
+
+class ProbeSettings(_Strict):
+    """Defaults for ``code24ctl probe``."""
+
+    max_latency_ms: int = Field(default=500, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class Config(_Strict):
+    """The whole of namespaces.yaml, validated."""
+
+    platform: str
+    account_id: str | None = None
+    compatibility_date: DateString
+    compatibility_flags: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=10 * MIB, gt=0)
+    max_json_check_bytes: int = Field(default=1 * MIB, gt=0)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(min_length=1)
+    environments: dict[str, EnvironmentConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for index, route in enumerate(self.routes):
+            if route.worker not in self.workers:
+                problems.append(
+                    f"routes[{index}].worker: unknown worker {route.worker!r} "
+                    f"(configured: {', '.join(sorted(self.workers))})"
+                )
+            if route.prefix in seen:
+                problems.append(
+                    f"routes[{index}].prefix: duplicate prefix {route.prefix!r} "
+                    f"(also routes[{seen[route.prefix]}])"
+                )
+            seen.setdefault(route.prefix, index)
+        for env_name, environment in self.environments.items():
+            for key in ("upstreams", "direct"):
+                for alias in getattr(environment, key) or {}:
+                    if alias not in self.workers:
+                        problems.append(
+                            f"environments.{env_name}.{key}.{alias}: unknown worker {alias!r}"
+                        )
+        if problems:
+            raise _ReferenceErrors(problems)
+        return self
+
+
+class _ReferenceErrors(ValueError):
+    """Cross-field problems, each already prefixed with its dotted location."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The config with ``{env}`` expanded for one environment, plus where it came from."""
+
+    path: str
+    env_name: str
+    config: Config
+
+    @property
+    def environment(self) -> EnvironmentConfig:
+        """The chosen environment's settings."""
+        return self.config.environments[self.env_name]
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment.is_local
+
+    def account_id(self) -> str:
+        """The Cloudflare account: ``CLOUDFLARE_ACCOUNT_ID`` wins over the config's value."""
+        account = os.environ.get(ACCOUNT_ENV_VAR) or self.config.account_id
+        if not account:
+            raise UsageError(
+                "no Cloudflare account id",
+                hint=f"export {ACCOUNT_ENV_VAR}=<account id> or set account_id in {self.path}",
+            )
+        return account
+
+    def require_cloudflare(self) -> EnvironmentConfig:
+        """The environment, refusing local ones for commands that talk to Cloudflare."""
+        if self.is_local:
+            raise UsageError(
+                f"environment {self.env_name!r} is local (it has upstreams); "
+                "this command needs a Cloudflare environment",
+                hint=f"choose one of: {', '.join(self.cloudflare_environments())}",
+            )
+        return self.environment
+
+    def cloudflare_environments(self) -> list[str]:
+        return [n for n, e in self.config.environments.items() if not e.is_local]
+
+    def namespace(self) -> str:
+        """The environment's dispatch namespace name."""
+        name = self.require_cloudflare().namespace
+        assert name is not None  # guaranteed by EnvironmentConfig validation
+        return name
+
+    def dispatcher(self) -> str:
+        """The environment's dispatcher Worker name."""
+        name = self.require_cloudflare().dispatcher
+        assert name is not None  # guaranteed by EnvironmentConfig validation
+        return name
+
+
+def path_has_prefix(path: str, prefix: str) -> bool:
+    """Whether ``prefix`` is a leading part of ``path`` on a path-segment boundary."""
+    if prefix in ("", "/"):
+        return True
+    return path == prefix or path.startswith(prefix + "/")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def config_path_from(option: str | None) -> str:
+    """The config file to read: ``--config``, else ``CODE24_CONFIG``, else ./namespaces.yaml."""
+    return option or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the file with ``{env}`` left as written (``config validate``)."""
+    return _load(str(path), env_name=None)
+
+
+def resolve_config(path: str | os.PathLike[str], env_name: str) -> ResolvedConfig:
+    """Read and validate the file for one environment, with ``{env}`` expanded."""
+    return ResolvedConfig(path=str(path), env_name=env_name, config=_load(str(path), env_name))
+
+
+def _load(path: str, env_name: str | None) -> Config:
+    text = _read(path)
+    data, lines = _parse_yaml(path, text)
+    problems: list[ConfigProblem] = []
+    data = _expand_variables(data, (), lines, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    if env_name is not None:
+        environments = data.get("environments") if isinstance(data, dict) else None
+        if isinstance(environments, dict) and env_name not in environments:
+            raise UsageError(
+                f"unknown environment {env_name!r} in {path}",
+                hint=f"choose one of: {', '.join(map(str, environments))}",
+            )
+        data = _expand_env_name(data, env_name)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, _problems_from(exc, lines)) from None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"config file {path} not found",
+            hint=f"pass --config PATH or set {CONFIG_ENV_VAR}; the repo ships namespaces.yaml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
+
+
+Lines = dict[tuple[str, ...], int]
+
+
+def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, [ConfigProblem("", f"not valid YAML: {problem}", line)]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, [ConfigProblem("", "the file must be a mapping of settings", 1)])
+    lines: Lines = {}
+    duplicates: list[ConfigProblem] = []
+    if node is not None:
+        _record_lines(node, (), lines, duplicates)
+    if duplicates:
+        raise ConfigError(path, duplicates)
+    return data, lines
+
+
+def _record_lines(
+    node: yaml.Node, at: tuple[str, ...], lines: Lines, duplicates: list[ConfigProblem]
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            where = (*at, key)
+            if key in seen:
+                # PyYAML silently keeps the last one; a duplicate key is almost always a mistake.
+                duplicates.append(
+                    ConfigProblem(_dotted(where), "duplicate key", key_node.start_mark.line + 1)
+                )
+            seen.add(key)
+            lines[where] = key_node.start_mark.line + 1
+            _record_lines(value_node, where, lines, duplicates)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            where = (*at, str(index))
+            lines[where] = item.start_mark.line + 1
+            _record_lines(item, where, lines, duplicates)
+
+
+def _expand_variables(
+    value: Any, at: tuple[str, ...], lines: Lines, problems: list[ConfigProblem]
+) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; a lone unset ``${VAR}`` becomes null."""
+    if isinstance(value, dict):
+        return {k: _expand_variables(v, (*at, str(k)), lines, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_variables(v, (*at, str(i)), lines, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    whole = _VAR_RE.fullmatch(value)
+    if whole and whole.group(2) is None and whole.group(1) not in os.environ:
+        return None
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(
+            ConfigProblem(_dotted(at), f"environment variable {name} is not set", _line(lines, at))
+        )
+        return ""
+
+    return _VAR_RE.sub(substitute, value)
+
+
+def _expand_env_name(value: Any, env_name: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env_name(v, env_name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env_name(v, env_name) for v in value]
+    if isinstance(value, str):
+        return value.replace("{env}", env_name)
+    return value
+
+
+def _problems_from(exc: ValidationError, lines: Lines) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(str(part) for part in error["loc"])
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _ReferenceErrors):
+            for text in ctx_error.problems:
+                dotted, _, message = text.partition(": ")
+                where = tuple(dotted.replace("[", ".").replace("]", "").split("."))
+                problems.append(ConfigProblem(dotted, message, _line(lines, where)))
+            continue
+        message = _message(error)
+        problems.append(ConfigProblem(_dotted(loc), message, _line(lines, loc)))
+    return problems
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the config reference in README.md)"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _line(lines: Lines, loc: tuple[str, ...]) -> int | None:
+    # A pydantic location may go deeper than any YAML key (or name a missing one): use the
+    # nearest enclosing key we saw.
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(loc: tuple[str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part.isdigit():
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out

@@ -1,0 +1,1 @@
+"""Pure dispatch logic shared by ``serve``, ``probe`` and the JavaScript dispatcher's cases."""

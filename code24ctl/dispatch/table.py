@@ -1,0 +1,42 @@
+"""Compile namespaces.yaml into the route table both dispatchers read.
+
+The deployed JavaScript dispatcher gets this document as its ``ROUTE_TABLE`` json binding;
+``code24ctl serve`` reads the very same document, so changing the config never means
+generating code, and the two implementations cannot drift on what the table says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from code24ctl.config import Config
+
+ROUTE_TABLE_VERSION = 1
+
+
+def compile_route_table(config: Config) -> dict[str, Any]:
+    """The route table for ``config`` (already resolved for its environment).
+
+    Routes are sorted longest prefix first; readers still pick the longest match themselves.
+    A worker without a configured fallback gets ``"fallback": null`` (error envelope, 502/504).
+    """
+    routes = sorted(config.routes, key=lambda route: (-len(route.prefix), route.prefix))
+    used = {route.worker for route in config.routes}
+    return {
+        "version": ROUTE_TABLE_VERSION,
+        "max_body_bytes": config.max_body_bytes,
+        "max_json_check_bytes": config.max_json_check_bytes,
+        "routes": [
+            {"prefix": route.prefix, "worker": route.worker, "strip": route.effective_strip}
+            for route in routes
+        ],
+        "workers": {
+            alias: {
+                "timeout_ms": worker.timeout_ms,
+                "fallback": worker.fallback,
+                "fallback_status": worker.fallback_status,
+            }
+            for alias, worker in sorted(config.workers.items())
+            if alias in used
+        },
+    }

@@ -1,0 +1,106 @@
+"""The one error tree of code24ctl.
+
+Core modules raise these; only ``code24ctl.cli.main`` turns them into a message on stderr and an
+exit status. Every error carries the exit status the contract gives it, so the CLI never has to
+guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_API = 3
+
+
+class Code24Error(Exception):
+    """Base of every error code24ctl reports to the user."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text shown on stderr: the message, then what to do about it."""
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class UsageError(Code24Error):
+    """Bad flags, a missing variable, an unknown environment: the user can fix the invocation."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in namespaces.yaml, located so the user can jump to it."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def render(self, path: str) -> str:
+        where = f"{path}:{self.line}" if self.line is not None else path
+        located = f"{where}: {self.field}" if self.field else where
+        return f"{located}: {self.message}"
+
+
+class ConfigError(Code24Error):
+    """namespaces.yaml is unreadable or invalid; carries the file and every located problem."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  {p.render(path)}" for p in problems)
+        super().__init__(f"invalid config {path}:\n{lines}")
+
+    @property
+    def line(self) -> int | None:
+        return self.problems[0].line if self.problems else None
+
+    @property
+    def field(self) -> str:
+        return self.problems[0].field if self.problems else ""
+
+
+class CheckFailed(Code24Error):
+    """A check (probe, doctor) ran fine and found problems."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class CloudflareAPIError(Code24Error):
+    """The Cloudflare API refused or failed an operation; ``code`` is the API's error code."""
+
+    exit_code = EXIT_API
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message, hint=hint)
+
+
+class NetworkError(Code24Error):
+    """The network failed before any answer (refused, reset, DNS, timeout)."""
+
+    exit_code = EXIT_API
+
+
+class Aborted(Code24Error):
+    """The user declined a confirmation; nothing was changed."""
+
+    exit_code = EXIT_USAGE
