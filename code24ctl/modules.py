@@ -1,0 +1,60 @@
+"""Worker modules: the files a Worker is made of, as we download and upload them.
+
+Shared by ``bind`` (copies into the namespace) and ``deploy`` (the dispatcher upload), so both
+hand the SDK exactly the same multipart shape: one ``files`` part per module, named by its
+filename, with its content type, beside the ``metadata`` JSON part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Content types the Workers API accepts for module parts, by file extension.
+CONTENT_TYPES: dict[str, str] = {
+    ".js": "application/javascript+module",
+    ".mjs": "application/javascript+module",
+    ".cjs": "application/javascript",
+    ".py": "text/x-python",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".html": "text/plain",
+    ".map": "application/source-map",
+    ".bin": "application/octet-stream",
+}
+
+
+@dataclass(frozen=True)
+class Module:
+    """One module of a Worker: its name (as imported), bytes and content type."""
+
+    name: str
+    content: bytes
+    content_type: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def content_type_for(filename: str) -> str:
+    """The module content type for a filename, defaulting to an opaque blob."""
+    for extension, content_type in CONTENT_TYPES.items():
+        if filename.endswith(extension):
+            return content_type
+    return "application/octet-stream"
+
+
+def sdk_files(modules: Sequence[Module]) -> list[tuple[str, bytes, str]]:
+    """The ``files=`` argument of the SDK's script upload calls."""
+    return [(module.name, module.content, module.content_type) for module in modules]
+
+
+def fingerprint(modules: Sequence[Module]) -> str:
+    """A digest of names, types and contents, independent of order (for 'unchanged')."""
+    digest = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.name):
+        digest.update(f"{module.name}\0{module.content_type}\0{module.sha256}\n".encode())
+    return digest.hexdigest()
