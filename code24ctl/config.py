@@ -151,7 +151,7 @@ class WorkerConfig(_Strict):
                 "or 'path' (a local module file or folder)"
             )
         if self.script is not None:
-            _worker_name(self.script)
+            _worker_name(self.script.replace("{env}", "env"))
         return self
 
     @field_validator("fallback")
@@ -321,7 +321,7 @@ class ResolvedConfig:
         account = os.environ.get(ACCOUNT_ENV_VAR) or self.config.account_id
         if not account:
             raise UsageError(
-                "no Cloudflare account id",
+                f"no Cloudflare account id: {ACCOUNT_ENV_VAR} is not set and the config has none",
                 hint=f"export {ACCOUNT_ENV_VAR}=<account id> or set account_id in {self.path}",
             )
         return account
@@ -498,7 +498,8 @@ def _expand_env_name(value: Any, env_name: str) -> Any:
 def _problems_from(exc: ValidationError, lines: Lines) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for error in exc.errors(include_url=False):
-        loc = tuple(str(part) for part in error["loc"])
+        # "[key]" marks a problem with a dict key itself; the key's own line is the place.
+        loc = tuple(str(part) for part in error["loc"] if part != "[key]")
         ctx_error = (error.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _ReferenceErrors):
             for text in ctx_error.problems:

@@ -23,7 +23,7 @@ def stdout() -> Console:
     """A console for data (stdout). Built per call so test runners' stream swaps are honoured."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
 def stderr() -> Console:

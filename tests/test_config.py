@@ -1,0 +1,224 @@
+"""namespaces.yaml: the repo's own file, and every way a broken file is reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from code24ctl.config import load_config, resolve_config
+from code24ctl.dispatch.table import compile_route_table
+from code24ctl.errors import ConfigError, UsageError
+from tests.conftest import REPO_CONFIG, RunCli
+
+CODE24_ROUTES = [
+    ("/api/competitive", "competitive-analysis", "/api/competitive"),
+    ("/api/market", "market-research", "/api/market"),
+    ("/elite/brand", "brand-worker", "/elite"),
+    ("/elite/design", "designer-worker", "/elite"),
+    ("/elite/develop", "developer-worker", "/elite"),
+]
+
+
+def test_repo_config_describes_code24_as_in_the_contract() -> None:
+    resolved = resolve_config(REPO_CONFIG, "staging")
+    config = resolved.config
+    assert config.platform == "Code24"
+    assert [(r.prefix, r.worker, r.effective_strip) for r in config.routes] == CODE24_ROUTES
+    assert {alias: w.script for alias, w in config.workers.items()} == {
+        "competitive-analysis": "competitive-analysis-worker-staging",
+        "market-research": "market-research-worker-staging",
+        "brand-worker": "brand-worker-staging",
+        "designer-worker": "designer-worker-staging",
+        "developer-worker": "advanced-developer-worker-staging",
+    }
+    assert resolved.namespace() == "code24-workers-staging"
+    assert resolved.environment.routes == [
+        "staging.code24.dev/api/*",
+        "staging.code24.dev/elite/*",
+    ]
+    assert all(route.probe is not None for route in config.routes)
+    assert set(config.environments) == {"staging", "production", "local"}
+    assert resolve_config(REPO_CONFIG, "local").is_local
+
+
+def test_env_name_expands_per_environment() -> None:
+    production = resolve_config(REPO_CONFIG, "production").config
+    assert production.workers["developer-worker"].script == ("advanced-developer-worker-production")
+
+
+def test_account_id_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolved = resolve_config(REPO_CONFIG, "staging")
+    with pytest.raises(UsageError, match="CLOUDFLARE_ACCOUNT_ID"):
+        resolved.account_id()
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "abc123")
+    assert resolve_config(REPO_CONFIG, "staging").account_id() == "abc123"
+
+
+def test_route_table_is_what_both_dispatchers_read() -> None:
+    table = compile_route_table(resolve_config(REPO_CONFIG, "staging").config)
+    assert table["version"] == 1
+    assert table["max_body_bytes"] == 10 * 1024 * 1024
+    assert table["max_json_check_bytes"] == 1024 * 1024
+    prefixes = [route["prefix"] for route in table["routes"]]
+    assert prefixes == sorted(prefixes, key=lambda p: (-len(p), p))
+    assert {r["prefix"]: r["strip"] for r in table["routes"]}["/elite/brand"] == "/elite"
+    assert table["workers"]["designer-worker"]["timeout_ms"] == 30000
+    assert table["workers"]["designer-worker"]["fallback"]["status"] == "degraded"
+    json.dumps(table)  # the json binding must serialise
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(text)
+    return path
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = REPO_CONFIG.read_text()
+    assert old in text, old
+    return _write(tmp_path, text.replace(old, new, 1))
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+BROKEN_CASES = [
+    # (id, old, new, the located message we expect, the line's text)
+    (
+        "misspelt-key",
+        "    timeout_ms: 30000\n    fallback:\n      status: degraded\n      worker: market",
+        "    timeout_msec: 30000\n    fallback:\n      status: degraded\n      worker: market",
+        "workers.market-research.timeout_msec: unknown key",
+        "timeout_msec",
+    ),
+    (
+        "unknown-worker",
+        "    worker: market-research               #",
+        "    worker: market-reserch                #",
+        "routes[1].worker: unknown worker 'market-reserch'",
+        "market-reserch",
+    ),
+    (
+        "bad-alias",
+        "  brand-worker:\n    script",
+        "  Brand_Worker:\n    script",
+        "workers.Brand_Worker: 'Brand_Worker' is not a valid Worker name",
+        "Brand_Worker:",
+    ),
+    (
+        "duplicate-prefix",
+        "  - prefix: /api/market\n    worker: market-research               # /api/market/research -> /research\n    probe:\n      method: POST\n      path: /api/market/research",
+        "  - prefix: /api/competitive\n    worker: market-research\n    probe:\n      method: POST\n      path: /api/competitive/research",
+        "routes[1].prefix: duplicate prefix '/api/competitive' (also routes[0])",
+        None,
+    ),
+    (
+        "strip-not-leading",
+        "    strip: /elite                          # /elite/brand/create",
+        "    strip: /api                            # /elite/brand/create",
+        "routes[2]: strip '/api' must be a leading part of prefix '/elite/brand'",
+        None,
+    ),
+    (
+        "wrong-type",
+        "    timeout_ms: 30000\n    fallback:\n      status: degraded\n      worker: brand",
+        "    timeout_ms: soon\n    fallback:\n      status: degraded\n      worker: brand",
+        "workers.brand-worker.timeout_ms: Input should be a valid integer",
+        "timeout_ms: soon",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected", "needle"),
+    [case[1:] for case in BROKEN_CASES],
+    ids=[case[0] for case in BROKEN_CASES],
+)
+def test_broken_file_is_one_located_message_exit_2(
+    tmp_path: Path, run_cli: RunCli, old: str, new: str, expected: str, needle: str | None
+) -> None:
+    path = _broken(tmp_path, old, new)
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert expected in result.stderr
+    assert result.stderr.startswith(f"error: invalid config {path}:")
+    assert "Traceback" not in result.stderr
+    if needle is not None:
+        assert f"{path}:{_line_of(path, needle)}: " in result.stderr
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path, run_cli: RunCli) -> None:
+    path = _write(tmp_path, "platform: Code24\nworkers:\n  a: [unclosed\n")
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2
+    assert f"{path}:4: not valid YAML" in result.stderr
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, REPO_CONFIG.read_text() + "platform: Again\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.field == "platform"
+    assert caught.value.line == _line_of(path, "platform: Again")
+
+
+def test_unset_variable_inside_a_string_is_located(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "base_url: https://staging.code24.dev", "base_url: https://${HOSTY}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.field == "environments.staging.base_url"
+    assert "environment variable HOSTY is not set" in caught.value.render()
+    assert caught.value.line == _line_of(path, "${HOSTY}")
+
+
+def test_variables_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _broken(tmp_path, "base_url: https://staging.code24.dev", "base_url: https://${HOSTY}")
+    monkeypatch.setenv("HOSTY", "edge.example.com")
+    assert resolve_config(path, "staging").environment.base_url == "https://edge.example.com"
+
+
+def test_missing_config_file_is_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("config", "validate", config=tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert f"error: config file {tmp_path / 'nope.yaml'} not found" in result.stderr
+
+
+def test_unknown_environment_lists_the_choices(run_cli: RunCli) -> None:
+    result = run_cli("config", "show", "--env", "qa")
+    assert result.exit_code == 2
+    assert "unknown environment 'qa'" in result.stderr
+    assert "choose one of: staging, production, local" in result.stderr
+
+
+def test_validate_ok(run_cli: RunCli) -> None:
+    result = run_cli("config", "validate")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"{REPO_CONFIG}: ok (5 workers, 5 routes, environments: staging, production, local)\n"
+    )
+    as_json = json.loads(run_cli("config", "validate", "--json").stdout)
+    assert as_json["valid"] is True
+    assert as_json["routes"] == [prefix for prefix, _, _ in CODE24_ROUTES]
+
+
+def test_show_resolves_the_environment(run_cli: RunCli) -> None:
+    result = run_cli("config", "show", "--env", "production", "--json")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert document["environment"] == "production"
+    workers = document["config"]["workers"]
+    assert workers["brand-worker"]["script"] == "brand-worker-production"
+    human = run_cli("config", "show", "-e", "staging")
+    assert "script: brand-worker-staging" in human.stdout
+
+
+def test_env_comes_from_code24_env(run_cli: RunCli) -> None:
+    result = run_cli("config", "show", "--json", env={"CODE24_ENV": "local"})
+    assert json.loads(result.stdout)["environment"] == "local"
