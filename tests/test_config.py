@@ -113,8 +113,11 @@ BROKEN_CASES = [
     ),
     (
         "duplicate-prefix",
-        "  - prefix: /api/market\n    worker: market-research               # /api/market/research -> /research\n    probe:\n      method: POST\n      path: /api/market/research",
-        "  - prefix: /api/competitive\n    worker: market-research\n    probe:\n      method: POST\n      path: /api/competitive/research",
+        "  - prefix: /api/market\n"
+        "    worker: market-research               # /api/market/research -> /research\n"
+        "    probe:\n      method: POST\n      path: /api/market/research",
+        "  - prefix: /api/competitive\n    worker: market-research\n"
+        "    probe:\n      method: POST\n      path: /api/competitive/research",
         "routes[1].prefix: duplicate prefix '/api/competitive' (also routes[0])",
         None,
     ),
