@@ -13,15 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 
 if TYPE_CHECKING:
     import httpx
     from cloudflare import Cloudflare
 
-from code24ctl.redact import TOKEN_ENV_VAR
-
-BASE_URL_ENV_VAR = "CLOUDFLARE_BASE_URL"
 
 # What to do about the API errors a user of this tool actually meets.
 API_ERROR_HINTS: dict[int, str] = {

@@ -32,12 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from code24ctl.constants import ACCOUNT_ENV_VAR, CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
-
-DEFAULT_CONFIG_PATH = "namespaces.yaml"
-CONFIG_ENV_VAR = "CODE24_CONFIG"
-ENVIRONMENT_ENV_VAR = "CODE24_ENV"
-ACCOUNT_ENV_VAR = "CLOUDFLARE_ACCOUNT_ID"
 
 # Cloudflare's rule for Worker script names, which aliases become inside the namespace.
 WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
@@ -297,6 +293,17 @@ class _ReferenceErrors(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class ValidationSummary(BaseModel):
+    """What ``config validate --json`` prints."""
+
+    path: str
+    valid: bool
+    platform: str
+    workers: list[str]
+    routes: list[str]
+    environments: list[str]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,13 @@ class CreateResult(BaseModel):
     created: bool
 
 
+class DeleteResult(BaseModel):
+    """The outcome of ``namespace delete``."""
+
+    deleted: bool
+    namespace: NamespaceInfo
+
+
 class NamespaceScript(BaseModel):
     """A user Worker inside a dispatch namespace."""
 

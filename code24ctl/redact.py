@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-TOKEN_ENV_VAR = "CLOUDFLARE_API_TOKEN"
+from code24ctl.constants import TOKEN_ENV_VAR
+
 MASK = "***"
 
 

@@ -17,10 +17,9 @@ import typer
 from typer.core import TyperGroup
 
 from code24ctl import __version__
+from code24ctl.constants import DEBUG_ENV_VAR
 from code24ctl.errors import Code24Error
 from code24ctl.redact import RedactingFilter, scrub
-
-DEBUG_ENV_VAR = "CODE24_DEBUG"
 
 
 class Code24Group(TyperGroup):

@@ -5,29 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from pydantic import BaseModel
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
-from code24ctl.config import config_path_from, load_config, resolve_config
 
 app = typer.Typer(help="Check namespaces.yaml and show it resolved.", no_args_is_help=True)
-
-
-class ValidationSummary(BaseModel):
-    """What ``config validate --json`` prints."""
-
-    path: str
-    valid: bool
-    platform: str
-    workers: list[str]
-    routes: list[str]
-    environments: list[str]
 
 
 @app.command("validate")
 def validate(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the file for every environment it defines (exit 2 with located problems)."""
+    from code24ctl.config import ValidationSummary, config_path_from, load_config, resolve_config
+
     path = config_path_from(config)
     loaded = load_config(path)
     for env_name in loaded.environments:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
 from code24ctl.cli.session import cloudflare_session
 from code24ctl.errors import Aborted
-from code24ctl.namespaces import (
-    NamespaceInfo,
-    create_namespace,
-    delete_namespace,
-    get_namespace,
-    list_namespaces,
-)
 
 app = typer.Typer(
     help="Create, list, inspect and delete dispatch namespaces (the env's, unless NAME is given).",
@@ -28,13 +20,6 @@ NameArgument = Annotated[
     str | None,
     typer.Argument(metavar="[NAME]", help="namespace name [default: the environment's namespace]"),
 ]
-
-
-class DeleteResult(BaseModel):
-    """What ``namespace delete --json`` prints."""
-
-    deleted: bool
-    namespace: NamespaceInfo
 
 
 def _created(value: object) -> str:
@@ -49,6 +34,8 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Create the environment's dispatch namespace (or NAME). Already existing is success."""
+    from code24ctl.namespaces import create_namespace
+
     session = cloudflare_session(load(config, env))
     target = name or session.resolved.namespace()
     result = create_namespace(session.client, session.account_id, target)
@@ -65,6 +52,8 @@ def list_(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
     """Every dispatch namespace on the account: name, id, script count, created."""
+    from code24ctl.namespaces import list_namespaces
+
     session = cloudflare_session(load(config, env), require_env=False)
     namespaces = list_namespaces(session.client, session.account_id)
     if json_output:
@@ -93,6 +82,8 @@ def get(
     json_output: JsonOption = False,
 ) -> None:
     """One namespace's details."""
+    from code24ctl.namespaces import get_namespace
+
     session = cloudflare_session(load(config, env))
     info = get_namespace(session.client, session.account_id, name or session.resolved.namespace())
     if json_output:
@@ -118,6 +109,8 @@ def delete(
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing.
     """
+    from code24ctl.namespaces import DeleteResult, delete_namespace, get_namespace
+
     session = cloudflare_session(load(config, env), require_env=False)
     info = get_namespace(session.client, session.account_id, name)
     count = "an unknown number of" if info.script_count is None else str(info.script_count)

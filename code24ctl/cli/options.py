@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from code24ctl.config import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, ResolvedConfig, config_path_from
+from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR
+
+if TYPE_CHECKING:
+    from code24ctl.config import ResolvedConfig
 
 ConfigOption = Annotated[
     str | None,
@@ -41,6 +44,6 @@ DryRunOption = Annotated[
 
 def load(config: str | None, env: str | None, default_env: str = "staging") -> ResolvedConfig:
     """Resolve the config file and environment the user asked for."""
-    from code24ctl.config import resolve_config
+    from code24ctl.config import config_path_from, resolve_config
 
     return resolve_config(config_path_from(config), env or default_env)

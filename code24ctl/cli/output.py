@@ -11,11 +11,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
 
 
@@ -35,11 +34,12 @@ def stderr() -> Console:
 
 def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any]) -> None:
     """Print one JSON document on stdout."""
-    if isinstance(document, BaseModel):
+    # Duck-typed on model_dump so that importing this module does not import pydantic.
+    if hasattr(document, "model_dump"):
         payload: Any = document.model_dump(mode="json", by_alias=True)
     elif isinstance(document, Sequence) and not isinstance(document, str | bytes):
         payload = [
-            item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item
+            item.model_dump(mode="json", by_alias=True) if hasattr(item, "model_dump") else item
             for item in document
         ]
     else:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from code24ctl.cloudflare_api import credentials_from_env, make_client
-from code24ctl.config import ResolvedConfig
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
+
+    from code24ctl.config import ResolvedConfig
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,9 @@
+"""Names shared by the core and the CLI, in a module light enough for ``--help`` to import."""
+
+DEFAULT_CONFIG_PATH = "namespaces.yaml"
+CONFIG_ENV_VAR = "CODE24_CONFIG"
+ENVIRONMENT_ENV_VAR = "CODE24_ENV"
+ACCOUNT_ENV_VAR = "CLOUDFLARE_ACCOUNT_ID"
+TOKEN_ENV_VAR = "CLOUDFLARE_API_TOKEN"
+BASE_URL_ENV_VAR = "CLOUDFLARE_BASE_URL"
+DEBUG_ENV_VAR = "CODE24_DEBUG"

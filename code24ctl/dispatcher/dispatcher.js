@@ -1,0 +1,564 @@
+// Code24 dynamic dispatch Worker: routes a request to a user Worker in the dispatch namespace
+// and makes sure the caller always gets JSON back (SPEC.md section 4, refined in DISPATCH.md).
+//
+// Uploaded as-is by `code24ctl deploy`: one ES module, no build step, no dependencies.
+// Bindings it reads:
+//   ROUTE_TABLE    json binding: {version, max_body_bytes, max_json_check_bytes, routes, workers}
+//   ENVIRONMENT    plain text, echoed in X-Code24-Environment
+//   PLATFORM_NAME  plain text, used to label log lines
+//   DISPATCHER     the dispatch namespace: DISPATCHER.get(alias).fetch(request)
+//
+// The one rule above all others: nothing escapes `fetch` as an exception. An uncaught throw
+// becomes Cloudflare's HTML error page 1101, which is exactly the failure this Worker exists
+// to prevent. Every path therefore ends in a JSON answer, and the outermost try/catch answers
+// `internal_error` if anything below it goes wrong.
+
+const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+const DEFAULT_MAX_JSON_CHECK_BYTES = 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 30000;
+const DEFAULT_FALLBACK_STATUS = 200;
+
+// A client-supplied X-Request-Id is reused only when it is this tame, so it is safe to log
+// and to put in headers; anything else gets a fresh id.
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+// RFC 9110 section 7.6.1 hop-by-hop headers: they describe one connection and must not be
+// forwarded. Headers named in Connection are hop-by-hop too (handled in forwardHeaders).
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+const MESSAGES = {
+  route_not_found: "No route matches this path.",
+  bad_path: "The request path is not allowed.",
+  payload_too_large: "The request body is larger than the dispatcher accepts.",
+  worker_not_found: "The worker is not deployed in the namespace.",
+  worker_error: "The worker failed before answering.",
+  worker_timeout: "The worker did not answer in time.",
+  upstream_html: "The worker answered with an HTML page instead of JSON.",
+  upstream_not_json: "The worker answered with something other than JSON.",
+  internal_error: "The dispatcher failed unexpectedly.",
+};
+
+// How many bytes after leading whitespace decide "is this HTML": the longer marker.
+const HTML_MARKERS = ["<!doctype html", "<html"];
+const HTML_SNIFF_CHARS = HTML_MARKERS[0].length;
+
+const TIMED_OUT = Symbol("timed out");
+
+export default {
+  async fetch(request, env, ctx) {
+    // Filled in as the request goes; the catch-all uses whatever is known by then.
+    const state = { requestId: null, environment: "" };
+    try {
+      state.environment = envText(env, "ENVIRONMENT");
+      state.requestId = pickRequestId(request.headers.get("x-request-id"));
+      return await dispatch(request, env, state);
+    } catch (err) {
+      try {
+        log(env, "internal error", state.requestId, err);
+        return refusal("internal_error", 500, null, state);
+      } catch {
+        // Even building the envelope failed (it should not be able to): still answer JSON.
+        return new Response('{"error":{"code":"internal_error"}}', {
+          status: 500,
+          headers: { "content-type": "application/json" },
+        });
+      }
+    }
+  },
+};
+
+async function dispatch(request, env, state) {
+  const started = Date.now();
+  const table = loadRouteTable(env);
+
+  // Rule 4.2, checked before routing: refuse paths that could mean something else to the
+  // worker than to the router. The raw path is taken from the request.url string, never from
+  // `new URL()`, whose parser resolves "." / ".." (also "%2e") segments and turns "\" into "/".
+  const target = splitTarget(request.url);
+  if (target === null || isBadPath(target.path)) {
+    return refusal("bad_path", 400, null, state);
+  }
+
+  // Rule 4.1: longest prefix on a segment boundary, on the still-encoded path.
+  const route = matchRoute(table.routes, target.path);
+  if (route === null) {
+    return refusal("route_not_found", 404, null, state);
+  }
+  const alias = route.worker;
+  const worker = workerSettings(table.workers[alias]);
+
+  // Rule 4.2: body size. A declared Content-Length is judged before reading anything; a body
+  // without one (chunked) is read up to the limit and refused as soon as it goes over.
+  const body = await boundedRequestBody(request, table.max_body_bytes);
+  if (body === TOO_LARGE) {
+    return refusal("payload_too_large", 413, alias, state);
+  }
+
+  // Rule 4.3: forward method, body and headers, minus hop-by-hop and client X-Code24-*.
+  const forwardPath = stripPrefix(target.path, route.strip);
+  const url = target.origin + forwardPath + target.query;
+  const headers = forwardHeaders(request.headers, state.requestId);
+  const controller = new AbortController();
+  const forwarded = new Request(url, {
+    method: request.method,
+    headers,
+    body,
+    redirect: "manual",
+    signal: controller.signal,
+  });
+
+  const meta = { alias, worker, state, started, upstreamStatus: null };
+
+  // One deadline covers the call and the reading of whatever part of the answer the
+  // dispatcher needs to judge it, so a worker that sends headers then stalls still times out.
+  let timer;
+  const deadline = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), worker.timeoutMs);
+  });
+  try {
+    let response;
+    try {
+      // get() is lazy on Cloudflare: a missing worker only shows when fetch() throws.
+      // The call sits inside the try so a get() that throws synchronously is handled alike.
+      const call = (async () => env.DISPATCHER.get(alias).fetch(forwarded))();
+      call.catch(() => {}); // settled later or never awaited after a timeout; no unhandled rejection
+      response = await Promise.race([call, deadline]);
+    } catch (err) {
+      const reason = errorMessage(err).startsWith("Worker not found")
+        ? "worker_not_found"
+        : "worker_error";
+      if (reason === "worker_error") log(env, "worker threw", state.requestId, err);
+      return fallback(reason, meta);
+    }
+    if (response === TIMED_OUT) {
+      controller.abort();
+      return fallback("worker_timeout", meta);
+    }
+    meta.upstreamStatus = response.status;
+    return await judgeAnswer(request, response, table, deadline, controller, meta);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The route table
+
+// The table comes from a binding and is the same object for the life of the isolate, so it is
+// checked once. A malformed table throws here and the catch-all answers internal_error: a
+// broken deploy shows on every request instead of misrouting some of them.
+const checkedTables = new WeakMap();
+
+function loadRouteTable(env) {
+  let raw = env.ROUTE_TABLE;
+  if (typeof raw === "string") raw = JSON.parse(raw); // tolerate a text binding holding JSON
+  if (raw === null || typeof raw !== "object") throw new TypeError("ROUTE_TABLE is missing");
+  let table = checkedTables.get(raw);
+  if (table === undefined) {
+    table = checkRouteTable(raw);
+    checkedTables.set(raw, table);
+  }
+  return table;
+}
+
+function checkRouteTable(raw) {
+  if (raw.version !== 1) throw new TypeError(`ROUTE_TABLE version ${raw.version} is not 1`);
+  if (!Array.isArray(raw.routes)) throw new TypeError("ROUTE_TABLE.routes is not a list");
+  const workers = raw.workers ?? {};
+  if (typeof workers !== "object" || Array.isArray(workers)) {
+    throw new TypeError("ROUTE_TABLE.workers is not an object");
+  }
+  const routes = raw.routes.map((r, i) => {
+    if (r === null || typeof r !== "object") throw new TypeError(`route ${i} is not an object`);
+    if (typeof r.prefix !== "string" || !r.prefix.startsWith("/")) {
+      throw new TypeError(`route ${i}: prefix must be a string starting with "/"`);
+    }
+    if (typeof r.worker !== "string" || r.worker === "") {
+      throw new TypeError(`route ${i}: worker must be a name`);
+    }
+    const strip = r.strip ?? r.prefix;
+    if (typeof strip !== "string") throw new TypeError(`route ${i}: strip must be a string`);
+    // "/api/" and "/api" mean the same prefix; a bare "/" matches everything.
+    const prefix = r.prefix.replace(/\/+$/, "");
+    return { prefix, worker: r.worker, strip: strip.replace(/\/+$/, "") };
+  });
+  // The table is sorted already, but correctness must not depend on it: sort longest first.
+  routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  return {
+    routes,
+    workers,
+    max_body_bytes: limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes"),
+    max_json_check_bytes: limit(
+      raw.max_json_check_bytes,
+      DEFAULT_MAX_JSON_CHECK_BYTES,
+      "max_json_check_bytes",
+    ),
+  };
+}
+
+function limit(value, dflt, name) {
+  if (value === undefined || value === null) return dflt;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`ROUTE_TABLE.${name} must be a non-negative integer`);
+  }
+  return value;
+}
+
+function workerSettings(raw) {
+  const w = raw ?? {};
+  if (typeof w !== "object") throw new TypeError("worker settings are not an object");
+  const timeoutMs = w.timeout_ms ?? DEFAULT_TIMEOUT_MS;
+  const status = w.fallback_status ?? DEFAULT_FALLBACK_STATUS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new TypeError("timeout_ms must be a positive integer");
+  }
+  if (!Number.isSafeInteger(status) || status < 200 || status > 599) {
+    throw new TypeError("fallback_status must be an HTTP status 200-599");
+  }
+  return { timeoutMs, fallback: w.fallback ?? null, fallbackStatus: status };
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths
+
+// Splits the absolute URL string workerd hands us into origin, raw path and raw query
+// ("?..." or ""). Returns null when there is no "scheme://" (not an absolute URL at all).
+function splitTarget(url) {
+  if (typeof url !== "string") return null;
+  const schemeEnd = url.indexOf("://");
+  if (schemeEnd < 0) return null;
+  let rest = url.slice(schemeEnd + 3);
+  const hash = rest.indexOf("#");
+  if (hash >= 0) rest = rest.slice(0, hash); // never sent over HTTP; ignore if present
+  const authorityEnd = rest.search(/[/?]/);
+  const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
+  let pathAndQuery = authorityEnd < 0 ? "" : rest.slice(authorityEnd);
+  // A URL serialiser always writes a path; an empty one can only mean the root.
+  if (!pathAndQuery.startsWith("/")) pathAndQuery = "/" + pathAndQuery;
+  const q = pathAndQuery.indexOf("?");
+  return {
+    origin: url.slice(0, schemeEnd + 3) + authority,
+    path: q < 0 ? pathAndQuery : pathAndQuery.slice(0, q),
+    query: q < 0 ? "" : pathAndQuery.slice(q),
+  };
+}
+
+// A dot segment, plain or percent-encoded ("%2e" in either case), in any mix.
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+function isBadPath(path) {
+  if (!path.startsWith("/")) return true; // absolute-form or otherwise odd request target
+  if (path.includes("\\")) return true;
+  if (/%2f|%5c/i.test(path)) return true; // encoded "/" or "\": would split differently downstream
+  return path.split("/").some((segment) => DOT_SEGMENT.test(segment));
+}
+
+function matchRoute(routes, path) {
+  // routes are sorted longest prefix first, so the first hit is the longest match.
+  for (const route of routes) {
+    if (route.prefix === "" || path === route.prefix || path.startsWith(route.prefix + "/")) {
+      return route;
+    }
+  }
+  return null;
+}
+
+function stripPrefix(path, strip) {
+  let rest = path;
+  if (strip !== "" && (path === strip || path.startsWith(strip + "/"))) {
+    rest = path.slice(strip.length);
+  }
+  // The worker never sees an empty path.
+  return rest.startsWith("/") ? rest : "/" + rest;
+}
+
+// ---------------------------------------------------------------------------------------
+// The request
+
+const TOO_LARGE = Symbol("too large");
+
+async function boundedRequestBody(request, maxBytes) {
+  const declared = request.headers.get("content-length");
+  if (declared !== null) {
+    const length = Number(declared);
+    if (Number.isFinite(length) && length > maxBytes) return TOO_LARGE;
+    // Declared and within the limit: workerd enforces the framing, so stream it through.
+    return request.body;
+  }
+  if (request.body === null) return null;
+  // No declared length (chunked): read at most maxBytes + 1 to decide, never more.
+  const { chunks, size, done, reader } = await readUpTo(request.body, maxBytes + 1);
+  if (!done) {
+    reader.cancel().catch(() => {});
+    return TOO_LARGE;
+  }
+  return concat(chunks, size);
+}
+
+function forwardHeaders(incoming, requestId) {
+  const connectionNamed = new Set(
+    (incoming.get("connection") ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ""),
+  );
+  const headers = new Headers();
+  for (const [name, value] of incoming) {
+    // Headers iterates lowercased names.
+    if (HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    // Clients cannot forge dispatcher metadata.
+    if (name.startsWith("x-code24-")) continue;
+    headers.append(name, value);
+  }
+  headers.set("X-Code24-Request-Id", requestId);
+  return headers;
+}
+
+function pickRequestId(clientId) {
+  if (clientId !== null && SANE_REQUEST_ID.test(clientId)) return clientId;
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+// ---------------------------------------------------------------------------------------
+// The answer (rule 4.4)
+
+async function judgeAnswer(request, response, table, deadline, controller, meta) {
+  const status = response.status;
+  if (status === 204 || status === 304) return passThrough(response, response.body, meta);
+
+  const mediaType = (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+
+  if (isJsonType(mediaType)) {
+    // A HEAD answer has no body to check: the headers are all there is.
+    if (request.method === "HEAD") return passThrough(response, response.body, meta);
+    const maxCheck = table.max_json_check_bytes;
+    const declared = Number(response.headers.get("content-length") ?? NaN);
+    if (Number.isFinite(declared) && declared > maxCheck) {
+      // Too big to check: stream through untouched, without reading a byte.
+      return passThrough(response, response.body, meta);
+    }
+    const read = await raceDeadline(readUpTo(response.body, maxCheck + 1), deadline);
+    if (read === TIMED_OUT) return timedOutWhileReading(response, controller, meta);
+    if (!read.done) {
+      // Turned out bigger than the check limit: send what was read, then the rest, as it comes.
+      return passThrough(response, prefixedStream(read.chunks, read.reader), meta);
+    }
+    const bytes = concat(read.chunks, read.size);
+    const text = decodeUtf8(bytes);
+    if (text !== null && startsLikeHtml(text)) return fallback("upstream_html", meta);
+    if (text === null || !parsesAsJson(text)) return fallback("upstream_not_json", meta);
+    return passThrough(response, bytes, meta);
+  }
+
+  if (mediaType === "text/html" || mediaType === "application/xhtml+xml") {
+    discard(response);
+    return fallback("upstream_html", meta);
+  }
+
+  // Anything else is a fallback either way; sniff the start only to name the reason right
+  // (HTML served as text/plain is still HTML).
+  const sniffed = await raceDeadline(sniffStart(response.body, table.max_json_check_bytes), deadline);
+  if (sniffed === TIMED_OUT) return timedOutWhileReading(response, controller, meta);
+  return fallback(startsLikeHtml(sniffed) ? "upstream_html" : "upstream_not_json", meta);
+}
+
+function timedOutWhileReading(response, controller, meta) {
+  controller.abort();
+  discard(response);
+  meta.upstreamStatus = null; // it never finished answering
+  return fallback("worker_timeout", meta);
+}
+
+function isJsonType(mediaType) {
+  return mediaType === "application/json" || (mediaType.includes("/") && mediaType.endsWith("+json"));
+}
+
+function startsLikeHtml(text) {
+  const start = text.trimStart().slice(0, HTML_SNIFF_CHARS).toLowerCase();
+  return HTML_MARKERS.some((marker) => start.startsWith(marker));
+}
+
+function parsesAsJson(text) {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function decodeUtf8(bytes) {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null; // not UTF-8, so not JSON (RFC 8259 section 8.1)
+  }
+}
+
+// Reads until enough non-whitespace text is in hand to tell HTML from not-HTML, or the body
+// ends, or `cap` bytes have been read. Returns the text read.
+async function sniffStart(body, cap) {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  try {
+    while (size < cap && text.trimStart().length < HTML_SNIFF_CHARS) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text;
+}
+
+// Reads chunks until more than `limit` bytes... precisely: stops once `size >= limit` or the
+// stream ends. `done` tells which. The reader is handed back so the rest can still be used.
+async function readUpTo(body, limit) {
+  if (body === null) return { chunks: [], size: 0, done: true, reader: null };
+  const reader = body.getReader();
+  const chunks = [];
+  let size = 0;
+  while (size < limit) {
+    const { value, done } = await reader.read();
+    if (done) return { chunks, size, done: true, reader };
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  return { chunks, size, done: false, reader };
+}
+
+function prefixedStream(chunks, reader) {
+  let i = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (i < chunks.length) {
+        controller.enqueue(chunks[i++]);
+        return;
+      }
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function concat(chunks, size) {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function raceDeadline(promise, deadline) {
+  promise.catch(() => {});
+  return Promise.race([promise, deadline]);
+}
+
+function discard(response) {
+  if (response.body !== null) response.body.cancel().catch(() => {});
+}
+
+// ---------------------------------------------------------------------------------------
+// Building answers
+
+function passThrough(response, body, meta) {
+  const headers = new Headers();
+  for (const [name, value] of response.headers) {
+    // Only the dispatcher sets X-Code24-* on the way out.
+    if (name.startsWith("x-code24-")) continue;
+    // A body the dispatcher re-assembled gets its length from workerd, not from the worker.
+    if (name === "content-length" && body !== response.body) continue;
+    headers.append(name, value);
+  }
+  setDispatchHeaders(headers, meta, null);
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}
+
+// Rule 4.5: the worker's own fallback JSON if it has one, else the error envelope.
+function fallback(reason, meta) {
+  const headers = new Headers({ "content-type": "application/json" });
+  setDispatchHeaders(headers, meta, reason);
+  const { worker } = meta;
+  if (worker.fallback !== null) {
+    return new Response(JSON.stringify(worker.fallback), { status: worker.fallbackStatus, headers });
+  }
+  const status = reason === "worker_timeout" ? 504 : 502;
+  return new Response(JSON.stringify(envelope(reason, meta.alias, meta.state.requestId)), {
+    status,
+    headers,
+  });
+}
+
+// Rule 4.6: metadata on every dispatched answer.
+function setDispatchHeaders(headers, meta, reason) {
+  headers.set("X-Code24-Worker", meta.alias);
+  headers.set("X-Code24-Environment", meta.state.environment);
+  headers.set("X-Code24-Request-Id", meta.state.requestId);
+  headers.set("X-Code24-Fallback", reason === null ? "false" : "true");
+  if (reason !== null) headers.set("X-Code24-Fallback-Reason", reason);
+  if (meta.upstreamStatus !== null) headers.set("X-Code24-Upstream-Status", String(meta.upstreamStatus));
+  headers.set("X-Code24-Dispatch-Ms", String(Math.max(0, Date.now() - meta.started)));
+}
+
+// Answers the dispatcher makes without calling a worker: 400, 404, 413 and 500.
+function refusal(code, status, alias, state) {
+  const requestId = state.requestId ?? pickRequestId(null);
+  return new Response(JSON.stringify(envelope(code, alias, requestId)), {
+    status,
+    headers: {
+      "content-type": "application/json",
+      "X-Code24-Request-Id": requestId,
+      "X-Code24-Environment": state.environment,
+    },
+  });
+}
+
+function envelope(code, alias, requestId) {
+  return { error: { code, message: MESSAGES[code], worker: alias, request_id: requestId } };
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+function envText(env, name) {
+  const value = env?.[name];
+  return typeof value === "string" ? value : "";
+}
+
+function errorMessage(err) {
+  try {
+    return String(err?.message ?? err);
+  } catch {
+    return "";
+  }
+}
+
+function log(env, what, requestId, err) {
+  try {
+    const platform = envText(env, "PLATFORM_NAME") || "Code24";
+    console.error(`[${platform} dispatcher] ${what} (request ${requestId}): ${errorMessage(err)}`);
+  } catch {
+    // Logging must never be the thing that fails.
+  }
+}
