@@ -1,0 +1,105 @@
+"""The one error path: message on stderr, contract exit status, no traceback, never the token."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from code24ctl.redact import scrub
+from tests.conftest import REPO_CONFIG, RunCli
+
+TOKEN = "tok_SECRET_never_print_me_0123456789"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_help_lists_every_contract_command(run_cli: RunCli) -> None:
+    result = run_cli("--help", env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    for command in (
+        "namespace", "bind", "unbind", "workers", "deploy", "probe", "serve", "doctor", "config",
+        "apply", "secret",
+    ):  # fmt: skip
+        assert f" {command} " in result.stdout, command
+
+
+def test_missing_token_is_exit_2_naming_the_variable(run_cli: RunCli) -> None:
+    result = run_cli("namespace", "list", env={"CLOUDFLARE_ACCOUNT_ID": "acc"})
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: CLOUDFLARE_API_TOKEN is not set\n")
+
+
+def test_missing_account_is_exit_2(run_cli: RunCli) -> None:
+    result = run_cli("namespace", "list", env={"CLOUDFLARE_API_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_ACCOUNT_ID" in result.stderr
+    assert TOKEN not in result.output
+
+
+def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli) -> None:
+    env = {
+        "CLOUDFLARE_API_TOKEN": TOKEN,
+        "CLOUDFLARE_ACCOUNT_ID": "acc",
+        "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{_closed_port()}/client/v4",
+    }
+    for args in (
+        ["namespace", "list"],
+        ["namespace", "list", "--json"],
+        ["-vv", "namespace", "get"],
+    ):
+        result = run_cli(*args, env=env)
+        assert result.exit_code == 3, args
+        assert result.stdout == ""
+        assert "cannot reach the Cloudflare API" in result.stderr
+        assert "hint: check your network, or CLOUDFLARE_BASE_URL" in result.stderr
+        assert TOKEN not in result.output
+
+
+def test_debug_traceback_never_shows_the_token() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CLOUDFLARE_API_TOKEN": TOKEN,
+        "CLOUDFLARE_ACCOUNT_ID": "acc",
+        "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{_closed_port()}/client/v4",
+        "CODE24_DEBUG": "1",
+        "CODE24_CONFIG": str(REPO_CONFIG),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "code24ctl", "-vv", "namespace", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_local_env_is_refused_by_cloudflare_commands(run_cli: RunCli) -> None:
+    result = run_cli("namespace", "create", "--env", "local", env={"CLOUDFLARE_API_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert "environment 'local' is local" in result.stderr
+    assert "choose one of: staging, production" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"token {TOKEN} here", "token *** here"),
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer ***"),
+        ("{'Authorization': 'Bearer xyz'}", "{'Authorization': 'Bearer ***'}"),
+        ("nothing secret", "nothing secret"),
+    ],
+)
+def test_scrub(monkeypatch: pytest.MonkeyPatch, text: str, expected: str) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    assert scrub(text) == expected
