@@ -1,0 +1,579 @@
+"""``code24ctl deploy`` end to end: the CLI over real HTTP to the Cloudflare emulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from code24ctl.config import resolve_config
+from code24ctl.deploy import dispatcher_module
+from code24ctl.dispatch.table import compile_route_table
+from tests.conftest import REPO_CONFIG, RunCli
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
+
+NAMESPACE = "code24-workers-staging"
+DISPATCHER = "code24-dispatcher-staging"
+KV_TITLE = "code24-metadata-staging"
+API_PATTERN = "staging.code24.dev/api/*"
+ELITE_PATTERN = "staging.code24.dev/elite/*"
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared with test_doctor.py and test_apply.py
+
+
+def write_config(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the repo's namespaces.yaml with ``change`` applied to its data."""
+    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def writes(state: EmulatorState) -> list[str]:
+    """Every write request the emulator received, as ``METHOD path``."""
+    return [f"{r.method} {r.path}" for r in state.requests() if r.method in WRITE_METHODS]
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def staging_route_table() -> dict[str, Any]:
+    return compile_route_table(resolve_config(REPO_CONFIG, "staging").config)
+
+
+def expected_bindings(kv_id: str, dispatcher: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The staging dispatcher's bindings, exactly as deploy must upload them."""
+    return [
+        dispatcher or {"type": "dispatch_namespace", "name": "DISPATCHER", "namespace": NAMESPACE},
+        {"type": "kv_namespace", "name": "METADATA", "namespace_id": kv_id},
+        {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+        {"type": "plain_text", "name": "PLATFORM_NAME", "text": "Code24"},
+        {"type": "json", "name": "ROUTE_TABLE", "json": staging_route_table()},
+    ]
+
+
+def kv_id(state: EmulatorState, account_id: str, title: str = KV_TITLE) -> str:
+    found = [kv.id for kv in state.kv_namespaces(account_id) if kv.title == title]
+    assert len(found) == 1, f"expected one KV namespace titled {title}, found {found}"
+    return found[0]
+
+
+def route_owners(state: EmulatorState, zone_id: str) -> dict[str, str | None]:
+    return {route.pattern: route.script for route in state.routes(zone_id)}
+
+
+@pytest.fixture
+def with_namespace(cf_state: EmulatorState, cf_seed: Code24Seed) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+
+
+def add_other_worker(state: EmulatorState, account_id: str, name: str = "legacy-router") -> None:
+    state.add_account_script(
+        account_id,
+        name,
+        {
+            "index.js": (
+                "export default {fetch() { return new Response('hi') }}",
+                "application/javascript+module",
+            )
+        },
+        main_module="index.js",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pre-flight
+
+
+def test_deploy_before_the_namespace_exists_names_the_fix_and_uploads_nothing(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
+    assert "run `code24ctl namespace create --env staging` first" in result.stderr
+    assert writes(cf_state) == []
+    assert cf_state.requests(path_contains="/workers/scripts/") == []
+
+
+def test_deploy_fails_when_no_zone_holds_a_route_host(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["zone"] = None
+        data["environments"]["staging"]["routes"] = ["api.example.org/*"]
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env, config=config)
+
+    assert result.exit_code == 3
+    assert (
+        "no zone on this account for route api.example.org/* (tried api.example.org, example.org)"
+        in (result.stderr)
+    )
+    assert writes(cf_state) == []
+    zone_queries = [r.query_value("name") for r in cf_state.requests(path_contains="/zones")]
+    assert zone_queries == ["api.example.org", "example.org"]
+
+
+# --------------------------------------------------------------------------------------------
+# The upload
+
+
+def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_routes(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    assert [kv.title for kv in cf_state.kv_namespaces(cf_seed.account_id)] == [
+        "code24-cache-staging"
+    ]
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    created_kv = kv_id(cf_state, cf_seed.account_id)
+    module = dispatcher_module()
+    assert result.stdout.splitlines() == [
+        f"KV namespace {KV_TITLE}: created (id {created_kv})",
+        f"uploaded dispatcher {DISPATCHER} (dispatcher.js {len(module.content)} bytes); "
+        "bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE",
+        f"route {API_PATTERN}: created (code24.dev)",
+        f"route {ELITE_PATTERN}: created (code24.dev)",
+    ]
+    kv_creates = cf_state.requests(method="POST", path_contains="/storage/kv/namespaces")
+    assert [r.json for r in kv_creates] == [{"title": KV_TITLE}]
+
+    (upload,) = cf_state.requests(method="PUT")
+    assert upload.path == f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
+    assert upload.content_type is not None
+    assert upload.content_type.startswith("multipart/form-data; boundary=")
+    parts = upload.parts or []
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("files", "dispatcher.js", "application/javascript+module"),
+        ("metadata", None, "application/json"),
+    ]
+    assert parts[0].data == module.content
+    metadata = json.loads(parts[1].data)
+    assert metadata == {
+        "main_module": "dispatcher.js",
+        "compatibility_date": "2025-06-01",
+        "bindings": expected_bindings(created_kv),
+    }
+
+    deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
+    assert deployed is not None
+    assert deployed.main_module == "dispatcher.js"
+    assert deployed.modules["dispatcher.js"].content == module.content
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+    }
+
+
+def test_deploy_resolves_an_existing_kv_namespace_by_title(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    existing = cf_state.add_kv_namespace(cf_seed.account_id, KV_TITLE, id="ab" * 16)
+
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kv"] == {"title": KV_TITLE, "id": existing, "action": "found"}
+    assert cf_state.requests(method="POST", path_contains="/storage/kv") == []
+    (upload,) = cf_state.requests(method="PUT")
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata part")).data)
+    assert metadata["bindings"][1] == {
+        "type": "kv_namespace",
+        "name": "METADATA",
+        "namespace_id": existing,
+    }
+
+
+def test_deploy_json_is_one_document_describing_everything(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    created_kv = kv_id(cf_state, cf_seed.account_id)
+    module = dispatcher_module()
+    routes = {r.pattern: r.id for r in cf_state.routes(cf_seed.zone_id)}
+    assert document == {
+        "environment": "staging",
+        "dispatcher": DISPATCHER,
+        "namespace": NAMESPACE,
+        "dry_run": False,
+        "metadata": {
+            "main_module": "dispatcher.js",
+            "compatibility_date": "2025-06-01",
+            "bindings": expected_bindings(created_kv),
+        },
+        "modules": [
+            {
+                "name": "dispatcher.js",
+                "content_type": "application/javascript+module",
+                "size": len(module.content),
+                "sha256": module.sha256,
+            }
+        ],
+        "kv": {"title": KV_TITLE, "id": created_kv, "action": "created"},
+        "dispatcher_action": "upload",
+        "uploaded": True,
+        "routes": [
+            {
+                "pattern": pattern,
+                "zone": "code24.dev",
+                "zone_id": cf_seed.zone_id,
+                "action": "create",
+                "owner": None,
+                "route_id": routes[pattern],
+                "applied": True,
+            }
+            for pattern in (API_PATTERN, ELITE_PATTERN)
+        ],
+    }
+
+
+def test_outbound_worker_and_params_go_into_the_dispatch_namespace_binding(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["worker", "request_id"],
+        }
+
+    config = write_config(tmp_path, change)
+    add_other_worker(cf_state, cf_seed.account_id, "code24-outbound-staging")
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    (upload,) = cf_state.requests(method="PUT")
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata part")).data)
+    assert metadata["bindings"][0] == {
+        "type": "dispatch_namespace",
+        "name": "DISPATCHER",
+        "namespace": NAMESPACE,
+        "outbound": {
+            "worker": {"service": "code24-outbound-staging"},
+            "params": [{"name": "worker"}, {"name": "request_id"}],
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotence and routes
+
+
+def test_second_deploy_with_no_change_writes_nothing(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    before = {r.pattern: r.id for r in cf_state.routes(cf_seed.zone_id)}
+    cf_state.clear_requests()
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    assert writes(cf_state) == []
+    assert result.stdout.splitlines() == [
+        f"KV namespace {KV_TITLE}: found (id {kv_id(cf_state, cf_seed.account_id)})",
+        f"dispatcher {DISPATCHER} unchanged "
+        "(bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE)",
+        f"route {API_PATTERN}: unchanged",
+        f"route {ELITE_PATTERN}: unchanged",
+    ]
+    assert {r.pattern: r.id for r in cf_state.routes(cf_seed.zone_id)} == before
+
+
+def test_a_changed_config_is_uploaded_again_but_routes_are_left_alone(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    cf_state.clear_requests()
+
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["brand-worker"]["timeout_ms"] = 5000
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    assert writes(cf_state) == [f"PUT /accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"]
+    document = json.loads(result.stdout)
+    assert document["uploaded"] is True
+    assert [r["action"] for r in document["routes"]] == ["unchanged", "unchanged"]
+    table = document["metadata"]["bindings"][-1]["json"]
+    assert table["workers"]["brand-worker"]["timeout_ms"] == 5000
+
+
+def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    add_other_worker(cf_state, cf_seed.account_id)
+    taken = cf_state.add_route(cf_seed.zone_id, API_PATTERN, "legacy-router")
+
+    refused = run_cli("deploy", "--env", "staging", env=cf_env)
+
+    assert refused.exit_code == 3
+    assert refused.stdout == ""
+    assert (
+        f"route conflict on zone code24.dev: {API_PATTERN} (routed to legacy-router)"
+        in refused.stderr
+    )
+    assert "rerun with --force" in refused.stderr
+    assert writes(cf_state) == []
+    assert route_owners(cf_state, cf_seed.zone_id) == {API_PATTERN: "legacy-router"}
+
+    forced = run_cli("deploy", "--env", "staging", "--force", env=cf_env)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert f"route {API_PATTERN}: taken over from legacy-router" in forced.stdout
+    assert f"route {ELITE_PATTERN}: created (code24.dev)" in forced.stdout
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+    }
+    updates = cf_state.requests(method="PUT", path_contains="/workers/routes/")
+    assert [(r.path, r.json) for r in updates] == [
+        (
+            f"/zones/{cf_seed.zone_id}/workers/routes/{taken}",
+            {"pattern": API_PATTERN, "script": DISPATCHER},
+        )
+    ]
+
+
+def test_dry_run_reports_a_conflict_and_exits_3(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    add_other_worker(cf_state, cf_seed.account_id)
+    cf_state.add_route(cf_seed.zone_id, ELITE_PATTERN, "legacy-router")
+
+    result = run_cli("deploy", "--env", "staging", "--dry-run", "--json", env=cf_env)
+
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert [(r["pattern"], r["action"], r["owner"]) for r in document["routes"]] == [
+        (API_PATTERN, "create", None),
+        (ELITE_PATTERN, "conflict", "legacy-router"),
+    ]
+    assert "(routed to legacy-router)" in result.stderr
+    assert writes(cf_state) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Dry run and wrangler.toml
+
+
+def test_dry_run_prints_the_metadata_and_writes_nothing(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    result = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    assert {r.method for r in cf_state.requests()} == {"GET"}
+    assert json.loads(result.stdout) == {
+        "main_module": "dispatcher.js",
+        "compatibility_date": "2025-06-01",
+        "bindings": expected_bindings("<created on deploy>"),
+    }
+    assert result.stderr.splitlines() == [
+        f"KV namespace {KV_TITLE}: would create",
+        f"would upload dispatcher {DISPATCHER}",
+        f"route {API_PATTERN}: would create (code24.dev)",
+        f"route {ELITE_PATTERN}: would create (code24.dev)",
+        "dry run: nothing was written",
+    ]
+    assert cf_state.account_script(cf_env["CLOUDFLARE_ACCOUNT_ID"], DISPATCHER) is None
+
+
+def test_dry_run_json_says_nothing_was_uploaded(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, with_namespace: None
+) -> None:
+    result = run_cli("deploy", "--env", "staging", "--dry-run", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["dry_run"] is True
+    assert document["uploaded"] is False
+    assert document["kv"] == {"title": KV_TITLE, "id": None, "action": "would create"}
+    assert [(r["action"], r["applied"]) for r in document["routes"]] == [
+        ("create", False),
+        ("create", False),
+    ]
+    assert {r.method for r in cf_state.requests()} == {"GET"}
+
+
+def test_wrangler_toml_is_the_equivalent_configuration(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["worker"],
+        }
+        data["environments"]["staging"]["vars"]["QUOTE"] = 'say "hi"\tnow'
+
+    config = write_config(tmp_path, change)
+    add_other_worker(cf_state, cf_seed.account_id, "code24-outbound-staging")
+    target = tmp_path / "wrangler.toml"
+
+    result = run_cli(
+        "deploy", "--env", "staging", "--wrangler-toml", str(target), env=cf_env, config=config
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {target}" in result.stderr.replace("\n", "")
+    parsed = tomllib.loads(target.read_text(encoding="utf-8"))
+    vars_ = parsed.pop("vars")
+    assert json.loads(vars_.pop("ROUTE_TABLE")) == staging_route_table()
+    assert vars_ == {"ENVIRONMENT": "staging", "PLATFORM_NAME": "Code24", "QUOTE": 'say "hi"\tnow'}
+    assert parsed == {
+        "name": DISPATCHER,
+        "main": "dispatcher.js",
+        "compatibility_date": "2025-06-01",
+        "workers_dev": False,
+        "dispatch_namespaces": [
+            {
+                "binding": "DISPATCHER",
+                "namespace": NAMESPACE,
+                "outbound": {"service": "code24-outbound-staging", "parameters": ["worker"]},
+            }
+        ],
+        "kv_namespaces": [{"binding": "METADATA", "id": kv_id(cf_state, cf_seed.account_id)}],
+        "routes": [
+            {"pattern": API_PATTERN, "zone_name": "code24.dev"},
+            {"pattern": ELITE_PATTERN, "zone_name": "code24.dev"},
+        ],
+    }
+
+
+def test_wrangler_toml_with_dry_run_writes_the_file_but_calls_nothing_that_writes(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    target = tmp_path / "wrangler.toml"
+
+    result = run_cli(
+        "deploy", "--env", "staging", "--dry-run", "--wrangler-toml", str(target), env=cf_env
+    )
+
+    assert result.exit_code == 0, result.stderr
+    parsed = tomllib.loads(target.read_text(encoding="utf-8"))
+    assert parsed["kv_namespaces"] == [{"binding": "METADATA", "id": "<created on deploy>"}]
+    assert {r.method for r in cf_state.requests()} == {"GET"}
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials and the network
+
+
+def test_missing_token_is_exit_2_and_calls_nothing(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    env = dict(cf_env, CLOUDFLARE_API_TOKEN="")
+
+    result = run_cli("deploy", "--env", "staging", env=env)
+
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_API_TOKEN is not set" in result.stderr
+    assert cf_state.requests() == []
+
+
+def test_a_refused_token_is_exit_3_and_never_printed(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, with_namespace: None
+) -> None:
+    wrong = "tok_wrong_SECRET_0000111122223333"
+    env = dict(cf_env, CLOUDFLARE_API_TOKEN=wrong)
+
+    result = run_cli("deploy", "--env", "staging", env=env)
+
+    assert result.exit_code == 3
+    assert "Cloudflare API error" in result.stderr
+    assert wrong not in result.output
+    assert "SECRET" not in result.output
+
+
+def test_api_unreachable_is_exit_3_with_a_clear_message(
+    run_cli: RunCli, cf_env: dict[str, str]
+) -> None:
+    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
+
+    result = run_cli("deploy", "--env", "staging", env=env)
+
+    assert result.exit_code == 3
+    assert "cannot reach the Cloudflare API" in result.stderr
+    assert "CLOUDFLARE_BASE_URL" in result.stderr
+    assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
+    assert "Traceback" not in result.output
