@@ -1,0 +1,194 @@
+"""The Cloudflare v4 error answers the emulator gives, in one place.
+
+Each entry says where the code/message comes from. "seen" means it was found in public
+material quoting real API answers; "chosen" means no real answer was found and the emulator
+picks a plausible one (callers should match on the code, which is stable here, and treat the
+exact wording as unverified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ApiError"]
+
+
+@dataclass
+class ApiError(Exception):
+    """An error answer: HTTP status plus the v4 ``errors`` list."""
+
+    status: int
+    code: int
+    message: str
+    more: list[tuple[int, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} [{self.code}] {self.message}"
+
+    def errors(self) -> list[dict[str, object]]:
+        """The ``errors`` array of the envelope."""
+        return [{"code": c, "message": m} for c, m in [(self.code, self.message), *self.more]]
+
+
+# --- authentication / routing (seen) -------------------------------------------------------
+def auth_error() -> ApiError:
+    """Missing, unknown or inactive token (seen: 10000 "Authentication error", 401)."""
+    return ApiError(401, 10000, "Authentication error")
+
+
+def forbidden() -> ApiError:
+    """Token valid but lacks the permission group for this path family (seen: 403 10000)."""
+    return ApiError(403, 10000, "Authentication error")
+
+
+def invalid_token() -> ApiError:
+    """Token verify endpoints with a token they do not accept (seen: 401 1000)."""
+    return ApiError(401, 1000, "Invalid API Token")
+
+
+def unauthorized_account() -> ApiError:
+    """Token valid but not for this account or zone (seen: 403 9109)."""
+    return ApiError(403, 9109, "Unauthorized to access requested resource")
+
+
+def no_route(path: str) -> ApiError:
+    """Unknown object identifier or URI (seen: 404 7003 + 7000)."""
+    return ApiError(
+        404,
+        7003,
+        f"Could not route to {path}, perhaps your object identifier is invalid?",
+        [(7000, "No route for that URI")],
+    )
+
+
+def method_not_allowed(method: str) -> ApiError:
+    """Known path, unsupported method (seen wording; status chosen)."""
+    return ApiError(
+        405, 10000, f"{method} method not allowed for the api_token authentication scheme"
+    )
+
+
+def rate_limited(retry_after: str) -> ApiError:
+    """Over the request budget (seen: 429 971 with Retry-After)."""
+    return ApiError(
+        429,
+        971,
+        "Please wait and consider throttling your request speed",
+        headers={"Retry-After": retry_after},
+    )
+
+
+def internal_error() -> ApiError:
+    """An emulator bug surfaced as the API's generic failure (seen: 10002 wording)."""
+    return ApiError(500, 10002, "An unknown error has occurred")
+
+
+def bad_request(message: str, code: int = 10026) -> ApiError:
+    """Unparseable or invalid request body (chosen code)."""
+    return ApiError(400, code, message)
+
+
+# --- Workers for Platforms ------------------------------------------------------------------
+def wfp_not_enabled() -> ApiError:
+    """Account lacks the Workers for Platforms entitlement (code per brief; wording chosen)."""
+    return ApiError(
+        403,
+        10121,
+        "Workers for Platforms is not enabled on this account: "
+        "dispatch namespaces are unavailable.",
+    )
+
+
+def namespace_not_found() -> ApiError:
+    """Unknown dispatch namespace (seen: 100119 and this wording)."""
+    return ApiError(404, 100119, "The specified dispatch namespace does not exist on this account.")
+
+
+def binding_namespace_not_found(binding: str, namespace: str) -> ApiError:
+    """An upload whose dispatch_namespace binding names a missing namespace (seen: 100119)."""
+    return ApiError(
+        400,
+        100119,
+        "The specified dispatch namespace does not exist on this account.",
+        [(10021, f"binding '{binding}' references dispatch namespace '{namespace}'")],
+    )
+
+
+def namespace_exists(name: str) -> ApiError:
+    """Duplicate namespace name (seen: 400 and "already exists"; code chosen)."""
+    return ApiError(
+        400, 100118, f"A dispatch namespace named '{name}' already exists on this account."
+    )
+
+
+def namespace_rename() -> ApiError:
+    """Attempt to change a namespace's name (SPEC: the API rejects it; code chosen)."""
+    return ApiError(400, 100120, "A dispatch namespace cannot be renamed.")
+
+
+# --- Workers scripts ------------------------------------------------------------------------
+def script_not_found() -> ApiError:
+    """Unknown Worker (seen: 404 10007 workers.api.error.script_not_found)."""
+    return ApiError(404, 10007, "workers.api.error.script_not_found")
+
+
+def script_invalid(message: str) -> ApiError:
+    """Upload validation failure (seen: 10021 for script validation, e.g. "No such module")."""
+    return ApiError(400, 10021, message)
+
+
+def kv_binding_not_found(binding: str, namespace_id: str) -> ApiError:
+    """kv_namespace binding with an unknown id (seen: code 10041; wording chosen)."""
+    return ApiError(
+        400, 10041, f"KV namespace '{namespace_id}' is not valid. [binding '{binding}']"
+    )
+
+
+def service_binding_not_found(binding: str, service: str) -> ApiError:
+    """service binding whose target Worker does not exist (seen: code 10144; wording chosen)."""
+    return ApiError(
+        400,
+        10144,
+        f"Could not resolve service binding '{binding}'. Target script '{service}' not found.",
+    )
+
+
+def secret_not_found(name: str) -> ApiError:
+    """Unknown secret (seen: code 10056; wording chosen)."""
+    return ApiError(404, 10056, f"workers.api.error.secret_not_found: {name}")
+
+
+# --- KV -------------------------------------------------------------------------------------
+def kv_title_exists() -> ApiError:
+    """Duplicate KV title (seen: 400 10014)."""
+    return ApiError(400, 10014, "a namespace with this account ID and title already exists")
+
+
+def kv_not_found() -> ApiError:
+    """Unknown KV namespace id (seen: 404 10013 "namespace not found")."""
+    return ApiError(404, 10013, "namespace not found")
+
+
+# --- routes ---------------------------------------------------------------------------------
+def route_duplicate() -> ApiError:
+    """Pattern already routed in the zone (seen: 409 10020 workers.api.error.duplicate_route).
+
+    Note: the SDK retries 409 like 429/5xx (twice by default), as it would against the real API.
+    """
+    return ApiError(409, 10020, "workers.api.error.duplicate_route")
+
+
+def route_script_missing() -> ApiError:
+    """Route naming a Worker that does not exist (seen: 400 10019)."""
+    return ApiError(400, 10019, "workers.api.error.invalid_route_script_missing")
+
+
+def route_pattern_zone(pattern: str) -> ApiError:
+    """Pattern whose host is outside the zone (seen: 400 10022 and wording)."""
+    return ApiError(400, 10022, f"Route pattern must include zone name: {pattern}")
+
+
+def route_not_found() -> ApiError:
+    """Unknown route id (seen: code 10009; wording chosen)."""
+    return ApiError(404, 10009, "workers.api.error.route_not_found")
