@@ -9,7 +9,7 @@ what is deployed already matches), create or take over routes. ``dry_run`` stops
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,12 +25,17 @@ from code24ctl.namespaces import NAMESPACE_NOT_FOUND, find_namespace
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
+    from code24ctl.worker_source import WorkerCode
+
 MAIN_MODULE = "dispatcher.js"
 DISPATCHER_BINDING = "DISPATCHER"
 METADATA_BINDING = "METADATA"
 ROUTE_TABLE_BINDING = "ROUTE_TABLE"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
+# Kept from the previous upload, so a secret set on the dispatcher survives a deploy.
+KEEP_BINDING_TYPES = ("secret_text", "secret_key")
+SECRET_BINDING_TYPES = frozenset(KEEP_BINDING_TYPES)
 # The API's "no such Worker" code.
 SCRIPT_NOT_FOUND = 10007
 # The API's "a KV namespace with this title already exists" code.
@@ -165,6 +170,7 @@ def build_metadata(resolved: ResolvedConfig, kv_namespace_id: str | None) -> dic
     }
     if resolved.config.compatibility_flags:
         metadata["compatibility_flags"] = list(resolved.config.compatibility_flags)
+    metadata["keep_bindings"] = list(KEEP_BINDING_TYPES)
     return metadata
 
 
@@ -304,89 +310,64 @@ def plan_routes(
     return changes
 
 
-def deployed_settings(client: Cloudflare, account_id: str, name: str) -> dict[str, Any] | None:
-    """The deployed Worker's settings (bindings, compatibility), or None if not deployed."""
+def deployed_dispatcher(client: Cloudflare, account_id: str, name: str) -> WorkerCode | None:
+    """What is deployed as the dispatcher (modules, entry, settings), or None if nothing is."""
+    from code24ctl.worker_source import download_account_worker
+
     try:
-        with api_call(f"read settings of Worker {name}"):
-            settings = client.workers.scripts.script_and_version_settings.get(
-                name, account_id=account_id
-            )
+        return download_account_worker(client, account_id, name)
     except CloudflareAPIError as exc:
         if exc.code == SCRIPT_NOT_FOUND or exc.status == 404:
             return None
         raise
-    return settings.to_dict() if settings is not None else {}
 
 
-def deployed_modules(client: Cloudflare, account_id: str, name: str) -> list[Module] | None:
-    """The deployed Worker's modules (``content/v2``), or None if it is not deployed."""
-    import email.parser
-    import email.policy
+def dispatcher_differences(
+    deployed: WorkerCode, metadata: dict[str, Any], module: Module
+) -> list[str]:
+    """How the deployed dispatcher differs from ``metadata`` + ``module`` (empty: the same).
 
-    try:
-        with api_call(f"download Worker {name}"):
-            response = client.workers.scripts.content.get(name, account_id=account_id)
-            body = response.read()
-            content_type = response.http_response.headers.get("content-type", "")
-    except CloudflareAPIError as exc:
-        if exc.code == SCRIPT_NOT_FOUND or exc.status == 404:
-            return None
-        raise
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        return []
-    modules = []
-    for part in message.iter_parts():
-        module_name = part.get_filename() or part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if module_name and isinstance(payload, bytes):
-            modules.append(
-                Module(
-                    str(module_name), payload, part.get_content_type() or "application/octet-stream"
-                )
-            )
-    return modules
+    Secret bindings are not compared: deploy keeps them (``keep_bindings``) and never sets any.
+    """
+    found: list[str] = []
+    if deployed.main_module != metadata["main_module"]:
+        found.append(f"entry module {deployed.main_module} (expected {metadata['main_module']})")
+    if [(m.name, m.content) for m in deployed.modules] != [(module.name, module.content)]:
+        found.append(f"code differs from the packaged {module.name}")
+    if deployed.compatibility_date != metadata.get("compatibility_date"):
+        found.append(
+            f"compatibility_date {deployed.compatibility_date} "
+            f"(expected {metadata.get('compatibility_date')})"
+        )
+    if list(deployed.compatibility_flags) != list(metadata.get("compatibility_flags") or []):
+        found.append("compatibility_flags differ")
+    return found + binding_differences(deployed.bindings, metadata["bindings"])
 
 
-def bindings_match(deployed: Sequence[dict[str, Any]], expected: Sequence[dict[str, Any]]) -> bool:
-    """Whether the deployed bindings are exactly the expected ones (order ignored)."""
-    return _by_name(deployed) == _by_name(expected)
+def binding_differences(
+    deployed: Sequence[Mapping[str, Any]], expected: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Per binding name: missing, different, or not expected (secrets ignored)."""
+    held = _by_name(b for b in deployed if b.get("type") not in SECRET_BINDING_TYPES)
+    wanted = _by_name(expected)
+    found = [f"binding {name} missing" for name in wanted if name not in held]
+    found += [
+        f"binding {name} differs" for name in wanted if name in held and held[name] != wanted[name]
+    ]
+    found += [f"binding {name} not expected" for name in held if name not in wanted]
+    return found
 
 
-def _by_name(bindings: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _by_name(bindings: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for binding in bindings:
         normal = copy.deepcopy(dict(binding))
         outbound = normal.get("outbound")
         if isinstance(outbound, dict) and not outbound.get("params"):
+            # An outbound without params reads back without the key.
             outbound.pop("params", None)
         out[str(binding.get("name"))] = normal
     return out
-
-
-def _dispatcher_unchanged(
-    client: Cloudflare,
-    account_id: str,
-    name: str,
-    metadata: dict[str, Any],
-    module: Module,
-) -> bool:
-    settings = deployed_settings(client, account_id, name)
-    if settings is None:
-        return False
-    if settings.get("compatibility_date") != metadata.get("compatibility_date"):
-        return False
-    if list(settings.get("compatibility_flags") or []) != list(
-        metadata.get("compatibility_flags") or []
-    ):
-        return False
-    if not bindings_match(settings.get("bindings") or [], metadata["bindings"]):
-        return False
-    modules = deployed_modules(client, account_id, name)
-    return modules is not None and [(m.name, m.content) for m in modules] == [
-        (module.name, module.content)
-    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,9 +401,10 @@ def plan_deploy(
     module = dispatcher_module()
     dispatcher = resolved.dispatcher()
     routes = plan_routes(client, environment.routes, dispatcher, force=force, zone=environment.zone)
-    unchanged = (kv is None or kv.id is not None) and _dispatcher_unchanged(
-        client, account_id, dispatcher, metadata, module
-    )
+    unchanged = False
+    if kv is None or kv.id is not None:
+        deployed = deployed_dispatcher(client, account_id, dispatcher)
+        unchanged = deployed is not None and not dispatcher_differences(deployed, metadata, module)
     return DeployResult(
         environment=resolved.env_name,
         dispatcher=dispatcher,

@@ -7,7 +7,7 @@ import socket
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -18,6 +18,9 @@ from code24ctl.dispatch.table import compile_route_table
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
 
 NAMESPACE = "code24-workers-staging"
 DISPATCHER = "code24-dispatcher-staging"
@@ -184,6 +187,7 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
         "main_module": "dispatcher.js",
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings(created_kv),
+        "keep_bindings": ["secret_text", "secret_key"],
     }
 
     deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
@@ -243,6 +247,7 @@ def test_deploy_json_is_one_document_describing_everything(
             "main_module": "dispatcher.js",
             "compatibility_date": "2025-06-01",
             "bindings": expected_bindings(created_kv),
+            "keep_bindings": ["secret_text", "secret_key"],
         },
         "modules": [
             {
@@ -359,6 +364,50 @@ def test_a_changed_config_is_uploaded_again_but_routes_are_left_alone(
     assert table["workers"]["brand-worker"]["timeout_ms"] == 5000
 
 
+def test_a_secret_set_on_the_dispatcher_survives_a_redeploy(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_client: Cloudflare,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    cf_client.workers.scripts.secrets.update(
+        DISPATCHER,
+        account_id=cf_seed.account_id,
+        name="UPSTREAM_KEY",
+        text="s3cret-value",
+        type="secret_text",
+    )
+    cf_state.clear_requests()
+
+    # A secret does not make the dispatcher "changed": nothing is uploaded.
+    unchanged = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+    assert unchanged.exit_code == 0, unchanged.stderr
+    assert json.loads(unchanged.stdout)["dispatcher_action"] == "unchanged"
+    assert writes(cf_state) == []
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["vars"]["PLATFORM_NAME"] = "Code24 Staging"
+
+    config = write_config(tmp_path, change)
+    changed = run_cli("deploy", "--env", "staging", env=cf_env, config=config)
+
+    assert changed.exit_code == 0, changed.stderr
+    deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
+    assert deployed is not None
+    by_name = {b["name"]: b for b in deployed.bindings}
+    assert by_name["UPSTREAM_KEY"]["type"] == "secret_text"
+    assert by_name["PLATFORM_NAME"] == {
+        "type": "plain_text",
+        "name": "PLATFORM_NAME",
+        "text": "Code24 Staging",
+    }
+    assert "s3cret-value" not in changed.output
+
+
 def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
     run_cli: RunCli,
     cf_env: dict[str, str],
@@ -439,6 +488,7 @@ def test_dry_run_prints_the_metadata_and_writes_nothing(
         "main_module": "dispatcher.js",
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings("<created on deploy>"),
+        "keep_bindings": ["secret_text", "secret_key"],
     }
     assert result.stderr.splitlines() == [
         f"KV namespace {KV_TITLE}: would create",
