@@ -225,11 +225,38 @@ def test_secrets_api_never_returns_values(cf_state: EmulatorState, client: Cloud
     assert stored is not None and stored.secrets["OPENAI_API_KEY"] == "sk-123"
     for record in cf_state.requests(method="GET"):
         assert record.status == 200
+    # Re-uploading drops secrets unless keep_bindings names their type (as wrangler sends).
+    upload_dev_worker(client)
+    kept = cf_state.namespace_script(ACCOUNT_ID, NS, "developer-worker")
+    assert kept is not None and kept.secret_names == ["API_KEY"]
+    secrets_api.update(
+        "developer-worker",
+        account_id=ACCOUNT_ID,
+        dispatch_namespace=NS,
+        name="OPENAI_API_KEY",
+        text="sk-456",
+        type="secret_text",
+    )
+    client.workers_for_platforms.dispatch.namespaces.scripts.update(
+        "developer-worker",
+        account_id=ACCOUNT_ID,
+        dispatch_namespace=NS,
+        metadata={"main_module": "index.js", "keep_bindings": ["secret_text"]},
+        files=[("index.js", b"export default {}", "application/javascript+module")],
+    )
+    kept = cf_state.namespace_script(ACCOUNT_ID, NS, "developer-worker")
+    assert kept is not None
+    assert kept.secrets == {"API_KEY": "s3cret-value", "OPENAI_API_KEY": "sk-456"}
+    assert list(kept.modules) == ["index.js"]
     raw = client.get(
         f"/accounts/{ACCOUNT_ID}/workers/dispatch/namespaces/{NS}/scripts/developer-worker/secrets",
         cast_to=httpx.Response,
     )
-    assert b"sk-123" not in raw.content and b"s3cret-value" not in raw.content
+    assert raw.json()["result"] == [
+        {"name": "API_KEY", "type": "secret_text"},
+        {"name": "OPENAI_API_KEY", "type": "secret_text"},
+    ]
+    assert b"sk-456" not in raw.content and b"s3cret-value" not in raw.content
 
 
 def test_copy_account_worker_into_namespace(cf_state: EmulatorState, client: Cloudflare) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import IN_PROCESS_API_BASE, sync_client
-from .seeds import Code24Seed, seed_code24
+from .seeds import CODE24_SEED, Code24Seed, seed_code24
 from .server import EmulatorServer
 from .state import EmulatorState
 
@@ -37,7 +37,7 @@ __all__ = [
 @pytest.fixture
 def cf_seed() -> Code24Seed:
     """Ids and tokens the seeded state uses (the seed is deterministic)."""
-    return seed_code24(EmulatorState())
+    return CODE24_SEED
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ __all__ = [
     "ACCOUNT_ID",
     "ACCOUNT_TOKEN",
     "CODE24_SCRIPTS",
+    "CODE24_SEED",
     "KV_CACHE_TITLE",
     "OTHER_ACCOUNT_ID",
     "USER_TOKEN",
@@ -23,6 +24,8 @@ OTHER_ACCOUNT_ID = "fedcba9876543210fedcba9876543210"
 USER_TOKEN = "tok_user_SECRET_4f1b2c3d4e5f60718293a4b5c6d7e8f9"
 ACCOUNT_TOKEN = "tok_acct_SECRET_9e8d7c6b5a4938271605f4e3d2c1b0a9"
 ZONE_NAME = "code24.dev"
+ZONE_ID = "c0de24c0de24c0de24c0de24c0de24aa"
+KV_CACHE_ID = "ca5e" * 8
 KV_CACHE_TITLE = "code24-cache-staging"
 
 #: The account-level Workers the config copies into the namespace, by script name.
@@ -96,6 +99,18 @@ class Code24Seed:
     scripts: tuple[str, ...]
 
 
+#: What :func:`seed_code24` creates (every id is fixed, so this is known without seeding).
+CODE24_SEED = Code24Seed(
+    account_id=ACCOUNT_ID,
+    user_token=USER_TOKEN,
+    account_token=ACCOUNT_TOKEN,
+    zone_id=ZONE_ID,
+    zone_name=ZONE_NAME,
+    kv_cache_id=KV_CACHE_ID,
+    scripts=CODE24_SCRIPTS,
+)
+
+
 def seed_code24(state: EmulatorState) -> Code24Seed:
     """Seed the Code24 account: tokens, zone, a KV namespace and the five account Workers.
 
@@ -106,8 +121,8 @@ def seed_code24(state: EmulatorState) -> Code24Seed:
     state.add_account(OTHER_ACCOUNT_ID, "Unrelated account", wfp=False)
     state.add_token(USER_TOKEN, account_id=ACCOUNT_ID, kind="user", token_id="0" * 31 + "1")
     state.add_token(ACCOUNT_TOKEN, account_id=ACCOUNT_ID, kind="account", token_id="0" * 31 + "2")
-    zone_id = state.add_zone(ZONE_NAME, ACCOUNT_ID, zone_id="c0de24c0de24c0de24c0de24c0de24aa")
-    kv_id = state.add_kv_namespace(ACCOUNT_ID, KV_CACHE_TITLE, id="ca5e" * 8)
+    state.add_zone(ZONE_NAME, ACCOUNT_ID, zone_id=ZONE_ID)
+    kv_id = state.add_kv_namespace(ACCOUNT_ID, KV_CACHE_TITLE, id=KV_CACHE_ID)
     for script in CODE24_SCRIPTS:
         if script == MULTI_MODULE_SCRIPT:
             continue
@@ -140,12 +155,4 @@ def seed_code24(state: EmulatorState) -> Code24Seed:
         compatibility_flags=["nodejs_compat"],
         secrets={MULTI_MODULE_SECRET: MULTI_MODULE_SECRET_VALUE},
     )
-    return Code24Seed(
-        account_id=ACCOUNT_ID,
-        user_token=USER_TOKEN,
-        account_token=ACCOUNT_TOKEN,
-        zone_id=zone_id,
-        zone_name=ZONE_NAME,
-        kv_cache_id=kv_id,
-        scripts=CODE24_SCRIPTS,
-    )
+    return CODE24_SEED
