@@ -447,7 +447,7 @@ class EmulatorState:
         retry_after: float | None = None,
         path_contains: str | None = None,
     ) -> None:
-        """Make the next ``n`` API requests (whose path contains ``path_contains``) fail.
+        """Fail the next ``n`` API requests whose path (under /client/v4) has ``path_contains``.
 
         ``status`` 429 answers JSON code 971 with ``Retry-After`` (``retry_after``, default 1 s);
         a bare 5xx or ``"html503"`` answers an edge HTML page; ``"json500"``, 4xx etc. answer a
