@@ -23,10 +23,7 @@ _AMBIENT = (
     "CODE24_DEBUG",
 )
 
-# TODO(lead): unconditional once the emulator lands.
-pytest_plugins = (
-    ["tests.emulator.fixtures"] if (REPO_ROOT / "tests/emulator/fixtures.py").exists() else []
-)
+pytest_plugins = ["tests.emulator.fixtures"]
 
 
 @dataclass(frozen=True)
