@@ -1,13 +1,95 @@
-"""``code24ctl unbind``: placeholder until issue #4 lands."""
+"""``code24ctl unbind``: delete Workers from the environment's dispatch namespace."""
 
 from __future__ import annotations
 
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
-from code24ctl.errors import UsageError
+from typing import Annotated
+
+import typer
+
+from code24ctl.cli import output
+from code24ctl.cli.options import (
+    ConfigOption,
+    DryRunOption,
+    EnvOption,
+    JsonOption,
+    YesOption,
+    load,
+)
+
+NamesArgument = Annotated[
+    list[str], typer.Argument(metavar="ALIAS...", help="Workers to delete from the namespace")
+]
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", min=1, max=32, metavar="N", help="Workers deleted at the same time"
+    ),
+]
 
 
 def unbind(
-    config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
+    aliases: NamesArgument,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    concurrency: ConcurrencyOption = 4,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Delete workers from the environment's dispatch namespace."""
-    raise UsageError("`code24ctl unbind` is not built yet (issue #4)")
+    """Delete the ALIASes from the env's dispatch namespace. Asks first; --yes skips the question.
+
+    Without a terminal and without --yes it refuses (exit 2) and deletes nothing. Names the
+    namespace does not hold are reported `not-bound`. Exit 3 if a delete failed.
+    """
+    from code24ctl.binding import bound_names, check_worker_names, unbind_workers
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.errors import Aborted, CloudflareAPIError
+    from code24ctl.pacing import paced_client
+
+    resolved = load(config, env)
+    resolved.require_cloudflare()
+    names = list(dict.fromkeys(check_worker_names(aliases)))
+    session = cloudflare_session(resolved)
+    client = paced_client(session.client)
+    namespace = resolved.namespace()
+    present = bound_names(client, session.account_id, namespace)
+    doomed = [name for name in names if name in present]
+    if doomed and not dry_run:
+        listed = ", ".join(doomed)
+        _note(f"dispatch namespace {namespace} holds {len(doomed)} of them: {listed}")
+        if not output.confirm(f"Delete {listed} from {namespace}?", yes=yes):
+            raise Aborted(f"kept {listed} in {namespace}; nothing was deleted")
+    rows = unbind_workers(
+        client,
+        session.account_id,
+        namespace,
+        names,
+        concurrency=concurrency,
+        dry_run=dry_run,
+        present=present,
+    )
+    if json_output:
+        output.emit_json(rows)
+    else:
+        from rich.table import Table
+
+        table = Table("alias", "action", box=None, pad_edge=False)
+        for row in rows:
+            table.add_row(row.alias, row.action)
+        output.stdout().print(table)
+    failed = [row for row in rows if row.action == "failed"]
+    for row in failed:
+        code = f" (API error {row.code})" if row.code is not None else ""
+        _note(f"failed: {row.alias}{code}: {row.error}")
+        if row.hint:
+            _note(f"  hint: {row.hint}")
+    if failed:
+        raise CloudflareAPIError(
+            f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",
+            hint="rerun `code24ctl unbind` with the same names; deleted ones show as not-bound",
+        )
+
+
+def _note(message: str) -> None:
+    # Messages quote API text (which may hold [brackets]) and must not wrap in CI logs.
+    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)

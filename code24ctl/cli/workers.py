@@ -1,13 +1,47 @@
-"""``code24ctl workers``: placeholder until issue #4 lands."""
+"""``code24ctl workers``: configured aliases against what the namespace holds."""
 
 from __future__ import annotations
 
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
-from code24ctl.errors import UsageError
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+
+_STYLE = {"bound": "green", "missing": "yellow", "not-in-config": "magenta"}
 
 
 def workers(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
-    """Compare configured aliases with what the namespace holds."""
-    raise UsageError("`code24ctl workers` is not built yet (issue #4)")
+    """Compare configured aliases with the env's namespace: bound, missing, not in config."""
+    from code24ctl.binding import worker_status
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.pacing import paced_client
+
+    resolved = load(config, env)
+    session = cloudflare_session(resolved)
+    rows = worker_status(paced_client(session.client), session.account_id, resolved)
+    if json_output:
+        output.emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("alias", "status", "source", "modified", box=None, pad_edge=False)
+    for row in rows:
+        modified = row.modified_on.strftime("%Y-%m-%d %H:%M") if row.modified_on else "-"
+        status = f"[{_STYLE[row.status]}]{row.status}[/]"
+        table.add_row(row.alias, status, row.source or "-", modified)
+    output.stdout().print(table)
+    missing = [row.alias for row in rows if row.status == "missing"]
+    namespace = resolved.namespace()
+    if missing:
+        _note(f"{len(missing)} configured worker(s) not in {namespace}: run `code24ctl bind`")
+    extra = [row.alias for row in rows if row.status == "not-in-config"]
+    if extra:
+        _note(
+            f"{len(extra)} Worker(s) in {namespace} are not in the config "
+            f"(remove with `code24ctl unbind {' '.join(extra)}`)"
+        )
+
+
+def _note(message: str) -> None:
+    # Messages quote API text (which may hold [brackets]) and must not wrap in CI logs.
+    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)

@@ -1,0 +1,514 @@
+"""Put the configured workers into a dispatch namespace, take them out, and say which are there.
+
+Public API (``apply`` and ``doctor`` use it; keep it stable):
+
+- :func:`bind_workers` uploads every selected alias (copy of its ``script``, or its ``path``)
+  into the environment's namespace and returns a :class:`BindReport`, one :class:`BindRow` per
+  alias: ``created`` / ``updated`` / ``unchanged`` / ``failed``. One failing worker never stops
+  the others. :func:`plan_bind` is the same without writing (``would-create`` /
+  ``would-update`` / ``unchanged``).
+- :func:`unbind_workers` deletes Workers from the namespace (:class:`UnbindRow` each).
+- :func:`worker_status` compares configured aliases with the namespace's contents
+  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``not-in-config``).
+
+Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
+settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
+Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's retries off (see
+:mod:`code24ctl.pacing`), from a thread pool of ``concurrency`` workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from code24ctl.cloudflare_api import api_call
+from code24ctl.config import WORKER_NAME_RE
+from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
+from code24ctl.modules import fingerprint, sdk_files
+from code24ctl.namespaces import NAMESPACE_NOT_FOUND, find_namespace, list_namespace_scripts
+from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
+from code24ctl.worker_source import DeployedWorker, WorkerCode, load_worker_code
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
+
+    from code24ctl.config import ResolvedConfig
+
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 32
+SCRIPT_NOT_FOUND = 10007
+
+BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
+UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]
+WorkerState = Literal["bound", "missing", "not-in-config"]
+
+
+class BindRow(BaseModel):
+    """The outcome for one alias (``bind --json`` prints a list of these)."""
+
+    alias: str
+    action: BindAction
+    source: str
+    secrets_to_set: list[str] = Field(default_factory=list)
+    error: str | None = None
+    code: int | None = None  # the API error code of a failure, when the API gave one
+    hint: str | None = None  # what to do about a failure
+    changes: list[str] = Field(default_factory=list)  # what differs, for updated/would-update
+    dropped_bindings: list[str] = Field(default_factory=list)  # not copyable, e.g. assets
+
+    @property
+    def failed(self) -> bool:
+        return self.action == "failed"
+
+
+class ApiUsage(BaseModel):
+    """What a run cost in API requests (retries included)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0  # 429 answers met
+    server_errors: int = 0  # 5xx answers met (HTML edge pages included)
+    waited_s: float = 0.0  # time spent waiting for the budget
+
+
+class BindReport(BaseModel):
+    """The outcome of a bind (or of its plan): one row per alias, in the order asked."""
+
+    namespace: str
+    dry_run: bool
+    rows: list[BindRow]
+    api: ApiUsage = Field(default_factory=ApiUsage)
+
+    @property
+    def failed(self) -> list[BindRow]:
+        return [row for row in self.rows if row.failed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def count(self, action: BindAction) -> int:
+        return sum(1 for row in self.rows if row.action == action)
+
+    @property
+    def changes(self) -> int:
+        """How many aliases were (or would be) uploaded."""
+        return sum(1 for row in self.rows if row.action not in ("unchanged", "failed"))
+
+
+class UnbindRow(BaseModel):
+    """The outcome of removing one Worker from the namespace."""
+
+    alias: str
+    action: UnbindAction
+    error: str | None = None
+    code: int | None = None
+    hint: str | None = None
+
+
+class WorkerStatusRow(BaseModel):
+    """One alias in ``code24ctl workers``: configured and/or present in the namespace."""
+
+    alias: str
+    status: WorkerState
+    source: str | None = None  # where the config takes its code from (None: not configured)
+    modified_on: datetime | None = None  # when the namespace's copy last changed
+
+
+RowCallback = Callable[[BindRow], None]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+# --------------------------------------------------------------------------------------------
+# Selecting aliases and checking the namespace
+
+
+def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> list[str]:
+    """The aliases to bind: all configured ones (config order), or the named ones, deduplicated.
+
+    An alias that is not in the config is a usage error (exit 2), before any API call.
+    """
+    configured = list(resolved.config.workers)
+    if not aliases:
+        return configured
+    unknown = [alias for alias in aliases if alias not in resolved.config.workers]
+    if unknown:
+        raise UsageError(
+            f"unknown worker alias{'es' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            hint=f"configured in {resolved.path}: {', '.join(configured)}",
+        )
+    return list(dict.fromkeys(aliases))
+
+
+def require_namespace(client: Cloudflare, account_id: str, namespace: str) -> None:
+    """Fail fast (exit 3) when the namespace does not exist, rather than once per upload."""
+    if find_namespace(client, account_id, namespace) is None:
+        raise CloudflareAPIError(
+            f"dispatch namespace {namespace} does not exist on this account",
+            code=NAMESPACE_NOT_FOUND,
+            hint="run `code24ctl namespace create` first (or `code24ctl apply`)",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# bind
+
+
+def plan_bind(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    aliases: Sequence[str] | None = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy | None = None,
+    on_row: RowCallback | None = None,
+    require_namespace_exists: bool = True,
+) -> BindReport:
+    """What :func:`bind_workers` would do, reading only (``would-create`` / ``would-update``).
+
+    With ``require_namespace_exists=False`` a missing namespace plans every alias as
+    ``would-create`` (``apply`` plans the bind before it creates the namespace).
+    """
+    return bind_workers(
+        client,
+        account_id,
+        resolved,
+        aliases,
+        concurrency=concurrency,
+        dry_run=True,
+        pacer=pacer,
+        policy=policy,
+        on_row=on_row,
+        require_namespace_exists=require_namespace_exists,
+    )
+
+
+def bind_workers(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    aliases: Sequence[str] | None = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    dry_run: bool = False,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy | None = None,
+    on_row: RowCallback | None = None,
+    require_namespace_exists: bool = True,
+) -> BindReport:
+    """Upload the selected aliases into the environment's namespace; never raises per alias.
+
+    Raises (before any upload) :class:`UsageError` for an unknown alias and
+    :class:`CloudflareAPIError` (code 100119) when the namespace does not exist. Per-alias
+    failures become ``failed`` rows carrying the API code and a hint. ``on_row`` is called (from
+    a worker thread) as each alias finishes, for progress displays.
+    """
+    selected = select_aliases(resolved, aliases)
+    namespace = resolved.namespace()
+    workers = _concurrency(concurrency)
+    with _paced(client, pacer, policy) as (api, used):
+        before = _snapshot(used.stats)
+        existing = _existing_scripts(api, account_id, namespace, require_namespace_exists)
+
+        def one(alias: str) -> BindRow:
+            row = _bind_one(api, account_id, resolved, namespace, alias, alias in existing, dry_run)
+            if on_row is not None:
+                on_row(row)
+            return row
+
+        rows = _run_all(one, selected, workers)
+        usage = _usage(before, used.stats)
+    return BindReport(namespace=namespace, dry_run=dry_run, rows=rows, api=usage)
+
+
+def _existing_scripts(
+    client: Cloudflare, account_id: str, namespace: str, required: bool
+) -> set[str]:
+    if required:
+        require_namespace(client, account_id, namespace)
+    elif find_namespace(client, account_id, namespace) is None:
+        return set()
+    return bound_names(client, account_id, namespace)
+
+
+def _bind_one(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    namespace: str,
+    alias: str,
+    exists: bool,
+    dry_run: bool,
+) -> BindRow:
+    source = resolved.config.workers[alias].source
+    try:
+        code = load_worker_code(client, account_id, resolved, alias)
+        source = code.source
+        deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
+        secrets_set = set(deployed.secrets) if deployed else set()
+        to_set = [name for name in code.secrets if name not in secrets_set]
+        if deployed is None:
+            action: BindAction = "would-create" if dry_run else "created"
+            changes: list[str] = []
+        else:
+            changes = differences(code, deployed)
+            if not changes:
+                return BindRow(
+                    alias=alias,
+                    action="unchanged",
+                    source=source,
+                    secrets_to_set=to_set,
+                    dropped_bindings=list(code.dropped),
+                )
+            action = "would-update" if dry_run else "updated"
+        if not dry_run:
+            upload_worker(client, account_id, namespace, alias, code)
+        return BindRow(
+            alias=alias,
+            action=action,
+            source=source,
+            secrets_to_set=to_set,
+            changes=changes,
+            dropped_bindings=list(code.dropped),
+        )
+    except Code24Error as exc:
+        return BindRow(
+            alias=alias,
+            action="failed",
+            source=source,
+            error=exc.message,
+            code=exc.code if isinstance(exc, CloudflareAPIError) else None,
+            hint=exc.hint,
+        )
+
+
+def _read_deployed(
+    client: Cloudflare, account_id: str, namespace: str, alias: str
+) -> DeployedWorker | None:
+    from code24ctl.worker_source import read_namespace_worker
+
+    try:
+        return read_namespace_worker(client, account_id, namespace, alias)
+    except CloudflareAPIError as exc:
+        if exc.code == SCRIPT_NOT_FOUND or (exc.status == 404 and exc.code is None):
+            return None  # deleted since we listed the namespace: a create
+        raise
+
+
+def upload_worker(
+    client: Cloudflare, account_id: str, namespace: str, name: str, code: WorkerCode
+) -> None:
+    """Upload ``code`` into the namespace as ``name`` (multipart: metadata + one part a module).
+
+    The metadata keeps secret bindings already set on the namespace's copy (``keep_bindings``),
+    so a re-bind never wipes what ``code24ctl secret put`` set.
+    """
+    with api_call(f"upload Worker {name} to dispatch namespace {namespace}"):
+        client.workers_for_platforms.dispatch.namespaces.scripts.update(
+            name,
+            account_id=account_id,
+            dispatch_namespace=namespace,
+            metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+            files=sdk_files(code.modules),
+        )
+
+
+def differences(code: WorkerCode, deployed: DeployedWorker) -> list[str]:
+    """What differs between what would be uploaded and what the namespace holds ([] = same)."""
+    found: list[str] = []
+    if fingerprint(code.modules) != fingerprint(deployed.modules):
+        found.append("modules")
+    # A namespace answer without cf-entrypoint cannot tell us the entry: do not guess "changed".
+    if deployed.main_module is not None and deployed.main_module != code.main_module:
+        found.append("main_module")
+    if (code.compatibility_date or None) != (deployed.compatibility_date or None):
+        found.append("compatibility_date")
+    if sorted(code.compatibility_flags) != sorted(deployed.compatibility_flags):
+        found.append("compatibility_flags")
+    if not _same_bindings(code.bindings, deployed.bindings):
+        found.append("bindings")
+    return found
+
+
+def _same_bindings(wanted: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]]) -> bool:
+    # The API may add fields to a binding it stores (ids, defaults): every field we send must
+    # be there with our value, extra fields are fine. Same names, same types.
+    by_name = {str(b.get("name")): b for b in held}
+    if set(by_name) != {str(b.get("name")) for b in wanted}:
+        return False
+    for binding in wanted:
+        current = by_name[str(binding.get("name"))]
+        for key, value in binding.items():
+            if _canonical(current.get(key)) != _canonical(value):
+                return False
+    return True
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# unbind
+
+
+def unbind_workers(
+    client: Cloudflare,
+    account_id: str,
+    namespace: str,
+    names: Sequence[str],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    dry_run: bool = False,
+    present: set[str] | None = None,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy | None = None,
+) -> list[UnbindRow]:
+    """Delete ``names`` from the namespace (one row each; a failure never stops the others).
+
+    ``present`` (from :func:`bound_names`) saves listing the namespace again; names not in it
+    are ``not-bound`` and not deleted.
+    """
+    wanted = list(dict.fromkeys(check_worker_names(names)))
+    with _paced(client, pacer, policy) as (api, _):
+        there = present if present is not None else bound_names(api, account_id, namespace)
+
+        def one(name: str) -> UnbindRow:
+            if name not in there:
+                return UnbindRow(alias=name, action="not-bound")
+            if dry_run:
+                return UnbindRow(alias=name, action="would-delete")
+            try:
+                with api_call(f"delete Worker {name} from dispatch namespace {namespace}"):
+                    api.workers_for_platforms.dispatch.namespaces.scripts.delete(
+                        name, account_id=account_id, dispatch_namespace=namespace
+                    )
+            except CloudflareAPIError as exc:
+                if exc.code == SCRIPT_NOT_FOUND:
+                    return UnbindRow(alias=name, action="not-bound")
+                return UnbindRow(
+                    alias=name, action="failed", error=exc.message, code=exc.code, hint=exc.hint
+                )
+            except Code24Error as exc:
+                return UnbindRow(alias=name, action="failed", error=exc.message, hint=exc.hint)
+            return UnbindRow(alias=name, action="deleted")
+
+        return _run_all(one, wanted, _concurrency(concurrency))
+
+
+def check_worker_names(names: Sequence[str]) -> list[str]:
+    """Refuse (exit 2) names that cannot be Worker names, before any API call."""
+    bad = [name for name in names if not WORKER_NAME_RE.match(name)]
+    if bad:
+        raise UsageError(
+            f"not a valid Worker name: {', '.join(bad)}",
+            hint="lowercase letters, digits, '-' and '_', at most 63 characters",
+        )
+    return list(names)
+
+
+def bound_names(client: Cloudflare, account_id: str, namespace: str) -> set[str]:
+    """The names of the Workers the namespace holds (all pages)."""
+    return {script.id for script in list_namespace_scripts(client, account_id, namespace)}
+
+
+# --------------------------------------------------------------------------------------------
+# worker status
+
+
+def worker_status(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    *,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy | None = None,
+) -> list[WorkerStatusRow]:
+    """Configured aliases against the namespace: ``bound`` / ``missing``, then the namespace's
+    other Workers as ``not-in-config`` (sorted by name).
+
+    One paged listing; a missing namespace raises :class:`CloudflareAPIError` (code 100119).
+    """
+    namespace = resolved.namespace()
+    with _paced(client, pacer, policy) as (api, _):
+        scripts = {s.id: s for s in list_namespace_scripts(api, account_id, namespace)}
+    rows: list[WorkerStatusRow] = []
+    for alias, worker in resolved.config.workers.items():
+        held = scripts.get(alias)
+        rows.append(
+            WorkerStatusRow(
+                alias=alias,
+                status="bound" if held else "missing",
+                source=worker.source,
+                modified_on=held.modified_on if held else None,
+            )
+        )
+    for name in sorted(set(scripts) - set(resolved.config.workers)):
+        rows.append(
+            WorkerStatusRow(
+                alias=name, status="not-in-config", modified_on=scripts[name].modified_on
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# shared machinery
+
+
+@contextmanager
+def _paced(
+    client: Cloudflare, pacer: Pacer | None, policy: RetryPolicy | None
+) -> Iterator[tuple[Cloudflare, Pacer]]:
+    paced = paced_client(client, pacer, policy)
+    used = pacer_of(paced)
+    assert used is not None  # paced_client always installs one
+    try:
+        yield paced, used
+    finally:
+        if paced is not client and getattr(paced._client, "code24_owns_transport", False):
+            paced.close()  # only the HTTP client we made; the caller's transport stays open
+
+
+def _concurrency(value: int) -> int:
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {value}")
+    return value
+
+
+def _run_all(work: Callable[[_T], _R], items: Sequence[_T], workers: int) -> list[_R]:
+    if workers == 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="code24ctl")
+    try:
+        futures: list[Future[_R]] = [pool.submit(work, item) for item in items]
+        return [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _snapshot(stats: PacerStats) -> PacerStats:
+    return PacerStats(**vars(stats))
+
+
+def _usage(before: PacerStats, after: PacerStats) -> ApiUsage:
+    return ApiUsage(
+        requests=after.sent - before.sent,
+        retries=after.retried - before.retried,
+        throttled=after.throttled - before.throttled,
+        server_errors=after.server_errors - before.server_errors,
+        waited_s=round(after.waited_s - before.waited_s, 3),
+    )

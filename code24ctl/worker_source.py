@@ -1,0 +1,386 @@
+"""Where a worker's code comes from, and what of it can be uploaded into a namespace.
+
+There is no API call that binds an existing Worker into a dispatch namespace: a copy is a
+download and an upload. :func:`download_account_worker` reads an account Worker's modules
+(``content/v2``: multipart, the entry module named in ``cf-entrypoint``) and its settings
+(bindings without secret values, compatibility date and flags). :func:`read_local_worker` reads
+a ``path`` (one module file, or a folder of modules). Either gives a :class:`WorkerCode`: the
+modules plus the upload metadata, the bindings that can be carried, and the names of the secrets
+that cannot (their values are never readable) and so still need ``code24ctl secret put``.
+
+:func:`read_namespace_worker` reads what a namespace already holds in the same shape, so
+``bind`` can tell ``unchanged`` from ``updated`` without storing anything locally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from code24ctl.cloudflare_api import api_call
+from code24ctl.errors import CloudflareAPIError, UsageError
+from code24ctl.modules import CONTENT_TYPES, Module, content_type_for, fingerprint
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
+
+    from code24ctl.config import ResolvedConfig
+
+#: Binding types whose value the API never returns: a copy cannot carry them.
+SECRET_BINDING_TYPES = frozenset({"secret_text", "secret_key"})
+#: Binding types that need more than metadata to recreate (an asset upload session).
+UNCARRIABLE_BINDING_TYPES = frozenset({"assets"})
+#: What an upload asks the API to keep from the Worker it replaces: the secrets set with
+#: ``code24ctl secret put`` must survive a re-bind.
+KEEP_BINDING_TYPES = ("secret_key", "secret_text")
+
+#: Entry modules a folder may have, in order of preference.
+ENTRY_CANDIDATES = ("index.js", "index.mjs", "worker.js", "worker.mjs", "main.py", "index.py")
+#: Files in a worker folder that are tooling, not modules.
+SKIPPED_FILES = frozenset(
+    {"package.json", "package-lock.json", "tsconfig.json", "wrangler.json", "wrangler.jsonc"}
+)
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
+_ENTRY_TYPES = frozenset(
+    {
+        "application/javascript+module",
+        "text/javascript+module",
+        "application/javascript",
+        "text/javascript",
+        "text/x-python",
+    }
+)
+_PARAM_RE = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*("[^"]*"|[^;]*)')
+
+
+@dataclass(frozen=True)
+class WorkerCode:
+    """Everything an upload of one worker into a namespace sends, and what it cannot send."""
+
+    source: str
+    modules: tuple[Module, ...]
+    main_module: str
+    compatibility_date: str | None
+    compatibility_flags: tuple[str, ...] = ()
+    bindings: tuple[Mapping[str, Any], ...] = ()
+    secrets: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = field(default=())
+
+    def metadata(self) -> dict[str, Any]:
+        """The upload's ``metadata`` part (never any secret)."""
+        metadata: dict[str, Any] = {
+            "main_module": self.main_module,
+            "bindings": [dict(binding) for binding in self.bindings],
+            "compatibility_flags": list(self.compatibility_flags),
+            "keep_bindings": list(KEEP_BINDING_TYPES),
+        }
+        if self.compatibility_date:
+            metadata["compatibility_date"] = self.compatibility_date
+        return metadata
+
+    def fingerprint(self) -> str:
+        """A digest of modules, entry point, compatibility and carried bindings."""
+        digest = hashlib.sha256(fingerprint(self.modules).encode())
+        settings = {
+            "main_module": self.main_module,
+            "compatibility_date": self.compatibility_date,
+            "compatibility_flags": sorted(self.compatibility_flags),
+            "bindings": sorted(
+                (json.dumps(dict(b), sort_keys=True) for b in self.bindings), key=str
+            ),
+        }
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DeployedWorker:
+    """A Worker as a namespace holds it: modules, entry point, settings, secret names."""
+
+    modules: tuple[Module, ...]
+    main_module: str | None
+    compatibility_date: str | None
+    compatibility_flags: tuple[str, ...]
+    bindings: tuple[Mapping[str, Any], ...]  # non-secret bindings
+    secrets: tuple[str, ...]  # names of secret bindings that are set
+
+
+def split_bindings(
+    raw: Iterable[Any],
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Split settings bindings into (carried, secret names, dropped descriptions)."""
+    carried: list[dict[str, Any]] = []
+    secrets: list[str] = []
+    dropped: list[str] = []
+    for item in raw:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            continue
+        kind = str(item.get("type", ""))
+        if kind in SECRET_BINDING_TYPES:
+            secrets.append(item["name"])
+        elif kind in UNCARRIABLE_BINDING_TYPES:
+            dropped.append(f"{item['name']} ({kind})")
+        else:
+            carried.append(dict(item))
+    return carried, sorted(secrets), dropped
+
+
+# --------------------------------------------------------------------------------------------
+# Account Workers (``script``)
+
+
+def download_account_worker(
+    client: Cloudflare,
+    account_id: str,
+    script: str,
+    *,
+    default_compatibility_date: str | None = None,
+) -> WorkerCode:
+    """Download an account-level Worker's modules and settings, ready to upload elsewhere."""
+    action = f"download Worker {script}"
+    with api_call(action):
+        content = client.workers.scripts.content.get(script, account_id=account_id)
+        body = content.read()
+        headers = content.http_response.headers
+    modules = parse_multipart(body, headers.get("content-type", ""), action=action)
+    entry = headers.get("cf-entrypoint") or _guess_entry(modules, action)
+    with api_call(f"read settings of Worker {script}"):
+        raw = client.workers.scripts.script_and_version_settings.with_raw_response.get(
+            script, account_id=account_id
+        )
+        settings = _result(raw.http_response.json())
+    carried, secrets, dropped = split_bindings(settings.get("bindings") or [])
+    _check_entry(modules, entry, action)
+    return WorkerCode(
+        source=f"script {script}",
+        modules=tuple(modules),
+        main_module=entry,
+        compatibility_date=settings.get("compatibility_date") or default_compatibility_date,
+        compatibility_flags=tuple(settings.get("compatibility_flags") or ()),
+        bindings=tuple(carried),
+        secrets=tuple(secrets),
+        dropped=tuple(dropped),
+    )
+
+
+def read_namespace_worker(
+    client: Cloudflare, account_id: str, namespace: str, name: str
+) -> DeployedWorker:
+    """What the namespace holds under ``name``: modules (``.../content``) and settings."""
+    action = f"read Worker {name} in dispatch namespace {namespace}"
+    scripts = client.workers_for_platforms.dispatch.namespaces.scripts
+    with api_call(action):
+        content = scripts.content.get(name, account_id=account_id, dispatch_namespace=namespace)
+        body = content.read()
+        headers = content.http_response.headers
+    modules = parse_multipart(body, headers.get("content-type", ""), action=action)
+    with api_call(f"read settings of Worker {name} in dispatch namespace {namespace}"):
+        raw = scripts.settings.with_raw_response.get(
+            name, account_id=account_id, dispatch_namespace=namespace
+        )
+        settings = _result(raw.http_response.json())
+    carried, secrets, _ = split_bindings(settings.get("bindings") or [])
+    return DeployedWorker(
+        modules=tuple(modules),
+        main_module=headers.get("cf-entrypoint"),
+        compatibility_date=settings.get("compatibility_date"),
+        compatibility_flags=tuple(settings.get("compatibility_flags") or ()),
+        bindings=tuple(carried),
+        secrets=tuple(secrets),
+    )
+
+
+def _result(envelope: object) -> dict[str, Any]:
+    if isinstance(envelope, dict):
+        result = envelope.get("result")
+        if isinstance(result, dict):
+            return result
+    return {}
+
+
+# --------------------------------------------------------------------------------------------
+# Local modules (``path``)
+
+
+def read_local_worker(
+    path: Path,
+    *,
+    compatibility_date: str | None,
+    compatibility_flags: Sequence[str] = (),
+    shown_as: str | None = None,
+) -> WorkerCode:
+    """Read one module file, or every module in a folder, as a Worker to upload.
+
+    A folder's entry module is the first of :data:`ENTRY_CANDIDATES` it has at its top, else
+    its only top-level JavaScript or Python module. Module names are paths relative to the
+    folder with ``/``. Only files with a module extension (:data:`~code24ctl.modules.CONTENT_TYPES`)
+    are uploaded; hidden files, ``node_modules`` and tooling files are skipped.
+    """
+    source = f"path {shown_as or path}"
+    if path.is_file():
+        modules = [_module(path.name, path)]
+        entry = path.name
+    elif path.is_dir():
+        modules = [_module(file.relative_to(path).as_posix(), file) for file in _module_files(path)]
+        if not modules:
+            raise UsageError(f"{source}: the folder holds no module files")
+        entry = _folder_entry(path, modules, source)
+    else:
+        raise UsageError(
+            f"{source}: no such file or folder",
+            hint="a worker's `path` is relative to the config file's folder",
+        )
+    if entry not in {m.name for m in modules}:
+        raise UsageError(f"{source}: entry module {entry} is not a module file")
+    main = next(m for m in modules if m.name == entry)
+    if main.content_type not in _ENTRY_TYPES:
+        raise UsageError(f"{source}: {entry} is not a JavaScript or Python module")
+    return WorkerCode(
+        source=source,
+        modules=tuple(modules),
+        main_module=entry,
+        compatibility_date=compatibility_date,
+        compatibility_flags=tuple(compatibility_flags),
+    )
+
+
+def _module(name: str, file: Path) -> Module:
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read module {file}: {exc.strerror or exc}") from None
+    return Module(name=name, content=content, content_type=content_type_for(name))
+
+
+def _module_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for item in sorted(folder.iterdir()):
+        if item.name.startswith("."):
+            continue
+        if item.is_dir():
+            if item.name not in SKIPPED_DIRS:
+                found.extend(_module_files(item))
+        elif item.is_file() and item.name not in SKIPPED_FILES and item.suffix in CONTENT_TYPES:
+            found.append(item)
+    return found
+
+
+def _folder_entry(folder: Path, modules: Sequence[Module], source: str) -> str:
+    names = {m.name for m in modules}
+    for candidate in ENTRY_CANDIDATES:
+        if candidate in names:
+            return candidate
+    top = [m.name for m in modules if "/" not in m.name and m.content_type in _ENTRY_TYPES]
+    if len(top) == 1:
+        return top[0]
+    raise UsageError(
+        f"{source}: cannot tell which module is the entry point "
+        f"({', '.join(top) or 'no top-level JavaScript or Python module'})",
+        hint=f"name it one of {', '.join(ENTRY_CANDIDATES)} or point `path` at the entry file",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Either source, for one configured alias
+
+
+def load_worker_code(
+    client: Cloudflare, account_id: str, resolved: ResolvedConfig, alias: str
+) -> WorkerCode:
+    """The code to upload for a configured alias, from its ``script`` or its ``path``."""
+    worker = resolved.config.workers[alias]
+    config = resolved.config
+    if worker.script is not None:
+        return download_account_worker(
+            client, account_id, worker.script, default_compatibility_date=config.compatibility_date
+        )
+    assert worker.path is not None  # one of script/path is guaranteed by the config model
+    path = Path(worker.path).expanduser()
+    if not path.is_absolute():
+        path = Path(resolved.path).resolve().parent / path
+    return read_local_worker(
+        path,
+        compatibility_date=config.compatibility_date,
+        compatibility_flags=config.compatibility_flags,
+        shown_as=worker.path,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# multipart/form-data, as content/v2 answers it
+
+
+def parse_multipart(
+    body: bytes, content_type: str, *, action: str = "read modules"
+) -> list[Module]:
+    """Split a ``multipart/form-data`` answer into modules (name, bytes, content type).
+
+    Each part's module name is its ``name`` (or ``filename``); parts without a content type are
+    typed from their name. Written by hand so binary parts (WebAssembly) pass byte for byte.
+    """
+    params = _params(content_type)
+    boundary = params.get("boundary")
+    if not content_type.lower().startswith("multipart/") or not boundary:
+        raise CloudflareAPIError(
+            f"{action}: expected a multipart answer, got {content_type or 'no content type'!r}"
+        )
+    delimiter = b"--" + boundary.encode("latin-1")
+    modules: list[Module] = []
+    chunks = body.split(delimiter)
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        chunk = chunk.removeprefix(b"\r\n")
+        head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            raise CloudflareAPIError(f"{action}: a multipart part has no header block")
+        content = content.removesuffix(b"\r\n")
+        headers = _part_headers(head)
+        disposition = _params(headers.get("content-disposition", ""))
+        name = disposition.get("name") or disposition.get("filename")
+        if not name:
+            raise CloudflareAPIError(f"{action}: a multipart part has no name")
+        part_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        modules.append(Module(name, content, part_type or content_type_for(name)))
+    if not modules:
+        raise CloudflareAPIError(f"{action}: the answer holds no modules")
+    return modules
+
+
+def _part_headers(head: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in head.decode("utf-8", errors="replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    return headers
+
+
+def _params(header: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in _PARAM_RE.findall(header):
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"'):
+            # Form-data names escape by percent-encoding (HTML5), not backslashes.
+            value = value[1:-1].replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
+        found[key.lower()] = value
+    return found
+
+
+def _guess_entry(modules: Sequence[Module], action: str) -> str:
+    candidates = [m.name for m in modules if m.content_type in _ENTRY_TYPES]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise CloudflareAPIError(f"{action}: the answer does not name its entry module (cf-entrypoint)")
+
+
+def _check_entry(modules: Sequence[Module], entry: str, action: str) -> None:
+    if entry not in {m.name for m in modules}:
+        raise CloudflareAPIError(
+            f"{action}: the entry module {entry} (cf-entrypoint) is not among the modules"
+        )
