@@ -1,13 +1,59 @@
-"""``code24ctl doctor``: placeholder until issue #4 lands."""
+"""``code24ctl doctor``: token, account, namespace, workers, dispatcher, routes, then a probe."""
 
 from __future__ import annotations
 
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
-from code24ctl.errors import UsageError
+from typing import Annotated
+
+import typer
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.cli.session import cloudflare_session
+from code24ctl.errors import CheckFailed
+
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="probe this URL instead of the env's base_url"),
+]
+
+_MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}
+_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
 def doctor(
-    config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
+    base_url: BaseUrlOption = None,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Check token, account, namespace, workers, dispatcher, routes, then probe."""
-    raise UsageError("`code24ctl doctor` is not built yet (issue #4)")
+    """Check token, account, Workers for Platforms, namespace, each worker, the dispatcher and
+    its bindings, routes, the outbound Worker, then probe every route.
+
+    One line per check: ok / warn / fail / skip and the command that fixes it. Exit 1 if any
+    check fails.
+    """
+    from rich.text import Text
+
+    from code24ctl.doctor import run_doctor
+
+    session = cloudflare_session(load(config, env))
+    report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)
+    if json_output:
+        output.emit_json(report)
+    else:
+        console = output.stdout()
+        for check in report.checks:
+            line = Text()
+            line.append(_MARKS[check.status], style=_STYLES[check.status])
+            line.append(f"  {check.name}: {check.detail}")
+            if check.fix and check.status in ("fail", "warn"):
+                line.append(f"\n      fix: {check.fix}")
+            console.print(line)
+        counts = report.counts
+        output.note(
+            f"{counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail, "
+            f"{counts['skip']} skipped"
+        )
+    if not report.ok:
+        failed = [c.name for c in report.checks if c.status == "fail"]
+        raise CheckFailed(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}")

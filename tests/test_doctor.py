@@ -1,0 +1,394 @@
+"""``code24ctl doctor`` end to end: the CLI over HTTP to the emulator and a local JSON server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunCli
+from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
+from tests.emulator.state import EmulatorState
+from tests.test_deploy import (
+    API_PATTERN,
+    DISPATCHER,
+    ELITE_PATTERN,
+    NAMESPACE,
+    add_other_worker,
+    closed_port,
+    write_config,
+)
+
+ALIASES = (
+    "competitive-analysis",
+    "market-research",
+    "brand-worker",
+    "designer-worker",
+    "developer-worker",
+)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    body = b'{"ok": true}'
+    content_type = "application/json"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _HtmlHandler(_Handler):
+    body = b"<!doctype html><html><body>Bad gateway</body></html>"
+    content_type = "text/html"
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def json_site() -> Iterator[str]:
+    """A tiny server on 127.0.0.1 answering JSON on every path (a healthy dispatcher)."""
+    yield from _serve(_Handler)
+
+
+@pytest.fixture
+def html_site() -> Iterator[str]:
+    """A server on 127.0.0.1 answering an HTML error page on every path."""
+    yield from _serve(_HtmlHandler)
+
+
+def bind_directly(
+    state: EmulatorState, account_id: str, aliases: tuple[str, ...] = ALIASES
+) -> None:
+    """Put workers into the namespace without going through code24ctl."""
+    for alias in aliases:
+        state.add_namespace_script(
+            account_id,
+            NAMESPACE,
+            alias,
+            {
+                "worker.js": (
+                    "export default {fetch() { return Response.json({}) }}",
+                    "application/javascript+module",
+                )
+            },
+            main_module="worker.js",
+        )
+
+
+@pytest.fixture
+def set_up(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    """A fully set up staging: namespace, every worker bound, dispatcher deployed with routes."""
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id)
+    deployed = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert deployed.exit_code == 0, deployed.stderr
+    cf_state.clear_requests()
+
+
+def checks(stdout: str) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in json.loads(stdout)["checks"]}
+
+
+def test_a_fully_set_up_environment_is_all_ok(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, set_up: None, json_site: str
+) -> None:
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "ok    token: user token, active",
+        "ok    account: Code24 Platform (0123456789abcdef0123456789abcdef)",
+        "ok    workers for platforms: available (1 namespace(s))",
+        f"ok    namespace: {NAMESPACE} exists",
+        *[f"ok    worker {alias}: bound in {NAMESPACE}" for alias in ALIASES],
+        f"ok    dispatcher: {DISPATCHER} deployed with the expected bindings",
+        f"ok    route {API_PATTERN}: routed to {DISPATCHER}",
+        f"ok    route {ELITE_PATTERN}: routed to {DISPATCHER}",
+        "ok    outbound: no outbound Worker configured",
+        f"ok    probe: 5 route(s) answer JSON at {json_site}",
+    ]
+    assert result.stderr.strip() == "14 ok, 0 warn, 0 fail, 0 skipped"
+    assert {r.method for r in cf_state.requests()} == {"GET"}
+
+
+def test_doctor_json_is_one_document_of_rows(
+    run_cli: RunCli, cf_env: dict[str, str], set_up: None, json_site: str
+) -> None:
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["environment"] == "staging"
+    assert document["ok"] is True
+    assert document["counts"] == {"ok": 14, "warn": 0, "fail": 0, "skip": 0}
+    assert document["checks"][0] == {
+        "name": "token",
+        "status": "ok",
+        "detail": "user token, active",
+        "fix": None,
+    }
+
+
+def test_missing_namespace_fails_with_its_fix_and_skips_the_workers(
+    run_cli: RunCli, cf_env: dict[str, str], json_site: str
+) -> None:
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1
+    rows = checks(result.stdout)
+    assert rows["namespace"] == {
+        "name": "namespace",
+        "status": "fail",
+        "detail": f"dispatch namespace {NAMESPACE} does not exist",
+        "fix": "code24ctl namespace create --env staging",
+    }
+    assert {rows[f"worker {a}"]["status"] for a in ALIASES} == {"skip"}
+    assert rows["dispatcher"]["status"] == "fail"
+    assert rows["dispatcher"]["fix"] == "code24ctl deploy --env staging"
+    assert rows[f"route {API_PATTERN}"]["detail"] == "missing on zone code24.dev"
+    assert rows["probe"]["status"] == "ok"
+    assert "check(s) failed: namespace, dispatcher" in result.stderr
+
+
+def test_a_missing_worker_fails_with_the_bind_command(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id, tuple(a for a in ALIASES if a != "brand-worker"))
+    bind_directly(cf_state, cf_seed.account_id, ("old-experiment",))
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, env=cf_env)
+
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert f"FAIL  worker brand-worker: not in {NAMESPACE} (script brand-worker-staging)" in lines
+    assert "      fix: code24ctl bind brand-worker --env staging" in lines
+    assert f"warn  workers not in config: {NAMESPACE} also holds old-experiment" in lines
+    assert f"ok    worker market-research: bound in {NAMESPACE}" in lines
+    assert "check(s) failed: worker brand-worker" in result.stderr
+
+
+def test_outbound_worker_that_is_the_dispatcher_itself_is_a_loop(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    set_up: None,
+    json_site: str,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {"worker": DISPATCHER, "params": []}
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli(
+        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 1
+    rows = checks(result.stdout)
+    assert rows["outbound"]["status"] == "fail"
+    assert rows["outbound"]["detail"] == (
+        f"the outbound Worker is the dispatcher {DISPATCHER} itself: "
+        "every subrequest of a worker would loop back into the dispatcher"
+    )
+    assert rows["outbound"]["fix"] == (
+        f"set environments.staging.outbound.worker to another Worker (or remove it) in {config}, "
+        "then code24ctl deploy --env staging"
+    )
+    # The deployed dispatcher has no outbound yet, so its binding differs from the config too.
+    assert rows["dispatcher"]["detail"] == f"{DISPATCHER}: binding DISPATCHER differs"
+
+
+def test_a_deployed_outbound_loop_is_found_from_the_dispatcher_settings(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    set_up: None,
+    json_site: str,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {"worker": DISPATCHER}
+
+    looped = write_config(tmp_path, change)
+    assert run_cli("deploy", "--env", "staging", env=cf_env, config=looped).exit_code == 0
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1
+    rows = checks(result.stdout)
+    assert rows["outbound"] == {
+        "name": "outbound",
+        "status": "fail",
+        "detail": f"the deployed DISPATCHER binding sends outbound traffic to {DISPATCHER} itself",
+        "fix": "code24ctl deploy --env staging",
+    }
+
+
+def test_a_route_owned_by_another_worker_fails_with_deploy_force(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id)
+    add_other_worker(cf_state, cf_seed.account_id)
+    cf_state.add_route(cf_seed.zone_id, ELITE_PATTERN, "legacy-router")
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 3
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1
+    rows = checks(result.stdout)
+    assert rows[f"route {ELITE_PATTERN}"] == {
+        "name": f"route {ELITE_PATTERN}",
+        "status": "fail",
+        "detail": f"routed to legacy-router, not {DISPATCHER}",
+        "fix": "code24ctl deploy --force --env staging",
+    }
+
+
+def test_a_changed_config_makes_the_dispatcher_bindings_stale(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], set_up: None, json_site: str
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["market-research"]["timeout_ms"] = 1000
+        data["environments"]["staging"]["vars"]["FEATURE"] = "on"
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli(
+        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 1
+    assert checks(result.stdout)["dispatcher"]["detail"] == (
+        f"{DISPATCHER}: binding FEATURE missing; binding ROUTE_TABLE differs"
+    )
+
+
+def test_an_account_owned_token_is_verified_on_the_account_endpoint(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, set_up: None, json_site: str
+) -> None:
+    env = dict(cf_env, CLOUDFLARE_API_TOKEN=ACCOUNT_TOKEN)
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert checks(result.stdout)["token"]["detail"] == "account-owned token, active"
+    verifies = [(r.path, r.status) for r in cf_state.requests(path_contains="tokens/verify")]
+    assert verifies == [
+        ("/user/tokens/verify", 401),
+        (f"/accounts/{cf_env['CLOUDFLARE_ACCOUNT_ID']}/tokens/verify", 200),
+    ]
+    assert ACCOUNT_TOKEN not in result.output
+
+
+def test_a_refused_token_fails_and_skips_every_api_check(
+    run_cli: RunCli, cf_env: dict[str, str], json_site: str
+) -> None:
+    wrong = "tok_wrong_SECRET_aaaabbbbccccdddd"
+    env = dict(cf_env, CLOUDFLARE_API_TOKEN=wrong)
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, env=env)
+
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "FAIL  token: Cloudflare refused the token (HTTP 401)"
+    assert lines[1] == "      fix: export CLOUDFLARE_API_TOKEN=<a valid API token for this account>"
+    assert "skip  namespace: needs a valid token and a reachable account" in lines
+    assert wrong not in result.output
+    assert "SECRET" not in result.output
+
+
+def test_an_account_without_workers_for_platforms(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+) -> None:
+    cf_state.set_wfp(cf_seed.account_id, False)
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1
+    rows = checks(result.stdout)
+    assert rows["workers for platforms"] == {
+        "name": "workers for platforms",
+        "status": "fail",
+        "detail": "this account does not have Workers for Platforms (API code 10121)",
+        "fix": "enable it in the dashboard: Workers & Pages > Workers for Platforms",
+    }
+    assert rows["namespace"]["status"] == "skip"
+
+
+def test_routes_answering_html_fail_the_probe(
+    run_cli: RunCli, cf_env: dict[str, str], set_up: None, html_site: str
+) -> None:
+    result = run_cli("doctor", "--env", "staging", "--base-url", html_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1
+    probe = checks(result.stdout)["probe"]
+    assert probe["status"] == "fail"
+    assert probe["detail"].startswith(
+        f"5 of 5 route(s) failing at {html_site}: /api/competitive html"
+    )
+    assert probe["fix"] == f"code24ctl probe --env staging --base-url {html_site}"
+
+
+def test_missing_token_is_exit_2(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli("doctor", "--env", "staging", env=dict(cf_env, CLOUDFLARE_API_TOKEN=""))
+
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_API_TOKEN is not set" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_local_environment_is_refused(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli("doctor", "--env", "local", env=cf_env)
+
+    assert result.exit_code == 2
+    assert "environment 'local' is local" in result.stderr
+
+
+def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
+
+    result = run_cli("doctor", "--env", "staging", env=env)
+
+    assert result.exit_code == 3
+    assert "verify the API token: cannot reach the Cloudflare API" in result.stderr
+    assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
