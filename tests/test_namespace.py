@@ -188,3 +188,12 @@ def test_rate_limit_is_retried_by_the_sdk(
     assert result.exit_code == 0
     assert json.loads(result.stdout) == []
     assert cf_state.counters()["served_429"] == 1
+
+
+def test_verbose_logs_never_show_the_token(
+    run_cli: RunCli, cf_env: dict[str, str], cf_seed: Code24Seed
+) -> None:
+    result = run_cli("-vv", "namespace", "create", env=cf_env)
+    assert result.exit_code == 0
+    assert "HTTP Request: POST" in result.stderr  # the logs are there...
+    assert cf_seed.user_token not in result.output  # ...the token is not
