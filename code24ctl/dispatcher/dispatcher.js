@@ -47,9 +47,11 @@ const MESSAGES = {
   internal_error: "The dispatcher failed unexpectedly.",
 };
 
-// How many bytes after leading whitespace decide "is this HTML": the longer marker.
-const HTML_MARKERS = ["<!doctype html", "<html"];
-const HTML_SNIFF_CHARS = HTML_MARKERS[0].length;
+// The HTML sniff looks at the first SNIFF_BYTES of a body, skipping a UTF-8 byte order mark and
+// ASCII whitespace, for these markers (compared case-insensitively). Same rule as probe's
+// classifier (code24ctl/dispatch/classify.py), byte for byte.
+const SNIFF_BYTES = 1024;
+const HTML_MARKERS = ["<!doctype html", "<html"].map((m) => new TextEncoder().encode(m));
 
 const TIMED_OUT = Symbol("timed out");
 
@@ -305,22 +307,27 @@ async function boundedRequestBody(request, maxBytes) {
 }
 
 function forwardHeaders(incoming, requestId) {
-  const connectionNamed = new Set(
-    (incoming.get("connection") ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter((name) => name !== ""),
-  );
+  const dropped = connectionNamed(incoming);
   const headers = new Headers();
   for (const [name, value] of incoming) {
     // Headers iterates lowercased names.
-    if (HOP_BY_HOP.has(name) || connectionNamed.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
     // Clients cannot forge dispatcher metadata.
     if (name.startsWith("x-code24-")) continue;
     headers.append(name, value);
   }
   headers.set("X-Code24-Request-Id", requestId);
   return headers;
+}
+
+// The header names a Connection header lists: hop-by-hop for this hop only.
+function connectionNamed(headers) {
+  return new Set(
+    (headers.get("connection") ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ""),
+  );
 }
 
 function pickRequestId(clientId) {
@@ -353,9 +360,9 @@ async function judgeAnswer(request, response, table, deadline, controller, meta)
       return passThrough(response, prefixedStream(read.chunks, read.reader), meta);
     }
     const bytes = concat(read.chunks, read.size);
-    const text = decodeUtf8(bytes);
-    if (text !== null && startsLikeHtml(text)) return fallback("upstream_html", meta);
-    if (text === null || !parsesAsJson(text)) return fallback("upstream_not_json", meta);
+    // HTML wins over the header: a status page labelled application/json is still HTML.
+    if (looksLikeHtml(bytes)) return fallback("upstream_html", meta);
+    if (!parsesAsJson(bytes)) return fallback("upstream_not_json", meta);
     return passThrough(response, bytes, meta);
   }
 
@@ -366,9 +373,11 @@ async function judgeAnswer(request, response, table, deadline, controller, meta)
 
   // Anything else is a fallback either way; sniff the start only to name the reason right
   // (HTML served as text/plain is still HTML).
-  const sniffed = await raceDeadline(sniffStart(response.body, table.max_json_check_bytes), deadline);
-  if (sniffed === TIMED_OUT) return timedOutWhileReading(response, controller, meta);
-  return fallback(startsLikeHtml(sniffed) ? "upstream_html" : "upstream_not_json", meta);
+  const start = await raceDeadline(readUpTo(response.body, SNIFF_BYTES), deadline);
+  if (start === TIMED_OUT) return timedOutWhileReading(response, controller, meta);
+  start.reader?.cancel().catch(() => {});
+  const html = looksLikeHtml(concat(start.chunks, start.size));
+  return fallback(html ? "upstream_html" : "upstream_not_json", meta);
 }
 
 function timedOutWhileReading(response, controller, meta) {
@@ -379,54 +388,45 @@ function timedOutWhileReading(response, controller, meta) {
 }
 
 function isJsonType(mediaType) {
-  return mediaType === "application/json" || (mediaType.includes("/") && mediaType.endsWith("+json"));
+  return mediaType === "application/json" || mediaType.endsWith("+json");
 }
 
-function startsLikeHtml(text) {
-  const start = text.trimStart().slice(0, HTML_SNIFF_CHARS).toLowerCase();
-  return HTML_MARKERS.some((marker) => start.startsWith(marker));
+// Whether a body's first bytes open an HTML document: skip any byte of a UTF-8 BOM, then ASCII
+// whitespace, then compare with the markers ignoring ASCII case.
+function looksLikeHtml(bytes) {
+  const end = Math.min(bytes.byteLength, SNIFF_BYTES);
+  let i = 0;
+  while (i < end && (bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
+  while (i < end && isAsciiSpace(bytes[i])) i++;
+  return HTML_MARKERS.some((marker) => {
+    if (end - i < marker.length) return false;
+    for (let k = 0; k < marker.length; k++) {
+      const b = bytes[i + k];
+      const lower = b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
+      if (lower !== marker[k]) return false;
+    }
+    return true;
+  });
 }
 
-function parsesAsJson(text) {
+function isAsciiSpace(b) {
+  // space, \t, \n, \v, \f, \r: what Python's bytes.strip() removes
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
+
+// RFC 8259 JSON: UTF-8 only, a byte order mark is not JSON (ignoreBOM keeps it in the text so
+// JSON.parse refuses it, as Python's json.loads does). Empty or blank bodies do not parse.
+function parsesAsJson(bytes) {
   try {
-    JSON.parse(text);
+    JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes));
     return true;
   } catch {
     return false;
   }
 }
 
-function decodeUtf8(bytes) {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null; // not UTF-8, so not JSON (RFC 8259 section 8.1)
-  }
-}
-
-// Reads until enough non-whitespace text is in hand to tell HTML from not-HTML, or the body
-// ends, or `cap` bytes have been read. Returns the text read.
-async function sniffStart(body, cap) {
-  if (body === null) return "";
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let size = 0;
-  try {
-    while (size < cap && text.trimStart().length < HTML_SNIFF_CHARS) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return text;
-}
-
-// Reads chunks until more than `limit` bytes... precisely: stops once `size >= limit` or the
-// stream ends. `done` tells which. The reader is handed back so the rest can still be used.
+// Reads chunks until at least `limit` bytes are in hand or the stream ends (`done` says which).
+// The reader is handed back so the rest of the body can still be streamed or cancelled.
 async function readUpTo(body, limit) {
   if (body === null) return { chunks: [], size: 0, done: true, reader: null };
   const reader = body.getReader();
@@ -483,8 +483,10 @@ function discard(response) {
 // Building answers
 
 function passThrough(response, body, meta) {
+  const dropped = connectionNamed(response.headers);
   const headers = new Headers();
   for (const [name, value] of response.headers) {
+    if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
     // Only the dispatcher sets X-Code24-* on the way out.
     if (name.startsWith("x-code24-")) continue;
     // A body the dispatcher re-assembled gets its length from workerd, not from the worker.

@@ -1,0 +1,185 @@
+// Runs dispatcher requests inside workerd (via miniflare) and writes the actual responses.
+//
+//   node tests/js/run_corpus.mjs INPUT.json OUTPUT.json
+//
+// INPUT (written by tests/test_dispatcher_js.py from tests/conformance/cases.yaml):
+//   {"compatibility_date": "YYYY-MM-DD",
+//    "setups": [{"environment", "platform_name", "route_table": <any JSON>,
+//                "workers": {alias: <behaviour config>},
+//                "requests": [{"name", "method", "target", "headers": [[name, value], ...],
+//                              "body_b64", "chunked"}]}]}
+// OUTPUT: [{"name", "status", "headers": {lowercased: value}, "body", "elapsed_ms", "error"?}]
+//         in input order.
+//
+// Everything runs in ONE miniflare (one workerd process): each setup gets its own dispatcher
+// Worker, its own DISPATCHER shim and service bindings to shared behaviour workers. Starting
+// workerd once instead of once per case keeps the whole corpus to a few seconds.
+//
+// Requests go over a real socket straight to each dispatcher (`unsafeDirectSockets`), not through
+// `mf.dispatchFetch`: miniflare's entry worker re-parses the URL with `new URL()`, which would
+// resolve "%2e%2e" segments and turn "\" into "/" before the dispatcher could refuse them.
+// workerd's own HTTP server hands the target through as sent, except that it resolves literal
+// "." / ".." segments itself and refuses absolute-form targets before any Worker runs; the
+// corpus marks those cases `only: [python]`.
+import { Miniflare, Log, LogLevel } from "miniflare";
+import http from "node:http";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, "..", "..");
+const DISPATCHER_JS = path.join(repoRoot, "code24ctl", "dispatcher", "dispatcher.js");
+const SHIM_JS = path.join(here, "shim.mjs");
+const BEHAVIOUR_JS = path.join(here, "behaviour.mjs");
+const REQUEST_TIMEOUT_MS = 20000;
+
+function esModule(file) {
+  return [{ type: "ESModule", path: file }];
+}
+
+function buildWorkers(input) {
+  const compatibilityDate = input.compatibility_date;
+  const dispatchers = [];
+  const shims = [];
+  const users = new Map(); // behaviour JSON -> worker name; identical behaviours share a worker
+
+  input.setups.forEach((setup, i) => {
+    const aliases = {};
+    const serviceBindings = {};
+    Object.entries(setup.workers).forEach(([alias, behaviour], j) => {
+      const key = JSON.stringify(behaviour);
+      if (!users.has(key)) users.set(key, { name: `user-${users.size}`, behaviour });
+      const binding = `WORKER_${j}`;
+      aliases[alias] = binding;
+      serviceBindings[binding] = users.get(key).name;
+    });
+    dispatchers.push({
+      name: `dispatcher-${i}`,
+      modules: esModule(DISPATCHER_JS),
+      modulesRoot: repoRoot,
+      compatibilityDate,
+      bindings: {
+        ROUTE_TABLE: setup.route_table,
+        ENVIRONMENT: setup.environment,
+        PLATFORM_NAME: setup.platform_name,
+      },
+      wrappedBindings: { DISPATCHER: `shim-${i}` },
+      unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+    });
+    // A wrapped-binding worker may set no compatibility date or flags of its own, and must not
+    // be the first worker: the dispatchers come first.
+    shims.push({
+      name: `shim-${i}`,
+      modules: esModule(SHIM_JS),
+      modulesRoot: repoRoot,
+      bindings: { ALIASES: aliases },
+      serviceBindings,
+    });
+  });
+  const userWorkers = [...users.values()].map(({ name, behaviour }) => ({
+    name,
+    modules: esModule(BEHAVIOUR_JS),
+    modulesRoot: repoRoot,
+    compatibilityDate,
+    bindings: { BEHAVIOUR: behaviour },
+  }));
+  return [...dispatchers, ...shims, ...userWorkers];
+}
+
+function send(url, req) {
+  const body = Buffer.from(req.body_b64 ?? "", "base64");
+  const headers = {};
+  for (const [name, value] of req.headers) headers[name] = value;
+  const hasBody = body.length > 0 || !["GET", "HEAD"].includes(req.method);
+  if (hasBody && !req.chunked) headers["Content-Length"] = String(body.length);
+  if (req.chunked) headers["Transfer-Encoding"] = "chunked";
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const done = (result) =>
+      resolve({ name: req.name, ...result, elapsed_ms: Math.round(performance.now() - started) });
+    const r = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: req.method,
+        path: req.target, // sent byte for byte: node does not normalise the request target
+        headers,
+        agent: false,
+        timeout: REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const out = {};
+          for (let k = 0; k < res.rawHeaders.length; k += 2) {
+            const name = res.rawHeaders[k].toLowerCase();
+            const value = res.rawHeaders[k + 1];
+            out[name] = name in out ? `${out[name]}, ${value}` : value;
+          }
+          res.socket?.destroy();
+          done({
+            status: res.statusCode,
+            headers: out,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+        res.on("error", (e) => done({ status: 0, headers: {}, body: "", error: String(e) }));
+      },
+    );
+    r.on("timeout", () => r.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)));
+    r.on("error", (e) => done({ status: 0, headers: {}, body: "", error: String(e) }));
+    try {
+      writeBody(r, body, req.chunked);
+    } catch (e) {
+      r.destroy();
+      done({ status: 0, headers: {}, body: "", error: String(e) });
+    }
+  });
+}
+
+function writeBody(r, body, chunked) {
+  {
+    if (chunked) {
+      // Several chunks, so the dispatcher really sees a stream with no declared length.
+      const piece = 64 * 1024;
+      for (let k = 0; k < body.length; k += piece) r.write(body.subarray(k, k + piece));
+      r.end();
+    } else {
+      r.end(body.length > 0 ? body : undefined);
+    }
+  }
+}
+
+async function main() {
+  const [inputPath, outputPath] = process.argv.slice(2);
+  if (!inputPath || !outputPath) {
+    console.error("usage: node run_corpus.mjs INPUT.json OUTPUT.json");
+    process.exit(2);
+  }
+  const input = JSON.parse(await readFile(inputPath, "utf8"));
+  const mf = new Miniflare({
+    workers: buildWorkers(input),
+    log: new Log(LogLevel.WARN),
+    // workerd's own stdout/stderr (console.* in workers) go to stderr, never mixed with results.
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
+  });
+  const results = [];
+  try {
+    await mf.ready;
+    for (const [i, setup] of input.setups.entries()) {
+      const url = await mf.unsafeGetDirectURL(`dispatcher-${i}`);
+      // One request at a time: timeout cases need the machine's attention to keep their margins.
+      for (const req of setup.requests) results.push(await send(url, req));
+    }
+  } finally {
+    await mf.dispose();
+  }
+  await writeFile(outputPath, JSON.stringify(results));
+}
+
+await main();
