@@ -1,13 +1,129 @@
-"""``code24ctl serve``: placeholder until issue #3 lands."""
+"""``code24ctl serve``: run the dispatch rules locally in front of the local upstreams."""
 
 from __future__ import annotations
 
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
+import json
+import shlex
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.cli.output import note, stderr
 from code24ctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from code24ctl.serve.server import ServeInfo
+
+HostOption = Annotated[
+    str,
+    typer.Option(
+        "--host",
+        help="address to listen on (anything but loopback is reachable from other machines)",
+    ),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        "-p",
+        min=0,
+        max=65535,
+        help="port to listen on [default: the port of the environment's base_url, 8787]",
+    ),
+]
+DemoOption = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="also start built-in sample workers for every alias (one answers an HTML "
+        "error page, to show the JSON fallback)",
+    ),
+]
+AccessLogOption = Annotated[
+    str,
+    typer.Option(
+        "--access-log",
+        metavar="text|json|off",
+        help="one line per request on stderr: method, path, worker, status, fallback, ms",
+    ),
+]
 
 
 def serve(
-    config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = None,
+    demo: DemoOption = False,
+    access_log: AccessLogOption = "text",
+    json_output: JsonOption = False,
 ) -> None:
-    """Run the dispatch logic locally (--demo: with built-in sample workers)."""
-    raise UsageError("`code24ctl serve` is not built yet (issue #3)")
+    """Run the dispatch logic locally (--demo: with built-in sample workers).
+
+    Listens until Ctrl+C or SIGTERM, then finishes in-flight requests and exits 0. With
+    --json, one JSON document describing what runs is printed on stdout once it is ready.
+    """
+    from code24ctl.serve.access_log import ACCESS_LOG_FORMATS, AccessLog
+    from code24ctl.serve.server import (
+        default_port,
+        is_loopback,
+        run_serve,
+        settings_from_config,
+    )
+
+    if access_log not in ACCESS_LOG_FORMATS:
+        raise UsageError(
+            f"--access-log {access_log!r} is not one of {', '.join(ACCESS_LOG_FORMATS)}"
+        )
+    resolved = load(config, env, default_env="local")
+    settings = settings_from_config(resolved)
+    base_port = default_port(resolved)
+    listen_port = base_port if port is None else port
+    if not is_loopback(host):
+        note(
+            f"[yellow]warning:[/] listening on {host}, not loopback: other machines can reach "
+            "this dispatcher and the workers behind it"
+        )
+
+    def ready(info: ServeInfo) -> None:
+        _banner(info, env_name=resolved.env_name, base_url=resolved.environment.base_url)
+        if json_output:
+            sys.stdout.write(json.dumps(info.as_dict()) + "\n")
+            sys.stdout.flush()
+
+    run_serve(
+        settings,
+        host=host,
+        port=listen_port,
+        demo=demo,
+        access_log=AccessLog(access_log, sys.stderr),
+        on_ready=ready,
+    )
+    note("serve stopped")
+
+
+def _banner(info: ServeInfo, *, env_name: str, base_url: str | None) -> None:
+    lines = [f"code24ctl serve: environment [bold]{env_name}[/] on [bold]{info.url}[/]"]
+    for prefix, worker in info.routes:
+        upstream = info.upstreams.get(worker, "(no upstream: answers worker_not_found)")
+        lines.append(f"  {prefix or '/':<18} -> {worker:<22} {upstream}")
+    if info.demo_workers:
+        lines.append(
+            "demo: built-in sample workers answer every alias; designer-worker answers an HTML "
+            "'502 Bad Gateway' page, which the dispatcher turns into its JSON fallback."
+        )
+    probe = "code24ctl probe --env " + shlex.quote(env_name)
+    if base_url is None or base_url.rstrip("/") != info.url:
+        probe += f" --base-url {info.url}"
+    lines += [
+        "try:",
+        f"  curl -s -X POST {info.url}/api/competitive/analyze-industry "
+        "-H 'content-type: application/json' -d '{\"industry\": \"saas\"}'",
+        f"  curl -si -X POST {info.url}/elite/design/enhanced -d '{{}}'",
+        f"  {probe}",
+        "Ctrl+C to stop.",
+    ]
+    # soft_wrap: a wrapped curl line could not be pasted back into a shell.
+    stderr().print("\n".join(lines), soft_wrap=True)

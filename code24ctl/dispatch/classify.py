@@ -59,6 +59,16 @@ def cloudflare_error_code(body: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_strict_json(body: bytes) -> None:
+    # RFC 8259 JSON, as JSON.parse in the JavaScript dispatcher reads it: UTF-8 only (no BOM,
+    # no UTF-16/32 guessing), no NaN/Infinity.
+    json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+
+
 def classify_answer(status: int, content_type: str | None, body: bytes) -> Classification:
     """Classify a complete answer as ``json``, ``html``, ``not-json`` or ``empty``.
 
@@ -75,7 +85,7 @@ def classify_answer(status: int, content_type: str | None, body: bytes) -> Class
         return Classification("empty", "no body")
     if is_json_media_type(content_type):
         try:
-            json.loads(body)
+            _parse_strict_json(body)
         except (ValueError, UnicodeDecodeError) as exc:
             reason = f"JSON content type but the body does not parse: {exc}"
             return Classification("not-json", reason)

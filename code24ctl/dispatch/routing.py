@@ -1,0 +1,478 @@
+"""The dispatch rules of SPEC.md section 4 as pure functions (no I/O, no clock, no randomness
+unless asked for).
+
+``code24ctl serve`` is built on these; the JavaScript dispatcher implements the same rules and the
+conformance corpus (tests/conformance/cases.yaml) holds both to them. The order a dispatcher
+applies them in:
+
+1. :func:`is_bad_path` on the raw request target (400 ``bad_path``);
+2. :func:`match_route` on the raw path (404 ``route_not_found``);
+3. the body limit, :func:`body_too_large` (413 ``payload_too_large``);
+4. forward to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
+   :func:`choose_request_id`;
+5. judge the answer: :func:`bytes_to_judge` says how much of the body to read first,
+   :func:`judge_answer` says pass through or fall back (and why);
+6. answer: :func:`fallback_answer` / :func:`refusal_answer`, with :func:`dispatch_headers`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from code24ctl.dispatch.classify import (
+    SNIFF_BYTES,
+    classify_answer,
+    is_html_media_type,
+    is_json_media_type,
+)
+
+Reason = Literal[
+    "route_not_found",
+    "bad_path",
+    "payload_too_large",
+    "worker_not_found",
+    "worker_error",
+    "worker_timeout",
+    "upstream_html",
+    "upstream_not_json",
+    "internal_error",
+]
+
+ERROR_MESSAGES: Mapping[Reason, str] = {
+    "route_not_found": "No route matches this path.",
+    "bad_path": "The request path is not allowed.",
+    "payload_too_large": "The request body is larger than the dispatcher accepts.",
+    "worker_not_found": "The worker is not deployed in the namespace.",
+    "worker_error": "The worker failed before answering.",
+    "worker_timeout": "The worker did not answer in time.",
+    "upstream_html": "The worker answered with an HTML page instead of JSON.",
+    "upstream_not_json": "The worker answered with something other than JSON.",
+    "internal_error": "The dispatcher failed unexpectedly.",
+}
+
+# Status of the error envelope for each reason. Worker failures use it only when the worker has
+# no configured fallback.
+ERROR_STATUS: Mapping[Reason, int] = {
+    "route_not_found": 404,
+    "bad_path": 400,
+    "payload_too_large": 413,
+    "worker_not_found": 502,
+    "worker_error": 502,
+    "worker_timeout": 504,
+    "upstream_html": 502,
+    "upstream_not_json": 502,
+    "internal_error": 500,
+}
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_JSON_CHECK_BYTES = 1024 * 1024
+DEFAULT_TIMEOUT_MS = 30000
+DEFAULT_FALLBACK_STATUS = 200
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# RFC 9110 section 7.6.1: these describe one connection and are never forwarded (the names
+# listed in a Connection header are hop-by-hop too).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+METADATA_PREFIX = "x-code24-"
+REQUEST_ID_HEADER = "X-Code24-Request-Id"
+
+_DOT_SEGMENT = re.compile(r"^(?:\.|%2e){1,2}$", re.IGNORECASE)
+_ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+# ------------------------------------------------------------------------------------------
+# The route table
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the route table: raw-path prefix, worker alias, leading part to strip."""
+
+    prefix: str
+    worker: str
+    strip: str
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    """How long to wait for a worker and what to answer when it fails."""
+
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    fallback: Any = None
+    fallback_status: int = DEFAULT_FALLBACK_STATUS
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """The compiled route table (``compile_route_table``'s document), checked and typed.
+
+    ``routes`` is kept longest prefix first so the first match is the longest one.
+    """
+
+    routes: tuple[Route, ...]
+    workers: Mapping[str, WorkerPolicy] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_json_check_bytes: int = DEFAULT_MAX_JSON_CHECK_BYTES
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> RouteTable:
+        """Check and type a route table document; raises ``ValueError`` naming the problem."""
+        if document.get("version") != 1:
+            raise ValueError(f"route table version {document.get('version')!r} is not 1")
+        raw_routes = document.get("routes")
+        if not isinstance(raw_routes, list):
+            raise ValueError("route table 'routes' is not a list")
+        routes: list[Route] = []
+        for index, raw in enumerate(raw_routes):
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"route {index} is not a mapping")
+            prefix, worker = raw.get("prefix"), raw.get("worker")
+            strip = raw.get("strip", prefix)
+            if not isinstance(prefix, str) or not prefix.startswith("/"):
+                raise ValueError(f"route {index}: prefix must be a string starting with '/'")
+            if not isinstance(worker, str) or not worker:
+                raise ValueError(f"route {index}: worker must be a name")
+            if strip is None:
+                strip = prefix
+            if not isinstance(strip, str):
+                raise ValueError(f"route {index}: strip must be a string")
+            # "/api/" and "/api" are the same prefix; "/" (stored as "") matches every path.
+            routes.append(Route(prefix.rstrip("/"), worker, strip.rstrip("/")))
+        routes.sort(key=lambda route: -len(route.prefix))
+        raw_workers = document.get("workers") or {}
+        if not isinstance(raw_workers, Mapping):
+            raise ValueError("route table 'workers' is not a mapping")
+        workers = {alias: _policy(alias, raw) for alias, raw in raw_workers.items()}
+        return cls(
+            routes=tuple(routes),
+            workers=workers,
+            max_body_bytes=_limit(document, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            max_json_check_bytes=_limit(
+                document, "max_json_check_bytes", DEFAULT_MAX_JSON_CHECK_BYTES
+            ),
+        )
+
+    def policy(self, alias: str) -> WorkerPolicy:
+        """The worker's policy (defaults when the table does not list it)."""
+        return self.workers.get(alias) or WorkerPolicy()
+
+
+def _policy(alias: str, raw: Any) -> WorkerPolicy:
+    if raw is None:
+        return WorkerPolicy()
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"worker {alias!r}: settings are not a mapping")
+    timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
+    status = raw.get("fallback_status", DEFAULT_FALLBACK_STATUS)
+    if timeout_ms is None:
+        timeout_ms = DEFAULT_TIMEOUT_MS
+    if status is None:
+        status = DEFAULT_FALLBACK_STATUS
+    if not _is_int(timeout_ms) or timeout_ms <= 0:
+        raise ValueError(f"worker {alias!r}: timeout_ms must be a positive integer")
+    if not _is_int(status) or not 200 <= status <= 599:
+        raise ValueError(f"worker {alias!r}: fallback_status must be an HTTP status 200-599")
+    return WorkerPolicy(timeout_ms, raw.get("fallback"), status)
+
+
+def _limit(document: Mapping[str, Any], name: str, default: int) -> int:
+    value = document.get(name)
+    if value is None:
+        return default
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"route table {name!r} must be a non-negative integer")
+    return int(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------------------
+# Paths (rules 4.1 and 4.2), always on the raw, still percent-encoded request target
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split a raw request target into (path, query); the query has no ``?``, the fragment
+    (never sent by a conforming client) is dropped."""
+    target = target.split("#", 1)[0]
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def is_bad_path(target: str) -> bool:
+    """Whether a raw request target must be refused with 400 ``bad_path``.
+
+    Refused: a target that does not start with ``/`` (absolute form, ``*``), a backslash, an
+    encoded ``/`` or ``\\`` (``%2F``, ``%5C``, any case), or a ``.``/``..`` segment, plain or
+    percent-encoded. Only the path counts; the query string is the worker's business.
+    """
+    path, _ = split_target(target)
+    if not path.startswith("/"):
+        return True
+    if "\\" in path or _ENCODED_SEPARATOR.search(path):
+        return True
+    return any(_DOT_SEGMENT.match(segment) for segment in path.split("/"))
+
+
+def prefix_matches(path: str, prefix: str) -> bool:
+    """``prefix`` matches ``path`` on a segment boundary ("" matches everything)."""
+    return prefix == "" or path == prefix or path.startswith(prefix + "/")
+
+
+def match_route(routes: Sequence[Route], path: str) -> Route | None:
+    """The route with the longest prefix matching ``path`` on a segment boundary, or None.
+
+    Does not rely on ``routes`` being sorted.
+    """
+    best: Route | None = None
+    for route in routes:
+        if prefix_matches(path, route.prefix) and (
+            best is None or len(route.prefix) > len(best.prefix)
+        ):
+            best = route
+    return best
+
+
+def strip_path(path: str, strip: str) -> str:
+    """``path`` without the leading ``strip`` part; never empty (``/`` at least)."""
+    rest = path[len(strip) :] if strip and prefix_matches(path, strip) else path
+    return rest if rest.startswith("/") else "/" + rest
+
+
+def forwarded_target(route: Route, path: str, query: str) -> str:
+    """The request target the worker sees: stripped path, query string unchanged."""
+    stripped = strip_path(path, route.strip)
+    return f"{stripped}?{query}" if query else stripped
+
+
+def body_too_large(content_length: str | None, max_body_bytes: int) -> bool:
+    """Whether a declared Content-Length is over the limit (a streamed body is counted as it
+    arrives by the caller)."""
+    if content_length is None:
+        return False
+    try:
+        return int(content_length.strip()) > max_body_bytes
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------
+# Headers (rules 4.3 and 4.6)
+
+
+def connection_named(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The header names a Connection header lists (lowercased): hop-by-hop for this hop."""
+    names: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            names.update(part.strip().lower() for part in value.split(",") if part.strip())
+    return frozenset(names)
+
+
+def forward_request_headers(
+    headers: Iterable[tuple[str, str]], request_id: str
+) -> list[tuple[str, str]]:
+    """The client's headers as the worker gets them.
+
+    Drops hop-by-hop headers (and the ones Connection names) and every ``X-Code24-*`` header
+    (clients cannot forge dispatcher metadata); adds ``X-Code24-Request-Id``. Order and
+    repeated headers are kept.
+    """
+    headers = list(headers)
+    dropped = HOP_BY_HOP | connection_named(headers)
+    kept = [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in dropped and not lower.startswith(METADATA_PREFIX)
+    ]
+    kept.append((REQUEST_ID_HEADER, request_id))
+    return kept
+
+
+def forward_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The worker's headers as the client gets them on a pass-through: without hop-by-hop
+    headers and without any ``X-Code24-*`` header (only the dispatcher sets those)."""
+    headers = list(headers)
+    dropped = HOP_BY_HOP | connection_named(headers)
+    return [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in dropped and not lower.startswith(METADATA_PREFIX)
+    ]
+
+
+def new_request_id() -> str:
+    """A fresh request id: uuid4 as 32 lowercase hex characters."""
+    return uuid.uuid4().hex
+
+
+def choose_request_id(client_value: str | None, new_id: Callable[[], str] = new_request_id) -> str:
+    """The client's ``X-Request-Id`` when it is sane (``^[A-Za-z0-9._:-]{1,128}$``), else a new
+    id."""
+    if client_value is not None and REQUEST_ID_RE.match(client_value):
+        return client_value
+    return new_id()
+
+
+def format_dispatch_ms(elapsed_ms: float) -> str:
+    """``X-Code24-Dispatch-Ms``: milliseconds with at most two decimals, never negative."""
+    value = round(max(0.0, elapsed_ms), 2)
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def dispatch_headers(
+    *,
+    worker: str,
+    environment: str,
+    request_id: str,
+    fallback_reason: Reason | None,
+    upstream_status: int | None,
+    dispatch_ms: float,
+) -> list[tuple[str, str]]:
+    """The metadata headers on every dispatched answer (a route matched)."""
+    headers = [
+        ("X-Code24-Worker", worker),
+        ("X-Code24-Environment", environment),
+        (REQUEST_ID_HEADER, request_id),
+        ("X-Code24-Fallback", "false" if fallback_reason is None else "true"),
+    ]
+    if fallback_reason is not None:
+        headers.append(("X-Code24-Fallback-Reason", fallback_reason))
+    if upstream_status is not None:
+        headers.append(("X-Code24-Upstream-Status", str(upstream_status)))
+    headers.append(("X-Code24-Dispatch-Ms", format_dispatch_ms(dispatch_ms)))
+    return headers
+
+
+# ------------------------------------------------------------------------------------------
+# Judging the worker's answer (rule 4.4)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Pass the worker's answer through, or fall back for ``reason``."""
+
+    reason: Reason | None
+    detail: str
+
+    @property
+    def passes(self) -> bool:
+        return self.reason is None
+
+
+def bytes_to_judge(
+    status: int,
+    content_type: str | None,
+    content_length: int | None,
+    *,
+    method: str,
+    max_json_check_bytes: int,
+) -> int | None:
+    """How many body bytes to read before :func:`judge_answer` can decide.
+
+    ``None``: pass through without reading a byte (204/304, a HEAD answer with a JSON type, a
+    JSON body declared larger than ``max_json_check_bytes``). ``0``: the headers decide
+    (``text/html``). Otherwise read until the body ends or more than this many bytes are in
+    hand: ``max_json_check_bytes`` for a JSON type, the sniff window for anything else.
+    """
+    if status in _NO_BODY_STATUSES:
+        return None
+    if is_json_media_type(content_type):
+        if method == "HEAD":
+            return None
+        if content_length is not None and content_length > max_json_check_bytes:
+            return None
+        return max_json_check_bytes
+    if is_html_media_type(content_type):
+        return 0
+    return SNIFF_BYTES
+
+
+def judge_answer(
+    status: int, content_type: str | None, body: bytes, *, complete: bool, method: str = "GET"
+) -> Judgement:
+    """Pass through or fall back, for an answer whose first bytes are ``body``.
+
+    ``complete`` says ``body`` is the whole body; a JSON answer read only in part (it went over
+    the check limit) passes unchecked. The verdict itself is :func:`classify_answer`'s, the
+    one ``probe`` uses: html -> ``upstream_html``; not-json and empty -> ``upstream_not_json``.
+    """
+    if status in _NO_BODY_STATUSES:
+        return Judgement(None, f"status {status} passes through")
+    json_type = is_json_media_type(content_type)
+    if json_type and method == "HEAD":
+        return Judgement(None, "HEAD answer with a JSON content type")
+    if json_type and not complete:
+        return Judgement(None, "JSON body larger than the check limit streams through unchecked")
+    if is_html_media_type(content_type):
+        return Judgement("upstream_html", f"content type {content_type}")
+    verdict = classify_answer(status, content_type, body)
+    if verdict.verdict == "json":
+        return Judgement(None, verdict.reason)
+    if verdict.verdict == "html":
+        return Judgement("upstream_html", verdict.reason)
+    return Judgement("upstream_not_json", verdict.reason)
+
+
+# ------------------------------------------------------------------------------------------
+# Answers the dispatcher makes itself (rule 4.5 and the refusals)
+
+
+def error_envelope(reason: Reason, worker: str | None, request_id: str) -> dict[str, Any]:
+    """``{"error": {"code", "message", "worker", "request_id"}}``."""
+    return {
+        "error": {
+            "code": reason,
+            "message": ERROR_MESSAGES[reason],
+            "worker": worker,
+            "request_id": request_id,
+        }
+    }
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as ``JSON.stringify`` writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def fallback_answer(
+    policy: WorkerPolicy, reason: Reason, worker: str, request_id: str
+) -> tuple[int, bytes]:
+    """(status, JSON body) for a worker failure: its configured fallback with
+    ``fallback_status``, else the error envelope with 502 (504 for ``worker_timeout``)."""
+    if policy.fallback is not None:
+        return policy.fallback_status, json_bytes(policy.fallback)
+    return ERROR_STATUS[reason], json_bytes(error_envelope(reason, worker, request_id))
+
+
+def refusal_answer(reason: Reason, worker: str | None, request_id: str) -> tuple[int, bytes]:
+    """(status, JSON body) for an answer made without the worker: 400, 404, 413, 500."""
+    return ERROR_STATUS[reason], json_bytes(error_envelope(reason, worker, request_id))
+
+
+def refusal_headers(environment: str, request_id: str) -> list[tuple[str, str]]:
+    """Headers on a refusal: JSON, the request id and the environment."""
+    return [
+        ("Content-Type", "application/json"),
+        (REQUEST_ID_HEADER, request_id),
+        ("X-Code24-Environment", environment),
+    ]

@@ -1,0 +1,529 @@
+"""The dispatcher as a raw ASGI application (no framework: Starlette in front cost 15-32%).
+
+Every rule comes from :mod:`code24ctl.dispatch.routing`; this module only moves bytes: it
+streams the request body to the worker and the worker's body back, buffering no more than the
+JSON-or-not decision needs, and turns every failure into a JSON answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from code24ctl.dispatch.routing import (
+    Judgement,
+    Reason,
+    RouteTable,
+    body_too_large,
+    bytes_to_judge,
+    choose_request_id,
+    dispatch_headers,
+    fallback_answer,
+    forward_request_headers,
+    forward_response_headers,
+    forwarded_target,
+    is_bad_path,
+    judge_answer,
+    match_route,
+    refusal_answer,
+    refusal_headers,
+    split_target,
+)
+from code24ctl.serve.access_log import AccessLog
+from code24ctl.serve.protocol import ABORT_SCOPE_KEY, TARGET_SCOPE_KEY
+
+if TYPE_CHECKING:
+    import aiohttp
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Request headers that belong to the hop between client and serve, beyond the hop-by-hop set:
+# the worker gets its own Host (the upstream's), and serve already answered any 100-continue.
+_TRANSPORT_REQUEST_HEADERS = frozenset({"host", "expect"})
+# uvicorn writes its own Date; a worker's would be a duplicate.
+_TRANSPORT_RESPONSE_HEADERS = frozenset({"date"})
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What one serve instance dispatches: the route table, the environment name it reports
+    in ``X-Code24-Environment``, and the upstream base URL of each worker alias (an alias
+    without one is "not in the namespace")."""
+
+    table: RouteTable
+    environment: str
+    upstreams: Mapping[str, str]
+
+
+class _UploadState:
+    """What happened to the request body while it streamed to the worker."""
+
+    __slots__ = ("client_gone", "too_large")
+
+    def __init__(self) -> None:
+        self.too_large = False
+        self.client_gone = False
+
+
+class _UploadStopped(Exception):
+    """Raised inside the body stream to abort the upload (too large, client gone)."""
+
+
+@dataclass
+class _Outcome:
+    """What the access log line says about one request."""
+
+    worker: str | None = None
+    status: int = 0
+    reason: str | None = None
+
+
+class DispatchApp:
+    """The ASGI application behind ``code24ctl serve``.
+
+    ``session_factory`` builds the one shared aiohttp session (see
+    :func:`code24ctl.serve.upstream.make_session`); it is called at lifespan startup and the
+    session is closed at shutdown. ``settings`` may be replaced between requests.
+    """
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        *,
+        session_factory: Callable[[], aiohttp.ClientSession],
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self._session_factory = session_factory
+        self._access_log = access_log
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # --------------------------------------------------------------------------------------
+    # Lifespan: the session lives exactly as long as the server
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:  # reported by uvicorn, which then exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        """Create the shared upstream session (idempotent)."""
+        if self.session is None:
+            self.session = self._session_factory()
+
+    async def close(self) -> None:
+        """Close the shared upstream session."""
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()
+
+    # --------------------------------------------------------------------------------------
+    # One request
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        settings = self.settings
+        outcome = _Outcome()
+        response_started = False
+
+        async def answer(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                outcome.status = message["status"]
+            await send(message)
+
+        request_id = ""
+        try:
+            raw_target = scope.get(TARGET_SCOPE_KEY)
+            if raw_target is None:  # another ASGI server: rebuild the target
+                raw_target = scope["raw_path"]
+                if scope.get("query_string"):
+                    raw_target += b"?" + scope["query_string"]
+            target = raw_target.decode("latin-1")
+            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+            client_id = content_length = None
+            chunked = False
+            for name, value in headers:  # uvicorn lowercases names
+                if name == "x-request-id":
+                    client_id = value
+                elif name == "content-length":
+                    content_length = value
+                elif name == "transfer-encoding":
+                    chunked = True
+            request_id = choose_request_id(client_id)
+            await self._dispatch(
+                scope,
+                receive,
+                answer,
+                settings,
+                target=target,
+                headers=headers,
+                request_id=request_id,
+                content_length=content_length,
+                chunked=chunked,
+                started=started,
+                outcome=outcome,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The catch-all: nothing may escape as anything but JSON.
+            outcome.reason = "internal_error"
+            if not response_started:
+                request_id = request_id or choose_request_id(None)
+                status, body = refusal_answer("internal_error", None, request_id)
+                await answer(
+                    _start(status, refusal_headers(settings.environment, request_id), len(body))
+                )
+                await answer({"type": "http.response.body", "body": body})
+            else:
+                await _abort(scope)
+        finally:
+            if self._access_log is not None:
+                path = target_path(scope)
+                self._access_log.record(
+                    method=scope["method"],
+                    path=path,
+                    worker=outcome.worker,
+                    status=outcome.status,
+                    reason=outcome.reason,
+                    ms=(time.perf_counter() - started) * 1000,
+                    request_id=request_id,
+                )
+
+    async def _dispatch(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        settings: ServeSettings,
+        *,
+        target: str,
+        headers: list[tuple[str, str]],
+        request_id: str,
+        content_length: str | None,
+        chunked: bool,
+        started: float,
+        outcome: _Outcome,
+    ) -> None:
+        table = settings.table
+        environment = settings.environment
+
+        async def refuse(reason: Reason, worker: str | None) -> None:
+            outcome.reason = reason
+            status, body = refusal_answer(reason, worker, request_id)
+            await send(_start(status, refusal_headers(environment, request_id), len(body)))
+            await send({"type": "http.response.body", "body": body})
+
+        # Rule 4.2 first, then 4.1, then the body limit (the order the JS dispatcher uses).
+        if is_bad_path(target):
+            await refuse("bad_path", None)
+            return
+        path, query = split_target(target)
+        route = match_route(table.routes, path)
+        if route is None:
+            await refuse("route_not_found", None)
+            return
+        alias = route.worker
+        outcome.worker = alias
+        if body_too_large(content_length, table.max_body_bytes):
+            await refuse("payload_too_large", alias)
+            return
+        policy = table.policy(alias)
+        upstream_status: int | None = None
+
+        async def fall_back(reason: Reason) -> None:
+            outcome.reason = reason
+            status, body = fallback_answer(policy, reason, alias, request_id)
+            meta = dispatch_headers(
+                worker=alias,
+                environment=environment,
+                request_id=request_id,
+                fallback_reason=reason,
+                upstream_status=upstream_status,
+                dispatch_ms=(time.perf_counter() - started) * 1000,
+            )
+            response_headers = [("Content-Type", "application/json"), *meta]
+            await send(_start(status, response_headers, len(body)))
+            await send({"type": "http.response.body", "body": body})
+
+        base = settings.upstreams.get(alias)
+        session = self.session
+        if base is None:
+            await fall_back("worker_not_found")
+            return
+        if session is None:
+            raise RuntimeError("serve's upstream session is not started")
+
+        import aiohttp
+        from yarl import URL
+
+        forwarded = [
+            (name, value)
+            for name, value in forward_request_headers(headers, request_id)
+            if name not in _TRANSPORT_REQUEST_HEADERS and not (chunked and name == "content-length")
+        ]
+        upload = _UploadState()
+        data = await _request_body(receive, content_length, chunked, table.max_body_bytes, upload)
+        if upload.too_large:
+            await refuse("payload_too_large", alias)
+            return
+        url = URL(base + forwarded_target(route, path, query), encoded=True)
+        method = scope["method"]
+        timeout_s = policy.timeout_ms / 1000
+        response: aiohttp.ClientResponse | None = None
+        try:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    response = await session.request(
+                        method, url, headers=forwarded, data=data, allow_redirects=False
+                    )
+                    upstream_status = response.status
+                    judgement, body, complete = await _judge(
+                        response, method, table.max_json_check_bytes
+                    )
+            except TimeoutError:
+                upstream_status = None
+                await fall_back("worker_timeout")
+                return
+            except aiohttp.ClientConnectorError:
+                await fall_back("worker_not_found")
+                return
+            except (aiohttp.ClientError, OSError, _UploadStopped):
+                if upload.too_large:
+                    await refuse("payload_too_large", alias)
+                elif upload.client_gone:
+                    outcome.status, outcome.reason = 499, "client_closed"
+                else:
+                    upstream_status = None
+                    await fall_back("worker_error")
+                return
+            if judgement.reason is not None:
+                await fall_back(judgement.reason)
+                return
+            await self._pass_through(
+                scope,
+                send,
+                response,
+                body,
+                complete,
+                meta=dispatch_headers(
+                    worker=alias,
+                    environment=environment,
+                    request_id=request_id,
+                    fallback_reason=None,
+                    upstream_status=upstream_status,
+                    dispatch_ms=(time.perf_counter() - started) * 1000,
+                ),
+                idle_timeout_s=timeout_s,
+            )
+        finally:
+            if response is not None:
+                response.release()
+
+    async def _pass_through(
+        self,
+        scope: Scope,
+        send: Send,
+        response: aiohttp.ClientResponse,
+        body: bytes,
+        complete: bool,
+        *,
+        meta: list[tuple[str, str]],
+        idle_timeout_s: float,
+    ) -> None:
+        raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers]
+        kept = [
+            (name, value)
+            for name, value in forward_response_headers(raw)
+            if name.lower() not in _TRANSPORT_RESPONSE_HEADERS
+            and not (complete and name.lower() == "content-length")
+        ]
+        if complete:
+            # The whole body is in hand: its length is known whatever framing the worker used.
+            await send(_start(response.status, kept + meta, len(body)))
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(_start(response.status, kept + meta))
+        try:
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            content = response.content
+            while True:
+                async with asyncio.timeout(idle_timeout_s):
+                    chunk = await content.readany()
+                if not chunk:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception:
+            # The status line is gone already; the only honest signal left is a cut connection.
+            await _abort(scope)
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _request_body(
+    receive: Receive,
+    content_length: str | None,
+    chunked: bool,
+    max_body_bytes: int,
+    upload: _UploadState,
+) -> bytes | AsyncIterator[bytes] | None:
+    """The request body to forward: None (none), bytes (it came in one piece) or a stream.
+
+    A body without a declared length is counted as it streams; going over the limit aborts
+    the upload and the caller answers 413.
+    """
+    if not chunked and (content_length is None or content_length.strip() == "0"):
+        return None
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        upload.client_gone = True
+        return None
+    first: bytes = message.get("body", b"")
+    if len(first) > max_body_bytes:
+        upload.too_large = True
+        return None
+    if not message.get("more_body", False):
+        return first
+
+    async def stream() -> AsyncIterator[bytes]:
+        size = len(first)
+        if first:
+            yield first
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                upload.client_gone = True
+                raise _UploadStopped("the client went away")
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body_bytes:
+                upload.too_large = True
+                raise _UploadStopped("the body is over the limit")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    return stream()
+
+
+async def _judge(
+    response: aiohttp.ClientResponse, method: str, max_json_check_bytes: int
+) -> tuple[Judgement, bytes, bool]:
+    """Read as much of the answer as the decision needs and decide.
+
+    Returns the judgement, the bytes read (sent first on a pass-through) and whether they are
+    the whole body.
+    """
+    status = response.status
+    content_type = response.headers.get("Content-Type")
+    declared = response.content_length
+    need = bytes_to_judge(
+        status, content_type, declared, method=method, max_json_check_bytes=max_json_check_bytes
+    )
+    if need is None:
+        return judge_answer(status, content_type, b"", complete=False, method=method), b"", False
+    if need == 0:
+        return judge_answer(status, content_type, b"", complete=False, method=method), b"", False
+    if declared is not None and declared <= need:
+        body = await response.read()
+        complete = True
+    else:
+        body, complete = await _read_up_to(response, need)
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    checked = body
+    if encoding not in ("", "identity"):
+        decoded = _decode_for_check(body, encoding, need)
+        if decoded is None:
+            # Cannot look inside (unknown coding, or it decodes past the check limit): a JSON
+            # answer passes unchecked like a large one; anything else falls back anyway.
+            return (
+                judge_answer(status, content_type, b"", complete=False, method=method),
+                body,
+                complete,
+            )
+        checked = decoded
+    judgement = judge_answer(status, content_type, checked, complete=complete, method=method)
+    return judgement, body, complete
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Read until the body ends (complete) or more than ``limit`` bytes are in hand."""
+    chunks: list[bytes] = []
+    size = 0
+    content = response.content
+    while size <= limit:
+        chunk = await content.readany()
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+def _decode_for_check(body: bytes, encoding: str, limit: int) -> bytes | None:
+    """Decompress gzip/deflate content for the JSON check (bounded); None if not possible."""
+    if encoding in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        return None
+    try:
+        decoder = zlib.decompressobj(wbits)
+        out = decoder.decompress(body, limit + 1)
+    except zlib.error:
+        return b"\x00"  # corrupt: checks as not JSON
+    if len(out) > limit:
+        return None
+    return out
+
+
+def _start(status: int, headers: list[tuple[str, str]], length: int | None = None) -> Message:
+    encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    if length is not None:
+        encoded.append((b"content-length", str(length).encode("ascii")))
+    return {"type": "http.response.start", "status": status, "headers": encoded}
+
+
+async def _abort(scope: Scope) -> None:
+    abort = scope.get(ABORT_SCOPE_KEY)
+    if abort is not None:
+        abort()
+        # Let the server see the connection go before the app returns.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+
+def target_path(scope: Scope) -> str:
+    """The raw path of a request for logs (no query string: it may carry secrets)."""
+    raw = scope.get(TARGET_SCOPE_KEY) or scope.get("raw_path") or b""
+    text: str = raw.decode("latin-1")
+    return split_target(text)[0]

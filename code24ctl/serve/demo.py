@@ -1,0 +1,145 @@
+"""Built-in sample workers for ``code24ctl serve --demo``.
+
+Each Code24 alias answers realistic JSON for its probe path, except ``designer-worker``, which
+answers what the real one did on a bad day: an HTML ``502 Bad Gateway`` page. Run behind serve,
+that page comes out as the designer's configured JSON fallback, which is the whole point of the
+dispatcher. An alias the demo does not know answers a generic JSON document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+HTML_ALIAS = "designer-worker"
+
+BAD_GATEWAY_PAGE = """<!DOCTYPE html>
+<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>cloudflare</center>
+</body>
+</html>
+"""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _competitive(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    industry = str(data.get("industry", "saas"))
+    names = data.get("competitors") or ["acme"]
+    return {
+        "worker": "competitive-analysis",
+        "path": path,
+        "industry": industry,
+        "competitors": [
+            {"name": str(name), "positioning": "incumbent, broad suite", "threat": "medium"}
+            for name in names
+        ],
+        "summary": f"The {industry} market is crowded at the top and open in the mid-market.",
+        "generated_at": _now(),
+    }
+
+
+def _market(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "worker": "market-research",
+        "path": path,
+        "market": data.get("market", "developer tools"),
+        "region": data.get("region", "EU"),
+        "size_usd_millions": 1840,
+        "growth_pct": 11.5,
+        "segments": ["startups", "mid-market", "enterprise"],
+        "generated_at": _now(),
+    }
+
+
+def _brand(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    company = str(data.get("company", "Code24"))
+    return {
+        "worker": "brand-worker",
+        "path": path,
+        "company": company,
+        "tone": data.get("tone", "confident"),
+        "tagline": f"{company}: ship the idea, not the boilerplate.",
+        "palette": ["#0B1F3A", "#2F80ED", "#F2C94C"],
+        "generated_at": _now(),
+    }
+
+
+def _developer(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    topic = str(data.get("topic", "release notes"))
+    return {
+        "worker": "developer-worker",
+        "path": path,
+        "topic": topic,
+        "content": f"# {topic.title()}\n\n- Faster builds\n- Clearer errors\n",
+        "format": "markdown",
+        "generated_at": _now(),
+    }
+
+
+def _generic(alias: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    def answer(path: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"worker": alias, "path": path, "ok": True, "generated_at": _now()}
+
+    return answer
+
+
+ANSWERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "competitive-analysis": _competitive,
+    "market-research": _market,
+    "brand-worker": _brand,
+    "developer-worker": _developer,
+}
+
+
+def _handler(alias: str) -> Callable[[web.BaseRequest], Any]:
+    from aiohttp import web
+
+    build = ANSWERS.get(alias) or _generic(alias)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        raw = await request.read()
+        if alias == HTML_ALIAS:
+            return web.Response(status=502, text=BAD_GATEWAY_PAGE, content_type="text/html")
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return web.json_response(build(request.path, data))
+
+    return handle
+
+
+@contextlib.asynccontextmanager
+async def running_demo_workers(aliases: Iterable[str]) -> AsyncIterator[dict[str, str]]:
+    """Start one sample worker per alias on an ephemeral 127.0.0.1 port; yields alias -> URL."""
+    from aiohttp import web
+
+    runners: list[web.ServerRunner] = []
+    urls: dict[str, str] = {}
+    try:
+        for alias in aliases:
+            runner = web.ServerRunner(web.Server(_handler(alias)), access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            urls[alias] = f"http://127.0.0.1:{port}"
+        yield urls
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()

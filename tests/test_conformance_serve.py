@@ -1,0 +1,60 @@
+"""The dispatch conformance corpus against ``code24ctl serve`` (the Python implementation).
+
+serve runs for real (uvicorn + httptools, the one aiohttp session) on 127.0.0.1, in front of
+real HTTP workers behaving as each case says (tests/conformance_upstreams.py). Both start once
+for the module; each case swaps in its own route table, environment and workers, then its
+request goes out over a fresh connection and the answer is judged by the same checker the
+JavaScript dispatcher is judged by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conformance.checker import Actual, check
+from tests.conformance.corpus import Case, behaviour_config, load_cases
+from tests.conformance_upstreams import ServeHarness, send
+
+CASES = [case for case in load_cases() if case.runs_on("python")]
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[ServeHarness]:
+    aliases = {route["worker"] for case in CASES for route in case.table_for()["routes"]}
+    running = ServeHarness(aliases)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def answer(harness: ServeHarness, case: Case) -> Actual:
+    """Set the case up in the running serve, send its request, return what came back."""
+    harness.configure(
+        case.table_for(),
+        case.environment,
+        {alias: behaviour_config(b) for alias, b in case.workers.items()},
+    )
+    request = case.http_request()
+    got = send(
+        harness.port,
+        request.method,
+        request.target,
+        request.headers,
+        request.body,
+        chunked=request.chunked,
+    )
+    return Actual(name=case.name, status=got["status"], headers=got["headers"], body=got["body"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_conformance(case: Case, harness: ServeHarness) -> None:
+    problems = check(case, answer(harness, case))
+    assert not problems, f"{case.name} (rule {case.rule}):\n  " + "\n  ".join(problems)
+
+
+def test_python_runs_every_case_not_limited_to_js() -> None:
+    skipped = [case.name for case in load_cases() if not case.runs_on("python")]
+    assert skipped == [], "serve must answer every case the corpus has for it"
