@@ -1,13 +1,105 @@
-"""``code24ctl apply``: placeholder until issue #4 lands."""
+"""``code24ctl apply``: create the namespace, bind the workers, deploy the dispatcher, in order."""
 
 from __future__ import annotations
 
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
-from code24ctl.errors import UsageError
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
+from code24ctl.errors import Aborted
+
+if TYPE_CHECKING:
+    from code24ctl.apply import ApplyPlan, ApplyResult, StepResult
+
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="take over route patterns that are routed to another Worker"),
+]
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", min=1, max=32, metavar="N", help="workers uploaded at the same time"
+    ),
+]
 
 
 def apply(
-    config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
+    yes: YesOption = False,
+    force: ForceOption = False,
+    concurrency: ConcurrencyOption = 4,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Create the namespace, bind the workers and deploy the dispatcher, in order."""
-    raise UsageError("`code24ctl apply` is not built yet (issue #4)")
+    """Set the environment up from the config: namespace create, bind, deploy, in order.
+
+    Shows the plan (what will be created or changed) and asks first; --yes skips the question,
+    and without a terminal it refuses unless --yes. Stops at the first failing step and says
+    what to do next (exit 3). A rerun finishes the job; an unchanged config writes nothing.
+    """
+    from code24ctl.apply import failure, plan_apply, run_apply
+    from code24ctl.cli.session import cloudflare_session
+
+    session = cloudflare_session(load(config, env))
+    # bind paces its own bulk calls; the few others use the SDK's retries, so an unreachable
+    # API fails in seconds rather than after the pacer's long backoff.
+    client = session.client
+    resolved = session.resolved
+    plan = plan_apply(client, session.account_id, resolved, force=force, concurrency=concurrency)
+    if not json_output or (not yes and output.is_terminal()):
+        _show_plan(plan)
+    if plan.has_changes:
+        question = f"Apply these changes to {plan.environment}?"
+        if not output.confirm(question, yes=yes):
+            raise Aborted(f"nothing was changed in {plan.environment}")
+    elif not json_output:
+        _note("nothing to change: every step is already in place")
+    result = run_apply(
+        client,
+        session.account_id,
+        resolved,
+        plan,
+        force=force,
+        concurrency=concurrency,
+        on_step=None if json_output else _show_step,
+    )
+    if json_output:
+        output.emit_json(result)
+    else:
+        _show_outcome(result)
+    if not result.ok:
+        raise failure(result)
+
+
+def _note(message: str) -> None:
+    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)
+
+
+def _show_plan(plan: ApplyPlan) -> None:
+    _note(f"plan for {plan.environment}:")
+    for number, step in enumerate(plan.steps, start=1):
+        if not step.changes and not step.problems:
+            _note(f"  {number}. {step.step}: nothing to change")
+            continue
+        _note(f"  {number}. {step.step}:")
+        for change in step.changes:
+            _note(f"       + {change}")
+        for problem in step.problems:
+            _note(f"       ! {problem}")
+        if step.unchanged:
+            _note(f"       ({len(step.unchanged)} unchanged)")
+
+
+def _show_step(step: StepResult) -> None:
+    _note(f"{step.step}: {step.status}: {step.detail}")
+
+
+def _show_outcome(result: ApplyResult) -> None:
+    env = result.environment
+    for alias, names in result.secrets_to_set.items():
+        for name in names:
+            _note(f"secret still to set: code24ctl secret put {alias} {name} --env {env}")
+    if result.ok:
+        output.stdout().print(f"{env} is set up: namespace, workers and dispatcher", markup=False)

@@ -1,0 +1,265 @@
+"""``apply``: the whole environment from namespaces.yaml — namespace, bind, deploy, in order.
+
+:func:`plan_apply` reads only and says what each step would create or change;
+:func:`run_apply` runs the steps and stops at the first one that fails, saying what to do next.
+Every step is idempotent, so a second apply of an unchanged config writes nothing, and a rerun
+after a failure finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from code24ctl.config import ResolvedConfig
+from code24ctl.errors import EXIT_API, Code24Error
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
+
+    from code24ctl.binding import BindReport
+    from code24ctl.deploy import DeployResult
+
+StepName = Literal["namespace", "bind", "deploy"]
+STEPS: tuple[StepName, ...] = ("namespace", "bind", "deploy")
+
+
+class PlanStep(BaseModel):
+    """What one step would do: ``changes`` lists each creation or change (empty: nothing)."""
+
+    step: StepName
+    changes: list[str]
+    unchanged: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+
+class ApplyPlan(BaseModel):
+    """The plan shown before anything is written."""
+
+    environment: str
+    namespace: str
+    dispatcher: str
+    steps: list[PlanStep]
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any step would write anything."""
+        return any(step.changes for step in self.steps)
+
+
+StepStatus = Literal["done", "unchanged", "failed", "not run"]
+
+
+class StepResult(BaseModel):
+    """What one step did."""
+
+    step: StepName
+    status: StepStatus
+    detail: str
+
+
+class ApplyResult(BaseModel):
+    """The outcome of ``apply`` (``--json`` prints this, plan included)."""
+
+    environment: str
+    plan: ApplyPlan
+    steps: list[StepResult]
+    ok: bool
+    error: str | None = None
+    next: str | None = None
+    secrets_to_set: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ApplyFailed(Code24Error):
+    """A step of apply failed; carries that step's exit status (3 for the API or network)."""
+
+    def __init__(self, message: str, *, hint: str | None, exit_code: int = EXIT_API) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+StepCallback = Callable[[StepResult], None]
+
+
+# --------------------------------------------------------------------------------------------
+# Plan
+
+
+def plan_apply(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    *,
+    force: bool = False,
+    concurrency: int = 4,
+) -> ApplyPlan:
+    """What apply would create or change, step by step, from reads only."""
+    from code24ctl.binding import plan_bind
+    from code24ctl.deploy import plan_deploy
+    from code24ctl.namespaces import find_namespace
+
+    resolved.require_cloudflare()
+    namespace = resolved.namespace()
+    exists = find_namespace(client, account_id, namespace) is not None
+    namespace_step = PlanStep(
+        step="namespace",
+        changes=[] if exists else [f"create dispatch namespace {namespace}"],
+        unchanged=[f"dispatch namespace {namespace} exists"] if exists else [],
+    )
+    bind = plan_bind(
+        client, account_id, resolved, concurrency=concurrency, require_namespace_exists=False
+    )
+    deploy = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
+    return ApplyPlan(
+        environment=resolved.env_name,
+        namespace=namespace,
+        dispatcher=resolved.dispatcher(),
+        steps=[namespace_step, _bind_step(bind), _deploy_step(deploy)],
+    )
+
+
+def _bind_step(report: BindReport) -> PlanStep:
+    step = PlanStep(step="bind", changes=[])
+    for row in report.rows:
+        if row.action == "would-create":
+            step.changes.append(f"create worker {row.alias} ({row.source})")
+        elif row.action == "would-update":
+            detail = f": {', '.join(row.changes)}" if row.changes else ""
+            step.changes.append(f"update worker {row.alias} ({row.source}){detail}")
+        elif row.action == "failed":
+            step.problems.append(f"worker {row.alias}: {row.error}")
+        else:
+            step.unchanged.append(f"worker {row.alias}")
+    return step
+
+
+def _deploy_step(result: DeployResult) -> PlanStep:
+    step = PlanStep(step="deploy", changes=[])
+    if result.kv is not None:
+        if result.kv.action == "would create":
+            step.changes.append(f"create KV namespace {result.kv.title}")
+        else:
+            step.unchanged.append(f"KV namespace {result.kv.title}")
+    if result.dispatcher_action == "upload":
+        step.changes.append(f"upload dispatcher {result.dispatcher}")
+    else:
+        step.unchanged.append(f"dispatcher {result.dispatcher}")
+    for route in result.routes:
+        if route.action == "create":
+            step.changes.append(f"create route {route.pattern}")
+        elif route.action == "update":
+            step.changes.append(f"take over route {route.pattern} from {route.owner}")
+        elif route.action == "conflict":
+            step.problems.append(
+                f"route {route.pattern} is routed to {route.owner or 'no Worker'} "
+                "(rerun with --force to take it over)"
+            )
+        else:
+            step.unchanged.append(f"route {route.pattern}")
+    return step
+
+
+# --------------------------------------------------------------------------------------------
+# Run
+
+
+def run_apply(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    plan: ApplyPlan,
+    *,
+    force: bool = False,
+    concurrency: int = 4,
+    on_step: StepCallback | None = None,
+) -> ApplyResult:
+    """Run namespace create, bind and deploy in order; stop at the first failing step.
+
+    Never raises for a failing step: the result says which step failed, why, and what to do
+    next (:func:`failure` turns that into the error to exit with).
+    """
+    from code24ctl.binding import bind_workers
+    from code24ctl.deploy import run_deploy
+    from code24ctl.namespaces import create_namespace
+
+    env = resolved.env_name
+    rerun = f"code24ctl apply --env {env}"
+    result = ApplyResult(environment=env, plan=plan, steps=[], ok=True)
+
+    def record(step: StepName, status: StepStatus, detail: str) -> None:
+        outcome = StepResult(step=step, status=status, detail=detail)
+        result.steps.append(outcome)
+        if on_step is not None:
+            on_step(outcome)
+
+    def fail(step: StepName, error: str, next_step: str) -> ApplyResult:
+        record(step, "failed", error)
+        for later in STEPS[STEPS.index(step) + 1 :]:
+            record(later, "not run", f"{step} failed")
+        result.ok = False
+        result.error = error
+        result.next = next_step
+        return result
+
+    try:
+        created = create_namespace(client, account_id, plan.namespace)
+    except Code24Error as exc:
+        return fail("namespace", exc.message, exc.hint or f"fix the error above, then {rerun}")
+    if created.created:
+        record("namespace", "done", f"created dispatch namespace {plan.namespace}")
+    else:
+        record("namespace", "unchanged", f"dispatch namespace {plan.namespace} exists")
+
+    try:
+        report = bind_workers(client, account_id, resolved, concurrency=concurrency)
+    except Code24Error as exc:
+        return fail("bind", exc.message, exc.hint or f"fix the error above, then {rerun}")
+    result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
+    if report.failed:
+        named = "; ".join(
+            f"{r.alias}: {r.error}" + (f" (API error {r.code})" if r.code is not None else "")
+            for r in report.failed
+        )
+        hints = {r.hint for r in report.failed if r.hint}
+        advice = f"{'; '.join(sorted(hints))}; then " if hints else "fix them, then "
+        return fail(
+            "bind",
+            f"{len(report.failed)} of {len(report.rows)} worker(s) failed to bind: {named}",
+            f"{advice}rerun `{rerun}` (workers already bound are left unchanged)",
+        )
+    changed = report.changes
+    record(
+        "bind",
+        "done" if changed else "unchanged",
+        f"{report.count('created')} created, {report.count('updated')} updated, "
+        f"{report.count('unchanged')} unchanged in {report.namespace}",
+    )
+
+    try:
+        deployed = run_deploy(client, account_id, resolved, force=force)
+    except Code24Error as exc:
+        hint = exc.hint or "fix the error above"
+        if "--force" in hint:
+            hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
+        else:
+            hint = f"{hint}; then rerun `{rerun}`"
+        return fail("deploy", exc.message, hint)
+    writes = [r for r in deployed.routes if r.applied]
+    kv_created = deployed.kv is not None and deployed.kv.action == "created"
+    status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
+    record(
+        "deploy",
+        status,
+        f"dispatcher {deployed.dispatcher} {'uploaded' if deployed.uploaded else 'unchanged'}, "
+        f"{len(writes)} route(s) written, "
+        f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
+    )
+    return result
+
+
+def failure(result: ApplyResult) -> ApplyFailed:
+    """The error a failed apply exits with (exit 3), naming the step and what to do next."""
+    failed = next(s for s in result.steps if s.status == "failed")
+    return ApplyFailed(f"apply stopped at step {failed.step}: {result.error}", hint=result.next)

@@ -1,0 +1,261 @@
+"""``code24ctl apply`` end to end: namespace, bind, deploy through the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import RunCli
+from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
+from tests.emulator.state import EmulatorState
+from tests.test_deploy import (
+    API_PATTERN,
+    DISPATCHER,
+    ELITE_PATTERN,
+    KV_TITLE,
+    NAMESPACE,
+    add_other_worker,
+    closed_port,
+    route_owners,
+    write_config,
+    writes,
+)
+
+ALIASES = (
+    "competitive-analysis",
+    "market-research",
+    "brand-worker",
+    "designer-worker",
+    "developer-worker",
+)
+SCRIPTS = {
+    "competitive-analysis": "competitive-analysis-worker-staging",
+    "market-research": "market-research-worker-staging",
+    "brand-worker": "brand-worker-staging",
+    "designer-worker": "designer-worker-staging",
+    "developer-worker": "advanced-developer-worker-staging",
+}
+
+FULL_PLAN = [
+    "plan for staging:",
+    "  1. namespace:",
+    f"       + create dispatch namespace {NAMESPACE}",
+    "  2. bind:",
+    *[f"       + create worker {alias} (script {SCRIPTS[alias]})" for alias in ALIASES],
+    "  3. deploy:",
+    f"       + create KV namespace {KV_TITLE}",
+    f"       + upload dispatcher {DISPATCHER}",
+    f"       + create route {API_PATTERN}",
+    f"       + create route {ELITE_PATTERN}",
+]
+
+
+def write_kinds(state: EmulatorState, account_id: str) -> list[str]:
+    """The write requests, each reduced to what it wrote."""
+    base = f"/accounts/{account_id}"
+    kinds = []
+    for line in writes(state):
+        method, path = line.split(" ", 1)
+        if path == f"{base}/workers/dispatch/namespaces":
+            kinds.append("namespace")
+        elif path.startswith(f"{base}/workers/dispatch/namespaces/{NAMESPACE}/scripts/"):
+            kinds.append("worker " + path.rsplit("/", 1)[1])
+        elif path == f"{base}/storage/kv/namespaces":
+            kinds.append("kv")
+        elif path == f"{base}/workers/scripts/{DISPATCHER}":
+            kinds.append("dispatcher")
+        elif path.endswith("/workers/routes"):
+            kinds.append("route")
+        else:
+            kinds.append(line)
+    return kinds
+
+
+def test_apply_sets_up_an_empty_account_in_order(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    result = run_cli("apply", "--env", "staging", "--yes", env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[: len(FULL_PLAN)] == FULL_PLAN
+    assert lines[len(FULL_PLAN) :] == [
+        f"namespace: done: created dispatch namespace {NAMESPACE}",
+        f"bind: done: 5 created, 0 updated, 0 unchanged in {NAMESPACE}",
+        f"deploy: done: dispatcher {DISPATCHER} uploaded, 2 route(s) written, 0 unchanged",
+        "secret still to set: code24ctl secret put developer-worker "
+        f"{MULTI_MODULE_SECRET} --env staging",
+    ]
+    assert result.stdout == "staging is set up: namespace, workers and dispatcher\n"
+
+    kinds = write_kinds(cf_state, cf_seed.account_id)
+    assert kinds[0] == "namespace"
+    assert sorted(kinds[1:6]) == sorted(f"worker {alias}" for alias in ALIASES)
+    assert kinds[6:] == ["kv", "dispatcher", "route", "route"]
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER) is not None
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+    }
+    assert MULTI_MODULE_SECRET_VALUE not in result.output
+
+
+def test_a_second_apply_changes_nothing_and_needs_no_confirmation(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
+    cf_state.clear_requests()
+
+    # No --yes and no terminal: fine, because there is nothing to confirm.
+    result = run_cli("apply", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    assert writes(cf_state) == []
+    assert result.stderr.splitlines()[:5] == [
+        "plan for staging:",
+        "  1. namespace: nothing to change",
+        "  2. bind: nothing to change",
+        "  3. deploy: nothing to change",
+        "nothing to change: every step is already in place",
+    ]
+    assert f"namespace: unchanged: dispatch namespace {NAMESPACE} exists" in result.stderr
+    assert f"bind: unchanged: 0 created, 0 updated, 5 unchanged in {NAMESPACE}" in result.stderr
+    assert (
+        f"deploy: unchanged: dispatcher {DISPATCHER} unchanged, 0 route(s) written, 2 unchanged"
+        in result.stderr
+    )
+
+
+def test_without_a_terminal_and_without_yes_it_refuses_and_writes_nothing(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    result = run_cli("apply", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[: len(FULL_PLAN)] == FULL_PLAN
+    assert "refusing to continue without confirmation" in result.stderr
+    assert "--yes" in result.stderr
+    assert result.stdout == ""
+    assert writes(cf_state) == []
+    assert {r.method for r in cf_state.requests()} == {"GET"}
+
+
+def test_apply_json_is_one_document_with_the_plan_and_the_steps(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    result = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["environment"] == "staging"
+    assert document["ok"] is True
+    assert document["error"] is None
+    assert document["next"] is None
+    plan = document["plan"]
+    assert [s["step"] for s in plan["steps"]] == ["namespace", "bind", "deploy"]
+    assert plan["steps"][0]["changes"] == [f"create dispatch namespace {NAMESPACE}"]
+    assert len(plan["steps"][1]["changes"]) == 5
+    assert plan["steps"][2]["changes"] == [
+        f"create KV namespace {KV_TITLE}",
+        f"upload dispatcher {DISPATCHER}",
+        f"create route {API_PATTERN}",
+        f"create route {ELITE_PATTERN}",
+    ]
+    assert [(s["step"], s["status"]) for s in document["steps"]] == [
+        ("namespace", "done"),
+        ("bind", "done"),
+        ("deploy", "done"),
+    ]
+    assert document["secrets_to_set"] == {"developer-worker": [MULTI_MODULE_SECRET]}
+    assert result.stderr == ""
+
+
+def test_apply_stops_at_the_first_failing_step_and_says_what_to_do(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["market-research"]["script"] = "market-research-worker-retired"
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env, config=config)
+
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert [(s["step"], s["status"]) for s in document["steps"]] == [
+        ("namespace", "done"),
+        ("bind", "failed"),
+        ("deploy", "not run"),
+    ]
+    assert document["error"].startswith("1 of 5 worker(s) failed to bind: market-research: ")
+    assert "(API error 10007)" in document["error"]
+    assert document["next"].endswith(
+        "rerun `code24ctl apply --env staging` (workers already bound are left unchanged)"
+    )
+    assert "apply stopped at step bind: 1 of 5 worker(s) failed to bind" in result.stderr
+    assert "hint: " in result.stderr
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER) is None
+    assert sorted(cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)) == sorted(
+        alias for alias in ALIASES if alias != "market-research"
+    )
+
+
+def test_a_route_conflict_stops_at_deploy_and_force_finishes(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    add_other_worker(cf_state, cf_seed.account_id)
+    cf_state.add_route(cf_seed.zone_id, API_PATTERN, "legacy-router")
+
+    stopped = run_cli("apply", "--env", "staging", "--yes", env=cf_env)
+
+    assert stopped.exit_code == 3
+    assert (
+        f"       ! route {API_PATTERN} is routed to legacy-router "
+        "(rerun with --force to take it over)" in stopped.stderr.splitlines()
+    )
+    assert "apply stopped at step deploy: route conflict on zone code24.dev" in stopped.stderr
+    assert "rerun `code24ctl apply --env staging --force`" in stopped.stderr
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
+    assert route_owners(cf_state, cf_seed.zone_id) == {API_PATTERN: "legacy-router"}
+    cf_state.clear_requests()
+
+    forced = run_cli("apply", "--env", "staging", "--yes", "--force", env=cf_env)
+
+    assert forced.exit_code == 0, forced.output
+    assert f"       + take over route {API_PATTERN} from legacy-router" in forced.stderr
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+    }
+    # The rerun did not upload the already bound workers again.
+    kinds = write_kinds(cf_state, cf_seed.account_id)
+    assert not [k for k in kinds if k.startswith("worker ") or k == "namespace"]
+
+
+def test_missing_token_is_exit_2_without_any_call(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    result = run_cli(
+        "apply", "--env", "staging", "--yes", env=dict(cf_env, CLOUDFLARE_API_TOKEN="")
+    )
+
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_API_TOKEN is not set" in result.stderr
+    assert cf_state.requests() == []
+
+
+def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
+
+    result = run_cli("apply", "--env", "staging", "--yes", env=env)
+
+    assert result.exit_code == 3
+    assert "cannot reach the Cloudflare API" in result.stderr
+    assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
