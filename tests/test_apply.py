@@ -56,7 +56,7 @@ def write_kinds(state: EmulatorState, account_id: str) -> list[str]:
     base = f"/accounts/{account_id}"
     kinds = []
     for line in writes(state):
-        method, path = line.split(" ", 1)
+        _method, path = line.split(" ", 1)
         if path == f"{base}/workers/dispatch/namespaces":
             kinds.append("namespace")
         elif path.startswith(f"{base}/workers/dispatch/namespaces/{NAMESPACE}/scripts/"):
