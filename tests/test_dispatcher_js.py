@@ -60,6 +60,8 @@ def _extra(
     *,
     table: Any = _DEFAULT_TABLE,
     worker: Mapping[str, Any] | None = None,
+    body: bytes = b"",
+    chunked: bool = False,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -69,13 +71,15 @@ def _extra(
             method="GET",
             target="/api/w/x",
             headers=[("X-Request-Id", name)],
-            body=b"",
-            chunked=False,
+            body=body,
+            chunked=chunked,
         ),
     }
 
 
 EXTRAS = [
+    _extra("js_get_with_body", worker={"behaviour": "echo"}, body=b"hello"),
+    _extra("js_get_with_chunked_body", worker={"behaviour": "echo"}, body=b"hello", chunked=True),
     _extra("js_table_routes_not_a_list", table={**_TABLE, "routes": "nope"}),
     _extra("js_table_wrong_version", table={**_TABLE, "version": 2}),
     _extra("js_table_null", table=None),
@@ -247,6 +251,18 @@ def test_route_table_given_as_json_text_still_works(answers: dict[str, Actual]) 
     got = answers["js_table_text_json"]
     assert got.status == 200
     assert json.loads(got.body)["path"] == "/x"
+
+
+# --- A GET body cannot be forwarded in workerd (Request refuses it): it is dropped, not a 500 ---
+
+
+@pytest.mark.parametrize("name", ["js_get_with_body", "js_get_with_chunked_body"])
+def test_get_body_is_dropped_not_fatal(name: str, answers: dict[str, Actual]) -> None:
+    got = answers[name]
+    assert got.status == 200, got.body
+    echoed = json.loads(got.body)
+    assert (echoed["method"], echoed["body"]) == ("GET", "")
+    assert "content-length" not in echoed["headers"]
 
 
 # --- Streaming and deadlines on answers without a declared length ---------------------------

@@ -83,8 +83,10 @@ async function dispatch(request, env, state) {
   const table = loadRouteTable(env);
 
   // Rule 4.2, checked before routing: refuse paths that could mean something else to the
-  // worker than to the router. The raw path is taken from the request.url string, never from
-  // `new URL()`, whose parser resolves "." / ".." (also "%2e") segments and turns "\" into "/".
+  // worker than to the router. The raw path is cut out of the request.url string, never taken
+  // from `new URL()`, whose parser resolves "%2e" segments and turns "\" into "/". (workerd's
+  // HTTP server already resolves literal "." / ".." segments before this code runs; checking
+  // them anyway costs nothing and keeps the rule whole if that ever changes.)
   const target = splitTarget(request.url);
   if (target === null || isBadPath(target.path)) {
     return refusal("bad_path", 400, null, state);
@@ -100,7 +102,7 @@ async function dispatch(request, env, state) {
 
   // Rule 4.2: body size. A declared Content-Length is judged before reading anything; a body
   // without one (chunked) is read up to the limit and refused as soon as it goes over.
-  const body = await boundedRequestBody(request, table.max_body_bytes);
+  let body = await boundedRequestBody(request, table.max_body_bytes);
   if (body === TOO_LARGE) {
     return refusal("payload_too_large", 413, alias, state);
   }
@@ -109,6 +111,13 @@ async function dispatch(request, env, state) {
   const forwardPath = stripPrefix(target.path, route.strip);
   const url = target.origin + forwardPath + target.query;
   const headers = forwardHeaders(request.headers, state.requestId);
+  if (request.method === "GET" || request.method === "HEAD") {
+    // The Request constructor throws on a GET/HEAD body, and a client sending
+    // "Content-Length: 0" on a GET is common: such a body has no meaning, so it is not sent.
+    if (body instanceof ReadableStream) body.cancel().catch(() => {});
+    body = null;
+    headers.delete("content-length");
+  }
   const controller = new AbortController();
   const forwarded = new Request(url, {
     method: request.method,

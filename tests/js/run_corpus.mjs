@@ -91,8 +91,10 @@ function send(url, req) {
   const body = Buffer.from(req.body_b64 ?? "", "base64");
   const headers = {};
   for (const [name, value] of req.headers) headers[name] = value;
+  // Content-Length is the harness's job unless the case sets one itself.
+  const hasLength = Object.keys(headers).some((name) => name.toLowerCase() === "content-length");
   const hasBody = body.length > 0 || !["GET", "HEAD"].includes(req.method);
-  if (hasBody && !req.chunked) headers["Content-Length"] = String(body.length);
+  if (hasBody && !req.chunked && !hasLength) headers["Content-Length"] = String(body.length);
   if (req.chunked) headers["Transfer-Encoding"] = "chunked";
   const started = performance.now();
   return new Promise((resolve) => {
