@@ -164,6 +164,8 @@ async function main() {
   const mf = new Miniflare({
     workers: buildWorkers(input),
     log: new Log(LogLevel.WARN),
+    // No Request.cf download from Cloudflare: tests talk to 127.0.0.1 only.
+    cf: false,
     // workerd's own stdout/stderr (console.* in workers) go to stderr, never mixed with results.
     handleRuntimeStdio(stdout, stderr) {
       stdout.pipe(process.stderr);
