@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from code24ctl.config import resolve_config
-from code24ctl.deploy import dispatcher_module
+from code24ctl.deploy import dispatcher_module, route_host, zone_candidates
 from code24ctl.dispatch.table import compile_route_table
+from code24ctl.wrangler_toml import render_wrangler_toml
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
@@ -627,3 +628,79 @@ def test_api_unreachable_is_exit_3_with_a_clear_message(
     assert "CLOUDFLARE_BASE_URL" in result.stderr
     assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
     assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------------------------
+# Pure pieces
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "candidates"),
+    [
+        ("staging.code24.dev/api/*", "staging.code24.dev", ["staging.code24.dev", "code24.dev"]),
+        ("*.code24.dev/*", "code24.dev", ["code24.dev"]),
+        ("*staging.code24.dev/elite/*", "staging.code24.dev", ["staging.code24.dev", "code24.dev"]),
+        (
+            "a.b.example.co.uk:8443/x",
+            "a.b.example.co.uk",
+            [
+                "a.b.example.co.uk",
+                "b.example.co.uk",
+                "example.co.uk",
+                "co.uk",
+            ],
+        ),
+    ],
+)
+def test_route_host_and_zone_candidates(pattern: str, host: str, candidates: list[str]) -> None:
+    assert route_host(pattern) == host
+    assert zone_candidates(host) == candidates
+
+
+def test_wrangler_toml_strings_survive_any_text() -> None:
+    awkward = 'quote " back \\ tab \t nl \n del \x7f nul \x00 emoji \U0001f600 é'
+    metadata = {
+        "main_module": "dispatcher.js",
+        "compatibility_date": "2025-06-01",
+        "compatibility_flags": ["nodejs_compat"],
+        "bindings": [
+            {"type": "plain_text", "name": "ODD KEY", "text": awkward},
+            {"type": "json", "name": "TABLE", "json": {"a": None, "b": [awkward, 1.5, True]}},
+            {"type": "r2_bucket", "name": "FILES", "bucket_name": "f"},
+        ],
+    }
+
+    text = render_wrangler_toml("w", metadata, [("x.example.com/*", "example.com")])
+
+    parsed = tomllib.loads(text)
+    assert parsed["compatibility_flags"] == ["nodejs_compat"]
+    assert parsed["vars"]["ODD KEY"] == awkward
+    assert json.loads(parsed["vars"]["TABLE"]) == {"a": None, "b": [awkward, 1.5, True]}
+    assert "# binding FILES of type r2_bucket has no wrangler.toml form here" in text
+    assert parsed["routes"] == [{"pattern": "x.example.com/*", "zone_name": "example.com"}]
+
+
+def test_an_environment_without_kv_gets_no_metadata_binding(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        del data["environments"]["staging"]["kv_namespace"]
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kv"] is None
+    assert [b["name"] for b in document["metadata"]["bindings"]] == [
+        "DISPATCHER",
+        "ENVIRONMENT",
+        "PLATFORM_NAME",
+        "ROUTE_TABLE",
+    ]
+    assert cf_state.requests(path_contains="/storage/kv") == []
