@@ -119,7 +119,9 @@ def _progress(total: int, *, enabled: bool) -> _Progress:
 def _print_table(report: BindReport) -> None:
     from rich.table import Table
 
-    table = Table("alias", "action", "source", "secrets to set", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    for header in ("alias", "action", "source", "secrets to set"):
+        table.add_column(header, overflow="fold")  # names must stay whole to be copied
     for row in report.rows:
         action = f"[{_STYLE[row.action]}]{row.action}[/]"
         table.add_row(row.alias, action, row.source, ", ".join(row.secrets_to_set) or "-")

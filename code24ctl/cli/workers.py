@@ -24,7 +24,9 @@ def workers(
         return
     from rich.table import Table
 
-    table = Table("alias", "status", "source", "modified", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    for header in ("alias", "status", "source", "modified"):
+        table.add_column(header, overflow="fold")  # names must stay whole to be copied
     for row in rows:
         modified = row.modified_on.strftime("%Y-%m-%d %H:%M") if row.modified_on else "-"
         status = f"[{_STYLE[row.status]}]{row.status}[/]"

@@ -1,0 +1,111 @@
+"""``code24ctl workers`` end to end: configured aliases against the emulated namespace."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import RunCli
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
+
+NS = "code24-workers-staging"
+MODULE = {"worker.js": (b"export default {};\n", "application/javascript+module")}
+
+
+def _seed(state: EmulatorState, seed: Code24Seed, names: list[str]) -> None:
+    state.add_namespace(seed.account_id, NS)
+    for name in names:
+        state.add_namespace_script(seed.account_id, NS, name, MODULE, main_module="worker.js")
+
+
+def test_workers_shows_bound_missing_and_not_in_config(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    _seed(cf_state, cf_seed, ["brand-worker", "market-research", "legacy-worker"])
+
+    held = cf_state.namespace(cf_seed.account_id, NS)
+    assert held is not None
+    when = {name: [s.modified_on[:10], s.modified_on[11:16]] for name, s in held.scripts.items()}
+
+    result = run_cli("workers", "--env", "staging", env={**cf_env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert [line.split() for line in result.stdout.splitlines()] == [
+        ["alias", "status", "source", "modified"],
+        ["competitive-analysis", "missing", "script", "competitive-analysis-worker-staging", "-"],
+        ["market-research", "bound", "script", "market-research-worker-staging",
+         *when["market-research"]],
+        ["brand-worker", "bound", "script", "brand-worker-staging", *when["brand-worker"]],
+        ["designer-worker", "missing", "script", "designer-worker-staging", "-"],
+        ["developer-worker", "missing", "script", "advanced-developer-worker-staging", "-"],
+        ["legacy-worker", "not-in-config", "-", *when["legacy-worker"]],
+    ]  # fmt: skip
+    assert result.stderr == (
+        f"3 configured worker(s) not in {NS}: run `code24ctl bind`\n"
+        f"1 Worker(s) in {NS} are not in the config "
+        "(remove with `code24ctl unbind legacy-worker`)\n"
+    )
+    # One paged listing, nothing written.
+    assert [f"{r.method} {r.route}" for r in cf_state.requests()] == [
+        "GET GET /accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts"
+    ]
+
+
+def test_workers_json(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    _seed(cf_state, cf_seed, ["brand-worker", "legacy-worker"])
+    held = cf_state.namespace(cf_seed.account_id, NS)
+    assert held is not None
+    modified = {name: script.modified_on for name, script in held.scripts.items()}
+
+    result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    rows = json.loads(result.stdout)
+    for row in rows:  # the API's timestamps, re-serialised by pydantic
+        if row["modified_on"] is not None:
+            assert row["modified_on"].replace("Z", "+00:00")[:19] == modified[row["alias"]][:19]
+            row["modified_on"] = "set"
+    assert rows == [
+        {"alias": "competitive-analysis", "status": "missing",
+         "source": "script competitive-analysis-worker-staging", "modified_on": None},
+        {"alias": "market-research", "status": "missing",
+         "source": "script market-research-worker-staging", "modified_on": None},
+        {"alias": "brand-worker", "status": "bound", "source": "script brand-worker-staging",
+         "modified_on": "set"},
+        {"alias": "designer-worker", "status": "missing",
+         "source": "script designer-worker-staging", "modified_on": None},
+        {"alias": "developer-worker", "status": "missing",
+         "source": "script advanced-developer-worker-staging", "modified_on": None},
+        {"alias": "legacy-worker", "status": "not-in-config", "source": None, "modified_on": "set"},
+    ]  # fmt: skip
+
+
+def test_workers_lists_every_page_of_a_large_namespace(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    extra = [f"tenant-{i:03d}" for i in range(250)]
+    _seed(cf_state, cf_seed, ["designer-worker", *extra])
+
+    result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["alias"] for r in rows if r["status"] == "not-in-config"] == extra
+    assert [r["alias"] for r in rows if r["status"] == "bound"] == ["designer-worker"]
+    assert len(cf_state.requests()) == 3  # 251 Workers, 100 a page
+
+
+def test_workers_without_the_namespace_is_exit_3_with_the_fix(
+    run_cli: RunCli, cf_env: dict[str, str]
+) -> None:
+    result = run_cli("workers", "--env", "staging", env=cf_env)
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "Cloudflare API error 100119" in result.stderr
+    assert "run `code24ctl namespace create` first" in result.stderr
+
+
+def test_workers_refuses_a_local_environment(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli("workers", "--env", "local", env=cf_env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: environment 'local' is local (it has upstreams)")
