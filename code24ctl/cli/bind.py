@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 AliasesArgument = Annotated[
     list[str] | None,
-    typer.Argument(metavar="[ALIAS]...", help="aliases to bind [default: every configured one]"),
+    typer.Argument(metavar="ALIAS", help="aliases to bind [default: every configured one]"),
 ]
 ConcurrencyOption = Annotated[
     int,

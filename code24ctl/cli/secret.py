@@ -12,11 +12,18 @@ from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
 app = typer.Typer(help="Set secrets on workers in the namespace.", no_args_is_help=True)
 
+AliasArgument = Annotated[
+    str, typer.Argument(metavar="ALIAS", help="the Worker in the env's namespace")
+]
+NameArgument = Annotated[
+    str, typer.Argument(metavar="NAME", help="the secret's binding name, e.g. OPENAI_API_KEY")
+]
+
 
 @app.command("put")
 def put(
-    alias: Annotated[str, typer.Argument(help="the Worker in the env's namespace")],
-    name: Annotated[str, typer.Argument(help="the secret's binding name, e.g. OPENAI_API_KEY")],
+    alias: AliasArgument,
+    name: NameArgument,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

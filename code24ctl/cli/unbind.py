@@ -17,7 +17,7 @@ from code24ctl.cli.options import (
 )
 
 NamesArgument = Annotated[
-    list[str], typer.Argument(metavar="ALIAS...", help="Workers to delete from the namespace")
+    list[str], typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace")
 ]
 ConcurrencyOption = Annotated[
     int,
