@@ -8,7 +8,9 @@ asyncio rather than a framework, because the corpus needs answers a framework wi
 reset, nothing is answered).
 
 Behaviours beyond the corpus, for tests/test_serve.py and the benchmark:
-``digest`` answers ``{"sha256", "length"}`` of the body received; ``stall`` never answers.
+``digest`` answers ``{"sha256", "length"}`` of the body received; ``stall`` never answers;
+``chunks`` streams ``[[delay_ms, text], ...]`` chunked (optionally resetting the connection
+after them: ``reset_after``); ``gzip`` answers ``body`` gzip-compressed.
 
 :class:`ServeHarness` runs ``serve`` and these workers in one background event loop (uvloop);
 :func:`send` talks to it through ``http.client``, which puts the request target on the wire
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import http.client
 import json
@@ -71,6 +74,10 @@ class _Answer:
     content_type: str | None
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A streamed answer (chunked, no Content-Length): (delay before it in s, bytes) pieces,
+    # then the end of the body, or a reset when ``reset_after``.
+    chunks: list[tuple[float, bytes]] | None = None
+    reset_after: bool = False
 
 
 class _Reset(Exception):
@@ -118,6 +125,19 @@ async def answer_for(behaviour: Mapping[str, Any], request: Received) -> _Answer
     if kind == "digest":
         document = {"sha256": hashlib.sha256(request.body).hexdigest(), "length": len(request.body)}
         return _Answer(200, "application/json", json.dumps(document).encode())
+    if kind == "chunks":
+        pieces = [(float(delay_ms) / 1000, text.encode()) for delay_ms, text in behaviour["chunks"]]
+        return _Answer(
+            int(behaviour.get("status", 200)),
+            behaviour.get("content_type"),
+            b"",
+            list((behaviour.get("headers") or {}).items()),
+            chunks=pieces,
+            reset_after=bool(behaviour.get("reset_after", False)),
+        )
+    if kind == "gzip":
+        body = gzip.compress(str(behaviour["body"]).encode())
+        return _Answer(200, behaviour.get("content_type"), body, [("Content-Encoding", "gzip")])
     if kind == "stall":
         await asyncio.Event().wait()
     raise ValueError(f"unknown behaviour {kind!r}")
@@ -205,7 +225,8 @@ class _WorkerProtocol(asyncio.Protocol):
             request = await self.queue.get()
             if request is None or self.transport is None or self.transport.is_closing():
                 return
-            self.servers.received.setdefault(self.alias, []).append(request)
+            if self.servers.record:
+                self.servers.received.setdefault(self.alias, []).append(request)
             behaviour = self.servers.behaviours.get(self.alias)
             try:
                 if behaviour is None:
@@ -216,7 +237,32 @@ class _WorkerProtocol(asyncio.Protocol):
                 return
             if self.transport.is_closing():
                 return
+            if answer.chunks is not None:
+                if not await self._stream(answer):
+                    return
+                continue
             self.transport.write(_encode(answer, head_only=request.method == "HEAD"))
+
+    async def _stream(self, answer: _Answer) -> bool:
+        """Send a chunked answer piece by piece; False when the connection is gone."""
+        assert self.transport is not None and answer.chunks is not None
+        head = [f"HTTP/1.1 {answer.status} {HTTPStatus(answer.status).phrase}"]
+        if answer.content_type is not None:
+            head.append(f"Content-Type: {answer.content_type}")
+        head += [f"{name}: {value}" for name, value in answer.headers]
+        head.append("Transfer-Encoding: chunked")
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        for delay, piece in answer.chunks:
+            if delay:
+                await asyncio.sleep(delay)
+            if self.transport.is_closing():
+                return False
+            self.transport.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        if answer.reset_after:
+            self._reset()
+            return False
+        self.transport.write(b"0\r\n\r\n")
+        return True
 
     def _reset(self) -> None:
         """Fail like a crashed worker: RST, no answer."""
@@ -232,7 +278,8 @@ class _WorkerProtocol(asyncio.Protocol):
 class BehaviourServers:
     """One listening port per alias on 127.0.0.1, all in the running event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, record: bool = True) -> None:
+        self.record = record
         self.behaviours: dict[str, dict[str, Any]] = {}
         self.urls: dict[str, str] = {}
         self.received: dict[str, list[Received]] = {}
@@ -285,9 +332,18 @@ def closed_port() -> int:
 
 
 class ServeHarness:
-    """serve + behaviour workers on 127.0.0.1, in one event loop on a daemon thread."""
+    """serve + behaviour workers on 127.0.0.1, in one event loop on a daemon thread.
 
-    def __init__(self, aliases: Iterable[str], access_log: AccessLog | None = None) -> None:
+    ``with_serve=False`` runs only the workers (for a serve started as a subprocess).
+    """
+
+    def __init__(
+        self,
+        aliases: Iterable[str],
+        access_log: AccessLog | None = None,
+        *,
+        with_serve: bool = True,
+    ) -> None:
         import uvloop
 
         self.loop = uvloop.new_event_loop()
@@ -296,9 +352,16 @@ class ServeHarness:
         self.workers = BehaviourServers()
         for alias in sorted(set(aliases)):
             self.run(self.workers.add(alias))
-        empty = ServeSettings(RouteTable(routes=()), "test", {})
         self._stack_exit: Any = None
-        self.serve: RunningServe = self.run(self._start(empty, access_log))
+        self._serve: RunningServe | None = None
+        if with_serve:
+            empty = ServeSettings(RouteTable(routes=()), "test", {})
+            self._serve = self.run(self._start(empty, access_log))
+
+    @property
+    def serve(self) -> RunningServe:
+        assert self._serve is not None, "this harness runs workers only"
+        return self._serve
 
     async def _start(self, settings: ServeSettings, access_log: AccessLog | None) -> RunningServe:
         context = running_serve(settings, bind_socket("127.0.0.1", 0), access_log=access_log)
@@ -387,7 +450,7 @@ def send(
 
 
 async def _main(port: int, behaviour: dict[str, Any]) -> None:
-    servers = BehaviourServers()
+    servers = BehaviourServers(record=False)
     await servers.add("worker", port)
     servers.set({"worker": behaviour})
     print(servers.urls["worker"], flush=True)

@@ -83,7 +83,7 @@ def serve(
     listen_port = base_port if port is None else port
     if not is_loopback(host):
         note(
-            f"[yellow]warning:[/] listening on {host}, not loopback: other machines can reach "
+            f"warning: listening on {host}, not loopback: other machines can reach "
             "this dispatcher and the workers behind it"
         )
 
@@ -105,7 +105,7 @@ def serve(
 
 
 def _banner(info: ServeInfo, *, env_name: str, base_url: str | None) -> None:
-    lines = [f"code24ctl serve: environment [bold]{env_name}[/] on [bold]{info.url}[/]"]
+    lines = [f"code24ctl serve: environment {env_name} on {info.url}"]
     for prefix, worker in info.routes:
         upstream = info.upstreams.get(worker, "(no upstream: answers worker_not_found)")
         lines.append(f"  {prefix or '/':<18} -> {worker:<22} {upstream}")

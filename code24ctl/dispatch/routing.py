@@ -228,9 +228,14 @@ def is_bad_path(target: str) -> bool:
     path, _ = split_target(target)
     if not path.startswith("/"):
         return True
-    if "\\" in path or _ENCODED_SEPARATOR.search(path):
+    if "\\" in path:
         return True
-    return any(_DOT_SEGMENT.match(segment) for segment in path.split("/"))
+    if "%" not in path:
+        if "." not in path:
+            return False  # the common case, decided without a regex
+    elif _ENCODED_SEPARATOR.search(path):
+        return True
+    return any(_DOT_SEGMENT.fullmatch(segment) for segment in path.split("/"))
 
 
 def prefix_matches(path: str, prefix: str) -> bool:
@@ -328,7 +333,7 @@ def new_request_id() -> str:
 def choose_request_id(client_value: str | None, new_id: Callable[[], str] = new_request_id) -> str:
     """The client's ``X-Request-Id`` when it is sane (``^[A-Za-z0-9._:-]{1,128}$``), else a new
     id."""
-    if client_value is not None and REQUEST_ID_RE.match(client_value):
+    if client_value is not None and REQUEST_ID_RE.fullmatch(client_value):
         return client_value
     return new_id()
 

@@ -1,0 +1,630 @@
+"""``code24ctl serve``: the command, the demo, faults under load, streaming, the access log.
+
+The conformance corpus (tests/test_conformance_serve.py) pins the dispatch rules; this file
+covers what only a running server has. The command runs as a real subprocess
+(``python -m code24ctl serve --port 0 --json``: the JSON line on stdout says where it
+listens); the finer streaming checks use the in-process harness, still over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from code24ctl.serve.access_log import AccessLog
+from tests.conformance_upstreams import ServeHarness, closed_port, send
+from tests.conftest import REPO_CONFIG, REPO_ROOT, RunCli
+
+ALIASES = (
+    "competitive-analysis",
+    "market-research",
+    "brand-worker",
+    "designer-worker",
+    "developer-worker",
+)
+START_TIMEOUT_S = 30
+
+
+# --- Running serve as a subprocess ----------------------------------------------------------
+
+
+class ServeProcess:
+    """``python -m code24ctl serve ... --port 0 --json`` and what it said when ready."""
+
+    def __init__(self, tmp_path: Path, *args: str, config: Path = REPO_CONFIG) -> None:
+        self.stderr_path = tmp_path / f"serve-stderr-{time.monotonic_ns()}.txt"
+        self._stderr = self.stderr_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "code24ctl", "serve", "--config", str(config), "--json"]
+            + (["--port", "0"] if "--port" not in args else [])
+            + list(args),
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self.info = self._ready()
+        self.port: int = self.info["port"]
+
+    def _ready(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=0.2):
+                    line = self.proc.stdout.readline()
+                    if line:
+                        info: dict[str, Any] = json.loads(line)
+                        return info
+                if self.proc.poll() is not None:
+                    break
+        self.proc.kill()
+        raise AssertionError(f"serve did not start:\n{self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(20)
+        finally:
+            self._stderr.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._stderr.close()
+
+
+def _repo_config() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    return data
+
+
+def local_config(
+    tmp_path: Path,
+    upstreams: dict[str, str],
+    *,
+    timeouts: dict[str, int] | None = None,
+    without_fallback: tuple[str, ...] = (),
+) -> Path:
+    """The repo's config with the local environment pointed at ``upstreams``."""
+    data = _repo_config()
+    data["environments"]["local"]["upstreams"] = upstreams
+    for alias, timeout_ms in (timeouts or {}).items():
+        data["workers"][alias]["timeout_ms"] = timeout_ms
+    for alias in without_fallback:
+        del data["workers"][alias]["fallback"]
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+# --- The command ----------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_cloudflare_environment(run_cli: RunCli) -> None:
+    result = run_cli("serve", "--env", "staging")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        "error: `serve` runs a local environment (one with 'upstreams'); 'staging' is a "
+        "Cloudflare environment\n  hint: use --env local\n"
+    ) in result.stderr
+
+
+def test_serve_refuses_an_unknown_access_log_format(run_cli: RunCli) -> None:
+    result = run_cli("serve", "--access-log", "xml")
+    assert result.exit_code == 2
+    assert "error: --access-log 'xml' is not one of text, json, off" in result.stderr
+
+
+def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "code24ctl", "serve", "-c", str(REPO_CONFIG), "-p", str(port)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert run.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in run.stderr
+
+
+def test_serve_defaults_to_the_local_base_url_port() -> None:
+    from code24ctl.config import resolve_config
+    from code24ctl.serve.server import default_port, is_loopback
+
+    assert default_port(resolve_config(REPO_CONFIG, "local")) == 8787
+    assert [is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "localhost")] == [True] * 4
+    assert [is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "example.com")] == [False] * 4
+
+
+def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path)
+    try:
+        assert serve.info["url"] == f"http://127.0.0.1:{serve.port}"
+        assert serve.info["environment"] == "local"
+        assert serve.info["demo"] is False
+        assert serve.info["upstreams"]["competitive-analysis"] == "http://127.0.0.1:8788"
+        got = send(serve.port, "GET", "/nowhere")
+        assert got["status"] == 404
+        assert json.loads(got["body"])["error"]["code"] == "route_not_found"
+    finally:
+        status = serve.stop(signal.SIGTERM)
+    assert status == 0
+    assert serve.stderr().rstrip().endswith("serve stopped")
+
+
+def test_serve_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path)
+    assert send(serve.port, "GET", "/")["status"] == 404
+    assert serve.stop(signal.SIGINT) == 0
+
+
+def test_serve_warns_when_not_bound_to_loopback(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert send(serve.port, "GET", "/")["status"] == 404  # still only talked to via 127.0.0.1
+    finally:
+        assert serve.stop() == 0
+    assert re.search(r"warning: listening on 0\.0\.0\.0, not loopback", serve.stderr())
+
+
+def test_loopback_bind_has_no_warning(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path)
+    assert serve.stop() == 0
+    assert "warning" not in serve.stderr()
+
+
+# --- The demo -------------------------------------------------------------------------------
+
+
+def test_demo_answers_json_on_every_route(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--demo")
+    config = _repo_config()
+    try:
+        assert serve.info["demo"] is True
+        for route in config["routes"]:
+            probe = route["probe"]
+            body = json.dumps(probe["json"]).encode()
+            got = send(
+                serve.port,
+                probe["method"],
+                probe["path"],
+                [("Content-Type", "application/json"), ("X-Request-Id", f"demo-{route['worker']}")],
+                body,
+            )
+            alias = route["worker"]
+            assert got["headers"]["x-code24-worker"] == alias
+            assert got["headers"]["x-code24-environment"] == "local"
+            assert got["headers"]["x-code24-request-id"] == f"demo-{alias}"
+            assert got["headers"]["content-type"].startswith("application/json")
+            document = json.loads(got["body"])
+            if alias == "designer-worker":
+                # The demo designer answers an HTML 502 page; the caller gets its JSON fallback.
+                assert got["status"] == 200
+                assert got["headers"]["x-code24-fallback"] == "true"
+                assert got["headers"]["x-code24-fallback-reason"] == "upstream_html"
+                assert got["headers"]["x-code24-upstream-status"] == "502"
+                assert document == config["workers"]["designer-worker"]["fallback"]
+            else:
+                assert got["status"] == 200
+                assert got["headers"]["x-code24-fallback"] == "false"
+                assert got["headers"]["x-code24-upstream-status"] == "200"
+                strip = route.get("strip", route["prefix"])
+                assert document["worker"] == alias
+                assert document["path"] == probe["path"][len(strip) :]
+    finally:
+        assert serve.stop() == 0
+    text = serve.stderr()
+    assert "designer-worker answers an HTML '502 Bad Gateway' page" in text
+    assert f"curl -s -X POST http://127.0.0.1:{serve.port}/api/competitive/analyze-industry" in text
+    assert f"code24ctl probe --env local --base-url http://127.0.0.1:{serve.port}" in text
+    lines = [line for line in text.splitlines() if " worker=" in line]
+    assert len(lines) == 5
+    assert re.search(
+        r"POST /elite/design/enhanced worker=designer-worker status=200 "
+        r"reason=upstream_html ms=[0-9]+\.[0-9]{2} id=demo-designer-worker$",
+        text,
+        re.MULTILINE,
+    )
+
+
+# --- Faults under load ----------------------------------------------------------------------
+
+FAULTS: dict[str, tuple[str, dict[str, Any] | None]] = {
+    # route target -> (alias, behaviour or None for a refused port, status, fallback reason)
+    "/api/competitive/x": ("competitive-analysis", {"behaviour": "json", "json": {"ok": 1}}),
+    "/api/market/x": (
+        "market-research",
+        {"behaviour": "raw", "status": 502, "content_type": "text/html", "body": "<html>x</html>"},
+    ),
+    "/elite/brand/x": ("brand-worker", {"behaviour": "throw"}),
+    "/elite/design/x": (
+        "designer-worker",
+        {"behaviour": "slow", "delay_ms": 1000, "then": {"behaviour": "json", "json": {}}},
+    ),
+    "/elite/develop/x": ("developer-worker", None),
+}
+EXPECTED = {
+    "/api/competitive/x": (200, None),
+    "/api/market/x": (200, "upstream_html"),  # market-research has a configured fallback
+    "/elite/brand/x": (502, "worker_error"),  # no fallback: the envelope
+    "/elite/design/x": (504, "worker_timeout"),
+    "/elite/develop/x": (200, "worker_not_found"),
+}
+
+
+@pytest.fixture
+def faulty_serve(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeHarness]]:
+    """serve (subprocess) in front of one healthy worker and four failing ones."""
+    workers = ServeHarness(ALIASES, with_serve=False)
+    workers.workers.set({alias: b for alias, b in FAULTS.values() if b is not None})
+    upstreams = {alias: workers.workers.urls[alias] for alias in ALIASES}
+    upstreams["developer-worker"] = f"http://127.0.0.1:{closed_port()}"
+    config = local_config(
+        tmp_path,
+        upstreams,
+        timeouts={"designer-worker": 300},
+        without_fallback=("brand-worker", "designer-worker"),
+    )
+    serve = ServeProcess(tmp_path, "--access-log", "json", config=config)
+    try:
+        yield serve, workers
+    finally:
+        serve.kill()
+        workers.close()
+
+
+async def _burst(port: int, targets: list[str]) -> list[tuple[str, int, dict[str, str], bytes]]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(target: str) -> tuple[str, int, dict[str, str], bytes]:
+            async with session.get(f"http://127.0.0.1:{port}{target}") as response:
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                return target, response.status, headers, await response.read()
+
+        return await asyncio.wait_for(asyncio.gather(*(one(t) for t in targets)), 60)
+
+
+def test_a_burst_of_faults_is_answered_in_json_and_serve_stays_up(
+    faulty_serve: tuple[ServeProcess, ServeHarness],
+) -> None:
+    serve, _ = faulty_serve
+    targets = list(FAULTS) * 40  # 200 requests, all in flight at once
+    answers = asyncio.run(_burst(serve.port, targets))
+    assert len(answers) == 200
+    seen: dict[str, int] = {}
+    for target, status, headers, body in answers:
+        want_status, want_reason = EXPECTED[target]
+        assert (status, headers.get("x-code24-fallback-reason")) == (want_status, want_reason), (
+            target,
+            status,
+            headers,
+            body[:200],
+        )
+        assert headers["content-type"].startswith("application/json")
+        json.loads(body)  # every answer parses
+        seen[target] = seen.get(target, 0) + 1
+    assert seen == dict.fromkeys(FAULTS, 40)
+    assert serve.proc.poll() is None
+    after = send(serve.port, "GET", "/api/competitive/after")
+    assert (after["status"], json.loads(after["body"])) == (200, {"ok": 1})
+    assert serve.stop() == 0
+    log = [json.loads(line) for line in serve.stderr().splitlines() if line.startswith("{")]
+    assert len(log) == 201
+    reasons = {entry["reason"] for entry in log}
+    assert reasons == {None, "upstream_html", "worker_error", "worker_timeout", "worker_not_found"}
+
+
+def test_sigterm_lets_a_request_in_flight_finish(
+    faulty_serve: tuple[ServeProcess, ServeHarness],
+) -> None:
+    serve, workers = faulty_serve
+    workers.workers.set(
+        {
+            "competitive-analysis": {
+                "behaviour": "slow",
+                "delay_ms": 700,
+                "then": {"behaviour": "json", "json": {"finished": True}},
+            }
+        }
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=20)
+    conn.request("GET", "/api/competitive/slow")
+    time.sleep(0.2)  # the request is now waiting on the worker
+    serve.proc.send_signal(signal.SIGTERM)
+    response = conn.getresponse()
+    assert (response.status, json.loads(response.read())) == (200, {"finished": True})
+    conn.close()
+    assert serve.proc.wait(20) == 0
+
+
+# --- Streaming, in-process (real HTTP, one event loop) --------------------------------------
+
+TABLE: dict[str, Any] = {
+    "version": 1,
+    "max_body_bytes": 16 * 1024 * 1024,
+    "max_json_check_bytes": 1024 * 1024,
+    "routes": [{"prefix": "/w", "worker": "w", "strip": "/w"}],
+    "workers": {"w": {"timeout_ms": 2000, "fallback": None, "fallback_status": 200}},
+}
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[ServeHarness]:
+    log = io.StringIO()
+    running = ServeHarness(["w"], access_log=AccessLog("text", log))
+    running.log = log  # type: ignore[attr-defined]
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def _use(harness: ServeHarness, behaviour: dict[str, Any], **table: Any) -> None:
+    harness.configure({**TABLE, **table}, "test", {"w": behaviour})
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_request_body_of_several_mb_arrives_byte_for_byte(
+    harness: ServeHarness, chunked: bool
+) -> None:
+    _use(harness, {"behaviour": "digest"})
+    body = os.urandom(8 * 1024 * 1024 + 7)
+    got = send(harness.port, "POST", "/w/upload", [], body, chunked=chunked)
+    assert got["status"] == 200
+    assert json.loads(got["body"]) == {
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "length": len(body),
+    }
+    [received] = harness.workers.received["w"]
+    has_length = any(name.lower() == "content-length" for name, _ in received.headers)
+    assert has_length is not chunked  # a chunked upload is streamed on, not buffered to size
+
+
+def test_streamed_body_over_the_limit_is_413(harness: ServeHarness) -> None:
+    _use(harness, {"behaviour": "digest"}, max_body_bytes=1024 * 1024)
+    got = send(harness.port, "POST", "/w/upload", [], b"x" * (3 * 1024 * 1024), chunked=True)
+    assert got["status"] == 413
+    assert json.loads(got["body"])["error"]["code"] == "payload_too_large"
+
+
+def test_big_json_answer_streams_through_unchanged(harness: ServeHarness) -> None:
+    size = 6 * 1024 * 1024
+    _use(harness, {"behaviour": "big_json", "bytes": size})
+    got = send(harness.port, "GET", "/w/big")
+    assert got["status"] == 200
+    assert got["headers"]["content-length"] == str(size)
+    assert got["raw"] == b'{"pad":"' + b"a" * (size - 10) + b'"}'
+
+
+def test_json_without_length_over_the_check_limit_streams_through(harness: ServeHarness) -> None:
+    pieces: list[tuple[int, str]] = [(0, '{"pad":"' + "a" * 700), (20, "b" * 700), (20, '"}')]
+    _use(
+        harness,
+        {"behaviour": "chunks", "content_type": "application/json", "chunks": pieces},
+        max_json_check_bytes=1024,
+    )
+    got = send(harness.port, "GET", "/w/stream")
+    assert got["status"] == 200
+    assert got["headers"]["x-code24-fallback"] == "false"
+    assert got["body"] == "".join(text for _, text in pieces)
+
+
+def test_json_without_length_under_the_check_limit_is_checked(harness: ServeHarness) -> None:
+    pieces = [[0, '{"a": '], [20, "tru"], [20, "e}"]]
+    _use(harness, {"behaviour": "chunks", "content_type": "application/json", "chunks": pieces})
+    got = send(harness.port, "GET", "/w/stream")
+    assert (got["status"], got["body"]) == (200, '{"a": true}')
+    assert got["headers"]["content-length"] == "11"
+
+    broken = [[0, '{"a": '], [20, "tru"]]
+    _use(harness, {"behaviour": "chunks", "content_type": "application/json", "chunks": broken})
+    got = send(harness.port, "GET", "/w/stream")
+    assert got["status"] == 502
+    assert got["headers"]["x-code24-fallback-reason"] == "upstream_not_json"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_worker_stalling_mid_body_times_out(harness: ServeHarness, content_type: str) -> None:
+    pieces = [[0, '{"late": '], [1500, "true}"]]
+    _use(
+        harness,
+        {"behaviour": "chunks", "content_type": content_type, "chunks": pieces},
+        workers={"w": {"timeout_ms": 300}},
+    )
+    started = time.monotonic()
+    got = send(harness.port, "GET", "/w/stall")
+    assert time.monotonic() - started < 1.4
+    assert got["status"] == 504
+    assert got["headers"]["x-code24-fallback-reason"] == "worker_timeout"
+    assert "x-code24-upstream-status" not in got["headers"]
+
+
+def test_worker_breaking_mid_stream_cuts_the_connection(harness: ServeHarness) -> None:
+    pieces = [[0, '{"pad":"' + "a" * 5000]]
+    _use(
+        harness,
+        {
+            "behaviour": "chunks",
+            "content_type": "application/json",
+            "chunks": pieces,
+            "reset_after": True,
+        },
+        max_json_check_bytes=1024,
+    )
+    with pytest.raises(http.client.IncompleteRead):
+        send(harness.port, "GET", "/w/broken")
+    _use(harness, {"behaviour": "json", "json": {"still": "up"}})
+    assert json.loads(send(harness.port, "GET", "/w/next")["body"]) == {"still": "up"}
+
+
+def test_gzip_json_is_checked_after_decoding_and_passed_as_is(harness: ServeHarness) -> None:
+    _use(harness, {"behaviour": "gzip", "content_type": "application/json", "body": '{"z": 1}'})
+    got = send(harness.port, "GET", "/w/gz", [("Accept-Encoding", "gzip")])
+    assert got["status"] == 200
+    assert got["headers"]["content-encoding"] == "gzip"
+    assert json.loads(gzip.decompress(got["raw"])) == {"z": 1}
+
+    page = "<!DOCTYPE html><html>oops</html>"
+    _use(harness, {"behaviour": "gzip", "content_type": "application/json", "body": page})
+    got = send(harness.port, "GET", "/w/gz", [("Accept-Encoding", "gzip")])
+    assert got["status"] == 502
+    assert got["headers"]["x-code24-fallback-reason"] == "upstream_html"
+
+
+def test_head_passes_through(harness: ServeHarness) -> None:
+    _use(harness, {"behaviour": "json", "json": {"ok": True}})
+    got = send(harness.port, "HEAD", "/w/x")
+    assert (got["status"], got["raw"]) == (200, b"")
+    assert got["headers"]["x-code24-fallback"] == "false"
+    assert got["headers"]["content-length"] == "12"
+
+
+def test_malformed_request_gets_a_json_400(harness: ServeHarness) -> None:
+    with socket.create_connection(("127.0.0.1", harness.port), timeout=5) as sock:
+        sock.sendall(b"GET /w/a b c HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_unexpected_error_is_a_json_500(harness: ServeHarness) -> None:
+    # A fallback that cannot be serialised cannot come from a validated config; it stands in
+    # for any bug below the catch-all.
+    harness.configure(
+        {**TABLE, "workers": {"w": {"fallback": {"bad": {1, 2}}}}},
+        "test",
+        {},
+    )
+    got = send(harness.port, "GET", "/w/x", [("X-Request-Id", "boom")])
+    assert got["status"] == 500
+    assert got["headers"]["content-type"] == "application/json"
+    assert json.loads(got["body"]) == {
+        "error": {
+            "code": "internal_error",
+            "message": "The dispatcher failed unexpectedly.",
+            "worker": None,
+            "request_id": "boom",
+        }
+    }
+
+
+def _log_lines(harness: ServeHarness, count: int) -> list[str]:
+    log: io.StringIO = harness.log  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = log.getvalue().splitlines()
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.01)
+    return log.getvalue().splitlines()
+
+
+def test_access_log_text_line(harness: ServeHarness) -> None:
+    before = len(_log_lines(harness, 0))
+    _use(harness, {"behaviour": "raw", "content_type": "text/html", "body": "<html></html>"})
+    send(harness.port, "POST", "/w/page?token=secret", [("X-Request-Id", "log-1")], b"{}")
+    send(harness.port, "GET", "/nowhere", [("X-Request-Id", "log-2")])
+    lines = _log_lines(harness, before + 2)[before:]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z POST /w/page worker=w status=502 "
+        r"reason=upstream_html ms=\d+\.\d\d id=log-1",
+        lines[0],
+    )
+    assert re.fullmatch(
+        r"\S+ GET /nowhere worker=- status=404 reason=route_not_found ms=\d+\.\d\d id=log-2",
+        lines[1],
+    )
+    assert "secret" not in "\n".join(lines)  # the query string is never logged
+
+
+def test_access_log_json_line() -> None:
+    stream = io.StringIO()
+    AccessLog("json", stream).record(
+        method="GET",
+        path="/api/x",
+        worker="w",
+        status=200,
+        reason=None,
+        ms=1.23456,
+        request_id="r1",
+    )
+    entry = json.loads(stream.getvalue())
+    assert set(entry) == {
+        "time",
+        "method",
+        "path",
+        "worker",
+        "status",
+        "reason",
+        "ms",
+        "request_id",
+    }
+    assert {k: v for k, v in entry.items() if k != "time"} == {
+        "method": "GET",
+        "path": "/api/x",
+        "worker": "w",
+        "status": 200,
+        "reason": None,
+        "ms": 1.23,
+        "request_id": "r1",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+    silent = io.StringIO()
+    AccessLog("off", silent).record(
+        method="GET", path="/", worker=None, status=404, reason=None, ms=0, request_id="r"
+    )
+    assert silent.getvalue() == ""
+
+
+def test_session_is_shared_and_closed_at_shutdown() -> None:
+    running = ServeHarness(["w"])
+    app = running.serve.app
+    session = app.session
+    assert session is not None and not session.closed
+    running.configure(TABLE, "test", {"w": {"behaviour": "json", "json": {}}})
+    for _ in range(3):
+        send(running.port, "GET", "/w/x")
+    assert app.session is session  # one session for every request
+    running.close()
+    assert app.session is None
+    assert session.closed
