@@ -142,6 +142,9 @@ class RetryPolicy:
     """
 
     max_attempts: int = 10
+    # A refused connection rarely heals in seconds (wrong CLOUDFLARE_BASE_URL, network down):
+    # fail fast instead of spending ~40 s of backoff before saying so.
+    max_connect_attempts: int = 3
     base_delay_s: float = 0.25
     max_delay_s: float = 20.0
     max_retry_after_s: float = 330.0
@@ -212,7 +215,12 @@ def make_paced_http_client(
                 except httpx.TransportError as exc:
                     pacer.count("network_errors")
                     retries += 1
-                    if request.method not in IDEMPOTENT_METHODS or retries >= retry.max_attempts:
+                    limit = (
+                        retry.max_connect_attempts
+                        if isinstance(exc, httpx.ConnectError)
+                        else retry.max_attempts
+                    )
+                    if request.method not in IDEMPOTENT_METHODS or retries >= limit:
                         raise
                     delay = retry.backoff(retries)
                     log.info("%s %s: %s; retry in %.2fs", request.method, request.url.path,

@@ -29,7 +29,8 @@ def stderr() -> Console:
     """A console for messages, progress and errors (stderr)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, highlight=False)
+    # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False)
 
 
 def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any]) -> None:
