@@ -12,12 +12,16 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import aiohttp
+from yarl import URL
 
 from code24ctl.dispatch.routing import (
     Judgement,
     Reason,
     RouteTable,
+    WorkerPolicy,
     body_too_large,
     bytes_to_judge,
     choose_request_id,
@@ -29,15 +33,13 @@ from code24ctl.dispatch.routing import (
     is_bad_path,
     judge_answer,
     match_route,
+    new_request_id,
     refusal_answer,
     refusal_headers,
     split_target,
 )
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.protocol import ABORT_SCOPE_KEY, TARGET_SCOPE_KEY
-
-if TYPE_CHECKING:
-    import aiohttp
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,6 +51,7 @@ Send = Callable[[Message], Awaitable[None]]
 _TRANSPORT_REQUEST_HEADERS = frozenset({"host", "expect"})
 # uvicorn writes its own Date; a worker's would be a duplicate.
 _TRANSPORT_RESPONSE_HEADERS = frozenset({"date"})
+_DEFAULT_POLICY = WorkerPolicy()
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,6 @@ class _UploadState:
 
 class _UploadStopped(Exception):
     """Raised inside the body stream to abort the upload (too large, client gone)."""
-
-
-@dataclass
-class _Outcome:
-    """What the access log line says about one request."""
-
-    worker: str | None = None
-    status: int = 0
-    reason: str | None = None
 
 
 class DispatchApp:
@@ -145,157 +139,86 @@ class DispatchApp:
     # One request
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        settings = self.settings
-        outcome = _Outcome()
-        response_started = False
-
-        async def answer(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                outcome.status = message["status"]
-            await send(message)
-
-        request_id = ""
+        exchange = _Exchange(scope, send, self.settings)
         try:
-            raw_target = scope.get(TARGET_SCOPE_KEY)
-            if raw_target is None:  # another ASGI server: rebuild the target
-                raw_target = scope["raw_path"]
-                if scope.get("query_string"):
-                    raw_target += b"?" + scope["query_string"]
-            target = raw_target.decode("latin-1")
-            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
-            client_id = content_length = None
-            chunked = False
-            for name, value in headers:  # uvicorn lowercases names
-                if name == "x-request-id":
-                    client_id = value
-                elif name == "content-length":
-                    content_length = value
-                elif name == "transfer-encoding":
-                    chunked = True
-            request_id = choose_request_id(client_id)
-            await self._dispatch(
-                scope,
-                receive,
-                answer,
-                settings,
-                target=target,
-                headers=headers,
-                request_id=request_id,
-                content_length=content_length,
-                chunked=chunked,
-                started=started,
-                outcome=outcome,
-            )
+            await self._dispatch(exchange, receive)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The catch-all: nothing may escape as anything but JSON.
-            outcome.reason = "internal_error"
-            if not response_started:
-                request_id = request_id or choose_request_id(None)
-                status, body = refusal_answer("internal_error", None, request_id)
-                await answer(
-                    _start(status, refusal_headers(settings.environment, request_id), len(body))
-                )
-                await answer({"type": "http.response.body", "body": body})
+            if not exchange.response_started:
+                await exchange.refuse("internal_error", None)
             else:
+                exchange.reason = "internal_error"
                 await _abort(scope)
         finally:
             if self._access_log is not None:
-                path = target_path(scope)
                 self._access_log.record(
                     method=scope["method"],
-                    path=path,
-                    worker=outcome.worker,
-                    status=outcome.status,
-                    reason=outcome.reason,
-                    ms=(time.perf_counter() - started) * 1000,
-                    request_id=request_id,
+                    path=target_path(scope),
+                    worker=exchange.worker,
+                    status=exchange.status,
+                    reason=exchange.reason,
+                    ms=exchange.elapsed_ms(),
+                    request_id=exchange.request_id,
                 )
 
-    async def _dispatch(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        settings: ServeSettings,
-        *,
-        target: str,
-        headers: list[tuple[str, str]],
-        request_id: str,
-        content_length: str | None,
-        chunked: bool,
-        started: float,
-        outcome: _Outcome,
-    ) -> None:
-        table = settings.table
-        environment = settings.environment
-
-        async def refuse(reason: Reason, worker: str | None) -> None:
-            outcome.reason = reason
-            status, body = refusal_answer(reason, worker, request_id)
-            await send(_start(status, refusal_headers(environment, request_id), len(body)))
-            await send({"type": "http.response.body", "body": body})
+    async def _dispatch(self, exchange: _Exchange, receive: Receive) -> None:
+        scope = exchange.scope
+        table = exchange.settings.table
+        raw_target = scope.get(TARGET_SCOPE_KEY)
+        if raw_target is None:  # another ASGI server: rebuild the target
+            raw_target = scope["raw_path"]
+            if scope.get("query_string"):
+                raw_target += b"?" + scope["query_string"]
+        target: str = raw_target.decode("latin-1")
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+        client_id = content_length = None
+        chunked = False
+        for name, value in headers:  # uvicorn lowercases names
+            if name == "x-request-id":
+                client_id = value
+            elif name == "content-length":
+                content_length = value
+            elif name == "transfer-encoding":
+                chunked = True
+        exchange.request_id = choose_request_id(client_id)
 
         # Rule 4.2 first, then 4.1, then the body limit (the order the JS dispatcher uses).
         if is_bad_path(target):
-            await refuse("bad_path", None)
+            await exchange.refuse("bad_path", None)
             return
         path, query = split_target(target)
         route = match_route(table.routes, path)
         if route is None:
-            await refuse("route_not_found", None)
+            await exchange.refuse("route_not_found", None)
             return
-        alias = route.worker
-        outcome.worker = alias
+        alias = exchange.worker = route.worker
         if body_too_large(content_length, table.max_body_bytes):
-            await refuse("payload_too_large", alias)
+            await exchange.refuse("payload_too_large", alias)
             return
-        policy = table.policy(alias)
-        upstream_status: int | None = None
-
-        async def fall_back(reason: Reason) -> None:
-            outcome.reason = reason
-            status, body = fallback_answer(policy, reason, alias, request_id)
-            meta = dispatch_headers(
-                worker=alias,
-                environment=environment,
-                request_id=request_id,
-                fallback_reason=reason,
-                upstream_status=upstream_status,
-                dispatch_ms=(time.perf_counter() - started) * 1000,
-            )
-            response_headers = [("Content-Type", "application/json"), *meta]
-            await send(_start(status, response_headers, len(body)))
-            await send({"type": "http.response.body", "body": body})
-
-        base = settings.upstreams.get(alias)
+        exchange.policy = table.policy(alias)
+        base = exchange.settings.upstreams.get(alias)
         session = self.session
         if base is None:
-            await fall_back("worker_not_found")
+            await exchange.fall_back("worker_not_found")
             return
         if session is None:
             raise RuntimeError("serve's upstream session is not started")
 
-        import aiohttp
-        from yarl import URL
-
         forwarded = [
             (name, value)
-            for name, value in forward_request_headers(headers, request_id)
+            for name, value in forward_request_headers(headers, exchange.request_id)
             if name not in _TRANSPORT_REQUEST_HEADERS and not (chunked and name == "content-length")
         ]
         upload = _UploadState()
         data = await _request_body(receive, content_length, chunked, table.max_body_bytes, upload)
         if upload.too_large:
-            await refuse("payload_too_large", alias)
+            await exchange.refuse("payload_too_large", alias)
             return
         url = URL(base + forwarded_target(route, path, query), encoded=True)
         method = scope["method"]
-        timeout_s = policy.timeout_ms / 1000
+        timeout_s = exchange.policy.timeout_ms / 1000
         response: aiohttp.ClientResponse | None = None
         try:
             try:
@@ -303,60 +226,120 @@ class DispatchApp:
                     response = await session.request(
                         method, url, headers=forwarded, data=data, allow_redirects=False
                     )
-                    upstream_status = response.status
+                    exchange.upstream_status = response.status
                     judgement, body, complete = await _judge(
                         response, method, table.max_json_check_bytes
                     )
             except TimeoutError:
-                upstream_status = None
-                await fall_back("worker_timeout")
+                exchange.upstream_status = None  # it never finished answering
+                await exchange.fall_back("worker_timeout")
                 return
             except aiohttp.ClientConnectorError:
-                await fall_back("worker_not_found")
+                await exchange.fall_back("worker_not_found")
                 return
             except (aiohttp.ClientError, OSError, _UploadStopped):
                 if upload.too_large:
-                    await refuse("payload_too_large", alias)
+                    await exchange.refuse("payload_too_large", alias)
                 elif upload.client_gone:
-                    outcome.status, outcome.reason = 499, "client_closed"
+                    exchange.status, exchange.reason = 499, "client_closed"
                 else:
-                    upstream_status = None
-                    await fall_back("worker_error")
+                    exchange.upstream_status = None
+                    await exchange.fall_back("worker_error")
                 return
             if judgement.reason is not None:
-                await fall_back(judgement.reason)
+                await exchange.fall_back(judgement.reason)
                 return
-            await self._pass_through(
-                scope,
-                send,
-                response,
-                body,
-                complete,
-                meta=dispatch_headers(
-                    worker=alias,
-                    environment=environment,
-                    request_id=request_id,
-                    fallback_reason=None,
-                    upstream_status=upstream_status,
-                    dispatch_ms=(time.perf_counter() - started) * 1000,
-                ),
-                idle_timeout_s=timeout_s,
-            )
+            await exchange.pass_through(response, body, complete, idle_timeout_s=timeout_s)
         finally:
             if response is not None:
                 response.release()
 
-    async def _pass_through(
+
+class _Exchange:
+    """One request on its way through: what is known so far, and how to answer."""
+
+    __slots__ = (
+        "policy",
+        "reason",
+        "request_id",
+        "response_started",
+        "scope",
+        "send",
+        "settings",
+        "started",
+        "status",
+        "upstream_status",
+        "worker",
+    )
+
+    def __init__(self, scope: Scope, send: Send, settings: ServeSettings) -> None:
+        self.started = time.perf_counter()
+        self.scope = scope
+        self.send = send
+        self.settings = settings
+        self.request_id = ""
+        self.worker: str | None = None
+        self.policy = _DEFAULT_POLICY
+        self.upstream_status: int | None = None
+        self.response_started = False
+        self.status = 0
+        self.reason: str | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    async def start(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+        self.response_started = True
+        self.status = status
+        encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+        if length is not None:
+            encoded.append((b"content-length", str(length).encode("ascii")))
+        await self.send({"type": "http.response.start", "status": status, "headers": encoded})
+
+    async def whole_body(self, body: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def refuse(self, reason: Reason, worker: str | None) -> None:
+        """An answer made without the worker: 400, 404, 413, 500."""
+        self.reason = reason
+        self.request_id = self.request_id or new_request_id()
+        status, body = refusal_answer(reason, worker, self.request_id)
+        await self.start(
+            status, refusal_headers(self.settings.environment, self.request_id), len(body)
+        )
+        await self.whole_body(body)
+
+    def _meta(self, reason: Reason | None) -> list[tuple[str, str]]:
+        assert self.worker is not None
+        return dispatch_headers(
+            worker=self.worker,
+            environment=self.settings.environment,
+            request_id=self.request_id,
+            fallback_reason=reason,
+            upstream_status=self.upstream_status,
+            dispatch_ms=self.elapsed_ms(),
+        )
+
+    async def fall_back(self, reason: Reason) -> None:
+        """The worker's fallback (or the envelope) instead of its answer."""
+        assert self.worker is not None
+        self.reason = reason
+        status, body = fallback_answer(self.policy, reason, self.worker, self.request_id)
+        await self.start(
+            status, [("Content-Type", "application/json"), *self._meta(reason)], len(body)
+        )
+        await self.whole_body(body)
+
+    async def pass_through(
         self,
-        scope: Scope,
-        send: Send,
         response: aiohttp.ClientResponse,
         body: bytes,
         complete: bool,
         *,
-        meta: list[tuple[str, str]],
         idle_timeout_s: float,
     ) -> None:
+        """The worker's answer as it is: status, headers (minus hop-by-hop and X-Code24-*),
+        the bytes already read, then the rest as it comes."""
         raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in response.raw_headers]
         kept = [
             (name, value)
@@ -364,12 +347,14 @@ class DispatchApp:
             if name.lower() not in _TRANSPORT_RESPONSE_HEADERS
             and not (complete and name.lower() == "content-length")
         ]
+        kept += self._meta(None)
         if complete:
             # The whole body is in hand: its length is known whatever framing the worker used.
-            await send(_start(response.status, kept + meta, len(body)))
-            await send({"type": "http.response.body", "body": body})
+            await self.start(response.status, kept, len(body))
+            await self.whole_body(body)
             return
-        await send(_start(response.status, kept + meta))
+        await self.start(response.status, kept, None)
+        send = self.send
         try:
             if body:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -382,7 +367,8 @@ class DispatchApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except Exception:
             # The status line is gone already; the only honest signal left is a cut connection.
-            await _abort(scope)
+            self.reason = "upstream_broke_mid_body"
+            await _abort(self.scope)
             return
         await send({"type": "http.response.body", "body": b""})
 
@@ -504,13 +490,6 @@ def _decode_for_check(body: bytes, encoding: str, limit: int) -> bytes | None:
     if len(out) > limit:
         return None
     return out
-
-
-def _start(status: int, headers: list[tuple[str, str]], length: int | None = None) -> Message:
-    encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-    if length is not None:
-        encoded.append((b"content-length", str(length).encode("ascii")))
-    return {"type": "http.response.start", "status": status, "headers": encoded}
 
 
 async def _abort(scope: Scope) -> None:
