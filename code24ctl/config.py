@@ -190,9 +190,8 @@ class RouteConfig(_Strict):
     @property
     def effective_strip(self) -> str:
         """The leading part removed before forwarding (default: the whole prefix)."""
-        if self.strip is None:
-            return self.prefix
-        return "" if self.strip == "/" else self.strip
+        strip = self.prefix if self.strip is None else self.strip
+        return "" if strip == "/" else strip
 
 
 class OutboundConfig(_Strict):

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig, path_has_prefix
 from code24ctl.dispatch.classify import Classification, classify_answer
+from code24ctl.dispatch.routing import split_target, strip_path
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -186,11 +187,9 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
 
 def forwarded_path(route: RouteConfig, path: str) -> str:
     """``path`` as the dispatcher forwards it to the route's worker: strip removed, query kept."""
-    bare, mark, query = path.partition("?")
-    strip = route.effective_strip
-    if strip and path_has_prefix(bare, strip):
-        bare = bare[len(strip) :] or "/"
-    return bare + mark + query
+    bare, query = split_target(path)
+    stripped = strip_path(bare, route.effective_strip)
+    return f"{stripped}?{query}" if query else stripped
 
 
 def _base_url(resolved: ResolvedConfig, override: str | None) -> str:

@@ -69,6 +69,21 @@ def test_route_table_is_what_both_dispatchers_read() -> None:
     json.dumps(table)  # the json binding must serialise
 
 
+def test_catch_all_route_compiles_to_the_empty_prefix(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        REPO_CONFIG.read_text().replace(
+            "routes:\n  - prefix: /api/competitive",
+            "routes:\n  - prefix: /\n    worker: brand-worker\n  - prefix: /api/competitive",
+            1,
+        ),
+    )
+    table = compile_route_table(resolve_config(path, "staging").config)
+    catch_all = [route for route in table["routes"] if route["worker"] == "brand-worker"]
+    assert catch_all[-1] == {"prefix": "", "worker": "brand-worker", "strip": ""}
+    assert table["routes"][-1]["prefix"] == ""
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "namespaces.yaml"
     path.write_text(text)

@@ -27,7 +27,13 @@ def compile_route_table(config: Config) -> dict[str, Any]:
         "max_body_bytes": config.max_body_bytes,
         "max_json_check_bytes": config.max_json_check_bytes,
         "routes": [
-            {"prefix": route.prefix, "worker": route.worker, "strip": route.effective_strip}
+            # In the config "/" is the catch-all; in the table that is the empty prefix,
+            # which both dispatchers match against every path.
+            {
+                "prefix": "" if route.prefix == "/" else route.prefix,
+                "worker": route.worker,
+                "strip": route.effective_strip,
+            }
             for route in routes
         ],
         "workers": {
