@@ -101,6 +101,7 @@ def test_table_normalises_and_sorts_routes() -> None:
         ({"version": 2, "routes": []}, "route table version 2 is not 1"),
         ({"version": 1, "routes": "x"}, "route table 'routes' is not a list"),
         ({"version": 1, "routes": [{"prefix": "api", "worker": "w"}]}, "route 0: prefix must"),
+        ({"version": 1, "routes": [{"prefix": None, "worker": "w"}]}, "route 0: prefix must"),
         ({"version": 1, "routes": [{"prefix": "/a", "worker": ""}]}, "route 0: worker must"),
         ({"version": 1, "routes": [], "workers": {"w": {"timeout_ms": 0}}}, "timeout_ms must"),
         ({"version": 1, "routes": [], "workers": {"w": {"fallback_status": 700}}}, "200-599"),
@@ -202,6 +203,21 @@ def test_match_route_longest_on_segment_boundary(path: str, worker: str | None) 
 
 def test_root_prefix_matches_everything() -> None:
     assert match_route((Route("", "root", ""),), "/anything/at/all") == Route("", "root", "")
+    assert match_route((Route("", "root", ""), *ROUTES), "/elite/x") == Route("", "root", "")
+    assert match_route((Route("", "root", ""), *ROUTES), "/api/x") == ROUTES[3]
+
+
+def test_catch_all_route_from_the_config(tmp_path: Path) -> None:
+    config = REPO_CONFIG.read_text(encoding="utf-8").replace(
+        "routes:\n", "routes:\n  - prefix: /\n    worker: developer-worker\n", 1
+    )
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(config, encoding="utf-8")
+    table = RouteTable.from_document(compile_route_table(resolve_config(path, "local").config))
+    catch_all = table.routes[-1]
+    assert catch_all == Route("", "developer-worker", "")
+    assert match_route(table.routes, "/anything") == catch_all
+    assert forwarded_target(catch_all, "/anything", "q=1") == "/anything?q=1"
 
 
 @pytest.mark.parametrize(

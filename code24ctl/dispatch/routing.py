@@ -146,8 +146,9 @@ class RouteTable:
                 raise ValueError(f"route {index} is not a mapping")
             prefix, worker = raw.get("prefix"), raw.get("worker")
             strip = raw.get("strip", prefix)
-            if not isinstance(prefix, str) or not prefix.startswith("/"):
-                raise ValueError(f"route {index}: prefix must be a string starting with '/'")
+            # "" is the catch-all ("/" in namespaces.yaml, compiled to the empty prefix).
+            if not isinstance(prefix, str) or not (prefix == "" or prefix.startswith("/")):
+                raise ValueError(f"route {index}: prefix must be '' or start with '/'")
             if not isinstance(worker, str) or not worker:
                 raise ValueError(f"route {index}: worker must be a name")
             if strip is None:
