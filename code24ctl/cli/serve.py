@@ -20,6 +20,7 @@ HostOption = Annotated[
     str,
     typer.Option(
         "--host",
+        metavar="ADDRESS",
         help="address to listen on (anything but loopback is reachable from other machines)",
     ),
 ]
@@ -28,6 +29,7 @@ PortOption = Annotated[
     typer.Option(
         "--port",
         "-p",
+        metavar="PORT",
         min=0,
         max=65535,
         help="port to listen on [default: the port of the environment's base_url, 8787]",
@@ -62,8 +64,9 @@ def serve(
 ) -> None:
     """Run the dispatch logic locally (--demo: with built-in sample workers).
 
-    Listens until Ctrl+C or SIGTERM, then finishes in-flight requests and exits 0. With
-    --json, one JSON document describing what runs is printed on stdout once it is ready.
+    The environment defaults to local (serve only runs environments with upstreams). Listens
+    until Ctrl+C or SIGTERM, then finishes in-flight requests and exits 0. With --json, one
+    JSON document describing what runs is printed on stdout once it is ready.
     """
     from code24ctl.serve.access_log import ACCESS_LOG_FORMATS, AccessLog
     from code24ctl.serve.server import (
