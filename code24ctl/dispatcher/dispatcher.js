@@ -190,8 +190,9 @@ function checkRouteTable(raw) {
   }
   const routes = raw.routes.map((r, i) => {
     if (r === null || typeof r !== "object") throw new TypeError(`route ${i} is not an object`);
-    if (typeof r.prefix !== "string" || !r.prefix.startsWith("/")) {
-      throw new TypeError(`route ${i}: prefix must be a string starting with "/"`);
+    // "" is the catch-all (a config prefix "/" is compiled to it).
+    if (typeof r.prefix !== "string" || (r.prefix !== "" && !r.prefix.startsWith("/"))) {
+      throw new TypeError(`route ${i}: prefix must be "" or a string starting with "/"`);
     }
     if (typeof r.worker !== "string" || r.worker === "") {
       throw new TypeError(`route ${i}: worker must be a name`);
