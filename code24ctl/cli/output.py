@@ -22,7 +22,19 @@ def stdout() -> Console:
     """A console for data (stdout). Built per call so test runners' stream swaps are honoured."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    # Piped or redirected, tables get room instead of being cut to 80 columns with "…".
+    width = None if sys.stdout.isatty() else max(_columns(), PIPE_WIDTH)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+
+
+PIPE_WIDTH = 200
+
+
+def _columns() -> int:
+    try:
+        return int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        return 0
 
 
 def stderr() -> Console:
