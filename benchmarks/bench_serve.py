@@ -10,7 +10,7 @@ One small JSON worker (tests/conformance_upstreams.py, raw asyncio + httptools +
 - workerd: the JavaScript dispatcher (code24ctl/dispatcher/dispatcher.js) in workerd via
            miniflare, its namespace bindings pointing at the worker over HTTP
            (benchmarks/serve_workerd.mjs)
-- serve:   ``python -m code24ctl serve`` (uvicorn + httptools + uvloop, one aiohttp session),
+- serve:   ``python -m code24ctl serve`` (uvicorn + httptools + uvloop, its upstream pool),
            access log on (text, to a file)
 
 wrk (1 thread) drives each at concurrency 1 and 32. Runs are interleaved: every round runs every
@@ -341,7 +341,7 @@ def wrk(wrk_path: str, url: str, concurrency: int, seconds: float) -> Run:
 
 class _RawClient(asyncio.Protocol):
     """The least an HTTP/1.1 keep-alive client can do (httptools parser, one connection): a
-    yardstick for the aiohttp session's cost per request, not something serve uses."""
+    yardstick for serve's upstream pool's cost per request, not something serve uses."""
 
     def __init__(self) -> None:
         import httptools
@@ -368,8 +368,10 @@ class _RawClient(asyncio.Protocol):
 
 
 def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float, float]]:
-    """CPU and wall time per sequential request to the worker: serve's aiohttp session (as
-    code24ctl.serve.upstream builds it) against the minimal raw client."""
+    """CPU and wall time per sequential request to the worker: serve's upstream pool (as
+    code24ctl.serve.upstream builds it), a shared aiohttp session (serve's client until the
+    pool replaced it) and the minimal raw client."""
+    import aiohttp
     import uvloop
     from yarl import URL
 
@@ -391,8 +393,18 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
         )
 
     async def main() -> dict[str, tuple[float, float]]:
-        session = make_session()
+        pool = make_session()
+        session = aiohttp.ClientSession(
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        )
         url = URL(worker_url + WORKER_PATH, encoded=True)
+
+        async def with_pool() -> None:
+            response = await pool.request(worker_url, "GET", WORKER_PATH, [], timeout_s=30)
+            await response.read_up_to(1 << 20)
+            response.release()
 
         async def with_aiohttp() -> None:
             response = await session.request("GET", url, allow_redirects=False)
@@ -408,10 +420,15 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
             await client.done
 
         try:
-            return {"aiohttp": await measure(with_aiohttp), "raw": await measure(with_raw)}
+            return {
+                "pool": await measure(with_pool),
+                "aiohttp": await measure(with_aiohttp),
+                "raw": await measure(with_raw),
+            }
         finally:
             client.transport.close()
             await session.close()
+            await pool.close()
 
     return uvloop.run(main())
 
@@ -596,7 +613,11 @@ def report(
         f"- serve, a 404 (no upstream call) at c32: {refusals:,.0f} req/s = "
         f"{1e6 / refusals:.0f} us per request (uvicorn + the request side)"
     )
-    for name, label in (("aiohttp", "serve's aiohttp session"), ("raw", "a minimal raw client")):
+    for name, label in (
+        ("pool", "serve's upstream pool"),
+        ("aiohttp", "a shared aiohttp session (serve's former client)"),
+        ("raw", "a minimal raw client"),
+    ):
         cpu, wall = clients[name]
         print(
             f"- {label}, one request to the worker, sequential: {cpu:.0f} us CPU, "

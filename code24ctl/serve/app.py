@@ -15,9 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Mutable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
 from code24ctl.dispatch.routing import (
     Judgement,
     Reason,
@@ -41,6 +38,12 @@ from code24ctl.dispatch.routing import (
 )
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.protocol import ABORT_SCOPE_KEY, TARGET_SCOPE_KEY
+from code24ctl.serve.upstream import (
+    UpstreamBroken,
+    UpstreamConnectError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,22 +86,22 @@ class _UploadStopped(Exception):
 class DispatchApp:
     """The ASGI application behind ``code24ctl serve``.
 
-    ``session_factory`` builds the one shared aiohttp session (see
+    ``session_factory`` builds the one shared upstream pool (see
     :func:`code24ctl.serve.upstream.make_session`); it is called at lifespan startup and the
-    session is closed at shutdown. ``settings`` may be replaced between requests.
+    pool is closed at shutdown. ``settings`` may be replaced between requests.
     """
 
     def __init__(
         self,
         settings: ServeSettings,
         *,
-        session_factory: Callable[[], aiohttp.ClientSession],
+        session_factory: Callable[[], UpstreamPool],
         access_log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
         self._session_factory = session_factory
         self._access_log = access_log
-        self.session: aiohttp.ClientSession | None = None
+        self.session: UpstreamPool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -217,28 +220,28 @@ class DispatchApp:
         if upload.too_large:
             await exchange.refuse("payload_too_large", alias)
             return
-        url = URL(base + forwarded_target(route, path, query), encoded=True)
+        target = forwarded_target(route, path, query)
         method = scope["method"]
         timeout_s = exchange.policy.timeout_ms / 1000
-        response: aiohttp.ClientResponse | None = None
+        response: UpstreamResponse | None = None
         try:
             try:
-                async with asyncio.timeout(timeout_s):
-                    response = await session.request(
-                        method, url, headers=forwarded, data=data, allow_redirects=False
-                    )
-                    exchange.upstream_status = response.status
-                    judgement, body, complete = await _judge(
-                        response, method, table.max_json_check_bytes
-                    )
+                response = await session.request(
+                    base, method, target, forwarded, data, timeout_s=timeout_s
+                )
+                exchange.upstream_status = response.status
+                judgement, body, complete = await _judge(
+                    response, method, table.max_json_check_bytes
+                )
+                response.set_timeout(None)  # from here on, the idle timeout per piece
             except TimeoutError:
                 exchange.upstream_status = None  # it never finished answering
                 await exchange.fall_back("worker_timeout")
                 return
-            except aiohttp.ClientConnectorError:
+            except UpstreamConnectError:
                 await exchange.fall_back("worker_not_found")
                 return
-            except (aiohttp.ClientError, OSError, _UploadStopped):
+            except (UpstreamBroken, OSError, _UploadStopped):
                 if upload.too_large:
                     await exchange.refuse("payload_too_large", alias)
                 elif upload.client_gone:
@@ -333,7 +336,7 @@ class _Exchange:
 
     async def pass_through(
         self,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         body: bytes,
         complete: bool,
         *,
@@ -359,10 +362,9 @@ class _Exchange:
         try:
             if body:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-            content = response.content
             while True:
-                async with asyncio.timeout(idle_timeout_s):
-                    chunk = await content.readany()
+                response.set_timeout(idle_timeout_s)
+                chunk = await response.read_chunk()
                 if not chunk:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -422,7 +424,7 @@ async def _request_body(
 
 
 async def _judge(
-    response: aiohttp.ClientResponse, method: str, max_json_check_bytes: int
+    response: UpstreamResponse, method: str, max_json_check_bytes: int
 ) -> tuple[Judgement, bytes, bool]:
     """Read as much of the answer as the decision needs and decide.
 
@@ -430,7 +432,7 @@ async def _judge(
     the whole body.
     """
     status = response.status
-    content_type = response.headers.get("Content-Type")
+    content_type = response.content_type
     declared = response.content_length
     need = bytes_to_judge(
         status, content_type, declared, method=method, max_json_check_bytes=max_json_check_bytes
@@ -439,12 +441,8 @@ async def _judge(
         return judge_answer(status, content_type, b"", complete=False, method=method), b"", False
     if need == 0:
         return judge_answer(status, content_type, b"", complete=False, method=method), b"", False
-    if declared is not None and declared <= need:
-        body = await response.read()
-        complete = True
-    else:
-        body, complete = await _read_up_to(response, need)
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    body, complete = await response.read_up_to(need)
+    encoding = (response.content_encoding or "").strip().lower()
     checked = body
     if encoding not in ("", "identity"):
         decoded = _decode_for_check(body, encoding, need)
@@ -459,20 +457,6 @@ async def _judge(
         checked = decoded
     judgement = judge_answer(status, content_type, checked, complete=complete, method=method)
     return judgement, body, complete
-
-
-async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """Read until the body ends (complete) or more than ``limit`` bytes are in hand."""
-    chunks: list[bytes] = []
-    size = 0
-    content = response.content
-    while size <= limit:
-        chunk = await content.readany()
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), False
 
 
 def _decode_for_check(body: bytes, encoding: str, limit: int) -> bytes | None:

@@ -1,41 +1,627 @@
-"""The one place serve's upstream HTTP client is built.
+"""The one place serve's upstream HTTP client is built: a small keep-alive HTTP/1.1 pool.
 
-One aiohttp session, pooled, shared by every request (httpx's async pool degrades under
-concurrency, encode/httpx#3215). It is a transparent hop: no cookies kept between clients, no
-decompression (bodies pass byte for byte), no headers of its own, no timeouts of its own (each
-worker's ``timeout_ms`` governs).
+Measured on the serve benchmark machine (benchmarks/README.md, "serve"), one exchange through a
+shared aiohttp session cost ~80-120 us of CPU against ~10-25 us for a bare httptools client, and
+the client leg was the largest single cost of a dispatch. serve needs little of what a general
+client does (no redirects, cookies, decompression, proxies, auto headers), so this is the
+bare client made complete enough to be a transparent hop:
+
+- one pool of idle connections per upstream origin (most recently used first), dropped after
+  :data:`KEEPALIVE_TIMEOUT_S` idle, at most :data:`MAX_CONNECTIONS` open at once;
+- request bodies as bytes (one write with the head) or a stream (``Content-Length`` as the
+  client declared it, else chunked), written alongside reading the answer;
+- answers framed by ``Content-Length``, chunked, or the end of the connection; 1xx answers
+  skipped; a HEAD answer has no body;
+- errors as :class:`UpstreamConnectError` (could not connect: "not in the namespace"),
+  :class:`UpstreamBroken` (reset, closed or garbled before or while answering) and
+  :class:`TimeoutError` (the deadline the caller set passed);
+- a reused connection the worker closed just before the request went out is retried once on a
+  fresh one, for idempotent methods with a body in hand (RFC 9112 section 9.3.1).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import collections
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    import aiohttp
+import httptools
 
 # Below the 5 s idle timeout of uvicorn, Node and workerd servers, so a pooled connection is
 # dropped here before the worker drops it under a request.
 KEEPALIVE_TIMEOUT_S = 4.0
 MAX_CONNECTIONS = 512
+# Stop reading from a worker while this much of its answer waits for the client.
+READ_BUFFER_LIMIT = 256 * 1024
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Methods that send "Content-Length: 0" without a body (as aiohttp and browsers do).
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT", "TRACE"})
+
+RequestBody = bytes | AsyncIterator[bytes] | None
 
 
-def make_session() -> aiohttp.ClientSession:
-    """A new upstream session; call inside the running event loop, close at shutdown."""
-    import aiohttp
+class UpstreamError(Exception):
+    """The worker could not be reached or did not answer properly."""
 
-    connector = aiohttp.TCPConnector(
-        limit=MAX_CONNECTIONS,
-        limit_per_host=0,
-        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-        ttl_dns_cache=60,
+
+class UpstreamConnectError(UpstreamError):
+    """No connection to the worker (refused, unknown host, unreachable)."""
+
+
+class UpstreamBroken(UpstreamError):
+    """The connection broke (reset, closed, not HTTP) before or while the worker answered."""
+
+
+class _RetryOnFresh(UpstreamBroken):
+    """A reused connection closed before a single byte of the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a worker listens, parsed once from its upstream base URL."""
+
+    host: str
+    port: int
+    tls: bool
+    host_header: bytes
+    path: str  # the base URL's own path ("" for none), put in front of every target
+
+    @classmethod
+    def parse(cls, base: str) -> Origin:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream {base!r} is not an http(s) URL")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        host = parts.hostname
+        shown = f"[{host}]" if ":" in host else host
+        default = port == (443 if tls else 80)
+        header = shown if default else f"{shown}:{port}"
+        return cls(host, port, tls, header.encode("idna"), parts.path.rstrip("/"))
+
+
+class UpstreamResponse:
+    """A worker's answer: status and raw headers at once, the body as it arrives."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_conn",
+        "_error",
+        "_waiter",
+        "complete",
+        "content_encoding",
+        "content_length",
+        "content_type",
+        "framed",
+        "raw_headers",
+        "status",
     )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None),
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # Forward the client's headers only; aiohttp would add Accept, Accept-Encoding,
-        # User-Agent and a guessed Content-Type of its own.
-        skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-        trust_env=False,
-    )
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.status = 0
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.content_type: str | None = None
+        self.content_length: int | None = None
+        self.content_encoding: str | None = None
+        # Whether the body's end is marked (length, chunked, no body) rather than the close.
+        self.framed = False
+        self.complete = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def read_buffered(self) -> bytes:
+        """Everything that arrived and was not read yet (maybe b"")."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        self._conn.resume()
+        return data
+
+    async def read_chunk(self) -> bytes:
+        """The next piece of the body; b"" at its end. Raises :class:`UpstreamBroken` or
+        :class:`TimeoutError` (see :meth:`UpstreamPool.set_timeout`)."""
+        while not self._chunks:
+            if self.complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._conn.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.read_buffered()
+
+    async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
+        """Read until the body ends (``True``) or more than ``limit`` bytes are in hand."""
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = await self.read_chunk()
+            if not chunk:
+                return (parts[0] if len(parts) == 1 else b"".join(parts)), True
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts), False
+
+    def set_timeout(self, seconds: float | None) -> None:
+        """From now, fail the exchange with TimeoutError unless it finishes in ``seconds``."""
+        self._conn.arm(seconds)
+
+    def release(self) -> None:
+        """Done with the answer: the connection goes back to the pool if it can."""
+        self._conn.release(self)
+
+    # Called by the connection
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > READ_BUFFER_LIMIT:
+            self._conn.pause()
+        self._wake()
+
+    def _end(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None and not self.complete:
+            self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to one origin; one exchange at a time."""
+
+    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: UpstreamResponse | None = None
+        self.head_waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.head_method = False
+        self.reused = False
+        self.got_bytes = False
+        self.reusable = True
+        self.closed = False
+        self.paused = False
+        self.idle_since = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.upload: asyncio.Task[None] | None = None
+        self.write_ready: asyncio.Future[None] | None = None
+        self.writing_paused = False
+
+    # asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self.head_waiter is None:  # idle in the pool: nobody asked
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(UpstreamBroken(f"the worker's answer is not valid HTTP: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        self.disarm()
+        self.pool._forget(self)
+        response = self.response
+        if (
+            response is not None
+            and response.status
+            and not response.complete
+            and not response.framed
+            and exc is None
+        ):
+            response._end()  # the body ran until the close
+            self.disarm()
+            return
+        waiter = self.head_waiter
+        if waiter is not None and not waiter.done() and not self.got_bytes and self.reused:
+            self.fail(_RetryOnFresh("the pooled connection was closed"))
+            return
+        reason = f": {exc}" if exc else ""
+        self.fail(UpstreamBroken(f"the worker closed the connection{reason}"))
+        if self.write_ready is not None and not self.write_ready.done():
+            self.write_ready.set_exception(UpstreamBroken("the worker closed the connection"))
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.write_ready is not None and not self.write_ready.done():
+            self.write_ready.set_result(None)
+
+    # httptools callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.response is None:
+            self.response = UpstreamResponse(self)
+        elif self.response.status:  # a second answer to one request
+            raise UpstreamBroken("the worker sent more than one answer")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        response = self.response
+        assert response is not None
+        response.raw_headers.append((name, value))
+        lower = name.lower()
+        if lower == b"content-type":
+            response.content_type = value.decode("latin-1")
+        elif lower == b"content-length":
+            try:
+                response.content_length = int(value)
+            except ValueError:
+                response.content_length = None
+        elif lower == b"content-encoding":
+            response.content_encoding = value.decode("latin-1")
+        elif lower == b"transfer-encoding":
+            response.framed = True
+
+    def on_headers_complete(self) -> None:
+        response = self.response
+        assert response is not None
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            response.raw_headers = []  # informational: the real answer follows
+            response.content_type = response.content_encoding = None
+            response.content_length = None
+            response.framed = False
+            return
+        response.status = status
+        if not self.parser.should_keep_alive() or status == 101:
+            self.reusable = False
+        if response.content_length is not None or status in (204, 304) or self.head_method:
+            response.framed = True
+        if self.head_method:
+            # The parser cannot know a HEAD answer has no body; the connection cannot be
+            # trusted with the next answer, so it is not reused.
+            self.reusable = False
+            response._end()
+        waiter = self.head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def on_body(self, body: bytes) -> None:
+        response = self.response
+        if response is not None and response.status and not response.complete:
+            response._feed(body)
+
+    def on_message_complete(self) -> None:
+        response = self.response
+        if response is None or not response.status:
+            return  # the end of a 1xx
+        if not response.complete:
+            response._end()
+        self.disarm()
+
+    # The exchange ----------------------------------------------------------------------------
+
+    def send(self, head: bytes, body: RequestBody, chunked: bool, method_is_head: bool) -> None:
+        assert self.transport is not None
+        self.head_method = method_is_head
+        self.got_bytes = False
+        self.response = None
+        self.head_waiter = self.loop.create_future()
+        if body is None:
+            self.transport.write(head)
+        elif isinstance(body, bytes):
+            self.transport.write(head + body if len(body) < 65536 else head)
+            if len(body) >= 65536:
+                self.transport.write(body)
+        else:
+            self.transport.write(head)
+            self.upload = self.loop.create_task(self._upload(body, chunked))
+
+    async def _upload(self, body: AsyncIterator[bytes], chunked: bool) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            async for chunk in body:
+                if self.closed:
+                    return
+                if chunked:
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    transport.write(chunk)
+                if self.writing_paused:
+                    self.write_ready = self.loop.create_future()
+                    await self.write_ready
+            if chunked and not self.closed:
+                transport.write(b"0\r\n\r\n")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the body stream stopped: the exchange is over
+            self.fail(exc)
+            self.close()
+
+    def arm(self, seconds: float | None) -> None:
+        self.disarm()
+        if seconds is not None:
+            self.timer = self.loop.call_later(seconds, self._timed_out)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        self.fail(TimeoutError("the worker did not answer in time"))
+        self.close()
+
+    def fail(self, error: BaseException) -> None:
+        self.reusable = False
+        waiter = self.head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        elif self.response is not None:
+            self.response._fail(error)
+
+    def pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def release(self, response: UpstreamResponse) -> None:
+        self.disarm()
+        if self.response is not response:
+            return
+        upload = self.upload
+        if upload is not None and not upload.done():
+            upload.cancel()
+            self.reusable = False
+        self.upload = None
+        if not response.complete or not self.reusable or self.closed or response._chunks:
+            self.close()
+            self.pool._forget(self)
+            return
+        self.response = None
+        self.head_waiter = None
+        self.pool._idle(self)
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections to the workers, shared by every request of one serve.
+
+    Call inside the running event loop; :meth:`close` at shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.keepalive_timeout_s = keepalive_timeout_s
+        self.max_connections = max_connections
+        self._ssl = ssl_context
+        self._origins: dict[str, Origin] = {}
+        self._idle_conns: dict[Origin, list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.closed = False
+
+    def origin(self, base: str) -> Origin:
+        """The parsed origin of an upstream base URL (cached)."""
+        origin = self._origins.get(base)
+        if origin is None:
+            origin = self._origins[base] = Origin.parse(base)
+        return origin
+
+    async def request(
+        self,
+        base: str,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: RequestBody = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> UpstreamResponse:
+        """Send one request to ``base`` + ``target`` and wait for the answer's head.
+
+        ``headers`` go as given (the client's, already filtered): ``Host`` is the worker's, a
+        bytes body gets a ``Content-Length`` if it has none, a stream without one is sent
+        chunked. The timeout covers connecting and the answer's head, and stays armed for the
+        body until :meth:`UpstreamResponse.set_timeout` changes it or the body ends.
+        """
+        if self.closed:
+            raise RuntimeError("the upstream pool is closed")
+        origin = self.origin(base)
+        lines = [
+            b"%s %s%s HTTP/1.1\r\nHost: %s\r\n"
+            % (
+                method.encode("latin-1"),
+                origin.path.encode("latin-1"),
+                target.encode("latin-1"),
+                origin.host_header,
+            )
+        ]
+        has_length = False
+        chunked = False
+        for name, value in headers:
+            lines.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+            if not has_length and name.lower() == "content-length":
+                has_length = True
+        if not has_length:
+            if isinstance(body, bytes):
+                lines.append(b"Content-Length: %d\r\n" % len(body))
+            elif body is not None:
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+                chunked = True
+            elif method not in _BODYLESS_METHODS:
+                lines.append(b"Content-Length: 0\r\n")
+        lines.append(b"\r\n")
+        head = b"".join(lines)
+        is_head = method == "HEAD"
+        retry = method in IDEMPOTENT_METHODS and not (
+            body is not None and not isinstance(body, bytes)
+        )
+        deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        fresh = False
+        while True:
+            conn = await self._connection(origin, deadline, fresh=fresh)
+            conn.arm(None if deadline is None else max(0.0, deadline - self.loop.time()))
+            conn.send(head, body, chunked, is_head)
+            waiter = conn.head_waiter
+            assert waiter is not None
+            try:
+                return await waiter
+            except _RetryOnFresh:
+                conn.disarm()
+                if not retry:
+                    raise UpstreamBroken("the worker closed the connection") from None
+                retry, fresh = False, True  # once, and on a new connection
+            except BaseException:
+                conn.disarm()
+                conn.close()
+                self._forget(conn)
+                raise
+
+    async def _connection(
+        self, origin: Origin, deadline: float | None, *, fresh: bool = False
+    ) -> _Connection:
+        idle = None if fresh else self._idle_conns.get(origin)
+        if idle:
+            cutoff = time.monotonic() - self.keepalive_timeout_s
+            while idle:
+                conn = idle.pop()
+                if conn.closed or conn.idle_since < cutoff:
+                    conn.close()
+                    self._forget(conn)
+                    continue
+                conn.reused = True
+                return conn
+        while len(self._open) >= self.max_connections:
+            slot = self.loop.create_future()
+            self._slot_waiters.append(slot)
+            try:
+                await _until(slot, deadline, self.loop)
+            finally:
+                if slot in self._slot_waiters:
+                    self._slot_waiters.remove(slot)
+            return await self._connection(origin, deadline, fresh=fresh)
+        conn = _Connection(self, origin)
+        self._open.add(conn)
+        try:
+            await _until(
+                self.loop.create_connection(
+                    lambda: conn,
+                    origin.host,
+                    origin.port,
+                    ssl=self._tls_context() if origin.tls else None,
+                    server_hostname=origin.host if origin.tls else None,
+                ),
+                deadline,
+                self.loop,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            self._forget(conn)
+            raise UpstreamConnectError(
+                f"cannot connect to {origin.host}:{origin.port}: {exc}"
+            ) from exc
+        except BaseException:
+            self._forget(conn)
+            raise
+        return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def _idle(self, conn: _Connection) -> None:
+        if self.closed:
+            conn.close()
+            self._forget(conn)
+            return
+        conn.idle_since = time.monotonic()
+        self._idle_conns.setdefault(conn.origin, []).append(conn)
+        self._wake_one()
+
+    def _forget(self, conn: _Connection) -> None:
+        if conn in self._open:
+            self._open.discard(conn)
+            idle = self._idle_conns.get(conn.origin)
+            if idle and conn in idle:
+                idle.remove(conn)
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._slot_waiters:
+            slot = self._slot_waiters.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                return
+
+    def open_connections(self) -> int:
+        """How many connections are open (in use or idle)."""
+        return len(self._open)
+
+    async def close(self) -> None:
+        """Close every connection; the pool takes no more requests."""
+        self.closed = True
+        for conn in list(self._open):
+            conn.close()
+        self._open.clear()
+        self._idle_conns.clear()
+        await asyncio.sleep(0)
+
+
+async def _until(awaitable: Any, deadline: float | None, loop: asyncio.AbstractEventLoop) -> Any:
+    if deadline is None:
+        return await awaitable
+    async with asyncio.timeout_at(deadline):
+        return await awaitable
+
+
+def make_session() -> UpstreamPool:
+    """A new upstream pool; call inside the running event loop, close at shutdown."""
+    return UpstreamPool()
+
+
+SessionFactory = Callable[[], UpstreamPool]
