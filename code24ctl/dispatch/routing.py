@@ -18,8 +18,8 @@ applies them in:
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -326,9 +326,19 @@ def forward_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[s
     ]
 
 
+# uuid4's fixed bits: version 4 (bits 76-79) and the RFC 4122 variant (bits 62-63).
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def new_request_id() -> str:
-    """A fresh request id: uuid4 as 32 lowercase hex characters."""
-    return uuid.uuid4().hex
+    """A fresh request id: uuid4 as 32 lowercase hex characters.
+
+    The same value ``uuid.uuid4().hex`` gives, without building a UUID object (a measurable
+    share of a request in serve).
+    """
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    return f"{value:032x}"
 
 
 def choose_request_id(client_value: str | None, new_id: Callable[[], str] = new_request_id) -> str:

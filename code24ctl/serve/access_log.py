@@ -10,9 +10,19 @@ AccessLogFormat = Literal["text", "json", "off"]
 ACCESS_LOG_FORMATS: tuple[AccessLogFormat, ...] = ("text", "json", "off")
 
 
+# The formatted second of the last timestamp (the clock second it is for, and its text).
+_second = -1
+_second_text = ""
+
+
 def _timestamp() -> str:
+    global _second, _second_text
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    second = int(now)
+    if second != _second:  # strftime once a second, not once a request
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = second
+    return f"{_second_text}.{int((now - second) * 1000):03d}Z"
 
 
 class AccessLog:
