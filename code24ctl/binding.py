@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, SCRIPT_NOT_FOUND, api_call
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import fingerprint, sdk_files
-from code24ctl.namespaces import NAMESPACE_NOT_FOUND, find_namespace, list_namespace_scripts
+from code24ctl.namespaces import find_namespace, list_namespace_scripts
 from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
 from code24ctl.worker_source import DeployedWorker, WorkerCode, load_worker_code
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 32
-SCRIPT_NOT_FOUND = 10007
 
 BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
 UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]

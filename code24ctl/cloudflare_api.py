@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 
+# API error codes the tool acts on (not only reports).
+NAMESPACE_NOT_FOUND = 100119  # "The specified dispatch namespace does not exist on this account."
+SCRIPT_NOT_FOUND = 10007  # "workers.api.error.script_not_found"
+KV_TITLE_EXISTS = 10014  # a KV namespace with this title already exists
+
 # What to do about the API errors a user of this tool actually meets.
 API_ERROR_HINTS: dict[int, str] = {
     100119: "the dispatch namespace does not exist: run `code24ctl namespace create` first",

@@ -15,12 +15,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare_api import (
+    KV_TITLE_EXISTS,
+    NAMESPACE_NOT_FOUND,
+    SCRIPT_NOT_FOUND,
+    api_call,
+)
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError
-from code24ctl.modules import Module, content_type_for, sdk_files
-from code24ctl.namespaces import NAMESPACE_NOT_FOUND, find_namespace
+from code24ctl.modules import (
+    KEEP_BINDING_TYPES,
+    SECRET_BINDING_TYPES,
+    Module,
+    content_type_for,
+    sdk_files,
+)
+from code24ctl.namespaces import find_namespace
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -34,12 +45,6 @@ ROUTE_TABLE_BINDING = "ROUTE_TABLE"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
 # Kept from the previous upload, so a secret set on the dispatcher survives a deploy.
-KEEP_BINDING_TYPES = ("secret_text", "secret_key")
-SECRET_BINDING_TYPES = frozenset(KEEP_BINDING_TYPES)
-# The API's "no such Worker" code.
-SCRIPT_NOT_FOUND = 10007
-# The API's "a KV namespace with this title already exists" code.
-KV_TITLE_EXISTS = 10014
 
 RouteAction = Literal["create", "unchanged", "update", "conflict"]
 KVAction = Literal["found", "created", "would create"]

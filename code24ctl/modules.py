@@ -26,6 +26,12 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
+# Secret values can never be read back; an upload lists these binding types in
+# ``keep_bindings`` so secrets already set on the Worker survive the upload.
+KEEP_BINDING_TYPES = ("secret_text", "secret_key")
+SECRET_BINDING_TYPES = frozenset(KEEP_BINDING_TYPES)
+
+
 @dataclass(frozen=True)
 class Module:
     """One module of a Worker: its name (as imported), bytes and content type."""

@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call
 from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
-# The API's code for "The specified dispatch namespace does not exist on this account."
-NAMESPACE_NOT_FOUND = 100119
 SCRIPTS_PAGE_SIZE = 100
 
 

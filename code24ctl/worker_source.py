@@ -24,20 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 from code24ctl.cloudflare_api import api_call
 from code24ctl.errors import CloudflareAPIError, UsageError
-from code24ctl.modules import CONTENT_TYPES, Module, content_type_for, fingerprint
+from code24ctl.modules import (
+    CONTENT_TYPES,
+    KEEP_BINDING_TYPES,
+    SECRET_BINDING_TYPES,
+    Module,
+    content_type_for,
+    fingerprint,
+)
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
     from code24ctl.config import ResolvedConfig
 
-#: Binding types whose value the API never returns: a copy cannot carry them.
-SECRET_BINDING_TYPES = frozenset({"secret_text", "secret_key"})
 #: Binding types that need more than metadata to recreate (an asset upload session).
 UNCARRIABLE_BINDING_TYPES = frozenset({"assets"})
-#: What an upload asks the API to keep from the Worker it replaces: the secrets set with
-#: ``code24ctl secret put`` must survive a re-bind.
-KEEP_BINDING_TYPES = ("secret_key", "secret_text")
 
 #: Entry modules a folder may have, in order of preference.
 ENTRY_CANDIDATES = ("index.js", "index.mjs", "worker.js", "worker.mjs", "main.py", "index.py")

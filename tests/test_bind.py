@@ -125,7 +125,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
             {"type": "kv_namespace", "name": "CACHE", "namespace_id": cf_seed.kv_cache_id},
         ],
         "compatibility_flags": ["nodejs_compat"],
-        "keep_bindings": ["secret_key", "secret_text"],
+        "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2024-11-11",
     }
     # The secret's value can never be read back, so it is in no request we sent.
@@ -430,7 +430,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
         "main_module": "index.js",
         "bindings": [],
         "compatibility_flags": [],
-        "keep_bindings": ["secret_key", "secret_text"],
+        "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2025-06-01",
     }
     single = cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")[0]
