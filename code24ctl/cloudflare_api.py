@@ -59,6 +59,12 @@ def credentials_from_env() -> Credentials:
             f"{TOKEN_ENV_VAR} is not set",
             hint=f"create an API token in the Cloudflare dashboard and export {TOKEN_ENV_VAR}",
         )
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        # An HTTP header cannot carry it; usually a stray character from a paste.
+        raise UsageError(
+            f"{TOKEN_ENV_VAR} contains a space, a control or a non-ASCII character",
+            hint="copy the token again from the Cloudflare dashboard",
+        )
     return Credentials(token=token, base_url=os.environ.get(BASE_URL_ENV_VAR) or None)
 
 

@@ -9,12 +9,22 @@ from code24ctl.constants import TOKEN_ENV_VAR
 
 MASK = "***"
 
+# Other values that must never be shown (a secret being set), registered while in use.
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Scrub ``value`` from everything printed or logged from now on in this process."""
+    if len(value) >= 4:
+        _SECRETS.add(value)
+
 
 def scrub(text: str) -> str:
-    """Replace the API token (and any bearer credential) in ``text`` with a mask."""
+    """Replace the API token, registered secrets and any bearer credential with a mask."""
     token = os.environ.get(TOKEN_ENV_VAR, "").strip()
-    if len(token) >= 4 and token in text:
-        text = text.replace(token, MASK)
+    for secret in (token, *_SECRETS):
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
     return _scrub_bearer(text)
 
 
@@ -38,4 +48,9 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         record.msg = scrub(message)
         record.args = None
+        # Libraries log handled exceptions with their traceback (the SDK does before retrying);
+        # tracebacks are for CODE24_DEBUG=1, which prints its own, scrubbed.
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from code24ctl.cloudflare_api import api_call
 from code24ctl.errors import UsageError
+from code24ctl.redact import register_secret
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -47,6 +48,7 @@ def put_secret(
 ) -> SecretResult:
     """Set secret ``name`` of Worker ``alias`` in ``namespace`` to ``value`` (secret_text)."""
     check_secret_name(name)
+    register_secret(value)
     if not value:
         raise UsageError("the secret value is empty; nothing was set")
     with api_call(f"set secret {name} on Worker {alias} in dispatch namespace {namespace}"):

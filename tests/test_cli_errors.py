@@ -10,6 +10,8 @@ import pytest
 
 from code24ctl.redact import scrub
 from tests.conftest import REPO_CONFIG, RunCli
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
 
 TOKEN = "tok_SECRET_never_print_me_0123456789"
 
@@ -103,3 +105,46 @@ def test_local_env_is_refused_by_cloudflare_commands(run_cli: RunCli) -> None:
 def test_scrub(monkeypatch: pytest.MonkeyPatch, text: str, expected: str) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     assert scrub(text) == expected
+
+
+def test_token_with_a_stray_character_is_exit_2(run_cli: RunCli) -> None:
+    pasted = "tok_SECRET_abc\u200b"
+    result = run_cli(
+        "namespace", "list", env={"CLOUDFLARE_API_TOKEN": pasted, "CLOUDFLARE_ACCOUNT_ID": "acc"}
+    )
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_API_TOKEN contains a space, a control or a non-ASCII character" in (
+        result.stderr
+    )
+    assert "tok_SECRET_abc" not in result.output
+
+
+def test_very_verbose_api_errors_show_no_traceback(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli(
+        "-vv", "namespace", "list", env={**cf_env, "CLOUDFLARE_API_TOKEN": "tok_wrong_SECRET"}
+    )
+    assert result.exit_code == 3
+    assert "HTTP Request: GET" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "tok_wrong_SECRET" not in result.output
+
+
+def test_very_verbose_secret_put_never_shows_the_value(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
+    cf_state.add_namespace_script(
+        cf_seed.account_id,
+        "code24-workers-staging",
+        "developer-worker",
+        {"index.js": (b"export default {}", "application/javascript+module")},
+        "index.js",
+    )
+    value = "sk-SECRET-value-0987654321"
+    result = run_cli(
+        "-vv", "secret", "put", "developer-worker", "OPENAI_API_KEY", env=cf_env, input=value
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "HTTP Request: PUT" in result.stderr
+    assert value not in result.output
+    assert cf_seed.user_token not in result.output

@@ -95,8 +95,10 @@ def _configure_logging(verbose: int) -> None:
     root_logger = logging.getLogger()
     root_logger.handlers[:] = [handler]
     root_logger.setLevel(level)
-    # httpcore's connection-level trace is noise even at -vv; API calls show via httpx/SDK.
-    logging.getLogger("httpcore").setLevel(max(level, logging.INFO))
+    # httpcore's connection-level trace is noise even at -vv; API calls show via httpx (INFO).
+    # The SDK's DEBUG lines dump whole request options, secret values included: never shown.
+    for noisy in ("httpcore", "cloudflare"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
 
 
 def _register() -> None:
