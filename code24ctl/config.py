@@ -32,7 +32,12 @@ from pydantic import (
     model_validator,
 )
 
-from code24ctl.constants import ACCOUNT_ENV_VAR, CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
+from code24ctl.constants import (
+    ACCOUNT_ENV_VAR,
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_PATH,
+    TOKEN_ENV_VAR,
+)
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 
 # Cloudflare's rule for Worker script names, which aliases become inside the namespace.
@@ -226,6 +231,11 @@ class EnvironmentConfig(_Strict):
                 )
         elif self.base_url is None:
             raise ValueError("a local environment (with 'upstreams') needs 'base_url'")
+        if self.outbound is not None and self.outbound.worker == self.dispatcher:
+            raise ValueError(
+                f"outbound worker {self.outbound.worker!r} is the dispatcher itself: every "
+                "subrequest of the workers would loop back through the dispatcher"
+            )
         for pattern in self.routes:
             if "/" not in pattern or pattern.startswith(("http://", "https://")):
                 raise ValueError(f"route {pattern!r} must look like 'host.example.com/path/*'")
@@ -388,7 +398,8 @@ def _load(path: str, env_name: str | None) -> Config:
     text = _read(path)
     data, lines = _parse_yaml(path, text)
     problems: list[ConfigProblem] = []
-    data = _expand_variables(data, (), lines, problems)
+    unset: dict[tuple[str, ...], str] = {}
+    data = _expand_variables(data, (), lines, problems, unset)
     if problems:
         raise ConfigError(path, problems)
     if env_name is not None:
@@ -402,7 +413,7 @@ def _load(path: str, env_name: str | None) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, _problems_from(exc, lines)) from None
+        raise ConfigError(path, _problems_from(exc, lines, unset)) from None
 
 
 def _read(path: str) -> str:
@@ -464,17 +475,39 @@ def _record_lines(
 
 
 def _expand_variables(
-    value: Any, at: tuple[str, ...], lines: Lines, problems: list[ConfigProblem]
+    value: Any,
+    at: tuple[str, ...],
+    lines: Lines,
+    problems: list[ConfigProblem],
+    unset: dict[tuple[str, ...], str],
 ) -> Any:
     """Expand ``${VAR}`` and ``${VAR:-default}``; a lone unset ``${VAR}`` becomes null."""
     if isinstance(value, dict):
-        return {k: _expand_variables(v, (*at, str(k)), lines, problems) for k, v in value.items()}
+        return {
+            k: _expand_variables(v, (*at, str(k)), lines, problems, unset) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_expand_variables(v, (*at, str(i)), lines, problems) for i, v in enumerate(value)]
+        return [
+            _expand_variables(v, (*at, str(i)), lines, problems, unset) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str) or "${" not in value:
         return value
+    for match in _VAR_RE.finditer(value):
+        if match.group(1) == TOKEN_ENV_VAR:
+            # Config values end up printed (config show, deploy --dry-run) and uploaded as
+            # plain-text vars; the token must never travel that way.
+            problems.append(
+                ConfigProblem(
+                    _dotted(at),
+                    f"{TOKEN_ENV_VAR} cannot be used in the config: it would be printed and "
+                    "uploaded as plain text (set a secret with `code24ctl secret put` instead)",
+                    _line(lines, at),
+                )
+            )
+            return ""
     whole = _VAR_RE.fullmatch(value)
     if whole and whole.group(2) is None and whole.group(1) not in os.environ:
+        unset[at] = whole.group(1)
         return None
 
     def substitute(match: re.Match[str]) -> str:
@@ -501,7 +534,9 @@ def _expand_env_name(value: Any, env_name: str) -> Any:
     return value
 
 
-def _problems_from(exc: ValidationError, lines: Lines) -> list[ConfigProblem]:
+def _problems_from(
+    exc: ValidationError, lines: Lines, unset: dict[tuple[str, ...], str]
+) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for error in exc.errors(include_url=False):
         # "[key]" marks a problem with a dict key itself; the key's own line is the place.
@@ -514,6 +549,9 @@ def _problems_from(exc: ValidationError, lines: Lines) -> list[ConfigProblem]:
                 problems.append(ConfigProblem(dotted, message, _line(lines, where)))
             continue
         message = _message(error)
+        if loc in unset:
+            # A lone ${VAR} that is unset becomes null; say why the value is missing.
+            message = f"environment variable {unset[loc]} is not set ({message})"
         problems.append(ConfigProblem(_dotted(loc), message, _line(lines, loc)))
     return problems
 

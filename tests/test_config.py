@@ -240,3 +240,30 @@ def test_show_resolves_the_environment(run_cli: RunCli) -> None:
 def test_env_comes_from_code24_env(run_cli: RunCli) -> None:
     result = run_cli("config", "show", "--json", env={"CODE24_ENV": "local"})
     assert json.loads(result.stdout)["environment"] == "local"
+
+
+def test_the_api_token_can_never_be_expanded_into_the_config(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    token = "tok_SECRET_in_config_123"
+    path = _broken(
+        tmp_path, "      PLATFORM_NAME: Code24\n", "      AUTH: ${CLOUDFLARE_API_TOKEN}\n"
+    )
+    for args in (["config", "show", "--env", "staging"], ["deploy", "--dry-run"]):
+        result = run_cli(*args, config=path, env={"CLOUDFLARE_API_TOKEN": token})
+        assert result.exit_code == 2, args
+        assert "CLOUDFLARE_API_TOKEN cannot be used in the config" in result.stderr
+        assert token not in result.output
+
+
+def test_an_unset_lone_variable_names_the_variable(tmp_path: Path, run_cli: RunCli) -> None:
+    path = _broken(
+        tmp_path, "      PLATFORM_NAME: Code24\n", "      PLATFORM_NAME: ${NOPE_UNSET}\n"
+    )
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2
+    line = _line_of(path, "${NOPE_UNSET}")
+    assert (
+        f"{path}:{line}: environments.staging.vars.PLATFORM_NAME: environment variable "
+        "NOPE_UNSET is not set (Input should be a valid string)"
+    ) in result.stderr

@@ -199,49 +199,46 @@ def test_a_missing_worker_fails_with_the_bind_command(
     assert "check(s) failed: worker brand-worker" in result.stderr
 
 
-def test_outbound_worker_that_is_the_dispatcher_itself_is_a_loop(
-    tmp_path: Path,
-    run_cli: RunCli,
-    cf_env: dict[str, str],
-    set_up: None,
-    json_site: str,
+def test_outbound_worker_that_is_the_dispatcher_itself_is_refused_by_the_config(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str]
 ) -> None:
     def change(data: dict[str, Any]) -> None:
         data["environments"]["staging"]["outbound"] = {"worker": DISPATCHER, "params": []}
 
     config = write_config(tmp_path, change)
-
-    result = run_cli(
-        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=config
-    )
-
-    assert result.exit_code == 1
-    rows = checks(result.stdout)
-    assert rows["outbound"]["status"] == "fail"
-    assert rows["outbound"]["detail"] == (
-        f"the outbound Worker is the dispatcher {DISPATCHER} itself: "
-        "every subrequest of a worker would loop back into the dispatcher"
-    )
-    assert rows["outbound"]["fix"] == (
-        f"set environments.staging.outbound.worker to another Worker (or remove it) in {config}, "
-        "then code24ctl deploy --env staging"
-    )
-    # The deployed dispatcher has no outbound yet, so its binding differs from the config too.
-    assert rows["dispatcher"]["detail"] == f"{DISPATCHER}: binding DISPATCHER differs"
+    for command in (["doctor"], ["deploy", "--dry-run"]):
+        result = run_cli(*command, "--env", "staging", "--json", env=cf_env, config=config)
+        assert result.exit_code == 2, command
+        assert result.stdout == ""
+        assert (
+            f"environments.staging: outbound worker '{DISPATCHER}' is the dispatcher itself"
+            in result.stderr
+        )
 
 
 def test_a_deployed_outbound_loop_is_found_from_the_dispatcher_settings(
-    tmp_path: Path,
     run_cli: RunCli,
     cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     set_up: None,
     json_site: str,
 ) -> None:
-    def change(data: dict[str, Any]) -> None:
-        data["environments"]["staging"]["outbound"] = {"worker": DISPATCHER}
-
-    looped = write_config(tmp_path, change)
-    assert run_cli("deploy", "--env", "staging", env=cf_env, config=looped).exit_code == 0
+    # Someone deployed the dispatcher by hand with itself as the outbound Worker.
+    deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
+    assert deployed is not None
+    bindings = [dict(b) for b in deployed.bindings]
+    for binding in bindings:
+        if binding["type"] == "dispatch_namespace":
+            binding["outbound"] = {"worker": {"service": DISPATCHER}}
+    cf_state.add_account_script(
+        cf_seed.account_id,
+        DISPATCHER,
+        {name: (m.content, m.content_type) for name, m in deployed.modules.items()},
+        deployed.main_module or "dispatcher.js",
+        bindings,
+        deployed.compatibility_date,
+    )
 
     result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
 
