@@ -37,7 +37,12 @@ from code24ctl.dispatch.routing import (
     split_target,
 )
 from code24ctl.serve.access_log import AccessLog
-from code24ctl.serve.protocol import ABORT_SCOPE_KEY, TARGET_SCOPE_KEY
+from code24ctl.serve.protocol import (
+    ABORT_SCOPE_KEY,
+    FLUSH_SCOPE_KEY,
+    HOLD_SCOPE_KEY,
+    TARGET_SCOPE_KEY,
+)
 from code24ctl.serve.upstream import (
     UpstreamBroken,
     UpstreamConnectError,
@@ -156,6 +161,7 @@ class DispatchApp:
                 exchange.reason = "internal_error"
                 await _abort(scope)
         finally:
+            exchange.flush()
             if self._access_log is not None:
                 self._access_log.record(
                     method=scope["method"],
@@ -293,15 +299,27 @@ class _Exchange:
         return (time.perf_counter() - self.started) * 1000
 
     async def start(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+        """Send the head; under serve's own protocol it waits for :meth:`flush` (or the whole
+        body) so head and body leave the process in one write."""
         self.response_started = True
         self.status = status
         encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
         if length is not None:
             encoded.append((b"content-length", str(length).encode("ascii")))
+        hold = self.scope.get(HOLD_SCOPE_KEY)
+        if hold is not None:
+            hold()
         await self.send({"type": "http.response.start", "status": status, "headers": encoded})
+
+    def flush(self) -> None:
+        """Let what was held go out (a no-op when nothing is held)."""
+        flush = self.scope.get(FLUSH_SCOPE_KEY)
+        if flush is not None:
+            flush()
 
     async def whole_body(self, body: bytes) -> None:
         await self.send({"type": "http.response.body", "body": body})
+        self.flush()
 
     async def refuse(self, reason: Reason, worker: str | None) -> None:
         """An answer made without the worker: 400, 404, 413, 500."""
@@ -362,6 +380,7 @@ class _Exchange:
         try:
             if body:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
+            self.flush()  # the head (and first bytes) go out before waiting for the rest
             while True:
                 response.set_timeout(idle_timeout_s)
                 chunk = await response.read_chunk()

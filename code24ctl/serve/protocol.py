@@ -5,9 +5,9 @@
    rule 4.2 must refuse. ``code24.abort`` lets the app cut a connection whose streamed answer
    broke halfway (there is no ASGI message for that).
 2. A request that is not valid HTTP gets a JSON envelope, not uvicorn's ``text/plain`` 400.
-3. What the app writes in one turn of the event loop goes out in one write: uvicorn writes a
-   response's head and its body separately, two ``send`` syscalls per answer, and the profile
-   under load showed the head's write as the largest single line of serve's time.
+3. The app can have an answer's head and body leave in one write (``code24.hold`` /
+   ``code24.flush``): uvicorn writes them separately, two ``send`` syscalls per answer, and the
+   profile under load showed the head's write as the largest single line of serve's time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ TARGET_SCOPE_KEY = "code24.target"
 # A callable that cuts the connection: the only signal left when a streamed answer breaks
 # after its status line went out.
 ABORT_SCOPE_KEY = "code24.abort"
+# Callables that hold the connection's writes and send them gathered (see _GatheringTransport).
+HOLD_SCOPE_KEY = "code24.hold"
+FLUSH_SCOPE_KEY = "code24.flush"
 
 BAD_REQUEST_CODE = "bad_request"
 BAD_REQUEST_MESSAGE = "The request is not valid HTTP."
@@ -33,33 +36,32 @@ _GATHER_LIMIT = 64 * 1024
 
 
 class _GatheringTransport:
-    """The connection's transport, with writes gathered until the end of the loop's turn.
+    """The connection's transport, able to hold writes until the app says it is done.
 
-    The head and the body of an answer are written one right after the other, so they leave
-    in one write; a head with no body yet (a streamed answer) still leaves in this same turn.
-    Closing or aborting hands what is pending to the transport first.
+    While held (``code24.hold`` in the scope), writes are gathered and go out in one write at
+    ``code24.flush``: the head and the whole body of an answer leave in one ``send``. Unheld,
+    writes pass straight through; closing or aborting hands what is held to the transport first.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "transport")
+    __slots__ = ("_pending", "held", "transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self._loop = loop
         self._pending: list[bytes] = []
-        self._scheduled = False
+        self.held = False
+
+    def hold(self) -> None:
+        self.held = True
 
     def write(self, data: bytes) -> None:
-        if len(data) > _GATHER_LIMIT:
+        if self.held and len(data) <= _GATHER_LIMIT:
+            self._pending.append(data)
+        else:
             self.flush()
             self.transport.write(data)
-            return
-        self._pending.append(data)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
+        self.held = False
         pending = self._pending
         if pending:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
@@ -72,7 +74,7 @@ class _GatheringTransport:
         self.transport.close()
 
     def abort(self) -> None:
-        self.flush()  # what was already said goes out as it would have unbuffered
+        self.flush()  # what was already said goes out as it would have unheld
         self.transport.abort()
 
     def is_closing(self) -> bool:
@@ -89,12 +91,15 @@ class DispatchHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # Flow control keeps the real transport; the cycles write through the gatherer.
-        self.transport = _GatheringTransport(transport, self.loop)  # type: ignore[assignment]
+        self.transport = _GatheringTransport(transport)  # type: ignore[assignment]
 
     def on_headers_complete(self) -> None:
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope[TARGET_SCOPE_KEY] = self.url
         scope[ABORT_SCOPE_KEY] = self.transport.abort
+        gatherer: _GatheringTransport = self.transport  # type: ignore[assignment]
+        scope[HOLD_SCOPE_KEY] = gatherer.hold
+        scope[FLUSH_SCOPE_KEY] = gatherer.flush
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
