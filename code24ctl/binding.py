@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, SCRIPT_NOT_FOUND, api_call
+from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import fingerprint, sdk_files
-from code24ctl.namespaces import find_namespace, list_namespace_scripts
+from code24ctl.namespaces import find_namespace, list_namespace_scripts, require_namespace
 from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
 from code24ctl.worker_source import DeployedWorker, WorkerCode, load_worker_code
 
@@ -147,16 +147,6 @@ def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> l
     return list(dict.fromkeys(aliases))
 
 
-def require_namespace(client: Cloudflare, account_id: str, namespace: str) -> None:
-    """Fail fast (exit 3) when the namespace does not exist, rather than once per upload."""
-    if find_namespace(client, account_id, namespace) is None:
-        raise CloudflareAPIError(
-            f"dispatch namespace {namespace} does not exist on this account",
-            code=NAMESPACE_NOT_FOUND,
-            hint="run `code24ctl namespace create` first (or `code24ctl apply`)",
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # bind
 
@@ -217,7 +207,9 @@ def bind_workers(
     workers = _concurrency(concurrency)
     with _paced(client, pacer, policy) as (api, used):
         before = _snapshot(used.stats)
-        existing = _existing_scripts(api, account_id, namespace, require_namespace_exists)
+        existing = _existing_scripts(
+            api, account_id, namespace, resolved.env_name, require_namespace_exists
+        )
 
         def one(alias: str) -> BindRow:
             row = _bind_one(api, account_id, resolved, namespace, alias, alias in existing, dry_run)
@@ -231,13 +223,13 @@ def bind_workers(
 
 
 def _existing_scripts(
-    client: Cloudflare, account_id: str, namespace: str, required: bool
+    client: Cloudflare, account_id: str, namespace: str, env_name: str, required: bool
 ) -> set[str]:
     if required:
-        require_namespace(client, account_id, namespace)
+        require_namespace(client, account_id, namespace, env_name)
     elif find_namespace(client, account_id, namespace) is None:
         return set()
-    return bound_names(client, account_id, namespace)
+    return bound_names(client, account_id, namespace, env_name)
 
 
 def _bind_one(
@@ -416,9 +408,12 @@ def check_worker_names(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
-def bound_names(client: Cloudflare, account_id: str, namespace: str) -> set[str]:
+def bound_names(
+    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
+) -> set[str]:
     """The names of the Workers the namespace holds (all pages)."""
-    return {script.id for script in list_namespace_scripts(client, account_id, namespace)}
+    listing = list_namespace_scripts(client, account_id, namespace, env_name)
+    return {script.id for script in listing}
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +435,8 @@ def worker_status(
     """
     namespace = resolved.namespace()
     with _paced(client, pacer, policy) as (api, _):
-        scripts = {s.id: s for s in list_namespace_scripts(api, account_id, namespace)}
+        listing = list_namespace_scripts(api, account_id, namespace, resolved.env_name)
+        scripts = {s.id: s for s in listing}
     rows: list[WorkerStatusRow] = []
     for alias, worker in resolved.config.workers.items():
         held = scripts.get(alias)

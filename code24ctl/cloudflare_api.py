@@ -37,7 +37,8 @@ API_ERROR_HINTS: dict[int, str] = {
     10021: "Cloudflare rejected the uploaded Worker code; see the message above",
     10016: "the Worker name is not valid: lowercase letters, digits, '-' and '_'",
     10020: "the route pattern is taken; rerun with --force to take it over",
-    971: "rate limited (1,200 requests per 5 minutes); wait and retry, or lower --concurrency",
+    971: "rate limited (1,200 requests per 5 minutes): wait a few minutes and retry "
+    "(for bind, a lower --concurrency)",
     7003: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
     9109: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
 }
@@ -127,7 +128,11 @@ def api_error_from(
     if response is not None:
         content_type = str(response.headers.get("content-type", ""))
     kind = "an HTML page" if "html" in content_type.lower() or _looks_html(body) else "no JSON"
-    hint = API_ERROR_HINTS[971] if status == 429 else "retry later; if it persists, check status"
+    hint = (
+        API_ERROR_HINTS[971]
+        if status == 429
+        else "Cloudflare had a problem: retry later; if it persists, see www.cloudflarestatus.com"
+    )
     if status in (401, 403):
         hint = API_ERROR_HINTS[10000]
     return CloudflareAPIError(

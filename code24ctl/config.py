@@ -44,6 +44,7 @@ from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 MIB = 1024 * 1024
@@ -334,7 +335,13 @@ class ResolvedConfig:
 
     def account_id(self) -> str:
         """The Cloudflare account: ``CLOUDFLARE_ACCOUNT_ID`` wins over the config's value."""
-        account = os.environ.get(ACCOUNT_ENV_VAR) or self.config.account_id
+        account = (os.environ.get(ACCOUNT_ENV_VAR) or self.config.account_id or "").strip()
+        if account and not _ACCOUNT_ID_RE.match(account):
+            # It becomes part of every API path: never let it change the path.
+            raise UsageError(
+                f"account id {account!r} is not a Cloudflare account id (letters and digits)",
+                hint=f"check {ACCOUNT_ENV_VAR} or account_id in {self.path}",
+            )
         if not account:
             raise UsageError(
                 f"no Cloudflare account id: {ACCOUNT_ENV_VAR} is not set and the config has none",

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 
 from code24ctl.cloudflare_api import (
     KV_TITLE_EXISTS,
-    NAMESPACE_NOT_FOUND,
     SCRIPT_NOT_FOUND,
     api_call,
 )
@@ -31,7 +30,7 @@ from code24ctl.modules import (
     content_type_for,
     sdk_files,
 )
-from code24ctl.namespaces import find_namespace
+from code24ctl.namespaces import require_namespace
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -194,19 +193,6 @@ def zone_candidates(host: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Reads
-
-
-def require_namespace(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> None:
-    """Pre-flight: the env's dispatch namespace must exist (else exit 3 naming the fix)."""
-    name = resolved.namespace()
-    if find_namespace(client, account_id, name) is None:
-        raise CloudflareAPIError(
-            f"dispatch namespace {name} does not exist on this account; "
-            "the dispatcher cannot be uploaded without it",
-            code=NAMESPACE_NOT_FOUND,
-            hint=f"run `code24ctl namespace create --env {resolved.env_name}` first "
-            f"(or `code24ctl apply --env {resolved.env_name}` for every step)",
-        )
 
 
 def find_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str | None:
@@ -393,7 +379,13 @@ def plan_deploy(
     """
     environment = resolved.require_cloudflare()
     if not assume_namespace:
-        require_namespace(client, account_id, resolved)
+        require_namespace(
+            client,
+            account_id,
+            resolved.namespace(),
+            resolved.env_name,
+            why="; the dispatcher cannot be uploaded without it",
+        )
     kv: KVResolution | None = None
     if environment.kv_namespace:
         kv_id = find_kv_namespace(client, account_id, environment.kv_namespace)

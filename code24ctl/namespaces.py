@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call
-from code24ctl.errors import CloudflareAPIError
+from code24ctl.config import WORKER_NAME_RE
+from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -65,6 +66,31 @@ def _info(raw: Any) -> NamespaceInfo:
     )
 
 
+def namespace_missing(name: str, env_name: str | None = None, why: str = "") -> CloudflareAPIError:
+    """The error for a dispatch namespace that does not exist, with the command that fixes it.
+
+    ``env_name`` makes the fix name the environment, so following it creates the right one.
+    """
+    env = f" --env {env_name}" if env_name else f" {name}"
+    return CloudflareAPIError(
+        f"dispatch namespace {name} does not exist on this account{why} "
+        f"(Cloudflare API error {NAMESPACE_NOT_FOUND})",
+        code=NAMESPACE_NOT_FOUND,
+        hint=f"run `code24ctl namespace create{env}` first"
+        + (f" (or `code24ctl apply --env {env_name}` for every step)" if env_name else ""),
+    )
+
+
+def require_namespace(
+    client: Cloudflare, account_id: str, name: str, env_name: str | None = None, why: str = ""
+) -> NamespaceInfo:
+    """The namespace, or exit 3 naming the fix (a pre-flight: fail once, not per upload)."""
+    found = find_namespace(client, account_id, name)
+    if found is None:
+        raise namespace_missing(name, env_name, why)
+    return found
+
+
 def list_namespaces(client: Cloudflare, account_id: str) -> list[NamespaceInfo]:
     """Every dispatch namespace on the account, sorted by name."""
     with api_call("list dispatch namespaces"):
@@ -97,6 +123,33 @@ def get_namespace(client: Cloudflare, account_id: str, name: str) -> NamespaceIn
     return _info(raw)
 
 
+def check_namespace_name(name: str) -> str:
+    """Refuse a name the API would reject (or that would change the request path)."""
+    if not WORKER_NAME_RE.match(name):
+        raise UsageError(
+            f"{name!r} is not a valid dispatch namespace name",
+            hint="lowercase letters, digits, '-' and '_', at most 63 characters",
+        )
+    return name
+
+
+def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> NamespaceInfo:
+    """The namespace about to be deleted; a missing one says there is nothing to delete."""
+    check_namespace_name(name)
+    try:
+        return get_namespace(client, account_id, name)
+    except CloudflareAPIError as exc:
+        if exc.code == NAMESPACE_NOT_FOUND:
+            raise CloudflareAPIError(
+                f"dispatch namespace {name} does not exist on this account: nothing to delete "
+                f"(Cloudflare API error {NAMESPACE_NOT_FOUND})",
+                code=exc.code,
+                status=exc.status,
+                hint="`code24ctl namespace list` shows the namespaces this account has",
+            ) from None
+        raise
+
+
 def create_namespace(client: Cloudflare, account_id: str, name: str) -> CreateResult:
     """Create the namespace; one that already exists is success (``created=False``)."""
     existing = find_namespace(client, account_id, name)
@@ -125,7 +178,7 @@ def delete_namespace(client: Cloudflare, account_id: str, name: str) -> None:
 
 
 def iter_namespace_scripts(
-    client: Cloudflare, account_id: str, namespace: str
+    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
 ) -> Iterator[NamespaceScript]:
     """The Workers in a namespace, page by page.
 
@@ -138,8 +191,13 @@ def iter_namespace_scripts(
         query: dict[str, Any] = {"limit": SCRIPTS_PAGE_SIZE}
         if cursor:
             query["cursor"] = cursor
-        with api_call(f"list Workers in dispatch namespace {namespace}"):
-            envelope = client.get(path, cast_to=object, options={"params": query})
+        try:
+            with api_call(f"list Workers in dispatch namespace {namespace}"):
+                envelope = client.get(path, cast_to=object, options={"params": query})
+        except CloudflareAPIError as exc:
+            if exc.code == NAMESPACE_NOT_FOUND:
+                raise namespace_missing(namespace, env_name) from None
+            raise
         result, info = _unwrap(envelope)
         for item in result:
             if isinstance(item, dict) and item.get("id"):
@@ -152,10 +210,10 @@ def iter_namespace_scripts(
 
 
 def list_namespace_scripts(
-    client: Cloudflare, account_id: str, namespace: str
+    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
 ) -> list[NamespaceScript]:
     """Every Worker in a namespace (all pages)."""
-    return list(iter_namespace_scripts(client, account_id, namespace))
+    return list(iter_namespace_scripts(client, account_id, namespace, env_name))
 
 
 def _unwrap(envelope: object) -> tuple[list[Any], dict[str, Any]]:

@@ -262,8 +262,10 @@ def test_bind_before_the_namespace_exists_is_one_preflight_failure(
     assert result.exit_code == 3
     assert result.stdout == ""
     assert result.stderr == (
-        f"error: dispatch namespace {NS} does not exist on this account\n"
-        "  hint: run `code24ctl namespace create` first (or `code24ctl apply`)\n"
+        f"error: dispatch namespace {NS} does not exist on this account "
+        "(Cloudflare API error 100119)\n"
+        "  hint: run `code24ctl namespace create --env staging` first "
+        "(or `code24ctl apply --env staging` for every step)\n"
     )
     assert [f"{r.method} {r.path}" for r in cf_state.requests()] == [
         f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NS}"

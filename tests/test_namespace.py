@@ -78,10 +78,15 @@ def test_get_missing_namespace_is_exit_3_with_the_fix(
     result = run_cli("namespace", "get", env=cf_env)
     assert result.exit_code == 3
     assert result.stdout == ""
-    assert "Cloudflare API error 100119" in result.stderr
-    assert "hint: the dispatch namespace does not exist: run `code24ctl namespace create`" in (
-        result.stderr
+    assert result.stderr == (
+        f"error: dispatch namespace {STAGING_NS} does not exist on this account "
+        "(Cloudflare API error 100119)\n"
+        "  hint: run `code24ctl namespace create --env staging` first "
+        "(or `code24ctl apply --env staging` for every step)\n"
     )
+    named = run_cli("namespace", "get", "other-ns", env=cf_env)
+    assert named.exit_code == 3
+    assert "hint: run `code24ctl namespace create other-ns` first\n" in named.stderr
 
 
 def test_get_shows_details(
@@ -147,7 +152,36 @@ def test_delete_json_and_missing(
     assert doc["namespace"]["script_count"] == 2
     missing = run_cli("namespace", "delete", STAGING_NS, "--yes", env=cf_env)
     assert missing.exit_code == 3
-    assert "100119" in missing.stderr
+    assert missing.stderr == (
+        f"error: dispatch namespace {STAGING_NS} does not exist on this account: "
+        "nothing to delete (Cloudflare API error 100119)\n"
+        "  hint: `code24ctl namespace list` shows the namespaces this account has\n"
+    )
+
+
+def test_names_that_the_api_would_reject_are_exit_2(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    for args in (
+        ["namespace", "create", "Bad Name!"],
+        ["namespace", "get", "../x"],
+        ["namespace", "delete", "a/b", "--yes"],
+    ):
+        result = run_cli(*args, env=cf_env)
+        assert result.exit_code == 2, args
+        assert "is not a valid dispatch namespace name" in result.stderr
+    assert _writes(cf_state) == []
+    assert cf_state.requests() == []
+
+
+def test_an_account_id_that_would_change_the_path_is_exit_2(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    env = {**cf_env, "CLOUDFLARE_ACCOUNT_ID": "abc/../../user"}
+    result = run_cli("namespace", "list", env=env)
+    assert result.exit_code == 2
+    assert "account id 'abc/../../user' is not a Cloudflare account id" in result.stderr
+    assert cf_state.requests() == []
 
 
 def test_refused_token_is_exit_3_with_permission_hint(

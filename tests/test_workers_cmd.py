@@ -102,7 +102,7 @@ def test_workers_without_the_namespace_is_exit_3_with_the_fix(
     assert result.exit_code == 3
     assert result.stdout == ""
     assert "Cloudflare API error 100119" in result.stderr
-    assert "run `code24ctl namespace create` first" in result.stderr
+    assert "run `code24ctl namespace create --env staging` first" in result.stderr
 
 
 def test_workers_refuses_a_local_environment(run_cli: RunCli, cf_env: dict[str, str]) -> None:

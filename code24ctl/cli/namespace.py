@@ -34,10 +34,10 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Create the environment's dispatch namespace (or NAME). Already existing is success."""
-    from code24ctl.namespaces import create_namespace
+    from code24ctl.namespaces import check_namespace_name, create_namespace
 
     session = cloudflare_session(load(config, env))
-    target = name or session.resolved.namespace()
+    target = check_namespace_name(name or session.resolved.namespace())
     result = create_namespace(session.client, session.account_id, target)
     if json_output:
         output.emit_json(result)
@@ -82,10 +82,13 @@ def get(
     json_output: JsonOption = False,
 ) -> None:
     """One namespace's details."""
-    from code24ctl.namespaces import get_namespace
+    from code24ctl.namespaces import check_namespace_name, require_namespace
 
     session = cloudflare_session(load(config, env))
-    info = get_namespace(session.client, session.account_id, name or session.resolved.namespace())
+    target = check_namespace_name(name or session.resolved.namespace())
+    info = require_namespace(
+        session.client, session.account_id, target, None if name else session.resolved.env_name
+    )
     if json_output:
         output.emit_json(info)
         return
@@ -109,10 +112,10 @@ def delete(
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing.
     """
-    from code24ctl.namespaces import DeleteResult, delete_namespace, get_namespace
+    from code24ctl.namespaces import DeleteResult, delete_namespace, namespace_for_delete
 
     session = cloudflare_session(load(config, env), require_env=False)
-    info = get_namespace(session.client, session.account_id, name)
+    info = namespace_for_delete(session.client, session.account_id, name)
     count = "an unknown number of" if info.script_count is None else str(info.script_count)
     output.note(f"dispatch namespace {info.name} holds {count} Worker(s); they are deleted with it")
     if not output.confirm(f"Delete {info.name} and its {count} Worker(s)?", yes=yes):

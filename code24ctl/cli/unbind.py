@@ -52,7 +52,7 @@ def unbind(
     session = cloudflare_session(resolved)
     client = paced_client(session.client)
     namespace = resolved.namespace()
-    present = bound_names(client, session.account_id, namespace)
+    present = bound_names(client, session.account_id, namespace, resolved.env_name)
     doomed = [name for name in names if name in present]
     if doomed and not dry_run:
         listed = ", ".join(doomed)
