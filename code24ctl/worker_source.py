@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
 from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.modules import (
     CONTENT_TYPES,
@@ -298,9 +298,24 @@ def load_worker_code(
     worker = resolved.config.workers[alias]
     config = resolved.config
     if worker.script is not None:
-        return download_account_worker(
-            client, account_id, worker.script, default_compatibility_date=config.compatibility_date
-        )
+        try:
+            return download_account_worker(
+                client,
+                account_id,
+                worker.script,
+                default_compatibility_date=config.compatibility_date,
+            )
+        except CloudflareAPIError as exc:
+            if exc.code != SCRIPT_NOT_FOUND:
+                raise
+            # The missing Worker is the copy's source, not something bind or deploy makes.
+            raise CloudflareAPIError(
+                f"the account Worker {worker.script} to copy does not exist",
+                code=exc.code,
+                status=exc.status,
+                hint=f"check workers.{alias}.script in {resolved.path} "
+                f"(for {resolved.env_name}), or deploy that Worker to the account first",
+            ) from None
     assert worker.path is not None  # one of script/path is guaranteed by the config model
     path = Path(worker.path).expanduser()
     if not path.is_absolute():

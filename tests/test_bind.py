@@ -272,6 +272,20 @@ def test_bind_before_the_namespace_exists_is_one_preflight_failure(
     ]
 
 
+def test_a_missing_source_worker_points_at_the_config(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, "code24-workers-production")
+    result = run_cli("bind", "brand-worker", "--env", "production", env=cf_env)
+    assert result.exit_code == 3
+    assert (
+        "failed: brand-worker (API error 10007): "
+        "the account Worker brand-worker-production to copy does not exist\n"
+        f"  hint: check workers.brand-worker.script in {REPO_CONFIG} (for production), "
+        "or deploy that Worker to the account first\n"
+    ) in result.stderr
+
+
 def test_bind_named_aliases_only(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
     namespace: str,

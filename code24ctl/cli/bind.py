@@ -147,7 +147,8 @@ def _print_notes(report: BindReport, env_name: str) -> None:
         for alias, name in pending:
             _note(f"  code24ctl secret put {alias} {name} --env {env_name}")
     for row in report.failed:
-        code = f" (API error {row.code})" if row.code is not None else ""
+        named = row.code is None or str(row.code) in (row.error or "")
+        code = "" if named else f" (API error {row.code})"
         _note(f"failed: {row.alias}{code}: {row.error}")
         if row.hint:
             _note(f"  hint: {row.hint}")
