@@ -372,10 +372,8 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     assert failed["action"] == "failed"
     assert failed["source"] == "script designer-v2-staging"
     assert failed["code"] == 10007
-    assert failed["error"].startswith("download Worker designer-v2-staging: Cloudflare API error")
-    assert failed["hint"] == (
-        "no such Worker: run `code24ctl bind` (namespace) or `code24ctl deploy` (dispatcher)"
-    )
+    assert failed["error"] == "the account Worker designer-v2-staging to copy does not exist"
+    assert failed["hint"].startswith("check workers.designer-worker.script in ")
     assert [r["action"] for r in rows] == ["created", "created", "created", "failed", "created"]
     assert "failed: designer-worker (API error 10007): download Worker designer-v2-staging" in (
         result.stderr
