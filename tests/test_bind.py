@@ -375,8 +375,9 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     assert failed["error"] == "the account Worker designer-v2-staging to copy does not exist"
     assert failed["hint"].startswith("check workers.designer-worker.script in ")
     assert [r["action"] for r in rows] == ["created", "created", "created", "failed", "created"]
-    assert "failed: designer-worker (API error 10007): download Worker designer-v2-staging" in (
-        result.stderr
+    assert (
+        "failed: designer-worker (API error 10007): the account Worker designer-v2-staging to copy"
+        in result.stderr
     )
     assert result.stderr.endswith(
         "error: 1 of 5 worker(s) failed to bind: designer-worker\n"
