@@ -30,7 +30,7 @@ from code24ctl.modules import (
     content_type_for,
     sdk_files,
 )
-from code24ctl.namespaces import require_namespace
+from code24ctl.namespaces import find_namespace, require_namespace
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -96,6 +96,8 @@ class DeployResult(BaseModel):
     dispatcher_action: Literal["upload", "unchanged"]
     uploaded: bool
     routes: list[RouteChange]
+    # False only in a dry run: the upload would fail (100119) until the namespace exists.
+    namespace_exists: bool = True
 
     @property
     def conflicts(self) -> list[RouteChange]:
@@ -439,9 +441,14 @@ def run_deploy(
 
     A real run with route conflicts raises before writing anything; a dry run returns them.
     """
-    plan = plan_deploy(client, account_id, resolved, force=force)
     if dry_run:
-        return plan
+        # A dry run previews a new environment too: say the namespace is missing, but still
+        # show the metadata and route changes.
+        exists = find_namespace(client, account_id, resolved.namespace()) is not None
+        preview = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
+        preview.namespace_exists = exists
+        return preview
+    plan = plan_deploy(client, account_id, resolved, force=force)
     if plan.conflicts:
         raise conflict_error(plan)
     result = plan.model_copy(deep=True)

@@ -118,6 +118,21 @@ def test_deploy_before_the_namespace_exists_names_the_fix_and_uploads_nothing(
     assert cf_state.requests(path_contains="/workers/scripts/") == []
 
 
+def test_dry_run_previews_a_new_environment_and_names_the_missing_namespace(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    result = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+
+    assert result.exit_code == 3
+    metadata = json.loads(result.stdout)
+    assert metadata["main_module"] == "dispatcher.js"
+    assert [b["name"] for b in metadata["bindings"]][:2] == ["DISPATCHER", "METADATA"]
+    assert "route staging.code24.dev/api/*: would create (code24.dev)" in result.stderr
+    assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
+    assert "run `code24ctl namespace create --env staging` first" in result.stderr
+    assert writes(cf_state) == []
+
+
 def test_deploy_fails_when_no_zone_holds_a_route_host(
     tmp_path: Path,
     run_cli: RunCli,
@@ -273,6 +288,7 @@ def test_deploy_json_is_one_document_describing_everything(
             }
             for pattern in (API_PATTERN, ELITE_PATTERN)
         ],
+        "namespace_exists": True,
     }
 
 

@@ -45,6 +45,7 @@ def deploy(
     (exit 3) unless --force.
     """
     from code24ctl.deploy import conflict_error, route_zones, run_deploy
+    from code24ctl.namespaces import namespace_missing
     from code24ctl.wrangler_toml import render_wrangler_toml
 
     session = cloudflare_session(load(config, env))
@@ -63,6 +64,12 @@ def deploy(
         _render_dry_run(result)
     else:
         _render(result)
+    if not result.namespace_exists:
+        raise namespace_missing(
+            result.namespace,
+            session.resolved.env_name,
+            why="; the dispatcher cannot be uploaded without it",
+        )
     if result.conflicts:
         raise conflict_error(result)
 
