@@ -117,11 +117,7 @@ def _progress(total: int, *, enabled: bool) -> _Progress:
 
 
 def _print_table(report: BindReport) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for header in ("alias", "action", "source", "secrets to set"):
-        table.add_column(header, overflow="fold")  # names must stay whole to be copied
+    table = output.table("alias", "action", "source", "secrets to set")
     for row in report.rows:
         action = f"[{_STYLE[row.action]}]{row.action}[/]"
         table.add_row(row.alias, action, row.source, ", ".join(row.secrets_to_set) or "-")

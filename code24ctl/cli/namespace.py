@@ -59,9 +59,7 @@ def list_(
     if json_output:
         output.emit_json(namespaces)
         return
-    from rich.table import Table
-
-    table = Table("name", "id", "scripts", "created", box=None, pad_edge=False)
+    table = output.table("name", "id", "scripts", "created")
     for ns in namespaces:
         count = "-" if ns.script_count is None else str(ns.script_count)
         table.add_row(ns.name, ns.id or "-", count, _created(ns.created_on))

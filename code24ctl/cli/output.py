@@ -16,6 +16,7 @@ from code24ctl.errors import UsageError
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
+    from rich.table import Table
 
 
 def stdout() -> Console:
@@ -43,6 +44,20 @@ def stderr() -> Console:
 
     # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
     return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False)
+
+
+def table(*headers: str) -> Table:
+    """A borderless table whose cells fold instead of being cut with "…".
+
+    Names and ids in these tables are meant to be copied; on a narrow terminal a folded cell
+    still holds the whole value.
+    """
+    from rich.table import Table
+
+    grid = Table(box=None, pad_edge=False)
+    for header in headers:
+        grid.add_column(header, overflow="fold")
+    return grid
 
 
 def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any]) -> None:

@@ -142,14 +142,13 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
 
 
 def _render(report: ProbeReport) -> None:
-    from rich.table import Table
 
     direct = report.settings.direct
     columns = ["result", "route", "worker", "status", "content type", "verdict"]
     if direct:
         columns.append("direct")
     columns += ["X-Code24-Worker", "fallback", "latency"]
-    table = Table(*columns, box=None, pad_edge=False)
+    table = output.table(*columns)
     for row in report.routes:
         cells = [
             {"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome],

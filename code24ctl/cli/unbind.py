@@ -71,9 +71,7 @@ def unbind(
     if json_output:
         output.emit_json(rows)
     else:
-        from rich.table import Table
-
-        table = Table("alias", "action", box=None, pad_edge=False)
+        table = output.table("alias", "action")
         for row in rows:
             table.add_row(row.alias, row.action)
         output.stdout().print(table)

@@ -22,11 +22,7 @@ def workers(
     if json_output:
         output.emit_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for header in ("alias", "status", "source", "modified"):
-        table.add_column(header, overflow="fold")  # names must stay whole to be copied
+    table = output.table("alias", "status", "source", "modified")
     for row in rows:
         modified = row.modified_on.strftime("%Y-%m-%d %H:%M") if row.modified_on else "-"
         status = f"[{_STYLE[row.status]}]{row.status}[/]"
