@@ -68,11 +68,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="log API calls on stderr (-vv: more)")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            help="log API calls on stderr (-vv: more); put it before the command",
+        ),
     ] = 0,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="print the version"
+        ),
     ] = False,
 ) -> None:
     """Options that apply to every command."""

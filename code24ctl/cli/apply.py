@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 ForceOption = Annotated[
     bool,
-    typer.Option("--force", help="take over route patterns that are routed to another Worker"),
+    typer.Option(
+        "--force", metavar="", help="take over route patterns that are routed to another Worker"
+    ),
 ]
 ConcurrencyOption = Annotated[
     int,

@@ -18,7 +18,7 @@ app = typer.Typer(
 
 NameArgument = Annotated[
     str | None,
-    typer.Argument(metavar="[NAME]", help="namespace name [default: the environment's namespace]"),
+    typer.Argument(metavar="NAME", help="namespace name [default: the environment's namespace]"),
 ]
 
 
@@ -100,7 +100,9 @@ def get(
 
 @app.command("delete")
 def delete(
-    name: Annotated[str, typer.Argument(help="namespace to delete (never defaulted)")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="namespace to delete (never defaulted)")
+    ],
     yes: YesOption = False,
     config: ConfigOption = None,
     env: EnvOption = None,

@@ -34,11 +34,16 @@ EnvOption = Annotated[
     ),
 ]
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="print exactly one JSON document on stdout, nothing else")
+    bool,
+    typer.Option(
+        "--json", metavar="", help="print exactly one JSON document on stdout, nothing else"
+    ),
 ]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", metavar="", help="do not ask for confirmation")
+]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="show what would change; write nothing")
+    bool, typer.Option("--dry-run", metavar="", help="show what would change; write nothing")
 ]
 
 

@@ -62,13 +62,16 @@ def probe(
         bool,
         typer.Option(
             "--direct",
+            metavar="",
             help="also probe each worker at its own URL (env 'direct', or a local env's "
             "'upstreams') and show both verdicts",
         ),
     ] = False,
     fail_on_fallback: Annotated[
         bool,
-        typer.Option("--fail-on-fallback", help="also fail routes answered by a fallback"),
+        typer.Option(
+            "--fail-on-fallback", metavar="", help="also fail routes answered by a fallback"
+        ),
     ] = False,
     junit: Annotated[
         Path | None,

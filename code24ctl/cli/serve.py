@@ -39,6 +39,7 @@ DemoOption = Annotated[
     bool,
     typer.Option(
         "--demo",
+        metavar="",
         help="also start built-in sample workers for every alias (one answers an HTML "
         "error page, to show the JSON fallback)",
     ),
