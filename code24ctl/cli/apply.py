@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from code24ctl.cli import output
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
+from code24ctl.cli.options import (
+    ConcurrencyOption,
+    ConfigOption,
+    EnvOption,
+    ForceOption,
+    JsonOption,
+    YesOption,
+    load,
+)
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
     from code24ctl.apply import ApplyPlan, ApplyResult, StepResult
-
-ForceOption = Annotated[
-    bool,
-    typer.Option(
-        "--force", metavar="", help="take over route patterns that are routed to another Worker"
-    ),
-]
-ConcurrencyOption = Annotated[
-    int,
-    typer.Option(
-        "--concurrency", min=1, max=32, metavar="N", help="workers uploaded at the same time"
-    ),
-]
 
 
 def apply(

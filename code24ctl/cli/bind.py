@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
-from code24ctl.cli.options import ConfigOption, DryRunOption, EnvOption, JsonOption, load
+from code24ctl.cli.options import (
+    ConcurrencyOption,
+    ConfigOption,
+    DryRunOption,
+    EnvOption,
+    JsonOption,
+    load,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -17,12 +24,6 @@ if TYPE_CHECKING:
 AliasesArgument = Annotated[
     list[str] | None,
     typer.Argument(metavar="ALIAS", help="aliases to bind [default: every configured one]"),
-]
-ConcurrencyOption = Annotated[
-    int,
-    typer.Option(
-        "--concurrency", min=1, max=32, metavar="N", help="workers uploaded at the same time"
-    ),
 ]
 
 _STYLE = {

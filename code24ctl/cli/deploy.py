@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
-from code24ctl.cli.options import ConfigOption, DryRunOption, EnvOption, JsonOption, load
+from code24ctl.cli.options import (
+    ConfigOption,
+    DryRunOption,
+    EnvOption,
+    ForceOption,
+    JsonOption,
+    load,
+)
 from code24ctl.cli.session import cloudflare_session
 
 if TYPE_CHECKING:
     from code24ctl.deploy import DeployResult, RouteChange
 
-ForceOption = Annotated[
-    bool,
-    typer.Option(
-        "--force", metavar="", help="take over route patterns that are routed to another Worker"
-    ),
-]
 WranglerTomlOption = Annotated[
     Path | None,
     typer.Option(

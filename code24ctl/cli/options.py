@@ -46,6 +46,19 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", metavar="", help="show what would change; write nothing")
 ]
 
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", metavar="", help="take over route patterns that are routed to another Worker"
+    ),
+]
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", min=1, max=32, metavar="N", help="workers uploaded at the same time"
+    ),
+]
+
 
 def load(config: str | None, env: str | None, default_env: str = "staging") -> ResolvedConfig:
     """Resolve the config file and environment the user asked for."""
