@@ -244,8 +244,17 @@ def make_paced_http_client(
                 delay = hinted if hinted is not None else retry.backoff(retries)
                 response.read()
                 response.close()
-                log.info("%s %s: HTTP %d; retry %d in %.2fs", request.method, request.url.path,
-                         status, retries, delay)  # fmt: skip
+                # From the second retry on, say so without -v: a long silent wait looks hung.
+                log.log(
+                    logging.WARNING if retries >= 2 else logging.INFO,
+                    "%s %s: HTTP %d; retry %d of %d in %.1fs",
+                    request.method,
+                    request.url.path,
+                    status,
+                    retries,
+                    retry.max_attempts - 1,
+                    delay,
+                )
                 if status == 429:
                     pacer.pause(delay)  # everyone waits: the budget is shared
                 else:

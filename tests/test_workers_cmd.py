@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import RunCli
 from tests.emulator.seeds import Code24Seed
@@ -109,3 +110,20 @@ def test_workers_refuses_a_local_environment(run_cli: RunCli, cf_env: dict[str, 
     result = run_cli("workers", "--env", "local", env=cf_env)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: environment 'local' is local (it has upstreams)")
+
+
+def test_repeated_server_errors_are_retried_visibly(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
+    cf_state.fail_next(3, status="html503", path_contains="/scripts")
+    result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert [row["status"] for row in json.loads(result.stdout)] == ["missing"] * 5
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2  # the second and third retries; the first is only logged at -v
+    assert re.fullmatch(
+        r"warning: GET /client/v4/accounts/\w+/workers/dispatch/namespaces/"
+        r"code24-workers-staging/scripts: HTTP 503; retry 2 of 9 in 0\.\ds",
+        warnings[0],
+    ), warnings[0]

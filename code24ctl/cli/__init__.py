@@ -96,10 +96,18 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
 def _configure_logging(verbose: int) -> None:
     handler = _StderrHandler()
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # Plain "warning: ..." for people; -v adds the logger name for whoever debugs.
+    detail = "%(name)s: " if verbose else ""
+    handler.setFormatter(_LowerLevelFormatter(f"%(levelname)s: {detail}%(message)s"))
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root_logger = logging.getLogger()
     root_logger.handlers[:] = [handler]
