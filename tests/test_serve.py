@@ -260,6 +260,44 @@ def test_demo_answers_json_on_every_route(tmp_path: Path) -> None:
     )
 
 
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_demo_workers_take_the_configured_ports_so_probe_direct_shows_the_bug(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    upstreams = {alias: f"http://127.0.0.1:{port}" for alias, port in zip(ALIASES, _free_ports(5))}
+    config = local_config(tmp_path, upstreams)
+    serve = ServeProcess(tmp_path, "--demo", config=config)
+    try:
+        assert serve.info["upstreams"] == upstreams
+        result = run_cli(
+            "probe", "--env", "local", "--base-url", f"http://127.0.0.1:{serve.port}",
+            "--direct", "--json", config=config,
+        )  # fmt: skip
+    finally:
+        assert serve.stop() == 0
+    assert result.exit_code == 0, result.stderr
+    rows = {row["worker"]: row for row in json.loads(result.stdout)["routes"]}
+    designer = rows["designer-worker"]
+    # The original bug, diagnosed: the worker itself answers HTML, the dispatcher JSON.
+    assert (designer["direct"]["verdict"], designer["verdict"], designer["fallback"]) == (
+        "html", "json", True,
+    )  # fmt: skip
+    assert designer["direct"]["url"] == upstreams["designer-worker"] + "/design/enhanced"
+    assert {
+        rows[alias]["direct"]["verdict"] for alias in ALIASES if alias != "designer-worker"
+    } == {"json"}
+
+
 # --- Faults under load ----------------------------------------------------------------------
 
 FAULTS: dict[str, tuple[str, dict[str, Any] | None]] = {

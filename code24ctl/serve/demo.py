@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -123,9 +124,26 @@ def _handler(alias: str) -> Callable[[web.BaseRequest], Any]:
     return handle
 
 
+def _loopback_port(url: str | None) -> int:
+    """The port of a configured 127.0.0.1/localhost upstream URL, else 0 (any free port)."""
+    if not url:
+        return 0
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+        return 0
+    return parts.port
+
+
 @contextlib.asynccontextmanager
-async def running_demo_workers(aliases: Iterable[str]) -> AsyncIterator[dict[str, str]]:
-    """Start one sample worker per alias on an ephemeral 127.0.0.1 port; yields alias -> URL."""
+async def running_demo_workers(
+    aliases: Iterable[str], configured: Mapping[str, str] | None = None
+) -> AsyncIterator[dict[str, str]]:
+    """Start one sample worker per alias on 127.0.0.1; yields alias -> URL.
+
+    Each takes the port of its configured upstream URL when that port is free, so the local
+    environment's URLs (and ``probe --env local --direct``) reach the demo workers; a busy
+    port falls back to any free one.
+    """
     from aiohttp import web
 
     runners: list[web.ServerRunner] = []
@@ -135,8 +153,13 @@ async def running_demo_workers(aliases: Iterable[str]) -> AsyncIterator[dict[str
             runner = web.ServerRunner(web.Server(_handler(alias)), access_log=None)
             await runner.setup()
             runners.append(runner)
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
+            wanted = _loopback_port((configured or {}).get(alias))
+            try:
+                await web.TCPSite(runner, "127.0.0.1", wanted).start()
+            except OSError:
+                if not wanted:
+                    raise
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]
             urls[alias] = f"http://127.0.0.1:{port}"
         yield urls

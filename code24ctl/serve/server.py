@@ -254,7 +254,9 @@ async def _serve_main(
             from code24ctl.serve.demo import running_demo_workers
 
             aliases = sorted({route.worker for route in settings.table.routes})
-            demo_urls = await stack.enter_async_context(running_demo_workers(aliases))
+            demo_urls = await stack.enter_async_context(
+                running_demo_workers(aliases, settings.upstreams)
+            )
             settings = replace(settings, upstreams=demo_urls)
         serve = await stack.enter_async_context(
             running_serve(settings, sock, access_log=access_log)
