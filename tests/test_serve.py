@@ -274,7 +274,10 @@ def _free_ports(count: int) -> list[int]:
 def test_demo_workers_take_the_configured_ports_so_probe_direct_shows_the_bug(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
-    upstreams = {alias: f"http://127.0.0.1:{port}" for alias, port in zip(ALIASES, _free_ports(5))}
+    ports = _free_ports(len(ALIASES))
+    upstreams = {
+        alias: f"http://127.0.0.1:{port}" for alias, port in zip(ALIASES, ports, strict=True)
+    }
     config = local_config(tmp_path, upstreams)
     serve = ServeProcess(tmp_path, "--demo", config=config)
     try:
