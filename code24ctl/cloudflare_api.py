@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
+from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 
 if TYPE_CHECKING:
@@ -112,6 +113,13 @@ def api_call(action: str) -> Iterator[None]:
             f"{action}: cannot reach the Cloudflare API ({type(cause).__name__})",
             hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
         ) from None
+    except (cloudflare.APIError, ValueError) as exc:
+        # An answer that is not what the API documents (a body that fails the SDK's schema,
+        # JSON that does not parse): still an API failure, never a traceback.
+        raise CloudflareAPIError(
+            f"{action}: the Cloudflare API answered something unexpected ({type(exc).__name__})",
+            hint="retry later; if it persists, check CLOUDFLARE_BASE_URL and the API status",
+        ) from None
 
 
 def api_error_from(
@@ -127,7 +135,10 @@ def api_error_from(
     content_type = ""
     if response is not None:
         content_type = str(response.headers.get("content-type", ""))
-    kind = "an HTML page" if "html" in content_type.lower() or _looks_html(body) else "no JSON"
+    html = "html" in content_type.lower() or (
+        isinstance(body, str) and looks_like_html(body.encode())
+    )
+    kind = "an HTML page" if html else "no JSON"
     hint = (
         API_ERROR_HINTS[971]
         if status == 429
@@ -150,7 +161,3 @@ def _envelope_errors(body: object) -> list[tuple[int, str]]:
         if isinstance(item, dict) and isinstance(item.get("code"), int):
             found.append((item["code"], str(item.get("message", "")).strip()))
     return found
-
-
-def _looks_html(body: object) -> bool:
-    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype", "<html"))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXIT_OK = 0
+from code24ctl.redact import scrub
+
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_API = 3
@@ -21,9 +22,12 @@ class Code24Error(Exception):
     exit_code: int = EXIT_USAGE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Scrubbed at the source: messages also travel in --json rows and check details, not
+        # only through main's error report.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = scrub(hint) if hint is not None else None
 
     def render(self) -> str:
         """The text shown on stderr: the message, then what to do about it."""

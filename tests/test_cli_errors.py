@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +150,39 @@ def test_very_verbose_secret_put_never_shows_the_value(
     assert "HTTP Request: PUT" in result.stderr
     assert value not in result.output
     assert cf_seed.user_token not in result.output
+
+
+def test_errors_are_scrubbed_at_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from code24ctl.errors import CloudflareAPIError
+
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    error = CloudflareAPIError(f"refused {TOKEN}", code=10000, hint=f"not {TOKEN}")
+    # Rows (bind --json, doctor details) carry .message and .hint, not main's report.
+    assert (error.message, error.hint) == ("refused ***", "not ***")
+
+
+def test_an_unexpected_api_answer_is_an_api_error_not_a_traceback() -> None:
+    from code24ctl.cloudflare_api import api_call
+    from code24ctl.errors import CloudflareAPIError
+
+    with pytest.raises(CloudflareAPIError) as caught, api_call("read settings of Worker w"):
+        json.loads("<html>not json</html>")
+    assert caught.value.exit_code == 3
+    assert caught.value.message == (
+        "read settings of Worker w: the Cloudflare API answered something unexpected "
+        "(JSONDecodeError)"
+    )
+
+
+def test_an_unwritable_wrangler_toml_is_exit_2_after_the_dry_run(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+) -> None:  # fmt: skip
+    cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
+    target = tmp_path / "missing-dir" / "wrangler.toml"
+    result = run_cli(
+        "deploy", "--dry-run", "--wrangler-toml", str(target), "--env", "staging", env=cf_env
+    )
+    assert result.exit_code == 2
+    assert f"error: cannot write {target}: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from code24ctl.cli.options import (
     load,
 )
 from code24ctl.cli.session import cloudflare_session
+from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
     from code24ctl.deploy import DeployResult, RouteChange
@@ -59,7 +60,13 @@ def deploy(
         text = render_wrangler_toml(
             result.dispatcher, result.metadata, route_zones(result), source=session.resolved.path
         )
-        wrangler_toml.write_text(text, encoding="utf-8")
+        try:
+            wrangler_toml.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write {wrangler_toml}: {exc.strerror or exc}",
+                hint="the deploy itself is done; rerun with --dry-run --wrangler-toml PATH",
+            ) from None
         output.note(f"wrote {wrangler_toml}")
     if json_output:
         output.emit_json(result)
