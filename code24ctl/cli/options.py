@@ -55,7 +55,7 @@ ForceOption = Annotated[
 ConcurrencyOption = Annotated[
     int,
     typer.Option(
-        "--concurrency", min=1, max=32, metavar="N", help="workers uploaded at the same time"
+        "--concurrency", min=1, max=32, metavar="N", help="workers handled at the same time"
     ),
 ]
 

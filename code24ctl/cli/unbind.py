@@ -8,6 +8,7 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import (
+    ConcurrencyOption,
     ConfigOption,
     DryRunOption,
     EnvOption,
@@ -18,12 +19,6 @@ from code24ctl.cli.options import (
 
 NamesArgument = Annotated[
     list[str], typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace")
-]
-ConcurrencyOption = Annotated[
-    int,
-    typer.Option(
-        "--concurrency", min=1, max=32, metavar="N", help="Workers deleted at the same time"
-    ),
 ]
 
 
@@ -56,7 +51,7 @@ def unbind(
     doomed = [name for name in names if name in present]
     if doomed and not dry_run:
         listed = ", ".join(doomed)
-        _note(f"dispatch namespace {namespace} holds {len(doomed)} of them: {listed}")
+        output.note(f"dispatch namespace {namespace} holds {len(doomed)} of them: {listed}")
         if not output.confirm(f"Delete {listed} from {namespace}?", yes=yes):
             raise Aborted(f"kept {listed} in {namespace}; nothing was deleted")
     rows = unbind_workers(
@@ -78,16 +73,11 @@ def unbind(
     failed = [row for row in rows if row.action == "failed"]
     for row in failed:
         code = f" (API error {row.code})" if row.code is not None else ""
-        _note(f"failed: {row.alias}{code}: {row.error}")
+        output.note(f"failed: {row.alias}{code}: {row.error}")
         if row.hint:
-            _note(f"  hint: {row.hint}")
+            output.note(f"  hint: {row.hint}")
     if failed:
         raise CloudflareAPIError(
             f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",
             hint="rerun `code24ctl unbind` with the same names; deleted ones show as not-bound",
         )
-
-
-def _note(message: str) -> None:
-    # Messages quote API text (which may hold [brackets]) and must not wrap in CI logs.
-    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)

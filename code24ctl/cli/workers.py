@@ -31,15 +31,10 @@ def workers(
     missing = [row.alias for row in rows if row.status == "missing"]
     namespace = resolved.namespace()
     if missing:
-        _note(f"{len(missing)} configured worker(s) not in {namespace}: run `code24ctl bind`")
+        output.note(f"{len(missing)} configured worker(s) not in {namespace}: run `code24ctl bind`")
     extra = [row.alias for row in rows if row.status == "not-in-config"]
     if extra:
-        _note(
+        output.note(
             f"{len(extra)} Worker(s) in {namespace} are not in the config "
             f"(remove with `code24ctl unbind {' '.join(extra)}`)"
         )
-
-
-def _note(message: str) -> None:
-    # Messages quote API text (which may hold [brackets]) and must not wrap in CI logs.
-    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)
