@@ -2,14 +2,16 @@
 
 The checks run in dependency order and a check whose precondition failed is ``skip`` (a refused
 token makes every API check meaningless, a missing namespace makes "worker bound" meaningless),
-so the first ``fail`` is the one to fix first. Only a network failure (the API unreachable)
-stops doctor: that is exit 3 like every other command, since no row could say anything useful.
+so the first ``fail`` is the one to fix first. A check the API refuses or fails (a token without
+zone read, a 5xx that outlived the retries) is a ``fail`` row naming the API error, and the
+checks after it still run. Only a network failure (the API unreachable) stops doctor: that is
+exit 3 like every other command, since no row could say anything useful.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -17,20 +19,17 @@ from code24ctl.cloudflare_api import api_call
 from code24ctl.config import ResolvedConfig
 from code24ctl.deploy import (
     DISPATCHER_BINDING,
-    ZoneResolver,
     build_metadata,
     deployed_dispatcher,
     dispatcher_differences,
     dispatcher_module,
     find_kv_namespace,
-    list_routes,
+    plan_routes,
 )
 from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
-
-    from code24ctl.probe import ProbeReport
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
 # The API's code for "this account lacks Workers for Platforms".
@@ -56,14 +55,11 @@ class DoctorReport(BaseModel):
     checks: list[Check]
 
 
-ProbeRunner = Callable[[ResolvedConfig, str | None], "ProbeReport"]
+class _DeployedBinding(NamedTuple):
+    """The deployed dispatcher's DISPATCHER binding; ``read`` is False when it could not be read."""
 
-
-def run_probe(resolved: ResolvedConfig, base_url: str | None) -> ProbeReport:
-    """Probe every route of the environment (``base_url`` overrides the config's)."""
-    from code24ctl.probe import ProbeOptions, probe_environment
-
-    return probe_environment(resolved, ProbeOptions(base_url=base_url))
+    read: bool
+    binding: dict[str, Any] | None = None
 
 
 class _Doctor:
@@ -80,33 +76,28 @@ class _Doctor:
     def add(self, name: str, status: CheckStatus, detail: str, fix: str | None = None) -> None:
         self.checks.append(Check(name=name, status=status, detail=detail, fix=fix))
 
+    def failed(self, name: str, exc: CloudflareAPIError) -> None:
+        """A check the API refused or failed: its message (with the API code) and hint."""
+        self.add(name, "fail", exc.message, exc.hint)
+
     def cmd(self, command: str) -> str:
         return f"code24ctl {command} --env {self.env}"
 
     # ------------------------------------------------------------------ the checks
     def token(self) -> bool:
         try:
-            with api_call("verify the API token"):
-                verified: Any = self.client.user.tokens.verify()
-            kind = "user token"
+            verified, kind = self._verify_token()
         except CloudflareAPIError as exc:
-            if exc.status not in TOKEN_REFUSED_STATUSES:
-                raise
-            # Account-owned tokens answer 401 on the user endpoint.
-            try:
-                with api_call("verify the API token (account-owned)"):
-                    verified = self.client.accounts.tokens.verify(account_id=self.account_id)
-                kind = "account-owned token"
-            except CloudflareAPIError as again:
-                if again.status not in TOKEN_REFUSED_STATUSES:
-                    raise
+            if exc.status in TOKEN_REFUSED_STATUSES:
                 self.add(
                     "token",
                     "fail",
-                    f"Cloudflare refused the token (HTTP {again.status})",
+                    f"Cloudflare refused the token (HTTP {exc.status})",
                     "export CLOUDFLARE_API_TOKEN=<a valid API token for this account>",
                 )
-                return False
+            else:
+                self.failed("token", exc)
+            return False
         status = getattr(verified, "status", None) or "active"
         if status != "active":
             self.add(
@@ -118,6 +109,18 @@ class _Doctor:
             return False
         self.add("token", "ok", f"{kind}, active")
         return True
+
+    def _verify_token(self) -> tuple[Any, str]:
+        try:
+            with api_call("verify the API token"):
+                return self.client.user.tokens.verify(), "user token"
+        except CloudflareAPIError as exc:
+            if exc.status not in TOKEN_REFUSED_STATUSES:
+                raise
+        # Account-owned tokens answer 401 on the user endpoint.
+        with api_call("verify the API token (account-owned)"):
+            verified = self.client.accounts.tokens.verify(account_id=self.account_id)
+        return verified, "account-owned token"
 
     def account(self) -> bool:
         try:
@@ -150,7 +153,7 @@ class _Doctor:
                     "enable it in the dashboard: Workers & Pages > Workers for Platforms",
                 )
             else:
-                self.add("workers for platforms", "fail", _short(exc), exc.hint)
+                self.failed("workers for platforms", exc)
             self.add("namespace", "skip", "needs Workers for Platforms")
             return False
         self.add("workers for platforms", "ok", f"available ({len(names)} namespace(s))")
@@ -174,8 +177,13 @@ class _Doctor:
                 self.add(f"worker {alias}", "skip", "needs the namespace")
             return
         namespace = self.resolved.namespace()
+        try:
+            rows = worker_status(self.client, self.account_id, self.resolved)
+        except CloudflareAPIError as exc:
+            self.failed("workers", exc)
+            return
         extra: list[str] = []
-        for row in worker_status(self.client, self.account_id, self.resolved):
+        for row in rows:
             if row.status == "bound":
                 self.add(f"worker {row.alias}", "ok", f"bound in {namespace}")
             elif row.status == "missing":
@@ -195,23 +203,39 @@ class _Doctor:
                 self.cmd(f"unbind {' '.join(extra)}") + "  (if they are not needed)",
             )
 
-    def dispatcher(self) -> dict[str, Any] | None:
-        """Check the deployed dispatcher; returns its DISPATCHER binding when deployed."""
+    def dispatcher(self) -> _DeployedBinding:
+        """Compare the deployed dispatcher with what deploy would upload now."""
         name = self.resolved.dispatcher()
-        deployed = deployed_dispatcher(self.client, self.account_id, name)
+        try:
+            deployed = deployed_dispatcher(self.client, self.account_id, name)
+        except CloudflareAPIError as exc:
+            self.failed("dispatcher", exc)
+            return _DeployedBinding(read=False)
         if deployed is None:
             self.add("dispatcher", "fail", f"{name} is not deployed", self.cmd("deploy"))
-            return None
+            return _DeployedBinding(read=True)
+        found = next((b for b in deployed.bindings if b.get("name") == DISPATCHER_BINDING), None)
+        binding = _DeployedBinding(read=True, binding=dict(found) if found is not None else None)
         kv_title = self.resolved.environment.kv_namespace
-        kv_id = find_kv_namespace(self.client, self.account_id, kv_title) if kv_title else None
+        try:
+            kv_id = find_kv_namespace(self.client, self.account_id, kv_title) if kv_title else None
+        except CloudflareAPIError as exc:
+            self.failed("dispatcher", exc)
+            return binding
         expected = build_metadata(self.resolved, kv_id)
-        differences = dispatcher_differences(deployed, expected, dispatcher_module())
+        module = dispatcher_module()
+        differences = dispatcher_differences(deployed, expected, module)
         if kv_title and kv_id is None:
             differences.append(f"KV namespace {kv_title} does not exist")
-        binding = next((b for b in deployed.bindings if b.get("name") == DISPATCHER_BINDING), None)
         if not differences:
             self.add("dispatcher", "ok", f"{name} deployed with the expected bindings")
-        elif all(d.startswith("code differs") for d in differences):
+        elif not dispatcher_differences(
+            # The differences are sentences; asking again with the packaged code in place says
+            # whether the code is all that differs without reading them.
+            dataclasses.replace(deployed, modules=(module,)),
+            expected,
+            module,
+        ):
             self.add(
                 "dispatcher",
                 "warn",
@@ -220,7 +244,7 @@ class _Doctor:
             )
         else:
             self.add("dispatcher", "fail", f"{name}: {'; '.join(differences)}", self.cmd("deploy"))
-        return dict(binding) if binding is not None else None
+        return binding
 
     def routes(self) -> None:
         environment = self.resolved.environment
@@ -228,51 +252,38 @@ class _Doctor:
         if not environment.routes:
             self.add("routes", "warn", "the environment configures no routes")
             return
-        resolver = ZoneResolver(self.client, environment.zone)
-        listed: dict[str, dict[str, str | None]] = {}
-        for pattern in environment.routes:
-            name = f"route {pattern}"
-            try:
-                zone = resolver.for_pattern(pattern)
-            except CloudflareAPIError as exc:
-                self.add(name, "fail", exc.message, exc.hint)
-                continue
-            if zone.id not in listed:
-                listed[zone.id] = {p: s for _, p, s in list_routes(self.client, zone)}
-            if pattern not in listed[zone.id]:
-                self.add(name, "fail", f"missing on zone {zone.name}", self.cmd("deploy"))
-                continue
-            owner = listed[zone.id][pattern]
-            if owner == dispatcher:
+        try:
+            # Without --force, deploy's plan calls a route owned by another Worker a conflict.
+            changes = plan_routes(
+                self.client, environment.routes, dispatcher, force=False, zone=environment.zone
+            )
+        except CloudflareAPIError as exc:
+            self.failed("routes", exc)
+            return
+        for change in changes:
+            name = f"route {change.pattern}"
+            if change.action == "unchanged":
                 self.add(name, "ok", f"routed to {dispatcher}")
+            elif change.action == "create":
+                self.add(name, "fail", f"missing on zone {change.zone}", self.cmd("deploy"))
             else:
                 self.add(
                     name,
                     "fail",
-                    f"routed to {owner or 'no Worker'}, not {dispatcher}",
+                    f"routed to {change.owner or 'no Worker'}, not {dispatcher}",
                     self.cmd("deploy --force"),
                 )
 
-    def outbound(self, deployed_binding: dict[str, Any] | None) -> None:
+    def outbound(self, deployed: _DeployedBinding) -> None:
+        # The config cannot name the dispatcher as its own outbound Worker (validation refuses
+        # it); what is left to check is a loop in what is actually deployed.
         dispatcher = self.resolved.dispatcher()
         configured = self.resolved.environment.outbound
-        deployed = None
-        if deployed_binding is not None:
-            outbound = deployed_binding.get("outbound") or {}
-            deployed = (outbound.get("worker") or {}).get("service")
-        fix = (
-            f"set environments.{self.env}.outbound.worker to another Worker (or remove it) "
-            f"in {self.resolved.path}, then {self.cmd('deploy')}"
-        )
-        if configured is not None and configured.worker == dispatcher:
-            self.add(
-                "outbound",
-                "fail",
-                f"the outbound Worker is the dispatcher {dispatcher} itself: "
-                "every subrequest of a worker would loop back into the dispatcher",
-                fix,
-            )
-        elif deployed == dispatcher:
+        if not deployed.read:
+            self.add("outbound", "skip", "needs the deployed dispatcher's settings")
+            return
+        outbound = (deployed.binding or {}).get("outbound") or {}
+        if (outbound.get("worker") or {}).get("service") == dispatcher:
             self.add(
                 "outbound",
                 "fail",
@@ -284,9 +295,11 @@ class _Doctor:
         else:
             self.add("outbound", "ok", "no outbound Worker configured")
 
-    def probe(self, runner: ProbeRunner) -> None:
+    def probe(self) -> None:
+        from code24ctl.probe import ProbeOptions, probe_environment
+
         try:
-            report = runner(self.resolved, self.base_url)
+            report = probe_environment(self.resolved, ProbeOptions(base_url=self.base_url))
         except UsageError as exc:
             self.add("probe", "skip", exc.message)
             return
@@ -311,27 +324,32 @@ def run_doctor(
     resolved: ResolvedConfig,
     *,
     base_url: str | None = None,
-    probe: ProbeRunner = run_probe,
 ) -> DoctorReport:
     """Run every check against the environment; never raises for a failed check.
 
-    Raises :class:`~code24ctl.errors.NetworkError` when the API cannot be reached at all, and
+    A check the API refuses or fails becomes a ``fail`` row. Raises
+    :class:`~code24ctl.errors.NetworkError` when the API cannot be reached at all, and
     :class:`~code24ctl.errors.UsageError` for a local environment.
     """
     resolved.require_cloudflare()
     doctor = _Doctor(client, account_id, resolved, base_url)
-    api_ok = doctor.token() and doctor.account()
-    deployed_binding: dict[str, Any] | None = None
-    if api_ok:
+    if doctor.token() and doctor.account():
         namespace_ok = doctor.namespaces()
         doctor.workers(namespace_ok)
-        deployed_binding = doctor.dispatcher()
+        deployed = doctor.dispatcher()
         doctor.routes()
+        doctor.outbound(deployed)
     else:
-        for name in ("workers for platforms", "namespace", "workers", "dispatcher", "routes"):
+        for name in (
+            "workers for platforms",
+            "namespace",
+            "workers",
+            "dispatcher",
+            "routes",
+            "outbound",
+        ):
             doctor.add(name, "skip", "needs a valid token and a reachable account")
-    doctor.outbound(deployed_binding)
-    doctor.probe(probe)
+    doctor.probe()
     counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
     for check in doctor.checks:
         counts[check.status] += 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from code24ctl.cloudflare_api import API_ERROR_HINTS
 from tests.conftest import RunCli
 from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
 from tests.emulator.state import EmulatorState
@@ -389,3 +390,118 @@ def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> N
     assert result.exit_code == 3
     assert "verify the API token: cannot reach the Cloudflare API" in result.stderr
     assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
+
+
+def statuses(stdout: str) -> list[tuple[str, str]]:
+    return [(c["name"], c["status"]) for c in json.loads(stdout)["checks"]]
+
+
+def test_a_token_refused_on_the_zone_routes_read_fails_only_the_routes(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    set_up: None,
+    json_site: str,
+) -> None:
+    limited = "tok_no_routes_SECRET_aaaabbbbcccc"
+    cf_state.add_token(limited, account_id=cf_seed.account_id, deny=["routes"])
+    env = dict(cf_env, CLOUDFLARE_API_TOKEN=limited)
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=env)
+
+    assert result.exit_code == 1, result.output
+    assert checks(result.stdout)["routes"] == {
+        "name": "routes",
+        "status": "fail",
+        "detail": "list Worker routes of zone code24.dev: "
+        "Cloudflare API error 10000: Authentication error (HTTP 403)",
+        "fix": API_ERROR_HINTS[10000],
+    }
+    assert statuses(result.stdout) == [
+        ("token", "ok"),
+        ("account", "ok"),
+        ("workers for platforms", "ok"),
+        ("namespace", "ok"),
+        *[(f"worker {alias}", "ok") for alias in ALIASES],
+        ("dispatcher", "ok"),
+        ("routes", "fail"),
+        ("outbound", "ok"),
+        ("probe", "ok"),
+    ]
+    assert result.stderr.strip() == "error: doctor: 1 check(s) failed: routes"
+    assert "SECRET" not in result.output
+
+
+def test_a_failed_dispatcher_settings_read_fails_the_dispatcher_and_skips_outbound(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, set_up: None, json_site: str
+) -> None:
+    cf_state.fail_next(1, status=403, path_contains=f"/workers/scripts/{DISPATCHER}/settings")
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1, result.output
+    rows = checks(result.stdout)
+    assert rows["dispatcher"] == {
+        "name": "dispatcher",
+        "status": "fail",
+        "detail": f"read settings of Worker {DISPATCHER}: "
+        "Cloudflare API error 10000: Injected fault (HTTP 403)",
+        "fix": API_ERROR_HINTS[10000],
+    }
+    assert rows["outbound"] == {
+        "name": "outbound",
+        "status": "skip",
+        "detail": "needs the deployed dispatcher's settings",
+        "fix": None,
+    }
+    assert [name for name, status in statuses(result.stdout) if status != "ok"] == [
+        "dispatcher",
+        "outbound",
+    ]
+
+
+def test_a_failed_namespace_listing_fails_the_workers_row(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, set_up: None, json_site: str
+) -> None:
+    cf_state.fail_next(1, status=403, path_contains=f"/namespaces/{NAMESPACE}/scripts")
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1, result.output
+    rows = checks(result.stdout)
+    assert rows["workers"] == {
+        "name": "workers",
+        "status": "fail",
+        "detail": f"list Workers in dispatch namespace {NAMESPACE}: "
+        "Cloudflare API error 10000: Injected fault (HTTP 403)",
+        "fix": API_ERROR_HINTS[10000],
+    }
+    assert not any(name.startswith("worker ") for name in rows)
+    assert [name for name, status in statuses(result.stdout) if status != "ok"] == ["workers"]
+
+
+def test_a_failing_token_verification_is_a_failed_row_not_exit_3(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, json_site: str
+) -> None:
+    # More 500s than the SDK retries: the verification fails for good.
+    cf_state.fail_next(5, status="json500", path_contains="/user/tokens/verify")
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+
+    assert result.exit_code == 1, result.output
+    rows = checks(result.stdout)
+    assert rows["token"]["status"] == "fail"
+    assert rows["token"]["detail"].startswith("verify the API token: Cloudflare API error ")
+    assert rows["token"]["detail"].endswith("(HTTP 500)")
+    assert statuses(result.stdout)[1:] == [
+        (name, "skip")
+        for name in (
+            "workers for platforms",
+            "namespace",
+            "workers",
+            "dispatcher",
+            "routes",
+            "outbound",
+        )
+    ] + [("probe", "ok")]
