@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +133,7 @@ def split_bindings(
 
 
 # --------------------------------------------------------------------------------------------
-# Account Workers (``script``)
+# Reading a Worker from the API (an account Worker to copy, or a namespace's copy)
 
 
 def download_account_worker(
@@ -144,29 +144,26 @@ def download_account_worker(
     default_compatibility_date: str | None = None,
 ) -> WorkerCode:
     """Download an account-level Worker's modules and settings, ready to upload elsewhere."""
-    action = f"download Worker {script}"
-    with api_call(action):
-        content = client.workers.scripts.content.get(script, account_id=account_id)
-        body = content.read()
-        headers = content.http_response.headers
-    modules = parse_multipart(body, headers.get("content-type", ""), action=action)
-    entry = headers.get("cf-entrypoint") or _guess_entry(modules, action)
-    with api_call(f"read settings of Worker {script}"):
-        raw = client.workers.scripts.script_and_version_settings.with_raw_response.get(
+    scripts = client.workers.scripts
+    read = _read_script(
+        lambda: scripts.content.get(script, account_id=account_id),
+        lambda: scripts.script_and_version_settings.with_raw_response.get(
             script, account_id=account_id
-        )
-        settings = _result(raw.http_response.json())
-    carried, secrets, dropped = split_bindings(settings.get("bindings") or [])
-    _check_entry(modules, entry, action)
+        ),
+        f"Worker {script}",
+    )
+    action = f"download Worker {script}"
+    entry = read.entry or _guess_entry(read.modules, action)
+    _check_entry(read.modules, entry, action)
     return WorkerCode(
         source=f"script {script}",
-        modules=tuple(modules),
+        modules=read.modules,
         main_module=entry,
-        compatibility_date=settings.get("compatibility_date") or default_compatibility_date,
-        compatibility_flags=tuple(settings.get("compatibility_flags") or ()),
-        bindings=tuple(carried),
-        secrets=tuple(secrets),
-        dropped=tuple(dropped),
+        compatibility_date=read.compatibility_date or default_compatibility_date,
+        compatibility_flags=read.compatibility_flags,
+        bindings=read.bindings,
+        secrets=read.secrets,
+        dropped=read.dropped,
     )
 
 
@@ -174,26 +171,61 @@ def read_namespace_worker(
     client: Cloudflare, account_id: str, namespace: str, name: str
 ) -> DeployedWorker:
     """What the namespace holds under ``name``: modules (``.../content``) and settings."""
-    action = f"read Worker {name} in dispatch namespace {namespace}"
     scripts = client.workers_for_platforms.dispatch.namespaces.scripts
+    read = _read_script(
+        lambda: scripts.content.get(name, account_id=account_id, dispatch_namespace=namespace),
+        lambda: scripts.settings.with_raw_response.get(
+            name, account_id=account_id, dispatch_namespace=namespace
+        ),
+        f"Worker {name} in dispatch namespace {namespace}",
+        verb="read",
+    )
+    return DeployedWorker(
+        modules=read.modules,
+        main_module=read.entry,
+        compatibility_date=read.compatibility_date,
+        compatibility_flags=read.compatibility_flags,
+        bindings=read.bindings,
+        secrets=read.secrets,
+    )
+
+
+@dataclass(frozen=True)
+class _ReadScript:
+    modules: tuple[Module, ...]
+    entry: str | None  # cf-entrypoint, when the answer names it
+    compatibility_date: str | None
+    compatibility_flags: tuple[str, ...]
+    bindings: tuple[Mapping[str, Any], ...]
+    secrets: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+def _read_script(
+    get_content: Callable[[], Any],
+    get_settings: Callable[[], Any],
+    what: str,
+    *,
+    verb: str = "download",
+) -> _ReadScript:
+    """Two reads of one Worker (account or namespace): its modules, then its settings."""
+    action = f"{verb} {what}"
     with api_call(action):
-        content = scripts.content.get(name, account_id=account_id, dispatch_namespace=namespace)
+        content = get_content()
         body = content.read()
         headers = content.http_response.headers
     modules = parse_multipart(body, headers.get("content-type", ""), action=action)
-    with api_call(f"read settings of Worker {name} in dispatch namespace {namespace}"):
-        raw = scripts.settings.with_raw_response.get(
-            name, account_id=account_id, dispatch_namespace=namespace
-        )
-        settings = _result(raw.http_response.json())
-    carried, secrets, _ = split_bindings(settings.get("bindings") or [])
-    return DeployedWorker(
+    with api_call(f"read settings of {what}"):
+        settings = _result(get_settings().http_response.json())
+    carried, secrets, dropped = split_bindings(settings.get("bindings") or [])
+    return _ReadScript(
         modules=tuple(modules),
-        main_module=headers.get("cf-entrypoint"),
-        compatibility_date=settings.get("compatibility_date"),
+        entry=headers.get("cf-entrypoint") or None,
+        compatibility_date=settings.get("compatibility_date") or None,
         compatibility_flags=tuple(settings.get("compatibility_flags") or ()),
         bindings=tuple(carried),
         secrets=tuple(secrets),
+        dropped=tuple(dropped),
     )
 
 
