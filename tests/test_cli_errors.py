@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +14,9 @@ from code24ctl.redact import scrub
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.probe_servers import refused_port
 
 TOKEN = "tok_SECRET_never_print_me_0123456789"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_help_lists_every_contract_command(run_cli: RunCli) -> None:
@@ -48,11 +43,18 @@ def test_missing_account_is_exit_2(run_cli: RunCli) -> None:
     assert TOKEN not in result.output
 
 
-def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli) -> None:
+@pytest.fixture
+def unreachable_api() -> Iterator[str]:
+    """An API base URL on 127.0.0.1 that refuses connections."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}/client/v4"
+
+
+def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli, unreachable_api: str) -> None:
     env = {
         "CLOUDFLARE_API_TOKEN": TOKEN,
         "CLOUDFLARE_ACCOUNT_ID": "acc",
-        "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{_closed_port()}/client/v4",
+        "CLOUDFLARE_BASE_URL": unreachable_api,
     }
     for args in (
         ["namespace", "list"],
@@ -67,12 +69,12 @@ def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli) -> None:
         assert TOKEN not in result.output
 
 
-def test_debug_traceback_never_shows_the_token() -> None:
+def test_debug_traceback_never_shows_the_token(unreachable_api: str) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
         "CLOUDFLARE_API_TOKEN": TOKEN,
         "CLOUDFLARE_ACCOUNT_ID": "acc",
-        "CLOUDFLARE_BASE_URL": f"http://127.0.0.1:{_closed_port()}/client/v4",
+        "CLOUDFLARE_BASE_URL": unreachable_api,
         "CODE24_DEBUG": "1",
         "CODE24_CONFIG": str(REPO_CONFIG),
     }
