@@ -34,7 +34,13 @@ from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import fingerprint, sdk_files
 from code24ctl.namespaces import find_namespace, list_namespace_scripts, require_namespace
 from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
-from code24ctl.worker_source import DeployedWorker, WorkerCode, load_worker_code
+from code24ctl.worker_source import (
+    DeployedWorker,
+    WorkerCode,
+    is_not_found,
+    load_worker_code,
+    read_namespace_worker,
+)
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -286,12 +292,10 @@ def _bind_one(
 def _read_deployed(
     client: Cloudflare, account_id: str, namespace: str, alias: str
 ) -> DeployedWorker | None:
-    from code24ctl.worker_source import read_namespace_worker
-
     try:
         return read_namespace_worker(client, account_id, namespace, alias)
     except CloudflareAPIError as exc:
-        if exc.code == SCRIPT_NOT_FOUND or (exc.status == 404 and exc.code is None):
+        if is_not_found(exc, SCRIPT_NOT_FOUND):
             return None  # deleted since we listed the namespace: a create
         raise
 
@@ -385,7 +389,7 @@ def unbind_workers(
                         name, account_id=account_id, dispatch_namespace=namespace
                     )
             except CloudflareAPIError as exc:
-                if exc.code == SCRIPT_NOT_FOUND:
+                if is_not_found(exc, SCRIPT_NOT_FOUND):
                     return UnbindRow(alias=name, action="not-bound")
                 return UnbindRow(
                     alias=name, action="failed", error=exc.message, code=exc.code, hint=exc.hint

@@ -31,11 +31,10 @@ from code24ctl.modules import (
     sdk_files,
 )
 from code24ctl.namespaces import find_namespace, require_namespace
+from code24ctl.worker_source import WorkerCode, download_account_worker, is_not_found
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
-
-    from code24ctl.worker_source import WorkerCode
 
 MAIN_MODULE = "dispatcher.js"
 DISPATCHER_BINDING = "DISPATCHER"
@@ -305,12 +304,10 @@ def plan_routes(
 
 def deployed_dispatcher(client: Cloudflare, account_id: str, name: str) -> WorkerCode | None:
     """What is deployed as the dispatcher (modules, entry, settings), or None if nothing is."""
-    from code24ctl.worker_source import download_account_worker
-
     try:
         return download_account_worker(client, account_id, name)
     except CloudflareAPIError as exc:
-        if exc.code == SCRIPT_NOT_FOUND or exc.status == 404:
+        if is_not_found(exc, SCRIPT_NOT_FOUND):
             return None
         raise
 

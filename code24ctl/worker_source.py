@@ -112,6 +112,15 @@ class DeployedWorker:
     secrets: tuple[str, ...]  # names of secret bindings that are set
 
 
+def is_not_found(exc: CloudflareAPIError, code: int) -> bool:
+    """Whether ``exc`` says the thing is missing: the API's ``code`` for it, or a bare 404.
+
+    A 404 that carries another API code is another error and is not swallowed.
+    """
+    # Belongs in cloudflare_api (namespaces.find_namespace has its own copy); here until then.
+    return exc.code == code or (exc.status == 404 and exc.code is None)
+
+
 def split_bindings(
     raw: Iterable[Any],
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
@@ -338,7 +347,7 @@ def load_worker_code(
                 default_compatibility_date=config.compatibility_date,
             )
         except CloudflareAPIError as exc:
-            if exc.code != SCRIPT_NOT_FOUND:
+            if not is_not_found(exc, SCRIPT_NOT_FOUND):
                 raise
             # The missing Worker is the copy's source, not something bind or deploy makes.
             raise CloudflareAPIError(
