@@ -19,24 +19,24 @@ Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's r
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
-from code24ctl.modules import fingerprint, sdk_files
+from code24ctl.modules import sdk_files
 from code24ctl.namespaces import find_namespace, list_namespace_scripts, require_namespace
 from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
 from code24ctl.worker_source import (
     DeployedWorker,
     WorkerCode,
+    compare,
     is_not_found,
     load_worker_code,
     read_namespace_worker,
@@ -319,38 +319,12 @@ def upload_worker(
 
 
 def differences(code: WorkerCode, deployed: DeployedWorker) -> list[str]:
-    """What differs between what would be uploaded and what the namespace holds ([] = same)."""
-    found: list[str] = []
-    if fingerprint(code.modules) != fingerprint(deployed.modules):
-        found.append("modules")
-    # A namespace answer without cf-entrypoint cannot tell us the entry: do not guess "changed".
-    if deployed.main_module is not None and deployed.main_module != code.main_module:
-        found.append("main_module")
-    if (code.compatibility_date or None) != (deployed.compatibility_date or None):
-        found.append("compatibility_date")
-    if sorted(code.compatibility_flags) != sorted(deployed.compatibility_flags):
-        found.append("compatibility_flags")
-    if not _same_bindings(code.bindings, deployed.bindings):
-        found.append("bindings")
-    return found
+    """The parts of the upload that differ from what the namespace holds ([] = the same).
 
-
-def _same_bindings(wanted: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]]) -> bool:
-    # The API may add fields to a binding it stores (ids, defaults): every field we send must
-    # be there with our value, extra fields are fine. Same names, same types.
-    by_name = {str(b.get("name")): b for b in held}
-    if set(by_name) != {str(b.get("name")) for b in wanted}:
-        return False
-    for binding in wanted:
-        current = by_name[str(binding.get("name"))]
-        for key, value in binding.items():
-            if _canonical(current.get(key)) != _canonical(value):
-                return False
-    return True
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    Each part once, in upload order: ``modules``, ``main_module``, ``compatibility_date``,
+    ``compatibility_flags``, ``bindings`` (see :func:`~code24ctl.worker_source.compare`).
+    """
+    return list(dict.fromkeys(found.field for found in compare(code, deployed)))
 
 
 # --------------------------------------------------------------------------------------------

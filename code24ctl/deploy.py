@@ -8,8 +8,7 @@ what is deployed already matches), create or take over routes. ``dry_run`` stops
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,15 +22,9 @@ from code24ctl.cloudflare_api import (
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError
-from code24ctl.modules import (
-    KEEP_BINDING_TYPES,
-    SECRET_BINDING_TYPES,
-    Module,
-    content_type_for,
-    sdk_files,
-)
+from code24ctl.modules import Module, content_type_for, sdk_files
 from code24ctl.namespaces import find_namespace, require_namespace
-from code24ctl.worker_source import WorkerCode, download_account_worker, is_not_found
+from code24ctl.worker_source import WorkerCode, compare, download_account_worker, is_not_found
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -166,17 +159,22 @@ def dispatcher_bindings(
     return bindings
 
 
+def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> WorkerCode:
+    """The dispatcher upload: the packaged ``dispatcher.js``, the config's compatibility date
+    and flags, and :func:`dispatcher_bindings`."""
+    return WorkerCode(
+        source=f"the packaged {MAIN_MODULE}",
+        modules=(dispatcher_module(),),
+        main_module=MAIN_MODULE,
+        compatibility_date=resolved.config.compatibility_date,
+        compatibility_flags=tuple(resolved.config.compatibility_flags),
+        bindings=tuple(dispatcher_bindings(resolved, kv_namespace_id)),
+    )
+
+
 def build_metadata(resolved: ResolvedConfig, kv_namespace_id: str | None) -> dict[str, Any]:
     """The ``metadata`` part of the dispatcher upload (never holds a secret)."""
-    metadata: dict[str, Any] = {
-        "main_module": MAIN_MODULE,
-        "compatibility_date": resolved.config.compatibility_date,
-        "bindings": dispatcher_bindings(resolved, kv_namespace_id),
-    }
-    if resolved.config.compatibility_flags:
-        metadata["compatibility_flags"] = list(resolved.config.compatibility_flags)
-    metadata["keep_bindings"] = list(KEEP_BINDING_TYPES)
-    return metadata
+    return dispatcher_code(resolved, kv_namespace_id).metadata()
 
 
 def route_host(pattern: str) -> str:
@@ -313,51 +311,31 @@ def deployed_dispatcher(client: Cloudflare, account_id: str, name: str) -> Worke
 
 
 def dispatcher_differences(
-    deployed: WorkerCode, metadata: dict[str, Any], module: Module
+    deployed: WorkerCode,
+    expected: WorkerCode | Mapping[str, Any],
+    module: Module | None = None,
 ) -> list[str]:
-    """How the deployed dispatcher differs from ``metadata`` + ``module`` (empty: the same).
+    """How the deployed dispatcher differs from what deploy uploads (empty: the same).
 
-    Secret bindings are not compared: deploy keeps them (``keep_bindings``) and never sets any.
+    ``expected`` is :func:`dispatcher_code`, or an upload ``metadata`` dict (from
+    :func:`build_metadata`) with ``module`` (default: the packaged dispatcher.js). One sentence
+    per difference; code differences start with ``code differs``. Secret bindings are not
+    compared: deploy keeps them (``keep_bindings``) and never sets any.
     """
-    found: list[str] = []
-    if deployed.main_module != metadata["main_module"]:
-        found.append(f"entry module {deployed.main_module} (expected {metadata['main_module']})")
-    if [(m.name, m.content) for m in deployed.modules] != [(module.name, module.content)]:
-        found.append(f"code differs from the packaged {module.name}")
-    if deployed.compatibility_date != metadata.get("compatibility_date"):
-        found.append(
-            f"compatibility_date {deployed.compatibility_date} "
-            f"(expected {metadata.get('compatibility_date')})"
-        )
-    if list(deployed.compatibility_flags) != list(metadata.get("compatibility_flags") or []):
-        found.append("compatibility_flags differ")
-    return found + binding_differences(deployed.bindings, metadata["bindings"])
+    if not isinstance(expected, WorkerCode):
+        expected = _code_from_metadata(expected, module or dispatcher_module())
+    return [found.detail for found in compare(expected, deployed)]
 
 
-def binding_differences(
-    deployed: Sequence[Mapping[str, Any]], expected: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    """Per binding name: missing, different, or not expected (secrets ignored)."""
-    held = _by_name(b for b in deployed if b.get("type") not in SECRET_BINDING_TYPES)
-    wanted = _by_name(expected)
-    found = [f"binding {name} missing" for name in wanted if name not in held]
-    found += [
-        f"binding {name} differs" for name in wanted if name in held and held[name] != wanted[name]
-    ]
-    found += [f"binding {name} not expected" for name in held if name not in wanted]
-    return found
-
-
-def _by_name(bindings: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for binding in bindings:
-        normal = copy.deepcopy(dict(binding))
-        outbound = normal.get("outbound")
-        if isinstance(outbound, dict) and not outbound.get("params"):
-            # An outbound without params reads back without the key.
-            outbound.pop("params", None)
-        out[str(binding.get("name"))] = normal
-    return out
+def _code_from_metadata(metadata: Mapping[str, Any], module: Module) -> WorkerCode:
+    return WorkerCode(
+        source=f"the packaged {module.name}",
+        modules=(module,),
+        main_module=metadata["main_module"],
+        compatibility_date=metadata.get("compatibility_date"),
+        compatibility_flags=tuple(metadata.get("compatibility_flags") or ()),
+        bindings=tuple(metadata["bindings"]),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,21 +371,20 @@ def plan_deploy(
             id=kv_id,
             action="found" if kv_id else "would create",
         )
-    metadata = build_metadata(resolved, kv.id if kv else None)
-    module = dispatcher_module()
+    code = dispatcher_code(resolved, kv.id if kv else None)
     dispatcher = resolved.dispatcher()
     routes = plan_routes(client, environment.routes, dispatcher, force=force, zone=environment.zone)
     unchanged = False
     if kv is None or kv.id is not None:
         deployed = deployed_dispatcher(client, account_id, dispatcher)
-        unchanged = deployed is not None and not dispatcher_differences(deployed, metadata, module)
+        unchanged = deployed is not None and not compare(code, deployed)
     return DeployResult(
         environment=resolved.env_name,
         dispatcher=dispatcher,
         namespace=resolved.namespace(),
         dry_run=True,
-        metadata=metadata,
-        modules=[_summary(module)],
+        metadata=code.metadata(),
+        modules=[_summary(module) for module in code.modules],
         kv=kv,
         dispatcher_action="unchanged" if unchanged else "upload",
         uploaded=False,
@@ -453,25 +430,24 @@ def run_deploy(
     if result.kv is not None and result.kv.id is None:
         result.kv.id = create_kv_namespace(client, account_id, result.kv.title)
         result.kv.action = "created"
-        result.metadata = build_metadata(resolved, result.kv.id)
     if result.dispatcher_action == "upload":
-        upload_dispatcher(client, account_id, result.dispatcher, result.metadata)
+        code = dispatcher_code(resolved, result.kv.id if result.kv else None)
+        result.metadata = code.metadata()
+        upload_dispatcher(client, account_id, result.dispatcher, code)
         result.uploaded = True
     for route in result.routes:
         apply_route(client, route, result.dispatcher)
     return result
 
 
-def upload_dispatcher(
-    client: Cloudflare, account_id: str, name: str, metadata: dict[str, Any]
-) -> None:
-    """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus dispatcher.js."""
+def upload_dispatcher(client: Cloudflare, account_id: str, name: str, code: WorkerCode) -> None:
+    """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules."""
     with api_call(f"upload dispatcher Worker {name}"):
         client.workers.scripts.update(
             name,
             account_id=account_id,
-            metadata=metadata,  # type: ignore[arg-type]
-            files=sdk_files([dispatcher_module()]),
+            metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+            files=sdk_files(code.modules),
         )
 
 

@@ -14,13 +14,12 @@ that cannot (their values are never readable) and so still need ``code24ctl secr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
 from code24ctl.errors import CloudflareAPIError, UsageError
@@ -74,30 +73,15 @@ class WorkerCode:
     dropped: tuple[str, ...] = field(default=())
 
     def metadata(self) -> dict[str, Any]:
-        """The upload's ``metadata`` part (never any secret)."""
-        metadata: dict[str, Any] = {
-            "main_module": self.main_module,
-            "bindings": [dict(binding) for binding in self.bindings],
-            "compatibility_flags": list(self.compatibility_flags),
-            "keep_bindings": list(KEEP_BINDING_TYPES),
-        }
+        """The upload's ``metadata`` part (never any secret; no flags key when there are none)."""
+        metadata: dict[str, Any] = {"main_module": self.main_module}
         if self.compatibility_date:
             metadata["compatibility_date"] = self.compatibility_date
+        metadata["bindings"] = [dict(binding) for binding in self.bindings]
+        if self.compatibility_flags:
+            metadata["compatibility_flags"] = list(self.compatibility_flags)
+        metadata["keep_bindings"] = list(KEEP_BINDING_TYPES)
         return metadata
-
-    def fingerprint(self) -> str:
-        """A digest of modules, entry point, compatibility and carried bindings."""
-        digest = hashlib.sha256(fingerprint(self.modules).encode())
-        settings = {
-            "main_module": self.main_module,
-            "compatibility_date": self.compatibility_date,
-            "compatibility_flags": sorted(self.compatibility_flags),
-            "bindings": sorted(
-                (json.dumps(dict(b), sort_keys=True) for b in self.bindings), key=str
-            ),
-        }
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -110,6 +94,123 @@ class DeployedWorker:
     compatibility_flags: tuple[str, ...]
     bindings: tuple[Mapping[str, Any], ...]  # non-secret bindings
     secrets: tuple[str, ...]  # names of secret bindings that are set
+
+
+DifferenceField = Literal[
+    "modules", "main_module", "compatibility_date", "compatibility_flags", "bindings"
+]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way a deployed Worker differs from the code that would be uploaded.
+
+    ``field`` is the part of the upload (``bind`` lists these); ``detail`` says it in a
+    sentence (``doctor`` and ``deploy`` show these).
+    """
+
+    field: DifferenceField
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def compare(wanted: WorkerCode, held: WorkerCode | DeployedWorker) -> list[Difference]:
+    """How ``held`` (read back from the API) differs from ``wanted`` ([] = nothing to upload).
+
+    Modules, compatibility date and flags must be equal (flags in any order); an answer that
+    does not name its entry module is not called different for it. Bindings are compared by
+    name, secrets never (an upload keeps them): see :func:`same_binding` for what the API may
+    add to a binding without it counting as a change.
+    """
+    found: list[Difference] = []
+    if fingerprint(wanted.modules) != fingerprint(held.modules):
+        found.append(Difference("modules", f"code differs from {wanted.source}"))
+    if held.main_module is not None and held.main_module != wanted.main_module:
+        found.append(
+            Difference(
+                "main_module",
+                f"entry module {held.main_module} (expected {wanted.main_module})",
+            )
+        )
+    if (wanted.compatibility_date or None) != (held.compatibility_date or None):
+        found.append(
+            Difference(
+                "compatibility_date",
+                f"compatibility_date {held.compatibility_date} "
+                f"(expected {wanted.compatibility_date})",
+            )
+        )
+    if sorted(wanted.compatibility_flags) != sorted(held.compatibility_flags):
+        found.append(
+            Difference(
+                "compatibility_flags",
+                f"compatibility_flags {_listed(held.compatibility_flags)} "
+                f"(expected {_listed(wanted.compatibility_flags)})",
+            )
+        )
+    have = {
+        str(b.get("name")): b for b in held.bindings if b.get("type") not in SECRET_BINDING_TYPES
+    }
+    want = {str(b.get("name")): b for b in wanted.bindings}
+    for name, binding in want.items():
+        if name not in have:
+            found.append(Difference("bindings", f"binding {name} missing"))
+        elif not same_binding(binding, have[name]):
+            found.append(Difference("bindings", f"binding {name} differs"))
+    found += [
+        Difference("bindings", f"binding {name} not expected") for name in have if name not in want
+    ]
+    return found
+
+
+#: Binding fields that hold the user's data: equal as a whole, nothing added or left out.
+EXACT_BINDING_FIELDS = frozenset({"json", "text"})
+
+
+def same_binding(wanted: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """Whether a binding read back from the API is the one we would upload.
+
+    The API may add fields (ids, defaults) and leave out empty ones (an outbound Worker with no
+    ``params``): objects may hold extra keys and an empty value we send may be absent. Lists
+    match item by item. The user's data (a ``json`` value, a ``text``) must be equal exactly,
+    so a route removed from the route table is a change.
+    """
+    return all(
+        _canonical(value) == _canonical(held.get(key))
+        if key in EXACT_BINDING_FIELDS
+        else _carries(value, held, key)
+        for key, value in wanted.items()
+    )
+
+
+def _carries(value: Any, held: Mapping[str, Any], key: str) -> bool:
+    if key not in held:
+        return value is None or value == [] or value == {}
+    return _matches(value, held[key])
+
+
+def _matches(wanted: Any, held: Any) -> bool:
+    if isinstance(wanted, Mapping):
+        return isinstance(held, Mapping) and all(
+            _carries(value, held, key) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list | tuple):
+        return (
+            isinstance(held, list | tuple)
+            and len(wanted) == len(held)
+            and all(_matches(w, h) for w, h in zip(wanted, held, strict=True))
+        )
+    return _canonical(wanted) == _canonical(held)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _listed(values: Sequence[str]) -> str:
+    return f"[{', '.join(values)}]"
 
 
 def is_not_found(exc: CloudflareAPIError, code: int) -> bool:

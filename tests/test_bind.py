@@ -16,7 +16,13 @@ import yaml
 
 from code24ctl.modules import Module
 from code24ctl.pacing import Pacer, RetryPolicy, retry_after_seconds
-from code24ctl.worker_source import parse_multipart
+from code24ctl.worker_source import (
+    DeployedWorker,
+    WorkerCode,
+    compare,
+    parse_multipart,
+    same_binding,
+)
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.multipart import build_multipart
 from tests.emulator.seeds import (
@@ -444,7 +450,6 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     assert json.loads(parts[3].data) == {
         "main_module": "index.js",
         "bindings": [],
-        "compatibility_flags": [],
         "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2025-06-01",
     }
@@ -648,3 +653,83 @@ def test_parse_multipart_keeps_binary_parts_byte_for_byte() -> None:
         Module("lib/add.wasm", wasm, "application/wasm"),
         Module('we"ird.txt', b"text", "text/plain"),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# The one comparator of what is deployed against what would be uploaded (bind and deploy)
+
+DISPATCH_BINDING = {
+    "type": "dispatch_namespace",
+    "name": "DISPATCHER",
+    "namespace": NS,
+    "outbound": {"worker": {"service": "outbound"}, "params": []},
+}
+
+
+def code(**change: Any) -> WorkerCode:
+    fields: dict[str, Any] = {
+        "source": "script source-worker",
+        "modules": (Module("index.js", b"export default {}", "application/javascript+module"),),
+        "main_module": "index.js",
+        "compatibility_date": "2025-06-01",
+        "compatibility_flags": ("nodejs_compat", "url_standard"),
+        "bindings": (DISPATCH_BINDING, {"type": "json", "name": "TABLE", "json": {"a": 1}}),
+    }
+    fields.update(change)
+    return WorkerCode(**fields)
+
+
+def test_same_binding_allows_what_the_api_adds_but_not_a_change_of_ours() -> None:
+    # The API reads an outbound Worker with no params back without the key, and may add fields.
+    read_back = {
+        "type": "dispatch_namespace",
+        "name": "DISPATCHER",
+        "namespace": NS,
+        "namespace_id": "0f1e",
+        "outbound": {"worker": {"service": "outbound", "environment": "production"}},
+    }
+    assert same_binding(DISPATCH_BINDING, read_back)
+    params = {"worker": {"service": "outbound"}, "params": [{"name": "worker"}]}
+    assert not same_binding(DISPATCH_BINDING, {**read_back, "outbound": params})
+    assert not same_binding(DISPATCH_BINDING, {**read_back, "namespace": "other"})
+    # A json value is the user's data: a key left in the deployed copy is a change.
+    wanted = {"type": "json", "name": "TABLE", "json": {"a": 1}}
+    assert same_binding(wanted, {**wanted, "id": "x"})
+    assert not same_binding(wanted, {**wanted, "json": {"a": 1, "removed": 2}})
+    assert not same_binding(wanted, {**wanted, "json": {"a": True}})
+
+
+def test_compare_names_each_difference_and_ignores_secrets_and_flag_order() -> None:
+    wanted = code()
+    secret = {"type": "secret_text", "name": "API_KEY"}
+    same = code(
+        compatibility_flags=("url_standard", "nodejs_compat"),
+        bindings=(*wanted.bindings, secret),
+    )
+    assert compare(wanted, same) == []
+    held = DeployedWorker(
+        modules=(Module("index.js", b"export default {} // old", "application/javascript+module"),),
+        main_module=None,  # an answer without cf-entrypoint: the entry is not called changed
+        compatibility_date="2024-01-01",
+        compatibility_flags=("nodejs_compat",),
+        bindings=(
+            {"type": "json", "name": "TABLE", "json": {"a": 2}},
+            {"type": "plain_text", "name": "OLD", "text": "x"},
+        ),
+        secrets=("API_KEY",),
+    )
+    found = compare(wanted, held)
+    assert [(d.field, d.detail) for d in found] == [
+        ("modules", "code differs from script source-worker"),
+        ("compatibility_date", "compatibility_date 2024-01-01 (expected 2025-06-01)"),
+        (
+            "compatibility_flags",
+            "compatibility_flags [nodejs_compat] (expected [nodejs_compat, url_standard])",
+        ),
+        ("bindings", "binding DISPATCHER missing"),
+        ("bindings", "binding TABLE differs"),
+        ("bindings", "binding OLD not expected"),
+    ]
+    assert compare(wanted, code(main_module="main.js"))[0].detail == (
+        "entry module main.js (expected index.js)"
+    )
