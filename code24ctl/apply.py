@@ -218,15 +218,11 @@ def run_apply(
         return fail("bind", exc.message, exc.hint or f"fix the error above, then {rerun}")
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
     if report.failed:
-        named = "; ".join(
-            f"{r.alias}: {r.error}" + (f" (API error {r.code})" if r.code is not None else "")
-            for r in report.failed
-        )
         hints = {r.hint for r in report.failed if r.hint}
         advice = f"{'; '.join(sorted(hints))}; then " if hints else "fix them, then "
         return fail(
             "bind",
-            f"{len(report.failed)} of {len(report.rows)} worker(s) failed to bind: {named}",
+            report.failure_summary(with_errors=True),
             f"{advice}rerun `{rerun}` (workers already bound are left unchanged)",
         )
     changed = report.changes

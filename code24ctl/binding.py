@@ -107,6 +107,22 @@ class BindReport(BaseModel):
         """How many aliases were (or would be) uploaded."""
         return sum(1 for row in self.rows if row.action not in ("unchanged", "failed"))
 
+    def failure_summary(self, *, with_errors: bool = False) -> str:
+        """``N of M worker(s) failed to bind: ...`` naming each failed alias (with its error
+        and API code when ``with_errors``); empty when none failed."""
+        failed = self.failed
+        if not failed:
+            return ""
+        if with_errors:
+            named = "; ".join(
+                f"{row.alias}: {row.error}"
+                + (f" (API error {row.code})" if row.code is not None else "")
+                for row in failed
+            )
+        else:
+            named = ", ".join(row.alias for row in failed)
+        return f"{len(failed)} of {len(self.rows)} worker(s) failed to bind: {named}"
+
 
 class UnbindRow(BaseModel):
     """The outcome of removing one Worker from the namespace."""

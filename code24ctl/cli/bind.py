@@ -158,8 +158,7 @@ def _fail_if_any(report: BindReport) -> None:
     if failed:
         codes = sorted({row.code for row in failed if row.code is not None})
         raise CloudflareAPIError(
-            f"{len(failed)} of {len(report.rows)} worker(s) failed to bind: "
-            + ", ".join(row.alias for row in failed),
+            report.failure_summary(),
             code=codes[0] if len(codes) == 1 else None,
             hint="fix what the messages above say, then rerun `code24ctl bind`: "
             "workers already bound are left unchanged",
