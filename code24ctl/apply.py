@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from code24ctl.binding import BindReport, bind_workers, plan_bind
 from code24ctl.config import ResolvedConfig
+from code24ctl.deploy import DeployResult, plan_deploy, run_deploy
 from code24ctl.errors import EXIT_API, Code24Error
+from code24ctl.namespaces import create_namespace, find_namespace
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
-
-    from code24ctl.binding import BindReport
-    from code24ctl.deploy import DeployResult
 
 StepName = Literal["namespace", "bind", "deploy"]
 STEPS: tuple[StepName, ...] = ("namespace", "bind", "deploy")
@@ -42,6 +42,9 @@ class ApplyPlan(BaseModel):
     namespace: str
     dispatcher: str
     steps: list[PlanStep]
+    # What the steps read, so running the plan does not read it all again (never serialized).
+    _bind: BindReport | None = PrivateAttr(default=None)
+    _deploy: DeployResult | None = PrivateAttr(default=None)
 
     @property
     def has_changes(self) -> bool:
@@ -95,11 +98,11 @@ def plan_apply(
     force: bool = False,
     concurrency: int = 4,
 ) -> ApplyPlan:
-    """What apply would create or change, step by step, from reads only."""
-    from code24ctl.binding import plan_bind
-    from code24ctl.deploy import plan_deploy
-    from code24ctl.namespaces import find_namespace
+    """What apply would create or change, step by step, from reads only.
 
+    The plan keeps what it read (each Worker's code, the dispatcher's state), so
+    :func:`run_apply` of this plan writes without reading it all again.
+    """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
     exists = find_namespace(client, account_id, namespace) is not None
@@ -108,16 +111,17 @@ def plan_apply(
         changes=[] if exists else [f"create dispatch namespace {namespace}"],
         unchanged=[f"dispatch namespace {namespace} exists"] if exists else [],
     )
-    bind = plan_bind(
-        client, account_id, resolved, concurrency=concurrency, require_namespace_exists=False
-    )
+    bind = plan_bind(client, account_id, resolved, concurrency=concurrency, namespace_exists=exists)
     deploy = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
-    return ApplyPlan(
+    plan = ApplyPlan(
         environment=resolved.env_name,
         namespace=namespace,
         dispatcher=resolved.dispatcher(),
         steps=[namespace_step, _bind_step(bind), _deploy_step(deploy)],
     )
+    plan._bind = bind
+    plan._deploy = deploy
+    return plan
 
 
 def _bind_step(report: BindReport) -> PlanStep:
@@ -180,9 +184,6 @@ def run_apply(
     Never raises for a failing step: the result says which step failed, why, and what to do
     next (:func:`failure` turns that into the error to exit with).
     """
-    from code24ctl.binding import bind_workers
-    from code24ctl.deploy import run_deploy
-    from code24ctl.namespaces import create_namespace
 
     env = resolved.env_name
     rerun = f"code24ctl apply --env {env}"
@@ -213,7 +214,10 @@ def run_apply(
         record("namespace", "unchanged", f"dispatch namespace {plan.namespace} exists")
 
     try:
-        report = bind_workers(client, account_id, resolved, concurrency=concurrency)
+        # The plan's downloads are uploaded as they are: nothing is read twice.
+        report = bind_workers(
+            client, account_id, resolved, concurrency=concurrency, plan=plan._bind
+        )
     except Code24Error as exc:
         return fail("bind", exc.message, exc.hint or f"fix the error above, then {rerun}")
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
@@ -234,7 +238,7 @@ def run_apply(
     )
 
     try:
-        deployed = run_deploy(client, account_id, resolved, force=force)
+        deployed = run_deploy(client, account_id, resolved, force=force, plan=plan._deploy)
     except Code24Error as exc:
         hint = exc.hint or "fix the error above"
         if "--force" in hint:

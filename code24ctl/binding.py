@@ -25,13 +25,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import sdk_files
-from code24ctl.namespaces import find_namespace, list_namespace_scripts, require_namespace
+from code24ctl.namespaces import (
+    find_namespace,
+    list_namespace_scripts,
+    require_namespace,
+)
 from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
 from code24ctl.worker_source import (
     DeployedWorker,
@@ -90,6 +94,9 @@ class BindReport(BaseModel):
     dry_run: bool
     rows: list[BindRow]
     api: ApiUsage = Field(default_factory=ApiUsage)
+    # A plan's downloaded code for each alias it would upload (never serialized): carrying the
+    # plan out uploads it instead of downloading everything again.
+    _codes: dict[str, WorkerCode] = PrivateAttr(default_factory=dict)
 
     @property
     def failed(self) -> list[BindRow]:
@@ -184,11 +191,14 @@ def plan_bind(
     policy: RetryPolicy | None = None,
     on_row: RowCallback | None = None,
     require_namespace_exists: bool = True,
+    namespace_exists: bool | None = None,
 ) -> BindReport:
     """What :func:`bind_workers` would do, reading only (``would-create`` / ``would-update``).
 
     With ``require_namespace_exists=False`` a missing namespace plans every alias as
     ``would-create`` (``apply`` plans the bind before it creates the namespace).
+    ``namespace_exists`` is for a caller that has just looked the namespace up: it is not
+    looked up again (False: every alias is a ``would-create``, without a call).
     """
     return bind_workers(
         client,
@@ -201,6 +211,7 @@ def plan_bind(
         policy=policy,
         on_row=on_row,
         require_namespace_exists=require_namespace_exists,
+        namespace_exists=namespace_exists,
     )
 
 
@@ -216,6 +227,8 @@ def bind_workers(
     policy: RetryPolicy | None = None,
     on_row: RowCallback | None = None,
     require_namespace_exists: bool = True,
+    namespace_exists: bool | None = None,
+    plan: BindReport | None = None,
 ) -> BindReport:
     """Upload the selected aliases into the environment's namespace; never raises per alias.
 
@@ -223,34 +236,72 @@ def bind_workers(
     :class:`CloudflareAPIError` (code 100119) when the namespace does not exist. Per-alias
     failures become ``failed`` rows carrying the API code and a hint. ``on_row`` is called (from
     a worker thread) as each alias finishes, for progress displays.
+
+    ``plan`` (a report from :func:`plan_bind`) carries that plan out instead of reading again:
+    its aliases, uploading the code it downloaded for each ``would-create`` / ``would-update``
+    row, leaving its ``unchanged`` rows alone, and doing its ``failed`` rows from the start.
+    The caller has made sure the namespace exists (it is neither checked nor listed).
     """
-    selected = select_aliases(resolved, aliases)
+    if plan is not None and dry_run:
+        raise ValueError("plan_bind is the dry run of a plan; carrying one out writes")
+    selected = [row.alias for row in plan.rows] if plan else select_aliases(resolved, aliases)
     namespace = resolved.namespace()
     workers = _concurrency(concurrency)
     with _paced(client, pacer, policy) as (api, used):
         before = _snapshot(used.stats)
-        existing = _existing_scripts(
-            api, account_id, namespace, resolved.env_name, require_namespace_exists
-        )
+        if plan is None:
+            existing = _existing_scripts(
+                api,
+                account_id,
+                namespace,
+                resolved.env_name,
+                required=require_namespace_exists,
+                known=namespace_exists,
+            )
+        planned = {row.alias: row for row in plan.rows} if plan else {}
 
-        def one(alias: str) -> BindRow:
-            row = _bind_one(api, account_id, resolved, namespace, alias, alias in existing, dry_run)
+        def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
+            row = planned.get(alias)
+            code = plan._codes.get(alias) if plan else None
+            if row is not None and row.action == "unchanged":
+                done: tuple[BindRow, WorkerCode | None] = (row.model_copy(), None)
+            elif row is not None and code is not None:
+                done = (_upload_planned(api, account_id, namespace, row, code), None)
+            else:
+                # Not planned, or failed in the plan (perhaps a passing error): read it all. A
+                # plan's failed row may have been bound meanwhile, so its copy is read too.
+                there = alias in existing if plan is None else True
+                done = _bind_one(api, account_id, resolved, namespace, alias, there, dry_run)
             if on_row is not None:
-                on_row(row)
-            return row
+                on_row(done[0])
+            return done
 
-        rows = _run_all(one, selected, workers)
+        results = _run_all(one, selected, workers)
         usage = _usage(before, used.stats)
-    return BindReport(namespace=namespace, dry_run=dry_run, rows=rows, api=usage)
+    report = BindReport(
+        namespace=namespace, dry_run=dry_run, rows=[row for row, _ in results], api=usage
+    )
+    if dry_run:
+        report._codes = {row.alias: code for row, code in results if code is not None}
+    return report
 
 
 def _existing_scripts(
-    client: Cloudflare, account_id: str, namespace: str, env_name: str, required: bool
+    client: Cloudflare,
+    account_id: str,
+    namespace: str,
+    env_name: str,
+    *,
+    required: bool,
+    known: bool | None,
 ) -> set[str]:
-    if required:
-        require_namespace(client, account_id, namespace, env_name)
-    elif find_namespace(client, account_id, namespace) is None:
-        return set()
+    if known is False:
+        return set()  # the caller will create it
+    if known is None:
+        if required:
+            require_namespace(client, account_id, namespace, env_name)
+        elif find_namespace(client, account_id, namespace) is None:
+            return set()
     return bound_names(client, account_id, namespace, env_name)
 
 
@@ -262,47 +313,54 @@ def _bind_one(
     alias: str,
     exists: bool,
     dry_run: bool,
-) -> BindRow:
+) -> tuple[BindRow, WorkerCode | None]:
+    """Read one alias, compare, and unless ``dry_run`` upload; the code is returned with a
+    ``would-create`` / ``would-update`` row, so carrying the plan out needs no second read."""
     source = resolved.config.workers[alias].source
     try:
         code = load_worker_code(client, account_id, resolved, alias)
         source = code.source
         deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
-        secrets_set = set(deployed.secrets) if deployed else set()
-        to_set = [name for name in code.secrets if name not in secrets_set]
-        if deployed is None:
-            action: BindAction = "would-create" if dry_run else "created"
-            changes: list[str] = []
-        else:
-            changes = differences(code, deployed)
-            if not changes:
-                return BindRow(
-                    alias=alias,
-                    action="unchanged",
-                    source=source,
-                    secrets_to_set=to_set,
-                    dropped_bindings=list(code.dropped),
-                )
-            action = "would-update" if dry_run else "updated"
-        if not dry_run:
-            upload_worker(client, account_id, namespace, alias, code)
-        return BindRow(
-            alias=alias,
-            action=action,
-            source=source,
-            secrets_to_set=to_set,
-            changes=changes,
-            dropped_bindings=list(code.dropped),
-        )
     except Code24Error as exc:
-        return BindRow(
-            alias=alias,
-            action="failed",
-            source=source,
-            error=exc.message,
-            code=exc.code if isinstance(exc, CloudflareAPIError) else None,
-            hint=exc.hint,
-        )
+        return _failed(alias, source, exc), None
+    secrets_set = set(deployed.secrets) if deployed else set()
+    row = BindRow(
+        alias=alias,
+        action="would-create" if deployed is None else "would-update",
+        source=source,
+        secrets_to_set=[name for name in code.secrets if name not in secrets_set],
+        changes=differences(code, deployed) if deployed is not None else [],
+        dropped_bindings=list(code.dropped),
+    )
+    if deployed is not None and not row.changes:
+        row.action = "unchanged"
+        return row, None
+    if dry_run:
+        return row, code
+    return _upload_planned(client, account_id, namespace, row, code), None
+
+
+def _upload_planned(
+    client: Cloudflare, account_id: str, namespace: str, row: BindRow, code: WorkerCode
+) -> BindRow:
+    """Carry out a ``would-create`` / ``would-update`` row (a failure is a ``failed`` row)."""
+    try:
+        upload_worker(client, account_id, namespace, row.alias, code)
+    except Code24Error as exc:
+        return _failed(row.alias, row.source, exc)
+    action: BindAction = "created" if row.action == "would-create" else "updated"
+    return row.model_copy(update={"action": action})
+
+
+def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
+    return BindRow(
+        alias=alias,
+        action="failed",
+        source=source,
+        error=exc.message,
+        code=exc.code if isinstance(exc, CloudflareAPIError) else None,
+        hint=exc.hint,
+    )
 
 
 def _read_deployed(

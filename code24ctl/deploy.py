@@ -410,10 +410,13 @@ def run_deploy(
     *,
     dry_run: bool = False,
     force: bool = False,
+    plan: DeployResult | None = None,
 ) -> DeployResult:
     """Deploy the dispatcher and its routes (or, with ``dry_run``, only say what would happen).
 
     A real run with route conflicts raises before writing anything; a dry run returns them.
+    ``plan`` (from :func:`plan_deploy`, made with the same ``force``) is carried out as it
+    stands instead of reading everything again; the caller has made sure the namespace exists.
     """
     if dry_run:
         # A dry run previews a new environment too: say the namespace is missing, but still
@@ -422,7 +425,8 @@ def run_deploy(
         preview = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
         preview.namespace_exists = exists
         return preview
-    plan = plan_deploy(client, account_id, resolved, force=force)
+    if plan is None:
+        plan = plan_deploy(client, account_id, resolved, force=force)
     if plan.conflicts:
         raise conflict_error(plan)
     result = plan.model_copy(deep=True)

@@ -128,6 +128,58 @@ def test_a_second_apply_changes_nothing_and_needs_no_confirmation(
     )
 
 
+def worker_reads(state: EmulatorState, account_id: str) -> dict[str, list[str]]:
+    """Each alias's reads: its source Worker's (content, settings) and its namespace copy's."""
+    base = f"/accounts/{account_id}/workers"
+    reads: dict[str, list[str]] = {alias: [] for alias in ALIASES}
+    for alias, script in SCRIPTS.items():
+        for request in state.requests(method="GET"):
+            if request.path.startswith(f"{base}/scripts/{script}/"):
+                reads[alias].append("source " + request.path.rsplit("/", 1)[1])
+            elif request.path.startswith(
+                f"{base}/dispatch/namespaces/{NAMESPACE}/scripts/{alias}/"
+            ):
+                reads[alias].append("copy " + request.path.rsplit("/", 1)[1])
+    return reads
+
+
+def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    account = cf_seed.account_id
+    namespace_path = f"/accounts/{account}/workers/dispatch/namespaces/{NAMESPACE}"
+
+    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
+
+    # New namespace: nothing to read back from it, each source is read once, then uploaded.
+    assert worker_reads(cf_state, account) == {
+        alias: ["source v2", "source settings"] for alias in ALIASES
+    }
+    # Looked up by the plan, and again by the step that creates it.
+    assert [r.path for r in cf_state.requests(method="GET") if r.path == namespace_path] == [
+        namespace_path,
+        namespace_path,
+    ]
+    dispatcher_reads = cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}")
+    assert dispatcher_reads == []  # not deployed: the missing KV made it an upload unread
+    cf_state.clear_requests()
+
+    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
+
+    both = ["source v2", "source settings", "copy content", "copy settings"]
+    assert {alias: sorted(reads) for alias, reads in worker_reads(cf_state, account).items()} == {
+        alias: sorted(both) for alias in ALIASES
+    }
+    # One listing, then each copy's content and settings: 1 + 2 * 5.
+    assert len(cf_state.requests(method="GET", path_contains=f"{namespace_path}/scripts")) == 11
+    assert [r.path for r in cf_state.requests(method="GET") if r.path == namespace_path] == [
+        namespace_path,
+        namespace_path,
+    ]
+    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 2
+    assert writes(cf_state) == []
+
+
 def test_without_a_terminal_and_without_yes_it_refuses_and_writes_nothing(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
 ) -> None:
