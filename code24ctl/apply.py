@@ -73,6 +73,8 @@ class ApplyResult(BaseModel):
     error: str | None = None
     next: str | None = None
     secrets_to_set: dict[str, list[str]] = Field(default_factory=dict)
+    # The exit status of the failed step (not serialized: the process exits with it).
+    _exit_code: int = PrivateAttr(default=EXIT_API)
 
 
 class ApplyFailed(Code24Error):
@@ -195,19 +197,25 @@ def run_apply(
         if on_step is not None:
             on_step(outcome)
 
-    def fail(step: StepName, error: str, next_step: str) -> ApplyResult:
+    def fail(step: StepName, error: str, next_step: str, exit_code: int = EXIT_API) -> ApplyResult:
         record(step, "failed", error)
         for later in STEPS[STEPS.index(step) + 1 :]:
             record(later, "not run", f"{step} failed")
         result.ok = False
         result.error = error
         result.next = next_step
+        result._exit_code = exit_code
         return result
 
     try:
         created = create_namespace(client, account_id, plan.namespace)
     except Code24Error as exc:
-        return fail("namespace", exc.message, exc.hint or f"fix the error above, then {rerun}")
+        return fail(
+            "namespace",
+            exc.message,
+            exc.hint or f"fix the error above, then {rerun}",
+            exc.exit_code,
+        )
     if created.created:
         record("namespace", "done", f"created dispatch namespace {plan.namespace}")
     else:
@@ -219,7 +227,12 @@ def run_apply(
             client, account_id, resolved, concurrency=concurrency, plan=plan._bind
         )
     except Code24Error as exc:
-        return fail("bind", exc.message, exc.hint or f"fix the error above, then {rerun}")
+        return fail(
+            "bind",
+            exc.message,
+            exc.hint or f"fix the error above, then {rerun}",
+            exc.exit_code,
+        )
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
     if report.failed:
         hints = {r.hint for r in report.failed if r.hint}
@@ -245,7 +258,7 @@ def run_apply(
             hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         else:
             hint = f"{hint}; then rerun `{rerun}`"
-        return fail("deploy", exc.message, hint)
+        return fail("deploy", exc.message, hint, exc.exit_code)
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
     status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
@@ -260,6 +273,14 @@ def run_apply(
 
 
 def failure(result: ApplyResult) -> ApplyFailed:
-    """The error a failed apply exits with (exit 3), naming the step and what to do next."""
+    """The error a failed apply exits with, naming the step and what to do next.
+
+    Exit 3 for the API or the network (and for workers that failed to bind, as ``bind``
+    exits), 2 when the step failed on a usage or config error.
+    """
     failed = next(s for s in result.steps if s.status == "failed")
-    return ApplyFailed(f"apply stopped at step {failed.step}: {result.error}", hint=result.next)
+    return ApplyFailed(
+        f"apply stopped at step {failed.step}: {result.error}",
+        hint=result.next,
+        exit_code=result._exit_code,
+    )

@@ -35,7 +35,6 @@ METADATA_BINDING = "METADATA"
 ROUTE_TABLE_BINDING = "ROUTE_TABLE"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
-# Kept from the previous upload, so a secret set on the dispatcher survives a deploy.
 
 RouteAction = Literal["create", "unchanged", "update", "conflict"]
 KVAction = Literal["found", "created", "would create"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tests.conftest import RunCli
+from code24ctl.apply import failure, plan_apply, run_apply
+from code24ctl.config import resolve_config
+from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.test_deploy import (
@@ -21,6 +23,9 @@ from tests.test_deploy import (
     write_config,
     writes,
 )
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
 
 ALIASES = (
     "competitive-analysis",
@@ -311,3 +316,29 @@ def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> N
     assert result.exit_code == 3
     assert "cannot reach the Cloudflare API" in result.stderr
     assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
+
+
+def test_a_step_failing_on_a_usage_error_exits_2_and_an_api_failure_3(
+    cf_client: Cloudflare, cf_seed: Code24Seed, cf_state: EmulatorState
+) -> None:
+    resolved = resolve_config(REPO_CONFIG, "staging")
+    plan = plan_apply(cf_client, cf_seed.account_id, resolved)
+
+    result = run_apply(cf_client, cf_seed.account_id, resolved, plan, concurrency=0)
+
+    assert [(s.step, s.status) for s in result.steps] == [
+        ("namespace", "done"),
+        ("bind", "failed"),
+        ("deploy", "not run"),
+    ]
+    error = failure(result)
+    assert (error.exit_code, error.message) == (
+        2,
+        "apply stopped at step bind: --concurrency must be between 1 and 32, not 0",
+    )
+
+    cf_state.fail_next(1, status=403, path_contains="/storage/kv/namespaces")
+    again = run_apply(cf_client, cf_seed.account_id, resolved, plan)
+
+    assert [(s.step, s.status) for s in again.steps][-1] == ("deploy", "failed")
+    assert failure(again).exit_code == 3
