@@ -244,7 +244,10 @@ def bind_workers(
     """
     if plan is not None and dry_run:
         raise ValueError("plan_bind is the dry run of a plan; carrying one out writes")
-    selected = [row.alias for row in plan.rows] if plan else select_aliases(resolved, aliases)
+    if plan is not None:
+        selected = [row.alias for row in plan.rows]
+    else:
+        selected = select_aliases(resolved, aliases)
     namespace = resolved.namespace()
     workers = _concurrency(concurrency)
     with _paced(client, pacer, policy) as (api, used):
@@ -258,11 +261,11 @@ def bind_workers(
                 required=require_namespace_exists,
                 known=namespace_exists,
             )
-        planned = {row.alias: row for row in plan.rows} if plan else {}
+        planned = {row.alias: row for row in plan.rows} if plan is not None else {}
 
         def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
             row = planned.get(alias)
-            code = plan._codes.get(alias) if plan else None
+            code = plan._codes.get(alias) if plan is not None else None
             if row is not None and row.action == "unchanged":
                 done: tuple[BindRow, WorkerCode | None] = (row.model_copy(), None)
             elif row is not None and code is not None:
