@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
+from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import sdk_files
@@ -41,7 +41,6 @@ from code24ctl.worker_source import (
     DeployedWorker,
     WorkerCode,
     compare,
-    is_not_found,
     load_worker_code,
     read_namespace_worker,
 )

@@ -89,6 +89,14 @@ def make_client(
     )
 
 
+def is_not_found(exc: CloudflareAPIError, code: int) -> bool:
+    """Whether ``exc`` says the thing is missing: the API's ``code`` for it, or a bare 404.
+
+    A 404 that carries another API code is another error and is not swallowed.
+    """
+    return exc.code == code or (exc.status == 404 and exc.code is None)
+
+
 @contextmanager
 def api_call(action: str) -> Iterator[None]:
     """Translate SDK and network failures inside the block into our error tree.

@@ -18,13 +18,14 @@ from code24ctl.cloudflare_api import (
     KV_TITLE_EXISTS,
     SCRIPT_NOT_FOUND,
     api_call,
+    is_not_found,
 )
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError
 from code24ctl.modules import Module, content_type_for, sdk_files
 from code24ctl.namespaces import find_namespace, require_namespace
-from code24ctl.worker_source import WorkerCode, compare, download_account_worker, is_not_found
+from code24ctl.worker_source import WorkerCode, compare, download_account_worker
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare

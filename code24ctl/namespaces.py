@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call
+from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call, is_not_found
 from code24ctl.config import WORKER_NAME_RE
 from code24ctl.errors import CloudflareAPIError, UsageError
 
@@ -106,7 +106,7 @@ def find_namespace(client: Cloudflare, account_id: str, name: str) -> NamespaceI
     try:
         return get_namespace(client, account_id, name)
     except CloudflareAPIError as exc:
-        if exc.code == NAMESPACE_NOT_FOUND or exc.status == 404:
+        if is_not_found(exc, NAMESPACE_NOT_FOUND):
             return None
         raise
 

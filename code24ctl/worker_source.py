@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call
+from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.modules import (
     CONTENT_TYPES,
@@ -211,15 +211,6 @@ def _canonical(value: Any) -> str:
 
 def _listed(values: Sequence[str]) -> str:
     return f"[{', '.join(values)}]"
-
-
-def is_not_found(exc: CloudflareAPIError, code: int) -> bool:
-    """Whether ``exc`` says the thing is missing: the API's ``code`` for it, or a bare 404.
-
-    A 404 that carries another API code is another error and is not swallowed.
-    """
-    # Belongs in cloudflare_api (namespaces.find_namespace has its own copy); here until then.
-    return exc.code == code or (exc.status == 404 and exc.code is None)
 
 
 def split_bindings(
