@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from pydantic import BaseModel, Field, PrivateAttr
 
 from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call, is_not_found
-from code24ctl.config import WORKER_NAME_RE
+from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.modules import sdk_files
 from code24ctl.namespaces import (
@@ -453,13 +453,7 @@ def unbind_workers(
 
 def check_worker_names(names: Sequence[str]) -> list[str]:
     """Refuse (exit 2) names that cannot be Worker names, before any API call."""
-    bad = [name for name in names if not WORKER_NAME_RE.match(name)]
-    if bad:
-        raise UsageError(
-            f"not a valid Worker name: {', '.join(bad)}",
-            hint="lowercase letters, digits, '-' and '_', at most 63 characters",
-        )
-    return list(names)
+    return check_names(names, "Worker name")
 
 
 def bound_names(

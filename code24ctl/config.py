@@ -15,7 +15,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,13 +50,24 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MIB = 1024 * 1024
 
 
+WORKER_NAME_RULE = "lowercase letters, digits, '-' and '_', at most 63 characters"
+
+
 def _worker_name(value: str) -> str:
     if not WORKER_NAME_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid Worker name "
-            "(lowercase letters, digits, '-' and '_', at most 63 characters)"
-        )
+        raise ValueError(f"{value!r} is not a valid Worker name ({WORKER_NAME_RULE})")
     return value
+
+
+def check_names(names: Sequence[str], what: str = "Worker name") -> list[str]:
+    """Refuse (exit 2) names the API would reject, before any call uses them in a path.
+
+    Workers and dispatch namespaces share Cloudflare's naming rule.
+    """
+    bad = [name for name in names if not WORKER_NAME_RE.match(name)]
+    if bad:
+        raise UsageError(f"not a valid {what}: {', '.join(bad)}", hint=WORKER_NAME_RULE)
+    return list(names)
 
 
 def _url_path(value: str) -> str:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call, is_not_found
-from code24ctl.config import WORKER_NAME_RE
-from code24ctl.errors import CloudflareAPIError, UsageError
+from code24ctl.config import check_names
+from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -125,12 +125,7 @@ def get_namespace(client: Cloudflare, account_id: str, name: str) -> NamespaceIn
 
 def check_namespace_name(name: str) -> str:
     """Refuse a name the API would reject (or that would change the request path)."""
-    if not WORKER_NAME_RE.match(name):
-        raise UsageError(
-            f"{name!r} is not a valid dispatch namespace name",
-            hint="lowercase letters, digits, '-' and '_', at most 63 characters",
-        )
-    return name
+    return check_names([name], "dispatch namespace name")[0]
 
 
 def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> NamespaceInfo:

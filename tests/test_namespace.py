@@ -169,7 +169,7 @@ def test_names_that_the_api_would_reject_are_exit_2(
     ):
         result = run_cli(*args, env=cf_env)
         assert result.exit_code == 2, args
-        assert "is not a valid dispatch namespace name" in result.stderr
+        assert "error: not a valid dispatch namespace name: " in result.stderr
     assert _writes(cf_state) == []
     assert cf_state.requests() == []
 
