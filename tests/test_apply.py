@@ -11,43 +11,30 @@ from code24ctl.config import resolve_config
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.test_deploy import (
+from tests.helpers import (
+    ALIASES,
     API_PATTERN,
     DISPATCHER,
     ELITE_PATTERN,
     KV_TITLE,
     NAMESPACE,
+    STAGING_SCRIPTS,
     add_other_worker,
-    closed_port,
     route_owners,
     write_config,
     writes,
 )
+from tests.probe_servers import refused_port
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
-
-ALIASES = (
-    "competitive-analysis",
-    "market-research",
-    "brand-worker",
-    "designer-worker",
-    "developer-worker",
-)
-SCRIPTS = {
-    "competitive-analysis": "competitive-analysis-worker-staging",
-    "market-research": "market-research-worker-staging",
-    "brand-worker": "brand-worker-staging",
-    "designer-worker": "designer-worker-staging",
-    "developer-worker": "advanced-developer-worker-staging",
-}
 
 FULL_PLAN = [
     "plan for staging:",
     "  1. namespace:",
     f"       + create dispatch namespace {NAMESPACE}",
     "  2. bind:",
-    *[f"       + create worker {alias} (script {SCRIPTS[alias]})" for alias in ALIASES],
+    *[f"       + create worker {alias} (script {STAGING_SCRIPTS[alias]})" for alias in ALIASES],
     "  3. deploy:",
     f"       + create KV namespace {KV_TITLE}",
     f"       + upload dispatcher {DISPATCHER}",
@@ -137,7 +124,7 @@ def worker_reads(state: EmulatorState, account_id: str) -> dict[str, list[str]]:
     """Each alias's reads: its source Worker's (content, settings) and its namespace copy's."""
     base = f"/accounts/{account_id}/workers"
     reads: dict[str, list[str]] = {alias: [] for alias in ALIASES}
-    for alias, script in SCRIPTS.items():
+    for alias, script in STAGING_SCRIPTS.items():
         for request in state.requests(method="GET"):
             if request.path.startswith(f"{base}/scripts/{script}/"):
                 reads[alias].append("source " + request.path.rsplit("/", 1)[1])
@@ -309,9 +296,9 @@ def test_missing_token_is_exit_2_without_any_call(
 
 
 def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:
-    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
-
-    result = run_cli("apply", "--env", "staging", "--yes", env=env)
+    with refused_port() as port:
+        env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{port}/client/v4")
+        result = run_cli("apply", "--env", "staging", "--yes", env=env)
 
     assert result.exit_code == 3
     assert "cannot reach the Cloudflare API" in result.stderr

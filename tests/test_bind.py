@@ -7,12 +7,10 @@ import email.utils
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from code24ctl.modules import Module
 from code24ctl.pacing import Pacer, RetryPolicy, retry_after_seconds
@@ -33,23 +31,9 @@ from tests.emulator.seeds import (
     Code24Seed,
 )
 from tests.emulator.state import EmulatorState
+from tests.helpers import ALIASES, NAMESPACE, STAGING_SCRIPTS, write_config, writes
 
-NS = "code24-workers-staging"
-ALIASES = ["competitive-analysis", "market-research", "brand-worker", "designer-worker",
-           "developer-worker"]  # fmt: skip
-SOURCES = {
-    "competitive-analysis": "script competitive-analysis-worker-staging",
-    "market-research": "script market-research-worker-staging",
-    "brand-worker": "script brand-worker-staging",
-    "designer-worker": "script designer-worker-staging",
-    "developer-worker": "script advanced-developer-worker-staging",
-}
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-SCRIPTS = f"/accounts/{ACCOUNT_ID}/workers/dispatch/namespaces/{NS}/scripts"
-
-
-def writes(state: EmulatorState) -> list[str]:
-    return [f"{r.method} {r.path}" for r in state.requests() if r.method in WRITE_METHODS]
+SCRIPTS = f"/accounts/{ACCOUNT_ID}/workers/dispatch/namespaces/{NAMESPACE}/scripts"
 
 
 def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -57,7 +41,7 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
     base: dict[str, Any] = {
         "alias": alias,
         "action": action,
-        "source": SOURCES.get(alias, ""),
+        "source": f"script {STAGING_SCRIPTS[alias]}" if alias in STAGING_SCRIPTS else "",
         "secrets_to_set": secrets or [],
         "error": None,
         "code": None,
@@ -69,14 +53,6 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
     return base
 
 
-def write_config(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
-    change(data)
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> list[Any]:
     result = run_cli("bind", "--env", "staging", "--json", *args, env=env, **kw)
     assert result.exit_code == 0, result.stderr
@@ -86,8 +62,8 @@ def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> li
 
 @pytest.fixture
 def namespace(cf_state: EmulatorState, cf_seed: Code24Seed) -> str:
-    cf_state.add_namespace(cf_seed.account_id, NS)
-    return NS
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    return NAMESPACE
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +80,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
         row(alias, "created", [MULTI_MODULE_SECRET] if alias == "developer-worker" else [])
         for alias in ALIASES
     ]
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == sorted(ALIASES)
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
 
     uploads = cf_state.requests(method="PUT", path_contains="/scripts/developer-worker")
     assert len(uploads) == 1
@@ -137,7 +113,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
     # The secret's value can never be read back, so it is in no request we sent.
     for record in cf_state.requests():
         assert MULTI_MODULE_SECRET_VALUE.encode() not in record.body
-    copied = cf_state.namespace_script(cf_seed.account_id, NS, "developer-worker")
+    copied = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "developer-worker")
     assert copied is not None
     assert copied.secret_names == []
     assert copied.main_module == "index.js"
@@ -165,7 +141,7 @@ def test_bind_human_output_lists_the_secrets_still_to_set(
          "OPENAI_API_KEY"],
     ]  # fmt: skip
     assert result.stderr == (
-        f"5 created in dispatch namespace {NS}\n"
+        f"5 created in dispatch namespace {NAMESPACE}\n"
         "secrets still to set (their values cannot be copied):\n"
         "  code24ctl secret put developer-worker OPENAI_API_KEY --env staging\n"
     )
@@ -193,10 +169,11 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
     )  # fmt: skip
     assert put.exit_code == 0, put.stderr
     assert (
-        put.stdout == f"set secret OPENAI_API_KEY on developer-worker in dispatch namespace {NS}\n"
+        put.stdout
+        == f"set secret OPENAI_API_KEY on developer-worker in dispatch namespace {NAMESPACE}\n"
     )
     assert value not in put.output
-    copied = cf_state.namespace_script(cf_seed.account_id, NS, "developer-worker")
+    copied = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "developer-worker")
     assert copied is not None
     assert copied.secrets == {MULTI_MODULE_SECRET: value}
 
@@ -226,7 +203,7 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
         for alias in ALIASES
     ]
     assert writes(cf_state) == [f"PUT {SCRIPTS}/developer-worker"]
-    copied = cf_state.namespace_script(cf_seed.account_id, NS, "developer-worker")
+    copied = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "developer-worker")
     assert copied is not None
     assert copied.secrets == {MULTI_MODULE_SECRET: value}
     assert copied.modules["lib/render.js"].content == modules["lib/render.js"][0]
@@ -242,7 +219,7 @@ def test_dry_run_writes_nothing(
         for alias in ALIASES
     ]
     assert writes(cf_state) == []
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == []
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == []
 
     bind_json(run_cli, cf_env)
     cf_state.add_account_script(
@@ -256,7 +233,7 @@ def test_dry_run_writes_nothing(
     result = run_cli("bind", "--env", "staging", "--dry-run", env=cf_env)
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NS}"
+        f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NAMESPACE}"
     )
     assert writes(cf_state) == []
 
@@ -268,13 +245,13 @@ def test_bind_before_the_namespace_exists_is_one_preflight_failure(
     assert result.exit_code == 3
     assert result.stdout == ""
     assert result.stderr == (
-        f"error: dispatch namespace {NS} does not exist on this account "
+        f"error: dispatch namespace {NAMESPACE} does not exist on this account "
         "(Cloudflare API error 100119)\n"
         "  hint: run `code24ctl namespace create --env staging` first "
         "(or `code24ctl apply --env staging` for every step)\n"
     )
     assert [f"{r.method} {r.path}" for r in cf_state.requests()] == [
-        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NS}"
+        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NAMESPACE}"
     ]
 
 
@@ -298,7 +275,7 @@ def test_bind_named_aliases_only(
 ) -> None:  # fmt: skip
     rows = bind_json(run_cli, cf_env, "market-research", "brand-worker", "market-research")
     assert rows == [row("market-research", "created"), row("brand-worker", "created")]
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == [
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == [
         "brand-worker", "market-research",
     ]  # fmt: skip
 
@@ -347,9 +324,9 @@ def test_bind_finishes_when_30_percent_of_calls_answer_429_or_html_503(
     faults = cf_state.counters()["faults"]
     assert faults["429"] > 0
     assert faults["html503"] > 0
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == sorted(ALIASES)
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
     # Each module copied intact despite the retries.
-    copied = cf_state.namespace_script(cf_seed.account_id, NS, "developer-worker")
+    copied = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "developer-worker")
     source = cf_state.account_script(cf_seed.account_id, MULTI_MODULE_SCRIPT)
     assert copied is not None and source is not None
     assert {n: m.content for n, m in copied.modules.items()} == {
@@ -390,7 +367,7 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
         "  hint: fix what the messages above say, then rerun `code24ctl bind`: workers already "
         "bound are left unchanged\n"
     )
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == sorted(
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"designer-worker"}
     )
 
@@ -505,12 +482,12 @@ def test_unbind_asks_and_refuses_without_a_terminal(
     assert refused.exit_code == 2
     assert refused.stdout == ""
     assert refused.stderr == (
-        f"dispatch namespace {NS} holds 1 of them: brand-worker\n"
+        f"dispatch namespace {NAMESPACE} holds 1 of them: brand-worker\n"
         "error: refusing to continue without confirmation: no terminal to ask on\n"
         "  hint: rerun with --yes if you are sure\n"
     )
     assert writes(cf_state) == []
-    assert "brand-worker" in cf_state.namespace_script_names(cf_seed.account_id, NS)
+    assert "brand-worker" in cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
 
     done = run_cli(
         "unbind", "brand-worker", "old-worker", "--yes", "--json", "--env", "staging", env=cf_env
@@ -521,7 +498,7 @@ def test_unbind_asks_and_refuses_without_a_terminal(
         {"alias": "old-worker", "action": "not-bound", "error": None, "code": None, "hint": None},
     ]
     assert writes(cf_state) == [f"DELETE {SCRIPTS}/brand-worker"]
-    assert cf_state.namespace_script_names(cf_seed.account_id, NS) == sorted(
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"brand-worker"}
     )
 
@@ -571,7 +548,7 @@ def test_secret_put_errors(
     )  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout) == {
-        "namespace": NS, "alias": "brand-worker", "name": "API_KEY", "type": "secret_text",
+        "namespace": NAMESPACE, "alias": "brand-worker", "name": "API_KEY", "type": "secret_text",
         "set": True,
     }  # fmt: skip
     assert "line one" not in ok.output
@@ -661,7 +638,7 @@ def test_parse_multipart_keeps_binary_parts_byte_for_byte() -> None:
 DISPATCH_BINDING = {
     "type": "dispatch_namespace",
     "name": "DISPATCHER",
-    "namespace": NS,
+    "namespace": NAMESPACE,
     "outbound": {"worker": {"service": "outbound"}, "params": []},
 }
 
@@ -684,7 +661,7 @@ def test_same_binding_allows_what_the_api_adds_but_not_a_change_of_ours() -> Non
     read_back = {
         "type": "dispatch_namespace",
         "name": "DISPATCHER",
-        "namespace": NS,
+        "namespace": NAMESPACE,
         "namespace_id": "0f1e",
         "outbound": {"worker": {"service": "outbound", "environment": "production"}},
     }

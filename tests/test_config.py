@@ -11,6 +11,16 @@ from code24ctl.config import load_config, resolve_config
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import ConfigError, UsageError
 from tests.conftest import REPO_CONFIG, RunCli
+from tests.emulator.seeds import CODE24_SCRIPTS
+from tests.helpers import (
+    ALIASES,
+    API_PATTERN,
+    DISPATCHER,
+    ELITE_PATTERN,
+    KV_TITLE,
+    NAMESPACE,
+    STAGING_SCRIPTS,
+)
 
 CODE24_ROUTES = [
     ("/api/competitive", "competitive-analysis", "/api/competitive"),
@@ -41,6 +51,24 @@ def test_repo_config_describes_code24_as_in_the_contract() -> None:
     assert all(route.probe is not None for route in config.routes)
     assert set(config.environments) == {"staging", "production", "local"}
     assert resolve_config(REPO_CONFIG, "local").is_local
+
+
+def test_the_shared_staging_names_match_what_the_repo_config_resolves_to() -> None:
+    """tests/helpers.py derives these instead of hard-coding them; they must stay true."""
+    resolved = resolve_config(REPO_CONFIG, "staging")
+    scripts = {alias: w.script for alias, w in resolved.config.workers.items()}
+    assert ALIASES == (
+        "competitive-analysis",
+        "market-research",
+        "brand-worker",
+        "designer-worker",
+        "developer-worker",
+    )
+    assert scripts == STAGING_SCRIPTS
+    assert tuple(scripts.values()) == CODE24_SCRIPTS
+    assert resolved.namespace() == NAMESPACE
+    assert resolved.environment.routes == [API_PATTERN, ELITE_PATTERN]
+    assert (resolved.dispatcher(), resolved.environment.kv_namespace) == (DISPATCHER, KV_TITLE)
 
 
 def test_env_name_expands_per_environment() -> None:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 
 from code24ctl.config import resolve_config
 from code24ctl.deploy import dispatcher_module, route_host, zone_candidates
@@ -19,42 +16,21 @@ from code24ctl.wrangler_toml import render_wrangler_toml
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.helpers import (
+    API_PATTERN,
+    DISPATCHER,
+    ELITE_PATTERN,
+    KV_TITLE,
+    NAMESPACE,
+    add_other_worker,
+    route_owners,
+    write_config,
+    writes,
+)
+from tests.probe_servers import refused_port
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
-
-NAMESPACE = "code24-workers-staging"
-DISPATCHER = "code24-dispatcher-staging"
-KV_TITLE = "code24-metadata-staging"
-API_PATTERN = "staging.code24.dev/api/*"
-ELITE_PATTERN = "staging.code24.dev/elite/*"
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared with test_doctor.py and test_apply.py
-
-
-def write_config(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of the repo's namespaces.yaml with ``change`` applied to its data."""
-    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
-    change(data)
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def writes(state: EmulatorState) -> list[str]:
-    """Every write request the emulator received, as ``METHOD path``."""
-    return [f"{r.method} {r.path}" for r in state.requests() if r.method in WRITE_METHODS]
-
-
-def closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def staging_route_table() -> dict[str, Any]:
@@ -78,27 +54,9 @@ def kv_id(state: EmulatorState, account_id: str, title: str = KV_TITLE) -> str:
     return found[0]
 
 
-def route_owners(state: EmulatorState, zone_id: str) -> dict[str, str | None]:
-    return {route.pattern: route.script for route in state.routes(zone_id)}
-
-
 @pytest.fixture
 def with_namespace(cf_state: EmulatorState, cf_seed: Code24Seed) -> None:
     cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
-
-
-def add_other_worker(state: EmulatorState, account_id: str, name: str = "legacy-router") -> None:
-    state.add_account_script(
-        account_id,
-        name,
-        {
-            "index.js": (
-                "export default {fetch() { return new Response('hi') }}",
-                "application/javascript+module",
-            )
-        },
-        main_module="index.js",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,9 +593,9 @@ def test_a_refused_token_is_exit_3_and_never_printed(
 def test_api_unreachable_is_exit_3_with_a_clear_message(
     run_cli: RunCli, cf_env: dict[str, str]
 ) -> None:
-    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
-
-    result = run_cli("deploy", "--env", "staging", env=env)
+    with refused_port() as port:
+        env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{port}/client/v4")
+        result = run_cli("deploy", "--env", "staging", env=env)
 
     assert result.exit_code == 3
     assert "cannot reach the Cloudflare API" in result.stderr

@@ -1,0 +1,66 @@
+"""Helpers and staging names shared by the end-to-end test modules.
+
+The worker aliases come from the repo's ``namespaces.yaml`` and the staging script names from the
+emulator seed (``tests/emulator/seeds.CODE24_SCRIPTS``), so neither is copied into each test file;
+``tests/test_config.py`` checks that the two agree with what the config resolves to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import REPO_CONFIG
+from tests.emulator.seeds import CODE24_SCRIPTS
+from tests.emulator.state import EmulatorState
+
+# What the repo's config creates on staging.
+NAMESPACE = "code24-workers-staging"
+DISPATCHER = "code24-dispatcher-staging"
+KV_TITLE = "code24-metadata-staging"
+API_PATTERN = "staging.code24.dev/api/*"
+ELITE_PATTERN = "staging.code24.dev/elite/*"
+
+#: The worker aliases, in the order namespaces.yaml lists them (the order commands report them).
+ALIASES: tuple[str, ...] = tuple(yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))["workers"])
+#: Each alias's account-level staging script, as the emulator seeds them.
+STAGING_SCRIPTS: dict[str, str] = dict(zip(ALIASES, CODE24_SCRIPTS, strict=True))
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def write_config(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the repo's namespaces.yaml with ``change`` applied to its data."""
+    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def writes(state: EmulatorState) -> list[str]:
+    """Every write request the emulator received, as ``METHOD path``."""
+    return [f"{r.method} {r.path}" for r in state.requests() if r.method in WRITE_METHODS]
+
+
+def route_owners(state: EmulatorState, zone_id: str) -> dict[str, str | None]:
+    """Each route pattern in the zone and the script it sends to."""
+    return {route.pattern: route.script for route in state.routes(zone_id)}
+
+
+def add_other_worker(state: EmulatorState, account_id: str, name: str = "legacy-router") -> None:
+    """An account-level Worker that is not ours (to own a route we want)."""
+    state.add_account_script(
+        account_id,
+        name,
+        {
+            "index.js": (
+                "export default {fetch() { return new Response('hi') }}",
+                "application/javascript+module",
+            )
+        },
+        main_module="index.js",
+    )
