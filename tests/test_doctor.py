@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,70 +13,34 @@ from code24ctl.cloudflare_api import API_ERROR_HINTS
 from tests.conftest import RunCli
 from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.test_deploy import (
+from tests.helpers import (
+    ALIASES,
     API_PATTERN,
     DISPATCHER,
     ELITE_PATTERN,
     NAMESPACE,
     add_other_worker,
-    closed_port,
     write_config,
 )
+from tests.probe_servers import Answer, LocalServer, refused_port
 
-ALIASES = (
-    "competitive-analysis",
-    "market-research",
-    "brand-worker",
-    "designer-worker",
-    "developer-worker",
+HTML_PAGE = Answer(
+    200, b"<!doctype html><html><body>Bad gateway</body></html>", content_type="text/html"
 )
-
-
-class _Handler(BaseHTTPRequestHandler):
-    body = b'{"ok": true}'
-    content_type = "application/json"
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
-        self.send_response(200)
-        self.send_header("Content-Type", self.content_type)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _HtmlHandler(_Handler):
-    body = b"<!doctype html><html><body>Bad gateway</body></html>"
-    content_type = "text/html"
-
-
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
 def json_site() -> Iterator[str]:
     """A tiny server on 127.0.0.1 answering JSON on every path (a healthy dispatcher)."""
-    yield from _serve(_Handler)
+    with LocalServer({}, default=Answer(200, b'{"ok": true}')) as server:
+        yield server.url
 
 
 @pytest.fixture
 def html_site() -> Iterator[str]:
     """A server on 127.0.0.1 answering an HTML error page on every path."""
-    yield from _serve(_HtmlHandler)
+    with LocalServer({}, default=HTML_PAGE) as server:
+        yield server.url
 
 
 def bind_directly(
@@ -383,9 +345,9 @@ def test_a_local_environment_is_refused(run_cli: RunCli, cf_env: dict[str, str])
 
 
 def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:
-    env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{closed_port()}/client/v4")
-
-    result = run_cli("doctor", "--env", "staging", env=env)
+    with refused_port() as port:
+        env = dict(cf_env, CLOUDFLARE_BASE_URL=f"http://127.0.0.1:{port}/client/v4")
+        result = run_cli("doctor", "--env", "staging", env=env)
 
     assert result.exit_code == 3
     assert "verify the API token: cannot reach the Cloudflare API" in result.stderr
