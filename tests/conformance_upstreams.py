@@ -319,14 +319,6 @@ class BehaviourServers:
         self._servers.clear()
 
 
-def closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on (connections to it are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 # --------------------------------------------------------------------------------------------
 # serve + the workers in a background event loop, and a client that sends targets verbatim
 

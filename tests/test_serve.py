@@ -29,16 +29,11 @@ import pytest
 import yaml
 
 from code24ctl.serve.access_log import AccessLog
-from tests.conformance_upstreams import ServeHarness, closed_port, send
+from tests.conformance_upstreams import ServeHarness, send
 from tests.conftest import REPO_CONFIG, REPO_ROOT, RunCli
+from tests.helpers import ALIASES
+from tests.probe_servers import refused_port
 
-ALIASES = (
-    "competitive-analysis",
-    "market-research",
-    "brand-worker",
-    "designer-worker",
-    "developer-worker",
-)
 START_TIMEOUT_S = 30
 
 
@@ -329,22 +324,24 @@ EXPECTED = {
 @pytest.fixture
 def faulty_serve(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeHarness]]:
     """serve (subprocess) in front of one healthy worker and four failing ones."""
-    workers = ServeHarness(ALIASES, with_serve=False)
-    workers.workers.set({alias: b for alias, b in FAULTS.values() if b is not None})
-    upstreams = {alias: workers.workers.urls[alias] for alias in ALIASES}
-    upstreams["developer-worker"] = f"http://127.0.0.1:{closed_port()}"
-    config = local_config(
-        tmp_path,
-        upstreams,
-        timeouts={"designer-worker": 300},
-        without_fallback=("brand-worker", "designer-worker"),
-    )
-    serve = ServeProcess(tmp_path, "--access-log", "json", config=config)
-    try:
-        yield serve, workers
-    finally:
-        serve.kill()
-        workers.close()
+    # The refused port stays bound (never listening) for as long as serve runs.
+    with refused_port() as refused:
+        workers = ServeHarness(ALIASES, with_serve=False)
+        workers.workers.set({alias: b for alias, b in FAULTS.values() if b is not None})
+        upstreams = {alias: workers.workers.urls[alias] for alias in ALIASES}
+        upstreams["developer-worker"] = f"http://127.0.0.1:{refused}"
+        config = local_config(
+            tmp_path,
+            upstreams,
+            timeouts={"designer-worker": 300},
+            without_fallback=("brand-worker", "designer-worker"),
+        )
+        serve = ServeProcess(tmp_path, "--access-log", "json", config=config)
+        try:
+            yield serve, workers
+        finally:
+            serve.kill()
+            workers.close()
 
 
 async def _burst(port: int, targets: list[str]) -> list[tuple[str, int, dict[str, str], bytes]]:

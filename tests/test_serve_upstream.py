@@ -21,6 +21,7 @@ from code24ctl.serve.upstream import (
     UpstreamPool,
     UpstreamResponse,
 )
+from tests.probe_servers import refused_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -214,11 +215,11 @@ def test_informational_answers_are_skipped_and_head_has_no_body() -> None:
 
 def test_refused_connection_is_a_connect_error() -> None:
     async def main() -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
         pool = UpstreamPool()
-        with pytest.raises(UpstreamConnectError, match=r"cannot connect to 127\.0\.0\.1"):
+        with (
+            refused_port() as port,
+            pytest.raises(UpstreamConnectError, match=r"cannot connect to 127\.0\.0\.1"),
+        ):
             await pool.request(f"http://127.0.0.1:{port}", "GET", "/", [])
         assert pool.open_connections() == 0
         await pool.close()
