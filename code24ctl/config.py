@@ -402,6 +402,11 @@ def config_path_from(option: str | None) -> str:
     return option or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
 
 
+def builtin_config_path() -> str:
+    """The Code24 namespaces.yaml shipped inside the package (the repo's root file is it)."""
+    return str(Path(__file__).with_name("namespaces.yaml"))
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the file with ``{env}`` left as written (``config validate``)."""
     return _load(str(path), env_name=None)

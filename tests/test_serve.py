@@ -666,3 +666,29 @@ def test_session_is_shared_and_closed_at_shutdown() -> None:
     running.close()
     assert app.session is None
     assert session.closed
+
+
+def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:
+    # A fresh install, run from a folder with no namespaces.yaml and no CODE24_CONFIG.
+    env = {k: v for k, v in os.environ.items() if k != "CODE24_CONFIG"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "code24ctl", "serve", "--demo", "--port", "0", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        got = send(info["port"], "POST", "/elite/design/enhanced", [], b"{}")
+        assert got["headers"]["x-code24-fallback-reason"] == "upstream_html"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "no ./namespaces.yaml here: using the built-in Code24 config (" in stderr
+    assert (REPO_ROOT / "namespaces.yaml").resolve() == (
+        REPO_ROOT / "code24ctl" / "namespaces.yaml"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +12,7 @@ import typer
 
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.output import note, stderr
+from code24ctl.constants import DEFAULT_CONFIG_PATH
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,6 +79,12 @@ def serve(
         settings_from_config,
     )
 
+    if demo and config is None and not os.path.exists(DEFAULT_CONFIG_PATH):
+        # The demo must run anywhere after install: fall back to the Code24 config we ship.
+        from code24ctl.config import builtin_config_path
+
+        config = builtin_config_path()
+        note(f"no ./{DEFAULT_CONFIG_PATH} here: using the built-in Code24 config ({config})")
     if access_log not in ACCESS_LOG_FORMATS:
         raise UsageError(
             f"--access-log {access_log!r} is not one of {', '.join(ACCESS_LOG_FORMATS)}"
