@@ -54,7 +54,8 @@ WORKER_NAME_RULE = "lowercase letters, digits, '-' and '_', at most 63 character
 
 
 def _worker_name(value: str) -> str:
-    if not WORKER_NAME_RE.match(value):
+    # "{env}" is still literal when the file is checked for every environment at once.
+    if not WORKER_NAME_RE.match(value.replace("{env}", "env")):
         raise ValueError(f"{value!r} is not a valid Worker name ({WORKER_NAME_RULE})")
     return value
 
@@ -549,7 +550,20 @@ def _expand_variables(
         )
         return ""
 
-    return _VAR_RE.sub(substitute, value)
+    expanded = _VAR_RE.sub(substitute, value)
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if len(token) >= 8 and token in expanded:
+        # Whatever variable carried it, the token would be printed and uploaded as plain text.
+        problems.append(
+            ConfigProblem(
+                _dotted(at),
+                f"this value contains the API token ({TOKEN_ENV_VAR}): it would be printed "
+                "and uploaded as plain text (set a secret with `code24ctl secret put` instead)",
+                _line(lines, at),
+            )
+        )
+        return ""
+    return expanded
 
 
 def _expand_env_name(value: Any, env_name: str) -> Any:
@@ -579,7 +593,7 @@ def _problems_from(
         message = _message(error)
         if loc in unset:
             # A lone ${VAR} that is unset becomes null; say why the value is missing.
-            message = f"environment variable {unset[loc]} is not set ({message})"
+            message = f"environment variable {unset[loc]} is not set"
         problems.append(ConfigProblem(_dotted(loc), message, _line(lines, loc)))
     return problems
 

@@ -293,5 +293,35 @@ def test_an_unset_lone_variable_names_the_variable(tmp_path: Path, run_cli: RunC
     line = _line_of(path, "${NOPE_UNSET}")
     assert (
         f"{path}:{line}: environments.staging.vars.PLATFORM_NAME: environment variable "
-        "NOPE_UNSET is not set (Input should be a valid string)"
+        "NOPE_UNSET is not set\n"
     ) in result.stderr
+
+
+def test_the_api_token_is_refused_whatever_variable_carries_it(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    token = "tok_SECRET_via_other_var_123"
+    path = _broken(tmp_path, "      PLATFORM_NAME: Code24\n", "      API_KEY: ${MYTOK}\n")
+    env = {"CLOUDFLARE_API_TOKEN": token, "MYTOK": token}
+    for args in (["config", "show", "--env", "staging"], ["deploy", "--dry-run"]):
+        result = run_cli(*args, config=path, env=env)
+        assert result.exit_code == 2, args
+        assert "this value contains the API token (CLOUDFLARE_API_TOKEN)" in result.stderr
+        assert token not in result.output
+
+
+def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: RunCli) -> None:
+    text = REPO_CONFIG.read_text()
+    for old, new in (
+        ("namespace: code24-workers-staging", "namespace: code24-workers-{env}"),
+        ("dispatcher: code24-dispatcher-staging", "dispatcher: code24-dispatcher-{env}"),
+    ):
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = _write(tmp_path, text)
+    assert run_cli("config", "validate", config=path).exit_code == 0
+    resolved = resolve_config(path, "staging")
+    assert (resolved.namespace(), resolved.dispatcher()) == (
+        "code24-workers-staging",
+        "code24-dispatcher-staging",
+    )
