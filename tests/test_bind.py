@@ -364,8 +364,8 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     )
     assert result.stderr.endswith(
         "error: 1 of 5 worker(s) failed to bind: designer-worker\n"
-        "  hint: fix what the messages above say, then rerun `code24ctl bind`: workers already "
-        "bound are left unchanged\n"
+        "  hint: fix what the messages above say, then rerun `code24ctl bind --env staging`: "
+        "workers already bound are left unchanged\n"
     )
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"designer-worker"}

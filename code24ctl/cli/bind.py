@@ -75,7 +75,7 @@ def bind(
     else:
         _print_table(report)
     _print_notes(report, resolved.env_name)
-    _fail_if_any(report)
+    _fail_if_any(report, resolved.env_name)
 
 
 class _Progress:
@@ -132,26 +132,26 @@ def _print_notes(report: BindReport, env_name: str) -> None:
         if report.count(action)
     )
     prefix = "dry run, nothing written: " if report.dry_run else ""
-    _note(f"{prefix}{counts} in dispatch namespace {report.namespace}")
+    output.note(f"{prefix}{counts} in dispatch namespace {report.namespace}")
     if report.api.throttled:
-        _note(f"the API rate-limited {report.api.throttled} request(s); all were retried")
+        output.note(f"the API rate-limited {report.api.throttled} request(s); all were retried")
     for row in report.rows:
         for dropped in row.dropped_bindings:
-            _note(f"{row.alias}: binding {dropped} cannot be copied; recreate it by hand")
+            output.note(f"{row.alias}: binding {dropped} cannot be copied; recreate it by hand")
     pending = [(row.alias, name) for row in report.rows for name in row.secrets_to_set]
     if pending:
-        _note("secrets still to set (their values cannot be copied):")
+        output.note("secrets still to set (their values cannot be copied):")
         for alias, name in pending:
-            _note(f"  code24ctl secret put {alias} {name} --env {env_name}")
+            output.note(f"  code24ctl secret put {alias} {name} --env {env_name}")
     for row in report.failed:
         named = row.code is None or str(row.code) in (row.error or "")
         code = "" if named else f" (API error {row.code})"
-        _note(f"failed: {row.alias}{code}: {row.error}")
+        output.note(f"failed: {row.alias}{code}: {row.error}")
         if row.hint:
-            _note(f"  hint: {row.hint}")
+            output.note(f"  hint: {row.hint}")
 
 
-def _fail_if_any(report: BindReport) -> None:
+def _fail_if_any(report: BindReport, env_name: str) -> None:
     from code24ctl.errors import CloudflareAPIError
 
     failed = report.failed
@@ -160,11 +160,6 @@ def _fail_if_any(report: BindReport) -> None:
         raise CloudflareAPIError(
             report.failure_summary(),
             code=codes[0] if len(codes) == 1 else None,
-            hint="fix what the messages above say, then rerun `code24ctl bind`: "
+            hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
             "workers already bound are left unchanged",
         )
-
-
-def _note(message: str) -> None:
-    # Messages quote API text (which may hold [brackets]) and must not wrap in CI logs.
-    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)
