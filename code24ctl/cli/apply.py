@@ -50,7 +50,7 @@ def apply(
         if not output.confirm(question, yes=yes):
             raise Aborted(f"nothing was changed in {plan.environment}")
     elif not json_output:
-        _note("nothing to change: every step is already in place")
+        output.note("nothing to change: every step is already in place")
     result = run_apply(
         client,
         session.account_id,
@@ -68,33 +68,30 @@ def apply(
         raise failure(result)
 
 
-def _note(message: str) -> None:
-    output.stderr().print(message, soft_wrap=True, markup=False, highlight=False)
-
 
 def _show_plan(plan: ApplyPlan) -> None:
-    _note(f"plan for {plan.environment}:")
+    output.note(f"plan for {plan.environment}:")
     for number, step in enumerate(plan.steps, start=1):
         if not step.changes and not step.problems:
-            _note(f"  {number}. {step.step}: nothing to change")
+            output.note(f"  {number}. {step.step}: nothing to change")
             continue
-        _note(f"  {number}. {step.step}:")
+        output.note(f"  {number}. {step.step}:")
         for change in step.changes:
-            _note(f"       + {change}")
+            output.note(f"       + {change}")
         for problem in step.problems:
-            _note(f"       ! {problem}")
+            output.note(f"       ! {problem}")
         if step.unchanged:
-            _note(f"       ({len(step.unchanged)} unchanged)")
+            output.note(f"       ({len(step.unchanged)} unchanged)")
 
 
 def _show_step(step: StepResult) -> None:
-    _note(f"{step.step}: {step.status}: {step.detail}")
+    output.note(f"{step.step}: {step.status}: {step.detail}")
 
 
 def _show_outcome(result: ApplyResult) -> None:
     env = result.environment
     for alias, names in result.secrets_to_set.items():
         for name in names:
-            _note(f"secret still to set: code24ctl secret put {alias} {name} --env {env}")
+            output.note(f"secret still to set: code24ctl secret put {alias} {name} --env {env}")
     if result.ok:
         output.stdout().print(f"{env} is set up: namespace, workers and dispatcher", markup=False)
