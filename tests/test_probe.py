@@ -689,14 +689,14 @@ def test_config_problems_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
 # Progress: on a terminal only, never with --json
 
 
-def _run_on_terminal(args: list[str], config: Path) -> tuple[int, str]:
+def _run_on_terminal(args: list[str], config: Path, columns: int = 200) -> tuple[int, str]:
     """Run the CLI with stdout and stderr on a pseudo-terminal; return status and all output."""
     leader, follower = pty.openpty()
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CODE24_", "CLOUDFLARE_"))},
         "CODE24_CONFIG": str(config),
         "TERM": "xterm",
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "code24ctl", *args],
@@ -744,6 +744,20 @@ def test_progress_on_a_terminal_and_never_with_json(tmp_path: Path) -> None:
     assert json_status == 0, json_seen
     assert "probing" not in json_seen
     assert json.loads(json_seen)["summary"]["passed"] == 8
+
+
+def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> None:
+    routes = ["/k/json", "/k/fallback"]
+    args = ["probe", "--env", "test", *[a for r in routes for a in ("--route", r)]]
+    status, seen = _run_on_terminal(args, kinds_config, columns=80)
+    assert status == 0, seen
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", seen).replace("\r", "")
+    lines = [line.rstrip() for line in plain.splitlines()]
+    assert lines[0].split() == ["result", "route", "status", "verdict", "fallback", "latency"]
+    # Whole cells, one line per route: nothing folded or cut.
+    assert lines[1].split()[:4] == ["ok", "/k/json", "200", "json"]
+    assert lines[2].split()[:6] == ["ok", "/k/fallback", "200", "json", "yes", "(upstream_html)"]
+    assert all(len(line) <= 80 for line in lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -144,28 +144,35 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
         raise UsageError(f"cannot write the JUnit report {path}: {exc.strerror or exc}") from None
 
 
-def _render(report: ProbeReport) -> None:
+# Below this width the worker, content type and X-Code24-Worker columns are left out (--json
+# has them; the route names its worker): ten columns squeezed into 80 make every cell unreadable.
+WIDE_TABLE_COLUMNS = 120
 
+
+def _render(report: ProbeReport) -> None:
+    console = output.stdout()
     direct = report.settings.direct
-    columns = ["result", "route", "worker", "status", "content type", "verdict"]
+    wide = console.width >= WIDE_TABLE_COLUMNS
+    columns = ["result", "route", "worker", "status"] if wide else ["result", "route", "status"]
+    columns += ["content type", "verdict"] if wide else ["verdict"]
     if direct:
         columns.append("direct")
-    columns += ["X-Code24-Worker", "fallback", "latency"]
+    columns += ["X-Code24-Worker", "fallback", "latency"] if wide else ["fallback", "latency"]
     table = output.table(*columns)
     for row in report.routes:
-        cells = [
-            {"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome],
-            row.route,
-            row.worker,
-            "-" if row.status is None else str(row.status),
-            _media_type(row.content_type),
-            _verdict(row),
-        ]
+        cells = [{"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome], row.route]
+        if wide:
+            cells.append(row.worker)
+        cells.append("-" if row.status is None else str(row.status))
+        if wide:
+            cells.append(_media_type(row.content_type))
+        cells.append(_verdict(row))
         if direct:
             cells.append(_verdict(row.direct) if row.direct is not None else "-")
-        cells += [row.x_code24_worker or "-", _fallback(row), _latency(row)]
+        if wide:
+            cells.append(row.x_code24_worker or "-")
+        cells += [_fallback(row), _latency(row)]
         table.add_row(*cells)
-    console = output.stdout()
     console.print(table)
     failing = [row for row in report.routes if row.outcome == "fail"]
     if failing:
