@@ -68,7 +68,6 @@ def apply(
         raise failure(result)
 
 
-
 def _show_plan(plan: ApplyPlan) -> None:
     output.note(f"plan for {plan.environment}:")
     for number, step in enumerate(plan.steps, start=1):
