@@ -156,6 +156,12 @@ class RetryPolicy:
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
 
+def interactive_policy() -> RetryPolicy:
+    """Retries for one-shot commands (namespace, deploy, doctor): a short 429 burst or 5xx blip
+    is ridden out as in bulk work, but a failing API is reported in seconds, not a minute."""
+    return RetryPolicy(max_attempts=4, max_delay_s=4.0)
+
+
 def retry_after_seconds(headers: httpx.Headers | dict[str, str]) -> float | None:
     """``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms``, in seconds, if sent."""
     lowered = {k.lower(): v for k, v in headers.items()}

@@ -214,14 +214,28 @@ def test_html_error_page_is_never_dumped(
     assert "<" not in result.stderr
 
 
-def test_rate_limit_is_retried_by_the_sdk(
+def test_a_burst_of_rate_limits_is_ridden_out_visibly(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
 ) -> None:
-    cf_state.fail_next(1, status=429, retry_after=0.1)
+    cf_state.fail_next(3, status=429, retry_after=0.1)
     result = run_cli("namespace", "list", "--json", env=cf_env)
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == []
-    assert cf_state.counters()["served_429"] == 1
+    assert cf_state.counters()["served_429"] == 3
+    assert [line.split(": HTTP ")[1] for line in result.stderr.splitlines()] == [
+        "429; retry 2 of 3 in 0.1s",
+        "429; retry 3 of 3 in 0.1s",
+    ]
+
+
+def test_a_failing_api_is_reported_in_seconds(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.fail_next(10, status="html503")
+    result = run_cli("namespace", "list", env=cf_env)
+    assert result.exit_code == 3
+    assert "answered HTTP 503 with an HTML page" in result.stderr
+    assert cf_state.counters()["requests"] == 4  # the first try and three retries
 
 
 def test_verbose_logs_never_show_the_token(

@@ -37,7 +37,7 @@ def apply(
     from code24ctl.apply import failure, plan_apply, run_apply
     from code24ctl.cli.session import cloudflare_session
 
-    session = cloudflare_session(load(config, env))
+    session = cloudflare_session(load(config, env), bulk=True)
     # bind paces its own bulk calls; the few others use the SDK's retries, so an unreachable
     # API fails in seconds rather than after the pacer's long backoff.
     client = session.client

@@ -53,13 +53,12 @@ def bind(
     """
     from code24ctl.binding import bind_workers, select_aliases
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.pacing import paced_client
 
     resolved = load(config, env)
     resolved.require_cloudflare()
     selected = select_aliases(resolved, aliases)  # unknown alias: exit 2 before any API call
-    session = cloudflare_session(resolved)
-    client = paced_client(session.client)
+    session = cloudflare_session(resolved, bulk=True)
+    client = session.client
     with _progress(len(selected), enabled=output.is_terminal() and not json_output) as advance:
         report = bind_workers(
             client,

@@ -36,19 +36,18 @@ def put(
     """
     from code24ctl.binding import check_worker_names
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.pacing import paced_client
     from code24ctl.secrets import check_secret_name, put_secret
 
     resolved = load(config, env)
     resolved.require_cloudflare()
     check_worker_names([alias])
     check_secret_name(name)
-    session = cloudflare_session(resolved)  # token and account first: ask for no value in vain
+    session = cloudflare_session(
+        resolved, bulk=True
+    )  # token and account first: ask for no value in vain
     value = _read_value(alias, name)
     namespace = resolved.namespace()
-    result = put_secret(
-        paced_client(session.client), session.account_id, namespace, alias, name, value
-    )
+    result = put_secret(session.client, session.account_id, namespace, alias, name, value)
     if json_output:
         output.emit_json(result)
         return

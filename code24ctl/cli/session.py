@@ -22,13 +22,23 @@ class CloudflareSession:
     client: Cloudflare
 
 
-def cloudflare_session(resolved: ResolvedConfig, *, require_env: bool = True) -> CloudflareSession:
+def cloudflare_session(
+    resolved: ResolvedConfig, *, require_env: bool = True, bulk: bool = False
+) -> CloudflareSession:
     """Credentials from the environment, account from env/config, and the real SDK client.
 
-    ``require_env`` refuses local environments for commands that act on the env's resources.
+    Every call goes through the API pacer (the 1,200 per 5 minutes budget, ``Retry-After``,
+    visible retries). ``bulk`` commands (bind, unbind, workers, secret, apply) retry as long as
+    bulk work needs; the others give up after a few tries. ``require_env`` refuses local
+    environments for commands that act on the env's resources.
     """
+    from code24ctl.pacing import interactive_policy, paced_client
+
     if require_env:
         resolved.require_cloudflare()
     credentials = credentials_from_env()
     account_id = resolved.account_id()
-    return CloudflareSession(resolved, account_id, make_client(credentials))
+    policy = None if bulk else interactive_policy()
+    return CloudflareSession(
+        resolved, account_id, paced_client(make_client(credentials), policy=policy)
+    )

@@ -39,13 +39,12 @@ def unbind(
     from code24ctl.binding import bound_names, check_worker_names, unbind_workers
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.errors import Aborted, CloudflareAPIError
-    from code24ctl.pacing import paced_client
 
     resolved = load(config, env)
     resolved.require_cloudflare()
     names = list(dict.fromkeys(check_worker_names(aliases)))
-    session = cloudflare_session(resolved)
-    client = paced_client(session.client)
+    session = cloudflare_session(resolved, bulk=True)
+    client = session.client
     namespace = resolved.namespace()
     present = bound_names(client, session.account_id, namespace, resolved.env_name)
     doomed = [name for name in names if name in present]

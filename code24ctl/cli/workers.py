@@ -14,11 +14,10 @@ def workers(
     """Compare configured aliases with the env's namespace: bound, missing, not in config."""
     from code24ctl.binding import worker_status
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.pacing import paced_client
 
     resolved = load(config, env)
-    session = cloudflare_session(resolved)
-    rows = worker_status(paced_client(session.client), session.account_id, resolved)
+    session = cloudflare_session(resolved, bulk=True)
+    rows = worker_status(session.client, session.account_id, resolved)
     if json_output:
         output.emit_json(rows)
         return
