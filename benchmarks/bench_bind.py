@@ -33,9 +33,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from code24ctl.binding import BindReport, bind_workers  # noqa: E402
+from code24ctl.cloudflare.pacing import Pacer  # noqa: E402
 from code24ctl.config import resolve_config  # noqa: E402
-from code24ctl.pacing import Pacer  # noqa: E402
+from code24ctl.ops.bind import BindReport, bind_workers  # noqa: E402
 from tests.emulator.seeds import ACCOUNT_ID  # noqa: E402
 
 NAMESPACE = "bench-workers"

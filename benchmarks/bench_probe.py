@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_probe.py [--routes 1000] [--delay-ms 50] [--runs 3]
 
 A local worker (tests/probe_servers.py, in its own process so it does not share our event loop
-or GIL) answers every request with JSON after --delay-ms. The probe engine (code24ctl.probe,
+or GIL) answers every request with JSON after --delay-ms. The probe engine (code24ctl.probe.runner,
 with the client from make_client, exactly as the CLI runs it) probes a config of --routes routes
 at concurrency 64 and at concurrency 1, in this one run. Printed: both wall times, their ratio,
 and each next to its ideal (routes x delay / concurrency). The goal: concurrency 64 within 1.5x
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from code24ctl.config import Config, ResolvedConfig  # noqa: E402
-from code24ctl.probe import ProbeOptions, make_client, run_probe  # noqa: E402
+from code24ctl.probe.runner import ProbeOptions, make_client, run_probe  # noqa: E402
 
 
 def _config(base_url: str, routes: int) -> ResolvedConfig:

@@ -7,7 +7,7 @@ One small JSON worker (tests/conformance_upstreams.py, raw asyncio + httptools +
 
 - direct:  the worker itself (the floor)
 - nginx:   nginx as a plain reverse proxy (1 worker process, upstream keep-alive)
-- workerd: the JavaScript dispatcher (code24ctl/dispatcher/dispatcher.js) in workerd via
+- workerd: the JavaScript dispatcher (code24ctl/dispatch/dispatcher.js) in workerd via
            miniflare, its namespace bindings pointing at the worker over HTTP
            (benchmarks/serve_workerd.mjs)
 - serve:   ``python -m code24ctl serve`` (uvicorn + httptools + uvloop, its upstream pool),
@@ -199,8 +199,8 @@ def start_workerd(work: Path, worker_port: int) -> Contender | str:
         return "node is not installed (Node.js 20+, then: npm ci --prefix tests/js)"
     if not (ROOT / "tests/js/node_modules/miniflare").is_dir():
         return "miniflare is not installed (npm ci --prefix tests/js)"
-    if not (ROOT / "code24ctl/dispatcher/dispatcher.js").exists():
-        return "code24ctl/dispatcher/dispatcher.js does not exist yet"
+    if not (ROOT / "code24ctl/dispatch/dispatcher.js").exists():
+        return "code24ctl/dispatch/dispatcher.js does not exist yet"
     table, config = route_table_and_config()
     spec = work / "workerd.json"
     spec.write_text(

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from code24ctl.apply import failure, plan_apply, run_apply
 from code24ctl.config import resolve_config
+from code24ctl.ops.apply import failure, plan_apply, run_apply
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
 from tests.emulator.state import EmulatorState

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from code24ctl.modules import Module
-from code24ctl.pacing import Pacer, RetryPolicy, retry_after_seconds
-from code24ctl.worker_source import (
+from code24ctl.cloudflare.modules import Module
+from code24ctl.cloudflare.pacing import Pacer, RetryPolicy, retry_after_seconds
+from code24ctl.cloudflare.scripts import (
     DeployedWorker,
     WorkerCode,
     compare,

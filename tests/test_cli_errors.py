@@ -164,7 +164,7 @@ def test_errors_are_scrubbed_at_the_source(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_an_unexpected_api_answer_is_an_api_error_not_a_traceback() -> None:
-    from code24ctl.cloudflare_api import api_call
+    from code24ctl.cloudflare.client import api_call
     from code24ctl.errors import CloudflareAPIError
 
     with pytest.raises(CloudflareAPIError) as caught, api_call("read settings of Worker w"):

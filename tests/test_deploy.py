@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from code24ctl.config import resolve_config
-from code24ctl.deploy import dispatcher_module, route_host, zone_candidates
 from code24ctl.dispatch.table import compile_route_table
-from code24ctl.wrangler_toml import render_wrangler_toml
+from code24ctl.ops.deploy import dispatcher_module, route_host, zone_candidates
+from code24ctl.ops.wrangler_toml import render_wrangler_toml
 from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState

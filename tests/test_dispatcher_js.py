@@ -1,4 +1,4 @@
-"""The JavaScript dispatcher (code24ctl/dispatcher/dispatcher.js) inside workerd, via miniflare.
+"""The JavaScript dispatcher (code24ctl/dispatch/dispatcher.js) inside workerd, via miniflare.
 
 Every conformance case that applies to JS runs against the real Workers runtime; a few more
 checks cover what only this implementation has (a broken ROUTE_TABLE binding, streamed answers

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from code24ctl.cloudflare_api import API_ERROR_HINTS
+from code24ctl.cloudflare.client import API_ERROR_HINTS
 from tests.conftest import RunCli
 from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
 from tests.emulator.state import EmulatorState

@@ -26,8 +26,8 @@ import yaml
 from code24ctl import __version__
 from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
-from code24ctl.probe import excerpt, forwarded_path
-from code24ctl.reports import JUnitCase, JUnitFailure, render_junit
+from code24ctl.probe.junit import JUnitCase, JUnitFailure, render_junit
+from code24ctl.probe.runner import excerpt, forwarded_path
 from tests.conftest import REPO_ROOT, RunCli
 from tests.probe_servers import Answer, Cycle, LocalServer, Reset, refused_port
 
@@ -314,9 +314,9 @@ def _check_junit(path: Path, rows: dict[str, dict[str, Any]]) -> None:
 
 def test_verdicts_come_from_the_dispatch_classifier(run_cli: RunCli, kinds_config: Path) -> None:
     """Each answered row says exactly what the dispatcher's classifier says of the same bytes."""
-    import code24ctl.probe
+    import code24ctl.probe.runner
 
-    assert vars(code24ctl.probe)["classify_answer"] is classify.classify_answer
+    assert vars(code24ctl.probe.runner)["classify_answer"] is classify.classify_answer
     answered = [k for k, a in ANSWERS.items() if isinstance(a, Answer) and k != "timeout"]
     args = [arg for kind in answered for arg in ("--route", f"/k/{kind}")]
     result = run_cli("probe", "--env", "test", "--json", *args, config=kinds_config)

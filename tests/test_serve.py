@@ -690,5 +690,5 @@ def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "no ./namespaces.yaml here: using the built-in Code24 config (" in stderr
     assert (REPO_ROOT / "namespaces.yaml").resolve() == (
-        REPO_ROOT / "code24ctl" / "namespaces.yaml"
+        REPO_ROOT / "code24ctl" / "config" / "namespaces.yaml"
     )

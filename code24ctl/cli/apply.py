@@ -17,7 +17,7 @@ from code24ctl.cli.options import (
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
-    from code24ctl.apply import ApplyPlan, ApplyResult, StepResult
+    from code24ctl.ops.apply import ApplyPlan, ApplyResult, StepResult
 
 
 def apply(
@@ -34,8 +34,8 @@ def apply(
     and without a terminal it refuses unless --yes. Stops at the first failing step and says
     what to do next (exit 3). A rerun finishes the job; an unchanged config writes nothing.
     """
-    from code24ctl.apply import failure, plan_apply, run_apply
     from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.apply import failure, plan_apply, run_apply
 
     session = cloudflare_session(load(config, env), bulk=True)
     # bind paces its own bulk calls; the few others use the SDK's retries, so an unreachable

@@ -19,7 +19,7 @@ from code24ctl.cli.options import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from code24ctl.binding import BindReport, BindRow
+    from code24ctl.ops.bind import BindReport, BindRow
 
 AliasesArgument = Annotated[
     list[str] | None,
@@ -51,8 +51,8 @@ def bind(
     match are left unchanged. Secrets cannot be copied: the summary lists each one still to set
     with `code24ctl secret put ALIAS NAME`. Exit 3 if any worker failed (rerun to finish).
     """
-    from code24ctl.binding import bind_workers, select_aliases
     from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.bind import bind_workers, select_aliases
 
     resolved = load(config, env)
     resolved.require_cloudflare()

@@ -20,7 +20,7 @@ from code24ctl.cli.session import cloudflare_session
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from code24ctl.deploy import DeployResult, RouteChange
+    from code24ctl.ops.deploy import DeployResult, RouteChange
 
 WranglerTomlOption = Annotated[
     Path | None,
@@ -48,9 +48,9 @@ def deploy(
     and the route changes and writes nothing. A route routed to another Worker is a conflict
     (exit 3) unless --force.
     """
-    from code24ctl.deploy import conflict_error, route_zones, run_deploy
-    from code24ctl.namespaces import namespace_missing
-    from code24ctl.wrangler_toml import render_wrangler_toml
+    from code24ctl.cloudflare.namespaces import namespace_missing
+    from code24ctl.ops.deploy import conflict_error, route_zones, run_deploy
+    from code24ctl.ops.wrangler_toml import render_wrangler_toml
 
     session = cloudflare_session(load(config, env))
     result = run_deploy(

@@ -34,7 +34,7 @@ def doctor(
     """
     from rich.text import Text
 
-    from code24ctl.doctor import run_doctor
+    from code24ctl.ops.doctor import run_doctor
 
     session = cloudflare_session(load(config, env))
     report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)

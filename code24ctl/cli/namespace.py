@@ -34,7 +34,7 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Create the environment's dispatch namespace (or NAME). Already existing is success."""
-    from code24ctl.namespaces import check_namespace_name, create_namespace
+    from code24ctl.cloudflare.namespaces import check_namespace_name, create_namespace
 
     session = cloudflare_session(load(config, env))
     target = check_namespace_name(name or session.resolved.namespace())
@@ -52,7 +52,7 @@ def list_(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
     """Every dispatch namespace on the account: name, id, script count, created."""
-    from code24ctl.namespaces import list_namespaces
+    from code24ctl.cloudflare.namespaces import list_namespaces
 
     session = cloudflare_session(load(config, env), require_env=False)
     namespaces = list_namespaces(session.client, session.account_id)
@@ -80,7 +80,7 @@ def get(
     json_output: JsonOption = False,
 ) -> None:
     """One namespace's details."""
-    from code24ctl.namespaces import check_namespace_name, require_namespace
+    from code24ctl.cloudflare.namespaces import check_namespace_name, require_namespace
 
     session = cloudflare_session(load(config, env))
     target = check_namespace_name(name or session.resolved.namespace())
@@ -112,7 +112,7 @@ def delete(
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing.
     """
-    from code24ctl.namespaces import DeleteResult, delete_namespace, namespace_for_delete
+    from code24ctl.cloudflare.namespaces import DeleteResult, delete_namespace, namespace_for_delete
 
     session = cloudflare_session(load(config, env), require_env=False)
     info = namespace_for_delete(session.client, session.account_id, name)

@@ -15,7 +15,13 @@ from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
-    from code24ctl.probe import Observation, ProbePlan, ProbeReport, ProgressCallback, RouteResult
+    from code24ctl.probe.runner import (
+        Observation,
+        ProbePlan,
+        ProbeReport,
+        ProgressCallback,
+        RouteResult,
+    )
 
 # More routes than this and a person at a terminal gets a progress bar.
 HANDFUL = 5
@@ -84,7 +90,7 @@ def probe(
     are skipped. Exit status 0 only when every probed route answered JSON within the latency
     limit; 1 otherwise; 2 for bad usage or config.
     """
-    from code24ctl.probe import ProbeOptions, plan_probe, run_plan
+    from code24ctl.probe.runner import ProbeOptions, plan_probe, run_plan
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
@@ -136,7 +142,7 @@ def _progress(plan: ProbePlan, *, enabled: bool) -> Iterator[ProgressCallback | 
 
 
 def _write_junit(path: Path, report: ProbeReport) -> None:
-    from code24ctl.reports import probe_junit
+    from code24ctl.probe.junit import probe_junit
 
     try:
         path.write_text(probe_junit(report), encoding="utf-8")

@@ -34,9 +34,9 @@ def put(
     trailing newline dropped), e.g. `printf %s "$KEY" | code24ctl secret put ALIAS NAME`. The
     value is never printed.
     """
-    from code24ctl.binding import check_worker_names
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.secrets import check_secret_name, put_secret
+    from code24ctl.cloudflare.secrets import check_secret_name, put_secret
+    from code24ctl.ops.bind import check_worker_names
 
     resolved = load(config, env)
     resolved.require_cloudflare()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from code24ctl.cloudflare_api import credentials_from_env, make_client
+from code24ctl.cloudflare.client import credentials_from_env, make_client
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -32,7 +32,7 @@ def cloudflare_session(
     bulk work needs; the others give up after a few tries. ``require_env`` refuses local
     environments for commands that act on the env's resources.
     """
-    from code24ctl.pacing import interactive_policy, paced_client
+    from code24ctl.cloudflare.pacing import interactive_policy, paced_client
 
     if require_env:
         resolved.require_cloudflare()

@@ -36,9 +36,9 @@ def unbind(
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing. Names the
     namespace does not hold are reported `not-bound`. Exit 3 if a delete failed.
     """
-    from code24ctl.binding import bound_names, check_worker_names, unbind_workers
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.errors import Aborted, CloudflareAPIError
+    from code24ctl.ops.bind import bound_names, check_worker_names, unbind_workers
 
     resolved = load(config, env)
     resolved.require_cloudflare()

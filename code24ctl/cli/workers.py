@@ -12,8 +12,8 @@ def workers(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
     """Compare configured aliases with the env's namespace: bound, missing, not in config."""
-    from code24ctl.binding import worker_status
     from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.bind import worker_status
 
     resolved = load(config, env)
     session = cloudflare_session(resolved, bulk=True)

@@ -240,8 +240,11 @@ def is_bad_path(target: str) -> bool:
 
 
 def prefix_matches(path: str, prefix: str) -> bool:
-    """``prefix`` matches ``path`` on a segment boundary ("" matches everything)."""
-    return prefix == "" or path == prefix or path.startswith(prefix + "/")
+    """``prefix`` matches ``path`` on a segment boundary ("" and "/" match everything).
+
+    The one prefix rule: routing, the config's checks and probe's route filter all use it.
+    """
+    return prefix in ("", "/") or path == prefix or path.startswith(prefix + "/")
 
 
 def match_route(routes: Sequence[Route], path: str) -> Route | None:

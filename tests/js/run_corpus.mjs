@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "..", "..");
-const DISPATCHER_JS = path.join(repoRoot, "code24ctl", "dispatcher", "dispatcher.js");
+const DISPATCHER_JS = path.join(repoRoot, "code24ctl", "dispatch", "dispatcher.js");
 const SHIM_JS = path.join(here, "shim.mjs");
 const BEHAVIOUR_JS = path.join(here, "behaviour.mjs");
 const REQUEST_TIMEOUT_MS = 20000;

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call, is_not_found
-from code24ctl.errors import CloudflareAPIError, UsageError
-from code24ctl.modules import (
+from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.modules import (
     CONTENT_TYPES,
     KEEP_BINDING_TYPES,
     SECRET_BINDING_TYPES,
@@ -31,6 +30,7 @@ from code24ctl.modules import (
     content_type_for,
     fingerprint,
 )
+from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare

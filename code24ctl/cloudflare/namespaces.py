@@ -1,6 +1,6 @@
 """Dispatch namespace operations: create, list, get, delete, and the Workers inside one.
 
-Functions take an SDK client (built by :mod:`code24ctl.cloudflare_api`) and return pydantic
+Functions take an SDK client (built by :mod:`code24ctl.cloudflare.client`) and return pydantic
 models; API failures arrive as :class:`~code24ctl.errors.CloudflareAPIError`.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import NAMESPACE_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_found
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare.client import api_call
 from code24ctl.config import ResolvedConfig
-from code24ctl.deploy import (
+from code24ctl.errors import CloudflareAPIError, UsageError
+from code24ctl.ops.deploy import (
     DISPATCHER_BINDING,
     build_metadata,
     deployed_dispatcher,
@@ -26,7 +27,6 @@ from code24ctl.deploy import (
     find_kv_namespace,
     plan_routes,
 )
-from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -139,7 +139,7 @@ class _Doctor:
         return True
 
     def namespaces(self) -> bool:
-        from code24ctl.namespaces import list_namespaces
+        from code24ctl.cloudflare.namespaces import list_namespaces
 
         namespace = self.resolved.namespace()
         try:
@@ -169,7 +169,7 @@ class _Doctor:
         return True
 
     def workers(self, namespace_ok: bool) -> None:
-        from code24ctl.binding import worker_status
+        from code24ctl.ops.bind import worker_status
 
         aliases = list(self.resolved.config.workers)
         if not namespace_ok:
@@ -296,7 +296,7 @@ class _Doctor:
             self.add("outbound", "ok", "no outbound Worker configured")
 
     def probe(self) -> None:
-        from code24ctl.probe import ProbeOptions, probe_environment
+        from code24ctl.probe.runner import ProbeOptions, probe_environment
 
         try:
             report = probe_environment(self.resolved, ProbeOptions(base_url=self.base_url))

@@ -34,9 +34,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl import __version__
-from code24ctl.config import ResolvedConfig, RouteConfig, path_has_prefix
+from code24ctl.config import ResolvedConfig, RouteConfig
 from code24ctl.dispatch.classify import Classification, classify_answer
-from code24ctl.dispatch.routing import split_target, strip_path
+from code24ctl.dispatch.routing import prefix_matches, split_target, strip_path
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def _select_routes(resolved: ResolvedConfig, prefixes: Sequence[str]) -> list[Ro
     if not prefixes:
         return routes
     wanted = [prefix.rstrip("/") or "/" for prefix in prefixes]
-    chosen = [r for r in routes if any(path_has_prefix(r.prefix, want) for want in wanted)]
+    chosen = [r for r in routes if any(prefix_matches(r.prefix, want) for want in wanted)]
     if not chosen:
         raise UsageError(
             f"no route under {', '.join(map(repr, prefixes))}",

@@ -14,7 +14,7 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
 Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's retries off (see
-:mod:`code24ctl.pacing`), from a thread pool of ``concurrency`` workers.
+:mod:`code24ctl.cloudflare.pacing`), from a thread pool of ``concurrency`` workers.
 """
 
 from __future__ import annotations
@@ -27,23 +27,23 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from code24ctl.cloudflare_api import SCRIPT_NOT_FOUND, api_call, is_not_found
-from code24ctl.config import check_names
-from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
-from code24ctl.modules import sdk_files
-from code24ctl.namespaces import (
+from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.modules import sdk_files
+from code24ctl.cloudflare.namespaces import (
     find_namespace,
     list_namespace_scripts,
     require_namespace,
 )
-from code24ctl.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
-from code24ctl.worker_source import (
+from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
+from code24ctl.cloudflare.scripts import (
     DeployedWorker,
     WorkerCode,
     compare,
     load_worker_code,
     read_namespace_worker,
 )
+from code24ctl.config import check_names
+from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -398,7 +398,7 @@ def differences(code: WorkerCode, deployed: DeployedWorker) -> list[str]:
     """The parts of the upload that differ from what the namespace holds ([] = the same).
 
     Each part once, in upload order: ``modules``, ``main_module``, ``compatibility_date``,
-    ``compatibility_flags``, ``bindings`` (see :func:`~code24ctl.worker_source.compare`).
+    ``compatibility_flags``, ``bindings`` (see :func:`~code24ctl.cloudflare.scripts.compare`).
     """
     return list(dict.fromkeys(found.field for found in compare(code, deployed)))
 

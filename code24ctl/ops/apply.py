@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from code24ctl.binding import BindReport, bind_workers, plan_bind
+from code24ctl.cloudflare.namespaces import create_namespace, find_namespace
 from code24ctl.config import ResolvedConfig
-from code24ctl.deploy import DeployResult, plan_deploy, run_deploy
 from code24ctl.errors import EXIT_API, Code24Error
-from code24ctl.namespaces import create_namespace, find_namespace
+from code24ctl.ops.bind import BindReport, bind_workers, plan_bind
+from code24ctl.ops.deploy import DeployResult, plan_deploy, run_deploy
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import api_call
+from code24ctl.cloudflare.client import api_call
 from code24ctl.errors import UsageError
 from code24ctl.redact import register_secret
 

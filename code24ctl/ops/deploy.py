@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from code24ctl.cloudflare_api import (
+from code24ctl.cloudflare.client import (
     KV_TITLE_EXISTS,
     SCRIPT_NOT_FOUND,
     api_call,
     is_not_found,
 )
+from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
+from code24ctl.cloudflare.namespaces import find_namespace, require_namespace
+from code24ctl.cloudflare.scripts import WorkerCode, compare, download_account_worker
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError
-from code24ctl.modules import Module, content_type_for, sdk_files
-from code24ctl.namespaces import find_namespace, require_namespace
-from code24ctl.worker_source import WorkerCode, compare, download_account_worker
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -111,7 +111,7 @@ def dispatcher_module() -> Module:
     """The packaged JavaScript dispatcher, as the one module of the upload."""
     from importlib import resources
 
-    content = (resources.files("code24ctl") / "dispatcher" / MAIN_MODULE).read_bytes()
+    content = (resources.files("code24ctl.dispatch") / MAIN_MODULE).read_bytes()
     return Module(name=MAIN_MODULE, content=content, content_type=content_type_for(MAIN_MODULE))
 
 

@@ -1,0 +1,255 @@
+"""Read ``namespaces.yaml`` into a validated :class:`~code24ctl.config.models.Config`.
+
+Loading is three steps, each of which can fail with a located
+:class:`~code24ctl.errors.ConfigError`:
+
+1. parse the YAML, remembering the line of every key and list item;
+2. expand ``${VAR}`` from the process environment and ``{env}`` to the chosen environment's name;
+3. validate with pydantic (unknown keys are errors) and map every problem back to its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from code24ctl.config.models import Config, ResolvedConfig, _ReferenceErrors
+from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, TOKEN_ENV_VAR
+from code24ctl.errors import ConfigError, ConfigProblem, UsageError
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def config_path_from(option: str | None) -> str:
+    """The config file to read: ``--config``, else ``CODE24_CONFIG``, else ./namespaces.yaml."""
+    return option or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
+
+
+def builtin_config_path() -> str:
+    """The Code24 namespaces.yaml shipped inside the package (the repo's root file is it)."""
+    return str(Path(__file__).with_name("namespaces.yaml"))
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the file with ``{env}`` left as written (``config validate``)."""
+    return _load(str(path), env_name=None)
+
+
+def resolve_config(path: str | os.PathLike[str], env_name: str) -> ResolvedConfig:
+    """Read and validate the file for one environment, with ``{env}`` expanded."""
+    return ResolvedConfig(path=str(path), env_name=env_name, config=_load(str(path), env_name))
+
+
+def _load(path: str, env_name: str | None) -> Config:
+    text = _read(path)
+    data, lines = _parse_yaml(path, text)
+    problems: list[ConfigProblem] = []
+    unset: dict[tuple[str, ...], str] = {}
+    data = _expand_variables(data, (), lines, problems, unset)
+    if problems:
+        raise ConfigError(path, problems)
+    if env_name is not None:
+        environments = data.get("environments") if isinstance(data, dict) else None
+        if isinstance(environments, dict) and env_name not in environments:
+            raise UsageError(
+                f"unknown environment {env_name!r} in {path}",
+                hint=f"choose one of: {', '.join(map(str, environments))}",
+            )
+        data = _expand_env_name(data, env_name)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, _problems_from(exc, lines, unset)) from None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"config file {path} not found",
+            hint=f"pass --config PATH or set {CONFIG_ENV_VAR}; the repo ships namespaces.yaml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
+
+
+Lines = dict[tuple[str, ...], int]
+
+
+def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
+    try:
+        # One parse: the node tree gives the lines, the same tree gives the data.
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, [ConfigProblem("", f"not valid YAML: {problem}", line)]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, [ConfigProblem("", "the file must be a mapping of settings", 1)])
+    lines: Lines = {}
+    duplicates: list[ConfigProblem] = []
+    if node is not None:
+        _record_lines(node, (), lines, duplicates)
+    if duplicates:
+        raise ConfigError(path, duplicates)
+    return data, lines
+
+
+def _record_lines(
+    node: yaml.Node, at: tuple[str, ...], lines: Lines, duplicates: list[ConfigProblem]
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            where = (*at, key)
+            if key in seen:
+                # PyYAML silently keeps the last one; a duplicate key is almost always a mistake.
+                duplicates.append(
+                    ConfigProblem(_dotted(where), "duplicate key", key_node.start_mark.line + 1)
+                )
+            seen.add(key)
+            lines[where] = key_node.start_mark.line + 1
+            _record_lines(value_node, where, lines, duplicates)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            where = (*at, str(index))
+            lines[where] = item.start_mark.line + 1
+            _record_lines(item, where, lines, duplicates)
+
+
+def _expand_variables(
+    value: Any,
+    at: tuple[str, ...],
+    lines: Lines,
+    problems: list[ConfigProblem],
+    unset: dict[tuple[str, ...], str],
+) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; a lone unset ``${VAR}`` becomes null."""
+    if isinstance(value, dict):
+        return {
+            k: _expand_variables(v, (*at, str(k)), lines, problems, unset) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _expand_variables(v, (*at, str(i)), lines, problems, unset) for i, v in enumerate(value)
+        ]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    for match in _VAR_RE.finditer(value):
+        if match.group(1) == TOKEN_ENV_VAR:
+            # Config values end up printed (config show, deploy --dry-run) and uploaded as
+            # plain-text vars; the token must never travel that way.
+            problems.append(
+                ConfigProblem(
+                    _dotted(at),
+                    f"{TOKEN_ENV_VAR} cannot be used in the config: it would be printed and "
+                    "uploaded as plain text (set a secret with `code24ctl secret put` instead)",
+                    _line(lines, at),
+                )
+            )
+            return ""
+    whole = _VAR_RE.fullmatch(value)
+    if whole and whole.group(2) is None and whole.group(1) not in os.environ:
+        unset[at] = whole.group(1)
+        return None
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(
+            ConfigProblem(_dotted(at), f"environment variable {name} is not set", _line(lines, at))
+        )
+        return ""
+
+    expanded = _VAR_RE.sub(substitute, value)
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if len(token) >= 8 and token in expanded:
+        # Whatever variable carried it, the token would be printed and uploaded as plain text.
+        problems.append(
+            ConfigProblem(
+                _dotted(at),
+                f"this value contains the API token ({TOKEN_ENV_VAR}): it would be printed "
+                "and uploaded as plain text (set a secret with `code24ctl secret put` instead)",
+                _line(lines, at),
+            )
+        )
+        return ""
+    return expanded
+
+
+def _expand_env_name(value: Any, env_name: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env_name(v, env_name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env_name(v, env_name) for v in value]
+    if isinstance(value, str):
+        return value.replace("{env}", env_name)
+    return value
+
+
+def _problems_from(
+    exc: ValidationError, lines: Lines, unset: dict[tuple[str, ...], str]
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    for error in exc.errors(include_url=False):
+        # "[key]" marks a problem with a dict key itself; the key's own line is the place.
+        loc = tuple(str(part) for part in error["loc"] if part != "[key]")
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _ReferenceErrors):
+            for text in ctx_error.problems:
+                dotted, _, message = text.partition(": ")
+                where = tuple(dotted.replace("[", ".").replace("]", "").split("."))
+                problems.append(ConfigProblem(dotted, message, _line(lines, where)))
+            continue
+        message = _message(error)
+        if loc in unset:
+            # A lone ${VAR} that is unset becomes null; say why the value is missing.
+            message = f"environment variable {unset[loc]} is not set"
+        problems.append(ConfigProblem(_dotted(loc), message, _line(lines, loc)))
+    return problems
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the config reference in README.md)"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _line(lines: Lines, loc: tuple[str, ...]) -> int | None:
+    # A pydantic location may go deeper than any YAML key (or name a missing one): use the
+    # nearest enclosing key we saw.
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(loc: tuple[str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part.isdigit():
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
