@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python benchmarks/bench_probe.py [--routes 1000] [--delay-ms 50] [--runs 3]
 
-A local worker (tests/probe_servers.py, in its own process so it does not share our event loop
-or GIL) answers every request with JSON after --delay-ms. The probe engine (code24ctl.probe.runner,
-with the client from make_client, exactly as the CLI runs it) probes a config of --routes routes
+A local worker (tests/support/http_servers.py, in its own process so it does not share our event
+loop or GIL) answers every request with JSON after --delay-ms. The probe engine
+(code24ctl.probe.runner, with the client from make_client, exactly as the CLI runs it) probes a
+config of --routes routes
 at concurrency 64 and at concurrency 1, in this one run. Printed: both wall times, their ratio,
 and each next to its ideal (routes x delay / concurrency). The goal: concurrency 64 within 1.5x
 of its ideal. Concurrency 64 is measured --runs times (median shown); concurrency 1 once (it takes
@@ -88,7 +89,12 @@ def main() -> None:
     args = parser.parse_args()
 
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "tests/probe_servers.py"), "--delay-ms", str(args.delay_ms)],
+        [
+            sys.executable,
+            str(REPO / "tests/support/http_servers.py"),
+            "--delay-ms",
+            str(args.delay_ms),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py [--quick] [--rounds N] [--duration S] [--soak S]
 
-One small JSON worker (tests/conformance_upstreams.py, raw asyncio + httptools + uvloop) on
+One small JSON worker (tests/support/upstreams.py, raw asyncio + httptools + uvloop) on
 127.0.0.1, and in front of it, each on its own 127.0.0.1 port:
 
 - direct:  the worker itself (the floor)
@@ -122,7 +122,7 @@ def start_worker(work: Path) -> Contender:
         [
             PYTHON,
             "-m",
-            "tests.conformance_upstreams",
+            "tests.support.upstreams",
             "--port",
             str(port),
             "--behaviour",

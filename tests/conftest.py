@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 
 import pytest
 from typer.testing import CliRunner
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REPO_CONFIG = REPO_ROOT / "namespaces.yaml"
-
-# Variables that would make a test depend on the developer's shell.
-_AMBIENT = (
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_BASE_URL",
-    "CODE24_CONFIG",
-    "CODE24_ENV",
-    "CODE24_DEBUG",
-)
+from tests.support.cli import AMBIENT_VARIABLES, REPO_CONFIG, CliResult, RunCli
 
 pytest_plugins = ["tests.emulator.fixtures"]
 
 
-@dataclass(frozen=True)
-class CliResult:
-    """What a CLI run produced: exit status and the two streams, separately."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-RunCli = Callable[..., CliResult]
-
-
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _AMBIENT:
+    for name in AMBIENT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from code24ctl.config import resolve_config
 from code24ctl.ops.apply import failure, plan_apply, run_apply
-from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.helpers import (
+from tests.support.cli import REPO_CONFIG, RunCli
+from tests.support.http_servers import refused_port
+from tests.support.staging import (
     ALIASES,
     API_PATTERN,
     DISPATCHER,
@@ -24,7 +25,6 @@ from tests.helpers import (
     write_config,
     writes,
 )
-from tests.probe_servers import refused_port
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare

@@ -21,7 +21,6 @@ from code24ctl.cloudflare.scripts import (
     parse_multipart,
     same_binding,
 )
-from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.multipart import build_multipart
 from tests.emulator.seeds import (
     ACCOUNT_ID,
@@ -31,7 +30,8 @@ from tests.emulator.seeds import (
     Code24Seed,
 )
 from tests.emulator.state import EmulatorState
-from tests.helpers import ALIASES, NAMESPACE, STAGING_SCRIPTS, write_config, writes
+from tests.support.cli import REPO_CONFIG, RunCli
+from tests.support.staging import ALIASES, NAMESPACE, STAGING_SCRIPTS, write_config, writes
 
 SCRIPTS = f"/accounts/{ACCOUNT_ID}/workers/dispatch/namespaces/{NAMESPACE}/scripts"
 

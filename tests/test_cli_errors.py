@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from code24ctl.redact import scrub
-from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.probe_servers import refused_port
+from tests.support.cli import REPO_CONFIG, RunCli
+from tests.support.http_servers import refused_port
 
 TOKEN = "tok_SECRET_never_print_me_0123456789"
 

@@ -10,9 +10,9 @@ import pytest
 from code24ctl.config import load_config, resolve_config
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import ConfigError, UsageError
-from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import CODE24_SCRIPTS
-from tests.helpers import (
+from tests.support.cli import REPO_CONFIG, RunCli
+from tests.support.staging import (
     ALIASES,
     API_PATTERN,
     DISPATCHER,
@@ -54,7 +54,7 @@ def test_repo_config_describes_code24_as_in_the_contract() -> None:
 
 
 def test_the_shared_staging_names_match_what_the_repo_config_resolves_to() -> None:
-    """tests/helpers.py derives these instead of hard-coding them; they must stay true."""
+    """tests/support/staging.py derives these instead of hard-coding them; they must stay true."""
     resolved = resolve_config(REPO_CONFIG, "staging")
     scripts = {alias: w.script for alias, w in resolved.config.workers.items()}
     assert ALIASES == (

@@ -1,7 +1,7 @@
 """The dispatch conformance corpus against ``code24ctl serve`` (the Python implementation).
 
 serve runs for real (uvicorn + httptools, the one aiohttp session) on 127.0.0.1, in front of
-real HTTP workers behaving as each case says (tests/conformance_upstreams.py). Both start once
+real HTTP workers behaving as each case says (tests/support/upstreams.py). Both start once
 for the module; each case swaps in its own route table, environment and workers, then its
 request goes out over a fresh connection and the answer is judged by the same checker the
 JavaScript dispatcher is judged by.
@@ -15,7 +15,7 @@ import pytest
 
 from tests.conformance.checker import Actual, check
 from tests.conformance.corpus import Case, behaviour_config, load_cases
-from tests.conformance_upstreams import ServeHarness, send
+from tests.support.upstreams import ServeHarness, send
 
 CASES = [case for case in load_cases() if case.runs_on("python")]
 

@@ -13,10 +13,11 @@ from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.ops.deploy import dispatcher_module, route_host, zone_candidates
 from code24ctl.ops.wrangler_toml import render_wrangler_toml
-from tests.conftest import REPO_CONFIG, RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.helpers import (
+from tests.support.cli import REPO_CONFIG, RunCli
+from tests.support.http_servers import refused_port
+from tests.support.staging import (
     API_PATTERN,
     DISPATCHER,
     ELITE_PATTERN,
@@ -27,7 +28,6 @@ from tests.helpers import (
     write_config,
     writes,
 )
-from tests.probe_servers import refused_port
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare

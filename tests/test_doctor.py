@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from code24ctl.cloudflare.client import API_ERROR_HINTS
-from tests.conftest import RunCli
 from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.helpers import (
+from tests.support.cli import RunCli
+from tests.support.http_servers import Answer, LocalServer, refused_port
+from tests.support.staging import (
     ALIASES,
     API_PATTERN,
     DISPATCHER,
@@ -22,7 +23,6 @@ from tests.helpers import (
     add_other_worker,
     write_config,
 )
-from tests.probe_servers import Answer, LocalServer, refused_port
 
 HTML_PAGE = Answer(
     200, b"<!doctype html><html><body>Bad gateway</body></html>", content_type="text/html"

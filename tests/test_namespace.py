@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.support.cli import RunCli
 
 STAGING_NS = "code24-workers-staging"
 

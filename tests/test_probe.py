@@ -28,8 +28,8 @@ from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
 from code24ctl.probe.junit import JUnitCase, JUnitFailure, render_junit
 from code24ctl.probe.runner import excerpt, forwarded_path
-from tests.conftest import REPO_ROOT, RunCli
-from tests.probe_servers import Answer, Cycle, LocalServer, Reset, refused_port
+from tests.support.cli import REPO_ROOT, RunCli
+from tests.support.http_servers import Answer, Cycle, LocalServer, Reset, refused_port
 
 WIDE = {"COLUMNS": "200"}
 FALLBACK_BODY = b'{"status": "degraded", "message": "Brand creation is temporarily unavailable"}'

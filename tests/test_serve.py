@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from code24ctl.serve.access_log import AccessLog
-from tests.conformance_upstreams import ServeHarness, send
-from tests.conftest import REPO_CONFIG, REPO_ROOT, RunCli
-from tests.helpers import ALIASES
-from tests.probe_servers import refused_port
+from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
+from tests.support.http_servers import refused_port
+from tests.support.staging import ALIASES
+from tests.support.upstreams import ServeHarness, send
 
 START_TIMEOUT_S = 30
 

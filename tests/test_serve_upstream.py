@@ -21,7 +21,7 @@ from code24ctl.serve.upstream import (
     UpstreamPool,
     UpstreamResponse,
 )
-from tests.probe_servers import refused_port
+from tests.support.http_servers import refused_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import RunCli
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.support.cli import RunCli
 
 NS = "code24-workers-staging"
 MODULE = {"worker.js": (b"export default {};\n", "application/javascript+module")}

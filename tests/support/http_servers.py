@@ -14,7 +14,7 @@ reset), which a framework would "helpfully" fix.
 
 Run as a script it serves one answer on every path until killed, for the probe benchmark::
 
-    python tests/probe_servers.py --delay-ms 50    # prints "PORT <n>" once listening
+    python tests/support/http_servers.py --delay-ms 50    # prints "PORT <n>" once listening
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ after them: ``reset_after``); ``gzip`` answers ``body`` gzip-compressed.
 :func:`send` talks to it through ``http.client``, which puts the request target on the wire
 exactly as given (dot segments, absolute form, backslashes).
 
-Also runnable, for the benchmark's worker: ``python -m tests.conformance_upstreams --port N
+Also runnable, for the benchmark's worker: ``python -m tests.support.upstreams --port N
 --behaviour '{"behaviour": "json", "json": {...}}'``.
 """
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO_CONFIG
 from tests.emulator.seeds import CODE24_SCRIPTS
 from tests.emulator.state import EmulatorState
+from tests.support.cli import REPO_CONFIG
 
 # What the repo's config creates on staging.
 NAMESPACE = "code24-workers-staging"

@@ -1,0 +1,36 @@
+"""Running the CLI in-process through Typer's runner, with the two streams kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_CONFIG = REPO_ROOT / "namespaces.yaml"
+
+# Variables that would make a test depend on the developer's shell.
+AMBIENT_VARIABLES = (
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_BASE_URL",
+    "CODE24_CONFIG",
+    "CODE24_ENV",
+    "CODE24_DEBUG",
+)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a CLI run produced: exit status and the two streams, separately."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+RunCli = Callable[..., CliResult]
