@@ -56,5 +56,8 @@ def test_conformance(case: Case, harness: ServeHarness) -> None:
 
 
 def test_python_runs_every_case_not_limited_to_js() -> None:
-    skipped = [case.name for case in load_cases() if not case.runs_on("python")]
-    assert skipped == [], "serve must answer every case the corpus has for it"
+    skipped = [case for case in load_cases() if not case.runs_on("python")]
+    # Only the recording cases (an Analytics Engine binding serve does not have) are JS-only.
+    assert [case.name for case in skipped if case.analytics is None] == [], (
+        "serve must answer every case the corpus has for it"
+    )

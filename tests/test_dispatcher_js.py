@@ -150,8 +150,16 @@ def _setups(cases: list[Case]) -> list[dict[str, Any]]:
     dispatcher."""
     setups: dict[str, dict[str, Any]] = {}
 
-    def add(environment: str, table: Any, workers: dict[str, Any], request: dict[str, Any]) -> None:
-        key = json.dumps([environment, table, workers], sort_keys=True)
+    def add(
+        environment: str,
+        table: Any,
+        workers: dict[str, Any],
+        request: dict[str, Any],
+        analytics: str | None = None,
+    ) -> None:
+        # A recording case gets a dispatcher of its own: its data points are then its own.
+        alone = request["name"] if analytics else None
+        key = json.dumps([environment, table, workers, analytics, alone], sort_keys=True)
         setup = setups.setdefault(
             key,
             {
@@ -159,6 +167,7 @@ def _setups(cases: list[Case]) -> list[dict[str, Any]]:
                 "platform_name": PLATFORM_NAME,
                 "route_table": table,
                 "workers": workers,
+                "analytics": analytics,
                 "requests": [],
             },
         )
@@ -166,7 +175,8 @@ def _setups(cases: list[Case]) -> list[dict[str, Any]]:
 
     for case in cases:
         workers = {alias: behaviour_config(b) for alias, b in case.workers.items()}
-        add(case.environment, case.table_for(), workers, _wire(case.http_request(), case.name))
+        wire = _wire(case.http_request(), case.name)
+        add(case.environment, case.table_for(), workers, wire, case.analytics)
     for extra in EXTRAS:
         add(
             "js-only",
@@ -291,3 +301,33 @@ def test_worker_stalling_mid_body_times_out(name: str, answers: dict[str, Actual
     assert got.status == 504
     assert got.headers["x-code24-fallback-reason"] == "worker_timeout"
     assert json.loads(got.body)["error"]["code"] == "worker_timeout"
+
+
+# --- Every request leaves one structured log line (what `code24ctl tail` shows) ----------------
+
+
+def _request_lines(got: Actual) -> list[dict[str, Any]]:
+    lines = [
+        json.loads(line[line.index("{") :]) for line in got.logs if '"code24":"request"' in line
+    ]
+    return [fields for fields in lines if fields.get("code24") == "request"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_every_answer_is_logged_once_as_sent(case: Case, answers: dict[str, Actual]) -> None:
+    got = answers[case.name]
+    lines = _request_lines(got)
+    assert len(lines) == 1, got.logs
+    fields = lines[0]
+    reason = got.headers.get("x-code24-fallback-reason")
+    if reason is None and "x-code24-worker" not in got.headers:
+        reason = json.loads(got.body)["error"]["code"]  # a refusal: its code is the reason
+    assert fields["request_id"] == got.headers["x-code24-request-id"]
+    assert fields["method"] == case.request.method
+    assert fields["path"] == case.request.target.split("?", 1)[0]
+    assert fields["environment"] == case.environment
+    assert fields["status"] == got.status
+    assert fields["worker"] == got.headers.get("x-code24-worker", fields["worker"])
+    assert fields["fallback_reason"] == (reason or "")
+    assert fields["upstream_status"] == int(got.headers.get("x-code24-upstream-status", "0"))
+    assert isinstance(fields["dispatch_ms"], int | float) and fields["dispatch_ms"] >= 0

@@ -130,6 +130,8 @@ def _register() -> None:
         probe,
         secret,
         serve,
+        stats,
+        tail,
         unbind,
         workers,
     )
@@ -144,6 +146,8 @@ def _register() -> None:
     app.command("probe")(probe.probe)
     app.command("serve")(serve.serve)
     app.command("doctor")(doctor.doctor)
+    app.command("stats")(stats.stats)
+    app.command("tail")(tail.tail)
     app.add_typer(config_cmd.app, name="config")
 
 

@@ -11,8 +11,10 @@ from code24ctl.config.loader import (
 )
 from code24ctl.config.models import (
     WORKER_NAME_RULE,
+    AnalyticsConfig,
     Config,
     EnvironmentConfig,
+    KpiTargets,
     OutboundConfig,
     ProbeSample,
     ProbeSettings,
@@ -25,8 +27,10 @@ from code24ctl.config.models import (
 
 __all__ = [
     "WORKER_NAME_RULE",
+    "AnalyticsConfig",
     "Config",
     "EnvironmentConfig",
+    "KpiTargets",
     "OutboundConfig",
     "ProbeSample",
     "ProbeSettings",

@@ -208,6 +208,20 @@ class OutboundConfig(_Strict):
     params: list[str] = Field(default_factory=list)
 
 
+class AnalyticsConfig(_Strict):
+    """Where the dispatcher records one data point per request (Workers Analytics Engine)."""
+
+    dataset: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+
+
+class KpiTargets(_Strict):
+    """The promises ``code24ctl stats`` checks traffic against."""
+
+    json_share: float = Field(default=1.0, ge=0, le=1)
+    max_fallback_share: float = Field(default=0.01, ge=0, le=1)
+    p95_dispatch_ms: float = Field(default=500, gt=0)
+
+
 class EnvironmentConfig(_Strict):
     """One environment: Cloudflare resources, or (local) upstream URLs."""
 
@@ -221,6 +235,9 @@ class EnvironmentConfig(_Strict):
     vars: dict[str, str] = Field(default_factory=dict)
     upstreams: dict[str, HttpUrl] | None = None
     direct: dict[str, HttpUrl] = Field(default_factory=dict)
+    analytics: AnalyticsConfig | None = None
+    # Where `serve --metrics-port` publishes Prometheus metrics (local environments).
+    metrics_url: HttpUrl | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> EnvironmentConfig:
@@ -266,6 +283,7 @@ class Config(_Strict):
     max_body_bytes: int = Field(default=10 * MIB, gt=0)
     max_json_check_bytes: int = Field(default=1 * MIB, gt=0)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    kpi: KpiTargets = Field(default_factory=KpiTargets)
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)

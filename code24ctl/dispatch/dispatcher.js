@@ -7,6 +7,7 @@
 //   ENVIRONMENT    plain text, echoed in X-Code24-Environment
 //   PLATFORM_NAME  plain text, used to label log lines
 //   DISPATCHER     the dispatch namespace: DISPATCHER.get(alias).fetch(request)
+//   ANALYTICS      optional Analytics Engine dataset: one data point per request (see record)
 //
 // The one rule above all others: nothing escapes `fetch` as an exception. An uncaught throw
 // becomes Cloudflare's HTML error page 1101, which is exactly the failure this Worker exists
@@ -57,26 +58,32 @@ const TIMED_OUT = Symbol("timed out");
 
 export default {
   async fetch(request, env, ctx) {
-    // Filled in as the request goes; the catch-all uses whatever is known by then.
-    const state = { requestId: null, environment: "" };
-    try {
-      state.environment = envText(env, "ENVIRONMENT");
-      state.requestId = pickRequestId(request.headers.get("x-request-id"));
-      return await dispatch(request, env, state);
-    } catch (err) {
-      try {
-        log(env, "internal error", state.requestId, err);
-        return refusal("internal_error", 500, null, state);
-      } catch {
-        // Even building the envelope failed (it should not be able to): still answer JSON.
-        return new Response('{"error":{"code":"internal_error"}}', {
-          status: 500,
-          headers: { "content-type": "application/json" },
-        });
-      }
-    }
+    // Filled in as the request goes; the catch-all and record() use whatever is known by then.
+    const state = { requestId: null, environment: "", started: Date.now() };
+    const response = await answer(request, env, state);
+    record(request, response, env, state);
+    return response;
   },
 };
+
+async function answer(request, env, state) {
+  try {
+    state.environment = envText(env, "ENVIRONMENT");
+    state.requestId = pickRequestId(request.headers.get("x-request-id"));
+    return await dispatch(request, env, state);
+  } catch (err) {
+    try {
+      log(env, "internal error", state.requestId, err);
+      return refusal("internal_error", 500, null, state);
+    } catch {
+      // Even building the envelope failed (it should not be able to): still answer JSON.
+      return new Response('{"error":{"code":"internal_error"}}', {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    }
+  }
+}
 
 async function dispatch(request, env, state) {
   const started = Date.now();
@@ -98,6 +105,8 @@ async function dispatch(request, env, state) {
     return refusal("route_not_found", 404, null, state);
   }
   const alias = route.worker;
+  state.route = route.prefix;
+  state.alias = alias;
   const worker = workerSettings(table.workers[alias]);
 
   // Rule 4.2: body size. A declared Content-Length is judged before reading anything; a body
@@ -504,6 +513,7 @@ function passThrough(response, body, meta) {
     headers.append(name, value);
   }
   setDispatchHeaders(headers, meta, null);
+  meta.state.bodyBytes = bodySize(body, response.headers);
   return new Response(body, { status: response.status, statusText: response.statusText, headers });
 }
 
@@ -513,13 +523,14 @@ function fallback(reason, meta) {
   setDispatchHeaders(headers, meta, reason);
   const { worker } = meta;
   if (worker.fallback !== null) {
-    return new Response(JSON.stringify(worker.fallback), { status: worker.fallbackStatus, headers });
+    const text = JSON.stringify(worker.fallback);
+    meta.state.bodyBytes = utf8Length(text);
+    return new Response(text, { status: worker.fallbackStatus, headers });
   }
   const status = reason === "worker_timeout" ? 504 : 502;
-  return new Response(JSON.stringify(envelope(reason, meta.alias, meta.state.requestId)), {
-    status,
-    headers,
-  });
+  const text = JSON.stringify(envelope(reason, meta.alias, meta.state.requestId));
+  meta.state.bodyBytes = utf8Length(text);
+  return new Response(text, { status, headers });
 }
 
 // Rule 4.6: metadata on every dispatched answer.
@@ -536,7 +547,10 @@ function setDispatchHeaders(headers, meta, reason) {
 // Answers the dispatcher makes without calling a worker: 400, 404, 413 and 500.
 function refusal(code, status, alias, state) {
   const requestId = state.requestId ?? pickRequestId(null);
-  return new Response(JSON.stringify(envelope(code, alias, requestId)), {
+  const text = JSON.stringify(envelope(code, alias, requestId));
+  state.refusal = code;
+  state.bodyBytes = utf8Length(text);
+  return new Response(text, {
     status,
     headers: {
       "content-type": "application/json",
@@ -573,4 +587,78 @@ function log(env, what, requestId, err) {
   } catch {
     // Logging must never be the thing that fails.
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Recording: one Analytics Engine data point and one structured log line per request
+//
+// Runs after the answer is built and before it is returned: writeDataPoint is a synchronous,
+// fire-and-forget call (it returns nothing to await), so it costs no I/O on the response path.
+// A failure to record is swallowed and logged; it never changes the answer.
+//
+// Data point (read back by `code24ctl stats`; keep the positions in step with
+// code24ctl/cloudflare/analytics.py):
+//   index1  worker alias ("" when no route matched)
+//   blob1   environment      blob2 route prefix ("" = catch-all or none)   blob3 method
+//   blob4   fallback reason ("" when the worker's own answer passed; else the reason, including
+//           the dispatcher's refusals: route_not_found, bad_path, payload_too_large, ...)
+//   blob5   status class ("2xx" ... "5xx")
+//   double1 status   double2 upstream status (0 = none)   double3 dispatch ms
+//   double4 body bytes of the answer (-1 = streamed through without a declared length)
+//
+// Log line (read by `code24ctl tail`): console.log of one JSON object {"code24": "request", ...}.
+
+function record(request, response, env, state) {
+  try {
+    const headers = response.headers;
+    const reason = headers.get("x-code24-fallback-reason") ?? state.refusal ?? "";
+    const fields = {
+      code24: "request",
+      request_id: headers.get("x-code24-request-id") ?? state.requestId ?? "",
+      method: request.method,
+      path: pathOf(request.url),
+      environment: state.environment,
+      worker: headers.get("x-code24-worker") ?? state.alias ?? "",
+      route: state.route ?? "",
+      status: response.status,
+      upstream_status: Number(headers.get("x-code24-upstream-status") ?? 0),
+      fallback_reason: reason,
+      dispatch_ms: Number(headers.get("x-code24-dispatch-ms") ?? Date.now() - state.started),
+      body_bytes: state.bodyBytes ?? -1,
+    };
+    console.log(JSON.stringify(fields));
+    const dataset = env?.ANALYTICS;
+    if (dataset && typeof dataset.writeDataPoint === "function") {
+      dataset.writeDataPoint({
+        indexes: [fields.worker],
+        blobs: [
+          fields.environment,
+          fields.route,
+          fields.method,
+          fields.fallback_reason,
+          `${Math.floor(fields.status / 100)}xx`,
+        ],
+        doubles: [fields.status, fields.upstream_status, fields.dispatch_ms, fields.body_bytes],
+      });
+    }
+  } catch (err) {
+    log(env, "recording failed", state.requestId, err);
+  }
+}
+
+// The path of the request, without the query (which may carry tokens).
+function pathOf(url) {
+  const target = splitTarget(url);
+  return target === null ? "" : target.path;
+}
+
+function bodySize(body, upstreamHeaders) {
+  if (body instanceof Uint8Array) return body.byteLength;
+  if (body === null) return 0;
+  const declared = Number(upstreamHeaders.get("content-length") ?? NaN);
+  return Number.isSafeInteger(declared) ? declared : -1;
+}
+
+function utf8Length(text) {
+  return new TextEncoder().encode(text).byteLength;
 }

@@ -34,6 +34,8 @@ MAIN_MODULE = "dispatcher.js"
 DISPATCHER_BINDING = "DISPATCHER"
 METADATA_BINDING = "METADATA"
 ROUTE_TABLE_BINDING = "ROUTE_TABLE"
+#: The Workers Analytics Engine dataset dispatcher.js writes one data point per request to.
+ANALYTICS_BINDING = "ANALYTICS"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
 
@@ -129,7 +131,8 @@ def dispatcher_bindings(
 
     ``DISPATCHER`` (dispatch namespace, with the outbound Worker when configured),
     ``METADATA`` (KV, when the environment names one), the vars as plain text, and the route
-    table as the ``json`` binding ``ROUTE_TABLE``.
+    table as the ``json`` binding ``ROUTE_TABLE``, then ``ANALYTICS`` (an Analytics Engine
+    dataset, when the environment configures ``analytics``).
     """
     environment = resolved.require_cloudflare()
     dispatcher: dict[str, Any] = {
@@ -156,6 +159,15 @@ def dispatcher_bindings(
     bindings.append(
         {"type": "json", "name": ROUTE_TABLE_BINDING, "json": compile_route_table(resolved.config)}
     )
+    if environment.analytics is not None:
+        # As wrangler uploads an analytics_engine_datasets entry.
+        bindings.append(
+            {
+                "type": "analytics_engine",
+                "name": ANALYTICS_BINDING,
+                "dataset": environment.analytics.dataset,
+            }
+        )
     return bindings
 
 

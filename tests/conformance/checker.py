@@ -99,6 +99,42 @@ def check(case: Case, actual: Actual | Mapping[str, Any]) -> list[str]:
                 problems.append(f"JSON body has {path!r}, which should be absent")
 
     problems.extend(_invariants(case, got.status, headers, body_json))
+    problems.extend(_recording(case, got))
+    return problems
+
+
+def _recording(case: Case, got: Actual) -> list[str]:
+    """The data points and log lines a recording case expects (JS harness output)."""
+    exp = case.expect
+    problems: list[str] = []
+    if exp.data_points is not None:
+        have = getattr(got, "data_points", None)
+        if not isinstance(have, list):
+            return ["the harness reported no data points"]
+        if len(have) != len(exp.data_points):
+            problems.append(f"{len(have)} data points written, expected {len(exp.data_points)}")
+        for i, (want, point) in enumerate(zip(exp.data_points, have, strict=False)):
+            if not isinstance(point, dict):
+                problems.append(f"data point {i}: {point!r} is not an object")
+                continue
+            for key in ("indexes", "blobs"):
+                if point.get(key) != getattr(want, key):
+                    problems.append(
+                        f"data point {i} {key} {point.get(key)!r}, expected {getattr(want, key)!r}"
+                    )
+            doubles = point.get("doubles")
+            if not isinstance(doubles, list) or len(doubles) != len(want.doubles):
+                problems.append(f"data point {i} doubles {doubles!r}, expected {want.doubles!r}")
+                continue
+            for k, (w, h) in enumerate(zip(want.doubles, doubles, strict=True)):
+                if w is None and not (isinstance(h, int | float) and h >= 0):
+                    problems.append(f"data point {i} double{k + 1} {h!r} is not a number >= 0")
+                elif w is not None and h != w:
+                    problems.append(f"data point {i} double{k + 1} {h!r}, expected {w!r}")
+    logs = getattr(got, "logs", None) or []
+    for pattern in exp.logs_match:
+        if not any(re.search(pattern, line) for line in logs):
+            problems.append(f"no log line matches {pattern!r} (lines: {logs!r})")
     return problems
 
 

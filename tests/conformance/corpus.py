@@ -17,6 +17,12 @@ Additions to the schema in notes/DISPATCH.md (all optional):
 a header value ``null`` (do not send that header; used to drop the default ``X-Request-Id``);
 ``json_absent`` and ``body_length`` in ``expect``; ``stream`` is NOT part of the corpus
 (``big_json`` bodies in the corpus always declare their length).
+
+Recording (JS only, ``only: [js]``): ``analytics: record | throw`` on a case gives the dispatcher an
+``ANALYTICS`` dataset stand-in (``tests/js/shim.mjs``) that keeps each data point or throws;
+``data_points`` in ``expect`` lists the points written (a ``null`` double means "any number
+>= 0", for timings), ``logs_match`` lists patterns that some workerd log line about the request
+must match.
 """
 
 from __future__ import annotations
@@ -181,6 +187,14 @@ class Request(_Strict):
         return (self.body or "").encode()
 
 
+class DataPoint(_Strict):
+    """One Analytics Engine data point as ``writeDataPoint`` received it."""
+
+    indexes: list[str]
+    blobs: list[str]
+    doubles: list[float | None]
+
+
 class Expect(_Strict):
     """What the answer must look like. Header names are case-insensitive."""
 
@@ -194,6 +208,8 @@ class Expect(_Strict):
     json_absent: list[str] = Field(default_factory=list)
     body: str | None = None
     body_length: int | None = None
+    data_points: list[DataPoint] | None = None
+    logs_match: list[str] = Field(default_factory=list)
 
     @property
     def has_json(self) -> bool:
@@ -215,6 +231,7 @@ class Case(_Strict):
     rule: str
     note: str | None = None
     only: list[Implementation] | None = None
+    analytics: Literal["record", "throw"] | None = None
     table: dict[str, Any] | None = None
     workers: dict[str, Behaviour] = Field(default_factory=dict)
     request: Request
@@ -228,6 +245,9 @@ class Case(_Strict):
             raise ValueError(f"name {self.name!r} is not snake_case")
         if self.rule not in RULES:
             raise ValueError(f"rule {self.rule!r} is not one of {', '.join(RULES)}")
+        records = self.analytics is not None or self.expect.data_points is not None
+        if records and self.only != ["js"]:
+            raise ValueError("recording cases run on the JS dispatcher only: add only: [js]")
         return self
 
     @property

@@ -26,15 +26,24 @@ def test_corpus_loads_with_unique_names_and_covers_every_rule() -> None:
 
 
 def test_only_python_cases_say_why() -> None:
-    limited = [case for case in load_cases() if case.only is not None]
+    limited = [case for case in load_cases() if case.only == ["python"]]
     assert {case.name for case in limited} == {
         "bad_path_dot_dot_segment",
         "bad_path_dot_segment",
         "bad_path_absolute_form",
     }
     for case in limited:
-        assert case.only == ["python"]
         assert case.note and "workerd" in case.note
+
+
+def test_only_js_cases_are_the_recording_ones_and_say_why() -> None:
+    limited = [case for case in load_cases() if case.only == ["js"]]
+    assert limited, "the corpus shows the dispatcher recording each request"
+    for case in limited:
+        assert case.analytics in ("record", "throw"), case.name
+        assert case.expect.data_points is not None, case.name
+        assert case.note, case.name
+    assert {case.analytics for case in limited} == {"record", "throw"}
 
 
 def test_every_case_sends_its_name_as_request_id_unless_it_tests_ids() -> None:

@@ -23,13 +23,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
 
 from . import errors
+from .analytics import answer_sql
 from .errors import ApiError
 from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, now_iso
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
 from .state import EmulatorState, Fault
+from .tail import serve_tail_socket
 
 __all__ = ["API_PREFIX", "CONTROL_PREFIX", "create_app"]
 
@@ -611,6 +615,35 @@ def kv_delete(ctx: Ctx) -> Response:
     return ok(None)
 
 
+def analytics_sql(ctx: Ctx) -> Response:
+    return answer_sql(ctx.state.analytics, ctx.params["account_id"], ctx.body)
+
+
+def _tailed_script(ctx: Ctx) -> str:
+    name = ctx.params["script"]
+    if ctx.state.account_script(ctx.params["account_id"], name) is None:
+        raise errors.script_not_found()
+    return name
+
+
+def tail_create(ctx: Ctx) -> Response:
+    session = ctx.state.tails.create(ctx.params["account_id"], _tailed_script(ctx))
+    return ok(session.to_api(ctx.headers.get("host", "127.0.0.1")))
+
+
+def tail_list(ctx: Ctx) -> Response:
+    live = ctx.state.tails.live(ctx.params["account_id"], _tailed_script(ctx))
+    return ok([s.to_api(ctx.headers.get("host", "127.0.0.1")) for s in live])
+
+
+def tail_delete(ctx: Ctx) -> Response:
+    if not ctx.state.tails.delete(
+        ctx.params["account_id"], _tailed_script(ctx), ctx.params["tail_id"]
+    ):
+        raise errors.tail_not_found()
+    return ok(None)
+
+
 def zones_list(ctx: Ctx) -> Response:
     assert ctx.token is not None
     state = ctx.state
@@ -739,6 +772,10 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("PUT", _WS + "/secrets", "workers_scripts", secrets_put),
     ("GET", _WS + "/secrets/{secret}", "workers_scripts", secret_get),
     ("DELETE", _WS + "/secrets/{secret}", "workers_scripts", secret_delete),
+    ("GET", _WS + "/tails", "workers_scripts", tail_list),
+    ("POST", _WS + "/tails", "workers_scripts", tail_create),
+    ("DELETE", _WS + "/tails/{tail_id}", "workers_scripts", tail_delete),
+    ("POST", _A + "/analytics_engine/sql", "analytics", analytics_sql),
     ("GET", _KV, "kv", kv_list),
     ("POST", _KV, "kv", kv_create),
     ("GET", _KV + "/{kv_id}", "kv", kv_get),
@@ -995,10 +1032,14 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def control(request: Request) -> Response:
         return await _serve_control(state, request)
 
+    async def tail_socket(websocket: WebSocket) -> None:
+        await serve_tail_socket(state, websocket)
+
     return Starlette(
         routes=[
             StarletteRoute(API_PREFIX + "/{path:path}", api, methods=_METHODS),
             StarletteRoute(API_PREFIX, api_root, methods=_METHODS),
             StarletteRoute(CONTROL_PREFIX + "/{action:path}", control, methods=["GET", "POST"]),
+            WebSocketRoute("/tail/{tail_id}", tail_socket),
         ]
     )

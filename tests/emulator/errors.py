@@ -192,3 +192,8 @@ def route_pattern_zone(pattern: str) -> ApiError:
 def route_not_found() -> ApiError:
     """Unknown route id (seen: code 10009; wording chosen)."""
     return ApiError(404, 10009, "workers.api.error.route_not_found")
+
+
+def tail_not_found() -> ApiError:
+    """Deleting a tail that does not exist (chosen: no real answer found)."""
+    return ApiError(404, 10057, "Tail not found.")

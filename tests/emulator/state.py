@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .analytics import AnalyticsStore
 from .models import (
     SECRET_BINDING_TYPES,
     Account,
@@ -31,11 +32,14 @@ from .models import (
     Zone,
     now_iso,
 )
+from .tail import TailHub
 
 __all__ = ["FAMILIES", "KNOWN_BINDING_TYPES", "MODULE_CONTENT_TYPES", "EmulatorState", "Fault"]
 
 #: Path families a token's ``permissions`` can name (None = all of them).
-FAMILIES = frozenset({"account", "dispatch", "workers_scripts", "kv", "zones", "routes"})
+FAMILIES = frozenset(
+    {"account", "dispatch", "workers_scripts", "kv", "zones", "routes", "analytics"}
+)
 
 #: Binding types the upload metadata accepts (the SDK v5 ``MetadataBinding`` union).
 KNOWN_BINDING_TYPES = frozenset(
@@ -178,6 +182,9 @@ class EmulatorState:
         self._namespaces: dict[str, dict[str, DispatchNamespace]] = {}
         self._scripts: dict[str, dict[str, Script]] = {}
         self._routes: dict[str, dict[str, Route]] = {}
+        # Analytics Engine datasets and tail sessions (analytics.py, tail.py).
+        self.analytics = AnalyticsStore()
+        self.tails = TailHub()
         self._log: list[RequestRecord] = []
         self._seq = 0
         self._by_route: Counter[str] = Counter()

@@ -6,9 +6,12 @@
 //   {"compatibility_date": "YYYY-MM-DD",
 //    "setups": [{"environment", "platform_name", "route_table": <any JSON>,
 //                "workers": {alias: <behaviour config>},
+//                "analytics": null | "record" | "throw",
 //                "requests": [{"name", "method", "target", "headers": [[name, value], ...],
 //                              "body_b64", "chunked"}]}]}
-// OUTPUT: [{"name", "status", "headers": {lowercased: value}, "body", "elapsed_ms", "error"?}]
+// OUTPUT: [{"name", "status", "headers": {lowercased: value}, "body", "elapsed_ms", "error"?,
+//           "logs": [workerd output lines about this request's id],
+//           "data_points": [points written to ANALYTICS] (setups with analytics only)}]
 //         in input order.
 //
 // Everything runs in ONE miniflare (one workerd process): each setup gets its own dispatcher
@@ -64,7 +67,19 @@ function buildWorkers(input) {
         ENVIRONMENT: setup.environment,
         PLATFORM_NAME: setup.platform_name,
       },
-      wrappedBindings: { DISPATCHER: `shim-${i}` },
+      wrappedBindings: {
+        DISPATCHER: `shim-${i}`,
+        // An Analytics Engine dataset stand-in, only for setups that ask for one.
+        ...(setup.analytics
+          ? {
+              ANALYTICS: {
+                scriptName: `shim-${i}`,
+                entrypoint: "analyticsDataset",
+                bindings: { MODE: setup.analytics, SETUP: i },
+              },
+            }
+          : {}),
+      },
       unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
     });
     // A wrapped-binding worker may set no compatibility date or flags of its own, and must not
@@ -84,7 +99,7 @@ function buildWorkers(input) {
     compatibilityDate,
     bindings: { BEHAVIOUR: behaviour },
   }));
-  return [...dispatchers, ...shims, ...userWorkers];
+  return [...dispatchers, ...shims, ...userWorkers, FLUSH_WORKER];
 }
 
 function send(url, req) {
@@ -154,6 +169,88 @@ function writeBody(r, body, chunked) {
   }
 }
 
+const DATA_POINT_MARKER = "CODE24_TEST_DATA_POINT ";
+
+// workerd's output pipes do not end when miniflare is disposed, so the harness knows it has read
+// everything the workers printed by asking this worker to print a marker on both pipes last:
+// each pipe keeps its order, so once the marker arrives every earlier line has too.
+const FLUSH_MARKER = "CODE24_HARNESS_FLUSHED";
+const FLUSH_WORKER = {
+  name: "harness-flush",
+  modules: true,
+  script: `export default { fetch() {
+    console.log("${FLUSH_MARKER}"); console.error("${FLUSH_MARKER}");
+    return new Response("flushed");
+  } };`,
+  unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+};
+
+// Collects workerd's output lines (console.* of every worker), still echoing them to stderr.
+// Resolves once the flush marker has been read from this stream.
+function collectLines(stream, lines) {
+  let rest = "";
+  let flushed;
+  const done = new Promise((resolve) => {
+    flushed = resolve;
+  });
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop();
+    for (const line of parts) {
+      if (line.includes(FLUSH_MARKER)) {
+        flushed();
+        continue;
+      }
+      process.stderr.write(line + "\n");
+      lines.push(line);
+    }
+  });
+  return done;
+}
+
+// Which request a log line is about: the structured request line names its request_id, the
+// dispatcher's error lines say "(request ID)".
+function requestIdOf(line) {
+  const start = line.indexOf("{");
+  if (start >= 0) {
+    try {
+      const fields = JSON.parse(line.slice(start));
+      if (fields?.code24 === "request") return String(fields.request_id);
+    } catch {
+      // not JSON: fall through
+    }
+  }
+  const match = /\(request ([^)]*)\)/.exec(line);
+  return match ? match[1] : null;
+}
+
+function attachOutput(input, results, lines) {
+  const points = new Map(); // setup index -> data points, in write order
+  const logs = new Map(); // request id -> lines
+  for (const line of lines) {
+    const at = line.indexOf(DATA_POINT_MARKER);
+    if (at >= 0) {
+      const { setup, point } = JSON.parse(line.slice(at + DATA_POINT_MARKER.length));
+      if (!points.has(setup)) points.set(setup, []);
+      points.get(setup).push(point);
+      continue;
+    }
+    const id = requestIdOf(line);
+    if (id === null) continue;
+    if (!logs.has(id)) logs.set(id, []);
+    logs.get(id).push(line);
+  }
+  let k = 0;
+  input.setups.forEach((setup, i) => {
+    for (let j = 0; j < setup.requests.length; j++, k++) {
+      const result = results[k];
+      result.logs = logs.get(result.headers?.["x-code24-request-id"]) ?? [];
+      if (setup.analytics) result.data_points = points.get(i) ?? [];
+    }
+  });
+}
+
 async function main() {
   const [inputPath, outputPath] = process.argv.slice(2);
   if (!inputPath || !outputPath) {
@@ -161,15 +258,17 @@ async function main() {
     process.exit(2);
   }
   const input = JSON.parse(await readFile(inputPath, "utf8"));
+  const lines = [];
+  const outputDone = [];
   const mf = new Miniflare({
     workers: buildWorkers(input),
     log: new Log(LogLevel.WARN),
     // No Request.cf download from Cloudflare: tests talk to 127.0.0.1 only.
     cf: false,
-    // workerd's own stdout/stderr (console.* in workers) go to stderr, never mixed with results.
+    // workerd's own stdout/stderr (console.* in workers) go to stderr, never mixed with results,
+    // and are collected: data points and log lines are matched to their requests at the end.
     handleRuntimeStdio(stdout, stderr) {
-      stdout.pipe(process.stderr);
-      stderr.pipe(process.stderr);
+      outputDone.push(collectLines(stdout, lines), collectLines(stderr, lines));
     },
   });
   const results = [];
@@ -180,9 +279,13 @@ async function main() {
       // One request at a time: timeout cases need the machine's attention to keep their margins.
       for (const req of setup.requests) results.push(await send(url, req));
     }
+    const flush = await mf.unsafeGetDirectURL("harness-flush");
+    await send(flush, { name: "flush", method: "GET", target: "/", headers: [] });
+    await Promise.all(outputDone);
   } finally {
     await mf.dispose();
   }
+  attachOutput(input, results, lines);
   await writeFile(outputPath, JSON.stringify(results));
 }
 

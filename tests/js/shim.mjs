@@ -20,3 +20,18 @@ export default function makeNamespace(env) {
     },
   };
 }
+
+// Stand-in for an Analytics Engine dataset binding (env.ANALYTICS), also a wrapped binding:
+// miniflare's own dataset binding keeps nothing a test can read. MODE "record" prints each data
+// point on workerd's stdout behind DATA_POINT_MARKER (run_corpus.mjs collects them per SETUP);
+// MODE "throw" makes writeDataPoint throw, to show a failing dataset changes no answer.
+const DATA_POINT_MARKER = "CODE24_TEST_DATA_POINT ";
+
+export function analyticsDataset(env) {
+  return {
+    writeDataPoint(point) {
+      if (env.MODE === "throw") throw new Error("Analytics Engine is unavailable (test double)");
+      console.log(DATA_POINT_MARKER + JSON.stringify({ setup: env.SETUP, point: point ?? null }));
+    },
+  };
+}

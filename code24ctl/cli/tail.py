@@ -1,0 +1,103 @@
+"""``code24ctl tail``: the dispatcher's requests, log lines and exceptions, live."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, load
+from code24ctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from code24ctl.ops.tail import TailEvent
+
+
+def tail(
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    worker: Annotated[
+        str | None,
+        typer.Option("--worker", metavar="ALIAS", help="only requests routed to this worker"),
+    ] = None,
+    fallbacks_only: Annotated[
+        bool,
+        typer.Option(
+            "--fallbacks-only",
+            metavar="",
+            help="only requests answered by a fallback or refused by the dispatcher",
+        ),
+    ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="pretty|json", help="pretty lines, or one JSON object per line"
+        ),
+    ] = "pretty",
+    max_events: Annotated[
+        int | None,
+        typer.Option("--max-events", min=1, metavar="N", help="stop after showing N requests"),
+    ] = None,
+) -> None:
+    """Stream the dispatcher's traffic as it happens: one line per request (time, method, path,
+    worker, status, fallback reason, dispatch ms, request id), with the dispatcher's own log
+    lines and exceptions under it.
+
+    Opens a tail session on the environment's dispatcher (what `wrangler tail` does); Ctrl-C
+    closes and deletes it. `--worker` and `--fallbacks-only` filter here, as the API cannot.
+    """
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.tail import TailFilter, run_tail
+
+    if output_format not in ("pretty", "json"):
+        raise UsageError(f"--format {output_format!r} is not one of pretty, json")
+    resolved = load(config, env)
+    if worker is not None and worker not in resolved.config.workers:
+        raise UsageError(
+            f"--worker {worker!r} is not a worker of the config",
+            hint=f"choose one of: {', '.join(resolved.config.workers)}",
+        )
+    session = cloudflare_session(resolved)
+    show = _print_json if output_format == "json" else _print_pretty
+    run_tail(
+        session.client,
+        session.account_id,
+        resolved.dispatcher(),
+        show,
+        keep=TailFilter(worker=worker, fallbacks_only=fallbacks_only),
+        max_events=max_events,
+        on_open=lambda s: output.note(f"tailing {s.script} (session {s.id}); Ctrl-C to stop"),
+        on_close=lambda s, deleted: output.note(
+            f"tail session {s.id} deleted" if deleted else f"tail session {s.id} had ended"
+        ),
+    )
+
+
+def _print_json(event: TailEvent) -> None:
+    sys.stdout.write(json.dumps(event.model_dump(mode="json"), separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _print_pretty(event: TailEvent) -> None:
+    request = event.request
+    if request is not None:
+        columns = [
+            event.time,
+            request.method or "-",
+            request.path or "-",
+            request.worker or "-",
+            "-" if request.status is None else str(request.status),
+            request.fallback_reason or "-",
+            "-" if request.dispatch_ms is None else f"{request.dispatch_ms:g}ms",
+            request.request_id or "-",
+        ]
+    else:
+        columns = [event.time, f"({event.outcome or 'event'})"]
+    lines = ["  ".join(columns)]
+    lines += [f"    ({entry.level}) {entry.message}" for entry in event.logs]
+    lines += [f"    exception {e.name}: {e.message}" for e in event.exceptions]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()

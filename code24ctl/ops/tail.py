@@ -1,0 +1,273 @@
+"""``code24ctl tail``: the dispatcher's requests, log lines and exceptions, live.
+
+A tail session (:mod:`code24ctl.cloudflare.tail`) hands out a WebSocket address; the socket
+speaks ``trace-v1`` (wrangler's protocol): the client sends ``{"debug": false}`` once, then
+receives one JSON ``TailEventMessage`` per Worker invocation, with the invocation's
+``console.*`` lines in ``logs`` and uncaught errors in ``exceptions``.
+
+``dispatcher.js`` logs one structured line per request (``{"code24": "request", ...}``: request
+id, method, path, worker, status, fallback reason, dispatch ms), which is where each shown
+request's figures come from; the event's own ``request`` fills in when that line is missing.
+The API has no filter for those figures, so ``--worker`` and ``--fallbacks-only`` apply here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from code24ctl import __version__
+from code24ctl.cloudflare.tail import TailSession, close_tail, open_tail
+from code24ctl.errors import Code24Error, NetworkError
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
+
+log = logging.getLogger(__name__)
+
+TRACE_PROTOCOL = "trace-v1"
+#: How often a waiting receive wakes up, so Ctrl-C is seen promptly on every platform.
+RECEIVE_SLICE_S = 0.5
+
+
+class TailRequest(BaseModel):
+    """One request as the dispatcher logged it."""
+
+    request_id: str = ""
+    method: str = ""
+    path: str = ""
+    worker: str = ""
+    route: str = ""
+    status: int | None = None
+    upstream_status: int | None = None
+    fallback_reason: str = ""
+    dispatch_ms: float | None = None
+
+
+class TailLog(BaseModel):
+    """One of the dispatcher's own log lines."""
+
+    level: str
+    message: str
+
+
+class TailException(BaseModel):
+    """An exception the invocation raised."""
+
+    name: str
+    message: str
+
+
+class TailEvent(BaseModel):
+    """One invocation of the dispatcher, as ``tail --format json`` prints it (one per line)."""
+
+    time: str
+    outcome: str
+    request: TailRequest | None
+    logs: list[TailLog]
+    exceptions: list[TailException]
+
+
+def _iso(timestamp_ms: Any) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(float(timestamp_ms) / 1000, tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(part: Any) -> str:
+    return part if isinstance(part, str) else json.dumps(part, separators=(",", ":"))
+
+
+def _request_line(message: Any) -> dict[str, Any] | None:
+    if not (isinstance(message, list) and len(message) == 1 and isinstance(message[0], str)):
+        return None
+    text = message[0]
+    if '"code24"' not in text:
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) and fields.get("code24") == "request" else None
+
+
+def _path_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    return rest[slash:].split("?", 1)[0] if slash >= 0 else "/"
+
+
+def parse_event(raw: Any) -> TailEvent:
+    """A ``TailEventMessage`` as a :class:`TailEvent` (tolerant: unknown shapes become empty)."""
+    data = raw if isinstance(raw, dict) else {}
+    request: TailRequest | None = None
+    logs: list[TailLog] = []
+    for entry in data.get("logs") or []:
+        if not isinstance(entry, dict):
+            continue
+        fields = _request_line(entry.get("message"))
+        if fields is not None and request is None:
+            request = TailRequest.model_validate(
+                {k: v for k, v in fields.items() if k in TailRequest.model_fields}
+            )
+            continue
+        message = entry.get("message")
+        parts = message if isinstance(message, list) else [message]
+        logs.append(
+            TailLog(level=str(entry.get("level", "log")), message=" ".join(map(_text, parts)))
+        )
+    event = data.get("event")
+    seen = event.get("request") if isinstance(event, dict) else None
+    if request is None and isinstance(seen, dict):
+        response = event.get("response") if isinstance(event, dict) else None
+        status = response.get("status") if isinstance(response, dict) else None
+        request = TailRequest(
+            method=str(seen.get("method", "")),
+            path=_path_of(str(seen.get("url", ""))),
+            status=status if isinstance(status, int) else None,
+        )
+    exceptions = [
+        TailException(name=str(e.get("name", "Error")), message=_text(e.get("message", "")))
+        for e in data.get("exceptions") or []
+        if isinstance(e, dict)
+    ]
+    return TailEvent(
+        time=_iso(data.get("eventTimestamp")),
+        outcome=str(data.get("outcome", "")),
+        request=request,
+        logs=logs,
+        exceptions=exceptions,
+    )
+
+
+@dataclass(frozen=True)
+class TailFilter:
+    """What to show (the API cannot filter on the dispatcher's own figures)."""
+
+    worker: str | None = None
+    fallbacks_only: bool = False
+
+    def keeps(self, event: TailEvent) -> bool:
+        """Whether ``event`` passes every filter given."""
+        if self.worker is None and not self.fallbacks_only:
+            return True
+        request = event.request
+        if request is None:
+            return False
+        if self.worker is not None and request.worker != self.worker:
+            return False
+        return not (self.fallbacks_only and not request.fallback_reason)
+
+
+class Socket(Protocol):
+    """The part of a ``websockets`` sync connection tail uses."""
+
+    def send(self, message: str) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> str | bytes: ...
+
+
+Connect = Callable[[str], AbstractContextManager[Socket]]
+
+
+def connect_trace(url: str) -> AbstractContextManager[Socket]:
+    """Open the session's WebSocket with the ``trace-v1`` subprotocol, as wrangler does."""
+    from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
+
+    # The address is the session's credential: the API token is never sent on the socket.
+    return connect(
+        url,
+        subprotocols=[Subprotocol(TRACE_PROTOCOL)],
+        user_agent_header=f"code24ctl/{__version__}",
+        open_timeout=30,
+        max_size=None,
+    )
+
+
+def _events(socket: Socket) -> Iterator[Any]:
+    from websockets.exceptions import ConnectionClosed
+
+    while True:
+        try:
+            raw = socket.recv(timeout=RECEIVE_SLICE_S)
+        except TimeoutError:
+            continue
+        except ConnectionClosed:
+            return
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            log.warning("tail: skipped a message that is not JSON")
+
+
+@dataclass(frozen=True)
+class TailOutcome:
+    """How a tail ended."""
+
+    session: TailSession
+    shown: int
+    deleted: bool
+
+
+def run_tail(
+    client: Cloudflare,
+    account_id: str,
+    script: str,
+    on_event: Callable[[TailEvent], None],
+    *,
+    keep: TailFilter = TailFilter(),
+    max_events: int | None = None,
+    on_open: Callable[[TailSession], None] | None = None,
+    on_close: Callable[[TailSession, bool], None] | None = None,
+    connect: Connect = connect_trace,
+) -> TailOutcome:
+    """Tail ``script`` until ``max_events`` were shown, the session ends, or the user interrupts
+    (KeyboardInterrupt propagates). The session is deleted on every way out; ``on_close`` hears
+    whether it was (``False``: it had already expired)."""
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+
+    session = open_tail(client, account_id, script)
+    shown = 0
+    try:
+        if on_open is not None:
+            on_open(session)
+        try:
+            with connect(session.url) as socket:
+                socket.send(json.dumps({"debug": False}))
+                for raw in _events(socket):
+                    event = parse_event(raw)
+                    if not keep.keeps(event):
+                        continue
+                    on_event(event)
+                    shown += 1
+                    if max_events is not None and shown >= max_events:
+                        break
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            raise NetworkError(
+                f"cannot open the tail WebSocket for {script} ({type(exc).__name__}: {exc})",
+                hint="check your network; the tail host must be reachable over wss://",
+            ) from None
+    finally:
+        deleted = _close(client, account_id, session)
+        if on_close is not None:
+            on_close(session, deleted)
+    return TailOutcome(session=session, shown=shown, deleted=deleted)
+
+
+def _close(client: Cloudflare, account_id: str, session: TailSession) -> bool:
+    try:
+        return close_tail(client, account_id, session)
+    except Code24Error as exc:
+        # Never mask why the tail stopped; the session expires on its own anyway.
+        log.warning("could not delete tail session %s: %s", session.id, exc.message)
+        return False
