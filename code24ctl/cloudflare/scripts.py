@@ -138,9 +138,25 @@ def _short_value(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def module_names(modules: Sequence[Module]) -> list[str]:
-    """``name (sha256 prefix)`` per module, sorted: how a diff shows code."""
-    return [f"{m.name} ({m.sha256[:12]})" for m in sorted(modules, key=lambda m: m.name)]
+def _module_differences(held: Sequence[Module], wanted: Sequence[Module]) -> list[Difference]:
+    """One difference per module added, removed or changed, shown by its sha256 prefix and
+    content type (the bytes are too long to show)."""
+    old = {m.name: _module_label(m) for m in held}
+    new = {m.name: _module_label(m) for m in wanted}
+    found = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            action: DifferenceAction = (
+                "create" if name not in old else "delete" if name not in new else "update"
+            )
+            found.append(
+                Difference("modules", f"module {name}", old.get(name), new.get(name), action)
+            )
+    return found
+
+
+def _module_label(module: Module) -> str:
+    return f"sha256:{module.sha256[:12]} {module.content_type}"
 
 
 def compare(wanted: WorkerCode, held: WorkerCode | DeployedWorker) -> list[Difference]:
@@ -154,11 +170,7 @@ def compare(wanted: WorkerCode, held: WorkerCode | DeployedWorker) -> list[Diffe
     """
     found: list[Difference] = []
     if fingerprint(wanted.modules) != fingerprint(held.modules):
-        found.append(
-            Difference(
-                "modules", "modules", module_names(held.modules), module_names(wanted.modules)
-            )
-        )
+        found += _module_differences(held.modules, wanted.modules)
     if held.main_module is not None and held.main_module != wanted.main_module:
         found.append(Difference("main_module", "main_module", held.main_module, wanted.main_module))
     if (wanted.compatibility_date or None) != (held.compatibility_date or None):

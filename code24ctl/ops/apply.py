@@ -265,10 +265,17 @@ def refusal(plan: ApplyPlan) -> ApplyFailed | None:
         return None
     hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
     return ApplyFailed(
-        f"apply stopped before writing anything: the plan for {plan.environment} holds "
-        f"{len(problems)} problem{'s' if len(problems) != 1 else ''} (listed with the plan)",
+        f"apply stopped before writing anything: {_holds(plan)}",
         hint="; ".join(hints) or "fix them, then rerun",
         exit_code=max(p.exit_status for p in problems),
+    )
+
+
+def _holds(plan: ApplyPlan) -> str:
+    count = len(plan.document.problems)
+    return (
+        f"the plan for {plan.environment} holds {count} problem{'s' if count != 1 else ''} "
+        "(listed with the plan)"
     )
 
 
@@ -286,17 +293,25 @@ def execute_apply(
 ) -> ApplyResult:
     """Run namespace create, bind and deploy in order; stop at the first failing step.
 
-    Raises :class:`ApplyFailed` before writing anything when the plan holds problems. Never
-    raises for a failing step: the result says which step failed, why, and what to do next
-    (:func:`failure` turns that into the error to exit with).
+    A plan that holds problems is not started: every step is ``not run`` and nothing is
+    written. Never raises for a failing step: the result says which step failed, why, and
+    what to do next (:func:`failure` turns that into the error to exit with).
     """
-    refused = refusal(plan)
-    if refused is not None:
-        raise refused
     env = plan.environment
     namespace = plan.document.namespace
     rerun = f"code24ctl apply --env {env}"
     result = ApplyResult(environment=env, plan=plan.document, steps=[], ok=True)
+    refused = refusal(plan)
+    if refused is not None:
+        result.steps = [
+            StepResult(step=step, status="not run", detail="the plan holds problems")
+            for step in STEPS
+        ]
+        result.ok = False
+        result.error = _holds(plan)
+        result.next = refused.hint
+        result.exit_status = refused.exit_code
+        return result
 
     def record(step: StepName, status: StepStatus, detail: str) -> None:
         outcome = StepResult(step=step, status=status, detail=detail)
@@ -377,9 +392,10 @@ def failure(result: ApplyResult) -> ApplyFailed:
     Exit 3 for the API or the network (and for workers that failed to bind, as ``bind``
     exits), 2 when the step failed on a usage or config error.
     """
-    failed = next(s for s in result.steps if s.status == "failed")
+    failed = next((s for s in result.steps if s.status == "failed"), None)
+    where = f"at step {failed.step}" if failed is not None else "before writing anything"
     return ApplyFailed(
-        f"apply stopped at step {failed.step}: {result.error}",
+        f"apply stopped {where}: {result.error}",
         hint=result.next,
         exit_code=result.exit_status,
     )
