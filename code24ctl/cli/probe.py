@@ -124,7 +124,7 @@ def probe(
     if not report.ok:
         failed = report.summary.failed
         raise CheckFailed(
-            f"{failed} of {report.summary.routes} route{'s' if failed != 1 else ''} "
+            f"{failed} of {report.summary.routes} route{'s' if report.summary.routes != 1 else ''} "
             "failed the probe"
         )
 
@@ -206,9 +206,8 @@ def _render(report: ProbeReport) -> None:
         for row in warned:
             console.print(f"{row.route}: warning: {'; '.join(row.warnings)}", markup=False)
     summary = report.summary
-    counts = f"{summary.passed} passed, {summary.failed} failed"
-    if summary.warned:
-        counts += f" ({summary.warned} with a warning)"
+    flagged = f" ({summary.warned} with a warning)" if summary.warned else ""
+    counts = f"{summary.passed} passed{flagged}, {summary.failed} failed"
     if summary.skipped:
         counts += f", {summary.skipped} skipped"
     console.print()
