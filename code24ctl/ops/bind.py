@@ -36,7 +36,14 @@ from code24ctl.cloudflare.namespaces import (
     list_namespace_scripts,
     require_namespace,
 )
-from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
+from code24ctl.cloudflare.pacing import (
+    Pacer,
+    PacerStats,
+    RetryPolicy,
+    owns_transport,
+    paced_client,
+    pacer_of,
+)
 from code24ctl.cloudflare.scripts import (
     DeployedWorker,
     Difference,
@@ -530,7 +537,7 @@ def _paced(
     try:
         yield paced, used
     finally:
-        if paced is not client and getattr(paced._client, "code24_owns_transport", False):
+        if paced is not client and owns_transport(paced):
             paced.close()  # only the HTTP client we made; the caller's transport stays open
 
 
