@@ -7,6 +7,7 @@ and carries it out: namespace create, bind, deploy.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -70,7 +71,7 @@ def plan(
     """
     from code24ctl.ops.apply import refusal
 
-    _session, made = _plan(config, env, force, concurrency)
+    _session, made = _plan(config, env, force, concurrency, "plan")
     if out is not None:
         _save(out, made)
     if json_output:
@@ -111,7 +112,7 @@ def apply(
     saved = _read_plan_file(plan_file) if plan_file is not None else None
     if saved is not None:
         force = bool(saved.get("force", False))
-    session, made = _plan(config, env, force, concurrency)
+    session, made = _plan(config, env, force, concurrency, "apply")
     if saved is not None:
         check_saved(saved, made)
     if not json_output or (not yes and saved is None and output.is_terminal()):
@@ -153,7 +154,7 @@ def apply(
 
 
 def _plan(
-    config: str | None, env: str | None, force: bool, concurrency: int
+    config: str | None, env: str | None, force: bool, concurrency: int, command: str
 ) -> tuple[CloudflareSession, ApplyPlan]:
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.apply import plan_apply
@@ -162,7 +163,7 @@ def _plan(
     session = cloudflare_session(load(config, env), bulk=True)
     reading = _Reading(enabled=output.is_terminal())
     name = session.resolved.env_name
-    with output.interruptible("plan", f"code24ctl plan --env {name}", reading.done):
+    with output.interruptible("plan", f"code24ctl {command} --env {name}", reading.done):
         made = plan_apply(
             session.client,
             session.account_id,
@@ -180,18 +181,20 @@ class _Reading:
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.read = 0
+        self._lock = threading.Lock()  # rows arrive from bind's worker threads
 
     def __call__(self, row: Any) -> None:
-        self.read += 1
-        if self.enabled:
-            output.stderr().print(f"reading workers: {self.read} ({row.alias})", end="\r")
+        with self._lock:
+            self.read += 1
+            if self.enabled:
+                output.stderr().print(f"reading workers: {self.read} ({row.alias})", end="\r")
 
     def stop(self) -> None:
         if self.enabled and self.read:
             output.stderr().print(" " * 60, end="\r")
 
     def done(self) -> str:
-        return f"while planning ({self.read} worker(s) read), nothing was written"
+        return f"while planning ({self.read} worker(s) read)"
 
 
 def _save(path: Path, made: ApplyPlan) -> None:

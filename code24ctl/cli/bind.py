@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -95,6 +96,7 @@ class _Progress:
         self.writing = False
         self.uploads = 0
         self.finished = 0
+        self._lock = threading.Lock()  # rows arrive from bind's worker threads
 
     def start_writing(self, uploads: int) -> None:
         """Planning is over; from now on rows are uploads carried out."""
@@ -107,7 +109,7 @@ class _Progress:
     def done(self) -> str:
         """How far the run got, for ``interrupted ...``."""
         if not self.writing:
-            return f"while reading workers ({self.finished} of {self.total}), nothing was written"
+            return f"while reading workers ({self.finished} of {self.total} read)"
         return f"after {self.finished} of {self.total} workers"
 
     def __enter__(self) -> _Progress:
@@ -127,7 +129,8 @@ class _Progress:
         return self
 
     def __call__(self, row: BindRow) -> None:
-        self.finished += 1
+        with self._lock:
+            self.finished += 1
         if self._bar is not None and self._task is not None:
             label = f"{row.alias}: {row.action}"
             self._bar.update(self._task, advance=1, description=label)

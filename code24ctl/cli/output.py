@@ -100,12 +100,11 @@ def confirm(question: str, *, yes: bool, nothing_done: str = "nothing was change
             "refusing to continue without confirmation: no terminal to ask on",
             hint="rerun with --yes if you are sure",
         )
-    import click
     import typer
 
     try:
         return typer.confirm(question, default=False, err=True)
-    except click.exceptions.Abort:
+    except typer.Abort:  # what Typer raises for Ctrl-C (and a closed stdin) at a prompt
         raise Interrupted(f"interrupted at the prompt: {nothing_done}") from None
 
 
