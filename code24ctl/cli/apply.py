@@ -78,7 +78,7 @@ def plan(
         output.emit_json(made.document)
     else:
         _show_plan(made, to_stdout=True)
-    refused = refusal(made)
+    refused = refusal(made, applying=False)
     if refused is not None:
         raise refused
     if exit_code and made.has_changes:

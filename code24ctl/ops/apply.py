@@ -254,18 +254,24 @@ def _deploy_step(plan: DeployPlan, env_name: str) -> PlanStep:
     return step
 
 
-def refusal(plan: ApplyPlan) -> ApplyFailed | None:
+def refusal(plan: ApplyPlan, *, applying: bool = True) -> ApplyFailed | None:
     """The error for a plan that holds problems (None when it holds none).
 
     The problems themselves are in the plan (shown once, with it); the error counts them and
     exits with the status of the worst cause (3 for the API, 2 for usage or config).
+    ``applying`` False words it for a plan only shown (``code24ctl plan``).
     """
     problems = plan.document.problems
     if not problems:
         return None
     hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+    message = (
+        f"apply stopped before writing anything: {_holds(plan)}"
+        if applying
+        else f"{_holds(plan)}; apply would stop before writing anything"
+    )
     return ApplyFailed(
-        f"apply stopped before writing anything: {_holds(plan)}",
+        message,
         hint="; ".join(hints) or "fix them, then rerun",
         exit_code=max(p.exit_status for p in problems),
     )
