@@ -26,6 +26,7 @@ from code24ctl.cloudflare.client import (
     api_call,
     is_not_found,
 )
+from code24ctl.cloudflare.listing import numbered_pages
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
 from code24ctl.cloudflare.scripts import Difference, WorkerCode, compare, download_account_worker
@@ -282,9 +283,12 @@ def zone_candidates(host: str) -> list[str]:
 def find_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str | None:
     """The id of the account's KV namespace titled ``title``, or None."""
     with api_call("list KV namespaces"):
-        for namespace in client.kv.namespaces.list(account_id=account_id, per_page=100):
+        for namespace in numbered_pages(
+            lambda page: client.kv.namespaces.list(account_id=account_id, page=page, per_page=100),
+            "list KV namespaces",
+        ):
             if namespace.title == title:
-                return namespace.id
+                return str(namespace.id)
     return None
 
 
