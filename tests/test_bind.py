@@ -254,6 +254,16 @@ def test_dry_run_writes_nothing(
     cf_state.clear_requests()
     result = run_cli("bind", "--env", "staging", "--dry-run", env=cf_env)
     assert result.exit_code == 0, result.stderr
+    source = cf_state.account_script(cf_seed.account_id, "brand-worker-staging")
+    held = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "brand-worker")
+    assert source is not None and held is not None
+    old, new = (label(w.modules["worker.js"].content, "application/javascript+module")
+                for w in (held, source))  # fmt: skip
+    # What changes, old -> new, under the worker it belongs to.
+    assert result.stdout.splitlines()[-2:] == [
+        "~ worker brand-worker (script brand-worker-staging)",
+        f'    ~ module worker.js: "{old}" -> "{new}"',
+    ]
     assert result.stderr.splitlines()[0] == (
         f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NAMESPACE}"
     )
