@@ -448,6 +448,12 @@ def test_dry_run_reports_a_conflict_and_exits_3(
     ]
     assert "(routed to legacy-router)" in result.stderr
     assert writes(cf_state) == []
+    human = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+    assert human.exit_code == 3
+    assert (
+        f"! route {ELITE_PATTERN}: conflict, routed to legacy-router "
+        "(rerun with --force to take it)" in human.stdout.splitlines()
+    )
 
 
 # --------------------------------------------------------------------------------------------

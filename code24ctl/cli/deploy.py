@@ -113,6 +113,10 @@ def _render_dry_run(report: DeployReport) -> None:
     changes = report.changes()
     for line in plan_lines(changes):
         console.print(line, markup=False)
+    for route in report.conflicts:
+        console.print(
+            _route_line(route, dry_run=True).replace("route ", "! route ", 1), markup=False
+        )
     if not changes:
         console.print(f"dispatcher {report.dispatcher}: nothing to change", markup=False)
     output.note("dry run: nothing was written")
