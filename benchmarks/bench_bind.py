@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from code24ctl.cloudflare.pacing import Pacer  # noqa: E402
 from code24ctl.config import resolve_config  # noqa: E402
-from code24ctl.ops.bind import BindReport, bind_workers  # noqa: E402
+from code24ctl.ops.bind import BindOptions, BindReport, bind_workers  # noqa: E402
 from tests.emulator.seeds import ACCOUNT_ID  # noqa: E402
 
 NAMESPACE = "bench-workers"
@@ -133,7 +133,9 @@ def run(
     control(port, "clear_requests", {})
     resolved = resolve_config(config, "bench")
     start = time.perf_counter()
-    report = bind_workers(client, ACCOUNT_ID, resolved, concurrency=concurrency, pacer=pacer)
+    report = bind_workers(
+        client, ACCOUNT_ID, resolved, options=BindOptions(concurrency=concurrency, pacer=pacer)
+    )
     elapsed = time.perf_counter() - start
     return report, elapsed, control(port, "counters")
 

@@ -7,6 +7,7 @@ guess.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from code24ctl.redact import scrub
@@ -14,6 +15,7 @@ from code24ctl.redact import scrub
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_API = 3
+EXIT_INTERRUPTED = 130
 
 
 class Code24Error(Exception):
@@ -92,10 +94,40 @@ class CloudflareAPIError(Code24Error):
         code: int | None = None,
         status: int | None = None,
         hint: str | None = None,
+        names_code: bool = False,
     ) -> None:
         self.code = code
         self.status = status
+        # Whether ``message`` already says the API code (so a report does not add it again).
+        self.names_code = names_code
         super().__init__(message, hint=hint)
+
+
+@dataclass(frozen=True)
+class RouteConflict:
+    """A configured route pattern that another Worker (``owner``) already holds."""
+
+    pattern: str
+    zone: str
+    owner: str | None
+
+
+class RouteConflictError(CloudflareAPIError):
+    """Routes the dispatcher needs are routed to other Workers; ``--force`` takes them over.
+
+    Carries the conflicts, so callers decide on them, not on the wording of the message.
+    """
+
+    def __init__(self, dispatcher: str, conflicts: Sequence[RouteConflict]) -> None:
+        self.dispatcher = dispatcher
+        self.conflicts = tuple(conflicts)
+        named = ", ".join(f"{c.pattern} (routed to {c.owner or 'no Worker'})" for c in conflicts)
+        zone = conflicts[0].zone if conflicts else "?"
+        super().__init__(
+            f"route conflict on zone {zone}: {named}; the dispatcher {dispatcher} was not deployed",
+            hint="rerun with --force to take these routes over for the dispatcher, "
+            "or remove them from the environment's routes",
+        )
 
 
 class NetworkError(Code24Error):
@@ -108,3 +140,9 @@ class Aborted(Code24Error):
     """The user declined a confirmation; nothing was changed."""
 
     exit_code = EXIT_USAGE
+
+
+class Interrupted(Code24Error):
+    """Ctrl-C, at a prompt or mid-run; the message says what was done (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -17,6 +17,12 @@ pytest_plugins = ["tests.emulator.fixtures"]
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in AMBIENT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # Each test gets the real API budget to itself: the process-wide pacer would otherwise
+    # carry every earlier test's requests and make a late test wait out a budget it never used.
+    from code24ctl.cloudflare import pacing
+
+    fresh = pacing.Pacer()
+    monkeypatch.setattr(pacing, "default_pacer", lambda: fresh)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code24ctl.config import resolve_config
-from code24ctl.ops.apply import failure, plan_apply, run_apply
+from code24ctl.ops.apply import execute_apply, failure, plan_apply
+from code24ctl.ops.bind import BindOptions
 from tests.emulator.seeds import MULTI_MODULE_SECRET, MULTI_MODULE_SECRET_VALUE, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
@@ -32,14 +33,14 @@ if TYPE_CHECKING:
 FULL_PLAN = [
     "plan for staging:",
     "  1. namespace:",
-    f"       + create dispatch namespace {NAMESPACE}",
+    f"       + dispatch namespace {NAMESPACE}",
     "  2. bind:",
-    *[f"       + create worker {alias} (script {STAGING_SCRIPTS[alias]})" for alias in ALIASES],
+    *[f"       + worker {alias} (script {STAGING_SCRIPTS[alias]})" for alias in ALIASES],
     "  3. deploy:",
-    f"       + create KV namespace {KV_TITLE}",
-    f"       + upload dispatcher {DISPATCHER}",
-    f"       + create route {API_PATTERN}",
-    f"       + create route {ELITE_PATTERN}",
+    f"       + KV namespace {KV_TITLE}",
+    f"       + dispatcher {DISPATCHER}",
+    f"       + route {API_PATTERN} (code24.dev)",
+    f"       + route {ELITE_PATTERN} (code24.dev)",
 ]
 
 
@@ -153,7 +154,7 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
         namespace_path,
     ]
     dispatcher_reads = cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}")
-    assert dispatcher_reads == []  # not deployed: the missing KV made it an upload unread
+    assert [r.status for r in dispatcher_reads] == [404]  # not deployed: one read says so
     cf_state.clear_requests()
 
     assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
@@ -199,13 +200,23 @@ def test_apply_json_is_one_document_with_the_plan_and_the_steps(
     assert document["next"] is None
     plan = document["plan"]
     assert [s["step"] for s in plan["steps"]] == ["namespace", "bind", "deploy"]
-    assert plan["steps"][0]["changes"] == [f"create dispatch namespace {NAMESPACE}"]
+    assert plan["command"] == "plan"
+    assert plan["summary"] == {"create": 10, "update": 0, "delete": 0, "problems": 0}
+    assert plan["steps"][0]["changes"] == [
+        {
+            "action": "create",
+            "kind": "dispatch namespace",
+            "name": NAMESPACE,
+            "note": None,
+            "fields": [],
+        }
+    ]
     assert len(plan["steps"][1]["changes"]) == 5
-    assert plan["steps"][2]["changes"] == [
-        f"create KV namespace {KV_TITLE}",
-        f"upload dispatcher {DISPATCHER}",
-        f"create route {API_PATTERN}",
-        f"create route {ELITE_PATTERN}",
+    assert [(c["action"], c["kind"], c["name"]) for c in plan["steps"][2]["changes"]] == [
+        ("create", "KV namespace", KV_TITLE),
+        ("create", "dispatcher", DISPATCHER),
+        ("create", "route", API_PATTERN),
+        ("create", "route", ELITE_PATTERN),
     ]
     assert [(s["step"], s["status"]) for s in document["steps"]] == [
         ("namespace", "done"),
@@ -216,7 +227,7 @@ def test_apply_json_is_one_document_with_the_plan_and_the_steps(
     assert result.stderr == ""
 
 
-def test_apply_stops_at_the_first_failing_step_and_says_what_to_do(
+def test_a_plan_problem_stops_apply_before_it_writes_anything(
     tmp_path: Path,
     run_cli: RunCli,
     cf_env: dict[str, str],
@@ -228,30 +239,58 @@ def test_apply_stops_at_the_first_failing_step_and_says_what_to_do(
 
     config = write_config(tmp_path, change)
 
-    result = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env, config=config)
+    result = run_cli("apply", "--env", "staging", "--yes", env=cf_env, config=config)
+    as_json = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env, config=config)
+
+    assert writes(cf_state) == []
+    assert result.exit_code == 3
+    problem = (
+        "       ! worker market-research: the account Worker market-research-worker-retired "
+        "to copy does not exist"
+    )
+    # Each problem once: in the plan, then one error that counts them.
+    assert result.stderr.count("market-research-worker-retired") == 1
+    assert problem in result.stderr.splitlines()
+    assert (
+        "error: apply stopped before writing anything: the plan for staging holds 1 problem "
+        "(listed with the plan)"
+    ) in result.stderr
+    assert "hint: check workers.market-research.script" in result.stderr
+    assert as_json.exit_code == 3
+    document = json.loads(as_json.stdout)
+    assert document["ok"] is False
+    assert [(s["step"], s["status"]) for s in document["steps"]] == [
+        ("namespace", "not run"),
+        ("bind", "not run"),
+        ("deploy", "not run"),
+    ]
+    assert document["plan"]["summary"]["problems"] == 1
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == []
+
+
+def test_a_failing_upload_stops_at_bind_and_says_what_to_do(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.fail_next(1, status=403, path_contains=f"/namespaces/{NAMESPACE}/scripts/brand-worker")
+
+    result = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env)
 
     assert result.exit_code == 3
     document = json.loads(result.stdout)
-    assert document["ok"] is False
     assert [(s["step"], s["status"]) for s in document["steps"]] == [
         ("namespace", "done"),
         ("bind", "failed"),
         ("deploy", "not run"),
     ]
-    assert document["error"].startswith("1 of 5 worker(s) failed to bind: market-research: ")
-    assert "(API error 10007)" in document["error"]
+    assert document["error"].startswith("1 of 5 worker(s) failed to bind: brand-worker: ")
     assert document["next"].endswith(
         "rerun `code24ctl apply --env staging` (workers already bound are left unchanged)"
     )
     assert "apply stopped at step bind: 1 of 5 worker(s) failed to bind" in result.stderr
-    assert "hint: " in result.stderr
     assert cf_state.account_script(cf_seed.account_id, DISPATCHER) is None
-    assert sorted(cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)) == sorted(
-        alias for alias in ALIASES if alias != "market-research"
-    )
 
 
-def test_a_route_conflict_stops_at_deploy_and_force_finishes(
+def test_a_route_conflict_is_a_plan_problem_and_force_takes_it_over(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
 ) -> None:
     add_other_worker(cf_state, cf_seed.account_id)
@@ -260,27 +299,22 @@ def test_a_route_conflict_stops_at_deploy_and_force_finishes(
     stopped = run_cli("apply", "--env", "staging", "--yes", env=cf_env)
 
     assert stopped.exit_code == 3
-    assert (
-        f"       ! route {API_PATTERN} is routed to legacy-router "
-        "(rerun with --force to take it over)" in stopped.stderr.splitlines()
-    )
-    assert "apply stopped at step deploy: route conflict on zone code24.dev" in stopped.stderr
+    assert f"       ! route {API_PATTERN} is routed to legacy-router" in stopped.stderr.splitlines()
+    assert "apply stopped before writing anything" in stopped.stderr
     assert "rerun `code24ctl apply --env staging --force`" in stopped.stderr
-    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
+    assert writes(cf_state) == []
     assert route_owners(cf_state, cf_seed.zone_id) == {API_PATTERN: "legacy-router"}
-    cf_state.clear_requests()
 
     forced = run_cli("apply", "--env", "staging", "--yes", "--force", env=cf_env)
 
     assert forced.exit_code == 0, forced.output
-    assert f"       + take over route {API_PATTERN} from legacy-router" in forced.stderr
+    lines = forced.stderr.splitlines()
+    assert f"       ~ route {API_PATTERN}" in lines
+    assert f'           ~ script: "legacy-router" -> "{DISPATCHER}"' in lines
     assert route_owners(cf_state, cf_seed.zone_id) == {
         API_PATTERN: DISPATCHER,
         ELITE_PATTERN: DISPATCHER,
     }
-    # The rerun did not upload the already bound workers again.
-    kinds = write_kinds(cf_state, cf_seed.account_id)
-    assert not [k for k in kinds if k.startswith("worker ") or k == "namespace"]
 
 
 def test_missing_token_is_exit_2_without_any_call(
@@ -311,7 +345,7 @@ def test_a_step_failing_on_a_usage_error_exits_2_and_an_api_failure_3(
     resolved = resolve_config(REPO_CONFIG, "staging")
     plan = plan_apply(cf_client, cf_seed.account_id, resolved)
 
-    result = run_apply(cf_client, cf_seed.account_id, resolved, plan, concurrency=0)
+    result = execute_apply(cf_client, cf_seed.account_id, plan, options=BindOptions(concurrency=0))
 
     assert [(s.step, s.status) for s in result.steps] == [
         ("namespace", "done"),
@@ -325,7 +359,7 @@ def test_a_step_failing_on_a_usage_error_exits_2_and_an_api_failure_3(
     )
 
     cf_state.fail_next(1, status=403, path_contains="/storage/kv/namespaces")
-    again = run_apply(cf_client, cf_seed.account_id, resolved, plan)
+    again = execute_apply(cf_client, cf_seed.account_id, plan)
 
     assert [(s.step, s.status) for s in again.steps][-1] == ("deploy", "failed")
     assert failure(again).exit_code == 3

@@ -4,6 +4,7 @@ Cloudflare emulator (``CLOUDFLARE_BASE_URL``), plus the pacer and the multipart 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import threading
 import time
@@ -199,7 +200,28 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
     assert rows == [
         row(alias, "unchanged")
         if alias != "developer-worker"
-        else row(alias, "updated", changes=["modules", "compatibility_flags"])
+        else row(
+            alias,
+            "updated",
+            changes=[
+                {
+                    "field": "modules",
+                    "path": "module lib/render.js",
+                    "action": "update",
+                    "old": label(
+                        source.modules["lib/render.js"].content, "application/javascript+module"
+                    ),
+                    "new": label(modules["lib/render.js"][0], "application/javascript+module"),
+                },
+                {
+                    "field": "compatibility_flags",
+                    "path": "compatibility_flags",
+                    "action": "update",
+                    "old": ["nodejs_compat"],
+                    "new": ["nodejs_compat", "url_standard"],
+                },
+            ],
+        )
         for alias in ALIASES
     ]
     assert writes(cf_state) == [f"PUT {SCRIPTS}/developer-worker"]
@@ -232,6 +254,16 @@ def test_dry_run_writes_nothing(
     cf_state.clear_requests()
     result = run_cli("bind", "--env", "staging", "--dry-run", env=cf_env)
     assert result.exit_code == 0, result.stderr
+    source = cf_state.account_script(cf_seed.account_id, "brand-worker-staging")
+    held = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "brand-worker")
+    assert source is not None and held is not None
+    old, new = (label(w.modules["worker.js"].content, "application/javascript+module")
+                for w in (held, source))  # fmt: skip
+    # What changes, old -> new, under the worker it belongs to.
+    assert result.stdout.splitlines()[-2:] == [
+        "~ worker brand-worker (script brand-worker-staging)",
+        f'    ~ module worker.js: "{old}" -> "{new}"',
+    ]
     assert result.stderr.splitlines()[0] == (
         f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NAMESPACE}"
     )
@@ -444,8 +476,8 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     assert writes(cf_state) == []
     (folder / "lib" / "greet.js").write_text("export const greet = () => 'hello';\n")
     rows = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
-    assert [(r["action"], r["changes"]) for r in rows] == [
-        ("updated", ["modules"]), ("unchanged", []),
+    assert [(r["action"], [c["path"] for c in r["changes"]]) for r in rows] == [
+        ("updated", ["module lib/greet.js"]), ("unchanged", []),
     ]  # fmt: skip
 
 
@@ -696,17 +728,32 @@ def test_compare_names_each_difference_and_ignores_secrets_and_flag_order() -> N
         secrets=("API_KEY",),
     )
     found = compare(wanted, held)
-    assert [(d.field, d.detail) for d in found] == [
-        ("modules", "code differs from script source-worker"),
-        ("compatibility_date", "compatibility_date 2024-01-01 (expected 2025-06-01)"),
+    module = "application/javascript+module"
+    assert [(d.field, d.action, d.path, d.old, d.new) for d in found] == [
+        (
+            "modules",
+            "update",
+            "module index.js",
+            label(held.modules[0].content, module),
+            label(wanted.modules[0].content, module),
+        ),
+        ("compatibility_date", "update", "compatibility_date", "2024-01-01", "2025-06-01"),
         (
             "compatibility_flags",
-            "compatibility_flags [nodejs_compat] (expected [nodejs_compat, url_standard])",
+            "update",
+            "compatibility_flags",
+            ["nodejs_compat"],
+            ["nodejs_compat", "url_standard"],
         ),
-        ("bindings", "binding DISPATCHER missing"),
-        ("bindings", "binding TABLE differs"),
-        ("bindings", "binding OLD not expected"),
+        ("bindings", "create", "binding DISPATCHER", None, dict(wanted.bindings[0])),
+        ("bindings", "update", "TABLE.a", 2, 1),
+        ("bindings", "delete", "binding OLD", dict(held.bindings[1]), None),
     ]
     assert compare(wanted, code(main_module="main.js"))[0].detail == (
-        "entry module main.js (expected index.js)"
+        "main_module main.js (expected index.js)"
     )
+
+
+def label(content: bytes, content_type: str) -> str:
+    """How a diff shows a module: its sha256 prefix and content type."""
+    return f"sha256:{hashlib.sha256(content).hexdigest()[:12]} {content_type}"

@@ -186,5 +186,6 @@ def test_an_unwritable_wrangler_toml_is_exit_2_after_the_dry_run(
         "deploy", "--dry-run", "--wrangler-toml", str(target), "--env", "staging", env=cf_env
     )
     assert result.exit_code == 2
-    assert f"error: cannot write {target}: No such file or directory" in result.stderr
+    assert f"error: cannot write {target}: folder {target.parent} does not exist" in result.stderr
+    assert "nothing was deployed" in result.stderr
     assert "Traceback" not in result.stderr

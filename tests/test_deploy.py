@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
@@ -73,19 +74,21 @@ def test_deploy_before_the_namespace_exists_names_the_fix_and_uploads_nothing(
     assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
     assert "run `code24ctl namespace create --env staging` first" in result.stderr
     assert writes(cf_state) == []
-    assert cf_state.requests(path_contains="/workers/scripts/") == []
+    # The plan reads (it is the dry run's too); nothing under the scripts is written.
+    assert {r.method for r in cf_state.requests(path_contains="/workers/scripts/")} <= {"GET"}
 
 
 def test_dry_run_previews_a_new_environment_and_names_the_missing_namespace(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
 ) -> None:
-    result = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+    result = run_cli("deploy", "--env", "staging", "--dry-run", "--show-metadata", env=cf_env)
 
     assert result.exit_code == 3
-    metadata = json.loads(result.stdout)
+    document, plan = result.stdout.split("\n}\n")
+    metadata = json.loads(document + "}")
     assert metadata["main_module"] == "dispatcher.js"
     assert [b["name"] for b in metadata["bindings"]][:2] == ["DISPATCHER", "METADATA"]
-    assert "route staging.code24.dev/api/*: would create (code24.dev)" in result.stderr
+    assert "+ route staging.code24.dev/api/* (code24.dev)" in plan.splitlines()
     assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
     assert "run `code24ctl namespace create --env staging` first" in result.stderr
     assert writes(cf_state) == []
@@ -233,6 +236,8 @@ def test_deploy_json_is_one_document_describing_everything(
         ],
         "kv": {"title": KV_TITLE, "id": created_kv, "action": "created"},
         "dispatcher_action": "upload",
+        "deployed": False,
+        "differences": [],
         "uploaded": True,
         "routes": [
             {
@@ -443,13 +448,19 @@ def test_dry_run_reports_a_conflict_and_exits_3(
     ]
     assert "(routed to legacy-router)" in result.stderr
     assert writes(cf_state) == []
+    human = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+    assert human.exit_code == 3
+    assert (
+        f"! route {ELITE_PATTERN}: conflict, routed to legacy-router "
+        "(rerun with --force to take it)" in human.stdout.splitlines()
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Dry run and wrangler.toml
 
 
-def test_dry_run_prints_the_metadata_and_writes_nothing(
+def test_dry_run_prints_the_plan_and_writes_nothing(
     run_cli: RunCli,
     cf_env: dict[str, str],
     cf_state: EmulatorState,
@@ -459,20 +470,57 @@ def test_dry_run_prints_the_metadata_and_writes_nothing(
 
     assert result.exit_code == 0, result.stderr
     assert {r.method for r in cf_state.requests()} == {"GET"}
-    assert json.loads(result.stdout) == {
+    # The plan only: the upload metadata needs --show-metadata (or --json).
+    assert result.stdout.splitlines() == [
+        f"+ KV namespace {KV_TITLE}",
+        f"+ dispatcher {DISPATCHER}",
+        f"+ route {API_PATTERN} (code24.dev)",
+        f"+ route {ELITE_PATTERN} (code24.dev)",
+    ]
+    assert result.stderr.splitlines() == ["dry run: nothing was written"]
+    assert cf_state.account_script(cf_env["CLOUDFLARE_ACCOUNT_ID"], DISPATCHER) is None
+
+
+def test_show_metadata_prints_the_upload_metadata(
+    run_cli: RunCli, cf_env: dict[str, str], with_namespace: None
+) -> None:
+    result = run_cli("deploy", "--env", "staging", "--dry-run", "--show-metadata", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = result.stdout[: result.stdout.index("\n}\n") + 2]
+    assert json.loads(document) == {
         "main_module": "dispatcher.js",
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings("<created on deploy>"),
         "keep_bindings": ["secret_text", "secret_key"],
     }
-    assert result.stderr.splitlines() == [
-        f"KV namespace {KV_TITLE}: would create",
-        f"would upload dispatcher {DISPATCHER}",
-        f"route {API_PATTERN}: would create (code24.dev)",
-        f"route {ELITE_PATTERN}: would create (code24.dev)",
-        "dry run: nothing was written",
+
+
+def test_changing_one_fallback_message_shows_exactly_that_field(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    before = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    old = before["workers"]["designer-worker"]["fallback"]["message"]
+
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["designer-worker"]["fallback"]["message"] = "Back soon"
+
+    config = write_config(tmp_path, change)
+    cf_state.clear_requests()
+
+    result = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"~ dispatcher {DISPATCHER}",
+        f'    ~ ROUTE_TABLE.workers.designer-worker.fallback.message: "{old}" -> "Back soon"',
     ]
-    assert cf_state.account_script(cf_env["CLOUDFLARE_ACCOUNT_ID"], DISPATCHER) is None
+    assert {r.method for r in cf_state.requests()} == {"GET"}
 
 
 def test_dry_run_json_says_nothing_was_uploaded(
@@ -558,6 +606,101 @@ def test_wrangler_toml_with_dry_run_writes_the_file_but_calls_nothing_that_write
     parsed = tomllib.loads(target.read_text(encoding="utf-8"))
     assert parsed["kv_namespaces"] == [{"binding": "METADATA", "id": "<created on deploy>"}]
     assert {r.method for r in cf_state.requests()} == {"GET"}
+
+
+def test_wrangler_toml_writes_the_dispatcher_beside_it(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], with_namespace: None
+) -> None:
+    target = tmp_path / "wrangler.toml"
+
+    result = run_cli(
+        "deploy", "--env", "staging", "--dry-run", "--wrangler-toml", str(target), env=cf_env
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "dispatcher.js").read_bytes() == dispatcher_module().content
+    assert f"wrote {tmp_path / 'dispatcher.js'}" in result.stderr
+    # A file code24ctl wrote is its to overwrite.
+    again = run_cli(
+        "deploy", "--env", "staging", "--dry-run", "--wrangler-toml", str(target), env=cf_env
+    )
+    assert again.exit_code == 0, again.stderr
+
+
+def test_wrangler_toml_refuses_a_hand_written_file_unless_force(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    target = tmp_path / "wrangler.toml"
+    target.write_text('name = "mine"\n', encoding="utf-8")
+
+    refused = run_cli("deploy", "--env", "staging", "--wrangler-toml", str(target), env=cf_env)
+
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"error: refusing to overwrite {target}: code24ctl did not write it\n"
+        "  hint: rerun with --force to overwrite it, or pick another --wrangler-toml PATH; "
+        "nothing was deployed\n"
+    )
+    assert target.read_text(encoding="utf-8") == 'name = "mine"\n'
+    assert writes(cf_state) == []
+
+    forced = run_cli(
+        "deploy", "--env", "staging", "--force", "--wrangler-toml", str(target), env=cf_env
+    )
+    assert forced.exit_code == 0, forced.stderr
+    assert target.read_text(encoding="utf-8").startswith("# Generated by `code24ctl deploy")
+
+
+def test_an_unwritable_wrangler_toml_path_stops_before_deploying(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    with_namespace: None,
+) -> None:
+    target = tmp_path / "missing" / "wrangler.toml"
+
+    for extra in ((), ("--dry-run",)):
+        result = run_cli(
+            "deploy", "--env", "staging", *extra, "--wrangler-toml", str(target), env=cf_env
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: cannot write {target}: folder {target.parent} does not exist\n"
+            "  hint: create it, or pick another --wrangler-toml PATH; nothing was deployed\n"
+        )
+    assert writes(cf_state) == []
+
+
+def test_a_failing_wrangler_toml_write_never_hides_the_deploy(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    with_namespace: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = tmp_path / "wrangler.toml"
+    real = Path.write_bytes
+
+    def full_disk(self: Path, data: bytes) -> int:
+        if self == target:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+
+    result = run_cli("deploy", "--env", "staging", "--wrangler-toml", str(target), env=cf_env)
+
+    assert result.exit_code == 2
+    assert f"uploaded dispatcher {DISPATCHER}" in result.stdout
+    assert result.stderr == (
+        f"error: cannot write {target}: No space left on device\n"
+        "  hint: the deploy itself is done; rerun with --dry-run --wrangler-toml PATH\n"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from code24ctl.cloudflare.client import API_ERROR_HINTS
-from tests.emulator.seeds import ACCOUNT_TOKEN, Code24Seed
+from tests.emulator.seeds import ACCOUNT_TOKEN, MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
 from tests.support.http_servers import Answer, LocalServer, refused_port
@@ -44,9 +44,14 @@ def html_site() -> Iterator[str]:
 
 
 def bind_directly(
-    state: EmulatorState, account_id: str, aliases: tuple[str, ...] = ALIASES
+    state: EmulatorState,
+    account_id: str,
+    aliases: tuple[str, ...] = ALIASES,
+    *,
+    secrets: bool = True,
 ) -> None:
-    """Put workers into the namespace without going through code24ctl."""
+    """Put workers into the namespace without going through code24ctl (with the secret the
+    developer-worker's source declares, unless ``secrets`` is False)."""
     for alias in aliases:
         state.add_namespace_script(
             account_id,
@@ -59,6 +64,9 @@ def bind_directly(
                 )
             },
             main_module="worker.js",
+            secrets={MULTI_MODULE_SECRET: "sk-test"}
+            if secrets and alias == "developer-worker"
+            else None,
         )
 
 
@@ -115,6 +123,7 @@ def test_doctor_json_is_one_document_of_rows(
         "status": "ok",
         "detail": "user token, active",
         "fix": None,
+        "differences": [],
     }
 
 
@@ -130,6 +139,7 @@ def test_missing_namespace_fails_with_its_fix_and_skips_the_workers(
         "status": "fail",
         "detail": f"dispatch namespace {NAMESPACE} does not exist",
         "fix": "code24ctl namespace create --env staging",
+        "differences": [],
     }
     assert {rows[f"worker {a}"]["status"] for a in ALIASES} == {"skip"}
     assert rows["dispatcher"]["status"] == "fail"
@@ -212,6 +222,7 @@ def test_a_deployed_outbound_loop_is_found_from_the_dispatcher_settings(
         "status": "fail",
         "detail": f"the deployed DISPATCHER binding sends outbound traffic to {DISPATCHER} itself",
         "fix": "code24ctl deploy --env staging",
+        "differences": [],
     }
 
 
@@ -237,6 +248,7 @@ def test_a_route_owned_by_another_worker_fails_with_deploy_force(
         "status": "fail",
         "detail": f"routed to legacy-router, not {DISPATCHER}",
         "fix": "code24ctl deploy --force --env staging",
+        "differences": [],
     }
 
 
@@ -254,9 +266,17 @@ def test_a_changed_config_makes_the_dispatcher_bindings_stale(
     )
 
     assert result.exit_code == 1
-    assert checks(result.stdout)["dispatcher"]["detail"] == (
-        f"{DISPATCHER}: binding FEATURE missing; binding ROUTE_TABLE differs"
-    )
+    dispatcher = checks(result.stdout)["dispatcher"]
+    assert dispatcher["detail"] == f"{DISPATCHER}: 2 differences from what deploy would upload"
+    assert [(d["action"], d["path"], d["old"], d["new"]) for d in dispatcher["differences"]] == [
+        (
+            "create",
+            "binding FEATURE",
+            None,
+            {"type": "plain_text", "name": "FEATURE", "text": "on"},
+        ),
+        ("update", "ROUTE_TABLE.workers.market-research.timeout_ms", 30000, 1000),
+    ]
 
 
 def test_an_account_owned_token_is_verified_on_the_account_endpoint(
@@ -311,6 +331,7 @@ def test_an_account_without_workers_for_platforms(
         "status": "fail",
         "detail": "this account does not have Workers for Platforms (API code 10121)",
         "fix": "enable it in the dashboard: Workers & Pages > Workers for Platforms",
+        "differences": [],
     }
     assert rows["namespace"]["status"] == "skip"
 
@@ -379,6 +400,7 @@ def test_a_token_refused_on_the_zone_routes_read_fails_only_the_routes(
         "detail": "list Worker routes of zone code24.dev: "
         "Cloudflare API error 10000: Authentication error (HTTP 403)",
         "fix": API_ERROR_HINTS[10000],
+        "differences": [],
     }
     assert statuses(result.stdout) == [
         ("token", "ok"),
@@ -410,12 +432,14 @@ def test_a_failed_dispatcher_settings_read_fails_the_dispatcher_and_skips_outbou
         "detail": f"read settings of Worker {DISPATCHER}: "
         "Cloudflare API error 10000: Injected fault (HTTP 403)",
         "fix": API_ERROR_HINTS[10000],
+        "differences": [],
     }
     assert rows["outbound"] == {
         "name": "outbound",
         "status": "skip",
         "detail": "needs the deployed dispatcher's settings",
         "fix": None,
+        "differences": [],
     }
     assert [name for name, status in statuses(result.stdout) if status != "ok"] == [
         "dispatcher",
@@ -438,6 +462,7 @@ def test_a_failed_namespace_listing_fails_the_workers_row(
         "detail": f"list Workers in dispatch namespace {NAMESPACE}: "
         "Cloudflare API error 10000: Injected fault (HTTP 403)",
         "fix": API_ERROR_HINTS[10000],
+        "differences": [],
     }
     assert not any(name.startswith("worker ") for name in rows)
     assert [name for name, status in statuses(result.stdout) if status != "ok"] == ["workers"]
@@ -467,3 +492,29 @@ def test_a_failing_token_verification_is_a_failed_row_not_exit_3(
             "outbound",
         )
     ] + [("probe", "ok")]
+
+
+def test_a_worker_missing_a_declared_secret_is_a_warning_naming_the_secret_put(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id, secrets=False)
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = lines.index(
+        f"warn  secret developer-worker {MULTI_MODULE_SECRET}: script "
+        f"advanced-developer-worker-staging declares secret {MULTI_MODULE_SECRET}; the copy in "
+        f"{NAMESPACE} does not have it"
+    )
+    assert lines[at + 1] == (
+        f"      fix: code24ctl secret put developer-worker {MULTI_MODULE_SECRET} --env staging"
+    )
+    assert result.stderr.strip() == "14 ok, 1 warn, 0 fail, 0 skipped"

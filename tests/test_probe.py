@@ -240,7 +240,14 @@ def test_every_kind_of_answer_gets_its_verdict(
 
     document = json.loads(result.stdout)
     assert document["ok"] is False
-    assert document["summary"] == {"routes": 12, "passed": 2, "failed": 9, "skipped": 1}
+    assert document["summary"] == {
+        "routes": 12,
+        "passed": 2,
+        "failed": 9,
+        "skipped": 1,
+        "warned": 1,
+        "fallbacks": 1,
+    }
     assert document["settings"] == {
         "repeat": 1,
         "concurrency": 16,
@@ -249,9 +256,13 @@ def test_every_kind_of_answer_gets_its_verdict(
         "fail_on_fallback": False,
         "direct": False,
     }
-    assert document["notes"] == ["/k/unprobed: skipped, no probe sample in the config"]
+    assert document["notes"] == [
+        "/k/unprobed: skipped, no probe sample in the config",
+        "1 of 11 answered by fallback: upstream_html",
+    ]
     assert result.stderr == (
         "/k/unprobed: skipped, no probe sample in the config\n"
+        "1 of 11 answered by fallback: upstream_html\n"
         "error: 9 of 12 routes failed the probe\n"
     )
     # More than a handful of routes, but stderr is not a terminal: no progress output.
@@ -348,7 +359,7 @@ result  route        worker           status  content type      verdict         
 ok      /k/json      json-worker      200     application/json  json                        json-worker      no                   1 ms
 FAIL    /k/html      html-worker      200     text/html         html                        -                -                    1 ms
 FAIL    /k/stub      stub-worker      404     text/plain        not-json (error code 1042)  -                -                    1 ms
-ok      /k/fallback  fallback-worker  200     application/json  json                        fallback-worker  yes (upstream_html)  1 ms
+warn    /k/fallback  fallback-worker  200     application/json  json                        fallback-worker  yes (upstream_html)  1 ms
 skip    /k/unprobed  unprobed-worker  -       -                 skipped                     -                -                    -
 
 /k/html: html: the body is an HTML document
@@ -357,11 +368,14 @@ skip    /k/unprobed  unprobed-worker  -       -                 skipped         
   cf-ray: 8f1d2c3b4a596878-FRA
   body: error code: 1042
 
-probed 4 of 5 routes on URL (test): 2 passed, 2 failed, 1 skipped
+/k/fallback: warning: answered by the dispatcher's fallback (upstream_html): the worker answered, but not with JSON
+
+probed 4 of 5 routes on URL (test): 2 passed (1 with a warning), 2 failed, 1 skipped
 """  # noqa: E501
     )
     assert result.stderr == (
         "/k/unprobed: skipped, no probe sample in the config\n"
+        "1 of 4 answered by fallback: upstream_html\n"
         "error: 2 of 5 routes failed the probe\n"
     )
 
@@ -375,9 +389,9 @@ def test_exit_0_when_every_route_answers_json(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
-        f"probed 2 of 2 routes on {kinds.url} (test): 2 passed, 0 failed"
+        f"probed 2 of 2 routes on {kinds.url} (test): 2 passed (1 with a warning), 0 failed"
     )
-    assert result.stderr == ""
+    assert result.stderr == "1 of 2 answered by fallback: upstream_html\n"
 
 
 def test_fail_on_fallback(run_cli: RunCli, kinds_config: Path) -> None:
@@ -389,7 +403,9 @@ def test_fail_on_fallback(run_cli: RunCli, kinds_config: Path) -> None:
     row = _rows(result.stdout)["/k/fallback"]
     assert (row["verdict"], row["outcome"]) == ("json", "fail")
     assert row["problems"] == ["answered by the dispatcher's fallback (upstream_html)"]
-    assert result.stderr == "error: 1 of 1 route failed the probe\n"
+    assert result.stderr == (
+        "1 of 1 answered by fallback: upstream_html\nerror: 1 of 1 route failed the probe\n"
+    )
 
 
 def test_slow_route_fails_by_the_configured_limit(run_cli: RunCli, kinds_config: Path) -> None:
@@ -414,7 +430,8 @@ def test_refused_connection_is_an_error_with_its_reason(
             "--base-url", f"http://127.0.0.1:{port}/",
             config=kinds_config,
         )  # fmt: skip
-    assert result.exit_code == 1
+    # Nothing answered at all: one cause, with a hint, and the network failure's exit 3.
+    assert result.exit_code == 3
     document = json.loads(result.stdout)
     assert document["base_url"] == f"http://127.0.0.1:{port}"
     row = document["routes"][0]
@@ -422,6 +439,10 @@ def test_refused_connection_is_an_error_with_its_reason(
     assert row["reason"] == f"connection refused by 127.0.0.1:{port}"
     assert row["url"] == f"http://127.0.0.1:{port}/k/json/probe"
     assert row["problems"] == [f"error: connection refused by 127.0.0.1:{port}"]
+    assert result.stderr == (
+        f"error: no route answered at http://127.0.0.1:{port} (1 probed): connection refused "
+        f"by 127.0.0.1:{port}\n  hint: is code24ctl serve running? (code24ctl serve --env test)\n"
+    )
 
 
 def test_refused_in_the_table(run_cli: RunCli, kinds_config: Path) -> None:
@@ -430,7 +451,7 @@ def test_refused_in_the_table(run_cli: RunCli, kinds_config: Path) -> None:
             "probe", "--env", "test", "--route", "/k/json", "--base-url",
             f"http://127.0.0.1:{port}", env=WIDE, config=kinds_config,
         )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     assert lines[1] == (
         "FAIL    /k/json  json-worker  -       -             error (refused)  -"
@@ -575,15 +596,18 @@ def test_direct_shows_the_worker_answer_beside_the_dispatcher(
     assert _mask_latency(result.stdout.replace(dispatcher.url, "URL")) == _mask_latency(
         """\
 result  route          worker           status  content type      verdict  direct  X-Code24-Worker  fallback             latency
-ok      /elite/brand   brand-worker     200     application/json  json     html    brand-worker     yes (upstream_html)  1 ms
+warn    /elite/brand   brand-worker     200     application/json  json     html    brand-worker     yes (upstream_html)  1 ms
 ok      /elite/design  designer-worker  200     application/json  json     -       -                -                    1 ms
 
-probed 2 of 2 routes on URL (test): 2 passed, 0 failed
+/elite/brand: warning: answered by the dispatcher's fallback (upstream_html): the worker answered, but not with JSON
+
+probed 2 of 2 routes on URL (test): 2 passed (1 with a warning), 0 failed
 """  # noqa: E501
     )
     assert result.stderr == (
         "/elite/design: no direct URL for worker designer-worker "
         "(set environments.test.direct.designer-worker)\n"
+        "1 of 2 answered by fallback: upstream_html\n"
     )
     assert as_json.exit_code == 1
     row = _rows(as_json.stdout)["/elite/brand"]
@@ -756,8 +780,8 @@ def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> N
     assert lines[0].split() == ["result", "route", "status", "verdict", "fallback", "latency"]
     # Whole cells, one line per route: nothing folded or cut.
     assert lines[1].split()[:4] == ["ok", "/k/json", "200", "json"]
-    assert lines[2].split()[:6] == ["ok", "/k/fallback", "200", "json", "yes", "(upstream_html)"]
-    assert all(len(line) <= 80 for line in lines)
+    assert lines[2].split()[:6] == ["warn", "/k/fallback", "200", "json", "yes", "(upstream_html)"]
+    assert all(len(line) <= 80 for line in lines[:3])
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,8 +48,9 @@ app = typer.Typer(
     name="code24ctl",
     help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "
     "namespaces, the JSON-always dispatcher Worker, its routes, and probes that prove every "
-    "route answers JSON.\n\nExit status: 0 ok, 1 a check found problems, 2 bad usage or "
-    "config, 3 the Cloudflare API or the network failed.",
+    "route answers JSON.\n\nExit status: 0 ok, 1 a check found problems (or `plan --exit-code`: "
+    "changes pending), 2 bad usage or config (or a refused confirmation), 3 the Cloudflare API "
+    "or the network failed, 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -142,6 +143,7 @@ def _register() -> None:
     app.command("workers")(workers.workers)
     app.add_typer(secret.app, name="secret")
     app.command("deploy")(deploy.deploy)
+    app.command("plan")(apply.plan)
     app.command("apply")(apply.apply)
     app.command("probe")(probe.probe)
     app.command("serve")(serve.serve)

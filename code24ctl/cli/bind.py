@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from code24ctl.ops.bind import BindReport, BindRow
+    from code24ctl.ops.plan import PlannedChange
 
 AliasesArgument = Annotated[
     list[str] | None,
@@ -52,39 +54,63 @@ def bind(
     with `code24ctl secret put ALIAS NAME`. Exit 3 if any worker failed (rerun to finish).
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.bind import bind_workers, select_aliases
+    from code24ctl.ops.bind import BindOptions, execute_bind, plan_bind, select_aliases
 
     resolved = load(config, env)
     resolved.require_cloudflare()
     selected = select_aliases(resolved, aliases)  # unknown alias: exit 2 before any API call
     session = cloudflare_session(resolved, bulk=True)
     client = session.client
-    with _progress(len(selected), enabled=output.is_terminal() and not json_output) as advance:
-        report = bind_workers(
-            client,
-            session.account_id,
-            resolved,
-            selected,
-            concurrency=concurrency,
-            dry_run=dry_run,
-            on_row=advance,
-        )
+    rerun = f"code24ctl bind --env {resolved.env_name}"
+    progress = _Progress(len(selected), enabled=output.is_terminal() and not json_output)
+    options = BindOptions(concurrency=concurrency, on_row=progress)
+    with progress, output.interruptible("bind", rerun, progress.done):
+        plan = plan_bind(client, session.account_id, resolved, selected, options=options)
+        if dry_run:
+            report = plan.report()
+        else:
+            progress.start_writing(len(plan.changes()))
+            report = execute_bind(client, session.account_id, plan, options=options)
     if json_output:
         output.emit_json(report.rows)
     else:
         _print_table(report)
+        if dry_run:
+            _print_plan(plan.changes())
     _print_notes(report, resolved.env_name)
     _fail_if_any(report, resolved.env_name)
 
 
 class _Progress:
-    """A rich progress bar on stderr, advanced from the worker threads (or nothing at all)."""
+    """A rich progress bar on stderr, advanced from the worker threads (or nothing at all).
+
+    It also counts, for the report of an interruption: the workers read while planning, then
+    the uploads carried out.
+    """
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
         self.enabled = enabled
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        self.writing = False
+        self.uploads = 0
+        self.finished = 0
+        self._lock = threading.Lock()  # rows arrive from bind's worker threads
+
+    def start_writing(self, uploads: int) -> None:
+        """Planning is over; from now on rows are uploads carried out."""
+        self.writing = True
+        self.uploads = uploads
+        self.finished = 0
+        if self._bar is not None and self._task is not None:
+            self._bar.reset(self._task, total=self.total)
+
+    def done(self) -> str:
+        """How far the run got, for ``interrupted ...``."""
+        if not self.writing:
+            return f"while reading workers ({self.finished} of {self.total} read)"
+        return f"after {self.finished} of {self.total} workers"
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -103,6 +129,8 @@ class _Progress:
         return self
 
     def __call__(self, row: BindRow) -> None:
+        with self._lock:
+            self.finished += 1
         if self._bar is not None and self._task is not None:
             label = f"{row.alias}: {row.action}"
             self._bar.update(self._task, advance=1, description=label)
@@ -112,8 +140,14 @@ class _Progress:
             self._bar.stop()
 
 
-def _progress(total: int, *, enabled: bool) -> _Progress:
-    return _Progress(total, enabled)
+def _print_plan(changes: list[PlannedChange]) -> None:
+    from code24ctl.cli.plan_view import plan_lines
+
+    console = output.stdout()
+    if changes:
+        console.print()
+    for line in plan_lines(changes):
+        console.print(line, markup=False)
 
 
 def _print_table(report: BindReport) -> None:
@@ -143,8 +177,7 @@ def _print_notes(report: BindReport, env_name: str) -> None:
         for alias, name in pending:
             output.note(f"  code24ctl secret put {alias} {name} --env {env_name}")
     for row in report.failed:
-        named = row.code is None or str(row.code) in (row.error or "")
-        code = "" if named else f" (API error {row.code})"
+        code = "" if row.code is None or row.code_in_error else f" (API error {row.code})"
         output.note(f"failed: {row.alias}{code}: {row.error}")
         if row.hint:
             output.note(f"  hint: {row.hint}")

@@ -17,10 +17,9 @@ from code24ctl.cli.options import (
     load,
 )
 from code24ctl.cli.session import cloudflare_session
-from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from code24ctl.ops.deploy import DeployResult, RouteChange
+    from code24ctl.ops.deploy import DeployReport, RouteChange
 
 WranglerTomlOption = Annotated[
     Path | None,
@@ -28,8 +27,13 @@ WranglerTomlOption = Annotated[
         "--wrangler-toml",
         metavar="PATH",
         dir_okay=False,
-        help="also write the equivalent wrangler.toml to PATH",
+        help="also write the equivalent wrangler.toml to PATH, and dispatcher.js beside it "
+        "(a file code24ctl did not write is refused unless --force)",
     ),
+]
+ShowMetadataOption = Annotated[
+    bool,
+    typer.Option("--show-metadata", metavar="", help="print the upload's metadata JSON on stdout"),
 ]
 
 
@@ -37,6 +41,7 @@ def deploy(
     dry_run: DryRunOption = False,
     force: ForceOption = False,
     wrangler_toml: WranglerTomlOption = None,
+    show_metadata: ShowMetadataOption = False,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
@@ -44,44 +49,47 @@ def deploy(
     """Upload the dispatcher Worker with its bindings and make the zone routes match.
 
     Bindings: DISPATCHER (the env's namespace), METADATA (KV, found by title or created), the
-    vars, and ROUTE_TABLE (routes, fallbacks, timeouts). --dry-run prints the upload metadata
-    and the route changes and writes nothing. A route routed to another Worker is a conflict
-    (exit 3) unless --force.
+    vars, and ROUTE_TABLE (routes, fallbacks, timeouts). --dry-run prints the plan (+ create,
+    ~ update with each field old -> new, - delete) and writes nothing. A route routed to
+    another Worker is a conflict (exit 3) unless --force.
     """
-    from code24ctl.cloudflare.namespaces import namespace_missing
-    from code24ctl.ops.deploy import conflict_error, route_zones, run_deploy
-    from code24ctl.ops.wrangler_toml import render_wrangler_toml
+    from code24ctl.ops.deploy import execute_deploy, plan_deploy, preview
+    from code24ctl.ops.wrangler_toml import WranglerExport
 
     session = cloudflare_session(load(config, env))
-    result = run_deploy(
-        session.client, session.account_id, session.resolved, dry_run=dry_run, force=force
-    )
+    resolved = session.resolved
+    export = None
     if wrangler_toml is not None:
-        text = render_wrangler_toml(
-            result.dispatcher, result.metadata, route_zones(result), source=session.resolved.path
+        export = WranglerExport(wrangler_toml, source=resolved.path)
+        export.check(force=force)  # before anything is written
+    with output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"):
+        plan = plan_deploy(session.client, session.account_id, resolved, force=force)
+        report = (
+            preview(plan)
+            if dry_run
+            else execute_deploy(session.client, session.account_id, resolved, plan)
         )
-        try:
-            wrangler_toml.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write {wrangler_toml}: {exc.strerror or exc}",
-                hint="the deploy itself is done; rerun with --dry-run --wrangler-toml PATH",
-            ) from None
-        output.note(f"wrote {wrangler_toml}")
+    # The deploy's own result first: a failing export below never hides it.
     if json_output:
-        output.emit_json(result)
-    elif dry_run:
-        _render_dry_run(result)
+        output.emit_json(report)
     else:
-        _render(result)
-    if not result.namespace_exists:
+        if show_metadata:
+            output.emit_json(report.metadata)
+        if dry_run:
+            _render_dry_run(report)
+        else:
+            _render(report)
+    if export is not None:
+        for path in export.write(report, deployed=not dry_run):
+            output.note(f"wrote {path}")
+    if dry_run and not plan.namespace_exists:
+        from code24ctl.cloudflare.namespaces import namespace_missing
+
         raise namespace_missing(
-            result.namespace,
-            session.resolved.env_name,
-            why="; the dispatcher cannot be uploaded without it",
+            plan.namespace, resolved.env_name, why="; the dispatcher cannot be uploaded without it"
         )
-    if result.conflicts:
-        raise conflict_error(result)
+    if dry_run and plan.conflicts:
+        raise plan.conflict_error()
 
 
 def _route_line(route: RouteChange, dry_run: bool) -> str:
@@ -93,34 +101,40 @@ def _route_line(route: RouteChange, dry_run: bool) -> str:
     if route.action == "update":
         verb = "would take over" if dry_run else "taken over"
         return f"route {route.pattern}: {verb} from {owner}"
-    return f"route {route.pattern}: conflict, routed to {owner} (rerun with --force to take it)"
+    if route.action == "conflict":
+        return f"route {route.pattern}: conflict, routed to {owner} (rerun with --force to take it)"
+    return f"route {route.pattern}: {route.action}"
 
 
-def _render_dry_run(result: DeployResult) -> None:
-    # The metadata alone on stdout, so `deploy --dry-run > metadata.json` is the upload's part.
-    output.emit_json(result.metadata)
-    if result.kv is not None:
-        output.note(f"KV namespace {result.kv.title}: {result.kv.action}")
-    verb = "would upload" if result.dispatcher_action == "upload" else "unchanged:"
-    output.note(f"{verb} dispatcher {result.dispatcher}")
-    for route in result.routes:
-        output.note(_route_line(route, dry_run=True))
+def _render_dry_run(report: DeployReport) -> None:
+    from code24ctl.cli.plan_view import plan_lines
+
+    console = output.stdout()
+    changes = report.changes()
+    for line in plan_lines(changes):
+        console.print(line, markup=False)
+    for route in report.conflicts:
+        console.print(
+            _route_line(route, dry_run=True).replace("route ", "! route ", 1), markup=False
+        )
+    if not changes:
+        console.print(f"dispatcher {report.dispatcher}: nothing to change", markup=False)
     output.note("dry run: nothing was written")
 
 
-def _render(result: DeployResult) -> None:
+def _render(report: DeployReport) -> None:
     console = output.stdout()
-    names = ", ".join(str(b["name"]) for b in result.metadata["bindings"])
-    if result.kv is not None:
+    names = ", ".join(str(b["name"]) for b in report.metadata["bindings"])
+    if report.kv is not None:
         console.print(
-            f"KV namespace {result.kv.title}: {result.kv.action} (id {result.kv.id})", markup=False
+            f"KV namespace {report.kv.title}: {report.kv.action} (id {report.kv.id})", markup=False
         )
-    if result.uploaded:
-        sizes = ", ".join(f"{m.name} {m.size} bytes" for m in result.modules)
+    if report.uploaded:
+        sizes = ", ".join(f"{m.name} {m.size} bytes" for m in report.modules)
         console.print(
-            f"uploaded dispatcher {result.dispatcher} ({sizes}); bindings: {names}", markup=False
+            f"uploaded dispatcher {report.dispatcher} ({sizes}); bindings: {names}", markup=False
         )
     else:
-        console.print(f"dispatcher {result.dispatcher} unchanged (bindings: {names})", markup=False)
-    for route in result.routes:
+        console.print(f"dispatcher {report.dispatcher} unchanged (bindings: {names})", markup=False)
+    for route in report.routes:
         console.print(_route_line(route, dry_run=False), markup=False)

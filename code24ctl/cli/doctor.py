@@ -34,6 +34,7 @@ def doctor(
     """
     from rich.text import Text
 
+    from code24ctl.cli.plan_view import field_line
     from code24ctl.ops.doctor import run_doctor
 
     session = cloudflare_session(load(config, env))
@@ -46,6 +47,8 @@ def doctor(
             line = Text()
             line.append(_MARKS[check.status], style=_STYLES[check.status])
             line.append(f"  {check.name}: {check.detail}")
+            for found in check.differences:
+                line.append(f"\n      {field_line(found)}")
             if check.fix and check.status in ("fail", "warn"):
                 line.append(f"\n      fix: {check.fix}")
             console.print(line)

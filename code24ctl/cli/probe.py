@@ -87,10 +87,13 @@ def probe(
     """Send every route's probe request and say which answer JSON.
 
     Verdicts: json, html, not-json, empty, error (no answer); routes without a probe sample
-    are skipped. Exit status 0 only when every probed route answered JSON within the latency
-    limit; 1 otherwise; 2 for bad usage or config.
+    are skipped. A route fails when its answer is not JSON, is slow, comes from a fallback for
+    a worker that is not serving (worker_not_found, worker_error, worker_timeout), or is the
+    dispatcher's own route_not_found. A fallback for a worker that answered HTML or non-JSON
+    is a warning (a failure with --fail-on-fallback). Exit status 0 when no route failed; 1
+    otherwise; 2 for bad usage or config; 3 when no route answered at all.
     """
-    from code24ctl.probe.runner import ProbeOptions, plan_probe, run_plan
+    from code24ctl.probe.runner import ProbeOptions, no_answer_error, plan_probe, run_plan
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
@@ -115,10 +118,13 @@ def probe(
         _render(report)
     for message in report.notes:
         output.note(message)
+    unreachable = no_answer_error(report)
+    if unreachable is not None:
+        raise unreachable
     if not report.ok:
         failed = report.summary.failed
         raise CheckFailed(
-            f"{failed} of {report.summary.routes} route{'s' if failed != 1 else ''} "
+            f"{failed} of {report.summary.routes} route{'s' if report.summary.routes != 1 else ''} "
             "failed the probe"
         )
 
@@ -166,7 +172,7 @@ def _render(report: ProbeReport) -> None:
     columns += ["X-Code24-Worker", "fallback", "latency"] if wide else ["fallback", "latency"]
     table = output.table(*columns)
     for row in report.routes:
-        cells = [{"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome], row.route]
+        cells = [_result(row), row.route]
         if wide:
             cells.append(row.worker)
         cells.append("-" if row.status is None else str(row.status))
@@ -194,8 +200,14 @@ def _render(report: ProbeReport) -> None:
                 console.print(f"  cf-ray: {row.cf_ray}", markup=False)
             if row.body_excerpt and row.verdict != "json":
                 console.print(f"  body: {row.body_excerpt}", markup=False)
+    warned = [row for row in report.routes if row.outcome == "pass" and row.warnings]
+    if warned:
+        console.print()
+        for row in warned:
+            console.print(f"{row.route}: warning: {'; '.join(row.warnings)}", markup=False)
     summary = report.summary
-    counts = f"{summary.passed} passed, {summary.failed} failed"
+    flagged = f" ({summary.warned} with a warning)" if summary.warned else ""
+    counts = f"{summary.passed} passed{flagged}, {summary.failed} failed"
     if summary.skipped:
         counts += f", {summary.skipped} skipped"
     console.print()
@@ -204,6 +216,12 @@ def _render(report: ProbeReport) -> None:
         f"{report.base_url} ({report.environment}): {counts}",
         markup=False,
     )
+
+
+def _result(row: RouteResult) -> str:
+    if row.outcome == "pass" and row.warnings:
+        return "warn"
+    return {"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome]
 
 
 def _media_type(content_type: str | None) -> str:

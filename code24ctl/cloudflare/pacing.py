@@ -299,6 +299,12 @@ def pacer_of(client: Cloudflare) -> Pacer | None:
     return found if isinstance(found, Pacer) else None
 
 
+def owns_transport(client: Cloudflare) -> bool:
+    """Whether closing ``client`` (made by :func:`paced_client`) closes only what it made:
+    False when it carries a caller's transport (a test's), which must stay open."""
+    return bool(getattr(client._client, "code24_owns_transport", False))
+
+
 _default_lock = threading.Lock()
 _default: Pacer | None = None
 

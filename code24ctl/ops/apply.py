@@ -1,55 +1,104 @@
 """``apply``: the whole environment from namespaces.yaml — namespace, bind, deploy, in order.
 
-:func:`plan_apply` reads only and says what each step would create or change;
-:func:`run_apply` runs the steps and stops at the first one that fails, saying what to do next.
-Every step is idempotent, so a second apply of an unchanged config writes nothing, and a rerun
-after a failure finishes the job.
+:func:`plan_apply` reads only and returns an :class:`ApplyPlan`: what each step would create
+(``+``), update (``~``, with each field old -> new) or delete (``-``), the problems that would
+stop it, and a digest of everything it read. :func:`execute_apply` refuses a plan that holds a
+problem before writing anything, then runs the steps and stops at the first one that fails,
+saying what to do next. Every step is idempotent, so a second apply of an unchanged config
+writes nothing, and a rerun after a failure finishes the job.
+
+A plan's :attr:`ApplyPlan.document` is what ``code24ctl plan --out`` saves; :func:`check_saved`
+compares a saved document with a fresh plan, so ``apply --plan-file`` applies exactly what was
+reviewed or refuses because the account (or the config) changed since.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field
 
-from code24ctl.cloudflare.namespaces import create_namespace, find_namespace
+from code24ctl.cloudflare.modules import fingerprint
+from code24ctl.cloudflare.namespaces import create_namespace
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import EXIT_API, Code24Error
-from code24ctl.ops.bind import BindReport, bind_workers, plan_bind
-from code24ctl.ops.deploy import DeployResult, plan_deploy, run_deploy
+from code24ctl.errors import EXIT_API, EXIT_USAGE, Code24Error, RouteConflictError
+from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind, plan_bind
+from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
+from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 StepName = Literal["namespace", "bind", "deploy"]
 STEPS: tuple[StepName, ...] = ("namespace", "bind", "deploy")
+PLAN_FORMAT = 1
+
+
+class PlanProblem(BaseModel):
+    """Something the plan found that stops it: named once, with what to do about it."""
+
+    step: StepName
+    message: str
+    hint: str | None = None
+    exit_status: int = Field(default=EXIT_API, exclude=True)
 
 
 class PlanStep(BaseModel):
-    """What one step would do: ``changes`` lists each creation or change (empty: nothing)."""
+    """What one step would do: its changes, what it leaves alone, and its problems."""
 
     step: StepName
-    changes: list[str]
+    changes: list[PlannedChange] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
-    problems: list[str] = Field(default_factory=list)
+    problems: list[PlanProblem] = Field(default_factory=list)
 
 
-class ApplyPlan(BaseModel):
-    """The plan shown before anything is written."""
+class PlanDocument(BaseModel):
+    """The plan as ``plan --json`` prints it and ``plan --out`` saves it.
 
+    ``read_digest`` stands for everything the plan read (and the config it was made from):
+    a saved plan is applied only while a fresh plan has the same digest.
+    """
+
+    command: str = "plan"
+    format: int = PLAN_FORMAT
     environment: str
     namespace: str
     dispatcher: str
+    force: bool = False
+    summary: PlanSummary
     steps: list[PlanStep]
-    # What the steps read, so running the plan does not read it all again (never serialized).
-    _bind: BindReport | None = PrivateAttr(default=None)
-    _deploy: DeployResult | None = PrivateAttr(default=None)
+    read_digest: str = ""
 
     @property
     def has_changes(self) -> bool:
         """Whether any step would write anything."""
-        return any(step.changes for step in self.steps)
+        return self.summary.changes > 0
+
+    @property
+    def problems(self) -> list[PlanProblem]:
+        """Every problem of every step, in step order."""
+        return [problem for step in self.steps for problem in step.problems]
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    """A plan, with what its steps read so carrying it out does not read it all again."""
+
+    document: PlanDocument
+    bind: BindPlan
+    deploy: DeployPlan
+
+    @property
+    def environment(self) -> str:
+        """The environment the plan is for."""
+        return self.document.environment
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether any step would write anything."""
+        return self.document.has_changes
 
 
 StepStatus = Literal["done", "unchanged", "failed", "not run"]
@@ -67,22 +116,28 @@ class ApplyResult(BaseModel):
     """The outcome of ``apply`` (``--json`` prints this, plan included)."""
 
     environment: str
-    plan: ApplyPlan
+    plan: PlanDocument
     steps: list[StepResult]
     ok: bool
     error: str | None = None
     next: str | None = None
     secrets_to_set: dict[str, list[str]] = Field(default_factory=dict)
-    # The exit status of the failed step (not serialized: the process exits with it).
-    _exit_code: int = PrivateAttr(default=EXIT_API)
+    # The exit status of the failed step (the process exits with it).
+    exit_status: int = Field(default=0, exclude=True)
 
 
 class ApplyFailed(Code24Error):
-    """A step of apply failed; carries that step's exit status (3 for the API or network)."""
+    """A step of apply failed, or its plan holds problems; carries the cause's exit status."""
 
     def __init__(self, message: str, *, hint: str | None, exit_code: int = EXIT_API) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
+
+
+class StalePlan(Code24Error):
+    """A saved plan no longer matches the account or the config (exit 2: make a new plan)."""
+
+    exit_code = EXIT_USAGE
 
 
 StepCallback = Callable[[StepResult], None]
@@ -98,98 +153,171 @@ def plan_apply(
     resolved: ResolvedConfig,
     *,
     force: bool = False,
-    concurrency: int = 4,
+    options: BindOptions | None = None,
 ) -> ApplyPlan:
-    """What apply would create or change, step by step, from reads only.
+    """What apply would create, update or delete, step by step, from reads only.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
-    :func:`run_apply` of this plan writes without reading it all again.
+    :func:`execute_apply` of this plan writes without reading it all again.
     """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
-    exists = find_namespace(client, account_id, namespace) is not None
-    namespace_step = PlanStep(
-        step="namespace",
-        changes=[] if exists else [f"create dispatch namespace {namespace}"],
-        unchanged=[f"dispatch namespace {namespace} exists"] if exists else [],
-    )
-    bind = plan_bind(client, account_id, resolved, concurrency=concurrency, namespace_exists=exists)
-    deploy = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
-    plan = ApplyPlan(
+    deploy = plan_deploy(client, account_id, resolved, force=force)
+    existing = bound_names(client, account_id, namespace) if deploy.namespace_exists else set()
+    bind = plan_bind(client, account_id, resolved, options=options, existing=existing)
+    steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
+    steps.append(_deploy_step(deploy, resolved.env_name))
+    changes = [change for step in steps for change in step.changes]
+    problems = [problem.message for step in steps for problem in step.problems]
+    document = PlanDocument(
         environment=resolved.env_name,
         namespace=namespace,
         dispatcher=resolved.dispatcher(),
-        steps=[namespace_step, _bind_step(bind), _deploy_step(deploy)],
+        force=force,
+        summary=summarize(changes, problems),
+        steps=steps,
     )
-    plan._bind = bind
-    plan._deploy = deploy
-    return plan
+    read = {
+        "plan": document.model_dump(mode="json"),
+        "uploads": {
+            alias: [fingerprint(code.modules), code.metadata()]
+            for alias, code in sorted(bind.codes.items())
+        },
+        "dispatcher": deploy.metadata,
+    }
+    document.read_digest = digest(read)
+    return ApplyPlan(document=document, bind=bind, deploy=deploy)
 
 
-def _bind_step(report: BindReport) -> PlanStep:
-    step = PlanStep(step="bind", changes=[])
-    for row in report.rows:
-        if row.action == "would-create":
-            step.changes.append(f"create worker {row.alias} ({row.source})")
-        elif row.action == "would-update":
-            detail = f": {', '.join(row.changes)}" if row.changes else ""
-            step.changes.append(f"update worker {row.alias} ({row.source}){detail}")
-        elif row.action == "failed":
-            step.problems.append(f"worker {row.alias}: {row.error}")
-        else:
+def check_saved(saved: dict[str, Any], plan: ApplyPlan) -> None:
+    """Refuse (:class:`StalePlan`) a saved plan document that ``plan`` no longer matches."""
+    if saved.get("command") != "plan" or saved.get("format") != PLAN_FORMAT:
+        raise StalePlan(
+            "the plan file is not a code24ctl plan (format 1)",
+            hint=f"make one with `code24ctl plan --env {plan.environment} --out FILE`",
+        )
+    if saved.get("environment") != plan.environment:
+        raise StalePlan(
+            f"the plan file is for environment {saved.get('environment')}, not {plan.environment}",
+            hint=f"rerun with --env {saved.get('environment')}, or make a new plan",
+        )
+    if saved.get("read_digest") != plan.document.read_digest:
+        raise StalePlan(
+            f"the account or the config changed since the plan was made: {plan.environment} "
+            "now plans differently; nothing was written",
+            hint=f"review a new plan: `code24ctl plan --env {plan.environment} --out FILE`",
+        )
+
+
+def _namespace_step(namespace: str, exists: bool) -> PlanStep:
+    if exists:
+        return PlanStep(step="namespace", unchanged=[f"dispatch namespace {namespace} exists"])
+    created = PlannedChange(action="create", kind="dispatch namespace", name=namespace)
+    return PlanStep(step="namespace", changes=[created])
+
+
+def _bind_step(plan: BindPlan) -> PlanStep:
+    step = PlanStep(step="bind", changes=plan.changes())
+    for row in plan.rows:
+        if row.failed:
+            step.problems.append(
+                PlanProblem(
+                    step="bind",
+                    message=f"worker {row.alias}: {row.error}",
+                    hint=row.hint,
+                    exit_status=row.exit_status or EXIT_API,
+                )
+            )
+        elif row.action == "unchanged":
             step.unchanged.append(f"worker {row.alias}")
     return step
 
 
-def _deploy_step(result: DeployResult) -> PlanStep:
-    step = PlanStep(step="deploy", changes=[])
-    if result.kv is not None:
-        if result.kv.action == "would create":
-            step.changes.append(f"create KV namespace {result.kv.title}")
-        else:
-            step.unchanged.append(f"KV namespace {result.kv.title}")
-    if result.dispatcher_action == "upload":
-        step.changes.append(f"upload dispatcher {result.dispatcher}")
-    else:
-        step.unchanged.append(f"dispatcher {result.dispatcher}")
-    for route in result.routes:
-        if route.action == "create":
-            step.changes.append(f"create route {route.pattern}")
-        elif route.action == "update":
-            step.changes.append(f"take over route {route.pattern} from {route.owner}")
+def _deploy_step(plan: DeployPlan, env_name: str) -> PlanStep:
+    step = PlanStep(step="deploy", changes=plan.changes())
+    if plan.kv is not None and plan.kv.id is not None:
+        step.unchanged.append(f"KV namespace {plan.kv.title}")
+    if plan.dispatcher_action == "unchanged":
+        step.unchanged.append(f"dispatcher {plan.dispatcher}")
+    for route in plan.routes:
+        if route.action == "unchanged":
+            step.unchanged.append(f"route {route.pattern}")
         elif route.action == "conflict":
             step.problems.append(
-                f"route {route.pattern} is routed to {route.owner or 'no Worker'} "
-                "(rerun with --force to take it over)"
+                PlanProblem(
+                    step="deploy",
+                    message=f"route {route.pattern} is routed to {route.owner or 'no Worker'}",
+                    hint=f"rerun `code24ctl apply --env {env_name} --force` to take it over "
+                    "for the dispatcher, or remove it from the environment's routes",
+                )
             )
-        else:
-            step.unchanged.append(f"route {route.pattern}")
     return step
 
 
+def refusal(plan: ApplyPlan, *, applying: bool = True) -> ApplyFailed | None:
+    """The error for a plan that holds problems (None when it holds none).
+
+    The problems themselves are in the plan (shown once, with it); the error counts them and
+    exits with the status of the worst cause (3 for the API, 2 for usage or config).
+    ``applying`` False words it for a plan only shown (``code24ctl plan``).
+    """
+    problems = plan.document.problems
+    if not problems:
+        return None
+    hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+    message = (
+        f"apply stopped before writing anything: {_holds(plan)}"
+        if applying
+        else f"{_holds(plan)}; apply would stop before writing anything"
+    )
+    return ApplyFailed(
+        message,
+        hint="; ".join(hints) or "fix them, then rerun",
+        exit_code=max(p.exit_status for p in problems),
+    )
+
+
+def _holds(plan: ApplyPlan) -> str:
+    count = len(plan.document.problems)
+    return (
+        f"the plan for {plan.environment} holds {count} problem{'s' if count != 1 else ''} "
+        "(listed with the plan)"
+    )
+
+
 # --------------------------------------------------------------------------------------------
-# Run
+# Execute
 
 
-def run_apply(
+def execute_apply(
     client: Cloudflare,
     account_id: str,
-    resolved: ResolvedConfig,
     plan: ApplyPlan,
     *,
-    force: bool = False,
-    concurrency: int = 4,
+    options: BindOptions | None = None,
     on_step: StepCallback | None = None,
 ) -> ApplyResult:
     """Run namespace create, bind and deploy in order; stop at the first failing step.
 
-    Never raises for a failing step: the result says which step failed, why, and what to do
-    next (:func:`failure` turns that into the error to exit with).
+    A plan that holds problems is not started: every step is ``not run`` and nothing is
+    written. Never raises for a failing step: the result says which step failed, why, and
+    what to do next (:func:`failure` turns that into the error to exit with).
     """
-
-    env = resolved.env_name
+    env = plan.environment
+    namespace = plan.document.namespace
     rerun = f"code24ctl apply --env {env}"
-    result = ApplyResult(environment=env, plan=plan, steps=[], ok=True)
+    result = ApplyResult(environment=env, plan=plan.document, steps=[], ok=True)
+    refused = refusal(plan)
+    if refused is not None:
+        result.steps = [
+            StepResult(step=step, status="not run", detail="the plan holds problems")
+            for step in STEPS
+        ]
+        result.ok = False
+        result.error = _holds(plan)
+        result.next = refused.hint
+        result.exit_status = refused.exit_code
+        return result
 
     def record(step: StepName, status: StepStatus, detail: str) -> None:
         outcome = StepResult(step=step, status=status, detail=detail)
@@ -197,42 +325,34 @@ def run_apply(
         if on_step is not None:
             on_step(outcome)
 
-    def fail(step: StepName, error: str, next_step: str, exit_code: int = EXIT_API) -> ApplyResult:
+    def fail(
+        step: StepName, error: str, next_step: str, exit_status: int = EXIT_API
+    ) -> ApplyResult:
         record(step, "failed", error)
         for later in STEPS[STEPS.index(step) + 1 :]:
             record(later, "not run", f"{step} failed")
         result.ok = False
         result.error = error
         result.next = next_step
-        result._exit_code = exit_code
+        result.exit_status = exit_status
         return result
 
     try:
-        created = create_namespace(client, account_id, plan.namespace)
+        created = create_namespace(client, account_id, namespace)
     except Code24Error as exc:
-        return fail(
-            "namespace",
-            exc.message,
-            exc.hint or f"fix the error above, then {rerun}",
-            exc.exit_code,
-        )
+        hint = exc.hint or f"fix the error above, then {rerun}"
+        return fail("namespace", exc.message, hint, exc.exit_code)
     if created.created:
-        record("namespace", "done", f"created dispatch namespace {plan.namespace}")
+        record("namespace", "done", f"created dispatch namespace {namespace}")
     else:
-        record("namespace", "unchanged", f"dispatch namespace {plan.namespace} exists")
+        record("namespace", "unchanged", f"dispatch namespace {namespace} exists")
 
     try:
         # The plan's downloads are uploaded as they are: nothing is read twice.
-        report = bind_workers(
-            client, account_id, resolved, concurrency=concurrency, plan=plan._bind
-        )
+        report = execute_bind(client, account_id, plan.bind, options=options)
     except Code24Error as exc:
-        return fail(
-            "bind",
-            exc.message,
-            exc.hint or f"fix the error above, then {rerun}",
-            exc.exit_code,
-        )
+        hint = exc.hint or f"fix the error above, then {rerun}"
+        return fail("bind", exc.message, hint, exc.exit_code)
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
     if report.failed:
         hints = {r.hint for r in report.failed if r.hint}
@@ -242,22 +362,22 @@ def run_apply(
             report.failure_summary(with_errors=True),
             f"{advice}rerun `{rerun}` (workers already bound are left unchanged)",
         )
-    changed = report.changes
     record(
         "bind",
-        "done" if changed else "unchanged",
+        "done" if report.changes else "unchanged",
         f"{report.count('created')} created, {report.count('updated')} updated, "
         f"{report.count('unchanged')} unchanged in {report.namespace}",
     )
 
     try:
-        deployed = run_deploy(client, account_id, resolved, force=force, plan=plan._deploy)
+        # The namespace exists now (the first step made sure of it).
+        ready = plan.deploy.model_copy(update={"namespace_exists": True})
+        deployed = execute_deploy(client, account_id, plan.bind.resolved, ready)
+    except RouteConflictError as exc:
+        hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
+        return fail("deploy", exc.message, hint, exc.exit_code)
     except Code24Error as exc:
-        hint = exc.hint or "fix the error above"
-        if "--force" in hint:
-            hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
-        else:
-            hint = f"{hint}; then rerun `{rerun}`"
+        hint = f"{exc.hint or 'fix the error above'}; then rerun `{rerun}`"
         return fail("deploy", exc.message, hint, exc.exit_code)
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
@@ -278,9 +398,10 @@ def failure(result: ApplyResult) -> ApplyFailed:
     Exit 3 for the API or the network (and for workers that failed to bind, as ``bind``
     exits), 2 when the step failed on a usage or config error.
     """
-    failed = next(s for s in result.steps if s.status == "failed")
+    failed = next((s for s in result.steps if s.status == "failed"), None)
+    where = f"at step {failed.step}" if failed is not None else "before writing anything"
     return ApplyFailed(
-        f"apply stopped at step {failed.step}: {result.error}",
+        f"apply stopped {where}: {result.error}",
         hint=result.next,
-        exit_code=result._exit_code,
+        exit_code=result.exit_status,
     )

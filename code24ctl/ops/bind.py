@@ -2,11 +2,13 @@
 
 Public API (``apply`` and ``doctor`` use it; keep it stable):
 
-- :func:`bind_workers` uploads every selected alias (copy of its ``script``, or its ``path``)
-  into the environment's namespace and returns a :class:`BindReport`, one :class:`BindRow` per
-  alias: ``created`` / ``updated`` / ``unchanged`` / ``failed``. One failing worker never stops
-  the others. :func:`plan_bind` is the same without writing (``would-create`` /
-  ``would-update`` / ``unchanged``).
+- :func:`plan_bind` reads every selected alias (copy of its ``script``, or its ``path``) and
+  what the namespace holds, and returns a :class:`BindPlan`: one :class:`BindRow` per alias,
+  ``would-create`` / ``would-update`` (with its typed differences) / ``unchanged`` /
+  ``failed``, plus the code it downloaded. :func:`execute_bind` uploads that code (nothing is
+  read twice) and returns a :class:`BindReport` (``created`` / ``updated`` / ``unchanged`` /
+  ``failed``). One failing worker never stops the others. :func:`bind_workers` is both.
+  :class:`BindOptions` holds how (concurrency, progress callback, pacer).
 - :func:`unbind_workers` deletes Workers from the namespace (:class:`UnbindRow` each).
 - :func:`worker_status` compares configured aliases with the namespace's contents
   (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``not-in-config``).
@@ -22,21 +24,29 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
-    find_namespace,
     list_namespace_scripts,
     require_namespace,
 )
-from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
+from code24ctl.cloudflare.pacing import (
+    Pacer,
+    PacerStats,
+    RetryPolicy,
+    owns_transport,
+    paced_client,
+    pacer_of,
+)
 from code24ctl.cloudflare.scripts import (
     DeployedWorker,
+    Difference,
     WorkerCode,
     compare,
     load_worker_code,
@@ -44,6 +54,7 @@ from code24ctl.cloudflare.scripts import (
 )
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
+from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -67,8 +78,11 @@ class BindRow(BaseModel):
     secrets_to_set: list[str] = Field(default_factory=list)
     error: str | None = None
     code: int | None = None  # the API error code of a failure, when the API gave one
+    # Whether ``error`` already says ``code`` (a report then does not add it again).
+    code_in_error: bool = Field(default=False, exclude=True)
     hint: str | None = None  # what to do about a failure
-    changes: list[str] = Field(default_factory=list)  # what differs, for updated/would-update
+    exit_status: int | None = Field(default=None, exclude=True)  # of a failure's error
+    changes: list[Difference] = Field(default_factory=list)  # for updated/would-update
     dropped_bindings: list[str] = Field(default_factory=list)  # not copyable, e.g. assets
 
     @property
@@ -93,9 +107,6 @@ class BindReport(BaseModel):
     dry_run: bool
     rows: list[BindRow]
     api: ApiUsage = Field(default_factory=ApiUsage)
-    # A plan's downloaded code for each alias it would upload (never serialized): carrying the
-    # plan out uploads it instead of downloading everything again.
-    _codes: dict[str, WorkerCode] = PrivateAttr(default_factory=dict)
 
     @property
     def failed(self) -> list[BindRow]:
@@ -150,6 +161,57 @@ class WorkerStatusRow(BaseModel):
 
 
 RowCallback = Callable[[BindRow], None]
+
+
+@dataclass(frozen=True)
+class BindOptions:
+    """How to bind: ``concurrency`` workers at a time, ``on_row`` called (from a worker thread)
+    as each alias is planned or carried out, and the pacer/retry policy for a client that is
+    not paced yet."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    on_row: RowCallback | None = None
+    pacer: Pacer | None = None
+    policy: RetryPolicy | None = None
+
+
+@dataclass
+class BindPlan:
+    """What a bind would do, from reads only: one row per alias, and the code to upload.
+
+    ``codes`` holds each ``would-create`` / ``would-update`` alias's downloaded code, so
+    :func:`execute_bind` uploads it without reading again.
+    """
+
+    resolved: ResolvedConfig
+    namespace: str
+    rows: list[BindRow]
+    codes: dict[str, WorkerCode] = field(default_factory=dict)
+    api: ApiUsage = field(default_factory=ApiUsage)
+
+    def report(self) -> BindReport:
+        """The plan as a dry run's report (``would-create`` / ``would-update`` rows)."""
+        return BindReport(namespace=self.namespace, dry_run=True, rows=self.rows, api=self.api)
+
+    def changes(self) -> list[PlannedChange]:
+        """Each upload the plan would make, as a ``+`` / ``~`` change with its fields."""
+        return [
+            PlannedChange(
+                action="create" if row.action == "would-create" else "update",
+                kind="worker",
+                name=row.alias,
+                note=row.source,
+                fields=list(row.changes),
+            )
+            for row in self.rows
+            if row.action in ("would-create", "would-update")
+        ]
+
+    def problems(self) -> list[str]:
+        """Each alias that could not be planned, with its error."""
+        return [f"worker {row.alias}: {row.error}" for row in self.rows if row.failed]
+
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -185,33 +247,79 @@ def plan_bind(
     resolved: ResolvedConfig,
     aliases: Sequence[str] | None = None,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    pacer: Pacer | None = None,
-    policy: RetryPolicy | None = None,
-    on_row: RowCallback | None = None,
-    require_namespace_exists: bool = True,
-    namespace_exists: bool | None = None,
-) -> BindReport:
-    """What :func:`bind_workers` would do, reading only (``would-create`` / ``would-update``).
+    options: BindOptions | None = None,
+    existing: set[str] | None = None,
+) -> BindPlan:
+    """Read each selected alias and the namespace's copy, and say what a bind would do.
 
-    With ``require_namespace_exists=False`` a missing namespace plans every alias as
-    ``would-create`` (``apply`` plans the bind before it creates the namespace).
-    ``namespace_exists`` is for a caller that has just looked the namespace up: it is not
-    looked up again (False: every alias is a ``would-create``, without a call).
+    Raises (before reading any worker) :class:`UsageError` for an unknown alias and
+    :class:`CloudflareAPIError` (code 100119) when the namespace does not exist. ``existing``
+    is for a caller that already knows the namespace's Worker names (``apply``, which creates
+    the namespace first, passes an empty set): the namespace is then neither checked nor
+    listed. Per-alias read failures become ``failed`` rows carrying the API code and a hint.
     """
-    return bind_workers(
-        client,
-        account_id,
-        resolved,
-        aliases,
-        concurrency=concurrency,
-        dry_run=True,
-        pacer=pacer,
-        policy=policy,
-        on_row=on_row,
-        require_namespace_exists=require_namespace_exists,
-        namespace_exists=namespace_exists,
+    options = options or BindOptions()
+    selected = select_aliases(resolved, aliases)
+    namespace = resolved.namespace()
+    workers = _concurrency(options.concurrency)
+    with _paced(client, options.pacer, options.policy) as (api, used):
+        before = _snapshot(used.stats)
+        if existing is None:
+            require_namespace(api, account_id, namespace, resolved.env_name)
+            existing = bound_names(api, account_id, namespace, resolved.env_name)
+        there = existing
+
+        def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
+            done = _plan_one(api, account_id, resolved, namespace, alias, alias in there)
+            if options.on_row is not None:
+                options.on_row(done[0])
+            return done
+
+        results = _run_all(one, selected, workers)
+        usage = _usage(before, used.stats)
+    return BindPlan(
+        resolved=resolved,
+        namespace=namespace,
+        rows=[row for row, _ in results],
+        codes={row.alias: code for row, code in results if code is not None},
+        api=usage,
     )
+
+
+def execute_bind(
+    client: Cloudflare, account_id: str, plan: BindPlan, *, options: BindOptions | None = None
+) -> BindReport:
+    """Carry a plan out: upload the code it read for each ``would-*`` row, leave its
+    ``unchanged`` rows alone, and try its ``failed`` rows again from the start (perhaps a
+    passing error). The caller has made sure the namespace exists. Never raises per alias.
+    """
+    options = options or BindOptions()
+    workers = _concurrency(options.concurrency)
+    resolved = plan.resolved
+    with _paced(client, options.pacer, options.policy) as (api, used):
+        before = _snapshot(used.stats)
+
+        def one(row: BindRow) -> BindRow:
+            code = plan.codes.get(row.alias)
+            if row.action == "unchanged":
+                done = row.model_copy()
+            elif code is not None:
+                done = _upload_planned(api, account_id, plan.namespace, row, code)
+            else:
+                # Failed in the plan: read it all again; it may have been bound meanwhile.
+                done, code = _plan_one(api, account_id, resolved, plan.namespace, row.alias, True)
+                if code is not None:
+                    done = _upload_planned(api, account_id, plan.namespace, done, code)
+            if options.on_row is not None:
+                options.on_row(done)
+            return done
+
+        rows = _run_all(one, plan.rows, workers)
+        usage = _usage(before, used.stats)
+    total = ApiUsage(
+        **{name: getattr(plan.api, name) + getattr(usage, name) for name in ApiUsage.model_fields}
+    )
+    return BindReport(namespace=plan.namespace, dry_run=False, rows=rows, api=total)
 
 
 def bind_workers(
@@ -220,104 +328,23 @@ def bind_workers(
     resolved: ResolvedConfig,
     aliases: Sequence[str] | None = None,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    dry_run: bool = False,
-    pacer: Pacer | None = None,
-    policy: RetryPolicy | None = None,
-    on_row: RowCallback | None = None,
-    require_namespace_exists: bool = True,
-    namespace_exists: bool | None = None,
-    plan: BindReport | None = None,
+    options: BindOptions | None = None,
 ) -> BindReport:
-    """Upload the selected aliases into the environment's namespace; never raises per alias.
-
-    Raises (before any upload) :class:`UsageError` for an unknown alias and
-    :class:`CloudflareAPIError` (code 100119) when the namespace does not exist. Per-alias
-    failures become ``failed`` rows carrying the API code and a hint. ``on_row`` is called (from
-    a worker thread) as each alias finishes, for progress displays.
-
-    ``plan`` (a report from :func:`plan_bind`) carries that plan out instead of reading again:
-    its aliases, uploading the code it downloaded for each ``would-create`` / ``would-update``
-    row, leaving its ``unchanged`` rows alone, and doing its ``failed`` rows from the start.
-    The caller has made sure the namespace exists (it is neither checked nor listed).
-    """
-    if plan is not None and dry_run:
-        raise ValueError("plan_bind is the dry run of a plan; carrying one out writes")
-    if plan is not None:
-        selected = [row.alias for row in plan.rows]
-    else:
-        selected = select_aliases(resolved, aliases)
-    namespace = resolved.namespace()
-    workers = _concurrency(concurrency)
-    with _paced(client, pacer, policy) as (api, used):
-        before = _snapshot(used.stats)
-        if plan is None:
-            existing = _existing_scripts(
-                api,
-                account_id,
-                namespace,
-                resolved.env_name,
-                required=require_namespace_exists,
-                known=namespace_exists,
-            )
-        planned = {row.alias: row for row in plan.rows} if plan is not None else {}
-
-        def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
-            row = planned.get(alias)
-            code = plan._codes.get(alias) if plan is not None else None
-            if row is not None and row.action == "unchanged":
-                done: tuple[BindRow, WorkerCode | None] = (row.model_copy(), None)
-            elif row is not None and code is not None:
-                done = (_upload_planned(api, account_id, namespace, row, code), None)
-            else:
-                # Not planned, or failed in the plan (perhaps a passing error): read it all. A
-                # plan's failed row may have been bound meanwhile, so its copy is read too.
-                there = alias in existing if plan is None else True
-                done = _bind_one(api, account_id, resolved, namespace, alias, there, dry_run)
-            if on_row is not None:
-                on_row(done[0])
-            return done
-
-        results = _run_all(one, selected, workers)
-        usage = _usage(before, used.stats)
-    report = BindReport(
-        namespace=namespace, dry_run=dry_run, rows=[row for row, _ in results], api=usage
-    )
-    if dry_run:
-        report._codes = {row.alias: code for row, code in results if code is not None}
-    return report
+    """:func:`plan_bind` then :func:`execute_bind`: bind the selected aliases."""
+    plan = plan_bind(client, account_id, resolved, aliases, options=options)
+    return execute_bind(client, account_id, plan, options=options)
 
 
-def _existing_scripts(
-    client: Cloudflare,
-    account_id: str,
-    namespace: str,
-    env_name: str,
-    *,
-    required: bool,
-    known: bool | None,
-) -> set[str]:
-    if known is False:
-        return set()  # the caller will create it
-    if known is None:
-        if required:
-            require_namespace(client, account_id, namespace, env_name)
-        elif find_namespace(client, account_id, namespace) is None:
-            return set()
-    return bound_names(client, account_id, namespace, env_name)
-
-
-def _bind_one(
+def _plan_one(
     client: Cloudflare,
     account_id: str,
     resolved: ResolvedConfig,
     namespace: str,
     alias: str,
     exists: bool,
-    dry_run: bool,
 ) -> tuple[BindRow, WorkerCode | None]:
-    """Read one alias, compare, and unless ``dry_run`` upload; the code is returned with a
-    ``would-create`` / ``would-update`` row, so carrying the plan out needs no second read."""
+    """Read one alias and compare; the code is returned with a ``would-create`` /
+    ``would-update`` row, so carrying the plan out needs no second read."""
     source = resolved.config.workers[alias].source
     try:
         code = load_worker_code(client, account_id, resolved, alias)
@@ -331,15 +358,13 @@ def _bind_one(
         action="would-create" if deployed is None else "would-update",
         source=source,
         secrets_to_set=[name for name in code.secrets if name not in secrets_set],
-        changes=differences(code, deployed) if deployed is not None else [],
+        changes=compare(code, deployed) if deployed is not None else [],
         dropped_bindings=list(code.dropped),
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"
         return row, None
-    if dry_run:
-        return row, code
-    return _upload_planned(client, account_id, namespace, row, code), None
+    return row, code
 
 
 def _upload_planned(
@@ -361,7 +386,9 @@ def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
         source=source,
         error=exc.message,
         code=exc.code if isinstance(exc, CloudflareAPIError) else None,
+        code_in_error=isinstance(exc, CloudflareAPIError) and exc.names_code,
         hint=exc.hint,
+        exit_status=exc.exit_code,
     )
 
 
@@ -392,15 +419,6 @@ def upload_worker(
             metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
             files=sdk_files(code.modules),
         )
-
-
-def differences(code: WorkerCode, deployed: DeployedWorker) -> list[str]:
-    """The parts of the upload that differ from what the namespace holds ([] = the same).
-
-    Each part once, in upload order: ``modules``, ``main_module``, ``compatibility_date``,
-    ``compatibility_flags``, ``bindings`` (see :func:`~code24ctl.cloudflare.scripts.compare`).
-    """
-    return list(dict.fromkeys(found.field for found in compare(code, deployed)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,7 +537,7 @@ def _paced(
     try:
         yield paced, used
     finally:
-        if paced is not client and getattr(paced._client, "code24_owns_transport", False):
+        if paced is not client and owns_transport(paced):
             paced.close()  # only the HTTP client we made; the caller's transport stays open
 
 

@@ -1,9 +1,15 @@
 """Deploy the dispatcher Worker: its upload metadata, the KV it binds, and the zone routes.
 
-Everything is read first (namespace, KV, zones, routes, what is deployed now), so a deploy that
-cannot finish (no namespace, no zone, a route owned by another Worker) fails before it writes
-anything. Then, in order: create the KV namespace if missing, upload the dispatcher (skipped when
-what is deployed already matches), create or take over routes. ``dry_run`` stops after the reads.
+Two steps, so a dry run, ``apply`` and a release share one engine:
+
+* :func:`plan_deploy` reads everything (namespace, KV, zones, routes, what is deployed now) and
+  returns a :class:`DeployPlan`: the upload, the differences from what is deployed, the route
+  changes. It never writes and never raises for what it finds (a missing namespace, a route
+  owned by another Worker are in the plan).
+* :func:`execute_deploy` carries a plan out: it refuses (before writing anything) a plan whose
+  namespace is missing or whose routes conflict (:class:`~code24ctl.errors.RouteConflictError`),
+  then creates the KV namespace if missing, uploads the dispatcher (skipped when what is
+  deployed already matches), creates or takes over routes. It returns a :class:`DeployReport`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import (
     KV_TITLE_EXISTS,
@@ -20,12 +26,14 @@ from code24ctl.cloudflare.client import (
     api_call,
     is_not_found,
 )
+from code24ctl.cloudflare.listing import numbered_pages
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
-from code24ctl.cloudflare.namespaces import find_namespace, require_namespace
-from code24ctl.cloudflare.scripts import WorkerCode, compare, download_account_worker
+from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
+from code24ctl.cloudflare.scripts import Difference, WorkerCode, compare, download_account_worker
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
-from code24ctl.errors import CloudflareAPIError
+from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError
+from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -76,27 +84,105 @@ class RouteChange(BaseModel):
     route_id: str | None = None
     applied: bool = False
 
+    def planned_change(self, dispatcher: str) -> PlannedChange | None:
+        """This route as a plan line, or None when nothing is written for it."""
+        action = _ROUTE_PLAN_ACTIONS.get(str(self.action))
+        if action is None:
+            return None
+        fields = []
+        if action == "update":
+            fields = [Difference("bindings", "script", self.owner, dispatcher)]
+        note = self.zone if action == "create" else None
+        return PlannedChange(
+            action=action, kind="route", name=self.pattern, note=note, fields=fields
+        )
 
-class DeployResult(BaseModel):
-    """The outcome of ``deploy`` (``--json`` prints this)."""
+
+# Route actions that write, as plan actions; anything else (unchanged, conflict) writes nothing.
+_ROUTE_PLAN_ACTIONS: dict[str, Literal["create", "update", "delete"]] = {
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+}
+
+
+class DeployPlan(BaseModel):
+    """Everything deploy would do, from reads only (``deploy --dry-run --json`` prints it).
+
+    ``differences`` is how the deployed dispatcher differs from the upload (empty when nothing
+    is deployed yet, or nothing differs). ``namespace_exists`` False: the upload would fail
+    (100119) until the namespace exists.
+    """
 
     environment: str
     dispatcher: str
     namespace: str
-    dry_run: bool
+    namespace_exists: bool = True
     metadata: dict[str, Any]
     modules: list[ModuleSummary]
     kv: KVResolution | None
     dispatcher_action: Literal["upload", "unchanged"]
-    uploaded: bool
+    deployed: bool = False  # whether a dispatcher is deployed now
+    differences: list[Difference] = Field(default_factory=list)
     routes: list[RouteChange]
-    # False only in a dry run: the upload would fail (100119) until the namespace exists.
-    namespace_exists: bool = True
 
     @property
     def conflicts(self) -> list[RouteChange]:
-        """Routes owned by another Worker that deploy did not take over."""
+        """Routes owned by another Worker that deploy would not take over."""
         return [route for route in self.routes if route.action == "conflict"]
+
+    def conflict_error(self) -> RouteConflictError:
+        """The error for this plan's route conflicts (exit 3), naming each and its owner."""
+        return RouteConflictError(
+            self.dispatcher,
+            [RouteConflict(r.pattern, r.zone, r.owner) for r in self.conflicts],
+        )
+
+    def changes(self) -> list[PlannedChange]:
+        """What carrying the plan out writes, as ``+`` / ``~`` / ``-`` changes."""
+        found: list[PlannedChange] = []
+        if self.kv is not None and self.kv.id is None:
+            found.append(PlannedChange(action="create", kind="KV namespace", name=self.kv.title))
+        if self.dispatcher_action == "upload":
+            found.append(
+                PlannedChange(
+                    action="update" if self.deployed else "create",
+                    kind="dispatcher",
+                    name=self.dispatcher,
+                    fields=list(self.differences),
+                )
+            )
+        for route in self.routes:
+            change = route.planned_change(self.dispatcher)
+            if change is not None:
+                found.append(change)
+        return found
+
+    def problems(self) -> list[str]:
+        """What stops the plan from being carried out, one line each."""
+        found = []
+        if not self.namespace_exists:
+            found.append(
+                f"dispatch namespace {self.namespace} does not exist; "
+                "the dispatcher cannot be uploaded without it"
+            )
+        found += [
+            f"route {r.pattern} is routed to {r.owner or 'no Worker'} "
+            "(rerun with --force to take it over)"
+            for r in self.conflicts
+        ]
+        return found
+
+
+class DeployReport(DeployPlan):
+    """The outcome of ``deploy`` (``--json`` prints this); a dry run's is its plan."""
+
+    dry_run: bool
+    uploaded: bool = False
+
+
+# The old name of the report, kept for callers written against it.
+DeployResult = DeployReport
 
 
 @dataclass(frozen=True)
@@ -209,9 +295,12 @@ def zone_candidates(host: str) -> list[str]:
 def find_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str | None:
     """The id of the account's KV namespace titled ``title``, or None."""
     with api_call("list KV namespaces"):
-        for namespace in client.kv.namespaces.list(account_id=account_id, per_page=100):
+        for namespace in numbered_pages(
+            lambda page: client.kv.namespaces.list(account_id=account_id, page=page, per_page=100),
+            "list KV namespaces",
+        ):
             if namespace.title == title:
-                return namespace.id
+                return str(namespace.id)
     return None
 
 
@@ -326,17 +415,16 @@ def dispatcher_differences(
     deployed: WorkerCode,
     expected: WorkerCode | Mapping[str, Any],
     module: Module | None = None,
-) -> list[str]:
+) -> list[Difference]:
     """How the deployed dispatcher differs from what deploy uploads (empty: the same).
 
     ``expected`` is :func:`dispatcher_code`, or an upload ``metadata`` dict (from
-    :func:`build_metadata`) with ``module`` (default: the packaged dispatcher.js). One sentence
-    per difference; code differences start with ``code differs``. Secret bindings are not
-    compared: deploy keeps them (``keep_bindings``) and never sets any.
+    :func:`build_metadata`) with ``module`` (default: the packaged dispatcher.js). Secret
+    bindings are not compared: deploy keeps them (``keep_bindings``) and never sets any.
     """
     if not isinstance(expected, WorkerCode):
         expected = _code_from_metadata(expected, module or dispatcher_module())
-    return [found.detail for found in compare(expected, deployed)]
+    return compare(expected, deployed)
 
 
 def _code_from_metadata(metadata: Mapping[str, Any], module: Module) -> WorkerCode:
@@ -360,21 +448,15 @@ def plan_deploy(
     resolved: ResolvedConfig,
     *,
     force: bool = False,
-    assume_namespace: bool = False,
-) -> DeployResult:
+) -> DeployPlan:
     """Everything deploy would do, from reads only (this is ``--dry-run``).
 
-    ``assume_namespace`` skips the namespace pre-flight (``apply`` creates it first).
+    A missing namespace or a conflicting route is in the plan, not raised: a dry run previews a
+    new environment too, and :func:`execute_deploy` refuses such a plan before writing.
     """
     environment = resolved.require_cloudflare()
-    if not assume_namespace:
-        require_namespace(
-            client,
-            account_id,
-            resolved.namespace(),
-            resolved.env_name,
-            why="; the dispatcher cannot be uploaded without it",
-        )
+    namespace = resolved.namespace()
+    exists = find_namespace(client, account_id, namespace) is not None
     kv: KVResolution | None = None
     if environment.kv_namespace:
         kv_id = find_kv_namespace(client, account_id, environment.kv_namespace)
@@ -386,63 +468,45 @@ def plan_deploy(
     code = dispatcher_code(resolved, kv.id if kv else None)
     dispatcher = resolved.dispatcher()
     routes = plan_routes(client, environment.routes, dispatcher, force=force, zone=environment.zone)
-    unchanged = False
-    if kv is None or kv.id is not None:
-        deployed = deployed_dispatcher(client, account_id, dispatcher)
-        unchanged = deployed is not None and not compare(code, deployed)
-    return DeployResult(
+    deployed = deployed_dispatcher(client, account_id, dispatcher)
+    differences = compare(code, deployed) if deployed is not None else []
+    # Without the KV namespace its id is a placeholder: that upload always differs.
+    unchanged = deployed is not None and not differences and (kv is None or kv.id is not None)
+    return DeployPlan(
         environment=resolved.env_name,
         dispatcher=dispatcher,
-        namespace=resolved.namespace(),
-        dry_run=True,
+        namespace=namespace,
+        namespace_exists=exists,
         metadata=code.metadata(),
         modules=[_summary(module) for module in code.modules],
         kv=kv,
         dispatcher_action="unchanged" if unchanged else "upload",
-        uploaded=False,
+        deployed=deployed is not None,
+        differences=differences,
         routes=routes,
     )
 
 
-def conflict_error(result: DeployResult) -> CloudflareAPIError:
-    """The error for routes owned by other Workers (exit 3), naming each and its owner."""
-    named = ", ".join(f"{r.pattern} (routed to {r.owner or 'no Worker'})" for r in result.conflicts)
-    return CloudflareAPIError(
-        f"route conflict on zone {result.conflicts[0].zone}: {named}; "
-        f"the dispatcher {result.dispatcher} was not deployed",
-        hint="rerun with --force to take these routes over for the dispatcher, "
-        "or remove them from the environment's routes",
-    )
+def preview(plan: DeployPlan) -> DeployReport:
+    """The report of a dry run: the plan, nothing written."""
+    return DeployReport(**plan.model_dump(), dry_run=True)
 
 
-def run_deploy(
-    client: Cloudflare,
-    account_id: str,
-    resolved: ResolvedConfig,
-    *,
-    dry_run: bool = False,
-    force: bool = False,
-    plan: DeployResult | None = None,
-) -> DeployResult:
-    """Deploy the dispatcher and its routes (or, with ``dry_run``, only say what would happen).
+def execute_deploy(
+    client: Cloudflare, account_id: str, resolved: ResolvedConfig, plan: DeployPlan
+) -> DeployReport:
+    """Carry a plan out: KV namespace, dispatcher upload, routes, in that order.
 
-    A real run with route conflicts raises before writing anything; a dry run returns them.
-    ``plan`` (from :func:`plan_deploy`, made with the same ``force``) is carried out as it
-    stands instead of reading everything again; the caller has made sure the namespace exists.
+    Refuses before writing anything: a missing namespace (:class:`CloudflareAPIError` 100119)
+    and route conflicts (:class:`RouteConflictError`; plan with ``force`` to take them over).
     """
-    if dry_run:
-        # A dry run previews a new environment too: say the namespace is missing, but still
-        # show the metadata and route changes.
-        exists = find_namespace(client, account_id, resolved.namespace()) is not None
-        preview = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
-        preview.namespace_exists = exists
-        return preview
-    if plan is None:
-        plan = plan_deploy(client, account_id, resolved, force=force)
+    if not plan.namespace_exists:
+        raise namespace_missing(
+            plan.namespace, resolved.env_name, why="; the dispatcher cannot be uploaded without it"
+        )
     if plan.conflicts:
-        raise conflict_error(plan)
-    result = plan.model_copy(deep=True)
-    result.dry_run = False
+        raise plan.conflict_error()
+    result = DeployReport(**plan.model_copy(deep=True).model_dump(), dry_run=False)
     if result.kv is not None and result.kv.id is None:
         result.kv.id = create_kv_namespace(client, account_id, result.kv.title)
         result.kv.action = "created"
@@ -484,7 +548,7 @@ def apply_route(client: Cloudflare, route: RouteChange, dispatcher: str) -> None
         route.applied = True
 
 
-def route_zones(result: DeployResult) -> list[tuple[str, str]]:
+def route_zones(result: DeployPlan) -> list[tuple[str, str]]:
     """``(pattern, zone name)`` of every configured route, for wrangler.toml."""
     return [(route.pattern, route.zone) for route in result.routes]
 

@@ -10,12 +10,12 @@ exit 3 like every other command, since no row could say anything useful.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import api_call
+from code24ctl.cloudflare.scripts import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.ops.deploy import (
@@ -44,6 +44,8 @@ class Check(BaseModel):
     status: CheckStatus
     detail: str
     fix: str | None = None
+    # What differs, old -> new, when the check compares something deployed with the config.
+    differences: list[Difference] = Field(default_factory=list)
 
 
 class DoctorReport(BaseModel):
@@ -73,8 +75,17 @@ class _Doctor:
         self.env = resolved.env_name
         self.checks: list[Check] = []
 
-    def add(self, name: str, status: CheckStatus, detail: str, fix: str | None = None) -> None:
-        self.checks.append(Check(name=name, status=status, detail=detail, fix=fix))
+    def add(
+        self,
+        name: str,
+        status: CheckStatus,
+        detail: str,
+        fix: str | None = None,
+        differences: list[Difference] | None = None,
+    ) -> None:
+        self.checks.append(
+            Check(name=name, status=status, detail=detail, fix=fix, differences=differences or [])
+        )
 
     def failed(self, name: str, exc: CloudflareAPIError) -> None:
         """A check the API refused or failed: its message (with the API code) and hint."""
@@ -183,6 +194,7 @@ class _Doctor:
             self.failed("workers", exc)
             return
         extra: list[str] = []
+        bound = [row.alias for row in rows if row.status == "bound"]
         for row in rows:
             if row.status == "bound":
                 self.add(f"worker {row.alias}", "ok", f"bound in {namespace}")
@@ -202,6 +214,25 @@ class _Doctor:
                 f"{namespace} also holds {', '.join(extra)}",
                 self.cmd(f"unbind {' '.join(extra)}") + "  (if they are not needed)",
             )
+        self.secrets(bound)
+
+    def secrets(self, bound: list[str]) -> None:
+        """Each bound Worker whose source declares a secret its namespace copy lacks: a warning
+        naming the ``secret put`` to run (values are never readable, so never copied)."""
+        from code24ctl.ops.bind import plan_bind
+
+        if not bound:
+            return
+        plan = plan_bind(self.client, self.account_id, self.resolved, bound, existing=set(bound))
+        for row in plan.rows:
+            for name in row.secrets_to_set:
+                self.add(
+                    f"secret {row.alias} {name}",
+                    "warn",
+                    f"{row.source} declares secret {name}; the copy in "
+                    f"{plan.namespace} does not have it",
+                    self.cmd(f"secret put {row.alias} {name}"),
+                )
 
     def dispatcher(self) -> _DeployedBinding:
         """Compare the deployed dispatcher with what deploy would upload now."""
@@ -223,27 +254,31 @@ class _Doctor:
             self.failed("dispatcher", exc)
             return binding
         expected = build_metadata(self.resolved, kv_id)
-        module = dispatcher_module()
-        differences = dispatcher_differences(deployed, expected, module)
-        if kv_title and kv_id is None:
-            differences.append(f"KV namespace {kv_title} does not exist")
-        if not differences:
+        differences = dispatcher_differences(deployed, expected, dispatcher_module())
+        missing_kv = (
+            f"; KV namespace {kv_title} does not exist" if kv_title and kv_id is None else ""
+        )
+        if not differences and not missing_kv:
             self.add("dispatcher", "ok", f"{name} deployed with the expected bindings")
-        elif not dispatcher_differences(
-            # The differences are sentences; asking again with the packaged code in place says
-            # whether the code is all that differs without reading them.
-            dataclasses.replace(deployed, modules=(module,)),
-            expected,
-            module,
-        ):
+        elif not missing_kv and all(found.field == "modules" for found in differences):
             self.add(
                 "dispatcher",
                 "warn",
-                f"{name}: {'; '.join(differences)} (an older code24ctl deployed it?)",
+                f"{name}: its code differs from this code24ctl's dispatcher "
+                "(an older code24ctl deployed it?)",
                 self.cmd("deploy"),
+                differences,
             )
         else:
-            self.add("dispatcher", "fail", f"{name}: {'; '.join(differences)}", self.cmd("deploy"))
+            count = len(differences)
+            self.add(
+                "dispatcher",
+                "fail",
+                f"{name}: {count} difference{'s' if count != 1 else ''} from what deploy "
+                f"would upload{missing_kv}",
+                self.cmd("deploy"),
+                differences,
+            )
         return binding
 
     def routes(self) -> None:
@@ -296,7 +331,7 @@ class _Doctor:
             self.add("outbound", "ok", "no outbound Worker configured")
 
     def probe(self) -> None:
-        from code24ctl.probe.runner import ProbeOptions, probe_environment
+        from code24ctl.probe.runner import ProbeOptions, fallback_summary, probe_environment
 
         try:
             report = probe_environment(self.resolved, ProbeOptions(base_url=self.base_url))
@@ -306,7 +341,12 @@ class _Doctor:
         fix = self.cmd("probe") + (f" --base-url {self.base_url}" if self.base_url else "")
         if report.ok:
             passed = report.summary.passed
-            self.add("probe", "ok", f"{passed} route(s) answer JSON at {report.base_url}")
+            said = f"{passed} route(s) answer JSON at {report.base_url}"
+            fallbacks = fallback_summary(report.routes)
+            if fallbacks:
+                self.add("probe", "warn", f"{said}; {fallbacks}", fix)
+            else:
+                self.add("probe", "ok", said)
             return
         bad = [r for r in report.routes if r.outcome == "fail"]
         named = ", ".join(f"{r.route} {r.verdict}" for r in bad)

@@ -14,10 +14,21 @@ Three layers, so the CLI, ``doctor`` and the benchmark share one engine:
 * :func:`run_plan` / :func:`probe_environment` (sync): build the client with
   :func:`make_client`, the one place a probe client is made, and run the above.
 
-A route passes when its answer is ``json``, its p95 latency is within ``max_latency_ms`` and,
-with ``fail_on_fallback``, no answer was a dispatcher fallback. A route without a sample is
-``skipped``: reported, never failing (a route may have no safe sample request); if no selected
-route has a sample at all there is nothing to prove, which is a usage error.
+A route passes when its answer is ``json``, its p95 latency is within ``max_latency_ms``, and
+the dispatcher answered for the worker. A post-deploy probe must not be green over a dead
+platform, so a dispatcher fallback is judged by its reason:
+
+* the worker is not serving (``worker_not_found``, ``worker_error``, ``worker_timeout``,
+  ``internal_error``): the route fails, although the fallback answered JSON;
+* the worker answered, but not with JSON (``upstream_html``, ``upstream_not_json``, or a
+  fallback without a reason): a warning on the row, a failure with ``fail_on_fallback``;
+* the dispatcher refused the sample itself (``route_not_found``: the sample does not match the
+  deployed route table): the route fails, although the answer is JSON.
+
+A route without a sample is ``skipped``: reported, never failing (a route may have no safe
+sample request); if no selected route has a sample at all there is nothing to prove, which is a
+usage error. When no probed route got any answer at all, :func:`no_answer_error` gives the one
+cause (the CLI exits 3 with it, as for any network failure).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import asyncio
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -37,7 +49,7 @@ from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig
 from code24ctl.dispatch.classify import Classification, classify_answer
 from code24ctl.dispatch.routing import prefix_matches, split_target, strip_path
-from code24ctl.errors import UsageError
+from code24ctl.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -50,6 +62,14 @@ ProgressCallback = Callable[[int, int], None]
 DEFAULT_CONCURRENCY = 16
 EXCERPT_CHARS = 200
 USER_AGENT = f"code24ctl-probe/{__version__}"
+
+# Fallback reasons that mean the worker behind the route is not serving: failures by default.
+NOT_SERVING_REASONS = frozenset(
+    {"worker_not_found", "worker_error", "worker_timeout", "internal_error"}
+)
+# A fallback without a reason header is counted under this name.
+UNKNOWN_REASON = "unknown"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"})
 
 # The order in which a row picks the answer it shows when --repeat got different answers:
 # the worst one, so a flaky route is never reported by its good answers.
@@ -259,6 +279,12 @@ class RouteResult(Observation):
     outcome: Outcome
     slow: bool = False
     problems: list[str] = Field(default_factory=list)
+    # Fallbacks for a worker that answered, but not with JSON (failures with fail_on_fallback).
+    warnings: list[str] = Field(default_factory=list)
+    # Every fallback reason met, with how many answers had it.
+    fallback_reasons: dict[str, int] = Field(default_factory=dict)
+    # The dispatcher's own refusal (``route_not_found``, ...) when it answered instead of a worker.
+    refused: str | None = None
     direct: Observation | None = None
 
 
@@ -269,6 +295,8 @@ class ProbeSummary(BaseModel):
     passed: int
     failed: int
     skipped: int
+    warned: int = 0  # passed with a warning
+    fallbacks: int = 0  # probed routes with at least one answer from a fallback
 
 
 class ProbeReport(BaseModel):
@@ -481,7 +509,13 @@ async def probe_routes(
         passed=sum(row.outcome == "pass" for row in ordered),
         failed=sum(row.outcome == "fail" for row in ordered),
         skipped=sum(row.outcome == "skip" for row in ordered),
+        warned=sum(row.outcome == "pass" and bool(row.warnings) for row in ordered),
+        fallbacks=sum(bool(row.fallback_reasons) for row in ordered),
     )
+    notes = list(plan.notes)
+    line = fallback_summary(ordered)
+    if line:
+        notes.append(line)
     return ProbeReport(
         environment=plan.environment,
         base_url=plan.base_url,
@@ -489,8 +523,52 @@ async def probe_routes(
         summary=summary,
         settings=settings,
         duration_ms=round(duration_ms, 1),
-        notes=list(plan.notes),
+        notes=notes,
         routes=ordered,
+    )
+
+
+def fallback_summary(rows: Sequence[RouteResult]) -> str:
+    """``3 of 5 answered by fallback: worker_not_found`` and each other reason ("" when none).
+
+    A reason met by more than one route carries its count after a multiplication sign.
+
+    Counted by route (a route is counted once per reason it met), over the probed routes.
+    """
+    probed = [row for row in rows if row.outcome != "skip"]
+    reasons: Counter[str] = Counter()
+    for row in probed:
+        reasons.update(row.fallback_reasons.keys())
+    hit = sum(bool(row.fallback_reasons) for row in probed)
+    if not hit:
+        return ""
+    named = ", ".join(
+        name if count == 1 else f"{name} \u00d7{count}" for name, count in reasons.most_common()
+    )
+    return f"{hit} of {len(probed)} answered by fallback: {named}"
+
+
+def no_answer_error(report: ProbeReport) -> NetworkError | None:
+    """One clear error when no probed route got any answer at all (refused, DNS, timeout).
+
+    None when at least one answer came back, or nothing was probed. The causes are named once
+    each, not once per route, with a hint for where to look.
+    """
+    probed = [row for row in report.routes if row.outcome != "skip"]
+    if not probed or any(set(row.verdict_counts) != {"error"} for row in probed):
+        return None
+    causes = list(dict.fromkeys(row.reason for row in probed))
+    host = urlsplit(report.base_url).hostname or report.base_url
+    kinds = {row.error for row in probed}
+    if host in LOCAL_HOSTS:
+        hint = f"is code24ctl serve running? (code24ctl serve --env {report.environment})"
+    elif kinds <= {"network"}:
+        hint = f"does {host} resolve? check the environment's base_url or pass --base-url"
+    else:
+        hint = f"is {host} reachable from here? check the environment's base_url or pass --base-url"
+    return NetworkError(
+        f"no route answered at {report.base_url} ({len(probed)} probed): {'; '.join(causes)}",
+        hint=hint,
     )
 
 
@@ -545,9 +623,29 @@ def _route_result(
         problems.append(
             f"{which} {seen.latency_p95_ms:.0f} ms is over the {settings.max_latency_ms} ms limit"
         )
-    if settings.fail_on_fallback and seen.fallback_count:
-        reason = seen.fallback_reason or "no reason given"
-        problems.append(f"answered by the dispatcher's fallback ({reason})")
+    reasons = Counter(
+        (a.headers or {}).get("x-code24-fallback-reason") or UNKNOWN_REASON
+        for a in via
+        if a.fallback
+    )
+    warnings: list[str] = []
+    for reason, count in reasons.items():
+        share = f", {count} of {len(via)} answers" if count != len(via) else ""
+        said = f"answered by the dispatcher's fallback ({reason}{share})"
+        if reason in NOT_SERVING_REASONS:
+            problems.append(f"{said}: the worker {target.worker} is not serving")
+        elif settings.fail_on_fallback:
+            problems.append(said)
+        else:
+            warnings.append(f"{said}: the worker answered, but not with JSON")
+    refused = next((code for a in via if (code := _refusal(a)) is not None), None)
+    if refused is not None:
+        why = (
+            ": the probe sample does not match the deployed route table"
+            if refused == "route_not_found"
+            else ""
+        )
+        problems.append(f"the dispatcher refused the request itself ({refused}){why}")
     return RouteResult(
         **seen.model_dump(),
         route=target.route,
@@ -557,8 +655,30 @@ def _route_result(
         outcome="fail" if problems else "pass",
         slow=slow,
         problems=problems,
+        warnings=warnings,
+        fallback_reasons=dict(reasons),
+        refused=refused,
         direct=_observe(target.direct_url, direct) if target.direct_url else None,
     )
+
+
+def _refusal(attempt: _Attempt) -> str | None:
+    """The reason code of an answer the dispatcher made without any worker, else None.
+
+    The dispatcher's refusals carry its request id but no ``X-Code24-Worker``, and the error
+    envelope ``{"error": {"code": ...}}`` as a 4xx/5xx JSON body.
+    """
+    headers = attempt.headers or {}
+    status = attempt.status or 0
+    if status < 400 or "x-code24-request-id" not in headers or "x-code24-worker" in headers:
+        return None
+    try:
+        document = json.loads(attempt.body)
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _observe(url: str | None, attempts: list[_Attempt]) -> Observation:

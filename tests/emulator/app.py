@@ -204,6 +204,8 @@ def page_v4(
 ) -> Response:
     """``page``/``per_page`` paging with the v4 ``result_info``."""
     page = _int_param(ctx, "page", 1, 1, 1_000_000)
+    if ctx.state.ignore_page:
+        page = 1
     per_page = _int_param(ctx, "per_page", default_per_page, 1, max_per_page)
     total = len(items)
     chunk = items[(page - 1) * per_page : page * per_page]

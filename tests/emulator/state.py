@@ -199,6 +199,8 @@ class EmulatorState:
         self._latency_s = 0.0
         self._rate_limit: tuple[int, float] | None = None
         self._windows: dict[str, deque[float]] = {}
+        #: True: page-numbered listings answer page 1 whatever ``page`` asks (a broken server).
+        self.ignore_page = False
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
 
