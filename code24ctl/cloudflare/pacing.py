@@ -421,6 +421,20 @@ def check_answer(request: httpx.Request, response: httpx.Response) -> None:
 # the transport
 
 
+class _CallTime:
+    """How much of one call's time is spent: waits on the injected clock plus network time."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = total_s
+        self.spent = 0.0
+
+    def spend(self, seconds: float) -> None:
+        self.spent += max(0.0, seconds)
+
+    def left(self) -> float:
+        return self.total_s - self.spent
+
+
 class PacedTransport(httpx.BaseTransport):
     """Wraps the real transport: paces, retries, bounds and checks every request."""
 
@@ -443,14 +457,13 @@ class PacedTransport(httpx.BaseTransport):
         """Send ``request`` through the pacer, retrying per the policy, within its deadline."""
         policy = self.policy
         self.pacer.acquire()
-        start = self.clock.monotonic()
-        deadline = start + policy.total_s
+        call = _CallTime(policy.total_s)
         retries = 0
         while True:
             if retries:
                 self.pacer.count("retried")
             try:
-                response = self._attempt(request, deadline)
+                response = self._attempt(request, call)
             except httpx.TransportError as exc:
                 self.pacer.count("network_errors")
                 retries += 1
@@ -459,7 +472,7 @@ class PacedTransport(httpx.BaseTransport):
                     if isinstance(exc, httpx.ConnectError)
                     else policy.max_attempts
                 )
-                if isinstance(exc, httpx.TimeoutException) and self._left(deadline) <= 0:
+                if isinstance(exc, httpx.TimeoutException) and call.left() <= 0:
                     waiting = (
                         "waiting to connect"
                         if isinstance(exc, httpx.ConnectTimeout)
@@ -469,12 +482,12 @@ class PacedTransport(httpx.BaseTransport):
                 if request.method not in IDEMPOTENT_METHODS or retries >= limit:
                     raise
                 delay = policy.backoff(retries)
-                if delay >= self._left(deadline):
+                if delay >= call.left():
                     raise
                 log.info("%s %s: %s; retry in %.2fs", request.method, request.url.path,
                          type(exc).__name__, delay)  # fmt: skip
                 self.clock.sleep(delay)
-                self.pacer.acquire()
+                call.spend(delay + self.pacer.acquire())
                 continue
             self.pacer.observe(response.headers)
             status = response.status_code
@@ -494,7 +507,7 @@ class PacedTransport(httpx.BaseTransport):
             if hinted is not None and hinted > policy.max_retry_after_s:
                 return response
             delay = hinted if hinted is not None else policy.backoff(retries)
-            if delay >= self._left(deadline):
+            if delay >= call.left():
                 return response  # waiting would overrun the call's deadline: report this one
             response.read()
             response.close()
@@ -513,30 +526,37 @@ class PacedTransport(httpx.BaseTransport):
                 self.pacer.pause(delay)  # everyone waits: the budget is shared
             else:
                 self.clock.sleep(delay)
-            self.pacer.acquire()
+                call.spend(delay)
+            call.spend(self.pacer.acquire())
 
-    def _left(self, deadline: float) -> float:
-        return deadline - self.clock.monotonic()
-
-    def _attempt(self, request: httpx.Request, deadline: float) -> httpx.Response:
+    def _attempt(self, request: httpx.Request, call: _CallTime) -> httpx.Response:
         """One attempt, its timeouts clamped to what is left of the call's deadline."""
         policy = self.policy
-        left = max(self._left(deadline), 0.001)
-        request.extensions["timeout"] = {
+        left = max(call.left(), 0.001)
+        timeouts = {
             "connect": min(policy.connect_timeout_s, left),
             "read": min(policy.read_timeout_s, left),
             "write": min(policy.read_timeout_s, left),
             "pool": min(policy.connect_timeout_s, left),
         }
+        request.extensions["timeout"] = timeouts
         done = threading.Event()
         ticker = threading.Thread(
             target=self._progress, args=(request, done), name="code24ctl-wait", daemon=True
         )
         ticker.start()
+        # Time on the network is real whatever the injected clock says; a timeout is charged
+        # the full time it stands for.
+        began = time.monotonic()
+        charge = 0.0
         try:
             return self.inner.handle_request(request)
+        except httpx.TimeoutException as exc:
+            charge = timeouts["connect" if isinstance(exc, httpx.ConnectTimeout) else "read"]
+            raise
         finally:
             done.set()
+            call.spend(max(time.monotonic() - began, charge))
 
     def _progress(self, request: httpx.Request, done: threading.Event) -> None:
         # Real time on purpose: this reports a wait on the network, which no fake clock drives.
@@ -545,7 +565,7 @@ class PacedTransport(httpx.BaseTransport):
         while not done.wait(every):
             waited += every
             log.warning(
-                "still waiting for %s (%s %s): %.0f s of at most %g s",
+                "still waiting for %s (%s %s): %.1f s of at most %g s",
                 request.url.host,
                 request.method,
                 request.url.path,
