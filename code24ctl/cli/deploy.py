@@ -61,7 +61,7 @@ def deploy(
             result.dispatcher, result.metadata, route_zones(result), source=session.resolved.path
         )
         try:
-            wrangler_toml.write_text(text, encoding="utf-8")
+            output.write_file(wrangler_toml, text)
         except OSError as exc:
             raise UsageError(
                 f"cannot write {wrangler_toml}: {exc.strerror or exc}",

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -86,8 +87,23 @@ def _check_date(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
+    # Checked here, not where it is used: `serve` and `probe` would otherwise crash on a port
+    # out of range or a URL without a host.
+    if len(value) > 2048 or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("not an http(s) URL (too long, or it holds a space or a control)")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{value!r} is not an http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host")
+    if port == 0:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r}: credentials do not belong in a URL in the config")
     return value.rstrip("/")
 
 
