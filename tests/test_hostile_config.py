@@ -111,12 +111,21 @@ def test_a_big_file_is_refused_by_its_size_before_it_is_read(
     assert peak < 8, f"{peak:.0f} MiB"
 
 
-def test_a_file_just_under_the_cap_is_read(tmp_path: Path, run_cli: RunCli) -> None:
+def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import code24ctl.config.bounds
+
     text = REPO_CONFIG.read_text(encoding="utf-8")
-    padding = MAX_CONFIG_BYTES - len(text.encode()) - 1
-    path = _write(tmp_path, text + "#" * padding + "\n")
-    assert path.stat().st_size == MAX_CONFIG_BYTES
+    cap = len(text.encode()) + 100  # a small cap: parsing a whole MiB of YAML takes seconds
+    monkeypatch.setattr(code24ctl.config.bounds, "MAX_CONFIG_BYTES", cap)
+    path = _write(tmp_path, text + "#" * 99 + "\n")
+    assert path.stat().st_size == cap
     assert run_cli("config", "validate", config=path).exit_code == 0
+    path = _write(tmp_path, text + "#" * 100 + "\n")
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2
+    assert f"the file is {cap + 1:,} bytes; a config may be at most {cap:,} bytes" in result.stderr
 
 
 @pytest.mark.parametrize(

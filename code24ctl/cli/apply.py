@@ -38,8 +38,8 @@ def apply(
     from code24ctl.ops.apply import failure, plan_apply, run_apply
 
     session = cloudflare_session(load(config, env), bulk=True)
-    # bind paces its own bulk calls; the few others use the SDK's retries, so an unreachable
-    # API fails in seconds rather than after the pacer's long backoff.
+    # Every call, bind's and the others', goes through the session's paced transport; a
+    # refused connection still fails after three tries (RetryPolicy.max_connect_attempts).
     client = session.client
     resolved = session.resolved
     plan = plan_apply(client, session.account_id, resolved, force=force, concurrency=concurrency)

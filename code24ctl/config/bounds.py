@@ -43,14 +43,47 @@ def read_bounded(path: str) -> bytes:
         size = os.fstat(handle.fileno()).st_size
         data = handle.read(MAX_CONFIG_BYTES + 1)
     if size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        whole = f" ({MAX_CONFIG_BYTES // MIB} MiB)" if MAX_CONFIG_BYTES % MIB == 0 else ""
         raise BoundsExceeded(
             f"the file is {max(size, len(data)):,} bytes; a config may be at most "
-            f"{MAX_CONFIG_BYTES:,} bytes (1 MiB)"
+            f"{MAX_CONFIG_BYTES:,} bytes{whole}"
         )
     return data
 
 
 _INT_DIGITS_RE = re.compile(r"[0-9a-fA-F]")
+
+
+def check_nesting(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the parser's events alone.
+
+    PyYAML's pure-Python scanner looks ahead through a run of ``[`` in quadratic time, so a
+    deeply nested file is caught here first, by libyaml when it is installed. A syntax error
+    is left for the full parse to report.
+    """
+    loader_class: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader_class):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise BoundsExceeded(
+                        f"nested more than {MAX_DEPTH} levels deep",
+                        mark.line + 1 if mark else None,
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml stops at 1,000 levels with its own error, before any event is this deep.
+        if "nesting depth" in str(exc.problem or ""):
+            mark = exc.context_mark or exc.problem_mark
+            raise BoundsExceeded(
+                f"nested more than {MAX_DEPTH} levels deep", mark.line + 1 if mark else None
+            ) from None
+    except yaml.YAMLError:
+        return
 
 
 class BoundedLoader(yaml.SafeLoader):

@@ -21,8 +21,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from code24ctl.config.bounds import BoundedLoader, BoundsExceeded, check_expansion, read_bounded
-from code24ctl.config.models import Config, ResolvedConfig, _ReferenceErrors
+from code24ctl.config.bounds import (
+    BoundedLoader,
+    BoundsExceeded,
+    check_expansion,
+    check_nesting,
+    read_bounded,
+)
+from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
 from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 
@@ -95,6 +101,7 @@ Lines = dict[tuple[str, ...], int]
 def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
     try:
         # One parse: the node tree gives the lines, the same tree gives the data.
+        check_nesting(text)
         loader = BoundedLoader(text)
         try:
             node = loader.get_single_node()
@@ -276,11 +283,10 @@ def _problems_from(
         # "[key]" marks a problem with a dict key itself; the key's own line is the place.
         loc = tuple(str(part) for part in error["loc"] if part != "[key]")
         ctx_error = (error.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _ReferenceErrors):
-            for text in ctx_error.problems:
-                dotted, _, message = text.partition(": ")
-                where = tuple(dotted.replace("[", ".").replace("]", "").split("."))
-                problems.append(ConfigProblem(dotted, message, _line(lines, where)))
+        if isinstance(ctx_error, ReferenceProblems):
+            for location, text in ctx_error.problems:
+                where = tuple(str(part) for part in location)
+                problems.append(ConfigProblem(_dotted(where), text, _line(lines, where)))
             continue
         message = _message(error)
         if loc in unset:

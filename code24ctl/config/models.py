@@ -288,18 +288,23 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        problems: list[str] = []
+        problems: list[tuple[Location, str]] = []
         seen: dict[str, int] = {}
         for index, route in enumerate(self.routes):
             if route.worker not in self.workers:
                 problems.append(
-                    f"routes[{index}].worker: unknown worker {route.worker!r} "
-                    f"(configured: {', '.join(sorted(self.workers))})"
+                    (
+                        ("routes", index, "worker"),
+                        f"unknown worker {route.worker!r} "
+                        f"(configured: {', '.join(sorted(self.workers))})",
+                    )
                 )
             if route.prefix in seen:
                 problems.append(
-                    f"routes[{index}].prefix: duplicate prefix {route.prefix!r} "
-                    f"(also routes[{seen[route.prefix]}])"
+                    (
+                        ("routes", index, "prefix"),
+                        f"duplicate prefix {route.prefix!r} (also routes[{seen[route.prefix]}])",
+                    )
                 )
             seen.setdefault(route.prefix, index)
         for env_name, environment in self.environments.items():
@@ -307,18 +312,22 @@ class Config(_Strict):
                 for alias in getattr(environment, key) or {}:
                     if alias not in self.workers:
                         problems.append(
-                            f"environments.{env_name}.{key}.{alias}: unknown worker {alias!r}"
+                            (("environments", env_name, key, alias), f"unknown worker {alias!r}")
                         )
         if problems:
-            raise _ReferenceErrors(problems)
+            raise ReferenceProblems(problems)
         return self
 
 
-class _ReferenceErrors(ValueError):
-    """Cross-field problems, each already prefixed with its dotted location."""
+#: Where in the config a problem is: keys and list indexes, outermost first.
+Location = tuple[str | int, ...]
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+
+class ReferenceProblems(ValueError):
+    """Cross-field problems, each a ``(location, message)`` pair (the loader adds the line)."""
+
+    def __init__(self, problems: list[tuple[Location, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
         self.problems = problems
 
 
