@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +204,8 @@ class EmulatorState:
         self._rate_limit: tuple[int, float] | None = None
         self._windows: dict[str, deque[float]] = {}
         self._ratelimit_headers: dict[str, str] = {}
+        #: What the rate limiter reads the time from (a test may give it a fake clock).
+        self.clock: Callable[[], float] = time.monotonic
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
 
@@ -553,7 +555,7 @@ class EmulatorState:
 
     def _take_fault(self, path: str, token_key: str) -> Fault | None:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             if self._rate_limit is not None:
                 limit, window = self._rate_limit
                 stamps = self._windows.setdefault(token_key, deque())
