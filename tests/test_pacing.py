@@ -25,6 +25,8 @@ from code24ctl.cloudflare.pacing import (
     parse_ratelimit,
     retry_after_seconds,
 )
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
 from tests.support.clock import FakeClock
 
 API = "https://api.cloudflare.test/client/v4"
@@ -339,3 +341,31 @@ def test_the_sdk_sees_an_invalid_answer_as_a_connection_error_we_can_unwrap() ->
         client.user.tokens.verify()
     assert isinstance(caught.value.__cause__, InvalidAnswer)
     assert json.dumps(str(caught.value.__cause__)).count("204") == 1
+
+
+def test_a_pacer_given_to_bulk_work_is_the_one_its_calls_go_through(
+    cf_state: EmulatorState, cf_seed: Code24Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from code24ctl.config import resolve_config
+    from code24ctl.ops.bind import worker_status
+    from tests.emulator import IN_PROCESS_API_BASE, create_app
+    from tests.emulator.inprocess import InProcessTransport
+    from tests.support.cli import REPO_CONFIG
+
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", cf_seed.account_id)
+    cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
+    clock = FakeClock()
+    session_pacer = Pacer(clock=clock)
+    client = make_client(
+        Credentials(token=cf_seed.user_token, base_url=IN_PROCESS_API_BASE),
+        pacer=session_pacer,
+        transport=InProcessTransport(create_app(cf_state)),
+        clock=clock,
+    )
+    resolved = resolve_config(REPO_CONFIG, "staging")
+    own = Pacer(clock=clock)
+    rows = worker_status(client, cf_seed.account_id, resolved, pacer=own)
+    assert {row.status for row in rows} == {"missing"}
+    assert (own.stats.sent, session_pacer.stats.sent) == (1, 0)
+    worker_status(client, cf_seed.account_id, resolved)
+    assert (own.stats.sent, session_pacer.stats.sent) == (1, 1)
