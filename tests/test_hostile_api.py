@@ -19,6 +19,7 @@ NS = "code24-workers-staging"
 READ_COMMANDS = [
     ("namespace", "list"),
     ("namespace", "get", "--env", "staging"),
+    ("namespace", "create", "--env", "staging"),
     ("workers", "--env", "staging"),
     ("workers", "--env", "staging", "--json"),
     ("bind", "--env", "staging", "--dry-run"),

@@ -180,7 +180,11 @@ def _paste_everywhere(data: dict[str, Any]) -> list[str]:
     data["compatibility_flags"] = [TOKEN]
     staging["kv_namespace"] = TOKEN
     data["platform"] = f"Code24 {TOKEN}"
+    data["account_id"] = TOKEN
+    data["workers"][alias]["script"] = f"{TOKEN}-{{env}}"
     return [
+        "account_id",
+        f"workers.{alias}.script",
         "platform",
         "compatibility_flags[0]",
         f"workers.{alias}.fallback.message",
@@ -199,6 +203,7 @@ COMMANDS = [
     ("apply", "--env", "staging", "--yes"),
     ("bind", "--env", "staging"),
     ("workers", "--env", "staging", "--json"),
+    ("serve", "--env", "local", "--json"),
 ]
 
 
