@@ -281,6 +281,26 @@ def test_a_2xx_that_is_not_a_v4_answer_is_refused(response: httpx.Response, what
     )
 
 
+def test_a_2xx_envelope_that_says_it_failed_is_an_api_error() -> None:
+    from code24ctl.cloudflare.client import api_call
+    from code24ctl.errors import CloudflareAPIError
+
+    failed = {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}
+    clock = FakeClock()
+    client = make_client(
+        Credentials(token="t" * 40, base_url=API),
+        pacer=Pacer(clock=clock),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=failed)),
+        clock=clock,
+    )
+    with pytest.raises(CloudflareAPIError) as caught, api_call("verify the API token"):
+        client.user.tokens.verify()
+    assert caught.value.code == 10000
+    assert caught.value.message == (
+        "verify the API token: Cloudflare API error 10000: Authentication error (HTTP 200)"
+    )
+
+
 def test_envelopes_multipart_and_script_content_pass_the_check() -> None:
     check(envelope())
     check(

@@ -131,7 +131,12 @@ def api_call(action: str) -> Iterator[None]:
     """
     import cloudflare
 
-    from code24ctl.cloudflare.pacing import API_TIMEOUT_ENV_VAR, DeadlineExceeded, InvalidAnswer
+    from code24ctl.cloudflare.pacing import (
+        API_TIMEOUT_ENV_VAR,
+        DeadlineExceeded,
+        FailedAnswer,
+        InvalidAnswer,
+    )
 
     try:
         yield
@@ -146,6 +151,8 @@ def api_call(action: str) -> Iterator[None]:
         cause = exc.__cause__ or exc
         if isinstance(cause, InvalidAnswer):
             raise invalid_answer_error(action, cause) from None
+        if isinstance(cause, FailedAnswer):
+            raise api_error_from(action, cause.status, cause.body) from None
         if isinstance(cause, DeadlineExceeded):
             raise NetworkError(
                 f"{action}: {cause}",

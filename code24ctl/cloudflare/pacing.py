@@ -382,12 +382,22 @@ class InvalidAnswer(Exception):
         )
 
 
+class FailedAnswer(Exception):
+    """A 2xx whose envelope says ``"success": false``: an API error, whatever the status."""
+
+    def __init__(self, request: httpx.Request, status: int, body: dict[str, object]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"{request.method} {request.url.path}: HTTP {status}, success false")
+
+
 #: Answers that are a Worker's code, not an envelope (downloads of script content).
 _RAW_CONTENT_RE = re.compile(r"/content(?:/v2)?/?$")
 
 
 def check_answer(request: httpx.Request, response: httpx.Response) -> None:
-    """Raise :class:`InvalidAnswer` unless a 2xx ``response`` is a v4 API answer.
+    """Raise :class:`InvalidAnswer` unless a 2xx ``response`` is a v4 API answer, and
+    :class:`FailedAnswer` if that answer says it failed.
 
     The v4 API answers JSON objects (the envelope); a Worker's content comes as multipart or
     as its script. Anything else on a 2xx is a proxy, a captive portal or a wrong base URL.
@@ -415,6 +425,8 @@ def check_answer(request: httpx.Request, response: httpx.Response) -> None:
         raise InvalidAnswer(request, status, content_type, "JSON that does not parse") from None
     if not isinstance(parsed, dict) or "success" not in parsed:
         raise InvalidAnswer(request, status, content_type, "JSON without the v4 envelope")
+    if parsed.get("success") is False:
+        raise FailedAnswer(request, status, parsed)
 
 
 # --------------------------------------------------------------------------------------------
