@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.cli import AMBIENT_VARIABLES, REPO_CONFIG, CliResult, RunCli
+from tests.support.clock import FakeClock
 
 pytest_plugins = ["tests.emulator.fixtures"]
 
@@ -23,6 +24,17 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
     fresh = pacing.Pacer()
     monkeypatch.setattr(pacing, "default_pacer", lambda: fresh)
+
+
+@pytest.fixture(autouse=True)
+def api_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock every in-process CLI command's pacer sleeps on: retries, backoff and
+    ``Retry-After`` cost no real time (assert on ``api_clock.sleeps`` instead)."""
+    import code24ctl.cli.session
+
+    clock = FakeClock()
+    monkeypatch.setattr(code24ctl.cli.session, "session_clock", clock)
+    return clock
 
 
 @pytest.fixture

@@ -3,18 +3,14 @@ Cloudflare emulator (``CLOUDFLARE_BASE_URL``), plus the pacer and the multipart 
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from code24ctl.cloudflare.modules import Module
-from code24ctl.cloudflare.pacing import Pacer, RetryPolicy, retry_after_seconds
 from code24ctl.cloudflare.scripts import (
     DeployedWorker,
     WorkerCode,
@@ -589,63 +585,7 @@ def test_secret_put_errors(
 
 
 # --------------------------------------------------------------------------------------------
-# the pacer and the multipart reader on their own
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_pacer_allows_the_budget_minus_headroom_per_sliding_window() -> None:
-    clock = FakeClock()
-    pacer = Pacer(20, 10.0, headroom=0.25, clock=clock)
-    assert pacer.limit == 15
-    assert [pacer.reserve() for _ in range(15)] == [0.0] * 15
-    assert pacer.reserve() == pytest.approx(10.0)
-    clock.now += 4.0
-    assert pacer.reserve() == pytest.approx(6.0)
-    clock.now += 6.0  # the first 15 slots leave the window together
-    assert [pacer.reserve() for _ in range(15)] == [0.0] * 15
-    assert pacer.stats.sent == 30
-
-
-def test_pacer_pause_holds_every_thread() -> None:
-    pacer = Pacer(1000, 1.0, headroom=0.0)
-    pacer.pause(0.3)
-    finished: list[float] = []
-    start = time.monotonic()
-    threads = [
-        threading.Thread(target=lambda: (pacer.acquire(), finished.append(time.monotonic())))
-        for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert len(finished) == 4
-    assert min(finished) - start >= 0.29
-
-
-def test_retry_after_forms() -> None:
-    assert retry_after_seconds({"Retry-After": "7"}) == 7.0
-    assert retry_after_seconds({"retry-after": "0.25"}) == 0.25
-    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-    assert retry_after_seconds({"Retry-After": "soon"}) is None
-    assert retry_after_seconds({}) is None
-    later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    hinted = retry_after_seconds({"Retry-After": later})
-    assert hinted is not None and 25 < hinted <= 30
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    policy = RetryPolicy(base_delay_s=1.0, max_delay_s=8.0)
-    for retry, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
-        delay = policy.backoff(retry)
-        assert ceiling / 2 <= delay <= ceiling
+# the multipart reader on its own (the pacer: tests/test_pacing.py)
 
 
 def test_parse_multipart_keeps_binary_parts_byte_for_byte() -> None:

@@ -77,6 +77,9 @@ def test_debug_traceback_never_shows_the_token(unreachable_api: str) -> None:
         "CLOUDFLARE_BASE_URL": unreachable_api,
         "CODE24_DEBUG": "1",
         "CODE24_CONFIG": str(REPO_CONFIG),
+        # No fake clock in a subprocess: a deadline shorter than the first backoff (0.125 s)
+        # means the refused connection is not retried after a real sleep.
+        "CODE24_API_TIMEOUT": "0.1",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "code24ctl", "-vv", "namespace", "list"],

@@ -325,3 +325,24 @@ def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: 
         "code24-workers-staging",
         "code24-dispatcher-staging",
     )
+
+
+def test_cross_field_problems_carry_typed_locations() -> None:
+    import yaml
+    from pydantic import ValidationError
+
+    from code24ctl.config.models import Config, ReferenceProblems
+
+    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    data["account_id"] = "x"
+    data["routes"][1]["worker"] = "nobody"
+    data["routes"].append(dict(data["routes"][2]))
+    with pytest.raises(ValidationError) as caught:
+        Config.model_validate(data)
+    found = caught.value.errors()[0]["ctx"]["error"]
+    assert isinstance(found, ReferenceProblems)
+    assert [location for location, _ in found.problems] == [
+        ("routes", 1, "worker"),
+        ("routes", 5, "prefix"),
+    ]
+    assert found.problems[1][1] == "duplicate prefix '/elite/brand' (also routes[2])"

@@ -23,6 +23,8 @@ from cloudflare import (
     RateLimitError,
 )
 
+from code24ctl.cloudflare.client import Credentials, make_client
+from code24ctl.cloudflare.pacing import Pacer
 from tests.emulator import (
     IN_PROCESS_API_BASE,
     EmulatorServer,
@@ -41,6 +43,7 @@ from tests.emulator.seeds import (
     USER_TOKEN,
     ZONE_NAME,
 )
+from tests.support.clock import FakeClock
 
 NS = "code24-workers-staging"
 REPO = Path(__file__).resolve().parents[1]
@@ -478,13 +481,21 @@ def test_auth_failures_and_token_verify(cf_state: EmulatorState) -> None:
 def test_429_retry_after_is_honoured_by_the_sdk(
     cf_server: EmulatorServer, cf_state: EmulatorState
 ) -> None:
-    client = Cloudflare(api_token=USER_TOKEN, base_url=cf_server.api_base)
+    # Through code24ctl's paced transport, on a fake clock: the waits are the Retry-After sent.
+    clock = FakeClock()
+    paced = make_client(
+        Credentials(token=USER_TOKEN, base_url=cf_server.api_base),
+        pacer=Pacer(clock=clock),
+        clock=clock,
+    )
     cf_state.fail_next(2, status=429, retry_after=0.05, path_contains="/workers/scripts")
-    scripts = list(client.workers.scripts.list(account_id=ACCOUNT_ID))
+    scripts = list(paced.workers.scripts.list(account_id=ACCOUNT_ID))
     assert len(scripts) == len(CODE24_SCRIPTS)
     assert cf_state.served_429 == 2
+    assert clock.sleeps == [pytest.approx(0.05)] * 2
     statuses = [r.status for r in cf_state.requests(path_contains="/workers/scripts")]
     assert statuses == [429, 429, 200]
+    client = Cloudflare(api_token=USER_TOKEN, base_url=cf_server.api_base)
 
     cf_state.fail_next(1, status=429, retry_after=7)
     with pytest.raises(RateLimitError) as limited:
@@ -513,6 +524,8 @@ def test_html_503_from_the_edge(cf_state: EmulatorState, client: Cloudflare) -> 
 
 def test_rate_limit_sliding_window(cf_state: EmulatorState) -> None:
     client = sdk(cf_state, max_retries=0)
+    clock = FakeClock()
+    cf_state.clock = clock.monotonic
     cf_state.rate_limit(3, window_s=0.3)
     for _ in range(3):
         client.accounts.get(account_id=ACCOUNT_ID)
@@ -520,7 +533,7 @@ def test_rate_limit_sliding_window(cf_state: EmulatorState) -> None:
         client.accounts.get(account_id=ACCOUNT_ID)
     wait = float(limited.value.response.headers["retry-after"])
     assert 0 < wait <= 0.3
-    time.sleep(wait + 0.02)
+    clock.sleep(wait + 0.02)
     client.accounts.get(account_id=ACCOUNT_ID)
     assert cf_state.counters()["faults"] == {"rate_limit": 1}
     # The budget is per token: another token is not limited by this one's calls.

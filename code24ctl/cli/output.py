@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from code24ctl.errors import Interrupted, UsageError
+from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pydantic import BaseModel
     from rich.console import Console
     from rich.table import Table
@@ -26,7 +29,9 @@ def stdout() -> Console:
 
     # Piped or redirected, tables get room instead of being cut to 80 columns with "…".
     width = None if sys.stdout.isatty() else max(_columns(), PIPE_WIDTH)
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+    return Console(
+        file=cast("IO[str]", Scrubbed(sys.stdout)), highlight=False, soft_wrap=True, width=width
+    )
 
 
 PIPE_WIDTH = 200
@@ -44,7 +49,32 @@ def stderr() -> Console:
     from rich.console import Console
 
     # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False)
+    return Console(
+        file=cast("IO[str]", Scrubbed(sys.stderr)), highlight=False, soft_wrap=True, markup=False
+    )
+
+
+class Scrubbed:
+    """A text stream that masks the API token (and registered secrets) in whatever passes.
+
+    The last line of defence: config values holding the token are refused when loading, but
+    every printed line goes through here anyway.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with secrets masked."""
+        return int(self._stream.write(scrub(text)) or 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write a file we produce (wrangler.toml, a JUnit report) with secrets masked."""
+    path.write_text(scrub(text), encoding="utf-8")
 
 
 def table(*headers: str) -> Table:
@@ -73,7 +103,7 @@ def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[
         ]
     else:
         payload = document
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(scrub(json.dumps(payload, indent=2, sort_keys=False)) + "\n")
     sys.stdout.flush()
 
 

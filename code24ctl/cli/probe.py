@@ -151,7 +151,7 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
     from code24ctl.probe.junit import probe_junit
 
     try:
-        path.write_text(probe_junit(report), encoding="utf-8")
+        output.write_file(path, probe_junit(report))
     except OSError as exc:
         raise UsageError(f"cannot write the JUnit report {path}: {exc.strerror or exc}") from None
 

@@ -14,6 +14,7 @@ from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.output import note, stderr
 from code24ctl.constants import DEFAULT_CONFIG_PATH
 from code24ctl.errors import UsageError
+from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
     from code24ctl.serve.server import ServeInfo
@@ -102,7 +103,7 @@ def serve(
     def ready(info: ServeInfo) -> None:
         _banner(info, env_name=resolved.env_name, base_url=resolved.environment.base_url)
         if json_output:
-            sys.stdout.write(json.dumps(info.as_dict()) + "\n")
+            sys.stdout.write(scrub(json.dumps(info.as_dict())) + "\n")
             sys.stdout.flush()
 
     run_serve(

@@ -1,8 +1,9 @@
 """The one place that builds Cloudflare API clients and turns API failures into our errors.
 
-Every API call goes through the official ``cloudflare`` SDK. Tests inject an ``http_client``
-(an httpx client wired to the local emulator) or point ``CLOUDFLARE_BASE_URL`` at it. The SDK is
-imported lazily: it is the heaviest import we have and ``code24ctl --help`` must stay fast.
+Every API call goes through the official ``cloudflare`` SDK over a paced transport
+(:mod:`code24ctl.cloudflare.pacing`). Tests inject the real transport (one wired to the local
+emulator) or point ``CLOUDFLARE_BASE_URL`` at it. The SDK is imported lazily: it is the heaviest
+import we have and ``code24ctl --help`` must stay fast.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 if TYPE_CHECKING:
     import httpx
     from cloudflare import Cloudflare
+
+    from code24ctl.cloudflare.pacing import Clock, InvalidAnswer, Pacer, RetryPolicy
 
 
 # API error codes the tool acts on (not only reports).
@@ -73,20 +76,42 @@ def credentials_from_env() -> Credentials:
 def make_client(
     credentials: Credentials,
     *,
-    http_client: httpx.Client | None = None,
-    max_retries: int = 2,
-    timeout_s: float = 60.0,
+    pacer: Pacer | None = None,
+    policy: RetryPolicy | None = None,
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock | None = None,
 ) -> Cloudflare:
-    """Build the SDK client. The SDK itself retries 429/5xx ``max_retries`` times."""
+    """Build the SDK client; every request goes through a :class:`PacedTransport`.
+
+    ``pacer`` (default: the process-wide one), ``policy`` (default: bulk retries), the real
+    ``transport`` (default: httpx's own; tests pass an in-process one) and the ``clock`` are
+    injected. The SDK's own retries are off: the transport does them.
+    """
+    import httpx
     from cloudflare import Cloudflare
 
-    return Cloudflare(
+    from code24ctl.cloudflare.pacing import (
+        SYSTEM_CLOCK,
+        PacedTransport,
+        RetryPolicy,
+        default_pacer,
+        paced_http_client,
+        register,
+    )
+
+    paced = PacedTransport(
+        transport or httpx.HTTPTransport(),
+        pacer or default_pacer(),
+        policy or RetryPolicy(),
+        clock=clock or SYSTEM_CLOCK,
+    )
+    client = Cloudflare(
         api_token=credentials.token,
         base_url=credentials.base_url,
-        http_client=http_client,
-        max_retries=max_retries,
-        timeout=timeout_s,
+        http_client=paced_http_client(paced),
+        max_retries=0,
     )
+    return register(client, paced)
 
 
 def is_not_found(exc: CloudflareAPIError, code: int) -> bool:
@@ -106,6 +131,13 @@ def api_call(action: str) -> Iterator[None]:
     """
     import cloudflare
 
+    from code24ctl.cloudflare.pacing import (
+        API_TIMEOUT_ENV_VAR,
+        DeadlineExceeded,
+        FailedAnswer,
+        InvalidAnswer,
+    )
+
     try:
         yield
     except cloudflare.APIStatusError as exc:
@@ -117,6 +149,16 @@ def api_call(action: str) -> Iterator[None]:
         ) from None
     except cloudflare.APIConnectionError as exc:
         cause = exc.__cause__ or exc
+        if isinstance(cause, InvalidAnswer):
+            raise invalid_answer_error(action, cause) from None
+        if isinstance(cause, FailedAnswer):
+            raise api_error_from(action, cause.status, cause.body) from None
+        if isinstance(cause, DeadlineExceeded):
+            raise NetworkError(
+                f"{action}: {cause}",
+                hint=f"check your network, or CLOUDFLARE_BASE_URL if you set it; "
+                f"{API_TIMEOUT_ENV_VAR}=SECONDS changes how long one call may take",
+            ) from None
         raise NetworkError(
             f"{action}: cannot reach the Cloudflare API ({type(cause).__name__})",
             hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
@@ -128,6 +170,16 @@ def api_call(action: str) -> Iterator[None]:
             f"{action}: the Cloudflare API answered something unexpected ({type(exc).__name__})",
             hint="retry later; if it persists, check CLOUDFLARE_BASE_URL and the API status",
         ) from None
+
+
+def invalid_answer_error(action: str, answer: InvalidAnswer) -> CloudflareAPIError:
+    """The error for a 2xx that is not a v4 API answer: names the status, type and host."""
+    return CloudflareAPIError(
+        f"{action}: {answer}",
+        status=answer.status,
+        hint="a proxy, a captive portal or a wrong CLOUDFLARE_BASE_URL answers like this: "
+        "check the network and that CLOUDFLARE_BASE_URL (if set) ends in /client/v4",
+    )
 
 
 def api_error_from(

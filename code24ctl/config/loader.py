@@ -3,13 +3,15 @@
 Loading is three steps, each of which can fail with a located
 :class:`~code24ctl.errors.ConfigError`:
 
-1. parse the YAML, remembering the line of every key and list item;
+1. parse the YAML within bounds (size, depth, alias expansion, number size: see
+   :mod:`code24ctl.config.bounds`), remembering the line of every key and list item;
 2. expand ``${VAR}`` from the process environment and ``{env}`` to the chosen environment's name;
 3. validate with pydantic (unknown keys are errors) and map every problem back to its line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -19,9 +21,18 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from code24ctl.config.models import Config, ResolvedConfig, _ReferenceErrors
+from code24ctl.config.bounds import (
+    BoundedLoader,
+    BoundsExceeded,
+    check_expansion,
+    check_nesting,
+    read_bounded,
+)
+from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
 from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
+
+log = logging.getLogger(__name__)
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -51,7 +62,9 @@ def _load(path: str, env_name: str | None) -> Config:
     data, lines = _parse_yaml(path, text)
     problems: list[ConfigProblem] = []
     unset: dict[tuple[str, ...], str] = {}
-    data = _expand_variables(data, (), lines, problems, unset)
+    warnings: list[ConfigProblem] = []
+    data = _expand_variables(data, (), lines, problems, unset, warnings)
+    _warn_once(path, warnings)
     if problems:
         raise ConfigError(path, problems)
     if env_name is not None:
@@ -70,7 +83,9 @@ def _load(path: str, env_name: str | None) -> Config:
 
 def _read(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_bounded(path).decode("utf-8")
+    except BoundsExceeded as exc:
+        raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except FileNotFoundError:
         raise UsageError(
             f"config file {path} not found",
@@ -86,12 +101,17 @@ Lines = dict[tuple[str, ...], int]
 def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
     try:
         # One parse: the node tree gives the lines, the same tree gives the data.
-        loader = yaml.SafeLoader(text)
+        check_nesting(text)
+        loader = BoundedLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                check_expansion(node)  # before anything walks the tree an alias may multiply
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except BoundsExceeded as exc:
+        raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -137,18 +157,25 @@ def _expand_variables(
     lines: Lines,
     problems: list[ConfigProblem],
     unset: dict[tuple[str, ...], str],
+    warnings: list[ConfigProblem],
 ) -> Any:
     """Expand ``${VAR}`` and ``${VAR:-default}``; a lone unset ``${VAR}`` becomes null."""
     if isinstance(value, dict):
-        return {
-            k: _expand_variables(v, (*at, str(k)), lines, problems, unset) for k, v in value.items()
-        }
+        expanded_dict: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str) and _refuse_token(k, (*at, k), lines, problems, warnings) != k:
+                continue
+            expanded_dict[k] = _expand_variables(v, (*at, str(k)), lines, problems, unset, warnings)
+        return expanded_dict
     if isinstance(value, list):
         return [
-            _expand_variables(v, (*at, str(i)), lines, problems, unset) for i, v in enumerate(value)
+            _expand_variables(v, (*at, str(i)), lines, problems, unset, warnings)
+            for i, v in enumerate(value)
         ]
-    if not isinstance(value, str) or "${" not in value:
+    if not isinstance(value, str):
         return value
+    if "${" not in value:
+        return _refuse_token(value, at, lines, problems, warnings)
     for match in _VAR_RE.finditer(value):
         if match.group(1) == TOKEN_ENV_VAR:
             # Config values end up printed (config show, deploy --dry-run) and uploaded as
@@ -178,10 +205,45 @@ def _expand_variables(
         )
         return ""
 
-    expanded = _VAR_RE.sub(substitute, value)
+    return _refuse_token(_VAR_RE.sub(substitute, value), at, lines, problems, warnings)
+
+
+#: A Cloudflare credential in the scannable format (prefix, 40 characters, a checksum), or a
+#: legacy API token (40 letters, digits, '-' and '_'). Only a warning: other strings fit too.
+_TOKEN_SHAPES = (
+    re.compile(r"(?<![A-Za-z0-9])(?:cfut|cfat|cfk)_[A-Za-z0-9]{40}[0-9a-fA-F]{8}(?![A-Za-z0-9])"),
+    re.compile(r"(?<![A-Za-z0-9_-])(?=[^\s]*[A-Z])(?=[^\s]*[a-z])(?=[^\s]*[0-9])"
+               r"[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])"),
+)  # fmt: skip
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(path: str, warnings: list[ConfigProblem]) -> None:
+    # A command may load the file once per environment; say each thing once.
+    for warning in warnings:
+        text = warning.render(path)
+        if text not in _warned:
+            _warned.add(text)
+            log.warning("%s", text)
+
+
+def _refuse_token(
+    value: str,
+    at: tuple[str, ...],
+    lines: Lines,
+    problems: list[ConfigProblem],
+    warnings: list[ConfigProblem],
+) -> str:
+    """``value``, unless it holds the API token (then a problem, and ""); warn on token shapes.
+
+    Config values are printed (config show, --json, deploy --dry-run), written (wrangler.toml)
+    and uploaded as plain-text vars; the token must never travel that way, whether written
+    literally or through a variable. The problem never quotes the value.
+    """
     token = os.environ.get(TOKEN_ENV_VAR, "").strip()
-    if len(token) >= 8 and token in expanded:
-        # Whatever variable carried it, the token would be printed and uploaded as plain text.
+    if len(token) >= 8 and token in value:
         problems.append(
             ConfigProblem(
                 _dotted(at),
@@ -191,7 +253,16 @@ def _expand_variables(
             )
         )
         return ""
-    return expanded
+    if any(shape.search(value) for shape in _TOKEN_SHAPES):
+        warnings.append(
+            ConfigProblem(
+                _dotted(at),
+                "this value looks like a Cloudflare API token; config values are printed and "
+                "uploaded as plain text (keep credentials in secrets: `code24ctl secret put`)",
+                _line(lines, at),
+            )
+        )
+    return value
 
 
 def _expand_env_name(value: Any, env_name: str) -> Any:
@@ -212,11 +283,10 @@ def _problems_from(
         # "[key]" marks a problem with a dict key itself; the key's own line is the place.
         loc = tuple(str(part) for part in error["loc"] if part != "[key]")
         ctx_error = (error.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _ReferenceErrors):
-            for text in ctx_error.problems:
-                dotted, _, message = text.partition(": ")
-                where = tuple(dotted.replace("[", ".").replace("]", "").split("."))
-                problems.append(ConfigProblem(dotted, message, _line(lines, where)))
+        if isinstance(ctx_error, ReferenceProblems):
+            for location, text in ctx_error.problems:
+                where = tuple(str(part) for part in location)
+                problems.append(ConfigProblem(_dotted(where), text, _line(lines, where)))
             continue
         message = _message(error)
         if loc in unset:

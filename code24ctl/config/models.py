@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -86,8 +87,23 @@ def _check_date(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
+    # Checked here, not where it is used: `serve` and `probe` would otherwise crash on a port
+    # out of range or a URL without a host.
+    if len(value) > 2048 or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("not an http(s) URL (too long, or it holds a space or a control)")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{value!r} is not an http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host")
+    if port == 0:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r}: credentials do not belong in a URL in the config")
     return value.rstrip("/")
 
 
@@ -290,18 +306,23 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        problems: list[str] = []
+        problems: list[tuple[Location, str]] = []
         seen: dict[str, int] = {}
         for index, route in enumerate(self.routes):
             if route.worker not in self.workers:
                 problems.append(
-                    f"routes[{index}].worker: unknown worker {route.worker!r} "
-                    f"(configured: {', '.join(sorted(self.workers))})"
+                    (
+                        ("routes", index, "worker"),
+                        f"unknown worker {route.worker!r} "
+                        f"(configured: {', '.join(sorted(self.workers))})",
+                    )
                 )
             if route.prefix in seen:
                 problems.append(
-                    f"routes[{index}].prefix: duplicate prefix {route.prefix!r} "
-                    f"(also routes[{seen[route.prefix]}])"
+                    (
+                        ("routes", index, "prefix"),
+                        f"duplicate prefix {route.prefix!r} (also routes[{seen[route.prefix]}])",
+                    )
                 )
             seen.setdefault(route.prefix, index)
         for env_name, environment in self.environments.items():
@@ -309,18 +330,22 @@ class Config(_Strict):
                 for alias in getattr(environment, key) or {}:
                     if alias not in self.workers:
                         problems.append(
-                            f"environments.{env_name}.{key}.{alias}: unknown worker {alias!r}"
+                            (("environments", env_name, key, alias), f"unknown worker {alias!r}")
                         )
         if problems:
-            raise _ReferenceErrors(problems)
+            raise ReferenceProblems(problems)
         return self
 
 
-class _ReferenceErrors(ValueError):
-    """Cross-field problems, each already prefixed with its dotted location."""
+#: Where in the config a problem is: keys and list indexes, outermost first.
+Location = tuple[str | int, ...]
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+
+class ReferenceProblems(ValueError):
+    """Cross-field problems, each a ``(location, message)`` pair (the loader adds the line)."""
+
+    def __init__(self, problems: list[tuple[Location, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
         self.problems = problems
 
 

@@ -15,8 +15,8 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
 
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
-Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's retries off (see
-:mod:`code24ctl.cloudflare.pacing`), from a thread pool of ``concurrency`` workers.
+Every request goes through the client's paced transport (:mod:`code24ctl.cloudflare.pacing`:
+one pacer, the SDK's retries off), from a thread pool of ``concurrency`` workers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from code24ctl.cloudflare.pacing import (
     Pacer,
     PacerStats,
     RetryPolicy,
-    owns_transport,
     paced_client,
     pacer_of,
 )
@@ -537,8 +536,8 @@ def _paced(
     try:
         yield paced, used
     finally:
-        if paced is not client and owns_transport(paced):
-            paced.close()  # only the HTTP client we made; the caller's transport stays open
+        if paced is not client:
+            paced.close()  # only the copy paced_client made; it shares the caller's transport
 
 
 def _concurrency(value: int) -> int:

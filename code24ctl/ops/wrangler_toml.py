@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code24ctl.errors import UsageError
+from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
     from code24ctl.ops.deploy import DeployPlan
@@ -177,8 +178,12 @@ class WranglerExport:
         from code24ctl.ops.deploy import dispatcher_module, route_zones
 
         main = str(plan.metadata.get("main_module", "dispatcher.js"))
-        text = render_wrangler_toml(
-            plan.dispatcher, plan.metadata, route_zones(plan), source=self.source
+        # Scrubbed like every other output path: the config refuses the token, this is the
+        # last line of defence.
+        text = scrub(
+            render_wrangler_toml(
+                plan.dispatcher, plan.metadata, route_zones(plan), source=self.source
+            )
         )
         written: list[Path] = []
         for target, content in (

@@ -170,6 +170,11 @@ def fault_response(fault: Fault) -> Response:
         return error_response(errors.rate_limited(fault.retry_after or "1"))
     if fault.kind.startswith("html"):
         return html_error_page(fault.status, fault.retry_after)
+    if fault.kind.startswith("empty"):
+        return Response(b"", status_code=fault.status)
+    if fault.kind.startswith("plain"):
+        page = html_error_page(fault.status).body
+        return Response(page, status_code=fault.status, media_type="text/plain")
     exc = ApiError(fault.status, 10013 if fault.status >= 500 else 10000, "Injected fault")
     if fault.retry_after is not None:
         exc.headers["Retry-After"] = fault.retry_after
@@ -898,7 +903,12 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
     raw_token = _bearer(headers)
     response: Response
     fault = state._take_fault(path, raw_token or "anonymous")
-    if fault is not None:
+    if fault is not None and fault.kind == "hang":
+        record.fault = fault.kind
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.02)
+        response = Response(b"", status_code=499)
+    elif fault is not None:
         record.fault = fault.kind
         response = fault_response(fault)
     else:
@@ -916,6 +926,8 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
             state.server_errors.append(traceback.format_exc())
             response = error_response(errors.internal_error())
     response.headers.setdefault("cf-ray", _ray())
+    for name, value in state._headers_for_answer().items():
+        response.headers.setdefault(name, value)
     state._finish(record, response.status_code)
     return response
 
@@ -1011,6 +1023,8 @@ async def _serve_control(state: EmulatorState, request: Request) -> Response:
             state.latency(float(data.get("ms", 0)))
         elif method == "POST" and action == "rate_limit":
             state.rate_limit(data.get("requests"), float(data.get("window_s", 300.0)))
+        elif method == "POST" and action == "ratelimit_headers":
+            state.ratelimit_headers(data.get("ratelimit"), data.get("policy"))
         elif method == "POST" and action == "clear_faults":
             state.clear_faults()
         elif method == "POST" and action == "clear_requests":

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +134,9 @@ class Fault:
     """A fault the app must answer with instead of handling the request.
 
     ``kind`` is ``"429"`` (JSON 971 + Retry-After), ``"htmlNNN"`` (an edge HTML page with
-    status NNN) or ``"jsonNNN"`` (a v4 JSON error envelope with status NNN).
+    status NNN), ``"jsonNNN"`` (a v4 JSON error envelope with status NNN), ``"emptyNNN"`` (no
+    body), ``"plainNNN"`` (an HTML page labelled text/plain) or ``"hang"`` (accept the request,
+    never answer until the client goes away).
     """
 
     kind: str
@@ -150,11 +152,20 @@ def _normalize_kind(kind: int | str) -> tuple[str, int]:
         return text, int(text[4:])
     if text.startswith("json") and text[4:].isdigit():
         return text, int(text[4:])
+    # What a proxy, a captive portal or a wrong base URL answers: not the v4 envelope.
+    for prefix in ("empty", "plain"):
+        if text.startswith(prefix) and text[len(prefix) :].isdigit():
+            return text, int(text[len(prefix) :])
+    if text == "hang":
+        return text, 0
     if text.isdigit():
         status = int(text)
         # A bare 5xx is what Cloudflare's edge sends as an HTML page; other codes are API JSON.
         return (f"html{status}", status) if status >= 500 else (f"json{status}", status)
-    raise ValueError(f"unknown fault kind {kind!r}: use 429, 'html503', 'json500', or a status")
+    raise ValueError(
+        f"unknown fault kind {kind!r}: use 429, 'html503', 'json500', 'empty200', 'plain200', "
+        "'hang' or a status"
+    )
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -201,6 +212,9 @@ class EmulatorState:
         self._windows: dict[str, deque[float]] = {}
         #: True: page-numbered listings answer page 1 whatever ``page`` asks (a broken server).
         self.ignore_page = False
+        self._ratelimit_headers: dict[str, str] = {}
+        #: What the rate limiter reads the time from (a test may give it a fake clock).
+        self.clock: Callable[[], float] = time.monotonic
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
 
@@ -502,9 +516,24 @@ class EmulatorState:
             self._rate_limit = None if requests is None else (requests, window_s)
             self._windows.clear()
 
-    def clear_faults(self) -> None:
-        """Remove every injected fault, latency and rate limit."""
+    def ratelimit_headers(self, ratelimit: str | None, policy: str | None = None) -> None:
+        """Send ``Ratelimit`` (``"default";r=50;t=30``) and ``Ratelimit-Policy``
+        (``"default";q=1200;w=300``) with every API answer, as given (None: not sent)."""
         with self.lock:
+            self._ratelimit_headers = {
+                name: value
+                for name, value in (("Ratelimit", ratelimit), ("Ratelimit-Policy", policy))
+                if value is not None
+            }
+
+    def _headers_for_answer(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self._ratelimit_headers)
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault, latency, rate limit and rate-limit header."""
+        with self.lock:
+            self._ratelimit_headers = {}
             self._fail_rules.clear()
             self._ratio = 0.0
             self._latency_s = 0.0
@@ -535,7 +564,7 @@ class EmulatorState:
 
     def _take_fault(self, path: str, token_key: str) -> Fault | None:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             if self._rate_limit is not None:
                 limit, window = self._rate_limit
                 stamps = self._windows.setdefault(token_key, deque())

@@ -1,0 +1,170 @@
+"""Bounds on reading ``namespaces.yaml``: what a hostile or broken file cannot make us do.
+
+A config is a small file written by a person. These limits keep a pasted log, a YAML alias
+bomb, a deeply nested structure or a 5,000-digit number from costing minutes and gigabytes (or
+a traceback): each is refused, located, before anything walks the data.
+
+- the file: at most :data:`MAX_CONFIG_BYTES`;
+- nesting: at most :data:`MAX_DEPTH` levels of mappings and lists;
+- aliases: allowed, but the document they expand to has at most :data:`MAX_EXPANDED_NODES`
+  nodes (a billion-laughs file expands past it in a few lines);
+- integers: at most :data:`MAX_INT_DIGITS` digits (no setting needs more).
+
+URL fields are bounded by the models (scheme, host, port range).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import yaml
+
+MIB = 1024 * 1024
+MAX_CONFIG_BYTES = 1 * MIB
+MAX_DEPTH = 32
+MAX_EXPANDED_NODES = 100_000
+MAX_INT_DIGITS = 20
+
+
+class BoundsExceeded(Exception):
+    """The file breaks one of the bounds; ``line`` (1-based) says where, when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def read_bounded(path: str) -> bytes:
+    """The file's bytes, refusing (before reading it all) a file over the size cap."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        whole = f" ({MAX_CONFIG_BYTES // MIB} MiB)" if MAX_CONFIG_BYTES % MIB == 0 else ""
+        raise BoundsExceeded(
+            f"the file is {max(size, len(data)):,} bytes; a config may be at most "
+            f"{MAX_CONFIG_BYTES:,} bytes{whole}"
+        )
+    return data
+
+
+_INT_DIGITS_RE = re.compile(r"[0-9a-fA-F]")
+
+
+def check_nesting(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the parser's events alone.
+
+    PyYAML's pure-Python scanner looks ahead through a run of ``[`` in quadratic time, so a
+    deeply nested file is caught here first, by libyaml when it is installed. A syntax error
+    is left for the full parse to report.
+    """
+    loader_class: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader_class):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise BoundsExceeded(
+                        f"nested more than {MAX_DEPTH} levels deep",
+                        mark.line + 1 if mark else None,
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml stops at 1,000 levels with its own error, before any event is this deep.
+        if "nesting depth" in str(exc.problem or ""):
+            mark = exc.context_mark or exc.problem_mark
+            raise BoundsExceeded(
+                f"nested more than {MAX_DEPTH} levels deep", mark.line + 1 if mark else None
+            ) from None
+    except yaml.YAMLError:
+        return
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a depth cap while composing and an integer-size cap."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Compose one node, refusing nesting deeper than :data:`MAX_DEPTH`."""
+        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise BoundsExceeded(
+                    f"nested more than {MAX_DEPTH} levels deep", mark.line + 1 if mark else None
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        """An integer of at most :data:`MAX_INT_DIGITS` digits."""
+        digits = len(_INT_DIGITS_RE.findall(str(node.value)))
+        if digits > MAX_INT_DIGITS:
+            raise BoundsExceeded(
+                f"a number with {digits:,} digits; at most {MAX_INT_DIGITS} are allowed",
+                node.start_mark.line + 1,
+            )
+        value: int = self.construct_yaml_int(node)
+        return value
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_bounded_int)
+
+
+def check_expansion(node: yaml.Node) -> None:
+    """Refuse a document whose aliases expand it past :data:`MAX_EXPANDED_NODES` nodes or
+    :data:`MAX_DEPTH` levels, or make it contain itself.
+
+    Counted over the node graph with a memo per node, so the count itself costs the size of the
+    file, not of the expansion (an alias always names a node defined before it).
+    """
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) of its expansion
+    busy: set[int] = set()
+
+    def refuse(message: str, at: yaml.Node) -> BoundsExceeded:
+        return BoundsExceeded(message, at.start_mark.line + 1 if at.start_mark else None)
+
+    def measure(current: yaml.Node, level: int) -> tuple[int, int]:
+        key = id(current)
+        known = done.get(key)
+        if known is None:
+            if key in busy:
+                raise refuse("an alias refers to the value it is inside of", current)
+            if level > MAX_DEPTH:
+                raise refuse(f"aliases nest values more than {MAX_DEPTH} levels deep", current)
+            busy.add(key)
+            children: list[yaml.Node] = []
+            if isinstance(current, yaml.MappingNode):
+                children = [part for pair in current.value for part in pair]
+            elif isinstance(current, yaml.SequenceNode):
+                children = list(current.value)
+            count, depth = 1, 0
+            for child in children:
+                child_count, child_depth = measure(child, level + 1)
+                count += child_count
+                depth = max(depth, child_depth)
+                if count > MAX_EXPANDED_NODES:
+                    raise refuse(
+                        f"aliases expand this document past {MAX_EXPANDED_NODES:,} values "
+                        "(a YAML alias bomb?); write the values out or use fewer aliases",
+                        current,
+                    )
+            busy.discard(key)
+            known = done[key] = (count, depth + (1 if children else 0))
+        if level + known[1] > MAX_DEPTH:
+            raise refuse(f"aliases nest values more than {MAX_DEPTH} levels deep", current)
+        return known
+
+    measure(node, 0)
