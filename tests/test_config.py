@@ -312,10 +312,9 @@ def test_the_api_token_is_refused_whatever_variable_carries_it(
 
 def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: RunCli) -> None:
     text = REPO_CONFIG.read_text()
-    for old, new in (
-        ("namespace: code24-workers-staging", "namespace: code24-workers-{env}"),
-        ("dispatcher: code24-dispatcher-staging", "dispatcher: code24-dispatcher-{env}"),
-    ):
+    # The shipped config names the dispatcher as the deployment it replaces did.
+    assert "dispatcher: code24-dynamic-dispatcher-{env}" in text
+    for old, new in (("namespace: code24-workers-staging", "namespace: code24-workers-{env}"),):
         assert old in text
         text = text.replace(old, new, 1)
     path = _write(tmp_path, text)
@@ -323,5 +322,5 @@ def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: 
     resolved = resolve_config(path, "staging")
     assert (resolved.namespace(), resolved.dispatcher()) == (
         "code24-workers-staging",
-        "code24-dispatcher-staging",
+        "code24-dynamic-dispatcher-staging",
     )

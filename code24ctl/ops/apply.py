@@ -153,7 +153,9 @@ def _deploy_step(result: DeployResult) -> PlanStep:
     else:
         step.unchanged.append(f"dispatcher {result.dispatcher}")
     for route in result.routes:
-        if route.action == "create":
+        if route.action == "delete":
+            step.changes.append(f"delete route {route.pattern} (no longer configured)")
+        elif route.action == "create":
             step.changes.append(f"create route {route.pattern}")
         elif route.action == "update":
             step.changes.append(f"take over route {route.pattern} from {route.owner}")
