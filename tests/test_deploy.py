@@ -682,3 +682,74 @@ def test_an_environment_without_kv_gets_no_metadata_binding(
         "ROUTE_TABLE",
     ]
     assert cf_state.requests(path_contains="/storage/kv") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Routes both ways: a route of this dispatcher that the config dropped is removed
+
+
+def test_a_route_no_longer_configured_is_deleted_and_others_are_left_alone(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    stale_pattern = "staging.code24.dev/old/*"
+    add_other_worker(cf_state, cf_seed.account_id)
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    stale = cf_state.add_route(cf_seed.zone_id, stale_pattern, DISPATCHER)
+    cf_state.add_route(cf_seed.zone_id, "staging.code24.dev/legacy/*", "legacy-router")
+    cf_state.clear_requests()
+
+    preview = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+
+    assert preview.exit_code == 0, preview.stderr
+    assert writes(cf_state) == []
+    assert preview.stderr.splitlines()[2:] == [
+        f"route {stale_pattern}: would delete (no longer configured, code24.dev)",
+        f"route {API_PATTERN}: unchanged",
+        f"route {ELITE_PATTERN}: unchanged",
+        "dry run: nothing was written",
+    ]
+
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(r["pattern"], r["action"], r["applied"]) for r in document["routes"]] == [
+        (stale_pattern, "delete", True),
+        (API_PATTERN, "unchanged", False),
+        (ELITE_PATTERN, "unchanged", False),
+    ]
+    assert writes(cf_state) == [f"DELETE /zones/{cf_seed.zone_id}/workers/routes/{stale}"]
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+        "staging.code24.dev/legacy/*": "legacy-router",
+    }
+
+
+def test_removing_every_route_from_the_config_deletes_the_dispatchers_routes(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["routes"] = []
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        f"route {API_PATTERN}: deleted (no longer configured, code24.dev)",
+        f"route {ELITE_PATTERN}: deleted (no longer configured, code24.dev)",
+    ]
+    assert route_owners(cf_state, cf_seed.zone_id) == {}
