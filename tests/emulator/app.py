@@ -239,6 +239,8 @@ def page_cursor(ctx: Ctx, named: list[tuple[str, Any]], default_limit: int = 100
         "per_page": limit,
         "cursor": _encode_cursor(chunk[-1][0]) if more and chunk else "",
     }
+    if ctx.state.omit_cursor:
+        del info["cursor"]
     return ok([v for _, v in chunk], result_info=info)
 
 

@@ -194,6 +194,9 @@ class EmulatorState:
         self._windows: dict[str, deque[float]] = {}
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
+        #: Fault: cursor listings answer full pages without ``result_info.cursor`` (an API whose
+        #: paging code24ctl does not understand), to test that the client refuses to truncate.
+        self.omit_cursor = False
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
