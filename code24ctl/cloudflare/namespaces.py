@@ -242,7 +242,8 @@ def _script_item(item: Any) -> NamespaceScript | None:
     tags, ...}}`` as the SDK types the namespace script answer."""
     if not isinstance(item, dict):
         return None
-    inner = item.get("script") if isinstance(item.get("script"), dict) else item
+    nested = item.get("script")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else item
     name = inner.get("id")
     if not isinstance(name, str) or not name:
         return None
