@@ -92,7 +92,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
     assert [(p.name, p.filename, p.content_type) for p in parts] == [
         ("files", "index.js", "application/javascript+module"),
         ("files", "lib/render.js", "application/javascript+module"),
-        ("files", "prompts.json", "application/json"),
+        ("files", "prompts.json", "text/plain"),
         ("metadata", None, "application/json"),
     ]
     source = cf_state.account_script(cf_seed.account_id, MULTI_MODULE_SCRIPT)
@@ -415,7 +415,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     upload = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")[0]
     parts = upload.parts or []
     assert [(p.name, p.filename, p.content_type, p.data) for p in parts[:3]] == [
-        ("files", "data.json", "application/json", b'{"a": 1}\n'),
+        ("files", "data.json", "text/plain", b'{"a": 1}\n'),
         ("files", "index.js", "application/javascript+module",
          b'import {greet} from "./lib/greet.js";\nexport default {};\n'),
         ("files", "lib/greet.js", "application/javascript+module",

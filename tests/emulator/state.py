@@ -82,7 +82,9 @@ KNOWN_BINDING_TYPES = frozenset(
     }
 )
 
-#: Module part content types the upload accepts (SDK docstring list, plus JSON modules).
+#: Module part content types the upload accepts: exactly the SDK's documented list (the
+#: ``files`` docstring of the namespace script update, cloudflare-typescript 7.1); there is no
+#: JSON module type.
 MODULE_CONTENT_TYPES = frozenset(
     {
         "application/javascript+module",
@@ -95,7 +97,6 @@ MODULE_CONTENT_TYPES = frozenset(
         "text/plain",
         "application/octet-stream",
         "application/source-map",
-        "application/json",
     }
 )
 
@@ -673,6 +674,12 @@ class EmulatorState:
                 "which is not a JavaScript or Python module."
             )
         previous = container.get(name)
+        tags = metadata.get("tags", []) or []
+        # docs: workers-for-platforms/configuration/tags, "a maximum of eight tags per script"
+        # (the error code for more is not public: 10021, chosen).
+        if not isinstance(tags, list) or len(tags) > 8:
+            raise errors.script_invalid("A script can have at most 8 tags.")
+        migration_tag, do_classes = _apply_migrations(metadata.get("migrations"), previous)
         bindings = self._validate_bindings(
             account_id,
             metadata.get("bindings", []),
@@ -684,6 +691,11 @@ class EmulatorState:
         flags = metadata.get("compatibility_flags", [])
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
             raise errors.script_invalid("compatibility_flags must be a list of strings.")
+        for binding in bindings:
+            # A class of this Worker (no script_name) must have been created by a migration.
+            if binding.get("type") == "durable_object_namespace" and not binding.get("script_name"):
+                if binding.get("class_name") not in do_classes:
+                    raise errors.durable_object_class_not_migrated(str(binding.get("class_name")))
         stamp = now_iso()
         script = Script(
             name=name,
@@ -700,7 +712,9 @@ class EmulatorState:
             modified_on=stamp,
             usage_model=metadata.get("usage_model", "standard"),
             logpush=bool(metadata.get("logpush", False)),
-            tags=list(metadata.get("tags", []) or []),
+            tags=list(tags),
+            migration_tag=migration_tag,
+            durable_object_classes=sorted(do_classes),
             tail_consumers=list(metadata.get("tail_consumers", []) or []),
             observability=metadata.get("observability"),
             placement=metadata.get("placement"),
@@ -826,3 +840,31 @@ class EmulatorState:
         route = Route(id=uuid.uuid4().hex, zone_id=zone_id, pattern=pattern, script=script)
         self._routes[zone_id][route.id] = route
         return route
+
+
+def _apply_migrations(raw: Any, previous: Script | None) -> tuple[str | None, set[str]]:
+    """The migration tag and Durable Object classes after an upload's ``migrations``.
+
+    Shapes from the SDK (cloudflare-typescript 7.1 ``SingleStepMigrationParam`` and the
+    multi-step form ``{old_tag, new_tag, steps}``); ``old_tag`` must match the Worker's current
+    tag (the SDK: "If they don't match, the upload is rejected"; error code chosen: 10021).
+    """
+    tag = previous.migration_tag if previous else None
+    classes = set(previous.durable_object_classes) if previous else set()
+    if raw is None:
+        return tag, classes
+    if not isinstance(raw, dict):
+        raise errors.script_invalid("migrations must be an object.")
+    if raw.get("old_tag") is not None and raw.get("old_tag") != tag:
+        raise errors.script_invalid(
+            f"Migration old_tag {raw.get('old_tag')!r} does not match the current tag {tag!r}."
+        )
+    steps = raw.get("steps") if "steps" in raw else [raw]
+    for step in steps or []:
+        classes.update(step.get("new_classes") or [])
+        classes.update(step.get("new_sqlite_classes") or [])
+        for renamed in step.get("renamed_classes") or []:
+            classes.discard(renamed.get("from"))
+            classes.add(renamed.get("to"))
+        classes.difference_update(step.get("deleted_classes") or [])
+    return raw.get("new_tag", tag), classes
