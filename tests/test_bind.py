@@ -48,9 +48,20 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
         "hint": None,
         "changes": [],
         "dropped_bindings": [],
+        "secret_keys_to_set": [],
+        "carries": [],
     }
     base.update(extra)
     return base
+
+
+def tags(alias: str) -> list[str]:
+    """The tags every Worker code24ctl writes on staging carries."""
+    return [
+        "code24ctl-platform:code24",
+        "code24ctl-environment:staging",
+        f"code24ctl-alias:{alias}",
+    ]
 
 
 def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> list[Any]:
@@ -109,6 +120,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
         "compatibility_flags": ["nodejs_compat"],
         "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2024-11-11",
+        "tags": tags("developer-worker"),
     }
     # The secret's value can never be read back, so it is in no request we sent.
     for record in cf_state.requests():
@@ -214,8 +226,18 @@ def test_dry_run_writes_nothing(
     namespace: str,
 ) -> None:  # fmt: skip
     rows = bind_json(run_cli, cf_env, "--dry-run")
+    env_binding = "binding ENVIRONMENT (plain_text)"
     assert rows == [
-        row(alias, "would-create", [MULTI_MODULE_SECRET] if alias == "developer-worker" else [])
+        row(
+            alias,
+            "would-create",
+            [MULTI_MODULE_SECRET] if alias == "developer-worker" else [],
+            carries=[
+                f"tags ({', '.join(tags(alias))})",
+                env_binding,
+                *(["binding CACHE (kv_namespace)"] if alias == "developer-worker" else []),
+            ],
+        )
         for alias in ALIASES
     ]
     assert writes(cf_state) == []
@@ -429,6 +451,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2025-06-01",
+        "tags": tags("brand-worker"),
     }
     single = cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")[0]
     assert [(p.name, p.filename, p.content_type) for p in single.parts or []] == [

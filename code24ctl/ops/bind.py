@@ -19,6 +19,8 @@ Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's r
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +38,9 @@ from code24ctl.cloudflare.namespaces import (
 )
 from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, paced_client, pacer_of
 from code24ctl.cloudflare.scripts import (
+    FIRST_MIGRATION_TAG,
+    MANAGED_TAG_PREFIX,
+    MAX_TAGS,
     DeployedWorker,
     WorkerCode,
     compare,
@@ -70,6 +75,10 @@ class BindRow(BaseModel):
     hint: str | None = None  # what to do about a failure
     changes: list[str] = Field(default_factory=list)  # what differs, for updated/would-update
     dropped_bindings: list[str] = Field(default_factory=list)  # not copyable, e.g. assets
+    # secret_key (WebCrypto key) bindings: `secret put` cannot make them, so they are apart.
+    secret_keys_to_set: list[str] = Field(default_factory=list)
+    # What the copy carries besides its code: settings, tags, migrations, bindings by name.
+    carries: list[str] = Field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -323,6 +332,7 @@ def _bind_one(
         code = load_worker_code(client, account_id, resolved, alias)
         source = code.source
         deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
+        code = managed_copy(code, resolved, alias, first_upload=deployed is None)
     except Code24Error as exc:
         return _failed(alias, source, exc), None
     secrets_set = set(deployed.secrets) if deployed else set()
@@ -331,8 +341,10 @@ def _bind_one(
         action="would-create" if deployed is None else "would-update",
         source=source,
         secrets_to_set=[name for name in code.secrets if name not in secrets_set],
+        secret_keys_to_set=[name for name in code.secret_keys if name not in secrets_set],
         changes=differences(code, deployed) if deployed is not None else [],
         dropped_bindings=list(code.dropped),
+        carries=code.carried() if dry_run else [],
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"
@@ -340,6 +352,44 @@ def _bind_one(
     if dry_run:
         return row, code
     return _upload_planned(client, account_id, namespace, row, code), None
+
+
+def managed_tags(resolved: ResolvedConfig, alias: str) -> list[str]:
+    """The tags code24ctl puts on a Worker it writes: platform, environment and alias."""
+    platform = re.sub(r"[^a-z0-9_-]+", "-", resolved.config.platform.lower()).strip("-")
+    return [
+        f"{MANAGED_TAG_PREFIX}platform:{platform}",
+        f"{MANAGED_TAG_PREFIX}environment:{resolved.env_name}",
+        f"{MANAGED_TAG_PREFIX}alias:{alias}",
+    ]
+
+
+def managed_copy(
+    code: WorkerCode, resolved: ResolvedConfig, alias: str, *, first_upload: bool
+) -> WorkerCode:
+    """``code`` as code24ctl uploads it: its own tags plus the managed ones, and on a first
+    upload the migration that creates the Durable Object classes the Worker implements.
+
+    The classes are created as SQLite-backed (``new_sqlite_classes``): the settings answer does
+    not say which backend the source used, a copy starts with empty storage either way, and a
+    SQLite-backed class offers every storage API a key-value one does (plus SQL), so code written
+    for either runs. Raises :class:`UsageError` when the tags would pass the limit of eight.
+    """
+    own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
+    tags = own + managed_tags(resolved, alias)
+    if len(tags) > MAX_TAGS:
+        raise UsageError(
+            f"{code.source} has {len(own)} tags; with code24ctl's 3 the copy would have "
+            f"{len(tags)}, over Cloudflare's limit of {MAX_TAGS}",
+            hint=f"remove tags from the source Worker: {', '.join(own)}",
+        )
+    migrations = None
+    if first_upload and code.durable_object_classes:
+        migrations = {
+            "new_tag": FIRST_MIGRATION_TAG,
+            "new_sqlite_classes": list(code.durable_object_classes),
+        }
+    return dataclasses.replace(code, tags=tuple(tags), migrations=migrations)
 
 
 def _upload_planned(

@@ -693,9 +693,11 @@ class EmulatorState:
             raise errors.script_invalid("compatibility_flags must be a list of strings.")
         for binding in bindings:
             # A class of this Worker (no script_name) must have been created by a migration.
-            if binding.get("type") == "durable_object_namespace" and not binding.get("script_name"):
-                if binding.get("class_name") not in do_classes:
-                    raise errors.durable_object_class_not_migrated(str(binding.get("class_name")))
+            own_class = binding.get("type") == "durable_object_namespace" and not binding.get(
+                "script_name"
+            )
+            if own_class and binding.get("class_name") not in do_classes:
+                raise errors.durable_object_class_not_migrated(str(binding.get("class_name")))
         stamp = now_iso()
         script = Script(
             name=name,
