@@ -440,7 +440,7 @@ def _read_script(
 def _is_default(key: str, value: Any) -> bool:
     """Whether a setting holds what a fresh upload gets anyway (not worth carrying)."""
     if key == "usage_model":
-        return value == "standard"  # the only value an upload may set, and the default
+        return bool(value == "standard")  # the only value an upload may set, and the default
     if key == "logpush":
         return value is False
     if key == "observability" and isinstance(value, Mapping):
