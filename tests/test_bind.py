@@ -733,3 +733,208 @@ def test_compare_names_each_difference_and_ignores_secrets_and_flag_order() -> N
     assert compare(wanted, code(main_module="main.js"))[0].detail == (
         "entry module main.js (expected index.js)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# copies that keep everything the API lets them keep
+
+RICH_SOURCE = """export class Room { constructor(state) { this.state = state; } }
+export default { fetch() { return Response.json({ok: true}); } };
+"""
+SERVICE_WORKER_SOURCE = """addEventListener("fetch", (event) => {
+  event.respondWith(new Response('{"ok":true}', {headers: {"content-type": "application/json"}}));
+});
+"""
+OBSERVABILITY = {
+    "enabled": True,
+    "head_sampling_rate": 0.25,
+    "logs": {"enabled": True, "invocation_logs": True, "head_sampling_rate": 0.5},
+}
+SIGNING_KEY = {
+    "type": "secret_key",
+    "name": "SIGNING_KEY",
+    "algorithm": {"name": "HMAC", "hash": "SHA-256"},
+    "format": "raw",
+    "usages": ["sign", "verify"],
+    "key_base64": "c2VjcmV0LWtleS1tYXRlcmlhbA==",
+}
+
+
+def _seed_rich_and_service_worker(state: EmulatorState, account_id: str) -> None:
+    state.add_account_script(
+        account_id, "rich-worker-staging",
+        {"index.js": (RICH_SOURCE, "application/javascript+module")},
+        main_module="index.js",
+        bindings=[
+            {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+            {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
+            SIGNING_KEY,
+        ],
+        extra_metadata={
+            "tags": ["team:ai", "customer-7"],
+            "observability": OBSERVABILITY,
+            "logpush": True,
+            "placement": {"mode": "smart"},
+            "tail_consumers": [{"service": "log-tail"}],
+            "limits": {"cpu_ms": 50},
+            "migrations": {"new_tag": "v3", "new_classes": ["Room"]},
+        },
+    )  # fmt: skip
+    state.add_account_script(
+        account_id, "sw-worker-staging",
+        {"worker.js": (SERVICE_WORKER_SOURCE, "application/javascript")},
+        main_module="",
+        extra_metadata={"body_part": "worker.js"},
+    )  # fmt: skip
+
+
+def _rich_config(tmp_path: Path) -> Path:
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["brand-worker"]["script"] = "rich-worker-{env}"
+        data["workers"]["designer-worker"]["script"] = "sw-worker-{env}"
+
+    return write_config(tmp_path, change)
+
+
+def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
+    config = _rich_config(tmp_path)
+
+    rows = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
+
+    assert rows == [
+        row("brand-worker", "created", source="script rich-worker-staging",
+            secret_keys_to_set=["SIGNING_KEY"]),
+        row("designer-worker", "created", source="script sw-worker-staging"),
+    ]  # fmt: skip
+    (rich,) = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")
+    parts = rich.parts or []
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("files", "index.js", "application/javascript+module"),
+        ("metadata", None, "application/json"),
+    ]
+    assert parts[0].data == RICH_SOURCE.encode()
+    assert json.loads(parts[1].data) == {
+        "main_module": "index.js",
+        "compatibility_date": "2024-09-23",
+        "bindings": [
+            {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+            {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
+        ],
+        "keep_bindings": ["secret_text", "secret_key"],
+        "observability": OBSERVABILITY,
+        "tail_consumers": [{"service": "log-tail"}],
+        "logpush": True,
+        "placement": {"mode": "smart"},
+        "limits": {"cpu_ms": 50},
+        "tags": ["team:ai", "customer-7", *tags("brand-worker")],
+        # A first upload creates the class the Worker implements (SQLite-backed: see bind.py).
+        "migrations": {"new_tag": "code24ctl-v1", "new_sqlite_classes": ["Room"]},
+    }
+    # The key material of a secret_key is never readable, so it is in no request we sent.
+    for record in cf_state.requests():
+        assert SIGNING_KEY["key_base64"].encode() not in record.body
+
+    (service,) = cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")
+    parts = service.parts or []
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("files", "worker.js", "application/javascript"),
+        ("metadata", None, "application/json"),
+    ]
+    assert parts[0].data == SERVICE_WORKER_SOURCE.encode()
+    assert json.loads(parts[1].data) == {
+        "body_part": "worker.js",
+        "compatibility_date": "2024-09-23",
+        "bindings": [],
+        "keep_bindings": ["secret_text", "secret_key"],
+        "tags": tags("designer-worker"),
+    }
+    copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "designer-worker")
+    assert copy is not None and (copy.body_part, copy.main_module) == ("worker.js", None)
+
+    # Read back, both copies are what bind would upload: nothing more to do.
+    cf_state.clear_requests()
+    again = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
+    assert [(r["action"], r["changes"]) for r in again] == [("unchanged", []), ("unchanged", [])]
+    assert writes(cf_state) == []
+
+
+def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--dry-run", "brand-worker", "designer-worker",
+        env={**cf_env, "COLUMNS": "300"}, config=config,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert writes(cf_state) == []
+    assert result.stderr.splitlines() == [
+        f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
+        "brand-worker carries: observability, tail_consumers, logpush, placement, limits, "
+        f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
+        "binding ENVIRONMENT (plain_text), binding ROOMS (durable_object_namespace)",
+        f"designer-worker carries: tags ({', '.join(tags('designer-worker'))})",
+        "secret_key bindings still to set (WebCrypto keys; `secret put` cannot):",
+        f"  brand-worker SIGNING_KEY: PUT .../dispatch/namespaces/{NAMESPACE}/scripts/"
+        "brand-worker/secrets with type secret_key, algorithm, format, usages and the key",
+    ]
+
+
+def test_a_static_assets_binding_is_refused_by_name(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    cf_state.add_account_script(
+        cf_seed.account_id, "rich-worker-staging",
+        {"index.js": ("export default {};\n", "application/javascript+module")},
+        main_module="index.js",
+        bindings=[{"type": "assets", "name": "ASSETS"}],
+    )  # fmt: skip
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 3
+    (failed,) = json.loads(result.stdout)
+    assert failed["action"] == "failed"
+    assert failed["error"] == (
+        "Worker rich-worker-staging has a static-assets binding (ASSETS (assets)): "
+        "bind cannot copy static assets"
+    )
+    assert writes(cf_state) == []
+
+
+def test_too_many_tags_for_the_copy_is_refused_before_upload(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    own = [f"t{i}" for i in range(6)]
+    cf_state.add_account_script(
+        cf_seed.account_id, "rich-worker-staging",
+        {"index.js": ("export default {};\n", "application/javascript+module")},
+        main_module="index.js",
+        extra_metadata={"tags": own},
+    )  # fmt: skip
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 3
+    (failed,) = json.loads(result.stdout)
+    assert failed["error"] == (
+        "script rich-worker-staging has 6 tags; with code24ctl's 3 the copy would have 9, "
+        "over Cloudflare's limit of 8"
+    )
+    assert writes(cf_state) == []

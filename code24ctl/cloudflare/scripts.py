@@ -410,8 +410,8 @@ def _read_script(
     entry = headers.get("cf-entrypoint") or None
     if service_worker:
         # A service-worker Worker comes back as its one script in plain text, not multipart
-        # (wrangler's cfetch/internal.ts reads it so, naming it index.js).
-        entry = "index.js"
+        # (wrangler's cfetch/internal.ts reads it so, naming it index.js when no name is given).
+        entry = entry or "index.js"
         modules = [Module(entry, body, "application/javascript")]
     else:
         modules = parse_multipart(body, content_type, action=action)

@@ -290,11 +290,14 @@ class EmulatorState:
         compatibility_date: str | None = "2024-09-23",
         compatibility_flags: Sequence[str] = (),
         secrets: Mapping[str, str] | None = None,
+        extra_metadata: Mapping[str, Any] | None = None,
     ) -> Script:
         """Upload an account-level Worker, validated exactly like ``PUT .../workers/scripts``.
 
         ``modules`` maps module name to ``(content, content_type)``; ``secrets`` become
-        secret_text bindings after ``bindings``.
+        secret_text bindings after ``bindings``. ``extra_metadata`` adds upload metadata keys
+        (tags, observability, logpush, placement, migrations, ``body_part`` for a
+        service-worker Worker, which then needs ``main_module=""``...).
         """
         return self._seed_script(
             account_id,
@@ -306,6 +309,7 @@ class EmulatorState:
             compatibility_date,
             compatibility_flags,
             secrets,
+            extra_metadata,
         )
 
     def add_namespace_script(
@@ -610,6 +614,7 @@ class EmulatorState:
         compatibility_date: str | None,
         compatibility_flags: Sequence[str],
         secrets: Mapping[str, str] | None,
+        extra_metadata: Mapping[str, Any] | None = None,
     ) -> Script:
         mods = [
             Module(n, c.encode() if isinstance(c, str) else c, ct) for n, (c, ct) in modules.items()
@@ -618,10 +623,12 @@ class EmulatorState:
             {"type": "secret_text", "name": k, "text": v} for k, v in (secrets or {}).items()
         ]
         metadata: dict[str, Any] = {
-            "main_module": main_module,
             "bindings": all_bindings,
             "compatibility_flags": list(compatibility_flags),
         }
+        if main_module:
+            metadata["main_module"] = main_module
+        metadata.update(extra_metadata or {})
         if compatibility_date:
             metadata["compatibility_date"] = compatibility_date
         with self.lock:
