@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 
+# Every Worker code24ctl writes carries its platform, environment and role.
+DISPATCHER_TAGS = [
+    "code24ctl-platform:code24",
+    "code24ctl-environment:staging",
+    "code24ctl-role:dispatcher",
+]
+
+
 def staging_route_table() -> dict[str, Any]:
     return compile_route_table(resolve_config(REPO_CONFIG, "staging").config)
 
@@ -162,6 +170,7 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings(created_kv),
         "keep_bindings": ["secret_text", "secret_key"],
+        "tags": DISPATCHER_TAGS,
     }
 
     deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
@@ -222,6 +231,8 @@ def test_deploy_json_is_one_document_describing_everything(
             "compatibility_date": "2025-06-01",
             "bindings": expected_bindings(created_kv),
             "keep_bindings": ["secret_text", "secret_key"],
+            "tags": DISPATCHER_TAGS,
+            "tags": DISPATCHER_TAGS,
         },
         "modules": [
             {
@@ -464,6 +475,7 @@ def test_dry_run_prints_the_metadata_and_writes_nothing(
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings("<created on deploy>"),
         "keep_bindings": ["secret_text", "secret_key"],
+        "tags": DISPATCHER_TAGS,
     }
     assert result.stderr.splitlines() == [
         f"KV namespace {KV_TITLE}: would create",

@@ -297,6 +297,28 @@ def split_bindings(
     return carried, sorted(secrets), dropped
 
 
+def managed_tags(resolved: ResolvedConfig, role: str) -> list[str]:
+    """The tags code24ctl puts on a Worker it writes: platform, environment, and ``role``
+    (``alias:<alias>`` for a user Worker, ``role:dispatcher`` for the dispatcher)."""
+    platform = re.sub(r"[^a-z0-9_-]+", "-", resolved.config.platform.lower()).strip("-")
+    return [
+        f"{MANAGED_TAG_PREFIX}platform:{platform}",
+        f"{MANAGED_TAG_PREFIX}environment:{resolved.env_name}",
+        f"{MANAGED_TAG_PREFIX}{role}",
+    ]
+
+
+def managed_alias(tags: Iterable[str], resolved: ResolvedConfig) -> str | None:
+    """The alias a Worker's tags say code24ctl wrote it for, on this platform and environment
+    (None: not one of ours here)."""
+    wanted = set(managed_tags(resolved, "")[:2])
+    tags = list(tags)
+    if not wanted <= set(tags):
+        return None
+    prefix = f"{MANAGED_TAG_PREFIX}alias:"
+    return next((tag.removeprefix(prefix) for tag in tags if tag.startswith(prefix)), None)
+
+
 # --------------------------------------------------------------------------------------------
 # Reading a Worker from the API (an account Worker to copy, or a namespace's copy)
 

@@ -20,7 +20,6 @@ Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's r
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from code24ctl.cloudflare.scripts import (
     WorkerCode,
     compare,
     load_worker_code,
+    managed_tags,
     read_namespace_worker,
 )
 from code24ctl.config import check_names
@@ -354,16 +354,6 @@ def _bind_one(
     return _upload_planned(client, account_id, namespace, row, code), None
 
 
-def managed_tags(resolved: ResolvedConfig, alias: str) -> list[str]:
-    """The tags code24ctl puts on a Worker it writes: platform, environment and alias."""
-    platform = re.sub(r"[^a-z0-9_-]+", "-", resolved.config.platform.lower()).strip("-")
-    return [
-        f"{MANAGED_TAG_PREFIX}platform:{platform}",
-        f"{MANAGED_TAG_PREFIX}environment:{resolved.env_name}",
-        f"{MANAGED_TAG_PREFIX}alias:{alias}",
-    ]
-
-
 def managed_copy(
     code: WorkerCode, resolved: ResolvedConfig, alias: str, *, first_upload: bool
 ) -> WorkerCode:
@@ -376,7 +366,7 @@ def managed_copy(
     for either runs. Raises :class:`UsageError` when the tags would pass the limit of eight.
     """
     own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
-    tags = own + managed_tags(resolved, alias)
+    tags = own + managed_tags(resolved, f"alias:{alias}")
     if len(tags) > MAX_TAGS:
         raise UsageError(
             f"{code.source} has {len(own)} tags; with code24ctl's 3 the copy would have "

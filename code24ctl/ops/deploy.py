@@ -22,7 +22,12 @@ from code24ctl.cloudflare.client import (
 )
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, require_namespace
-from code24ctl.cloudflare.scripts import WorkerCode, compare, download_account_worker
+from code24ctl.cloudflare.scripts import (
+    WorkerCode,
+    compare,
+    download_account_worker,
+    managed_tags,
+)
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError
@@ -174,6 +179,7 @@ def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> Wo
         compatibility_date=resolved.config.compatibility_date,
         compatibility_flags=tuple(resolved.config.compatibility_flags),
         bindings=tuple(dispatcher_bindings(resolved, kv_namespace_id)),
+        tags=tuple(managed_tags(resolved, "role:dispatcher")),
     )
 
 
