@@ -938,3 +938,56 @@ def test_too_many_tags_for_the_copy_is_refused_before_upload(
         "over Cloudflare's limit of 8"
     )
     assert writes(cf_state) == []
+
+
+def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirmation(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    bind_json(run_cli, cf_env)
+    # Someone else's Worker in the namespace (no code24ctl tags): never stale.
+    cf_state.add_namespace_script(
+        cf_seed.account_id, NAMESPACE, "tenant-7",
+        {"w.js": ("export default {};\n", "application/javascript+module")}, main_module="w.js",
+    )  # fmt: skip
+
+    def change(data: dict[str, Any]) -> None:
+        del data["workers"]["designer-worker"]
+        data["routes"] = [r for r in data["routes"] if r["worker"] != "designer-worker"]
+        del data["environments"]["local"]["upstreams"]["designer-worker"]
+
+    config = write_config(tmp_path, change)
+
+    shown = run_cli("workers", "--env", "staging", "--json", env=cf_env, config=config)
+    assert shown.exit_code == 0, shown.stderr
+    assert [(r["alias"], r["status"]) for r in json.loads(shown.stdout)][-2:] == [
+        ("designer-worker", "stale"),
+        ("tenant-7", "not-in-config"),
+    ]
+    human = run_cli("workers", "--env", "staging", env=cf_env, config=config)
+    assert (
+        f"1 Worker(s) in {NAMESPACE} were written by code24ctl for aliases the config no longer "
+        "names (remove with `code24ctl unbind --stale`)"
+    ) in " ".join(human.stderr.split())
+
+    cf_state.clear_requests()
+    refused = run_cli("unbind", "--stale", "--env", "staging", env=cf_env, config=config)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        f"dispatch namespace {NAMESPACE} holds 1 of them: designer-worker\n"
+    )
+    assert writes(cf_state) == []
+
+    done = run_cli(
+        "unbind", "--stale", "--yes", "--json", "--env", "staging", env=cf_env, config=config
+    )
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {"alias": "designer-worker", "action": "deleted", "error": None, "code": None, "hint": None}
+    ]
+    assert writes(cf_state) == [f"DELETE {SCRIPTS}/designer-worker"]
+    assert "tenant-7" in cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
+
+    both = run_cli("unbind", "x", "--stale", "--env", "staging", env=cf_env, config=config)
+    assert both.exit_code == 2
+    assert both.stderr.startswith("error: name the Workers to delete, or give --stale (not both)")

@@ -232,7 +232,6 @@ def test_deploy_json_is_one_document_describing_everything(
             "bindings": expected_bindings(created_kv),
             "keep_bindings": ["secret_text", "secret_key"],
             "tags": DISPATCHER_TAGS,
-            "tags": DISPATCHER_TAGS,
         },
         "modules": [
             {

@@ -9,7 +9,8 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
   ``would-update`` / ``unchanged``).
 - :func:`unbind_workers` deletes Workers from the namespace (:class:`UnbindRow` each).
 - :func:`worker_status` compares configured aliases with the namespace's contents
-  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``not-in-config``).
+  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``stale`` / ``not-in-config``);
+  :func:`stale_workers` names the Workers code24ctl wrote that the config no longer names.
 
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
+    NamespaceScript,
     find_namespace,
     list_namespace_scripts,
     require_namespace,
@@ -44,6 +46,7 @@ from code24ctl.cloudflare.scripts import (
     WorkerCode,
     compare,
     load_worker_code,
+    managed_alias,
     managed_tags,
     read_namespace_worker,
 )
@@ -60,7 +63,7 @@ MAX_CONCURRENCY = 32
 
 BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
 UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]
-WorkerState = Literal["bound", "missing", "not-in-config"]
+WorkerState = Literal["bound", "missing", "stale", "not-in-config"]
 
 
 class BindRow(BaseModel):
@@ -517,7 +520,8 @@ def worker_status(
     policy: RetryPolicy | None = None,
 ) -> list[WorkerStatusRow]:
     """Configured aliases against the namespace: ``bound`` / ``missing``, then the namespace's
-    other Workers as ``not-in-config`` (sorted by name).
+    other Workers (sorted by name): ``stale`` when their tags say code24ctl wrote them for this
+    platform and environment (the config no longer names them), else ``not-in-config``.
 
     One paged listing; a missing namespace raises :class:`CloudflareAPIError` (code 100119).
     """
@@ -536,13 +540,29 @@ def worker_status(
                 modified_on=held.modified_on if held else None,
             )
         )
+    stale = set(_stale(listing, resolved))
     for name in sorted(set(scripts) - set(resolved.config.workers)):
         rows.append(
             WorkerStatusRow(
-                alias=name, status="not-in-config", modified_on=scripts[name].modified_on
+                alias=name,
+                status="stale" if name in stale else "not-in-config",
+                modified_on=scripts[name].modified_on,
             )
         )
     return rows
+
+
+def stale_workers(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> list[str]:
+    """The Workers of a namespace listing that code24ctl wrote for this platform and
+    environment (their tags say so) but the config no longer names, sorted."""
+    return sorted(_stale(listing, resolved))
+
+
+def _stale(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> Iterator[str]:
+    configured = set(resolved.config.workers)
+    for script in listing:
+        if script.id not in configured and managed_alias(script.tags, resolved) is not None:
+            yield script.id
 
 
 # --------------------------------------------------------------------------------------------
