@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.support.staging import (
     KV_TITLE,
     NAMESPACE,
     STAGING_SCRIPTS,
+    write_config,
 )
 
 CODE24_ROUTES = [
@@ -324,3 +326,34 @@ def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: 
         "code24-workers-staging",
         "code24-dynamic-dispatcher-staging",
     )
+
+
+def test_outbound_params_come_from_a_fixed_set_and_limits_reach_the_table(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["worker", "customer_id"],
+        }
+
+    bad = write_config(tmp_path, change)
+    result = run_cli("config", "validate", config=bad)
+    assert result.exit_code == 2
+    assert "environments.staging.outbound.params[1]: Input should be" in result.stderr
+    assert "'worker', 'environment', 'request_id' or 'route'" in result.stderr
+
+    def good(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["route", "request_id"],
+        }
+        data["workers"]["brand-worker"]["limits"] = {"cpu_ms": 50, "subrequests": 5}
+
+    resolved = resolve_config(write_config(tmp_path, good), "staging")
+    table = compile_route_table(resolved.config, resolved.env_name)
+    assert table["outbound_params"] == ["route", "request_id"]
+    assert table["workers"]["brand-worker"]["limits"] == {"cpu_ms": 50, "subrequests": 5}
+    assert "limits" not in table["workers"]["market-research"]
+    # The local environment has no outbound Worker: no parameters in its table.
+    assert "outbound_params" not in compile_route_table(resolved.config, "local")
