@@ -93,7 +93,8 @@ def internal_error() -> ApiError:
 
 
 def bad_request(message: str, code: int = 10026) -> ApiError:
-    """Unparseable or invalid request body (chosen code)."""
+    """Unparseable or invalid request, query or body (chosen: the code each caller passes,
+    10001/10019/10021/10026, and the wording)."""
     return ApiError(400, code, message)
 
 
