@@ -91,6 +91,16 @@ EXTRAS = [
         worker={"behaviour": "echo"},
     ),
     _extra(
+        "js_table_unknown_outbound_param",
+        table={**_TABLE, "outbound_params": ["customer_id"]},
+        worker={"behaviour": "echo"},
+    ),
+    _extra(
+        "js_table_bad_limits",
+        table={**_TABLE, "workers": {"w": {"limits": {"cpu_ms": 0}}}},
+        worker={"behaviour": "echo"},
+    ),
+    _extra(
         "js_stream_over_check_limit",
         worker={"behaviour": "big_json", "bytes": 300000, "stream": True},
     ),
@@ -241,6 +251,8 @@ def test_every_js_case_was_answered(answers: dict[str, Actual]) -> None:
         "js_table_null",
         "js_table_bad_limit",
         "js_table_bad_worker_settings",
+        "js_table_unknown_outbound_param",
+        "js_table_bad_limits",
     ],
 )
 def test_broken_route_table_answers_json_500(name: str, answers: dict[str, Actual]) -> None:
