@@ -34,6 +34,11 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
         variables = dict(env or {})
         if config is not None and "CODE24_CONFIG" not in variables:
             variables["CODE24_CONFIG"] = str(config)
+        # Each command is its own process in real use, with its own process-wide API pacer;
+        # in-process runs would otherwise share one budget across the whole test session.
+        from code24ctl.cloudflare import pacing
+
+        monkeypatch.setattr(pacing, "_default", None, raising=False)
         result = CliRunner().invoke(app, argv, env=variables, input=input)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
