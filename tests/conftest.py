@@ -18,8 +18,9 @@ pytest_plugins = ["tests.emulator.fixtures"]
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in AMBIENT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    # Each test gets the real API budget to itself: the process-wide pacer would otherwise
-    # carry every earlier test's requests and make a late test wait out a budget it never used.
+    # Each test gets the real API budget to itself: the process-wide pacer (used by clients
+    # built outside a CLI session, which makes its own) would otherwise carry every earlier
+    # test's requests and make a late test wait out a budget it never used.
     from code24ctl.cloudflare import pacing
 
     fresh = pacing.Pacer()
@@ -38,7 +39,7 @@ def api_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 @pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
+def run_cli() -> RunCli:
     """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin."""
     from code24ctl.cli import app
 

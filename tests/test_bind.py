@@ -45,9 +45,20 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
         "hint": None,
         "changes": [],
         "dropped_bindings": [],
+        "secret_keys_to_set": [],
+        "carries": [],
     }
     base.update(extra)
     return base
+
+
+def tags(alias: str) -> list[str]:
+    """The tags every Worker code24ctl writes on staging carries."""
+    return [
+        "code24ctl-platform:code24",
+        "code24ctl-environment:staging",
+        f"code24ctl-alias:{alias}",
+    ]
 
 
 def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> list[Any]:
@@ -89,7 +100,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
     assert [(p.name, p.filename, p.content_type) for p in parts] == [
         ("files", "index.js", "application/javascript+module"),
         ("files", "lib/render.js", "application/javascript+module"),
-        ("files", "prompts.json", "application/json"),
+        ("files", "prompts.json", "text/plain"),
         ("metadata", None, "application/json"),
     ]
     source = cf_state.account_script(cf_seed.account_id, MULTI_MODULE_SCRIPT)
@@ -106,6 +117,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
         "compatibility_flags": ["nodejs_compat"],
         "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2024-11-11",
+        "tags": tags("developer-worker"),
     }
     # The secret's value can never be read back, so it is in no request we sent.
     for record in cf_state.requests():
@@ -232,8 +244,18 @@ def test_dry_run_writes_nothing(
     namespace: str,
 ) -> None:  # fmt: skip
     rows = bind_json(run_cli, cf_env, "--dry-run")
+    env_binding = "binding ENVIRONMENT (plain_text)"
     assert rows == [
-        row(alias, "would-create", [MULTI_MODULE_SECRET] if alias == "developer-worker" else [])
+        row(
+            alias,
+            "would-create",
+            [MULTI_MODULE_SECRET] if alias == "developer-worker" else [],
+            carries=[
+                f"tags ({', '.join(tags(alias))})",
+                env_binding,
+                *(["binding CACHE (kv_namespace)"] if alias == "developer-worker" else []),
+            ],
+        )
         for alias in ALIASES
     ]
     assert writes(cf_state) == []
@@ -443,7 +465,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     upload = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")[0]
     parts = upload.parts or []
     assert [(p.name, p.filename, p.content_type, p.data) for p in parts[:3]] == [
-        ("files", "data.json", "application/json", b'{"a": 1}\n'),
+        ("files", "data.json", "text/plain", b'{"a": 1}\n'),
         ("files", "index.js", "application/javascript+module",
          b'import {greet} from "./lib/greet.js";\nexport default {};\n'),
         ("files", "lib/greet.js", "application/javascript+module",
@@ -457,6 +479,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
         "compatibility_date": "2025-06-01",
+        "tags": tags("brand-worker"),
     }
     single = cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")[0]
     assert [(p.name, p.filename, p.content_type) for p in single.parts or []] == [
@@ -697,3 +720,261 @@ def test_compare_names_each_difference_and_ignores_secrets_and_flag_order() -> N
 def label(content: bytes, content_type: str) -> str:
     """How a diff shows a module: its sha256 prefix and content type."""
     return f"sha256:{hashlib.sha256(content).hexdigest()[:12]} {content_type}"
+
+
+# --------------------------------------------------------------------------------------------
+# copies that keep everything the API lets them keep
+
+RICH_SOURCE = """export class Room { constructor(state) { this.state = state; } }
+export default { fetch() { return Response.json({ok: true}); } };
+"""
+SERVICE_WORKER_SOURCE = """addEventListener("fetch", (event) => {
+  event.respondWith(new Response('{"ok":true}', {headers: {"content-type": "application/json"}}));
+});
+"""
+OBSERVABILITY = {
+    "enabled": True,
+    "head_sampling_rate": 0.25,
+    "logs": {"enabled": True, "invocation_logs": True, "head_sampling_rate": 0.5},
+}
+SIGNING_KEY = {
+    "type": "secret_key",
+    "name": "SIGNING_KEY",
+    "algorithm": {"name": "HMAC", "hash": "SHA-256"},
+    "format": "raw",
+    "usages": ["sign", "verify"],
+    "key_base64": "c2VjcmV0LWtleS1tYXRlcmlhbA==",
+}
+
+
+def _seed_rich_and_service_worker(state: EmulatorState, account_id: str) -> None:
+    state.add_account_script(
+        account_id, "rich-worker-staging",
+        {"index.js": (RICH_SOURCE, "application/javascript+module")},
+        main_module="index.js",
+        bindings=[
+            {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+            {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
+            SIGNING_KEY,
+        ],
+        extra_metadata={
+            "tags": ["team:ai", "customer-7"],
+            "observability": OBSERVABILITY,
+            "logpush": True,
+            "placement": {"mode": "smart"},
+            "tail_consumers": [{"service": "log-tail"}],
+            "limits": {"cpu_ms": 50},
+            "migrations": {"new_tag": "v3", "new_classes": ["Room"]},
+        },
+    )  # fmt: skip
+    state.add_account_script(
+        account_id, "sw-worker-staging",
+        {"worker.js": (SERVICE_WORKER_SOURCE, "application/javascript")},
+        main_module="",
+        extra_metadata={"body_part": "worker.js"},
+    )  # fmt: skip
+
+
+def _rich_config(tmp_path: Path) -> Path:
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["brand-worker"]["script"] = "rich-worker-{env}"
+        data["workers"]["designer-worker"]["script"] = "sw-worker-{env}"
+
+    return write_config(tmp_path, change)
+
+
+def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
+    config = _rich_config(tmp_path)
+
+    rows = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
+
+    assert rows == [
+        row("brand-worker", "created", source="script rich-worker-staging",
+            secret_keys_to_set=["SIGNING_KEY"]),
+        row("designer-worker", "created", source="script sw-worker-staging"),
+    ]  # fmt: skip
+    (rich,) = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")
+    parts = rich.parts or []
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("files", "index.js", "application/javascript+module"),
+        ("metadata", None, "application/json"),
+    ]
+    assert parts[0].data == RICH_SOURCE.encode()
+    assert json.loads(parts[1].data) == {
+        "main_module": "index.js",
+        "compatibility_date": "2024-09-23",
+        "bindings": [
+            {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
+            {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
+        ],
+        "keep_bindings": ["secret_text", "secret_key"],
+        "observability": OBSERVABILITY,
+        "tail_consumers": [{"service": "log-tail"}],
+        "logpush": True,
+        "placement": {"mode": "smart"},
+        "limits": {"cpu_ms": 50},
+        "tags": ["team:ai", "customer-7", *tags("brand-worker")],
+        # A first upload creates the class the Worker implements (SQLite-backed: see bind.py).
+        "migrations": {"new_tag": "code24ctl-v1", "new_sqlite_classes": ["Room"]},
+    }
+    # The key material of a secret_key is never readable, so it is in no request we sent.
+    for record in cf_state.requests():
+        assert SIGNING_KEY["key_base64"].encode() not in record.body
+
+    (service,) = cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")
+    parts = service.parts or []
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("files", "worker.js", "application/javascript"),
+        ("metadata", None, "application/json"),
+    ]
+    assert parts[0].data == SERVICE_WORKER_SOURCE.encode()
+    assert json.loads(parts[1].data) == {
+        "body_part": "worker.js",
+        "compatibility_date": "2024-09-23",
+        "bindings": [],
+        "keep_bindings": ["secret_text", "secret_key"],
+        "tags": tags("designer-worker"),
+    }
+    copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "designer-worker")
+    assert copy is not None and (copy.body_part, copy.main_module) == ("worker.js", None)
+
+    # Read back, both copies are what bind would upload: nothing more to do.
+    cf_state.clear_requests()
+    again = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
+    assert [(r["action"], r["changes"]) for r in again] == [("unchanged", []), ("unchanged", [])]
+    assert writes(cf_state) == []
+
+
+def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--dry-run", "brand-worker", "designer-worker",
+        env={**cf_env, "COLUMNS": "300"}, config=config,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert writes(cf_state) == []
+    assert result.stderr.splitlines() == [
+        f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
+        "brand-worker carries: observability, tail_consumers, logpush, placement, limits, "
+        f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
+        "binding ENVIRONMENT (plain_text), binding ROOMS (durable_object_namespace)",
+        f"designer-worker carries: tags ({', '.join(tags('designer-worker'))})",
+        "secret_key bindings still to set (WebCrypto keys; `secret put` cannot):",
+        f"  brand-worker SIGNING_KEY: PUT .../dispatch/namespaces/{NAMESPACE}/scripts/"
+        "brand-worker/secrets with type secret_key, algorithm, format, usages and the key",
+    ]
+
+
+def test_a_static_assets_binding_is_refused_by_name(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    cf_state.add_account_script(
+        cf_seed.account_id, "rich-worker-staging",
+        {"index.js": ("export default {};\n", "application/javascript+module")},
+        main_module="index.js",
+        bindings=[{"type": "assets", "name": "ASSETS"}],
+    )  # fmt: skip
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 3
+    (failed,) = json.loads(result.stdout)
+    assert failed["action"] == "failed"
+    assert failed["error"] == (
+        "Worker rich-worker-staging has a static-assets binding (ASSETS (assets)): "
+        "bind cannot copy static assets"
+    )
+    assert writes(cf_state) == []
+
+
+def test_too_many_tags_for_the_copy_is_refused_before_upload(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    own = [f"t{i}" for i in range(6)]
+    cf_state.add_account_script(
+        cf_seed.account_id, "rich-worker-staging",
+        {"index.js": ("export default {};\n", "application/javascript+module")},
+        main_module="index.js",
+        extra_metadata={"tags": own},
+    )  # fmt: skip
+    config = _rich_config(tmp_path)
+
+    result = run_cli(
+        "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 3
+    (failed,) = json.loads(result.stdout)
+    assert failed["error"] == (
+        "script rich-worker-staging has 6 tags; with code24ctl's 3 the copy would have 9, "
+        "over Cloudflare's limit of 8"
+    )
+    assert writes(cf_state) == []
+
+
+def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirmation(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    cf_seed: Code24Seed, namespace: str,
+) -> None:  # fmt: skip
+    bind_json(run_cli, cf_env)
+    # Someone else's Worker in the namespace (no code24ctl tags): never stale.
+    cf_state.add_namespace_script(
+        cf_seed.account_id, NAMESPACE, "tenant-7",
+        {"w.js": ("export default {};\n", "application/javascript+module")}, main_module="w.js",
+    )  # fmt: skip
+
+    def change(data: dict[str, Any]) -> None:
+        del data["workers"]["designer-worker"]
+        data["routes"] = [r for r in data["routes"] if r["worker"] != "designer-worker"]
+        del data["environments"]["local"]["upstreams"]["designer-worker"]
+
+    config = write_config(tmp_path, change)
+
+    shown = run_cli("workers", "--env", "staging", "--json", env=cf_env, config=config)
+    assert shown.exit_code == 0, shown.stderr
+    assert [(r["alias"], r["status"]) for r in json.loads(shown.stdout)][-2:] == [
+        ("designer-worker", "stale"),
+        ("tenant-7", "not-in-config"),
+    ]
+    human = run_cli("workers", "--env", "staging", env=cf_env, config=config)
+    assert (
+        f"1 Worker(s) in {NAMESPACE} were written by code24ctl for aliases the config no longer "
+        "names (remove with `code24ctl unbind --stale`)"
+    ) in " ".join(human.stderr.split())
+
+    cf_state.clear_requests()
+    refused = run_cli("unbind", "--stale", "--env", "staging", env=cf_env, config=config)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        f"dispatch namespace {NAMESPACE} holds 1 of them: designer-worker\n"
+    )
+    assert writes(cf_state) == []
+
+    done = run_cli(
+        "unbind", "--stale", "--yes", "--json", "--env", "staging", env=cf_env, config=config
+    )
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {"alias": "designer-worker", "action": "deleted", "error": None, "code": None, "hint": None}
+    ]
+    assert writes(cf_state) == [f"DELETE {SCRIPTS}/designer-worker"]
+    assert "tenant-7" in cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
+
+    both = run_cli("unbind", "x", "--stale", "--env", "staging", env=cf_env, config=config)
+    assert both.exit_code == 2
+    assert both.stderr.startswith("error: name the Workers to delete, or give --stale (not both)")

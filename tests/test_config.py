@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.support.staging import (
     KV_TITLE,
     NAMESPACE,
     STAGING_SCRIPTS,
+    write_config,
 )
 
 CODE24_ROUTES = [
@@ -312,10 +314,9 @@ def test_the_api_token_is_refused_whatever_variable_carries_it(
 
 def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: RunCli) -> None:
     text = REPO_CONFIG.read_text()
-    for old, new in (
-        ("namespace: code24-workers-staging", "namespace: code24-workers-{env}"),
-        ("dispatcher: code24-dispatcher-staging", "dispatcher: code24-dispatcher-{env}"),
-    ):
+    # The shipped config names the dispatcher as the deployment it replaces did.
+    assert "dispatcher: code24-dynamic-dispatcher-{env}" in text
+    for old, new in (("namespace: code24-workers-staging", "namespace: code24-workers-{env}"),):
         assert old in text
         text = text.replace(old, new, 1)
     path = _write(tmp_path, text)
@@ -323,7 +324,7 @@ def test_env_expands_in_namespace_and_dispatcher_names(tmp_path: Path, run_cli: 
     resolved = resolve_config(path, "staging")
     assert (resolved.namespace(), resolved.dispatcher()) == (
         "code24-workers-staging",
-        "code24-dispatcher-staging",
+        "code24-dynamic-dispatcher-staging",
     )
 
 
@@ -346,3 +347,34 @@ def test_cross_field_problems_carry_typed_locations() -> None:
         ("routes", 5, "prefix"),
     ]
     assert found.problems[1][1] == "duplicate prefix '/elite/brand' (also routes[2])"
+
+
+def test_outbound_params_come_from_a_fixed_set_and_limits_reach_the_table(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["worker", "customer_id"],
+        }
+
+    bad = write_config(tmp_path, change)
+    result = run_cli("config", "validate", config=bad)
+    assert result.exit_code == 2
+    assert "environments.staging.outbound.params[1]: Input should be" in result.stderr
+    assert "'worker', 'environment', 'request_id' or 'route'" in result.stderr
+
+    def good(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["route", "request_id"],
+        }
+        data["workers"]["brand-worker"]["limits"] = {"cpu_ms": 50, "subrequests": 5}
+
+    resolved = resolve_config(write_config(tmp_path, good), "staging")
+    table = compile_route_table(resolved.config, resolved.env_name)
+    assert table["outbound_params"] == ["route", "request_id"]
+    assert table["workers"]["brand-worker"]["limits"] == {"cpu_ms": 50, "subrequests": 5}
+    assert "limits" not in table["workers"]["market-research"]
+    # The local environment has no outbound Worker: no parameters in its table.
+    assert "outbound_params" not in compile_route_table(resolved.config, "local")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from code24ctl.dispatch.routing import RouteTable, dispatch_options, match_route, split_target
 from tests.conformance.checker import Actual, check
 from tests.conformance.corpus import Case, behaviour_config, load_cases
 from tests.support.upstreams import ServeHarness, send
@@ -53,6 +54,23 @@ def answer(harness: ServeHarness, case: Case) -> Actual:
 def test_conformance(case: Case, harness: ServeHarness) -> None:
     problems = check(case, answer(harness, case))
     assert not problems, f"{case.name} (rule {case.rule}):\n  " + "\n  ".join(problems)
+
+
+OPTIONS_CASES = [case for case in CASES if case.expect.dispatch_options is not None]
+
+
+@pytest.mark.parametrize("case", OPTIONS_CASES, ids=[case.name for case in OPTIONS_CASES])
+def test_dispatch_options_rule(case: Case, harness: ServeHarness) -> None:
+    """serve has no namespace to hand options to; the rule that builds them
+    (routing.dispatch_options) must still give what the JavaScript dispatcher passes."""
+    got = answer(harness, case)
+    table = RouteTable.from_document(case.table_for())
+    path, _ = split_target(case.http_request().target)
+    route = match_route(table.routes, path)
+    assert route is not None
+    request_id = got.headers["x-code24-request-id"]
+    options = dispatch_options(table, route, environment=case.environment, request_id=request_id)
+    assert options == case.expected_dispatch_options(request_id)
 
 
 def test_python_runs_every_case_not_limited_to_js() -> None:

@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 
+# Every Worker code24ctl writes carries its platform, environment and role.
+DISPATCHER_TAGS = [
+    "code24ctl-platform:code24",
+    "code24ctl-environment:staging",
+    "code24ctl-role:dispatcher",
+]
+
+
 def staging_route_table() -> dict[str, Any]:
     return compile_route_table(resolve_config(REPO_CONFIG, "staging").config)
 
@@ -165,6 +173,7 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings(created_kv),
         "keep_bindings": ["secret_text", "secret_key"],
+        "tags": DISPATCHER_TAGS,
     }
 
     deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
@@ -225,6 +234,7 @@ def test_deploy_json_is_one_document_describing_everything(
             "compatibility_date": "2025-06-01",
             "bindings": expected_bindings(created_kv),
             "keep_bindings": ["secret_text", "secret_key"],
+            "tags": DISPATCHER_TAGS,
         },
         "modules": [
             {
@@ -493,6 +503,7 @@ def test_show_metadata_prints_the_upload_metadata(
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings("<created on deploy>"),
         "keep_bindings": ["secret_text", "secret_key"],
+        "tags": DISPATCHER_TAGS,
     }
 
 
@@ -567,7 +578,11 @@ def test_wrangler_toml_is_the_equivalent_configuration(
     assert f"wrote {target}" in result.stderr.replace("\n", "")
     parsed = tomllib.loads(target.read_text(encoding="utf-8"))
     vars_ = parsed.pop("vars")
-    assert json.loads(vars_.pop("ROUTE_TABLE")) == staging_route_table()
+    # The dispatcher passes the outbound parameters the config names on every get() call.
+    assert json.loads(vars_.pop("ROUTE_TABLE")) == {
+        **staging_route_table(),
+        "outbound_params": ["worker"],
+    }
     assert vars_ == {"ENVIRONMENT": "staging", "PLATFORM_NAME": "Code24", "QUOTE": 'say "hi"\tnow'}
     assert parsed == {
         "name": DISPATCHER,
@@ -821,3 +836,71 @@ def test_an_environment_without_kv_gets_no_metadata_binding(
         "ROUTE_TABLE",
     ]
     assert cf_state.requests(path_contains="/storage/kv") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Routes both ways: a route of this dispatcher that the config dropped is removed
+
+
+def test_a_route_no_longer_configured_is_deleted_and_others_are_left_alone(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    stale_pattern = "staging.code24.dev/old/*"
+    add_other_worker(cf_state, cf_seed.account_id)
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    stale = cf_state.add_route(cf_seed.zone_id, stale_pattern, DISPATCHER)
+    cf_state.add_route(cf_seed.zone_id, "staging.code24.dev/legacy/*", "legacy-router")
+    cf_state.clear_requests()
+
+    preview = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+
+    assert preview.exit_code == 0, preview.stderr
+    assert writes(cf_state) == []
+    # The plan names only what changes: the stale route goes; the configured ones stay.
+    assert preview.stdout.splitlines() == [f"- route {stale_pattern}"]
+    assert preview.stderr.splitlines()[-1] == "dry run: nothing was written"
+
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(r["pattern"], r["action"], r["applied"]) for r in document["routes"]] == [
+        (stale_pattern, "delete", True),
+        (API_PATTERN, "unchanged", False),
+        (ELITE_PATTERN, "unchanged", False),
+    ]
+    assert writes(cf_state) == [f"DELETE /zones/{cf_seed.zone_id}/workers/routes/{stale}"]
+    assert route_owners(cf_state, cf_seed.zone_id) == {
+        API_PATTERN: DISPATCHER,
+        ELITE_PATTERN: DISPATCHER,
+        "staging.code24.dev/legacy/*": "legacy-router",
+    }
+
+
+def test_removing_every_route_from_the_config_deletes_the_dispatchers_routes(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    with_namespace: None,
+) -> None:
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["routes"] = []
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("deploy", "--env", "staging", env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        f"route {API_PATTERN}: deleted (no longer configured, code24.dev)",
+        f"route {ELITE_PATTERN}: deleted (no longer configured, code24.dev)",
+    ]
+    assert route_owners(cf_state, cf_seed.zone_id) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from code24ctl.dispatch.routing import (
     bytes_to_judge,
     choose_request_id,
     dispatch_headers,
+    dispatch_options,
     error_envelope,
     fallback_answer,
     format_dispatch_ms,
@@ -264,6 +266,8 @@ def test_forward_request_headers() -> None:
         ("Proxy-Authorization", "Basic eDp5"),
         ("X-Code24-Worker", "forged"),
         ("x-code24-request-id", "forged"),
+        ("Cloudflare-Workers-Version-Overrides", 'w="dc8dcd28-271b-4367-9840-6c244f84cb40"'),
+        ("cloudflare-workers-version-key", "pinned"),
         ("Accept", "application/json"),
         ("Cookie", "a=1"),
         ("Cookie", "b=2"),
@@ -421,6 +425,10 @@ def test_bytes_to_judge(
         (200, "text/plain", b"\n  <HTML><body>", False, "GET", "upstream_html"),
         (200, None, b"<!DOCTYPE html>", True, "GET", "upstream_html"),
         (404, "text/plain", b"error code: 1042", True, "GET", "upstream_not_json"),
+        (503, "text/plain", b"error code: 1102", True, "GET", "worker_over_limit"),
+        (503, None, b"\n error code: 1102\n", True, "GET", "worker_over_limit"),
+        (503, "application/json", b"error code: 1102", True, "GET", "upstream_not_json"),
+        (503, "text/html", b"", False, "GET", "upstream_html"),
         (200, "text/plain", b'{"ok": true}', True, "GET", "upstream_not_json"),
         (200, None, b'{"ok": true}', True, "GET", "upstream_not_json"),
         (200, None, b"", True, "GET", "upstream_not_json"),
@@ -459,6 +467,7 @@ def test_error_envelope_and_statuses() -> None:
         "worker_not_found": 502,
         "worker_error": 502,
         "worker_timeout": 504,
+        "worker_over_limit": 500,
         "upstream_html": 502,
         "upstream_not_json": 502,
         "internal_error": 500,
@@ -493,3 +502,42 @@ def test_refusal_answer() -> None:
         b'{"error":{"code":"route_not_found","message":"No route matches this path.",'
         b'"worker":null,"request_id":"r7"}}'
     )
+
+
+# --- Dispatch options (what the JavaScript dispatcher passes to DISPATCHER.get) -------------
+
+_OPTIONS_TABLE: dict[str, Any] = {
+    "version": 1,
+    "routes": [{"prefix": "", "worker": "w"}, {"prefix": "/api/x", "worker": "x"}],
+    "workers": {"w": {"limits": {"subrequests": 3}}},
+    "outbound_params": ["environment", "worker", "route"],
+}
+
+
+def test_dispatch_options_carry_limits_and_the_named_outbound_values() -> None:
+    table = RouteTable.from_document(_OPTIONS_TABLE)
+    catch_all, api = sorted(table.routes, key=lambda r: r.prefix)
+    assert dispatch_options(table, catch_all, environment="prod", request_id="r1") == {
+        "limits": {"subRequests": 3},
+        "outbound": {"environment": "prod", "worker": "w", "route": "/"},
+    }
+    assert dispatch_options(table, api, environment="prod", request_id="r1") == {
+        "outbound": {"environment": "prod", "worker": "x", "route": "/api/x"},
+    }
+    plain = RouteTable.from_document({"version": 1, "routes": _OPTIONS_TABLE["routes"]})
+    assert dispatch_options(plain, api, environment="prod", request_id="r1") == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"outbound_params": ["customer"]}, "'outbound_params' must list names from"),
+        ({"workers": {"w": {"limits": {"cpu_ms": 0}}}}, "limits.cpu_ms must be a positive"),
+        ({"workers": {"w": {"limits": {"memory": 1}}}}, "limits must be a mapping of cpu_ms"),
+    ],
+)
+def test_bad_dispatch_options_in_the_table_are_refused(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        RouteTable.from_document({**_OPTIONS_TABLE, **change})

@@ -91,6 +91,16 @@ EXTRAS = [
         worker={"behaviour": "echo"},
     ),
     _extra(
+        "js_table_unknown_outbound_param",
+        table={**_TABLE, "outbound_params": ["customer_id"]},
+        worker={"behaviour": "echo"},
+    ),
+    _extra(
+        "js_table_bad_limits",
+        table={**_TABLE, "workers": {"w": {"limits": {"cpu_ms": 0}}}},
+        worker={"behaviour": "echo"},
+    ),
+    _extra(
         "js_stream_over_check_limit",
         worker={"behaviour": "big_json", "bytes": 300000, "stream": True},
     ),
@@ -223,6 +233,18 @@ def test_conformance(case: Case, answers: dict[str, Actual]) -> None:
     assert not problems, f"{case.name} (rule {case.rule}):\n  " + "\n  ".join(problems)
 
 
+OPTIONS_CASES = [case for case in CASES if case.expect.dispatch_options is not None]
+
+
+@pytest.mark.parametrize("case", OPTIONS_CASES, ids=[case.name for case in OPTIONS_CASES])
+def test_dispatcher_passes_options_to_get(case: Case, answers: dict[str, Actual]) -> None:
+    """What DISPATCHER.get() received, as the namespace shim recorded it (tests/js/shim.mjs):
+    the user Worker's limits and the outbound Worker's parameter values."""
+    got = answers[case.name]
+    recorded = json.loads(got.headers["x-shim-dispatch-options"])
+    assert recorded == case.expected_dispatch_options(got.headers["x-code24-request-id"])
+
+
 def test_every_js_case_was_answered(answers: dict[str, Actual]) -> None:
     expected = {case.name for case in CASES} | {extra["name"] for extra in EXTRAS}
     assert set(answers) == expected
@@ -239,6 +261,8 @@ def test_every_js_case_was_answered(answers: dict[str, Actual]) -> None:
         "js_table_null",
         "js_table_bad_limit",
         "js_table_bad_worker_settings",
+        "js_table_unknown_outbound_param",
+        "js_table_bad_limits",
     ],
 )
 def test_broken_route_table_answers_json_500(name: str, answers: dict[str, Actual]) -> None:

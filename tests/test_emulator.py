@@ -104,7 +104,7 @@ def test_namespace_crud_over_http(cf_client: Cloudflare, cf_state: EmulatorState
 
     with pytest.raises(BadRequestError) as dup:
         namespaces.create(account_id=ACCOUNT_ID, name=NS)
-    assert codes(dup.value) == [100118]
+    assert codes(dup.value) == [100120]
     assert "already exists" in str(dup.value.errors[0].message)
 
     cf_state.add_namespace_script(
@@ -125,7 +125,7 @@ def test_namespace_crud_over_http(cf_client: Cloudflare, cf_state: EmulatorState
             cast_to=object,
             body={"name": "renamed"},
         )
-    assert codes(rename.value) == [100120]
+    assert codes(rename.value) == [10021]
     assert cf_state.namespace(ACCOUNT_ID, NS) is not None
 
     namespaces.delete(NS, account_id=ACCOUNT_ID)
@@ -271,7 +271,7 @@ def test_copy_account_worker_into_namespace(cf_state: EmulatorState, client: Clo
     assert [(p.name, p.filename, p.content_type) for p in parts] == [
         ("index.js", "index.js", "application/javascript+module"),
         ("lib/render.js", "lib/render.js", "application/javascript+module"),
-        ("prompts.json", "prompts.json", "application/json"),
+        ("prompts.json", "prompts.json", "text/plain"),
     ]
     settings = client.workers.scripts.script_and_version_settings.get(
         MULTI_MODULE_SCRIPT, account_id=ACCOUNT_ID

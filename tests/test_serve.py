@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from code24ctl.serve.access_log import AccessLog
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
@@ -114,6 +115,26 @@ def test_loopback_bind_has_no_warning(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path)
     assert serve.stop() == 0
     assert "warning" not in serve.stderr()
+    assert "cannot measure" not in serve.stderr()  # no limits configured, no note
+
+
+def test_serve_says_once_that_it_cannot_enforce_custom_limits(tmp_path: Path) -> None:
+    data = repo_config()
+    data["workers"]["brand-worker"]["limits"] = {"cpu_ms": 50, "subrequests": 5}
+    data["workers"]["market-research"]["limits"] = {"cpu_ms": 20}
+    path = tmp_path / "namespaces.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    serve = ServeProcess(tmp_path, config=path)
+    try:
+        assert send(serve.port, "GET", "/")["status"] == 404
+    finally:
+        assert serve.stop() == 0
+    note = (
+        "note: serve cannot measure CPU time or count subrequests; the limits of brand-worker, "
+        "market-research apply on Cloudflare only (a worker answering 'error code: 1102' still "
+        "gets worker_over_limit)"
+    )
+    assert " ".join(serve.stderr().split()).count(note) == 1
 
 
 # --- The demo -------------------------------------------------------------------------------

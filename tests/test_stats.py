@@ -17,7 +17,7 @@ from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
 from tests.support.http_servers import Answer, LocalServer
-from tests.support.staging import write_config
+from tests.support.staging import DISPATCHER, NAMESPACE, write_config
 
 # serve's buckets (the contract with `serve --metrics-port`).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -433,10 +433,10 @@ def test_deploy_binds_the_dataset_as_wrangler_uploads_it(
     cf_seed: Code24Seed,
     tmp_path: Path,
 ) -> None:
-    cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
     result = run_cli("deploy", "--env", "staging", config=staging_config(tmp_path), env=cf_env)
     assert result.exit_code == 0, result.output
-    script = cf_state.account_script(cf_seed.account_id, "code24-dispatcher-staging")
+    script = cf_state.account_script(cf_seed.account_id, DISPATCHER)
     assert script is not None
     assert script.binding("ANALYTICS") == {
         "type": "analytics_engine",

@@ -127,3 +127,34 @@ def test_repeated_server_errors_are_retried_visibly(
         r"code24-workers-staging/scripts: HTTP 503; retry 2 of 9 in 0\.\ds",
         warnings[0],
     ), warnings[0]
+
+
+def test_workers_is_right_for_2500_workers_in_one_namespace(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    extra = [f"tenant-{i:04d}" for i in range(2499)]
+    _seed(cf_state, cf_seed, ["brand-worker", *extra])
+
+    result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["alias"] for r in rows if r["status"] == "not-in-config"] == extra
+    assert [r["alias"] for r in rows if r["status"] == "bound"] == ["brand-worker"]
+    listing = cf_state.requests(path_contains="/scripts")
+    assert len(listing) == 25  # 2,500 Workers, 100 a page, each page's cursor followed
+    assert [r.query_value("cursor") is None for r in listing] == [True] + [False] * 24
+
+
+def test_a_full_page_without_a_cursor_fails_instead_of_truncating(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    _seed(cf_state, cf_seed, [f"tenant-{i:03d}" for i in range(150)])
+    cf_state.omit_cursor = True
+
+    result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert (
+        f"list Workers in dispatch namespace {NS}: a full page of 100 came back without a "
+        "cursor for the next one" in " ".join(result.stderr.split())
+    )

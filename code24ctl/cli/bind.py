@@ -171,11 +171,25 @@ def _print_notes(report: BindReport, env_name: str) -> None:
     for row in report.rows:
         for dropped in row.dropped_bindings:
             output.note(f"{row.alias}: binding {dropped} cannot be copied; recreate it by hand")
+    if report.dry_run:
+        for row in report.rows:
+            if row.carries and row.action in ("would-create", "would-update"):
+                output.note(f"{row.alias} carries: {', '.join(row.carries)}")
     pending = [(row.alias, name) for row in report.rows for name in row.secrets_to_set]
     if pending:
         output.note("secrets still to set (their values cannot be copied):")
         for alias, name in pending:
             output.note(f"  code24ctl secret put {alias} {name} --env {env_name}")
+    keys = [(row.alias, name) for row in report.rows for name in row.secret_keys_to_set]
+    if keys:
+        # `secret put` only makes secret_text bindings; a WebCrypto key needs its algorithm,
+        # format and usages too.
+        output.note("secret_key bindings still to set (WebCrypto keys; `secret put` cannot):")
+        for alias, name in keys:
+            output.note(
+                f"  {alias} {name}: PUT .../dispatch/namespaces/{report.namespace}/scripts/"
+                f"{alias}/secrets with type secret_key, algorithm, format, usages and the key"
+            )
     for row in report.failed:
         code = "" if row.code is None or row.code_in_error else f" (API error {row.code})"
         output.note(f"failed: {row.alias}{code}: {row.error}")

@@ -96,6 +96,9 @@ def _route_line(route: RouteChange, dry_run: bool) -> str:
     owner = route.owner or "no Worker"
     if route.action == "unchanged":
         return f"route {route.pattern}: unchanged"
+    if route.action == "delete":
+        verb = "would delete" if dry_run else "deleted"
+        return f"route {route.pattern}: {verb} (no longer configured, {route.zone})"
     if route.action == "create":
         return f"route {route.pattern}: {'would create' if dry_run else 'created'} ({route.zone})"
     if route.action == "update":

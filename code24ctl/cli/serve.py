@@ -92,6 +92,13 @@ def serve(
         )
     resolved = load(config, env, default_env="local")
     settings = settings_from_config(resolved)
+    limited = sorted(alias for alias, policy in settings.table.workers.items() if policy.limits)
+    if limited:
+        note(
+            f"note: serve cannot measure CPU time or count subrequests; the limits of "
+            f"{', '.join(limited)} apply on Cloudflare only (a worker answering "
+            "'error code: 1102' still gets worker_over_limit)"
+        )
     base_port = default_port(resolved)
     listen_port = base_port if port is None else port
     if not is_loopback(host):

@@ -18,12 +18,21 @@ from code24ctl.cli.options import (
 )
 
 NamesArgument = Annotated[
-    list[str], typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace")
+    list[str] | None,
+    typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace"),
+]
+StaleOption = Annotated[
+    bool,
+    typer.Option(
+        "--stale",
+        help="delete the Workers code24ctl wrote (by their tags) that the config no longer names",
+    ),
 ]
 
 
 def unbind(
-    aliases: NamesArgument,
+    aliases: NamesArgument = None,
+    stale: StaleOption = False,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     concurrency: ConcurrencyOption = 4,
@@ -31,22 +40,31 @@ def unbind(
     env: EnvOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Delete the ALIASes from the env's dispatch namespace. Asks first; --yes skips the question.
+    """Delete the ALIASes (or, with --stale, the Workers code24ctl wrote that the config no
+    longer names) from the env's dispatch namespace. Asks first; --yes skips the question.
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing. Names the
     namespace does not hold are reported `not-bound`. Exit 3 if a delete failed.
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.errors import Aborted, CloudflareAPIError
-    from code24ctl.ops.bind import bound_names, check_worker_names, unbind_workers
+    from code24ctl.cloudflare.namespaces import list_namespace_scripts
+    from code24ctl.errors import Aborted, CloudflareAPIError, UsageError
+    from code24ctl.ops.bind import check_worker_names, stale_workers, unbind_workers
 
+    if bool(aliases) == stale:
+        raise UsageError("name the Workers to delete, or give --stale (not both)")
     resolved = load(config, env)
     resolved.require_cloudflare()
-    names = list(dict.fromkeys(check_worker_names(aliases)))
+    names = list(dict.fromkeys(check_worker_names(aliases or [])))
     session = cloudflare_session(resolved, bulk=True)
     client = session.client
     namespace = resolved.namespace()
-    present = bound_names(client, session.account_id, namespace, resolved.env_name)
+    listing = list_namespace_scripts(client, session.account_id, namespace, resolved.env_name)
+    present = {script.id for script in listing}
+    if stale:
+        names = stale_workers(listing, resolved)
+        if not names:
+            output.note(f"no stale Workers in {namespace}: nothing to delete")
     doomed = [name for name in names if name in present]
     if doomed and not dry_run:
         listed = ", ".join(doomed)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
-_STYLE = {"bound": "green", "missing": "yellow", "not-in-config": "magenta"}
+_STYLE = {"bound": "green", "missing": "yellow", "stale": "red", "not-in-config": "magenta"}
 
 
 def workers(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
-    """Compare configured aliases with the env's namespace: bound, missing, not in config."""
+    """Compare configured aliases with the env's namespace: bound, missing, stale (written by
+    code24ctl, no longer configured), not in config."""
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import worker_status
 
@@ -31,6 +32,12 @@ def workers(
     namespace = resolved.namespace()
     if missing:
         output.note(f"{len(missing)} configured worker(s) not in {namespace}: run `code24ctl bind`")
+    stale = [row.alias for row in rows if row.status == "stale"]
+    if stale:
+        output.note(
+            f"{len(stale)} Worker(s) in {namespace} were written by code24ctl for aliases the "
+            "config no longer names (remove with `code24ctl unbind --stale`)"
+        )
     extra = [row.alias for row in rows if row.status == "not-in-config"]
     if extra:
         output.note(

@@ -34,7 +34,8 @@ KV_TITLE_EXISTS = 10014  # a KV namespace with this title already exists
 API_ERROR_HINTS: dict[int, str] = {
     100119: "the dispatch namespace does not exist: run `code24ctl namespace create` first",
     10000: "the token was refused: check CLOUDFLARE_API_TOKEN and that it has "
-    "Workers Scripts:Edit (and Zone Workers Routes:Edit for deploy) on this account",
+    "Workers Scripts:Edit on this account (and for deploy: Workers KV Storage:Edit, "
+    "Zone:Read and Zone Workers Routes:Edit)",
     10121: "this account lacks Workers for Platforms: enable it in the dashboard "
     "(Workers & Pages > Workers for Platforms) or use an account that has it",
     10007: "no such Worker: run `code24ctl bind` (namespace) or `code24ctl deploy` (dispatcher)",
@@ -44,7 +45,11 @@ API_ERROR_HINTS: dict[int, str] = {
     971: "rate limited (1,200 requests per 5 minutes): wait a few minutes and retry "
     "(for bind, a lower --concurrency)",
     7003: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
-    9109: "the account id is wrong or the token cannot see it: check CLOUDFLARE_ACCOUNT_ID",
+    # 9109 is "Unauthorized to access requested resource": in public reports it is most often
+    # a token without the permission the call needs, less often the wrong account.
+    9109: "the token lacks a permission this call needs (Workers Scripts:Edit, Workers KV "
+    "Storage:Edit, Zone:Read, Zone Workers Routes:Edit), or CLOUDFLARE_ACCOUNT_ID is not an "
+    "account the token can reach",
 }
 
 

@@ -11,14 +11,19 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Content types the Workers API accepts for module parts, by file extension.
+# Content types for module parts, by file extension: only types the SDK documents for uploads
+# (application/javascript+module, text/javascript+module, application/javascript,
+# text/javascript, text/x-python, text/x-python-requirement, application/wasm, text/plain,
+# application/octet-stream, application/source-map). There is no JSON module type: a .json file
+# goes up as text/plain, a Text module whose import is the document's text (what JSON.parse
+# takes), rather than application/octet-stream, whose import would be raw bytes.
 CONTENT_TYPES: dict[str, str] = {
     ".js": "application/javascript+module",
     ".mjs": "application/javascript+module",
     ".cjs": "application/javascript",
     ".py": "text/x-python",
     ".wasm": "application/wasm",
-    ".json": "application/json",
+    ".json": "text/plain",
     ".txt": "text/plain",
     ".html": "text/plain",
     ".map": "application/source-map",

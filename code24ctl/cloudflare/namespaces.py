@@ -53,6 +53,7 @@ class NamespaceScript(BaseModel):
     id: str
     created_on: datetime | None = None
     modified_on: datetime | None = None
+    tags: list[str] = []
 
 
 def _info(raw: Any) -> NamespaceInfo:
@@ -180,10 +181,16 @@ def iter_namespace_scripts(
     """The Workers in a namespace, page by page.
 
     The SDK has no method for this listing, so it is a raw ``GET`` through the SDK client
-    (same auth, retries and base URL), following ``result_info.cursor``.
+    (same auth, retries and base URL). The docs (workers-for-platforms configuration/tags)
+    document ``limit`` and ``cursor`` but not where the next cursor comes back: this follows
+    ``result_info.cursor`` (the v4 convention of the SDK's cursor pagination and of wrangler's
+    list helper) and ``result_info.cursors.after``. A full page whose ``result_info`` has no
+    cursor field at all, or a cursor that repeats, cannot be told apart from a truncated
+    listing, so it raises instead of reporting part of the namespace as all of it.
     """
     path = f"/accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts"
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         query: dict[str, Any] = {"limit": SCRIPTS_PAGE_SIZE}
         if cursor:
@@ -197,13 +204,60 @@ def iter_namespace_scripts(
             raise
         result, info = _unwrap(envelope)
         for item in result:
-            if isinstance(item, dict) and item.get("id"):
-                yield NamespaceScript.model_validate(
-                    {k: item.get(k) for k in ("id", "created_on", "modified_on")}
-                )
-        cursor = info.get("cursor") if isinstance(info, dict) else None
+            script = _script_item(item)
+            if script is not None:
+                yield script
+        cursor = _next_cursor(info)
+        if cursor and cursor in seen:
+            raise CloudflareAPIError(
+                f"list Workers in dispatch namespace {namespace}: the API repeated cursor "
+                f"{cursor!r}; the listing would never end",
+            )
         if not cursor or not result:
+            per_page = info.get("per_page")
+            page_size = per_page if isinstance(per_page, int) and per_page > 0 else None
+            full = len(result) >= min(SCRIPTS_PAGE_SIZE, page_size or SCRIPTS_PAGE_SIZE)
+            # An empty cursor is the API saying "last page"; no cursor field at all is paging
+            # this code does not understand.
+            said_last = "cursor" in info or "cursors" in info
+            if result and full and not said_last:
+                raise CloudflareAPIError(
+                    f"list Workers in dispatch namespace {namespace}: a full page of "
+                    f"{len(result)} came back without a cursor for the next one; refusing to "
+                    "report a listing that may be cut short",
+                    hint="the API's paging may have changed; please report this with -v output",
+                )
             return
+        seen.add(cursor)
+
+
+def _next_cursor(info: dict[str, Any]) -> str | None:
+    cursor = info.get("cursor")
+    if not cursor:
+        cursors = info.get("cursors")
+        cursor = cursors.get("after") if isinstance(cursors, dict) else None
+    return cursor if isinstance(cursor, str) and cursor else None
+
+
+def _script_item(item: Any) -> NamespaceScript | None:
+    """One listed Worker: flat ``{id, ...}``, or ``{created_on, modified_on, script: {id,
+    tags, ...}}`` as the SDK types the namespace script answer."""
+    if not isinstance(item, dict):
+        return None
+    nested = item.get("script")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else item
+    name = inner.get("id")
+    if not isinstance(name, str) or not name:
+        return None
+    tags = inner.get("tags") or item.get("tags") or []
+    return NamespaceScript.model_validate(
+        {
+            "id": name,
+            "created_on": item.get("created_on") or inner.get("created_on"),
+            "modified_on": item.get("modified_on") or inner.get("modified_on"),
+            "tags": [tag for tag in tags if isinstance(tag, str)],
+        }
+    )
 
 
 def list_namespace_scripts(

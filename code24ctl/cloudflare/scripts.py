@@ -39,6 +39,22 @@ if TYPE_CHECKING:
 
 #: Binding types that need more than metadata to recreate (an asset upload session).
 UNCARRIABLE_BINDING_TYPES = frozenset({"assets"})
+#: Settings the settings answer carries and the upload metadata takes back as they are
+#: (cloudflare-typescript 7.1 SettingGetResponse and ScriptUpdateParams.Metadata).
+CARRIED_SETTINGS = (
+    "observability",
+    "tail_consumers",
+    "logpush",
+    "placement",
+    "limits",
+    "usage_model",
+)
+#: Tags code24ctl puts on every Worker it writes start with this (the rest of the script's
+#: tags are the source's own). docs: at most eight tags per script.
+MANAGED_TAG_PREFIX = "code24ctl-"
+MAX_TAGS = 8
+#: The migration tag of the first upload of a copy that defines Durable Object classes.
+FIRST_MIGRATION_TAG = "code24ctl-v1"
 
 #: Entry modules a folder may have, in order of preference.
 ENTRY_CANDIDATES = ("index.js", "index.mjs", "worker.js", "worker.mjs", "main.py", "index.py")
@@ -71,17 +87,46 @@ class WorkerCode:
     bindings: tuple[Mapping[str, Any], ...] = ()
     secrets: tuple[str, ...] = ()
     dropped: tuple[str, ...] = field(default=())
+    #: Service-worker syntax: the entry goes up as ``body_part``, not ``main_module``.
+    service_worker: bool = False
+    #: The source's settings the copy keeps (:data:`CARRIED_SETTINGS` that are set).
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    #: Names of ``secret_key`` (WebCrypto key) bindings: not settable by ``secret put``.
+    secret_keys: tuple[str, ...] = ()
+    #: Durable Object classes the Worker itself implements (bindings without script_name).
+    durable_object_classes: tuple[str, ...] = ()
+    migrations: Mapping[str, Any] | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The upload's ``metadata`` part (never any secret; no flags key when there are none)."""
-        metadata: dict[str, Any] = {"main_module": self.main_module}
+        entry_key = "body_part" if self.service_worker else "main_module"
+        metadata: dict[str, Any] = {entry_key: self.main_module}
         if self.compatibility_date:
             metadata["compatibility_date"] = self.compatibility_date
         metadata["bindings"] = [dict(binding) for binding in self.bindings]
         if self.compatibility_flags:
             metadata["compatibility_flags"] = list(self.compatibility_flags)
         metadata["keep_bindings"] = list(KEEP_BINDING_TYPES)
+        for key in CARRIED_SETTINGS:
+            if key in self.settings:
+                metadata[key] = self.settings[key]
+        if self.tags:
+            metadata["tags"] = list(self.tags)
+        if self.migrations is not None:
+            metadata["migrations"] = dict(self.migrations)
         return metadata
+
+    def carried(self) -> list[str]:
+        """What the copy carries besides its code, for ``bind --dry-run``: each setting and
+        binding by name."""
+        found = [f"{key}" for key in CARRIED_SETTINGS if key in self.settings]
+        if self.tags:
+            found.append(f"tags ({', '.join(self.tags)})")
+        if self.migrations is not None:
+            found.append(f"migrations ({', '.join(self.durable_object_classes)})")
+        found += [f"binding {b.get('name')} ({b.get('type')})" for b in self.bindings]
+        return found
 
 
 @dataclass(frozen=True)
@@ -94,10 +139,18 @@ class DeployedWorker:
     compatibility_flags: tuple[str, ...]
     bindings: tuple[Mapping[str, Any], ...]  # non-secret bindings
     secrets: tuple[str, ...]  # names of secret bindings that are set
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
 
 
 DifferenceField = Literal[
-    "modules", "main_module", "compatibility_date", "compatibility_flags", "bindings"
+    "modules",
+    "main_module",
+    "compatibility_date",
+    "compatibility_flags",
+    "bindings",
+    "settings",
+    "tags",
 ]
 DifferenceAction = Literal["create", "update", "delete"]
 
@@ -207,6 +260,12 @@ def compare(wanted: WorkerCode, held: WorkerCode | DeployedWorker) -> list[Diffe
         for name in have
         if name not in want
     ]
+    held_settings = getattr(held, "settings", {})
+    for key, value in wanted.settings.items():
+        if not _carries(value, held_settings, key):
+            found.append(Difference("settings", f"{key} differs"))
+    if wanted.tags and sorted(wanted.tags) != sorted(getattr(held, "tags", ())):
+        found.append(Difference("tags", f"tags (expected {_listed(sorted(wanted.tags))})"))
     return found
 
 
@@ -319,7 +378,10 @@ def _listed(values: Sequence[str]) -> str:
 def split_bindings(
     raw: Iterable[Any],
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """Split settings bindings into (carried, secret names, dropped descriptions)."""
+    """Split settings bindings into (carried, secret names, dropped descriptions).
+
+    Secret names are ``secret_text`` ones; a ``secret_key`` is named ``NAME (secret_key)``.
+    """
     carried: list[dict[str, Any]] = []
     secrets: list[str] = []
     dropped: list[str] = []
@@ -327,13 +389,37 @@ def split_bindings(
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             continue
         kind = str(item.get("type", ""))
-        if kind in SECRET_BINDING_TYPES:
+        if kind == "secret_key":
+            secrets.append(f"{item['name']} (secret_key)")
+        elif kind in SECRET_BINDING_TYPES:
             secrets.append(item["name"])
         elif kind in UNCARRIABLE_BINDING_TYPES:
             dropped.append(f"{item['name']} ({kind})")
         else:
             carried.append(dict(item))
     return carried, sorted(secrets), dropped
+
+
+def managed_tags(resolved: ResolvedConfig, role: str) -> list[str]:
+    """The tags code24ctl puts on a Worker it writes: platform, environment, and ``role``
+    (``alias:<alias>`` for a user Worker, ``role:dispatcher`` for the dispatcher)."""
+    platform = re.sub(r"[^a-z0-9_-]+", "-", resolved.config.platform.lower()).strip("-")
+    return [
+        f"{MANAGED_TAG_PREFIX}platform:{platform}",
+        f"{MANAGED_TAG_PREFIX}environment:{resolved.env_name}",
+        f"{MANAGED_TAG_PREFIX}{role}",
+    ]
+
+
+def managed_alias(tags: Iterable[str], resolved: ResolvedConfig) -> str | None:
+    """The alias a Worker's tags say code24ctl wrote it for, on this platform and environment
+    (None: not one of ours here)."""
+    wanted = set(managed_tags(resolved, "")[:2])
+    tags = list(tags)
+    if not wanted <= set(tags):
+        return None
+    prefix = f"{MANAGED_TAG_PREFIX}alias:"
+    return next((tag.removeprefix(prefix) for tag in tags if tag.startswith(prefix)), None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,6 +445,23 @@ def download_account_worker(
     action = f"download Worker {script}"
     entry = read.entry or _guess_entry(read.modules, action)
     _check_entry(read.modules, entry, action)
+    if read.dropped:
+        # Static assets need an asset-upload session with the files, which the API does not
+        # give back: a copy without them would answer differently, so it is not made.
+        raise UsageError(
+            f"Worker {script} has a static-assets binding ({', '.join(read.dropped)}): "
+            "bind cannot copy static assets",
+            hint="deploy that Worker with its assets into the namespace with wrangler "
+            "(--dispatch-namespace), or point the alias at a `path` without assets",
+        )
+    secret_keys = tuple(n.removesuffix(" (secret_key)") for n in read.secrets if "(" in n)
+    classes = tuple(
+        sorted(
+            str(b.get("class_name"))
+            for b in read.bindings
+            if b.get("type") == "durable_object_namespace" and not b.get("script_name")
+        )
+    )
     return WorkerCode(
         source=f"script {script}",
         modules=read.modules,
@@ -366,8 +469,12 @@ def download_account_worker(
         compatibility_date=read.compatibility_date or default_compatibility_date,
         compatibility_flags=read.compatibility_flags,
         bindings=read.bindings,
-        secrets=read.secrets,
-        dropped=read.dropped,
+        secrets=tuple(n for n in read.secrets if "(" not in n),
+        service_worker=read.service_worker,
+        settings=read.settings,
+        tags=read.tags,
+        secret_keys=secret_keys,
+        durable_object_classes=classes,
     )
 
 
@@ -390,7 +497,9 @@ def read_namespace_worker(
         compatibility_date=read.compatibility_date,
         compatibility_flags=read.compatibility_flags,
         bindings=read.bindings,
-        secrets=read.secrets,
+        secrets=tuple(n.removesuffix(" (secret_key)") for n in read.secrets),
+        settings=read.settings,
+        tags=read.tags,
     )
 
 
@@ -403,6 +512,9 @@ class _ReadScript:
     bindings: tuple[Mapping[str, Any], ...]
     secrets: tuple[str, ...]
     dropped: tuple[str, ...]
+    service_worker: bool
+    settings: Mapping[str, Any]
+    tags: tuple[str, ...]
 
 
 def _read_script(
@@ -418,19 +530,47 @@ def _read_script(
         content = get_content()
         body = content.read()
         headers = content.http_response.headers
-    modules = parse_multipart(body, headers.get("content-type", ""), action=action)
+    content_type = headers.get("content-type", "")
+    service_worker = not content_type.lower().startswith("multipart/")
+    entry = headers.get("cf-entrypoint") or None
+    if service_worker:
+        # A service-worker Worker comes back as its one script in plain text, not multipart
+        # (wrangler's cfetch/internal.ts reads it so, naming it index.js when no name is given).
+        entry = entry or "index.js"
+        modules = [Module(entry, body, "application/javascript")]
+    else:
+        modules = parse_multipart(body, content_type, action=action)
     with api_call(f"read settings of {what}"):
         settings = _result(get_settings().http_response.json())
     carried, secrets, dropped = split_bindings(settings.get("bindings") or [])
+    kept = {
+        key: settings[key]
+        for key in CARRIED_SETTINGS
+        if settings.get(key) not in (None, {}, []) and not _is_default(key, settings[key])
+    }
     return _ReadScript(
         modules=tuple(modules),
-        entry=headers.get("cf-entrypoint") or None,
+        entry=entry,
         compatibility_date=settings.get("compatibility_date") or None,
         compatibility_flags=tuple(settings.get("compatibility_flags") or ()),
         bindings=tuple(carried),
         secrets=tuple(secrets),
         dropped=tuple(dropped),
+        service_worker=service_worker,
+        settings=kept,
+        tags=tuple(t for t in settings.get("tags") or () if isinstance(t, str)),
     )
+
+
+def _is_default(key: str, value: Any) -> bool:
+    """Whether a setting holds what a fresh upload gets anyway (not worth carrying)."""
+    if key == "usage_model":
+        return bool(value == "standard")  # the only value an upload may set, and the default
+    if key == "logpush":
+        return value is False
+    if key == "observability" and isinstance(value, Mapping):
+        return value.get("enabled") is False and not value.get("logs")
+    return False
 
 
 def _result(envelope: object) -> dict[str, Any]:

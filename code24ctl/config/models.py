@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -153,6 +153,14 @@ class ProbeSample(_Strict):
         return "json_body" in self.model_fields_set
 
 
+class WorkerLimits(_Strict):
+    """Custom limits the dispatcher puts on one user Worker per call
+    (``get(alias, {}, {limits: {cpuMs, subRequests}})``, workers-for-platforms custom limits)."""
+
+    cpu_ms: int | None = Field(default=None, gt=0)
+    subrequests: int | None = Field(default=None, gt=0)
+
+
 class WorkerConfig(_Strict):
     """One AI worker: where its code comes from and what to answer when it fails."""
 
@@ -161,6 +169,7 @@ class WorkerConfig(_Strict):
     fallback: Any = None
     fallback_status: int = Field(default=200, ge=200, le=599)
     timeout_ms: int = Field(default=30000, gt=0, le=900_000)
+    limits: WorkerLimits | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkerConfig:
@@ -217,11 +226,20 @@ class RouteConfig(_Strict):
         return "" if strip == "/" else strip
 
 
+# What the dispatcher can tell the outbound Worker about each call (it reads them as
+# ``env.<name>``); the values are filled in per request by both dispatchers.
+OutboundParam = Literal["worker", "environment", "request_id", "route"]
+
+
 class OutboundConfig(_Strict):
-    """The optional outbound Worker that sees every subrequest of the user workers."""
+    """The optional outbound Worker that sees every subrequest of the user workers.
+
+    ``params`` names which per-call values it receives: ``worker`` (the alias), ``environment``,
+    ``request_id`` and ``route`` (the matched prefix).
+    """
 
     worker: WorkerName
-    params: list[str] = Field(default_factory=list)
+    params: list[OutboundParam] = Field(default_factory=list)
 
 
 class AnalyticsConfig(_Strict):

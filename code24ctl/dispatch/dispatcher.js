@@ -6,7 +6,9 @@
 //   ROUTE_TABLE    json binding: {version, max_body_bytes, max_json_check_bytes, routes, workers}
 //   ENVIRONMENT    plain text, echoed in X-Code24-Environment
 //   PLATFORM_NAME  plain text, used to label log lines
-//   DISPATCHER     the dispatch namespace: DISPATCHER.get(alias).fetch(request)
+//   DISPATCHER     the dispatch namespace: DISPATCHER.get(alias, {}, options).fetch(request),
+//                  options = {limits: {cpuMs, subRequests}, outbound: {<param>: value}} as the
+//                  table says (same rule as dispatch_options in code24ctl/dispatch/routing.py)
 //   ANALYTICS      optional Analytics Engine dataset: one data point per request (see record)
 //
 // The one rule above all others: nothing escapes `fetch` as an exception. An uncaught throw
@@ -36,6 +38,24 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+// A client must not pick a user Worker's version: the dispatcher strips these before anything
+// else (docs: workers-for-platforms/versioning/version-affinity).
+const VERSION_HEADERS = new Set([
+  "cloudflare-workers-version-overrides",
+  "cloudflare-workers-version-key",
+]);
+
+// What the outbound Worker may be told about each call (it reads them as env.<name>).
+const OUTBOUND_PARAMS = ["worker", "environment", "request_id", "route"];
+
+// The exception a user Worker throws when it exceeds a custom limit is not publicly documented
+// (docs: "the user Worker will immediately throw an exception"). These are the wordings the
+// platform uses for the same limits elsewhere: error 1102 "Worker exceeded resource limits" /
+// "exceeded CPU time limit", and fetch()'s "Too many subrequests".
+const OVER_LIMIT_MESSAGE = /exceeded (?:its |the )?(?:cpu|resource|subrequest|memory)|too many subrequests/i;
+// The same failure seen over HTTP: Cloudflare error 1102 as plain text.
+const OVER_LIMIT_BODY = new TextEncoder().encode("error code: 1102");
+
 const MESSAGES = {
   route_not_found: "No route matches this path.",
   bad_path: "The request path is not allowed.",
@@ -43,6 +63,7 @@ const MESSAGES = {
   worker_not_found: "The worker is not deployed in the namespace.",
   worker_error: "The worker failed before answering.",
   worker_timeout: "The worker did not answer in time.",
+  worker_over_limit: "The worker exceeded its CPU or subrequest limit.",
   upstream_html: "The worker answered with an HTML page instead of JSON.",
   upstream_not_json: "The worker answered with something other than JSON.",
   internal_error: "The dispatcher failed unexpectedly.",
@@ -120,6 +141,7 @@ async function dispatch(request, env, state) {
   const forwardPath = stripPrefix(target.path, route.strip);
   const url = target.origin + forwardPath + target.query;
   const headers = forwardHeaders(request.headers, state.requestId);
+  const options = dispatchOptions(table, route, worker, state);
   if (request.method === "GET" || request.method === "HEAD") {
     // The Request constructor throws on a GET/HEAD body, and a client sending
     // "Content-Length: 0" on a GET is common: such a body has no meaning, so it is not sent.
@@ -149,14 +171,17 @@ async function dispatch(request, env, state) {
     try {
       // get() is lazy on Cloudflare: a missing worker only shows when fetch() throws.
       // The call sits inside the try so a get() that throws synchronously is handled alike.
-      const call = (async () => env.DISPATCHER.get(alias).fetch(forwarded))();
+      const call = (async () => env.DISPATCHER.get(alias, {}, options).fetch(forwarded))();
       call.catch(() => {}); // settled later or never awaited after a timeout; no unhandled rejection
       response = await Promise.race([call, deadline]);
     } catch (err) {
-      const reason = errorMessage(err).startsWith("Worker not found")
+      const message = errorMessage(err);
+      const reason = message.startsWith("Worker not found")
         ? "worker_not_found"
-        : "worker_error";
-      if (reason === "worker_error") log(env, "worker threw", state.requestId, err);
+        : OVER_LIMIT_MESSAGE.test(message)
+          ? "worker_over_limit"
+          : "worker_error";
+      if (reason !== "worker_not_found") log(env, "worker threw", state.requestId, err);
       return fallback(reason, meta);
     }
     if (response === TIMED_OUT) {
@@ -214,9 +239,14 @@ function checkRouteTable(raw) {
   });
   // The table is sorted already, but correctness must not depend on it: sort longest first.
   routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  const outboundParams = raw.outbound_params ?? [];
+  if (!Array.isArray(outboundParams) || !outboundParams.every((p) => OUTBOUND_PARAMS.includes(p))) {
+    throw new TypeError(`ROUTE_TABLE.outbound_params must list names from ${OUTBOUND_PARAMS}`);
+  }
   return {
     routes,
     workers,
+    outboundParams,
     max_body_bytes: limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes"),
     max_json_check_bytes: limit(
       raw.max_json_check_bytes,
@@ -245,7 +275,48 @@ function workerSettings(raw) {
   if (!Number.isSafeInteger(status) || status < 200 || status > 599) {
     throw new TypeError("fallback_status must be an HTTP status 200-599");
   }
-  return { timeoutMs, fallback: w.fallback ?? null, fallbackStatus: status };
+  return {
+    timeoutMs,
+    fallback: w.fallback ?? null,
+    fallbackStatus: status,
+    limits: dispatchLimits(w.limits),
+  };
+}
+
+// The table's {cpu_ms, subrequests} as workerd's DynamicDispatchLimits {cpuMs, subRequests}.
+function dispatchLimits(raw) {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Object.keys(raw).some((k) => k !== "cpu_ms" && k !== "subrequests")) {
+    throw new TypeError("limits must be an object of cpu_ms, subrequests");
+  }
+  const limits = {};
+  for (const [name, key] of [["cpu_ms", "cpuMs"], ["subrequests", "subRequests"]]) {
+    const value = raw[name];
+    if (value === undefined || value === null) continue;
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new TypeError(`limits.${name} must be a positive integer`);
+    }
+    limits[key] = value;
+  }
+  return Object.keys(limits).length > 0 ? limits : null;
+}
+
+// The options of DISPATCHER.get(): the worker's limits, and the outbound parameters the table
+// names with this call's values.
+function dispatchOptions(table, route, worker, state) {
+  const options = {};
+  if (worker.limits !== null) options.limits = worker.limits;
+  if (table.outboundParams.length > 0) {
+    const values = {
+      worker: route.worker,
+      environment: state.environment,
+      request_id: state.requestId,
+      route: route.prefix || "/",
+    };
+    options.outbound = {};
+    for (const name of table.outboundParams) options.outbound[name] = values[name];
+  }
+  return options;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,8 +402,8 @@ function forwardHeaders(incoming, requestId) {
   for (const [name, value] of incoming) {
     // Headers iterates lowercased names.
     if (HOP_BY_HOP.has(name) || dropped.has(name)) continue;
-    // Clients cannot forge dispatcher metadata.
-    if (name.startsWith("x-code24-")) continue;
+    // Clients cannot forge dispatcher metadata, nor choose the Worker's version.
+    if (name.startsWith("x-code24-") || VERSION_HEADERS.has(name)) continue;
     headers.append(name, value);
   }
   headers.set("X-Code24-Request-Id", requestId);
@@ -395,8 +466,9 @@ async function judgeAnswer(request, response, table, deadline, controller, meta)
   const start = await raceDeadline(readUpTo(response.body, SNIFF_BYTES), deadline);
   if (start === TIMED_OUT) return timedOutWhileReading(response, controller, meta);
   start.reader?.cancel().catch(() => {});
-  const html = looksLikeHtml(concat(start.chunks, start.size));
-  return fallback(html ? "upstream_html" : "upstream_not_json", meta);
+  const sniffed = concat(start.chunks, start.size);
+  if (isOverLimitPage(sniffed)) return fallback("worker_over_limit", meta);
+  return fallback(looksLikeHtml(sniffed) ? "upstream_html" : "upstream_not_json", meta);
 }
 
 function timedOutWhileReading(response, controller, meta) {
@@ -426,6 +498,14 @@ function looksLikeHtml(bytes) {
     }
     return true;
   });
+}
+
+// Cloudflare's plain-text error 1102 ("error code: 1102"), after leading ASCII whitespace.
+function isOverLimitPage(bytes) {
+  let i = 0;
+  while (i < bytes.byteLength && isAsciiSpace(bytes[i])) i++;
+  if (bytes.byteLength - i < OVER_LIMIT_BODY.length) return false;
+  return OVER_LIMIT_BODY.every((b, k) => bytes[i + k] === b);
 }
 
 function isAsciiSpace(b) {
@@ -527,7 +607,7 @@ function fallback(reason, meta) {
     meta.state.bodyBytes = utf8Length(text);
     return new Response(text, { status: worker.fallbackStatus, headers });
   }
-  const status = reason === "worker_timeout" ? 504 : 502;
+  const status = reason === "worker_timeout" ? 504 : reason === "worker_over_limit" ? 500 : 502;
   const text = JSON.stringify(envelope(reason, meta.alias, meta.state.requestId));
   meta.state.bodyBytes = utf8Length(text);
   return new Response(text, { status, headers });

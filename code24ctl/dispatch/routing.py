@@ -9,7 +9,7 @@ applies them in:
 2. :func:`match_route` on the raw path (404 ``route_not_found``);
 3. the body limit, :func:`body_too_large` (413 ``payload_too_large``);
 4. forward to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
-   :func:`choose_request_id`;
+   :func:`choose_request_id` (the JavaScript dispatcher also passes :func:`dispatch_options`);
 5. judge the answer: :func:`bytes_to_judge` says how much of the body to read first,
    :func:`judge_answer` says pass through or fall back (and why);
 6. answer: :func:`fallback_answer` / :func:`refusal_answer`, with :func:`dispatch_headers`.
@@ -38,6 +38,7 @@ Reason = Literal[
     "worker_not_found",
     "worker_error",
     "worker_timeout",
+    "worker_over_limit",
     "upstream_html",
     "upstream_not_json",
     "internal_error",
@@ -50,6 +51,7 @@ ERROR_MESSAGES: Mapping[Reason, str] = {
     "worker_not_found": "The worker is not deployed in the namespace.",
     "worker_error": "The worker failed before answering.",
     "worker_timeout": "The worker did not answer in time.",
+    "worker_over_limit": "The worker exceeded its CPU or subrequest limit.",
     "upstream_html": "The worker answered with an HTML page instead of JSON.",
     "upstream_not_json": "The worker answered with something other than JSON.",
     "internal_error": "The dispatcher failed unexpectedly.",
@@ -64,6 +66,9 @@ ERROR_STATUS: Mapping[Reason, int] = {
     "worker_not_found": 502,
     "worker_error": 502,
     "worker_timeout": 504,
+    # Cloudflare's custom-limits example (workers-for-platforms/configuration/custom-limits)
+    # answers a user Worker's limit exception with 500.
+    "worker_over_limit": 500,
     "upstream_html": 502,
     "upstream_not_json": 502,
     "internal_error": 500,
@@ -91,6 +96,19 @@ HOP_BY_HOP = frozenset(
     }
 )
 METADATA_PREFIX = "x-code24-"
+# A client must not pick a user Worker's version (versioning/version-affinity: "Delete any
+# Cloudflare-Workers-Version-Overrides and Cloudflare-Workers-Version-Key headers from the
+# incoming request before doing anything else").
+VERSION_HEADERS = frozenset(
+    {"cloudflare-workers-version-overrides", "cloudflare-workers-version-key"}
+)
+# What an outbound Worker may be told about each call, as ``env.<name>``
+# (``get(alias, {}, {outbound: {...}})``); namespaces.yaml names a subset.
+OUTBOUND_PARAMS = ("worker", "environment", "request_id", "route")
+# A Worker reached over HTTP reports an exceeded CPU or memory limit as Cloudflare error 1102
+# (support/troubleshooting/http-status-codes/cloudflare-1xxx-errors/error-1102); to a client
+# that is not a browser the answer is the plain text "error code: 1102".
+OVER_LIMIT_BODY = b"error code: 1102"
 REQUEST_ID_HEADER = "X-Code24-Request-Id"
 
 _DOT_SEGMENT = re.compile(r"^(?:\.|%2e){1,2}$", re.IGNORECASE)
@@ -118,6 +136,8 @@ class WorkerPolicy:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     fallback: Any = None
     fallback_status: int = DEFAULT_FALLBACK_STATUS
+    # Custom limits as the table holds them: {"cpu_ms": int, "subrequests": int}, either absent.
+    limits: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,7 @@ class RouteTable:
     workers: Mapping[str, WorkerPolicy] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_check_bytes: int = DEFAULT_MAX_JSON_CHECK_BYTES
+    outbound_params: tuple[str, ...] = ()
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> RouteTable:
@@ -169,6 +190,7 @@ class RouteTable:
             max_json_check_bytes=_limit(
                 document, "max_json_check_bytes", DEFAULT_MAX_JSON_CHECK_BYTES
             ),
+            outbound_params=_outbound_params(document.get("outbound_params")),
         )
 
     def policy(self, alias: str) -> WorkerPolicy:
@@ -191,7 +213,33 @@ def _policy(alias: str, raw: Any) -> WorkerPolicy:
         raise ValueError(f"worker {alias!r}: timeout_ms must be a positive integer")
     if not _is_int(status) or not 200 <= status <= 599:
         raise ValueError(f"worker {alias!r}: fallback_status must be an HTTP status 200-599")
-    return WorkerPolicy(timeout_ms, raw.get("fallback"), status)
+    return WorkerPolicy(timeout_ms, raw.get("fallback"), status, _limits(alias, raw.get("limits")))
+
+
+def _limits(alias: str, raw: Any) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not set(raw) <= {"cpu_ms", "subrequests"}:
+        raise ValueError(f"worker {alias!r}: limits must be a mapping of cpu_ms, subrequests")
+    limits: dict[str, int] = {}
+    for name in ("cpu_ms", "subrequests"):
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not _is_int(value) or value <= 0:
+            raise ValueError(f"worker {alias!r}: limits.{name} must be a positive integer")
+        limits[name] = int(value)
+    return limits
+
+
+def _outbound_params(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(name in OUTBOUND_PARAMS for name in raw):
+        raise ValueError(
+            f"route table 'outbound_params' must list names from {', '.join(OUTBOUND_PARAMS)}"
+        )
+    return tuple(raw)
 
 
 def _limit(document: Mapping[str, Any], name: str, default: int) -> int:
@@ -302,12 +350,12 @@ def forward_request_headers(
 ) -> list[tuple[str, str]]:
     """The client's headers as the worker gets them.
 
-    Drops hop-by-hop headers (and the ones Connection names) and every ``X-Code24-*`` header
-    (clients cannot forge dispatcher metadata); adds ``X-Code24-Request-Id``. Order and
-    repeated headers are kept.
+    Drops hop-by-hop headers (and the ones Connection names), every ``X-Code24-*`` header
+    (clients cannot forge dispatcher metadata) and the version headers (clients cannot pick a
+    Worker's version); adds ``X-Code24-Request-Id``. Order and repeated headers are kept.
     """
     headers = list(headers)
-    dropped = HOP_BY_HOP | connection_named(headers)
+    dropped = HOP_BY_HOP | VERSION_HEADERS | connection_named(headers)
     kept = [
         (name, value)
         for name, value in headers
@@ -382,6 +430,31 @@ def dispatch_headers(
     return headers
 
 
+def dispatch_options(
+    table: RouteTable, route: Route, *, environment: str, request_id: str
+) -> dict[str, Any]:
+    """The third argument of ``DISPATCHER.get(alias, {}, options)`` for this call.
+
+    ``limits`` (workerd ``DynamicDispatchLimits``: ``cpuMs``, ``subRequests``) when the worker
+    has any; ``outbound`` with the value of each parameter the table names. ``serve`` has no
+    namespace to pass them to; the JavaScript dispatcher builds the very same object.
+    """
+    options: dict[str, Any] = {}
+    limits = table.policy(route.worker).limits
+    if limits:
+        names = {"cpu_ms": "cpuMs", "subrequests": "subRequests"}
+        options["limits"] = {names[name]: value for name, value in limits.items()}
+    if table.outbound_params:
+        values = {
+            "worker": route.worker,
+            "environment": environment,
+            "request_id": request_id,
+            "route": route.prefix or "/",
+        }
+        options["outbound"] = {name: values[name] for name in table.outbound_params}
+    return options
+
+
 # ------------------------------------------------------------------------------------------
 # Judging the worker's answer (rule 4.4)
 
@@ -444,6 +517,8 @@ def judge_answer(
         return Judgement(None, "JSON body larger than the check limit streams through unchecked")
     if is_html_media_type(content_type):
         return Judgement("upstream_html", f"content type {content_type}")
+    if not json_type and body.lstrip().startswith(OVER_LIMIT_BODY):
+        return Judgement("worker_over_limit", "Cloudflare error 1102: the worker exceeded a limit")
     verdict = classify_answer(status, content_type, body)
     if verdict.verdict == "json":
         return Judgement(None, verdict.reason)

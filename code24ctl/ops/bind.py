@@ -11,7 +11,8 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
   :class:`BindOptions` holds how (concurrency, progress callback, pacer).
 - :func:`unbind_workers` deletes Workers from the namespace (:class:`UnbindRow` each).
 - :func:`worker_status` compares configured aliases with the namespace's contents
-  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``not-in-config``).
+  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``stale`` / ``not-in-config``);
+  :func:`stale_workers` names the Workers code24ctl wrote that the config no longer names.
 
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
@@ -21,6 +22,7 @@ one pacer, the SDK's retries off), from a thread pool of ``concurrency`` workers
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ from pydantic import BaseModel, Field
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
+    NamespaceScript,
     list_namespace_scripts,
     require_namespace,
 )
@@ -44,11 +47,16 @@ from code24ctl.cloudflare.pacing import (
     pacer_of,
 )
 from code24ctl.cloudflare.scripts import (
+    FIRST_MIGRATION_TAG,
+    MANAGED_TAG_PREFIX,
+    MAX_TAGS,
     DeployedWorker,
     Difference,
     WorkerCode,
     compare,
     load_worker_code,
+    managed_alias,
+    managed_tags,
     read_namespace_worker,
 )
 from code24ctl.config import check_names
@@ -65,7 +73,7 @@ MAX_CONCURRENCY = 32
 
 BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
 UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]
-WorkerState = Literal["bound", "missing", "not-in-config"]
+WorkerState = Literal["bound", "missing", "stale", "not-in-config"]
 
 
 class BindRow(BaseModel):
@@ -83,6 +91,10 @@ class BindRow(BaseModel):
     exit_status: int | None = Field(default=None, exclude=True)  # of a failure's error
     changes: list[Difference] = Field(default_factory=list)  # for updated/would-update
     dropped_bindings: list[str] = Field(default_factory=list)  # not copyable, e.g. assets
+    # secret_key (WebCrypto key) bindings: `secret put` cannot make them, so they are apart.
+    secret_keys_to_set: list[str] = Field(default_factory=list)
+    # What the copy carries besides its code: settings, tags, migrations, bindings by name.
+    carries: list[str] = Field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -349,6 +361,7 @@ def _plan_one(
         code = load_worker_code(client, account_id, resolved, alias)
         source = code.source
         deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
+        code = managed_copy(code, resolved, alias, first_upload=deployed is None)
     except Code24Error as exc:
         return _failed(alias, source, exc), None
     secrets_set = set(deployed.secrets) if deployed else set()
@@ -357,13 +370,44 @@ def _plan_one(
         action="would-create" if deployed is None else "would-update",
         source=source,
         secrets_to_set=[name for name in code.secrets if name not in secrets_set],
+        secret_keys_to_set=[name for name in code.secret_keys if name not in secrets_set],
         changes=compare(code, deployed) if deployed is not None else [],
         dropped_bindings=list(code.dropped),
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"
         return row, None
+    # What the upload will carry is part of the plan; once carried out, the row says what it did.
+    row.carries = code.carried()
     return row, code
+
+
+def managed_copy(
+    code: WorkerCode, resolved: ResolvedConfig, alias: str, *, first_upload: bool
+) -> WorkerCode:
+    """``code`` as code24ctl uploads it: its own tags plus the managed ones, and on a first
+    upload the migration that creates the Durable Object classes the Worker implements.
+
+    The classes are created as SQLite-backed (``new_sqlite_classes``): the settings answer does
+    not say which backend the source used, a copy starts with empty storage either way, and a
+    SQLite-backed class offers every storage API a key-value one does (plus SQL), so code written
+    for either runs. Raises :class:`UsageError` when the tags would pass the limit of eight.
+    """
+    own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
+    tags = own + managed_tags(resolved, f"alias:{alias}")
+    if len(tags) > MAX_TAGS:
+        raise UsageError(
+            f"{code.source} has {len(own)} tags; with code24ctl's 3 the copy would have "
+            f"{len(tags)}, over Cloudflare's limit of {MAX_TAGS}",
+            hint=f"remove tags from the source Worker: {', '.join(own)}",
+        )
+    migrations = None
+    if first_upload and code.durable_object_classes:
+        migrations = {
+            "new_tag": FIRST_MIGRATION_TAG,
+            "new_sqlite_classes": list(code.durable_object_classes),
+        }
+    return dataclasses.replace(code, tags=tuple(tags), migrations=migrations)
 
 
 def _upload_planned(
@@ -375,7 +419,7 @@ def _upload_planned(
     except Code24Error as exc:
         return _failed(row.alias, row.source, exc)
     action: BindAction = "created" if row.action == "would-create" else "updated"
-    return row.model_copy(update={"action": action})
+    return row.model_copy(update={"action": action, "carries": []})
 
 
 def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
@@ -494,7 +538,8 @@ def worker_status(
     policy: RetryPolicy | None = None,
 ) -> list[WorkerStatusRow]:
     """Configured aliases against the namespace: ``bound`` / ``missing``, then the namespace's
-    other Workers as ``not-in-config`` (sorted by name).
+    other Workers (sorted by name): ``stale`` when their tags say code24ctl wrote them for this
+    platform and environment (the config no longer names them), else ``not-in-config``.
 
     One paged listing; a missing namespace raises :class:`CloudflareAPIError` (code 100119).
     """
@@ -513,13 +558,29 @@ def worker_status(
                 modified_on=held.modified_on if held else None,
             )
         )
+    stale = set(_stale(listing, resolved))
     for name in sorted(set(scripts) - set(resolved.config.workers)):
         rows.append(
             WorkerStatusRow(
-                alias=name, status="not-in-config", modified_on=scripts[name].modified_on
+                alias=name,
+                status="stale" if name in stale else "not-in-config",
+                modified_on=scripts[name].modified_on,
             )
         )
     return rows
+
+
+def stale_workers(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> list[str]:
+    """The Workers of a namespace listing that code24ctl wrote for this platform and
+    environment (their tags say so) but the config no longer names, sorted."""
+    return sorted(_stale(listing, resolved))
+
+
+def _stale(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> Iterator[str]:
+    configured = set(resolved.config.workers)
+    for script in listing:
+        if script.id not in configured and managed_alias(script.tags, resolved) is not None:
+            yield script.id
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,13 @@ from code24ctl.cloudflare.client import (
 from code24ctl.cloudflare.listing import numbered_pages
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
-from code24ctl.cloudflare.scripts import Difference, WorkerCode, compare, download_account_worker
+from code24ctl.cloudflare.scripts import (
+    Difference,
+    WorkerCode,
+    compare,
+    download_account_worker,
+    managed_tags,
+)
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError
@@ -47,7 +53,7 @@ ANALYTICS_BINDING = "ANALYTICS"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
 
-RouteAction = Literal["create", "unchanged", "update", "conflict"]
+RouteAction = Literal["delete", "create", "unchanged", "update", "conflict"]
 KVAction = Literal["found", "created", "would create"]
 
 
@@ -73,7 +79,8 @@ class RouteChange(BaseModel):
 
     ``action``: ``create`` (missing), ``unchanged`` (already routed to the dispatcher),
     ``update`` (owned by another Worker, taken over with --force), ``conflict`` (owned by
-    another Worker and not forced; ``owner`` names it). ``applied`` says whether it was written.
+    another Worker and not forced; ``owner`` names it), ``delete`` (routed to this
+    environment's dispatcher but no longer configured). ``applied`` says whether it was written.
     """
 
     pattern: str
@@ -243,7 +250,11 @@ def dispatcher_bindings(
     for name, text in plain_text_vars(resolved).items():
         bindings.append({"type": "plain_text", "name": name, "text": text})
     bindings.append(
-        {"type": "json", "name": ROUTE_TABLE_BINDING, "json": compile_route_table(resolved.config)}
+        {
+            "type": "json",
+            "name": ROUTE_TABLE_BINDING,
+            "json": compile_route_table(resolved.config, resolved.env_name),
+        }
     )
     if environment.analytics is not None:
         # As wrangler uploads an analytics_engine_datasets entry.
@@ -267,6 +278,7 @@ def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> Wo
         compatibility_date=resolved.config.compatibility_date,
         compatibility_flags=tuple(resolved.config.compatibility_flags),
         bindings=tuple(dispatcher_bindings(resolved, kv_namespace_id)),
+        tags=tuple(managed_tags(resolved, "role:dispatcher")),
     )
 
 
@@ -373,12 +385,24 @@ def plan_routes(
     force: bool,
     zone: str | None = None,
 ) -> list[RouteChange]:
-    """Compare the configured patterns with the zones' routes (reads only)."""
+    """Compare the configured patterns with the zones' routes (reads only).
+
+    Routes both ways: in every zone looked at (those of the patterns, and ``zone``), a route
+    that points at ``dispatcher`` but is not configured any more becomes a ``delete``, listed
+    first; routes of other Workers are never touched.
+    """
     resolver = ZoneResolver(client, zone)
     existing: dict[str, list[tuple[str, str, str | None]]] = {}
+    zones: dict[str, _ZoneRef] = {}
     changes: list[RouteChange] = []
+    patterns = list(patterns)
+    if zone is not None:
+        zone_id = resolver.zone_id(zone.lower())
+        if zone_id is not None:
+            zones[zone_id] = _ZoneRef(name=zone.lower(), id=zone_id)
     for pattern in patterns:
         ref = resolver.for_pattern(pattern)
+        zones.setdefault(ref.id, ref)
         if ref.id not in existing:
             existing[ref.id] = list_routes(client, ref)
         match = next((r for r in existing[ref.id] if r[1] == pattern), None)
@@ -398,7 +422,23 @@ def plan_routes(
                 route_id=route_id,
             )
         )
-    return changes
+    stale: list[RouteChange] = []
+    for ref in zones.values():
+        if ref.id not in existing:
+            existing[ref.id] = list_routes(client, ref)
+        stale.extend(
+            RouteChange(
+                pattern=pattern,
+                zone=ref.name,
+                zone_id=ref.id,
+                action="delete",
+                owner=owner,
+                route_id=route_id,
+            )
+            for route_id, pattern, owner in existing[ref.id]
+            if owner == dispatcher and pattern not in patterns
+        )
+    return stale + changes
 
 
 def deployed_dispatcher(client: Cloudflare, account_id: str, name: str) -> WorkerCode | None:
@@ -532,8 +572,12 @@ def upload_dispatcher(client: Cloudflare, account_id: str, name: str, code: Work
 
 
 def apply_route(client: Cloudflare, route: RouteChange, dispatcher: str) -> None:
-    """Create or take over one route for the dispatcher; unchanged ones are left alone."""
-    if route.action == "create":
+    """Create, take over or delete one route of the dispatcher; unchanged ones are left alone."""
+    if route.action == "delete" and route.route_id:
+        with api_call(f"delete route {route.pattern} (no longer configured)"):
+            client.workers.routes.delete(route.route_id, zone_id=route.zone_id)
+        route.applied = True
+    elif route.action == "create":
         with api_call(f"create route {route.pattern}"):
             created = client.workers.routes.create(
                 zone_id=route.zone_id, pattern=route.pattern, script=dispatcher
@@ -550,7 +594,7 @@ def apply_route(client: Cloudflare, route: RouteChange, dispatcher: str) -> None
 
 def route_zones(result: DeployPlan) -> list[tuple[str, str]]:
     """``(pattern, zone name)`` of every configured route, for wrangler.toml."""
-    return [(route.pattern, route.zone) for route in result.routes]
+    return [(route.pattern, route.zone) for route in result.routes if route.action != "delete"]
 
 
 def _summary(module: Module) -> ModuleSummary:

@@ -68,7 +68,7 @@ def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:
             if local
             else "add a local environment with base_url and upstreams to the config",
         )
-    table = RouteTable.from_document(compile_route_table(resolved.config))
+    table = RouteTable.from_document(compile_route_table(resolved.config, resolved.env_name))
     return ServeSettings(
         table=table,
         environment=environment.vars.get("ENVIRONMENT", resolved.env_name),

@@ -36,6 +36,7 @@ MESSAGES = {
     "worker_not_found": "The worker is not deployed in the namespace.",
     "worker_error": "The worker failed before answering.",
     "worker_timeout": "The worker did not answer in time.",
+    "worker_over_limit": "The worker exceeded its CPU or subrequest limit.",
     "upstream_html": "The worker answered with an HTML page instead of JSON.",
     "upstream_not_json": "The worker answered with something other than JSON.",
     "internal_error": "The dispatcher failed unexpectedly.",

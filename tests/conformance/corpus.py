@@ -60,12 +60,20 @@ class Route(_Strict):
     strip: str
 
 
+class Limits(_Strict):
+    """Custom limits passed to DISPATCHER.get()."""
+
+    cpu_ms: int | None = Field(default=None, gt=0)
+    subrequests: int | None = Field(default=None, gt=0)
+
+
 class WorkerSettings(_Strict):
     """Per-alias dispatch settings; defaults are the SPEC's."""
 
     timeout_ms: int = Field(default=30000, gt=0)
     fallback: Any = None
     fallback_status: int = Field(default=200, ge=200, le=599)
+    limits: Limits | None = None
 
 
 class RouteTable(_Strict):
@@ -76,6 +84,7 @@ class RouteTable(_Strict):
     max_json_check_bytes: int = Field(ge=0)
     routes: list[Route]
     workers: dict[str, WorkerSettings]
+    outbound_params: list[Literal["worker", "environment", "request_id", "route"]] | None = None
 
 
 # --- Worker behaviours ----------------------------------------------------------------------
@@ -127,8 +136,16 @@ class Throw(_Strict):
     behaviour: Literal["throw"]
 
 
+class OverLimit(_Strict):
+    """Exceed the worker's custom limit. JS: the namespace shim's fetch() throws as the platform
+    does; Python: the worker answers as Cloudflare does over HTTP (503, ``error code: 1102``)."""
+
+    behaviour: Literal["over_limit"]
+
+
 Behaviour = Annotated[
-    Echo | JsonAnswer | RawAnswer | BigJson | Slow | Throw, Field(discriminator="behaviour")
+    Echo | JsonAnswer | RawAnswer | BigJson | Slow | Throw | OverLimit,
+    Field(discriminator="behaviour"),
 ]
 Slow.model_rebuild()
 
@@ -210,6 +227,9 @@ class Expect(_Strict):
     body_length: int | None = None
     data_points: list[DataPoint] | None = None
     logs_match: list[str] = Field(default_factory=list)
+    # The options DISPATCHER.get() receives (limits, outbound parameter values). JS: recorded by
+    # the namespace shim; Python: what routing.dispatch_options gives for the case.
+    dispatch_options: dict[str, Any] | None = None
 
     @property
     def has_json(self) -> bool:
@@ -260,7 +280,28 @@ class Case(_Strict):
         replacing the default ones (so a case can change ``max_json_check_bytes`` alone, or give
         a whole table). Validated against the format; returned JSON-ready."""
         merged = {**self._require_defaults().table, **(self.table or {})}
-        return RouteTable.model_validate(merged).model_dump(mode="json")
+        table = RouteTable.model_validate(merged).model_dump(mode="json")
+        # Optional keys a case does not use stay out of the table, as compile_route_table does.
+        if table["outbound_params"] is None:
+            del table["outbound_params"]
+        for settings in table["workers"].values():
+            if settings["limits"] is None:
+                del settings["limits"]
+            else:
+                settings["limits"] = {k: v for k, v in settings["limits"].items() if v is not None}
+        return table
+
+    def expected_dispatch_options(self, request_id: str) -> dict[str, Any] | None:
+        """``expect.dispatch_options`` with ``"<x-code24-request-id>"`` replaced by the request
+        id the answer carries (for cases whose id is generated)."""
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            return request_id if value == "<x-code24-request-id>" else value
+
+        wanted = self.expect.dispatch_options
+        return None if wanted is None else fill(wanted)
 
     def runs_on(self, implementation: Implementation) -> bool:
         """Whether this case applies to that implementation."""

@@ -182,7 +182,17 @@ def fault_response(fault: Fault) -> Response:
 
 
 def multipart_content(script: Script) -> Response:
-    """A Worker's modules as multipart/form-data, entry module named in ``cf-entrypoint``."""
+    """A Worker's modules as multipart/form-data, entry module named in ``cf-entrypoint``.
+
+    A service-worker Worker (``body_part``) is answered as its one script in plain text, the
+    way wrangler's cfetch/internal.ts expects content/v2 to answer it (anything not multipart
+    is read as a single service-worker file)."""
+    if script.main_module is None and script.body_part is not None:
+        return Response(
+            script.modules[script.body_part].content,
+            media_type="application/javascript",
+            headers={"cf-entrypoint": script.body_part},
+        )
     body, ctype = build_multipart(
         (m.name, m.name, m.content_type, m.content) for m in script.modules.values()
     )
@@ -250,6 +260,8 @@ def page_cursor(ctx: Ctx, named: list[tuple[str, Any]], default_limit: int = 100
         "per_page": limit,
         "cursor": _encode_cursor(chunk[-1][0]) if more and chunk else "",
     }
+    if ctx.state.omit_cursor:
+        del info["cursor"]
     return ok([v for _, v in chunk], result_info=info)
 
 

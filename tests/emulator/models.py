@@ -180,6 +180,8 @@ class Script:
     placement: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    migration_tag: str | None = None
+    durable_object_classes: list[str] = field(default_factory=list)
 
     @property
     def entry_point(self) -> str | None:
@@ -256,6 +258,7 @@ class Script:
             "last_deployed_from": "api",
             "startup_time_ms": 1,
             "entry_point": self.entry_point,
+            "migration_tag": self.migration_tag,
         }
 
     def settings_to_api(self) -> dict[str, Any]:

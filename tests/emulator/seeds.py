@@ -144,7 +144,7 @@ def seed_code24(state: EmulatorState) -> Code24Seed:
         {
             "index.js": (_DEV_INDEX, "application/javascript+module"),
             "lib/render.js": (_DEV_RENDER, "application/javascript+module"),
-            "prompts.json": (_DEV_PROMPTS, "application/json"),
+            "prompts.json": (_DEV_PROMPTS, "text/plain"),
         },
         main_module="index.js",
         bindings=[

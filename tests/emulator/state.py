@@ -86,7 +86,9 @@ KNOWN_BINDING_TYPES = frozenset(
     }
 )
 
-#: Module part content types the upload accepts (SDK docstring list, plus JSON modules).
+#: Module part content types the upload accepts: exactly the SDK's documented list (the
+#: ``files`` docstring of the namespace script update, cloudflare-typescript 7.1); there is no
+#: JSON module type.
 MODULE_CONTENT_TYPES = frozenset(
     {
         "application/javascript+module",
@@ -99,7 +101,6 @@ MODULE_CONTENT_TYPES = frozenset(
         "text/plain",
         "application/octet-stream",
         "application/source-map",
-        "application/json",
     }
 )
 
@@ -217,6 +218,9 @@ class EmulatorState:
         self.clock: Callable[[], float] = time.monotonic
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
+        #: Fault: cursor listings answer full pages without ``result_info.cursor`` (an API whose
+        #: paging code24ctl does not understand), to test that the client refuses to truncate.
+        self.omit_cursor = False
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
@@ -309,11 +313,14 @@ class EmulatorState:
         compatibility_date: str | None = "2024-09-23",
         compatibility_flags: Sequence[str] = (),
         secrets: Mapping[str, str] | None = None,
+        extra_metadata: Mapping[str, Any] | None = None,
     ) -> Script:
         """Upload an account-level Worker, validated exactly like ``PUT .../workers/scripts``.
 
         ``modules`` maps module name to ``(content, content_type)``; ``secrets`` become
-        secret_text bindings after ``bindings``.
+        secret_text bindings after ``bindings``. ``extra_metadata`` adds upload metadata keys
+        (tags, observability, logpush, placement, migrations, ``body_part`` for a
+        service-worker Worker, which then needs ``main_module=""``...).
         """
         return self._seed_script(
             account_id,
@@ -325,6 +332,7 @@ class EmulatorState:
             compatibility_date,
             compatibility_flags,
             secrets,
+            extra_metadata,
         )
 
     def add_namespace_script(
@@ -644,6 +652,7 @@ class EmulatorState:
         compatibility_date: str | None,
         compatibility_flags: Sequence[str],
         secrets: Mapping[str, str] | None,
+        extra_metadata: Mapping[str, Any] | None = None,
     ) -> Script:
         mods = [
             Module(n, c.encode() if isinstance(c, str) else c, ct) for n, (c, ct) in modules.items()
@@ -652,10 +661,12 @@ class EmulatorState:
             {"type": "secret_text", "name": k, "text": v} for k, v in (secrets or {}).items()
         ]
         metadata: dict[str, Any] = {
-            "main_module": main_module,
             "bindings": all_bindings,
             "compatibility_flags": list(compatibility_flags),
         }
+        if main_module:
+            metadata["main_module"] = main_module
+        metadata.update(extra_metadata or {})
         if compatibility_date:
             metadata["compatibility_date"] = compatibility_date
         with self.lock:
@@ -708,6 +719,12 @@ class EmulatorState:
                 "which is not a JavaScript or Python module."
             )
         previous = container.get(name)
+        tags = metadata.get("tags", []) or []
+        # docs: workers-for-platforms/configuration/tags, "a maximum of eight tags per script"
+        # (the error code for more is not public: 10021, chosen).
+        if not isinstance(tags, list) or len(tags) > 8:
+            raise errors.script_invalid("A script can have at most 8 tags.")
+        migration_tag, do_classes = _apply_migrations(metadata.get("migrations"), previous)
         bindings = self._validate_bindings(
             account_id,
             metadata.get("bindings", []),
@@ -719,6 +736,13 @@ class EmulatorState:
         flags = metadata.get("compatibility_flags", [])
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
             raise errors.script_invalid("compatibility_flags must be a list of strings.")
+        for binding in bindings:
+            # A class of this Worker (no script_name) must have been created by a migration.
+            own_class = binding.get("type") == "durable_object_namespace" and not binding.get(
+                "script_name"
+            )
+            if own_class and binding.get("class_name") not in do_classes:
+                raise errors.durable_object_class_not_migrated(str(binding.get("class_name")))
         stamp = now_iso()
         script = Script(
             name=name,
@@ -735,7 +759,9 @@ class EmulatorState:
             modified_on=stamp,
             usage_model=metadata.get("usage_model", "standard"),
             logpush=bool(metadata.get("logpush", False)),
-            tags=list(metadata.get("tags", []) or []),
+            tags=list(tags),
+            migration_tag=migration_tag,
+            durable_object_classes=sorted(do_classes),
             tail_consumers=list(metadata.get("tail_consumers", []) or []),
             observability=metadata.get("observability"),
             placement=metadata.get("placement"),
@@ -861,3 +887,31 @@ class EmulatorState:
         route = Route(id=uuid.uuid4().hex, zone_id=zone_id, pattern=pattern, script=script)
         self._routes[zone_id][route.id] = route
         return route
+
+
+def _apply_migrations(raw: Any, previous: Script | None) -> tuple[str | None, set[str]]:
+    """The migration tag and Durable Object classes after an upload's ``migrations``.
+
+    Shapes from the SDK (cloudflare-typescript 7.1 ``SingleStepMigrationParam`` and the
+    multi-step form ``{old_tag, new_tag, steps}``); ``old_tag`` must match the Worker's current
+    tag (the SDK: "If they don't match, the upload is rejected"; error code chosen: 10021).
+    """
+    tag = previous.migration_tag if previous else None
+    classes = set(previous.durable_object_classes) if previous else set()
+    if raw is None:
+        return tag, classes
+    if not isinstance(raw, dict):
+        raise errors.script_invalid("migrations must be an object.")
+    if raw.get("old_tag") is not None and raw.get("old_tag") != tag:
+        raise errors.script_invalid(
+            f"Migration old_tag {raw.get('old_tag')!r} does not match the current tag {tag!r}."
+        )
+    steps = raw.get("steps") if "steps" in raw else [raw]
+    for step in steps or []:
+        classes.update(step.get("new_classes") or [])
+        classes.update(step.get("new_sqlite_classes") or [])
+        for renamed in step.get("renamed_classes") or []:
+            classes.discard(renamed.get("from"))
+            classes.add(renamed.get("to"))
+        classes.difference_update(step.get("deleted_classes") or [])
+    return raw.get("new_tag", tag), classes

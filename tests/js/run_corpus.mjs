@@ -50,7 +50,13 @@ function buildWorkers(input) {
   input.setups.forEach((setup, i) => {
     const aliases = {};
     const serviceBindings = {};
+    const overLimit = [];
     Object.entries(setup.workers).forEach(([alias, behaviour], j) => {
+      // The shim itself throws for a worker over its limit: no user worker behind it.
+      if (behaviour.behaviour === "over_limit") {
+        overLimit.push(alias);
+        return;
+      }
       const key = JSON.stringify(behaviour);
       if (!users.has(key)) users.set(key, { name: `user-${users.size}`, behaviour });
       const binding = `WORKER_${j}`;
@@ -88,7 +94,7 @@ function buildWorkers(input) {
       name: `shim-${i}`,
       modules: esModule(SHIM_JS),
       modulesRoot: repoRoot,
-      bindings: { ALIASES: aliases },
+      bindings: { ALIASES: aliases, OVER_LIMIT: overLimit },
       serviceBindings,
     });
   });

@@ -19,7 +19,7 @@ from tests.support.cli import REPO_CONFIG
 
 # What the repo's config creates on staging.
 NAMESPACE = "code24-workers-staging"
-DISPATCHER = "code24-dispatcher-staging"
+DISPATCHER = "code24-dynamic-dispatcher-staging"
 KV_TITLE = "code24-metadata-staging"
 API_PATTERN = "staging.code24.dev/api/*"
 ELITE_PATTERN = "staging.code24.dev/elite/*"

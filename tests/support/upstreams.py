@@ -122,6 +122,9 @@ async def answer_for(behaviour: Mapping[str, Any], request: Received) -> _Answer
         return await answer_for(behaviour["then"], request)
     if kind == "throw":
         raise _Reset
+    if kind == "over_limit":
+        # A Worker over its CPU limit, reached over HTTP: Cloudflare's error 1102 in plain text.
+        return _Answer(503, "text/plain; charset=UTF-8", b"error code: 1102")
     if kind == "digest":
         document = {"sha256": hashlib.sha256(request.body).hexdigest(), "length": len(request.body)}
         return _Answer(200, "application/json", json.dumps(document).encode())
