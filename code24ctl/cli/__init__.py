@@ -128,9 +128,11 @@ def _register() -> None:
         doctor,
         namespace,
         probe,
+        release,
         secret,
         serve,
         unbind,
+        versions,
         workers,
     )
 
@@ -144,6 +146,9 @@ def _register() -> None:
     app.command("probe")(probe.probe)
     app.command("serve")(serve.serve)
     app.command("doctor")(doctor.doctor)
+    app.command("versions")(versions.versions)
+    app.command("promote")(release.promote)
+    app.command("rollback")(release.rollback)
     app.add_typer(config_cmd.app, name="config")
 
 

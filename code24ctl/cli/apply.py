@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import (
@@ -27,6 +29,14 @@ def apply(
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
+    ignore_rollout: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-rollout",
+            metavar="",
+            help="deploy a new dispatcher even over an unfinished gradual rollout",
+        ),
+    ] = False,
 ) -> None:
     """Set the environment up from the config: namespace create, bind, deploy, in order.
 
@@ -42,7 +52,14 @@ def apply(
     # API fails in seconds rather than after the pacer's long backoff.
     client = session.client
     resolved = session.resolved
-    plan = plan_apply(client, session.account_id, resolved, force=force, concurrency=concurrency)
+    plan = plan_apply(
+        client,
+        session.account_id,
+        resolved,
+        force=force,
+        concurrency=concurrency,
+        ignore_rollout=ignore_rollout,
+    )
     if not json_output or (not yes and output.is_terminal()):
         _show_plan(plan)
     if plan.has_changes:

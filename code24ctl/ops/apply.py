@@ -99,8 +99,12 @@ def plan_apply(
     *,
     force: bool = False,
     concurrency: int = 4,
+    ignore_rollout: bool = False,
 ) -> ApplyPlan:
     """What apply would create or change, step by step, from reads only.
+
+    A new dispatcher upload over an unfinished gradual rollout is refused (exit 2) unless
+    ``ignore_rollout``: the upload would end the rollout at 100% of a third version.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
     :func:`run_apply` of this plan writes without reading it all again.
@@ -115,6 +119,14 @@ def plan_apply(
     )
     bind = plan_bind(client, account_id, resolved, concurrency=concurrency, namespace_exists=exists)
     deploy = plan_deploy(client, account_id, resolved, force=force, assume_namespace=True)
+    if deploy.dispatcher_action == "upload" and exists and not ignore_rollout:
+        from code24ctl.ops.release import rollout_error, rollout_in_progress
+
+        split = rollout_in_progress(client, account_id, resolved)
+        if split is not None:
+            error = rollout_error(resolved, split, "apply would replace it with a new version")
+            error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
+            raise error
     plan = ApplyPlan(
         environment=resolved.env_name,
         namespace=namespace,

@@ -73,6 +73,10 @@ class ProbeOptions(BaseModel):
     fail_on_fallback: bool = False
     routes: tuple[str, ...] = ()
     direct: bool = False
+    # Sent with every request (the version override header of ``probe --version``).
+    headers: tuple[tuple[str, str], ...] = ()
+    # The dispatcher version these requests ask for, named in the report.
+    version: str | None = None
 
 
 class ProbeSettings(BaseModel):
@@ -111,6 +115,7 @@ class ProbePlan:
     skipped: tuple[RouteConfig, ...]
     notes: tuple[str, ...]
     order: tuple[str, ...]  # route prefixes in config order, probed and skipped alike
+    version: str | None = None
 
 
 def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
@@ -150,6 +155,7 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
             else:
                 direct_url = direct_base + forwarded_path(route, sample.path)
         headers = dict(sample.headers)
+        headers.update(options.headers)
         content: bytes | None = None
         if sample.has_json:
             content = json.dumps(sample.json_body).encode()
@@ -182,6 +188,7 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
         skipped=tuple(skipped),
         notes=tuple(notes),
         order=tuple(route.prefix for route in routes),
+        version=options.version,
     )
 
 
@@ -278,6 +285,8 @@ class ProbeReport(BaseModel):
     base_url: str
     ok: bool
     summary: ProbeSummary
+    # The dispatcher version every request asked for (``--version``), if any.
+    version: str | None = None
     settings: ProbeSettings
     duration_ms: float
     notes: list[str]
@@ -487,6 +496,7 @@ async def probe_routes(
         base_url=plan.base_url,
         ok=summary.failed == 0,
         summary=summary,
+        version=plan.version,
         settings=settings,
         duration_ms=round(duration_ms, 1),
         notes=list(plan.notes),

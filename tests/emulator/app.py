@@ -30,6 +30,8 @@ from .errors import ApiError
 from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, now_iso
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
 from .state import EmulatorState, Fault
+from .versions import routes as version_routes
+from .versions import version_override
 
 __all__ = ["API_PREFIX", "CONTROL_PREFIX", "create_app"]
 
@@ -453,7 +455,12 @@ def script_put(ctx: Ctx) -> Response:
         modules,
         bindings_inherit=ctx.q("bindings_inherit"),
     )
-    return ok(script.to_api())
+    answer = script.to_api()
+    if "namespace" not in ctx.params:
+        # The version this PUT created and deployed, where wrangler reads it.
+        versions = ctx.state.versions
+        answer["deployment_id"] = versions.latest_version_id(script.account_id, script.name)
+    return ok(answer)
 
 
 def ns_script_get(ctx: Ctx) -> Response:
@@ -739,6 +746,7 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("PUT", _WS + "/secrets", "workers_scripts", secrets_put),
     ("GET", _WS + "/secrets/{secret}", "workers_scripts", secret_get),
     ("DELETE", _WS + "/secrets/{secret}", "workers_scripts", secret_delete),
+    *version_routes(_WS),
     ("GET", _KV, "kv", kv_list),
     ("POST", _KV, "kv", kv_create),
     ("GET", _KV + "/{kv_id}", "kv", kv_get),
@@ -909,6 +917,7 @@ def _record_to_json(r: RequestRecord) -> dict[str, Any]:
         "status": r.status,
         "fault": r.fault,
         "content_type": r.content_type,
+        "version_override": version_override(r.headers),
         "json": r.json,
         "parts": parts,
     }

@@ -31,6 +31,7 @@ from .models import (
     Zone,
     now_iso,
 )
+from .versions import VersionStore
 
 __all__ = ["FAMILIES", "KNOWN_BINDING_TYPES", "MODULE_CONTENT_TYPES", "EmulatorState", "Fault"]
 
@@ -194,6 +195,8 @@ class EmulatorState:
         self._windows: dict[str, deque[float]] = {}
         #: Tracebacks of emulator bugs hit while serving (each also answered as a 500).
         self.server_errors: list[str] = []
+        #: Versions and deployments of account Workers (tests/emulator/versions.py).
+        self.versions = VersionStore()
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
@@ -632,8 +635,12 @@ class EmulatorState:
         metadata: Mapping[str, Any],
         modules: list[Module],
         bindings_inherit: str | None = None,
+        deploy: bool = True,
     ) -> Script:
-        """Validate an upload and store it (the PUT of both script APIs)."""
+        """Validate an upload and store it (the PUT of both script APIs).
+
+        An account Worker's upload is also a version (``deploy`` False: a version upload only).
+        """
         self._account(account_id)
         container = self._script_container(account_id, namespace)
         if not name or len(name) > 255 or "/" in name:
@@ -705,6 +712,8 @@ class EmulatorState:
             metadata=copy.deepcopy(dict(metadata)),
         )
         container[name] = script
+        if namespace is None:
+            self.versions.on_upload(container, script, previous, deploy=deploy)
         if namespace is not None:
             self._namespaces[account_id][namespace].modified_on = stamp
         return script
