@@ -315,8 +315,8 @@ def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
     lines = result.stdout.splitlines()
     assert lines[4] == f"probe of version {v2} through the version override header:"
     assert lines[-4:-2] == [
+        f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 0 passed, 5 failed",
         "",
-        (f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 0 passed, 5 failed"),
     ]
     assert lines[-2:] == [
         f"after: {v1} at 100%",
