@@ -180,5 +180,7 @@ def _show_rollback(plan: RollbackPlan) -> None:
     output.note(f"rollback of {plan.dispatcher} ({plan.environment})")
     output.note(f"  now: {_split_line(plan.before)}")
     for version in plan.involved:
-        output.note(f"    {_version_line(version)}")
+        if version.id != plan.target.id:
+            output.note(f"    {_version_line(version)}")
     output.note(f"  to:  {plan.target.id} at 100%")
+    output.note(f"    {_version_line(plan.target)}")
