@@ -613,3 +613,88 @@ def test_apply_refuses_to_deploy_over_an_unfinished_rollout_unless_told(
 
     assert forced.exit_code == 0, forced.stderr
     assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+
+
+# --------------------------------------------------------------------------------------------
+# When the API refuses a deployment
+
+
+def refuse_deployments(monkeypatch: pytest.MonkeyPatch, state: EmulatorState, *calls: int) -> None:
+    """Make the emulator refuse the given (1-based) deployment creates with 400."""
+    from tests.emulator.errors import ApiError
+
+    store = state.versions
+    real = store.deploy
+    seen = [0]
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] in calls:
+            raise ApiError(400, 10001, "refused by the test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "deploy", deploy)
+
+
+def test_gradual_whose_deployment_is_refused_says_nothing_serves_differently(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refuse_deployments(monkeypatch, cf_state, 1)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 3
+    v2 = newest(cf_state, cf_seed)
+    assert (
+        f"Cloudflare API error 10001: refused by the test (HTTP 400); the deployment is "
+        f"unchanged ({v1} 100%); version {v2} was uploaded and takes no traffic"
+    ) in result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+def test_canary_whose_split_is_refused_puts_the_deployment_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refuse_deployments(monkeypatch, cf_state, 2)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "error: deploying it at 10% (deploy " in result.stderr
+    assert f"failed; the deployment is back as it was ({v1} 100%)" in result.stderr
+
+
+def test_canary_that_cannot_put_the_deployment_back_says_how(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    zone.choose = html_when_overridden
+    refuse_deployments(monkeypatch, cf_state, 2)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 3
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0, v2: 0.0}
+    assert "the probe through the override failed, and putting the deployment back failed too" in (
+        result.stderr
+    )
+    assert f"hint: put it back with `code24ctl rollback --env staging {v1} --yes`" in result.stderr
+    monkeypatch.delattr(cf_state.versions, "deploy")  # the API accepts deployments again
+
+    # The hint works: the 0% version leaves the deployment.
+    assert cli("rollback", "--env", "staging", v1, "--yes").exit_code == 0
+    assert split(cf_state, cf_seed) == {v1: 100.0}

@@ -15,7 +15,8 @@ from back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
@@ -278,15 +279,31 @@ def gradual(
     code = release_code(client, account_id, resolved)
     report = _report(resolved, "deploy", "gradual", before)
     report.version = _upload(client, account_id, resolved, code, message)
-    report.after = create_deployment(
-        client,
-        account_id,
-        report.dispatcher,
-        _split(report.version.id, old, percent),
-        message=message or f"code24ctl deploy --gradual {percent:g}",
-    )
+    with _unchanged_on_failure(before, report.version):
+        report.after = create_deployment(
+            client,
+            account_id,
+            report.dispatcher,
+            _split(report.version.id, old, percent),
+            message=message or f"code24ctl deploy --gradual {percent:g}",
+        )
     report.changed = True
     return report
+
+
+@contextmanager
+def _unchanged_on_failure(before: DeploymentInfo, version: VersionInfo) -> Iterator[None]:
+    """A failed deployment create: say that what serves is unchanged."""
+    try:
+        yield
+    except CloudflareAPIError as exc:
+        raise CloudflareAPIError(
+            f"{exc.message}; the deployment is unchanged ({describe(before)}); version "
+            f"{version.id} was uploaded and takes no traffic",
+            code=exc.code,
+            status=exc.status,
+            hint=exc.hint,
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,9 +350,14 @@ def canary(
     new = _upload(client, account_id, resolved, code, message)
     report.version = new
     note = message or f"code24ctl deploy --canary {percent:g}"
-    report.after = create_deployment(
-        client, account_id, dispatcher, [(old, 100.0), (new.id, 0.0)], message=f"{note} (probe)"
-    )
+    with _unchanged_on_failure(before, new):
+        report.after = create_deployment(
+            client,
+            account_id,
+            dispatcher,
+            [(old, 100.0), (new.id, 0.0)],
+            message=f"{note} (probe)",
+        )
     report.changed = True
 
     through = base.model_copy(
@@ -346,9 +368,14 @@ def canary(
     if not first.ok:
         return _restore(client, account_id, report, before, "the probe through the override")
 
-    report.after = create_deployment(
-        client, account_id, dispatcher, _split(new.id, old, percent), message=note
-    )
+    try:
+        report.after = create_deployment(
+            client, account_id, dispatcher, _split(new.id, old, percent), message=note
+        )
+    except CloudflareAPIError as exc:
+        return _restore(
+            client, account_id, report, before, f"deploying it at {percent:g}% ({exc.message})"
+        )
     second = probe(resolved, base.model_copy(update={"repeat": repeat}))
     report.add_probe("split", second)
     if not second.ok:
@@ -384,14 +411,16 @@ def _restore(
 
 
 def failure(report: ReleaseReport) -> Code24Error:
-    """The error a failed release exits with (1: a probe failed)."""
-    env = report.environment
-    if report.restored or report.after == report.before:
-        return CheckFailed(report.error or "the release failed")
-    return CheckFailed(
-        report.error or "the release failed",
-        hint=f"run `code24ctl rollback --env {env}` to return to the previous version",
-    )
+    """The error a failed release exits with: 1 (a probe failed), 3 when the deployment could
+    not be put back (the API failed)."""
+    message = report.error or "the release failed"
+    if report.strategy == "canary" and not report.restored and report.before is not None:
+        back = " ".join(f"{s.version_id}" for s in report.before.versions[:1])
+        return CloudflareAPIError(
+            message,
+            hint=f"put it back with `code24ctl rollback --env {report.environment} {back} --yes`",
+        )
+    return CheckFailed(message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,7 +436,7 @@ def promote(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> Re
         raise UsageError(f"the dispatcher {resolved.dispatcher()} has no versions")
     report = _report(resolved, "promote", "promote", before)
     report.version = newest[0]
-    if before.share_of(newest[0].id) == 100:
+    if before.share_of(newest[0].id) == 100 and not before.split:
         report.notes.append(f"version {newest[0].id} already serves 100%: nothing to do")
         return report
     report.after = create_deployment(
@@ -472,7 +501,7 @@ def run_rollback(
     report = _report(resolved, "rollback", "rollback", plan.before)
     report.version = plan.target
     report.involved = plan.involved
-    if plan.before.share_of(plan.target.id) == 100:
+    if plan.before.share_of(plan.target.id) == 100 and not plan.before.split:
         report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
     else:
         report.after = create_deployment(
