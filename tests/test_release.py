@@ -517,6 +517,15 @@ def test_rollback_with_no_earlier_stable_version_asks_for_one(
     assert writes(cf_state) == []
 
 
+def test_versions_of_a_dispatcher_never_deployed(cli: RunCli, cf_state: EmulatorState) -> None:
+    result = cli("versions", "--env", "staging")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"dispatcher {DISPATCHER}: no deployment"
+    assert result.stdout.splitlines()[1].split()[0] == "traffic"
+    assert len(result.stdout.splitlines()) == 2
+
+
 def test_versions_table_names_the_config_each_version_carries(
     cli: RunCli,
     cf_state: EmulatorState,

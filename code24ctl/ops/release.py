@@ -543,7 +543,8 @@ def list_release_state(
     require_versions(resolved)
     dispatcher = resolved.dispatcher()
     deployment = current_deployment(client, account_id, dispatcher)
-    newest = list_versions(client, account_id, dispatcher, limit)
+    # A dispatcher never deployed has no versions (the API says "no such Worker").
+    newest = list_versions(client, account_id, dispatcher, limit) if deployment else []
     rows = [VersionRow(**v.model_dump()) for v in newest]
     listed = {row.id for row in rows}
     for share in deployment.versions if deployment else []:
