@@ -38,6 +38,15 @@ def api_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return clock
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process CLI runs share the process-wide pacer; a real process runs one command. Without
+    # this, the whole suite spends one 1,200-per-5-minutes budget and late tests wait it out.
+    from code24ctl.cloudflare import pacing
+
+    monkeypatch.setattr(pacing, "_default", None)
+
+
 @pytest.fixture
 def run_cli() -> RunCli:
     """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin."""

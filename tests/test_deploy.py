@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from code24ctl import __version__
+from code24ctl.cloudflare.versions import config_hash
 from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.ops.deploy import dispatcher_module, route_host, zone_candidates
@@ -61,6 +63,11 @@ def kv_id(state: EmulatorState, account_id: str, title: str = KV_TITLE) -> str:
     found = [kv.id for kv in state.kv_namespaces(account_id) if kv.title == title]
     assert len(found) == 1, f"expected one KV namespace titled {title}, found {found}"
     return found[0]
+
+
+def split_of(state: EmulatorState, seed: Code24Seed) -> dict[str, float]:
+    """The dispatcher's serving deployment as {version id: percentage}."""
+    return state.versions.split(seed.account_id, DISPATCHER)
 
 
 @pytest.fixture
@@ -147,10 +154,13 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
     assert result.exit_code == 0, result.stderr
     created_kv = kv_id(cf_state, cf_seed.account_id)
     module = dispatcher_module()
+    (version,) = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    version_id = version.id
     assert result.stdout.splitlines() == [
         f"KV namespace {KV_TITLE}: created (id {created_kv})",
         f"uploaded dispatcher {DISPATCHER} (dispatcher.js {len(module.content)} bytes); "
         "bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE",
+        f"version {version_id} deployed at 100%",
         f"route {API_PATTERN}: created (code24.dev)",
         f"route {ELITE_PATTERN}: created (code24.dev)",
     ]
@@ -168,13 +178,20 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
     ]
     assert parts[0].data == module.content
     metadata = json.loads(parts[1].data)
+    bindings = expected_bindings(created_kv)
     assert metadata == {
         "main_module": "dispatcher.js",
         "compatibility_date": "2025-06-01",
-        "bindings": expected_bindings(created_kv),
+        "bindings": bindings,
         "keep_bindings": ["secret_text", "secret_key"],
         "tags": DISPATCHER_TAGS,
+        # Every upload is a version that says which code24ctl and which config it carries.
+        "annotations": {
+            "workers/tag": f"code24ctl/{__version__} config/{config_hash(bindings)}",
+            "workers/message": f"uploaded by code24ctl {__version__}",
+        },
     }
+    assert split_of(cf_state, cf_seed) == {version_id: 100.0}
 
     deployed = cf_state.account_script(cf_seed.account_id, DISPATCHER)
     assert deployed is not None
@@ -262,6 +279,7 @@ def test_deploy_json_is_one_document_describing_everything(
             for pattern in (API_PATTERN, ELITE_PATTERN)
         ],
         "namespace_exists": True,
+        "version_id": cf_state.versions.versions(cf_seed.account_id, DISPATCHER)[0].id,
     }
 
 

@@ -129,11 +129,13 @@ def _register() -> None:
         doctor,
         namespace,
         probe,
+        release,
         secret,
         serve,
         stats,
         tail,
         unbind,
+        versions,
         workers,
     )
 
@@ -150,6 +152,9 @@ def _register() -> None:
     app.command("doctor")(doctor.doctor)
     app.command("stats")(stats.stats)
     app.command("tail")(tail.tail)
+    app.command("versions")(versions.versions)
+    app.command("promote")(release.promote)
+    app.command("rollback")(release.rollback)
     app.add_typer(config_cmd.app, name="config")
 
 

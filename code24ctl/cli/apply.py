@@ -95,6 +95,14 @@ def apply(
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
+    ignore_rollout: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-rollout",
+            metavar="",
+            help="deploy a new dispatcher even over an unfinished gradual rollout",
+        ),
+    ] = False,
 ) -> None:
     """Set the environment up from the config: namespace create, bind, deploy, in order.
 
@@ -112,7 +120,7 @@ def apply(
     saved = _read_plan_file(plan_file) if plan_file is not None else None
     if saved is not None:
         force = bool(saved.get("force", False))
-    session, made = _plan(config, env, force, concurrency, "apply")
+    session, made = _plan(config, env, force, concurrency, "apply", ignore_rollout=ignore_rollout)
     if saved is not None:
         check_saved(saved, made)
     if not json_output or (not yes and saved is None and output.is_terminal()):
@@ -154,7 +162,13 @@ def apply(
 
 
 def _plan(
-    config: str | None, env: str | None, force: bool, concurrency: int, command: str
+    config: str | None,
+    env: str | None,
+    force: bool,
+    concurrency: int,
+    command: str,
+    *,
+    ignore_rollout: bool = False,
 ) -> tuple[CloudflareSession, ApplyPlan]:
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.apply import plan_apply
@@ -170,6 +184,7 @@ def _plan(
             session.resolved,
             force=force,
             options=BindOptions(concurrency=concurrency, on_row=reading),
+            ignore_rollout=ignore_rollout,
         )
     reading.stop()
     return session, made

@@ -17,6 +17,7 @@ from code24ctl.cli.options import (
     load,
 )
 from code24ctl.cli.session import cloudflare_session
+from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
     from code24ctl.ops.deploy import DeployReport, RouteChange
@@ -38,6 +39,33 @@ ShowMetadataOption = Annotated[
 
 
 def deploy(
+    gradual: Annotated[
+        float | None,
+        typer.Option(
+            "--gradual",
+            metavar="PERCENT",
+            help="upload a new version and deploy it at PERCENT, the current one at the rest",
+        ),
+    ] = None,
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            metavar="PERCENT",
+            help="upload a version, probe it through the version override, then deploy it "
+            "at PERCENT and probe again; any failure puts the deployment back (exit 1)",
+        ),
+    ] = None,
+    message: Annotated[
+        str | None,
+        typer.Option("--message", "-m", metavar="TEXT", help="the version's message"),
+    ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat", min=1, metavar="N", help="--canary: requests per route after the split"
+        ),
+    ] = 10,
     dry_run: DryRunOption = False,
     force: ForceOption = False,
     wrangler_toml: WranglerTomlOption = None,
@@ -52,10 +80,33 @@ def deploy(
     vars, and ROUTE_TABLE (routes, fallbacks, timeouts). --dry-run prints the plan (+ create,
     ~ update with each field old -> new, - delete) and writes nothing. A route routed to
     another Worker is a conflict (exit 3) unless --force.
+    Prints the version the upload created.
+
+    --gradual and --canary release a new version beside the current one instead (the
+    "Releasing the dispatcher" section of the README); routes are not touched then.
     """
     from code24ctl.ops.deploy import execute_deploy, plan_deploy, preview
     from code24ctl.ops.wrangler_toml import WranglerExport
 
+    if gradual is not None or canary is not None:
+        if dry_run or force or wrangler_toml is not None:
+            raise UsageError(
+                "--gradual/--canary do not go with --dry-run, --force or --wrangler-toml"
+            )
+        from code24ctl.cli.release import release_from_deploy
+
+        release_from_deploy(
+            gradual=gradual,
+            canary=canary,
+            message=message,
+            repeat=repeat,
+            config=config,
+            env=env,
+            json_output=json_output,
+        )
+        return
+    if message is not None:
+        raise UsageError("--message goes with --gradual or --canary")
     session = cloudflare_session(load(config, env))
     resolved = session.resolved
     export = None
@@ -137,6 +188,8 @@ def _render(report: DeployReport) -> None:
         console.print(
             f"uploaded dispatcher {report.dispatcher} ({sizes}); bindings: {names}", markup=False
         )
+        version = report.version_id or "not reported by the API"
+        console.print(f"version {version} deployed at 100%", markup=False)
     else:
         console.print(f"dispatcher {report.dispatcher} unchanged (bindings: {names})", markup=False)
     for route in report.routes:

@@ -15,6 +15,7 @@ from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
+    from code24ctl.config import ResolvedConfig
     from code24ctl.probe.runner import (
         Observation,
         ProbePlan,
@@ -83,6 +84,15 @@ def probe(
         Path | None,
         typer.Option("--junit", metavar="FILE", help="also write a JUnit XML report to FILE"),
     ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            metavar="VERSION_ID",
+            help="send every request to this dispatcher version (Cloudflare-Workers-Version-"
+            "Overrides); 'new' for the newest version",
+        ),
+    ] = None,
 ) -> None:
     """Send every route's probe request and say which answer JSON.
 
@@ -97,7 +107,14 @@ def probe(
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+    resolved = load(config, env)
+    headers: tuple[tuple[str, str], ...] = ()
+    if version is not None:
+        version, header = _version_override(resolved, version)
+        headers = (header,)
     options = ProbeOptions(
+        headers=headers,
+        version=version,
         base_url=base_url,
         repeat=repeat,
         concurrency=concurrency,
@@ -107,7 +124,7 @@ def probe(
         routes=tuple(route or ()),
         direct=direct,
     )
-    plan = plan_probe(load(config, env), options)
+    plan = plan_probe(resolved, options)
     with _progress(plan, enabled=not json_output) as on_progress:
         report = run_plan(plan, on_progress)
     if junit is not None:
@@ -115,7 +132,7 @@ def probe(
     if json_output:
         output.emit_json(report)
     else:
-        _render(report)
+        render_report(report)
     for message in report.notes:
         output.note(message)
     unreachable = no_answer_error(report)
@@ -127,6 +144,24 @@ def probe(
             f"{failed} of {report.summary.routes} route{'s' if report.summary.routes != 1 else ''} "
             "failed the probe"
         )
+
+
+def _version_override(resolved: ResolvedConfig, version: str) -> tuple[str, tuple[str, str]]:
+    """The version id (``new``: the newest, asked of the API) and its override header."""
+    from code24ctl.cloudflare.versions import override_header
+    from code24ctl.ops.release import require_versions
+
+    require_versions(resolved)
+    if version == "new":
+        from code24ctl.cli.session import cloudflare_session
+        from code24ctl.cloudflare.versions import list_versions
+
+        session = cloudflare_session(resolved)
+        newest = list_versions(session.client, session.account_id, resolved.dispatcher(), 1)
+        if not newest:
+            raise UsageError(f"the dispatcher {resolved.dispatcher()} has no versions")
+        version = newest[0].id
+    return version, override_header(resolved.dispatcher(), version)
 
 
 @contextmanager
@@ -161,7 +196,8 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
 WIDE_TABLE_COLUMNS = 120
 
 
-def _render(report: ProbeReport) -> None:
+def render_report(report: ProbeReport) -> None:
+    """The probe table, the failing routes' details and the summary line, on stdout."""
     console = output.stdout()
     direct = report.settings.direct
     wide = console.width >= WIDE_TABLE_COLUMNS
@@ -211,9 +247,10 @@ def _render(report: ProbeReport) -> None:
     if summary.skipped:
         counts += f", {summary.skipped} skipped"
     console.print()
+    through = f", version {report.version}" if report.version else ""
     console.print(
         f"probed {summary.routes - summary.skipped} of {summary.routes} routes on "
-        f"{report.base_url} ({report.environment}): {counts}",
+        f"{report.base_url} ({report.environment}{through}): {counts}",
         markup=False,
     )
 

@@ -154,8 +154,12 @@ def plan_apply(
     *,
     force: bool = False,
     options: BindOptions | None = None,
+    ignore_rollout: bool = False,
 ) -> ApplyPlan:
     """What apply would create, update or delete, step by step, from reads only.
+
+    A new dispatcher upload over an unfinished gradual rollout is refused (exit 2) unless
+    ``ignore_rollout``: the upload would end the rollout at 100% of a third version.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
     :func:`execute_apply` of this plan writes without reading it all again.
@@ -163,6 +167,14 @@ def plan_apply(
     resolved.require_cloudflare()
     namespace = resolved.namespace()
     deploy = plan_deploy(client, account_id, resolved, force=force)
+    if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
+        from code24ctl.ops.release import rollout_error, rollout_in_progress
+
+        split = rollout_in_progress(client, account_id, resolved)
+        if split is not None:
+            error = rollout_error(resolved, split, "apply would replace it with a new version")
+            error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
+            raise error
     existing = bound_names(client, account_id, namespace) if deploy.namespace_exists else set()
     bind = plan_bind(client, account_id, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]

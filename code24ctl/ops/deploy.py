@@ -132,6 +132,8 @@ class DeployPlan(BaseModel):
     deployed: bool = False  # whether a dispatcher is deployed now
     differences: list[Difference] = Field(default_factory=list)
     routes: list[RouteChange]
+    # The version the upload created (and deployed at 100%); None when the API did not say.
+    version_id: str | None = None
 
     @property
     def conflicts(self) -> list[RouteChange]:
@@ -553,22 +555,34 @@ def execute_deploy(
     if result.dispatcher_action == "upload":
         code = dispatcher_code(resolved, result.kv.id if result.kv else None)
         result.metadata = code.metadata()
-        upload_dispatcher(client, account_id, result.dispatcher, code)
+        result.version_id = upload_dispatcher(client, account_id, result.dispatcher, code)
         result.uploaded = True
     for route in result.routes:
         apply_route(client, route, result.dispatcher)
     return result
 
 
-def upload_dispatcher(client: Cloudflare, account_id: str, name: str, code: WorkerCode) -> None:
-    """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules."""
+def upload_dispatcher(
+    client: Cloudflare, account_id: str, name: str, code: WorkerCode
+) -> str | None:
+    """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules.
+
+    The version it creates is annotated like every code24ctl upload
+    (:func:`~code24ctl.cloudflare.versions.release_annotations`); returns its id, or None when
+    the answer does not carry one.
+    """
+    from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
+
+    metadata = code.metadata()
+    metadata["annotations"] = release_annotations(metadata["bindings"])
     with api_call(f"upload dispatcher Worker {name}"):
-        client.workers.scripts.update(
+        answer = client.workers.scripts.update(
             name,
             account_id=account_id,
-            metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+            metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
             files=sdk_files(code.modules),
         )
+    return version_id_from_put(answer)
 
 
 def apply_route(client: Cloudflare, route: RouteChange, dispatcher: str) -> None:

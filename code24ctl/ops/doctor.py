@@ -281,6 +281,24 @@ class _Doctor:
             )
         return binding
 
+    def deployment(self) -> None:
+        """A deployment split between two versions is a rollout someone has to finish."""
+        from code24ctl.ops.release import describe, rollout_in_progress
+
+        try:
+            split = rollout_in_progress(self.client, self.account_id, self.resolved)
+        except CloudflareAPIError as exc:
+            self.failed("deployment", exc)
+            return
+        if split is not None:
+            self.add(
+                "deployment",
+                "warn",
+                f"split between two versions: {describe(split)} (an unfinished gradual "
+                "rollout or canary)",
+                f"{self.cmd('promote')}  (or {self.cmd('rollback')})",
+            )
+
     def routes(self) -> None:
         environment = self.resolved.environment
         dispatcher = self.resolved.dispatcher()
@@ -377,6 +395,8 @@ def run_doctor(
         namespace_ok = doctor.namespaces()
         doctor.workers(namespace_ok)
         deployed = doctor.dispatcher()
+        if deployed.read:
+            doctor.deployment()
         doctor.routes()
         doctor.outbound(deployed)
     else:

@@ -93,6 +93,10 @@ class ProbeOptions(BaseModel):
     fail_on_fallback: bool = False
     routes: tuple[str, ...] = ()
     direct: bool = False
+    # Sent with every request (the version override header of ``probe --version``).
+    headers: tuple[tuple[str, str], ...] = ()
+    # The dispatcher version these requests ask for, named in the report.
+    version: str | None = None
 
 
 class ProbeSettings(BaseModel):
@@ -131,6 +135,7 @@ class ProbePlan:
     skipped: tuple[RouteConfig, ...]
     notes: tuple[str, ...]
     order: tuple[str, ...]  # route prefixes in config order, probed and skipped alike
+    version: str | None = None
 
 
 def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
@@ -170,6 +175,7 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
             else:
                 direct_url = direct_base + forwarded_path(route, sample.path)
         headers = dict(sample.headers)
+        headers.update(options.headers)
         content: bytes | None = None
         if sample.has_json:
             content = json.dumps(sample.json_body).encode()
@@ -202,6 +208,7 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
         skipped=tuple(skipped),
         notes=tuple(notes),
         order=tuple(route.prefix for route in routes),
+        version=options.version,
     )
 
 
@@ -306,6 +313,8 @@ class ProbeReport(BaseModel):
     base_url: str
     ok: bool
     summary: ProbeSummary
+    # The dispatcher version every request asked for (``--version``), if any.
+    version: str | None = None
     settings: ProbeSettings
     duration_ms: float
     notes: list[str]
@@ -521,6 +530,7 @@ async def probe_routes(
         base_url=plan.base_url,
         ok=summary.failed == 0,
         summary=summary,
+        version=plan.version,
         settings=settings,
         duration_ms=round(duration_ms, 1),
         notes=notes,

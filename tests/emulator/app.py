@@ -34,6 +34,8 @@ from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, 
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
 from .state import EmulatorState, Fault
 from .tail import serve_tail_socket
+from .versions import routes as version_routes
+from .versions import version_override
 
 __all__ = ["API_PREFIX", "CONTROL_PREFIX", "create_app"]
 
@@ -476,7 +478,12 @@ def script_put(ctx: Ctx) -> Response:
         modules,
         bindings_inherit=ctx.q("bindings_inherit"),
     )
-    return ok(script.to_api())
+    answer = script.to_api()
+    if "namespace" not in ctx.params:
+        # The version this PUT created and deployed, where wrangler reads it.
+        versions = ctx.state.versions
+        answer["deployment_id"] = versions.latest_version_id(script.account_id, script.name)
+    return ok(answer)
 
 
 def ns_script_get(ctx: Ctx) -> Response:
@@ -795,6 +802,7 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("POST", _WS + "/tails", "workers_scripts", tail_create),
     ("DELETE", _WS + "/tails/{tail_id}", "workers_scripts", tail_delete),
     ("POST", _A + "/analytics_engine/sql", "analytics", analytics_sql),
+    *version_routes(_WS),
     ("GET", _KV, "kv", kv_list),
     ("POST", _KV, "kv", kv_create),
     ("GET", _KV + "/{kv_id}", "kv", kv_get),
@@ -972,6 +980,7 @@ def _record_to_json(r: RequestRecord) -> dict[str, Any]:
         "status": r.status,
         "fault": r.fault,
         "content_type": r.content_type,
+        "version_override": version_override(r.headers),
         "json": r.json,
         "parts": parts,
     }

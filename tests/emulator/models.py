@@ -252,7 +252,8 @@ class Script:
             "has_assets": False,
             "has_modules": self.main_module is not None,
             "logpush": self.logpush,
-            "placement": copy.deepcopy(self.placement) if self.placement else {},
+            # Only when set: the SDK's Placement union has no empty member.
+            **({"placement": copy.deepcopy(self.placement)} if self.placement else {}),
             "tags": list(self.tags),
             "tail_consumers": copy.deepcopy(self.tail_consumers),
             "last_deployed_from": "api",

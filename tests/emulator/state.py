@@ -33,6 +33,7 @@ from .models import (
     now_iso,
 )
 from .tail import TailHub
+from .versions import VersionStore
 
 __all__ = ["FAMILIES", "KNOWN_BINDING_TYPES", "MODULE_CONTENT_TYPES", "EmulatorState", "Fault"]
 
@@ -221,6 +222,8 @@ class EmulatorState:
         #: Fault: cursor listings answer full pages without ``result_info.cursor`` (an API whose
         #: paging code24ctl does not understand), to test that the client refuses to truncate.
         self.omit_cursor = False
+        #: Versions and deployments of account Workers (tests/emulator/versions.py).
+        self.versions = VersionStore()
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
@@ -681,8 +684,12 @@ class EmulatorState:
         metadata: Mapping[str, Any],
         modules: list[Module],
         bindings_inherit: str | None = None,
+        deploy: bool = True,
     ) -> Script:
-        """Validate an upload and store it (the PUT of both script APIs)."""
+        """Validate an upload and store it (the PUT of both script APIs).
+
+        An account Worker's upload is also a version (``deploy`` False: a version upload only).
+        """
         self._account(account_id)
         container = self._script_container(account_id, namespace)
         if not name or len(name) > 255 or "/" in name:
@@ -769,6 +776,8 @@ class EmulatorState:
             metadata=copy.deepcopy(dict(metadata)),
         )
         container[name] = script
+        if namespace is None:
+            self.versions.on_upload(container, script, previous, deploy=deploy)
         if namespace is not None:
             self._namespaces[account_id][namespace].modified_on = stamp
         return script

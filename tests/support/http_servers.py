@@ -26,7 +26,7 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -82,6 +82,8 @@ class LocalServer:
 
     behaviours: Mapping[str, Behaviour]
     default: Behaviour = NOT_FOUND
+    # Picks the behaviour from the whole request when it returns one (headers, not only path).
+    choose: Callable[[ReceivedRequest], Behaviour | None] | None = None
     requests: list[ReceivedRequest] = field(default_factory=list)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -139,7 +141,10 @@ class LocalServer:
                 if request is None:
                     break
                 self.requests.append(request)
-                behaviour = self.behaviours.get(request.target.split("?", 1)[0], self.default)
+                chosen = self.choose(request) if self.choose is not None else None
+                behaviour = chosen or self.behaviours.get(
+                    request.target.split("?", 1)[0], self.default
+                )
                 if isinstance(behaviour, Cycle):
                     behaviour = behaviour.take()
                 if isinstance(behaviour, Reset):

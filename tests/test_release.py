@@ -1,0 +1,710 @@
+"""Dispatcher releases end to end: versions, deploy --gradual/--canary, probe --version,
+promote, rollback, and what doctor and apply say about a split deployment.
+
+The CLI runs in-process against the Cloudflare emulator over HTTP; probes go to a real HTTP
+server on 127.0.0.1 that stands in for the zone and records every request it received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from code24ctl import __version__
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
+from tests.support.cli import RunCli
+from tests.support.http_servers import Answer, LocalServer, ReceivedRequest
+from tests.support.staging import DISPATCHER, NAMESPACE, write_config, writes
+
+OVERRIDE = "cloudflare-workers-version-overrides"
+JSON_OK = Answer(200, b'{"ok": true}')
+HTML_PAGE = Answer(502, b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "text/html")
+PROBED_ROUTES = 5  # the routes of the repo's config that have a probe sample
+
+
+def html_when_overridden(request: ReceivedRequest) -> Answer | None:
+    """A zone whose new dispatcher version is broken: the override reaches an HTML page."""
+    return HTML_PAGE if OVERRIDE in request.headers else None
+
+
+@pytest.fixture
+def zone() -> Iterator[LocalServer]:
+    """The site the probes go to: every path answers JSON."""
+    with LocalServer({}, default=JSON_OK) as server:
+        yield server
+
+
+def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
+    """The repo's config with staging's base_url at ``base_url`` (and extra vars)."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = base_url
+        data["environments"]["staging"].setdefault("vars", {}).update(vars)
+
+    return write_config(tmp_path, change)
+
+
+@pytest.fixture
+def config(tmp_path: Path, zone: LocalServer) -> Path:
+    return staging_config(tmp_path, zone.url)
+
+
+@pytest.fixture
+def cli(run_cli: RunCli, cf_env: dict[str, str], config: Path) -> RunCli:
+    """``run_cli`` pointed at the emulator and the staging config of these tests."""
+
+    def run(*args: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("config", config)
+        return run_cli(*args, env=cf_env, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def v1(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, zone: LocalServer) -> str:
+    """The staging dispatcher deployed with plain ``deploy``; returns that version's id."""
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    result = cli("deploy", "--env", "staging", "--json")
+    assert result.exit_code == 0, result.stderr
+    cf_state.clear_requests()
+    zone.requests.clear()
+    version_id: str = json.loads(result.stdout)["version_id"]
+    return version_id
+
+
+def split(state: EmulatorState, seed: Code24Seed) -> dict[str, float]:
+    return state.versions.split(seed.account_id, DISPATCHER)
+
+
+def newest(state: EmulatorState, seed: Code24Seed) -> str:
+    return state.versions.versions(seed.account_id, DISPATCHER)[0].id
+
+
+def tag(state: EmulatorState, seed: Code24Seed, version_id: str) -> str:
+    found = {v.id: v for v in state.versions.versions(seed.account_id, DISPATCHER)}
+    return found[version_id].annotations["workers/tag"]
+
+
+def deployment_writes(state: EmulatorState, seed: Code24Seed) -> list[Any]:
+    """The bodies of every deployment created, in order."""
+    return [
+        r.json
+        for r in state.requests(method="POST")
+        if r.path == f"/accounts/{seed.account_id}/workers/scripts/{DISPATCHER}/deployments"
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The local environment
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("versions",),
+        ("promote",),
+        ("rollback", "--yes"),
+        ("deploy", "--gradual", "10"),
+        ("deploy", "--canary", "10"),
+        ("probe", "--version", "new"),
+    ],
+)
+def test_the_local_environment_has_no_versions(run_cli: RunCli, args: tuple[str, ...]) -> None:
+    result = run_cli(*args, "--env", "local")
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        "environment 'local' is local: it has no Worker versions or deployments (those exist "
+        "only on Cloudflare; `code24ctl serve` runs the config as it is)"
+    ) in result.stderr
+    assert "hint: choose one of: staging, production" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Plain deploy
+
+
+def test_plain_deploy_prints_the_version_it_created_and_annotates_it(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.exit_code == 0, result.stderr
+    (version,) = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    assert f"version {version.id} deployed at 100%\n" in result.stdout
+    assert split(cf_state, cf_seed) == {version.id: 100.0}
+    assert version.annotations["workers/tag"].startswith(f"code24ctl/{__version__} config/")
+    assert version.annotations["workers/message"] == f"uploaded by code24ctl {__version__}"
+
+
+def test_plain_deploy_says_so_when_the_api_names_no_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    monkeypatch.setattr(type(cf_state.versions), "latest_version_id", lambda *_: None)
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.exit_code == 0, result.stderr
+    assert "version not reported by the API deployed at 100%\n" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# deploy --gradual
+
+
+def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_rest(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    result = cli("deploy", "--env", "staging", "--gradual", "10", "-m", "new timeouts")
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert v2 != v1
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    config = tag(cf_state, cf_seed, v2).split("config/")[1]
+    assert result.stdout.splitlines() == [
+        f"dispatcher {DISPATCHER} (staging)",
+        f"before: {v1} at 100%",
+        f"uploaded: {v2} #2 (code24ctl {__version__}, config {config}, 'new timeouts')",
+        "",
+        f"after: {v2} at 10%, {v1} at 90%",
+        f"gradual done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
+        "to 100%, `code24ctl rollback --env staging` takes it back",
+    ]
+    base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
+    assert writes(cf_state) == [f"POST {base}/versions", f"POST {base}/deployments"]
+    (upload,) = cf_state.requests(method="POST", path_contains="/versions")
+    assert upload.query_value("bindings_inherit") == "strict"
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata")).data)
+    assert metadata["annotations"] == {
+        "workers/tag": f"code24ctl/{__version__} config/{config}",
+        "workers/message": "new timeouts",
+    }
+    assert deployment_writes(cf_state, cf_seed) == [
+        {
+            "strategy": "percentage",
+            "versions": [
+                {"version_id": v2, "percentage": 10.0},
+                {"version_id": v1, "percentage": 90.0},
+            ],
+            "annotations": {"workers/message": "new timeouts"},
+        }
+    ]
+
+
+def test_gradual_json_follows_the_house_shape(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    result = cli("deploy", "--env", "staging", "--gradual", "25", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    v2 = newest(cf_state, cf_seed)
+    assert document["command"] == "deploy"
+    assert document["environment"] == "staging"
+    assert document["namespace"] == NAMESPACE
+    assert document["strategy"] == "gradual"
+    assert document["ok"] is True
+    assert document["version"]["id"] == v2
+    assert document["before"]["versions"] == [{"version_id": v1, "percentage": 100.0}]
+    assert document["after"]["versions"] == [
+        {"version_id": v2, "percentage": 25.0},
+        {"version_id": v1, "percentage": 75.0},
+    ]
+    assert document["summary"] == {"probes": 0, "probes_failed": 0}
+
+
+@pytest.mark.parametrize("percent", ["0", "101", "-5"])
+def test_gradual_refuses_a_percentage_out_of_range(
+    cli: RunCli, cf_state: EmulatorState, v1: str, percent: str
+) -> None:
+    result = cli("deploy", "--env", "staging", "--gradual", percent)
+
+    assert result.exit_code == 2
+    assert "the percentage must be more than 0 and at most 100" in result.stderr
+    assert writes(cf_state) == []
+
+
+def test_gradual_before_any_deploy_names_plain_deploy(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 2
+    assert f"the dispatcher {DISPATCHER} has no deployment yet" in result.stderr
+    assert "hint: run `code24ctl deploy --env staging` first" in result.stderr
+    assert writes(cf_state) == []
+
+
+def test_gradual_over_an_unfinished_rollout_is_refused(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    before = split(cf_state, cf_seed)
+    cf_state.clear_requests()
+
+    result = cli("deploy", "--env", "staging", "--gradual", "20")
+
+    assert result.exit_code == 2
+    assert "is in an unfinished gradual rollout" in result.stderr
+    assert "`code24ctl promote --env staging` or `code24ctl rollback --env staging`" in (
+        result.stderr
+    )
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == before
+
+
+def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    cf_state.versions.refuse_dispatch_namespace_uploads = True
+
+    for release in ("--gradual", "--canary"):
+        cf_state.clear_requests()
+        result = cli("deploy", "--env", "staging", release, "10")
+
+        assert result.exit_code == 3
+        assert result.stdout == ""
+        assert (
+            f"the Versions API refused the upload of {DISPATCHER} (upload a version of "
+            f"{DISPATCHER}: Cloudflare API error 10002: An unknown error has occurred "
+            "(HTTP 500)); nothing was changed"
+        ) in result.stderr
+        assert "plain `code24ctl deploy --env staging` uploads and deploys the dispatcher" in (
+            result.stderr
+        )
+        assert "cloudflare/workers-sdk/issues/10712" in result.stderr
+        assert deployment_writes(cf_state, cf_seed) == []
+        assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert len(cf_state.versions.versions(cf_seed.account_id, DISPATCHER)) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# deploy --canary
+
+
+def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+) -> None:
+    zone.choose = html_when_overridden
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    # The write log: the version, the 0% deployment the override needs, the old one back.
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    # Only the probe through the override ran, and every request carried it.
+    assert len(zone.requests) == PROBED_ROUTES
+    assert {r.headers[OVERRIDE] for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    lines = result.stdout.splitlines()
+    assert lines[4] == f"probe of version {v2} through the version override header:"
+    assert lines[-4:-2] == [
+        f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 0 passed, 5 failed",
+        "",
+    ]
+    assert lines[-2:] == [
+        f"after: {v1} at 100%",
+        "canary failed: the probe through the override failed; the deployment is back as it "
+        f"was ({v1} 100%); version {v2} takes no traffic",
+    ]
+    assert "/api/competitive: html: " in result.stdout
+    assert result.stderr.endswith(
+        "error: the probe through the override failed; the deployment is back as it was "
+        f"({v1} 100%); version {v2} takes no traffic\n"
+    )
+
+
+def test_canary_failing_after_the_split_puts_the_deployment_back(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+) -> None:
+    # The new version is fine through the override, but the split reaches a broken path.
+    zone.choose = lambda r: None if OVERRIDE in r.headers else HTML_PAGE
+
+    result = cli("deploy", "--env", "staging", "--canary", "10", "--json")
+
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert [run["stage"] for run in document["probes"]] == ["override", "split"]
+    assert [run["report"]["ok"] for run in document["probes"]] == [True, False]
+    assert document["restored"] is True
+    assert document["ok"] is False
+    assert document["summary"] == {"probes": 2, "probes_failed": 1}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v2, "percentage": 10.0}, {"version_id": v1, "percentage": 90.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    assert "error: the probe at 10% failed; the deployment is back as it was" in result.stderr
+
+
+def test_canary_with_passing_probes_ends_at_the_percentage(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+) -> None:
+    result = cli("deploy", "--env", "staging", "--canary", "10", "--repeat", "4")
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    overridden = [r for r in zone.requests if OVERRIDE in r.headers]
+    plain = [r for r in zone.requests if OVERRIDE not in r.headers]
+    # --repeat is for the probe after the split; the one through the override sends one each.
+    assert len(overridden) == PROBED_ROUTES
+    assert {r.headers[OVERRIDE] for r in overridden} == {f'{DISPATCHER}="{v2}"'}
+    assert len(plain) == PROBED_ROUTES * 4
+    assert zone.requests[: len(overridden)] == overridden
+    assert "probe after the split (4 requests per route):" in result.stdout
+    assert result.stdout.splitlines()[-2:] == [
+        f"after: {v2} at 10%, {v1} at 90%",
+        f"canary done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
+        "to 100%, `code24ctl rollback --env staging` takes it back",
+    ]
+
+
+def test_canary_without_a_base_url_stops_before_writing(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, v1: str, tmp_path: Path
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        del data["environments"]["staging"]["base_url"]
+
+    (tmp_path / "nb").mkdir()
+    bare = write_config(tmp_path / "nb", change)
+
+    result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=bare)
+
+    assert result.exit_code == 2
+    assert "environment 'staging' has no base_url to probe" in result.stderr
+    assert writes(cf_state) == []
+
+
+# --------------------------------------------------------------------------------------------
+# probe --version
+
+
+def test_probe_version_sends_the_override_on_every_request(
+    cli: RunCli, cf_state: EmulatorState, zone: LocalServer
+) -> None:
+    version = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
+
+    result = cli("probe", "--env", "staging", "--version", version, "--repeat", "3")
+
+    assert result.exit_code == 0, result.stderr
+    assert len(zone.requests) == PROBED_ROUTES * 3
+    assert [r.headers.get(OVERRIDE) for r in zone.requests] == [f'{DISPATCHER}="{version}"'] * len(
+        zone.requests
+    )
+    assert result.stdout.splitlines()[-1] == (
+        f"probed 5 of 5 routes on {zone.url} (staging, version {version}): 5 passed, 0 failed"
+    )
+    assert cf_state.requests() == []  # an explicit id needs no API call
+
+
+def test_probe_version_new_asks_the_api_for_the_newest_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "5").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.requests.clear()
+
+    result = cli("probe", "--env", "staging", "--version", "new", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == v2
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+
+
+def test_probe_without_version_sends_no_override(cli: RunCli, zone: LocalServer) -> None:
+    result = cli("probe", "--env", "staging", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] is None
+    assert all(OVERRIDE not in r.headers for r in zone.requests)
+
+
+# --------------------------------------------------------------------------------------------
+# promote, rollback, versions
+
+
+def test_promote_then_rollback_then_versions(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+
+    promoted = cli("promote", "--env", "staging")
+
+    assert promoted.exit_code == 0, promoted.stderr
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert promoted.stdout.splitlines()[-1] == f"promote done: version {v2} serves 100%"
+
+    again = cli("promote", "--env", "staging")
+    assert again.exit_code == 0
+    assert f"version {v2} already serves 100%: nothing to do" in again.stderr
+    assert len(deployment_writes(cf_state, cf_seed)) == 2
+
+    refused = cli("rollback", "--env", "staging")  # no terminal, no --yes
+    assert refused.exit_code == 2
+    assert "refusing to continue without confirmation" in refused.stderr
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert f"  now: {v2} at 100%" in refused.stderr
+    assert f"  to:  {v1} at 100%" in refused.stderr
+
+    zone.requests.clear()
+    rolled = cli("rollback", "--env", "staging", "--yes")
+
+    assert rolled.exit_code == 0, rolled.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "probe after the rollback:" in rolled.stdout
+    assert len(zone.requests) == PROBED_ROUTES
+    assert rolled.stdout.splitlines()[-1] == f"rollback done: version {v1} serves 100%"
+
+    listed = cli("versions", "--env", "staging", "--json")
+
+    assert listed.exit_code == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert document["command"] == "versions"
+    assert document["namespace"] == NAMESPACE
+    assert [(v["id"], v["number"], v["percentage"]) for v in document["versions"]] == [
+        (v2, 2, None),
+        (v1, 1, 100.0),
+    ]
+    assert {v["code24ctl_version"] for v in document["versions"]} == {__version__}
+    assert {v["config_hash"] for v in document["versions"]} == {document["config_hash"]}
+    assert document["deployment"]["versions"] == [{"version_id": v1, "percentage": 100.0}]
+    assert document["summary"] == {"versions": 2, "serving": 1, "split": False}
+
+
+def test_rollback_to_a_named_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    assert cli("promote", "--env", "staging").exit_code == 0
+
+    result = cli("rollback", "--env", "staging", v1, "--yes", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    document = json.loads(result.stdout)
+    assert document["command"] == "rollback"
+    assert document["version"]["id"] == v1
+    assert [run["stage"] for run in document["probes"]] == ["after"]
+
+
+def test_rollback_with_no_earlier_stable_version_asks_for_one(
+    cli: RunCli, cf_state: EmulatorState, v1: str
+) -> None:
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 2
+    assert f"no earlier version of {DISPATCHER} served 100% of the traffic" in result.stderr
+    assert writes(cf_state) == []
+
+
+def test_versions_of_a_dispatcher_never_deployed(cli: RunCli, cf_state: EmulatorState) -> None:
+    result = cli("versions", "--env", "staging")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"dispatcher {DISPATCHER}: no deployment"
+    assert result.stdout.splitlines()[1].split()[0] == "traffic"
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_versions_table_names_the_config_each_version_carries(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: LocalServer,
+) -> None:
+    (tmp_path / "changed").mkdir()
+    other = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+    assert cli("deploy", "--env", "staging", "--gradual", "10", config=other).exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    old_config = tag(cf_state, cf_seed, v1).split("config/")[1]
+    new_config = tag(cf_state, cf_seed, v2).split("config/")[1]
+    assert old_config != new_config
+
+    result = cli("versions", "--env", "staging")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(
+        f"split deployment of {DISPATCHER} (staging): {v2} 10%, {v1} 90% (since "
+    )
+    assert lines[1].split() == [
+        "traffic",
+        "version",
+        "#",
+        "created",
+        "author",
+        "code24ctl",
+        "config",
+        "message",
+    ]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], r[1], r[2], r[5], r[6]) for r in rows] == [
+        ("10%", v2, "2", __version__, new_config),
+        ("90%", v1, "1", __version__, old_config),
+    ]
+    # The repo's config (no FEATURE var) is what v1 carries.
+    assert rows[1][7] == "(current)"
+    assert rows[0][7] != "(current)"
+
+
+# --------------------------------------------------------------------------------------------
+# doctor and apply
+
+
+def test_doctor_warns_about_a_split_deployment(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+
+    result = cli("doctor", "--env", "staging", "--json")
+
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["deployment"] == {
+        "name": "deployment",
+        "status": "warn",
+        "detail": f"split between two versions: {v2} 10%, {v1} 90% (an unfinished gradual "
+        "rollout or canary)",
+        "fix": "code24ctl promote --env staging  (or code24ctl rollback --env staging)",
+        "differences": [],
+    }
+
+
+def test_doctor_says_nothing_about_a_single_version(cli: RunCli, v1: str) -> None:
+    result = cli("doctor", "--env", "staging", "--json")
+
+    assert "deployment" not in {c["name"] for c in json.loads(result.stdout)["checks"]}
+
+
+def test_apply_refuses_to_deploy_over_an_unfinished_rollout_unless_told(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: LocalServer,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    (tmp_path / "changed").mkdir()
+    changed = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+    cf_state.clear_requests()
+
+    refused = cli("apply", "--env", "staging", "--yes", config=changed)
+
+    assert refused.exit_code == 2
+    assert "is in an unfinished gradual rollout" in refused.stderr
+    assert "apply would replace it with a new version" in refused.stderr
+    assert "or rerun apply with --ignore-rollout" in refused.stderr
+    assert writes(cf_state) == []
+
+    forced = cli("apply", "--env", "staging", "--yes", "--ignore-rollout", config=changed)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+
+
+# --------------------------------------------------------------------------------------------
+# When the API refuses a deployment
+
+
+def refuse_deployments(monkeypatch: pytest.MonkeyPatch, state: EmulatorState, *calls: int) -> None:
+    """Make the emulator refuse the given (1-based) deployment creates with 400."""
+    from tests.emulator.errors import ApiError
+
+    store = state.versions
+    real = store.deploy
+    seen = [0]
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] in calls:
+            raise ApiError(400, 10001, "refused by the test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "deploy", deploy)
+
+
+def test_gradual_whose_deployment_is_refused_says_nothing_serves_differently(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refuse_deployments(monkeypatch, cf_state, 1)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 3
+    v2 = newest(cf_state, cf_seed)
+    assert (
+        f"Cloudflare API error 10001: refused by the test (HTTP 400); the deployment is "
+        f"unchanged ({v1} 100%); version {v2} was uploaded and takes no traffic"
+    ) in result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+def test_canary_whose_split_is_refused_puts_the_deployment_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refuse_deployments(monkeypatch, cf_state, 2)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "error: deploying it at 10% (deploy " in result.stderr
+    assert f"failed; the deployment is back as it was ({v1} 100%)" in result.stderr
+
+
+def test_canary_that_cannot_put_the_deployment_back_says_how(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    zone.choose = html_when_overridden
+    refuse_deployments(monkeypatch, cf_state, 2)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 3
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0, v2: 0.0}
+    assert "the probe through the override failed, and putting the deployment back failed too" in (
+        result.stderr
+    )
+    assert f"hint: put it back with `code24ctl rollback --env staging {v1} --yes`" in result.stderr
+    monkeypatch.delattr(cf_state.versions, "deploy")  # the API accepts deployments again
+
+    # The hint works: the 0% version leaves the deployment.
+    assert cli("rollback", "--env", "staging", v1, "--yes").exit_code == 0
+    assert split(cf_state, cf_seed) == {v1: 100.0}
