@@ -341,7 +341,7 @@ def test_a_local_environment_is_refused(run_cli: RunCli, cf_env: dict[str, str])
     result = run_cli("doctor", "--env", "local", env=cf_env)
 
     assert result.exit_code == 2
-    assert "environment 'local' is local" in result.stderr
+    assert "environment 'local' (from --env) is local" in result.stderr
 
 
 def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:

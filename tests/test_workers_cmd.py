@@ -109,7 +109,7 @@ def test_workers_without_the_namespace_is_exit_3_with_the_fix(
 def test_workers_refuses_a_local_environment(run_cli: RunCli, cf_env: dict[str, str]) -> None:
     result = run_cli("workers", "--env", "local", env=cf_env)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: environment 'local' is local (it has upstreams)")
+    assert result.stderr.startswith("error: environment 'local' (from --env) is local (it has upstreams)")
 
 
 def test_repeated_server_errors_are_retried_visibly(

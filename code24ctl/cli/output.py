@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.cli.state import GLOBAL
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,9 +24,12 @@ def stdout() -> Console:
     """A console for data (stdout). Built per call so test runners' stream swaps are honoured."""
     from rich.console import Console
 
-    # Piped or redirected, tables get room instead of being cut to 80 columns with "…".
-    width = None if sys.stdout.isatty() else max(_columns(), PIPE_WIDTH)
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+    # Piped or redirected, tables get room (unless COLUMNS says otherwise) instead of being cut
+    # to 80 columns.
+    width = None if sys.stdout.isatty() else (_columns() or PIPE_WIDTH)
+    return Console(
+        file=sys.stdout, highlight=False, soft_wrap=True, width=width, no_color=_no_color()
+    )
 
 
 PIPE_WIDTH = 200
@@ -43,7 +47,13 @@ def stderr() -> Console:
     from rich.console import Console
 
     # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False)
+    return Console(
+        file=sys.stderr, highlight=False, soft_wrap=True, markup=False, no_color=_no_color()
+    )
+
+
+def _no_color() -> bool | None:
+    return True if GLOBAL.no_color else None
 
 
 def table(*headers: str) -> Table:
@@ -74,6 +84,7 @@ def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[
         payload = document
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+    GLOBAL.emitted = True
 
 
 def note(message: str) -> None:
@@ -98,3 +109,43 @@ def confirm(question: str, *, yes: bool) -> bool:
     import typer
 
     return typer.confirm(question, default=False, err=True)
+
+
+def current_command() -> str:
+    """The command being run, as typed after the program name: ``"namespace list"``."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    return " ".join(ctx.command_path.split()[1:])
+
+
+def emit_document(
+    payload: BaseModel | Mapping[str, Any],
+    *,
+    environment: str | None,
+    namespace: str | None = None,
+    summary: Mapping[str, int] | None = None,
+    command: str | None = None,
+) -> None:
+    """Print the command's one ``--json`` document in the house shape.
+
+    ``{"command", "environment", "namespace", ...payload's fields..., "summary"}``: the
+    envelope keys come first and win over payload fields of the same name; ``summary`` (counts)
+    replaces the payload's own when given. ``command`` defaults to the command being run.
+    """
+    body: dict[str, Any] = (
+        payload.model_dump(mode="json", by_alias=True)
+        if hasattr(payload, "model_dump")
+        else dict(payload)  # type: ignore[arg-type]
+    )
+    document: dict[str, Any] = {
+        "command": command if command is not None else current_command(),
+        "environment": environment,
+        "namespace": namespace,
+    }
+    document.update((key, value) for key, value in body.items() if key not in document)
+    if summary is not None:
+        document["summary"] = dict(summary)
+    emit_json(document)

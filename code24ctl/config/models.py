@@ -269,10 +269,17 @@ class Config(_Strict):
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
+    # The environment commands use without --env or CODE24_ENV.
+    default_env: str | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Config:
         problems: list[str] = []
+        if self.default_env is not None and self.default_env not in self.environments:
+            problems.append(
+                f"default_env: unknown environment {self.default_env!r} "
+                f"(environments: {', '.join(self.environments)})"
+            )
         seen: dict[str, int] = {}
         for index, route in enumerate(self.routes):
             if route.worker not in self.workers:
@@ -324,6 +331,8 @@ class ResolvedConfig:
     path: str
     env_name: str
     config: Config
+    # Where env_name came from: "--env", "CODE24_ENV", "default_env in PATH", ...
+    env_origin: str = "--env"
 
     @property
     def environment(self) -> EnvironmentConfig:
@@ -354,7 +363,8 @@ class ResolvedConfig:
         """The environment, refusing local ones for commands that talk to Cloudflare."""
         if self.is_local:
             raise UsageError(
-                f"environment {self.env_name!r} is local (it has upstreams); "
+                f"environment {self.env_name!r} (from {self.env_origin}) is local (it has "
+                "upstreams); "
                 "this command needs a Cloudflare environment",
                 hint=f"choose one of: {', '.join(self.cloudflare_environments())}",
             )

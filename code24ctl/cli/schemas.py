@@ -1,0 +1,183 @@
+"""Pydantic models of every command's ``--json`` document (the README's JSON contract).
+
+Each is a :class:`~code24ctl.cli.documents.Document` (``command``, ``environment``,
+``namespace``) plus the command's own fields; lists sit under plural keys and counts under
+``summary``. :data:`COMMAND_MODELS` maps each command, as typed, to its model; the tests
+validate every command's output, success and failure, against it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from code24ctl.cli.documents import Document, ErrorDocument
+from code24ctl.cloudflare.namespaces import NamespaceInfo
+from code24ctl.ops.apply import ApplyResult
+from code24ctl.ops.bind import ApiUsage, BindRow, UnbindRow, WorkerStatusRow
+from code24ctl.ops.deploy import DeployResult
+from code24ctl.ops.doctor import Check
+from code24ctl.probe.runner import ProbeReport
+
+Summary = dict[str, int]
+
+
+class NamespaceListDocument(Document):
+    """``namespace list``: every dispatch namespace on the account."""
+
+    namespaces: list[NamespaceInfo]
+    summary: Summary
+
+
+class NamespaceDocument(Document):
+    """``namespace create|get|delete``: one namespace (``namespace`` is its name)."""
+
+    id: str | None
+    script_count: int | None
+    created_on: datetime | None
+    modified_on: datetime | None
+    trusted_workers: bool | None
+    created: bool | None = None  # create: whether this call made it
+    deleted: bool | None = None  # delete
+    secrets: int | None = None  # delete: how many secrets went with its Workers (None: unknown)
+
+
+class WorkerRow(WorkerStatusRow):
+    """A row of ``workers``: the status, and the secrets the namespace's copy still lacks."""
+
+    secrets_missing: list[str] = []
+
+
+class WorkersDocument(Document):
+    """``workers``: configured aliases against the namespace's Workers."""
+
+    workers: list[WorkerRow]
+    summary: Summary
+
+
+class BindDocument(Document):
+    """``bind``: one row per alias, what the API cost, and the counts."""
+
+    dry_run: bool
+    workers: list[BindRow]
+    api: ApiUsage
+    summary: Summary
+
+
+class UnbindDocument(Document):
+    """``unbind``: one row per name asked for."""
+
+    dry_run: bool
+    workers: list[UnbindRow]
+    summary: Summary
+
+
+class SecretInfo(BaseModel):
+    """A secret's name and type (the API never returns values, and neither do we)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: str
+
+
+class SecretsDocument(Document):
+    """``secret list|put|delete``: the Worker and the secrets listed, set or deleted."""
+
+    worker: str
+    secrets: list[SecretInfo]
+    summary: Summary
+
+
+class DeployDocument(Document, DeployResult):
+    """``deploy``: what was uploaded and which routes changed."""
+
+    environment: str  # type: ignore[assignment]
+    namespace: str  # type: ignore[assignment]
+    summary: Summary
+
+
+class ApplyDocument(Document, ApplyResult):
+    """``apply``: the plan, each step's result, what is left to do."""
+
+    environment: str  # type: ignore[assignment]
+    summary: Summary
+
+
+class ProbeDocument(Document, ProbeReport):
+    """``probe``: one row per route and the verdict counts."""
+
+    environment: str  # type: ignore[assignment]
+
+
+class DoctorDocument(Document):
+    """``doctor``: every check in order, counts under ``summary``."""
+
+    ok: bool
+    checks: list[Check]
+    summary: Summary
+
+
+class ConfigValidateDocument(Document):
+    """``config validate``: what the file defines."""
+
+    path: str
+    valid: bool
+    platform: str
+    default_env: str | None
+    workers: list[str]
+    routes: list[str]
+    environments: list[str]
+    summary: Summary
+
+
+class ConfigShowDocument(Document):
+    """``config show``: the config resolved for one environment (only that one)."""
+
+    path: str
+    environment_origin: str
+    config: dict[str, Any]
+
+
+class ServeDocument(Document):
+    """``serve --json``: what runs, once it is ready."""
+
+    url: str
+    host: str
+    port: int
+    routes: list[dict[str, str]]
+    upstreams: dict[str, str]
+    demo: bool
+
+
+class InitDocument(Document):
+    """``init``: the starter config written."""
+
+    path: str
+    written: bool
+
+
+COMMAND_MODELS: dict[str, type[Document]] = {
+    "namespace list": NamespaceListDocument,
+    "namespace create": NamespaceDocument,
+    "namespace get": NamespaceDocument,
+    "namespace delete": NamespaceDocument,
+    "workers": WorkersDocument,
+    "bind": BindDocument,
+    "unbind": UnbindDocument,
+    "secret list": SecretsDocument,
+    "secret put": SecretsDocument,
+    "secret delete": SecretsDocument,
+    "deploy": DeployDocument,
+    "apply": ApplyDocument,
+    "probe": ProbeDocument,
+    "doctor": DoctorDocument,
+    "config validate": ConfigValidateDocument,
+    "config show": ConfigShowDocument,
+    "serve": ServeDocument,
+    "init": InitDocument,
+}
+
+__all__ = ["COMMAND_MODELS", "Document", "ErrorDocument"]
