@@ -39,8 +39,10 @@ class Code24Group(TyperGroup):
         prog_name: str | None = None,
         complete_var: str | None = None,
         standalone_mode: bool = True,
+        windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        extra["windows_expand_args"] = windows_expand_args
         argv = list(sys.argv[1:] if args is None else args)
         global_options.start(self, argv)
         if not (standalone_mode and GLOBAL.json):

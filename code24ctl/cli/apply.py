@@ -42,7 +42,10 @@ def apply(
     # API fails in seconds rather than after the pacer's long backoff.
     client = session.client
     resolved = session.resolved
-    plan = plan_apply(client, session.account_id, resolved, force=force, concurrency=concurrency)
+    with output.heartbeat(f"apply: planning {resolved.env_name}"):
+        plan = plan_apply(
+            client, session.account_id, resolved, force=force, concurrency=concurrency
+        )
     if not json_output or (not yes and output.is_terminal()):
         _show_plan(plan)
     if plan.has_changes:
@@ -61,7 +64,18 @@ def apply(
         on_step=None if json_output else _show_step,
     )
     if json_output:
-        output.emit_json(result)
+        statuses = ("done", "unchanged", "failed", "not run")
+        summary = {
+            status.replace(" ", "_"): sum(s.status == status for s in result.steps)
+            for status in statuses
+        }
+        summary["secrets_to_set"] = sum(len(names) for names in result.secrets_to_set.values())
+        output.emit_document(
+            result,
+            environment=result.environment,
+            namespace=resolved.namespace(),
+            summary=summary,
+        )
     else:
         _show_outcome(result)
     if not result.ok:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import aliases as complete_aliases
 from code24ctl.cli.options import (
     ConcurrencyOption,
     ConfigOption,
@@ -19,11 +20,15 @@ from code24ctl.cli.options import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from code24ctl.ops.bind import BindReport, BindRow
+    from code24ctl.ops.bind import BindAction, BindReport, BindRow
 
 AliasesArgument = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ALIAS", help="aliases to bind [default: every configured one]"),
+    typer.Argument(
+        metavar="ALIAS",
+        help="aliases to bind [default: every configured one]",
+        autocompletion=complete_aliases,
+    ),
 ]
 
 _STYLE = {
@@ -48,8 +53,8 @@ def bind(
 
     A `script` worker is copied from the account (modules, entry point, compatibility date and
     flags, bindings except secrets); a `path` worker is uploaded from disk. Workers that already
-    match are left unchanged. Secrets cannot be copied: the summary lists each one still to set
-    with `code24ctl secret put ALIAS NAME`. Exit 3 if any worker failed (rerun to finish).
+    match are left unchanged. Secrets cannot be copied: the summary counts those still to set
+    and names the command that lists them. Exit 3 if any worker failed (rerun to finish).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import bind_workers, select_aliases
@@ -59,7 +64,7 @@ def bind(
     selected = select_aliases(resolved, aliases)  # unknown alias: exit 2 before any API call
     session = cloudflare_session(resolved, bulk=True)
     client = session.client
-    with _progress(len(selected), enabled=output.is_terminal() and not json_output) as advance:
+    with _progress(len(selected), enabled=not json_output) as advance:
         report = bind_workers(
             client,
             session.account_id,
@@ -70,7 +75,7 @@ def bind(
             on_row=advance,
         )
     if json_output:
-        output.emit_json(report.rows)
+        _emit(report, resolved.env_name)
     else:
         _print_table(report)
     _print_notes(report, resolved.env_name)
@@ -82,7 +87,9 @@ class _Progress:
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
-        self.enabled = enabled
+        self.enabled = enabled and output.is_terminal()
+        # Without a terminal (CI): one line per worker on stderr instead of a bar.
+        self._lines = output.StepLines("bind", total) if enabled and not self.enabled else None
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
@@ -103,6 +110,8 @@ class _Progress:
         return self
 
     def __call__(self, row: BindRow) -> None:
+        if self._lines is not None:
+            self._lines.step(f"{row.alias}: {row.action}")
         if self._bar is not None and self._task is not None:
             label = f"{row.alias}: {row.action}"
             self._bar.update(self._task, advance=1, description=label)
@@ -117,11 +126,16 @@ def _progress(total: int, *, enabled: bool) -> _Progress:
 
 
 def _print_table(report: BindReport) -> None:
-    table = output.table("alias", "action", "source", "secrets to set")
-    for row in report.rows:
-        action = f"[{_STYLE[row.action]}]{row.action}[/]"
-        table.add_row(row.alias, action, row.source, ", ".join(row.secrets_to_set) or "-")
-    output.stdout().print(table)
+    rows = [
+        [row.alias, f"[{_STYLE[row.action]}]{row.action}[/]", row.source,
+         ", ".join(row.secrets_to_set) or "-"]
+        for row in report.rows
+    ]  # fmt: skip
+    output.print_table(
+        ["alias", "action", "source", "secrets to set"],
+        rows,
+        drop_order=["secrets to set", "source"],
+    )
 
 
 def _print_notes(report: BindReport, env_name: str) -> None:
@@ -137,11 +151,12 @@ def _print_notes(report: BindReport, env_name: str) -> None:
     for row in report.rows:
         for dropped in row.dropped_bindings:
             output.note(f"{row.alias}: binding {dropped} cannot be copied; recreate it by hand")
-    pending = [(row.alias, name) for row in report.rows for name in row.secrets_to_set]
+    pending = sum(len(row.secrets_to_set) for row in report.rows)
     if pending:
-        output.note("secrets still to set (their values cannot be copied):")
-        for alias, name in pending:
-            output.note(f"  code24ctl secret put {alias} {name} --env {env_name}")
+        output.note(
+            f"{pending} secret(s) still to set (values cannot be copied): "
+            f"`code24ctl workers --env {env_name}` lists them"
+        )
     for row in report.failed:
         named = row.code is None or str(row.code) in (row.error or "")
         code = "" if named else f" (API error {row.code})"
@@ -162,3 +177,21 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
             hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
             "workers already bound are left unchanged",
         )
+
+
+def _emit(report: BindReport, env_name: str) -> None:
+    actions: tuple[BindAction, ...] = (
+        "created", "updated", "unchanged", "failed", "would-create", "would-update"
+    )  # fmt: skip
+    summary = {action.replace("-", "_"): report.count(action) for action in actions}
+    summary["secrets_to_set"] = sum(len(row.secrets_to_set) for row in report.rows)
+    output.emit_document(
+        {
+            "dry_run": report.dry_run,
+            "workers": [row.model_dump(mode="json") for row in report.rows],
+            "api": report.api.model_dump(mode="json"),
+        },
+        environment=env_name,
+        namespace=report.namespace,
+        summary=summary,
+    )

@@ -69,7 +69,15 @@ def deploy(
             ) from None
         output.note(f"wrote {wrangler_toml}")
     if json_output:
-        output.emit_json(result)
+        actions = ("create", "update", "unchanged", "conflict")
+        output.emit_document(
+            result,
+            environment=result.environment,
+            namespace=result.namespace,
+            summary={
+                f"routes_{a}": sum(route.action == a for route in result.routes) for a in actions
+            },
+        )
     elif dry_run:
         _render_dry_run(result)
     else:

@@ -62,20 +62,20 @@ def _prepare(command: Any, env_default: str | None) -> None:
             _plain_help(option)
         return option
 
-    command.get_help_option = help_option
+    setattr(command, "get_help_option", help_option)  # noqa: B010
 
 
 def _plain_help(param: Any) -> None:
     # Help shows metavars people read (PATH, NAME, N), never Python type names like <bool>;
     # required arguments are shown as NAME, not {NAME}.
     if isinstance(param, typer.core.TyperArgument):
-        param.display_type_rich = lambda ctx: None
         name = param.display_name_raw
         usage = name if param.required else f"[{name}]"
         usage += "..." if param.nargs != 1 else ""
-        param._usage_display_name = lambda: usage
+        setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
+        setattr(param, "_usage_display_name", lambda: usage)  # noqa: B010
     elif getattr(param, "metavar", None) is None and hasattr(param, "display_type_rich"):
-        param.display_type_rich = lambda ctx: None
+        setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
 
 
 def _leaf_params() -> list[Any]:
@@ -230,7 +230,7 @@ def main_with_json_errors(run: Callable[[], Any]) -> Any:
         exc.show()
         emit_error("usage", exc.format_message(), "see --help", exc.exit_code)
         sys.exit(exc.exit_code)
-    except _click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("Aborted!\n")
         emit_error("aborted", "aborted", None, 1)
         sys.exit(1)

@@ -8,8 +8,8 @@ from code24ctl.cli.options import ConfigOption, JsonOption
 
 def init(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Write a commented starter namespaces.yaml (or --config PATH); never overwrites a file."""
-    from code24ctl.constants import DEFAULT_CONFIG_PATH
     from code24ctl.config.starter import write_starter
+    from code24ctl.constants import DEFAULT_CONFIG_PATH
 
     path = config or DEFAULT_CONFIG_PATH
     write_starter(path)

@@ -50,9 +50,7 @@ JSON_HELP = "print exactly one JSON document on stdout, nothing else"
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option(
-        "--config", "-c", metavar="PATH", callback=_global_config, help=CONFIG_HELP
-    ),
+    typer.Option("--config", "-c", metavar="PATH", callback=_global_config, help=CONFIG_HELP),
 ]
 EnvOption = Annotated[
     str | None,
@@ -89,9 +87,7 @@ ConcurrencyOption = Annotated[
 ]
 
 
-def load(
-    config: str | None, env: str | None, default_env: str | None = None
-) -> ResolvedConfig:
+def load(config: str | None, env: str | None, default_env: str | None = None) -> ResolvedConfig:
     """Resolve the config file and environment the user asked for.
 
     ``env`` is what ``--env`` said (either position); then ``CODE24_ENV``; then ``default_env``

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.cli.documents import Document, ErrorDocument
 from code24ctl.cloudflare.namespaces import NamespaceInfo
@@ -47,7 +47,7 @@ class NamespaceDocument(Document):
 class WorkerRow(WorkerStatusRow):
     """A row of ``workers``: the status, and the secrets the namespace's copy still lacks."""
 
-    secrets_missing: list[str] = []
+    secrets_missing: list[str] = Field(default_factory=list)
 
 
 class WorkersDocument(Document):
@@ -94,22 +94,22 @@ class SecretsDocument(Document):
 class DeployDocument(Document, DeployResult):
     """``deploy``: what was uploaded and which routes changed."""
 
-    environment: str  # type: ignore[assignment]
-    namespace: str  # type: ignore[assignment]
+    environment: str
+    namespace: str
     summary: Summary
 
 
 class ApplyDocument(Document, ApplyResult):
     """``apply``: the plan, each step's result, what is left to do."""
 
-    environment: str  # type: ignore[assignment]
+    environment: str
     summary: Summary
 
 
 class ProbeDocument(Document, ProbeReport):
     """``probe``: one row per route and the verdict counts."""
 
-    environment: str  # type: ignore[assignment]
+    environment: str
 
 
 class DoctorDocument(Document):

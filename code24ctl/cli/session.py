@@ -42,3 +42,58 @@ def cloudflare_session(
     return CloudflareSession(
         resolved, account_id, paced_client(make_client(credentials), policy=policy)
     )
+
+
+@dataclass(frozen=True)
+class AccountSession:
+    """An authenticated SDK client for an account, for commands that need no environment."""
+
+    account_id: str
+    client: Cloudflare
+
+
+def account_session(config: str | None) -> AccountSession:
+    """Credentials and account for account-level commands (``namespace list``, ``get NAME``).
+
+    ``CLOUDFLARE_ACCOUNT_ID`` is enough: no config file is needed. Without it, the config's
+    ``account_id`` is used when there is a config to read.
+    """
+    import os
+    from pathlib import Path
+
+    from code24ctl.cli.state import GLOBAL
+    from code24ctl.cloudflare.pacing import interactive_policy, paced_client
+    from code24ctl.config import ResolvedConfig, config_path_from, load_config
+    from code24ctl.constants import ACCOUNT_ENV_VAR
+    from code24ctl.errors import UsageError
+
+    credentials = credentials_from_env()
+    path = config_path_from(config if config is not None else GLOBAL.config)
+    if os.environ.get(ACCOUNT_ENV_VAR, "").strip() or Path(path).exists():
+        loaded = load_config(path) if Path(path).exists() else None
+        if loaded is not None:
+            account_id = ResolvedConfig(path, "", loaded).account_id()
+        else:
+            account_id = _account_from_env()
+    else:
+        raise UsageError(
+            f"no Cloudflare account id: {ACCOUNT_ENV_VAR} is not set and there is no {path}",
+            hint=f"export {ACCOUNT_ENV_VAR}=<account id> (no config file is needed)",
+        )
+    client = paced_client(make_client(credentials), policy=interactive_policy())
+    return AccountSession(account_id, client)
+
+
+def _account_from_env() -> str:
+    import os
+
+    from code24ctl.constants import ACCOUNT_ENV_VAR
+    from code24ctl.errors import UsageError
+
+    account = os.environ.get(ACCOUNT_ENV_VAR, "").strip()
+    if not account.isalnum() or len(account) > 64:
+        raise UsageError(
+            f"account id {account!r} is not a Cloudflare account id (letters and digits)",
+            hint=f"check {ACCOUNT_ENV_VAR}",
+        )
+    return account
