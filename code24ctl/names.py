@@ -8,7 +8,8 @@ from collections.abc import Iterable
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate nearest to ``name``, if any is close enough to be a likely typo."""
-    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    others = [candidate for candidate in candidates if candidate != name]
+    found = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
     return found[0] if found else None
 
 

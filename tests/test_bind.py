@@ -56,7 +56,9 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
 def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> list[Any]:
     result = run_cli("bind", "--env", "staging", "--json", *args, env=env, **kw)
     assert result.exit_code == 0, result.stderr
-    rows: list[Any] = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert (document["command"], document["environment"]) == ("bind", "staging")
+    rows: list[Any] = document["workers"]
     return rows
 
 
@@ -140,10 +142,10 @@ def test_bind_human_output_lists_the_secrets_still_to_set(
         ["developer-worker", "created", "script", "advanced-developer-worker-staging",
          "OPENAI_API_KEY"],
     ]  # fmt: skip
-    assert result.stderr == (
+    assert _without_progress(result.stderr) == (
         f"5 created in dispatch namespace {NAMESPACE}\n"
-        "secrets still to set (their values cannot be copied):\n"
-        "  code24ctl secret put developer-worker OPENAI_API_KEY --env staging\n"
+        "1 secret(s) still to set (values cannot be copied): "
+        "`code24ctl workers --env staging` lists them\n"
     )
 
 
@@ -232,7 +234,7 @@ def test_dry_run_writes_nothing(
     cf_state.clear_requests()
     result = run_cli("bind", "--env", "staging", "--dry-run", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.splitlines()[0] == (
+    assert _without_progress(result.stderr).splitlines()[0] == (
         f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NAMESPACE}"
     )
     assert writes(cf_state) == []
@@ -251,7 +253,9 @@ def test_bind_before_the_namespace_exists_is_one_preflight_failure(
         "(or `code24ctl apply --env staging` for every step)\n"
     )
     assert [f"{r.method} {r.path}" for r in cf_state.requests()] == [
-        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NAMESPACE}"
+        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NAMESPACE}",
+        # the listing that looks for a near name ("did you mean"); there is none
+        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces",
     ]
 
 
@@ -287,7 +291,7 @@ def test_unknown_alias_is_exit_2_before_any_api_call(
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "error: unknown worker alias: brand-wrker\n"
+        "error: unknown worker alias: brand-wrker; did you mean 'brand-worker'?\n"
         f"  hint: configured in {REPO_CONFIG}: {', '.join(ALIASES)}\n"
     )
     assert cf_state.requests() == []
@@ -317,7 +321,7 @@ def test_bind_finishes_when_30_percent_of_calls_answer_429_or_html_503(
     cf_state.fail_ratio(0.3, kinds=(429, "html503"), seed=4, retry_after=0.05)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == [
+    assert json.loads(result.stdout)["workers"] == [
         row(alias, "created", [MULTI_MODULE_SECRET] if alias == "developer-worker" else [])
         for alias in ALIASES
     ]
@@ -349,7 +353,7 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     config = write_config(tmp_path, rename)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 3
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     failed = rows[3]
     assert failed["alias"] == "designer-worker"
     assert failed["action"] == "failed"
@@ -379,7 +383,7 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     )  # fmt: skip
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 0, result.stderr
-    assert [r["action"] for r in json.loads(result.stdout)] == ["unchanged"] * 3 + [
+    assert [r["action"] for r in json.loads(result.stdout)["workers"]] == ["unchanged"] * 3 + [
         "created", "unchanged",
     ]  # fmt: skip
 
@@ -458,7 +462,7 @@ def test_a_path_that_does_not_exist_fails_that_worker_only(
     config = write_config(tmp_path, local)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 3
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     assert rows[2] == row(
         "brand-worker", "failed", source="path nowhere",
         error="path nowhere: no such file or folder",
@@ -489,14 +493,23 @@ def test_unbind_asks_and_refuses_without_a_terminal(
     assert writes(cf_state) == []
     assert "brand-worker" in cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
 
-    done = run_cli(
-        "unbind", "brand-worker", "old-worker", "--yes", "--json", "--env", "staging", env=cf_env
+    typo = run_cli("unbind", "brand-wroker", "--yes", "--env", "staging", env=cf_env)
+    assert typo.exit_code == 2
+    assert typo.stderr.startswith(
+        f"error: not in dispatch namespace {NAMESPACE} nor in the config: brand-wroker; "
+        "did you mean 'brand-worker'?\n"
     )
+    assert writes(cf_state) == []
+
+    done = run_cli("unbind", "brand-worker", "--yes", "--json", "--env", "staging", env=cf_env)
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == [
+    document = json.loads(done.stdout)
+    assert document["summary"] == {"deleted": 1, "would_delete": 0, "not_bound": 0, "failed": 0}
+    assert document["workers"] == [
         {"alias": "brand-worker", "action": "deleted", "error": None, "code": None, "hint": None},
-        {"alias": "old-worker", "action": "not-bound", "error": None, "code": None, "hint": None},
     ]
+    again = run_cli("unbind", "brand-worker", "--yes", "--json", "--env", "staging", env=cf_env)
+    assert [row["action"] for row in json.loads(again.stdout)["workers"]] == ["not-bound"]
     assert writes(cf_state) == [f"DELETE {SCRIPTS}/brand-worker"]
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"brand-worker"}
@@ -527,9 +540,12 @@ def test_secret_put_errors(
     missing = run_cli(
         "secret", "put", "brand-worker", "API_KEY", "--env", "staging", env=cf_env, input="v"
     )
-    assert missing.exit_code == 3
-    assert "Cloudflare API error 10007" in missing.stderr
-    assert "run `code24ctl bind`" in missing.stderr
+    assert missing.exit_code == 2  # checked against the namespace before any write
+    assert missing.stderr == (
+        f"error: no Worker 'brand-worker' in dispatch namespace {NAMESPACE}\n"
+        "  hint: run `code24ctl bind brand-worker --env staging` first\n"
+    )
+    assert writes(cf_state) == []
 
     bind_json(run_cli, cf_env, "brand-worker")
     empty = run_cli(
@@ -548,8 +564,9 @@ def test_secret_put_errors(
     )  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout) == {
-        "namespace": NAMESPACE, "alias": "brand-worker", "name": "API_KEY", "type": "secret_text",
-        "set": True,
+        "command": "secret put", "environment": "staging", "namespace": NAMESPACE,
+        "worker": "brand-worker", "secrets": [{"name": "API_KEY", "type": "secret_text"}],
+        "summary": {"set": 1},
     }  # fmt: skip
     assert "line one" not in ok.output
     request = cf_state.requests(method="PUT", path_contains="/secrets")[-1]
@@ -710,3 +727,8 @@ def test_compare_names_each_difference_and_ignores_secrets_and_flag_order() -> N
     assert compare(wanted, code(main_module="main.js"))[0].detail == (
         "entry module main.js (expected index.js)"
     )
+
+
+def _without_progress(stderr: str) -> str:
+    """stderr without the per-worker progress lines printed when there is no terminal."""
+    return "".join(line for line in stderr.splitlines(True) if not line.startswith("bind: "))

@@ -53,10 +53,15 @@ def _require_bound(session: CloudflareSession, alias: str) -> None:
     namespace = resolved.namespace()
     present = bound_names(session.client, session.account_id, namespace, resolved.env_name)
     if alias not in present:
+        env_name = resolved.env_name
+        if alias in resolved.config.workers:
+            hint = f"run `code24ctl bind {alias} --env {env_name}` first"
+        else:
+            hint = f"`code24ctl workers --env {env_name}` lists what it holds"
         known = sorted(present | set(resolved.config.workers))
         raise UsageError(
             f"no Worker {alias!r} in dispatch namespace {namespace}" + did_you_mean(alias, known),
-            hint=f"`code24ctl workers --env {resolved.env_name}` lists what it holds",
+            hint=hint,
         )
 
 

@@ -185,6 +185,35 @@ def retry_after_seconds(headers: httpx.Headers | dict[str, str]) -> float | None
     return max(0.0, when.timestamp() - time.time())
 
 
+# -vv shows bodies up to this many characters (a module upload is megabytes).
+BODY_LOG_CHARS = 2000
+
+
+def log_exchange(request: httpx.Request, response: httpx.Response, elapsed_s: float) -> None:
+    """-vv: one request and its answer, bodies included, secrets scrubbed, with the timing."""
+    from code24ctl.redact import scrub_body
+
+    response.read()
+    log.debug(
+        "%s %s -> HTTP %d in %.0f ms\n  request body: %s\n  response body: %s",
+        request.method,
+        request.url.path,
+        response.status_code,
+        elapsed_s * 1000,
+        scrub_body(_body_text(request.headers, request.content), BODY_LOG_CHARS),
+        scrub_body(_body_text(response.headers, response.content), BODY_LOG_CHARS),
+    )
+
+
+def _body_text(headers: httpx.Headers, content: bytes) -> str:
+    if not content:
+        return "(none)"
+    kind = headers.get("content-type", "")
+    if "json" not in kind and not kind.startswith("text/"):
+        return f"({len(content)} bytes of {kind.split(';')[0] or 'data'})"
+    return content.decode("utf-8", errors="replace")
+
+
 def _http_client_class() -> type[httpx.Client]:
     from cloudflare import DefaultHttpxClient
 
@@ -216,8 +245,11 @@ def make_paced_http_client(
                 pacer.acquire()
                 if retries:
                     pacer.count("retried")
+                started = time.monotonic()
                 try:
                     response: httpx.Response = super().send(request, **kwargs)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log_exchange(request, response, time.monotonic() - started)
                 except httpx.TransportError as exc:
                     pacer.count("network_errors")
                     retries += 1

@@ -294,6 +294,13 @@ class Config(_Strict):
                 )
             seen.setdefault(route.prefix, index)
         for env_name, environment in self.environments.items():
+            for var in environment.vars:
+                if var in EnvironmentConfig.model_fields:
+                    problems.append(
+                        f"environments.{env_name}.vars.{var}: not a variable name but an "
+                        f"environment setting: indent it one level less (under "
+                        f"environments.{env_name})"
+                    )
             for key in ("upstreams", "direct"):
                 for alias in getattr(environment, key) or {}:
                     if alias not in self.workers:
@@ -303,6 +310,49 @@ class Config(_Strict):
         if problems:
             raise _ReferenceErrors(problems)
         return self
+
+
+def _levels() -> dict[str, type[BaseModel]]:
+    return {
+        "at the top level": Config,
+        "under environments.<name>": EnvironmentConfig,
+        "under workers.<alias>": WorkerConfig,
+        "in a routes entry": RouteConfig,
+        "under a route's probe": ProbeSample,
+        "under probe": ProbeSettings,
+    }
+
+
+def keys_at(parent: tuple[str, ...]) -> list[str]:
+    """The keys a mapping at ``parent`` (a YAML location) may hold; [] when free-form."""
+    model: type[BaseModel] | None = None
+    if not parent:
+        model = Config
+    elif parent == ("probe",):
+        model = ProbeSettings
+    elif len(parent) == 2 and parent[0] in ("environments", "workers", "routes"):
+        model = {"environments": EnvironmentConfig, "workers": WorkerConfig}.get(
+            parent[0], RouteConfig
+        )
+    elif len(parent) == 3 and parent[0] == "routes" and parent[2] == "probe":
+        model = ProbeSample
+    elif len(parent) == 3 and parent[0] == "environments" and parent[2] == "outbound":
+        model = OutboundConfig
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def misplaced_key_home(loc: tuple[str, ...]) -> str | None:
+    """Where an unknown key at ``loc`` belongs, when it is a known key of another level."""
+    if not loc:
+        return None
+    key = loc[-1]
+    for where, model in _levels().items():
+        names = {field.alias or name for name, field in model.model_fields.items()}
+        if key in names and key not in keys_at(loc[:-1]):
+            return where
+    return None
 
 
 class _ReferenceErrors(ValueError):
