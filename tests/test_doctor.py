@@ -109,7 +109,9 @@ def test_doctor_json_is_one_document_of_rows(
     document = json.loads(result.stdout)
     assert document["environment"] == "staging"
     assert document["ok"] is True
-    assert document["counts"] == {"ok": 14, "warn": 0, "fail": 0, "skip": 0}
+    assert document["command"] == "doctor"
+    assert document["namespace"] == NAMESPACE
+    assert document["summary"] == {"ok": 14, "warn": 0, "fail": 0, "skip": 0}
     assert document["checks"][0] == {
         "name": "token",
         "status": "ok",
@@ -172,7 +174,7 @@ def test_outbound_worker_that_is_the_dispatcher_itself_is_refused_by_the_config(
     for command in (["doctor"], ["deploy", "--dry-run"]):
         result = run_cli(*command, "--env", "staging", "--json", env=cf_env, config=config)
         assert result.exit_code == 2, command
-        assert result.stdout == ""
+        assert json.loads(result.stdout)["error"]["code"] == "config"
         assert (
             f"environments.staging: outbound worker '{DISPATCHER}' is the dispatcher itself"
             in result.stderr

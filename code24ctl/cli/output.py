@@ -268,21 +268,22 @@ class StepLines:
 
 
 @contextmanager
-def heartbeat(label: str, *, every_s: float = HEARTBEAT_S) -> Iterator[None]:
-    """Without a terminal: say ``label`` now, then ``still ...`` every ``every_s`` seconds
-    until the block ends, so a CI log never goes silent for minutes. On a terminal: nothing."""
+def heartbeat(label: str, *, every_s: float | None = None) -> Iterator[None]:
+    """Without a terminal: ``label: still working (Ns)`` on stderr every ``every_s`` seconds
+    (default :data:`HEARTBEAT_S`) while the block runs, so a CI log never goes silent for
+    minutes; a quick block prints nothing. On a terminal: nothing."""
     import threading
     import time
 
     if is_terminal():
         yield
         return
-    note(f"{label}...")
+    interval = HEARTBEAT_S if every_s is None else every_s
     stop = threading.Event()
     started = time.monotonic()
 
     def beat() -> None:
-        while not stop.wait(every_s):
+        while not stop.wait(interval):
             note(f"{label}: still working ({time.monotonic() - started:.0f}s)")
 
     thread = threading.Thread(target=beat, name="code24ctl-heartbeat", daemon=True)
