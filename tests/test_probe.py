@@ -758,6 +758,8 @@ def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> N
     assert lines[1].split()[:4] == ["ok", "/k/json", "200", "json"]
     assert lines[2].split()[:6] == ["ok", "/k/fallback", "200", "json", "yes", "(upstream_html)"]
     assert all(len(line) <= 80 for line in lines)
+    # The columns left out are named, never dropped silently.
+    assert "(left out to fit: X-Code24-Worker, content type, worker; see --json)" in lines
 
 
 # --------------------------------------------------------------------------------------------

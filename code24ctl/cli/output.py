@@ -205,10 +205,7 @@ def print_table(
         grid.add_row(*(row[i] for i in keep))
     console.print(grid)
     if dropped:
-        note(
-            f"(left out to fit {console.width} columns: {', '.join(dropped)}; "
-            "a wider terminal or --json shows them)"
-        )
+        note(f"(left out to fit: {', '.join(dropped)}; see --json)")
 
 
 def _print_blocks(console: Console, headers: Sequence[str], texts: Sequence[Sequence[Any]]) -> None:
