@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import route_prefixes as complete_route_prefixes
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.errors import CheckFailed, UsageError
 
@@ -62,7 +63,12 @@ def probe(
     ] = None,
     route: Annotated[
         list[str] | None,
-        typer.Option("--route", metavar="PREFIX", help="only routes under PREFIX (repeatable)"),
+        typer.Option(
+            "--route",
+            metavar="PREFIX",
+            help="only routes under PREFIX (repeatable)",
+            autocompletion=complete_route_prefixes,
+        ),
     ] = None,
     direct: Annotated[
         bool,

@@ -215,8 +215,11 @@ def _select_routes(resolved: ResolvedConfig, prefixes: Sequence[str]) -> list[Ro
     wanted = [prefix.rstrip("/") or "/" for prefix in prefixes]
     chosen = [r for r in routes if any(prefix_matches(r.prefix, want) for want in wanted)]
     if not chosen:
+        from code24ctl.names import did_you_mean
+
         raise UsageError(
-            f"no route under {', '.join(map(repr, prefixes))}",
+            f"no route under {', '.join(map(repr, prefixes))}"
+            + did_you_mean(wanted[0], [r.prefix for r in routes]),
             hint=f"configured routes: {', '.join(r.prefix for r in routes)}",
         )
     return chosen
