@@ -87,16 +87,21 @@ def test_workers_json(
             row["modified_on"] = "set"
     assert rows == [
         {"alias": "competitive-analysis", "status": "missing",
-         "source": "script competitive-analysis-worker-staging", "modified_on": None, "secrets_missing": []},
+         "source": "script competitive-analysis-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "market-research", "status": "missing",
-         "source": "script market-research-worker-staging", "modified_on": None, "secrets_missing": []},
+         "source": "script market-research-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "brand-worker", "status": "bound", "source": "script brand-worker-staging",
          "modified_on": "set", "secrets_missing": []},
         {"alias": "designer-worker", "status": "missing",
-         "source": "script designer-worker-staging", "modified_on": None, "secrets_missing": []},
+         "source": "script designer-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "developer-worker", "status": "missing",
-         "source": "script advanced-developer-worker-staging", "modified_on": None, "secrets_missing": []},
-        {"alias": "legacy-worker", "status": "not-in-config", "source": None, "modified_on": "set", "secrets_missing": []},
+         "source": "script advanced-developer-worker-staging",
+         "modified_on": None, "secrets_missing": []},
+        {"alias": "legacy-worker", "status": "not-in-config", "source": None,
+         "modified_on": "set", "secrets_missing": []},
     ]  # fmt: skip
 
 

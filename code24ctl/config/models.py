@@ -331,9 +331,12 @@ def keys_at(parent: tuple[str, ...]) -> list[str]:
     elif parent == ("probe",):
         model = ProbeSettings
     elif len(parent) == 2 and parent[0] in ("environments", "workers", "routes"):
-        model = {"environments": EnvironmentConfig, "workers": WorkerConfig}.get(
-            parent[0], RouteConfig
-        )
+        homes: dict[str, type[BaseModel]] = {
+            "environments": EnvironmentConfig,
+            "workers": WorkerConfig,
+            "routes": RouteConfig,
+        }
+        model = homes[parent[0]]
     elif len(parent) == 3 and parent[0] == "routes" and parent[2] == "probe":
         model = ProbeSample
     elif len(parent) == 3 and parent[0] == "environments" and parent[2] == "outbound":
