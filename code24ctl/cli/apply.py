@@ -103,8 +103,11 @@ def _show_step(step: StepResult) -> None:
 
 def _show_outcome(result: ApplyResult) -> None:
     env = result.environment
-    for alias, names in result.secrets_to_set.items():
-        for name in names:
-            output.note(f"secret still to set: code24ctl secret put {alias} {name} --env {env}")
+    pending = sum(len(names) for names in result.secrets_to_set.values())
+    if pending:
+        output.note(
+            f"{pending} secret(s) still to set (values cannot be copied): "
+            f"`code24ctl workers --env {env}` lists them"
+        )
     if result.ok:
         output.stdout().print(f"{env} is set up: namespace, workers and dispatcher", markup=False)
