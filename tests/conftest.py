@@ -19,6 +19,15 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each CLI run is its own process in real use, with the whole API budget; in one test
+    # process the shared pacer would otherwise carry every earlier test's requests.
+    from code24ctl.cloudflare import pacing
+
+    monkeypatch.setattr(pacing, "_default", None)
+
+
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
     """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin."""

@@ -638,7 +638,7 @@ def test_forwarded_path(prefix: str, strip: str | None, path: str, forwarded: st
 
 def test_bad_usage_exits_2(run_cli: RunCli, kinds_config: Path) -> None:
     cases = {
-        ("--route", "/k/js"): "error: no route under '/k/js'\n",
+        ("--route", "/k/js"): "error: no route under '/k/js'; did you mean '/k/json'?\n",
         ("--timeout", "0"): "error: --timeout must be more than 0 seconds, not 0\n",
         ("--base-url", "ftp://example.com"): "error: --base-url 'ftp://example.com' is not "
         "an http(s) URL like https://host\n",

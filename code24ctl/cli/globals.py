@@ -7,6 +7,7 @@ well as before; ``-c``, ``-e`` and ``--json`` are declared by the commands that 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -78,6 +79,7 @@ def _plain_help(param: Any) -> None:
         setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
 
 
+@functools.cache
 def _leaf_params() -> list[Any]:
     """``-v`` and ``--no-color`` as parameters of a leaf command (built by Typer itself)."""
     helper = typer.Typer()

@@ -64,13 +64,27 @@ def default_environment(path: str, config: Config) -> EnvironmentChoice:
 
 
 def describe_default(path: str) -> str | None:
-    """``staging (default_env in namespaces.yaml)`` for help text; None if it cannot be told."""
+    """``staging, from default_env in namespaces.yaml`` for help text; None if it cannot be
+    told. Reads the YAML only (no validation): help must stay quick and render even with a
+    broken or missing config."""
+    import yaml
+
     try:
-        config = load_config(path)
-        choice = choose_environment(path, config, None)
-    except Exception:  # help must render even with a broken or missing config
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+        environments = data["environments"]
+        names = [str(name) for name in environments]
+        remote = [str(n) for n, e in environments.items() if not (e or {}).get("upstreams")]
+    except Exception:
         return None
-    return f"{choice.name}, from {choice.origin}"
+    if os.environ.get(ENVIRONMENT_ENV_VAR):
+        return f"{os.environ[ENVIRONMENT_ENV_VAR]}, from {ENVIRONMENT_ENV_VAR}"
+    default = data.get("default_env")
+    if isinstance(default, str) and default in names:
+        return f"{default}, from default_env in {path}"
+    if len(remote) == 1:
+        return f"{remote[0]}, the only non-local environment in {path}"
+    return None
 
 
 def resolve_environment(
