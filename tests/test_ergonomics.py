@@ -554,3 +554,12 @@ def test_global_state_is_reset_between_invocations(run_cli: RunCli) -> None:
     result = run_cli("config", "validate")
     assert not result.stdout.startswith("{")
     assert GLOBAL.json is False
+
+
+def test_serve_names_where_a_cloudflare_environment_came_from(run_cli: RunCli) -> None:
+    result = run_cli("serve", env={"CODE24_ENV": "staging"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: `serve` runs a local environment (one with 'upstreams'); "
+        "'staging' (from CODE24_ENV) is a Cloudflare environment\n"
+    )

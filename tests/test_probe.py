@@ -678,7 +678,9 @@ def test_config_problems_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
     no_base.write_text(yaml.safe_dump(document))
     result = run_cli("probe", "--env", "test", config=no_base)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: environment 'test' has no base_url to probe\n")
+    assert result.stderr.startswith(
+        "error: environment 'test' (from --env) has no base_url to probe\n"
+    )
     # ...and --base-url is the way out.
     with LocalServer({"/a": Answer(200, b"[]")}) as server:
         result = run_cli("probe", "--env", "test", "--base-url", server.url, config=no_base)

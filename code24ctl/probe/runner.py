@@ -201,7 +201,8 @@ def _base_url(resolved: ResolvedConfig, override: str | None) -> str:
     base = resolved.environment.base_url
     if base is None:
         raise UsageError(
-            f"environment {resolved.env_name!r} has no base_url to probe",
+            f"environment {resolved.env_name!r} (from {resolved.env_origin}) has no base_url "
+            "to probe",
             hint=f"set environments.{resolved.env_name}.base_url in {resolved.path} "
             "or pass --base-url URL",
         )
