@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from code24ctl.constants import TOKEN_ENV_VAR
 
@@ -54,3 +55,16 @@ class RedactingFilter(logging.Filter):
         record.exc_text = None
         record.stack_info = None
         return True
+
+
+# A secret's value in a request body (secret put: {"name", "text", "type": "secret_text"}).
+_SECRET_FIELD_RE = re.compile(r'("(?:text|value|secret)"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+
+
+def scrub_body(text: str, limit: int) -> str:
+    """An HTTP body fit for -vv: token and registered secrets masked, any secret-looking
+    ``text``/``value`` field masked too, cut to ``limit`` characters."""
+    if "secret" in text:
+        text = _SECRET_FIELD_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = scrub(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -47,6 +47,15 @@ def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pacing, "_default", None)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each CLI run is its own process in real use, with the whole API budget; in one test
+    # process the shared pacer would otherwise carry every earlier test's requests.
+    from code24ctl.cloudflare import pacing
+
+    monkeypatch.setattr(pacing, "_default", None)
+
+
 @pytest.fixture
 def run_cli() -> RunCli:
     """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin."""

@@ -77,8 +77,8 @@ def test_apply_sets_up_an_empty_account_in_order(
         f"namespace: done: created dispatch namespace {NAMESPACE}",
         f"bind: done: 5 created, 0 updated, 0 unchanged in {NAMESPACE}",
         f"deploy: done: dispatcher {DISPATCHER} uploaded, 2 route(s) written, 0 unchanged",
-        "secret still to set: code24ctl secret put developer-worker "
-        f"{MULTI_MODULE_SECRET} --env staging",
+        "1 secret(s) still to set (values cannot be copied): "
+        "`code24ctl workers --env staging` lists them",
     ]
     assert result.stdout == "staging is set up: namespace, workers and dispatcher\n"
 

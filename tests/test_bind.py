@@ -64,7 +64,9 @@ def tags(alias: str) -> list[str]:
 def bind_json(run_cli: RunCli, env: dict[str, str], *args: str, **kw: Any) -> list[Any]:
     result = run_cli("bind", "--env", "staging", "--json", *args, env=env, **kw)
     assert result.exit_code == 0, result.stderr
-    rows: list[Any] = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert (document["command"], document["environment"]) == ("bind", "staging")
+    rows: list[Any] = document["workers"]
     return rows
 
 
@@ -149,10 +151,10 @@ def test_bind_human_output_lists_the_secrets_still_to_set(
         ["developer-worker", "created", "script", "advanced-developer-worker-staging",
          "OPENAI_API_KEY"],
     ]  # fmt: skip
-    assert result.stderr == (
+    assert _without_progress(result.stderr) == (
         f"5 created in dispatch namespace {NAMESPACE}\n"
-        "secrets still to set (their values cannot be copied):\n"
-        "  code24ctl secret put developer-worker OPENAI_API_KEY --env staging\n"
+        "1 secret(s) still to set (values cannot be copied): "
+        "`code24ctl workers --env staging` lists them\n"
     )
 
 
@@ -282,7 +284,7 @@ def test_dry_run_writes_nothing(
         "~ worker brand-worker (script brand-worker-staging)",
         f'    ~ module worker.js: "{old}" -> "{new}"',
     ]
-    assert result.stderr.splitlines()[0] == (
+    assert _without_progress(result.stderr).splitlines()[0] == (
         f"dry run, nothing written: 1 would-update, 4 unchanged in dispatch namespace {NAMESPACE}"
     )
     assert writes(cf_state) == []
@@ -301,7 +303,9 @@ def test_bind_before_the_namespace_exists_is_one_preflight_failure(
         "(or `code24ctl apply --env staging` for every step)\n"
     )
     assert [f"{r.method} {r.path}" for r in cf_state.requests()] == [
-        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NAMESPACE}"
+        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces/{NAMESPACE}",
+        # the listing that looks for a near name ("did you mean"); there is none
+        f"GET /accounts/{cf_seed.account_id}/workers/dispatch/namespaces",
     ]
 
 
@@ -337,7 +341,7 @@ def test_unknown_alias_is_exit_2_before_any_api_call(
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "error: unknown worker alias: brand-wrker\n"
+        "error: unknown worker alias: brand-wrker; did you mean 'brand-worker'?\n"
         f"  hint: configured in {REPO_CONFIG}: {', '.join(ALIASES)}\n"
     )
     assert cf_state.requests() == []
@@ -367,7 +371,7 @@ def test_bind_finishes_when_30_percent_of_calls_answer_429_or_html_503(
     cf_state.fail_ratio(0.3, kinds=(429, "html503"), seed=4, retry_after=0.05)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == [
+    assert json.loads(result.stdout)["workers"] == [
         row(alias, "created", [MULTI_MODULE_SECRET] if alias == "developer-worker" else [])
         for alias in ALIASES
     ]
@@ -399,7 +403,7 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     config = write_config(tmp_path, rename)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 3
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     failed = rows[3]
     assert failed["alias"] == "designer-worker"
     assert failed["action"] == "failed"
@@ -429,7 +433,7 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     )  # fmt: skip
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 0, result.stderr
-    assert [r["action"] for r in json.loads(result.stdout)] == ["unchanged"] * 3 + [
+    assert [r["action"] for r in json.loads(result.stdout)["workers"]] == ["unchanged"] * 3 + [
         "created", "unchanged",
     ]  # fmt: skip
 
@@ -509,7 +513,7 @@ def test_a_path_that_does_not_exist_fails_that_worker_only(
     config = write_config(tmp_path, local)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 3
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     assert rows[2] == row(
         "brand-worker", "failed", source="path nowhere",
         error="path nowhere: no such file or folder",
@@ -540,14 +544,23 @@ def test_unbind_asks_and_refuses_without_a_terminal(
     assert writes(cf_state) == []
     assert "brand-worker" in cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
 
-    done = run_cli(
-        "unbind", "brand-worker", "old-worker", "--yes", "--json", "--env", "staging", env=cf_env
+    typo = run_cli("unbind", "brand-wroker", "--yes", "--env", "staging", env=cf_env)
+    assert typo.exit_code == 2
+    assert typo.stderr.startswith(
+        f"error: not in dispatch namespace {NAMESPACE} nor in the config: brand-wroker; "
+        "did you mean 'brand-worker'?\n"
     )
+    assert writes(cf_state) == []
+
+    done = run_cli("unbind", "brand-worker", "--yes", "--json", "--env", "staging", env=cf_env)
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == [
+    document = json.loads(done.stdout)
+    assert document["summary"] == {"deleted": 1, "would_delete": 0, "not_bound": 0, "failed": 0}
+    assert document["workers"] == [
         {"alias": "brand-worker", "action": "deleted", "error": None, "code": None, "hint": None},
-        {"alias": "old-worker", "action": "not-bound", "error": None, "code": None, "hint": None},
     ]
+    again = run_cli("unbind", "brand-worker", "--yes", "--json", "--env", "staging", env=cf_env)
+    assert [row["action"] for row in json.loads(again.stdout)["workers"]] == ["not-bound"]
     assert writes(cf_state) == [f"DELETE {SCRIPTS}/brand-worker"]
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"brand-worker"}
@@ -578,9 +591,12 @@ def test_secret_put_errors(
     missing = run_cli(
         "secret", "put", "brand-worker", "API_KEY", "--env", "staging", env=cf_env, input="v"
     )
-    assert missing.exit_code == 3
-    assert "Cloudflare API error 10007" in missing.stderr
-    assert "run `code24ctl bind`" in missing.stderr
+    assert missing.exit_code == 2  # checked against the namespace before any write
+    assert missing.stderr == (
+        f"error: no Worker 'brand-worker' in dispatch namespace {NAMESPACE}\n"
+        "  hint: run `code24ctl bind brand-worker --env staging` first\n"
+    )
+    assert writes(cf_state) == []
 
     bind_json(run_cli, cf_env, "brand-worker")
     empty = run_cli(
@@ -599,8 +615,9 @@ def test_secret_put_errors(
     )  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout) == {
-        "namespace": NAMESPACE, "alias": "brand-worker", "name": "API_KEY", "type": "secret_text",
-        "set": True,
+        "command": "secret put", "environment": "staging", "namespace": NAMESPACE,
+        "worker": "brand-worker", "secrets": [{"name": "API_KEY", "type": "secret_text"}],
+        "summary": {"set": 1},
     }  # fmt: skip
     assert "line one" not in ok.output
     request = cf_state.requests(method="PUT", path_contains="/secrets")[-1]
@@ -863,7 +880,7 @@ def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
 
     assert result.exit_code == 0, result.stderr
     assert writes(cf_state) == []
-    assert result.stderr.splitlines() == [
+    assert _without_progress(result.stderr).splitlines() == [
         f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
         "brand-worker carries: observability, tail_consumers, logpush, placement, limits, "
         f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
@@ -892,7 +909,7 @@ def test_a_static_assets_binding_is_refused_by_name(
     )
 
     assert result.exit_code == 3
-    (failed,) = json.loads(result.stdout)
+    (failed,) = json.loads(result.stdout)["workers"]
     assert failed["action"] == "failed"
     assert failed["error"] == (
         "Worker rich-worker-staging has a static-assets binding (ASSETS (assets)): "
@@ -919,7 +936,7 @@ def test_too_many_tags_for_the_copy_is_refused_before_upload(
     )
 
     assert result.exit_code == 3
-    (failed,) = json.loads(result.stdout)
+    (failed,) = json.loads(result.stdout)["workers"]
     assert failed["error"] == (
         "script rich-worker-staging has 6 tags; with code24ctl's 3 the copy would have 9, "
         "over Cloudflare's limit of 8"
@@ -947,7 +964,7 @@ def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirma
 
     shown = run_cli("workers", "--env", "staging", "--json", env=cf_env, config=config)
     assert shown.exit_code == 0, shown.stderr
-    assert [(r["alias"], r["status"]) for r in json.loads(shown.stdout)][-2:] == [
+    assert [(r["alias"], r["status"]) for r in json.loads(shown.stdout)["workers"]][-2:] == [
         ("designer-worker", "stale"),
         ("tenant-7", "not-in-config"),
     ]
@@ -969,7 +986,7 @@ def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirma
         "unbind", "--stale", "--yes", "--json", "--env", "staging", env=cf_env, config=config
     )
     assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == [
+    assert json.loads(done.stdout)["workers"] == [
         {"alias": "designer-worker", "action": "deleted", "error": None, "code": None, "hint": None}
     ]
     assert writes(cf_state) == [f"DELETE {SCRIPTS}/designer-worker"]
@@ -978,3 +995,11 @@ def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirma
     both = run_cli("unbind", "x", "--stale", "--env", "staging", env=cf_env, config=config)
     assert both.exit_code == 2
     assert both.stderr.startswith("error: name the Workers to delete, or give --stale (not both)")
+
+
+def _without_progress(stderr: str) -> str:
+    """stderr without the per-worker progress lines printed when there is no terminal (one per
+    Worker read, ``bind (reading): ...``, then one per upload, ``bind: ...``)."""
+    return "".join(
+        line for line in stderr.splitlines(True) if not line.startswith(("bind: ", "bind ("))
+    )

@@ -63,7 +63,11 @@ def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli, unreachabl
     ):
         result = run_cli(*args, env=env)
         assert result.exit_code == 3, args
-        assert result.stdout == ""
+        if "--json" in args:
+            error = json.loads(result.stdout)["error"]
+            assert (error["code"], error["exit_status"]) == ("network", 3)
+        else:
+            assert result.stdout == ""
         assert "cannot reach the Cloudflare API" in result.stderr
         assert "hint: check your network, or CLOUDFLARE_BASE_URL" in result.stderr
         assert TOKEN not in result.output
@@ -96,7 +100,7 @@ def test_debug_traceback_never_shows_the_token(unreachable_api: str) -> None:
 def test_local_env_is_refused_by_cloudflare_commands(run_cli: RunCli) -> None:
     result = run_cli("namespace", "create", "--env", "local", env={"CLOUDFLARE_API_TOKEN": TOKEN})
     assert result.exit_code == 2
-    assert "environment 'local' is local" in result.stderr
+    assert "environment 'local' (from --env) is local" in result.stderr
     assert "choose one of: staging, production" in result.stderr
 
 

@@ -117,7 +117,9 @@ def test_doctor_json_is_one_document_of_rows(
     document = json.loads(result.stdout)
     assert document["environment"] == "staging"
     assert document["ok"] is True
-    assert document["counts"] == {"ok": 14, "warn": 0, "fail": 0, "skip": 0}
+    assert document["command"] == "doctor"
+    assert document["namespace"] == NAMESPACE
+    assert document["summary"] == {"ok": 14, "warn": 0, "fail": 0, "skip": 0}
     assert document["checks"][0] == {
         "name": "token",
         "status": "ok",
@@ -182,7 +184,7 @@ def test_outbound_worker_that_is_the_dispatcher_itself_is_refused_by_the_config(
     for command in (["doctor"], ["deploy", "--dry-run"]):
         result = run_cli(*command, "--env", "staging", "--json", env=cf_env, config=config)
         assert result.exit_code == 2, command
-        assert result.stdout == ""
+        assert json.loads(result.stdout)["error"]["code"] == "config"
         assert (
             f"environments.staging: outbound worker '{DISPATCHER}' is the dispatcher itself"
             in result.stderr
@@ -362,7 +364,7 @@ def test_a_local_environment_is_refused(run_cli: RunCli, cf_env: dict[str, str])
     result = run_cli("doctor", "--env", "local", env=cf_env)
 
     assert result.exit_code == 2
-    assert "environment 'local' is local" in result.stderr
+    assert "environment 'local' (from --env) is local" in result.stderr
 
 
 def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:

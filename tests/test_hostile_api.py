@@ -5,6 +5,8 @@ never a traceback and never a false "missing"."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.emulator.seeds import Code24Seed
@@ -62,7 +64,13 @@ def test_a_2xx_that_is_not_the_api_is_exit_3_and_never_missing(
         "hint: a proxy, a captive portal or a wrong CLOUDFLARE_BASE_URL answers like this"
         in result.stderr
     )
-    assert result.stdout == ""  # nothing read, nothing listed (--json included)
+    # Nothing read, nothing listed: with --json the one document is the error.
+    if "--json" in command:
+        document = json.loads(result.stdout)
+        assert list(document) == ["error"]
+        assert document["error"]["exit_status"] == 3
+    else:
+        assert result.stdout == ""
 
 
 @pytest.mark.parametrize("kind", sorted(ANSWERS))

@@ -30,9 +30,11 @@ def test_create_then_create_again_is_success(
     assert len(cf_state.namespaces(cf_seed.account_id)) == 1
 
     as_json = json.loads(run_cli("namespace", "create", "--json", env=cf_env).stdout)
+    assert as_json["command"] == "namespace create"
+    assert as_json["environment"] == "staging"
     assert as_json["created"] is False
-    assert as_json["namespace"]["name"] == STAGING_NS
-    assert as_json["namespace"]["id"] == ns.id
+    assert as_json["namespace"] == STAGING_NS
+    assert as_json["id"] == ns.id
 
 
 def test_create_named_namespace(
@@ -67,7 +69,10 @@ def test_list_shows_name_id_count_created(
     assert lines[1].split()[:3] == ["another-ns", lines[1].split()[1], "0"]
     assert lines[2].split()[:3] == [STAGING_NS, ns_id, "1"]
 
-    rows = json.loads(run_cli("namespace", "list", "--json", env=cf_env).stdout)
+    doc = json.loads(run_cli("namespace", "list", "--json", env=cf_env).stdout)
+    assert (doc["command"], doc["environment"], doc["namespace"]) == ("namespace list", None, None)
+    assert doc["summary"] == {"namespaces": 2}
+    rows = doc["namespaces"]
     assert [(r["name"], r["script_count"]) for r in rows] == [("another-ns", 0), (STAGING_NS, 1)]
     assert rows[1]["id"] == ns_id
 
@@ -101,7 +106,7 @@ def test_get_shows_details(
         "scripts:  0",
     ]
     doc = json.loads(run_cli("namespace", "get", STAGING_NS, "--json", env=cf_env).stdout)
-    assert doc["name"] == STAGING_NS
+    assert doc["namespace"] == STAGING_NS
     assert doc["script_count"] == 0
 
 
@@ -139,7 +144,9 @@ def test_delete_with_yes(
     _with_two_workers(cf_state, cf_seed)
     result = run_cli("namespace", "delete", STAGING_NS, "--yes", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == f"deleted dispatch namespace {STAGING_NS} and its 2 Worker(s)\n"
+    assert result.stdout == (
+        f"deleted dispatch namespace {STAGING_NS}, its 2 Worker(s) and 0 secret(s)\n"
+    )
     assert cf_state.namespace(cf_seed.account_id, STAGING_NS) is None
 
 
@@ -149,7 +156,7 @@ def test_delete_json_and_missing(
     _with_two_workers(cf_state, cf_seed)
     doc = json.loads(run_cli("namespace", "delete", STAGING_NS, "-y", "--json", env=cf_env).stdout)
     assert doc["deleted"] is True
-    assert doc["namespace"]["script_count"] == 2
+    assert (doc["namespace"], doc["script_count"], doc["secrets"]) == (STAGING_NS, 2, 0)
     missing = run_cli("namespace", "delete", STAGING_NS, "--yes", env=cf_env)
     assert missing.exit_code == 3
     assert missing.stderr == (
@@ -220,7 +227,7 @@ def test_a_burst_of_rate_limits_is_ridden_out_visibly(
     cf_state.fail_next(3, status=429, retry_after=0.1)
     result = run_cli("namespace", "list", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    assert json.loads(result.stdout)["namespaces"] == []
     assert cf_state.counters()["served_429"] == 3
     assert [line.split(": HTTP ")[1] for line in result.stderr.splitlines()] == [
         "429; retry 2 of 3 in 0.1s",

@@ -662,7 +662,7 @@ def test_forwarded_path(prefix: str, strip: str | None, path: str, forwarded: st
 
 def test_bad_usage_exits_2(run_cli: RunCli, kinds_config: Path) -> None:
     cases = {
-        ("--route", "/k/js"): "error: no route under '/k/js'\n",
+        ("--route", "/k/js"): "error: no route under '/k/js'; did you mean '/k/json'?\n",
         ("--timeout", "0"): "error: --timeout must be more than 0 seconds, not 0\n",
         ("--base-url", "ftp://example.com"): "error: --base-url 'ftp://example.com' is not "
         "an http(s) URL like https://host\n",
@@ -702,7 +702,9 @@ def test_config_problems_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
     no_base.write_text(yaml.safe_dump(document))
     result = run_cli("probe", "--env", "test", config=no_base)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: environment 'test' has no base_url to probe\n")
+    assert result.stderr.startswith(
+        "error: environment 'test' (from --env) has no base_url to probe\n"
+    )
     # ...and --base-url is the way out.
     with LocalServer({"/a": Answer(200, b"[]")}) as server:
         result = run_cli("probe", "--env", "test", "--base-url", server.url, config=no_base)
@@ -781,7 +783,9 @@ def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> N
     # Whole cells, one line per route: nothing folded or cut.
     assert lines[1].split()[:4] == ["ok", "/k/json", "200", "json"]
     assert lines[2].split()[:6] == ["warn", "/k/fallback", "200", "json", "yes", "(upstream_html)"]
-    assert all(len(line) <= 80 for line in lines[:3])
+    assert all(len(line) <= 80 for line in lines[:3])  # the table; notes are prose
+    # The columns left out are named, never dropped silently.
+    assert "(left out to fit: X-Code24-Worker, content type, worker; see --json)" in lines
 
 
 # --------------------------------------------------------------------------------------------

@@ -390,7 +390,7 @@ def test_canary_without_a_base_url_stops_before_writing(
     result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=bare)
 
     assert result.exit_code == 2
-    assert "environment 'staging' has no base_url to probe" in result.stderr
+    assert "environment 'staging' (from --env) has no base_url to probe" in result.stderr
     assert writes(cf_state) == []
 
 

@@ -43,8 +43,8 @@ def test_serve_refuses_a_cloudflare_environment(run_cli: RunCli) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert (
-        "error: `serve` runs a local environment (one with 'upstreams'); 'staging' is a "
-        "Cloudflare environment\n  hint: use --env local\n"
+        "error: `serve` runs a local environment (one with 'upstreams'); 'staging' (from --env) "
+        "is a Cloudflare environment\n  hint: use --env local\n"
     ) in result.stderr
 
 

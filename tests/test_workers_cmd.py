@@ -31,24 +31,35 @@ def test_workers_shows_bound_missing_and_not_in_config(
     result = run_cli("workers", "--env", "staging", env={**cf_env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     assert [line.split() for line in result.stdout.splitlines()] == [
-        ["alias", "status", "source", "modified"],
-        ["competitive-analysis", "missing", "script", "competitive-analysis-worker-staging", "-"],
-        ["market-research", "bound", "script", "market-research-worker-staging",
+        ["alias", "status", "secrets", "missing", "source", "modified"],
+        ["competitive-analysis", "missing", "-", "script", "competitive-analysis-worker-staging",
+         "-"],
+        ["market-research", "bound", "-", "script", "market-research-worker-staging",
          *when["market-research"]],
-        ["brand-worker", "bound", "script", "brand-worker-staging", *when["brand-worker"]],
-        ["designer-worker", "missing", "script", "designer-worker-staging", "-"],
-        ["developer-worker", "missing", "script", "advanced-developer-worker-staging", "-"],
-        ["legacy-worker", "not-in-config", "-", *when["legacy-worker"]],
+        ["brand-worker", "bound", "-", "script", "brand-worker-staging", *when["brand-worker"]],
+        ["designer-worker", "missing", "-", "script", "designer-worker-staging", "-"],
+        ["developer-worker", "missing", "-", "script", "advanced-developer-worker-staging", "-"],
+        ["legacy-worker", "not-in-config", "-", "-", *when["legacy-worker"]],
     ]  # fmt: skip
     assert result.stderr == (
         f"3 configured worker(s) not in {NS}: run `code24ctl bind`\n"
         f"1 Worker(s) in {NS} are not in the config "
         "(remove with `code24ctl unbind legacy-worker`)\n"
     )
-    # One paged listing, nothing written.
-    assert [f"{r.method} {r.route}" for r in cf_state.requests()] == [
+    # One paged listing, then each bound copy's secrets against its source's; nothing written.
+    routes = [f"{r.method} {r.route}" for r in cf_state.requests()]
+    assert routes[0] == (
         "GET GET /accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts"
-    ]
+    )
+    assert sorted(routes[1:]) == sorted(
+        [
+            "GET GET /accounts/{account_id}/workers/scripts/{script}/secrets",
+            "GET GET /accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts/"
+            "{script}/secrets",
+        ]
+        * 2
+    )
+    assert all(r.method == "GET" for r in cf_state.requests())
 
 
 def test_workers_json(
@@ -62,23 +73,35 @@ def test_workers_json(
     result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
-    rows = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert (document["command"], document["environment"], document["namespace"]) == (
+        "workers", "staging", NS
+    )  # fmt: skip
+    assert document["summary"] == {
+        "bound": 1, "missing": 4, "not_in_config": 1, "secrets_missing": 0
+    }  # fmt: skip
+    rows = document["workers"]
     for row in rows:  # the API's timestamps, re-serialised by pydantic
         if row["modified_on"] is not None:
             assert row["modified_on"].replace("Z", "+00:00")[:19] == modified[row["alias"]][:19]
             row["modified_on"] = "set"
     assert rows == [
         {"alias": "competitive-analysis", "status": "missing",
-         "source": "script competitive-analysis-worker-staging", "modified_on": None},
+         "source": "script competitive-analysis-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "market-research", "status": "missing",
-         "source": "script market-research-worker-staging", "modified_on": None},
+         "source": "script market-research-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "brand-worker", "status": "bound", "source": "script brand-worker-staging",
-         "modified_on": "set"},
+         "modified_on": "set", "secrets_missing": []},
         {"alias": "designer-worker", "status": "missing",
-         "source": "script designer-worker-staging", "modified_on": None},
+         "source": "script designer-worker-staging",
+         "modified_on": None, "secrets_missing": []},
         {"alias": "developer-worker", "status": "missing",
-         "source": "script advanced-developer-worker-staging", "modified_on": None},
-        {"alias": "legacy-worker", "status": "not-in-config", "source": None, "modified_on": "set"},
+         "source": "script advanced-developer-worker-staging",
+         "modified_on": None, "secrets_missing": []},
+        {"alias": "legacy-worker", "status": "not-in-config", "source": None,
+         "modified_on": "set", "secrets_missing": []},
     ]  # fmt: skip
 
 
@@ -90,10 +113,11 @@ def test_workers_lists_every_page_of_a_large_namespace(
 
     result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     assert [r["alias"] for r in rows if r["status"] == "not-in-config"] == extra
     assert [r["alias"] for r in rows if r["status"] == "bound"] == ["designer-worker"]
-    assert len(cf_state.requests()) == 3  # 251 Workers, 100 a page
+    # 251 Workers, 100 a page; then the bound copy's secrets and its source's
+    assert len(cf_state.requests()) == 3 + 2
 
 
 def test_workers_without_the_namespace_is_exit_3_with_the_fix(
@@ -109,7 +133,9 @@ def test_workers_without_the_namespace_is_exit_3_with_the_fix(
 def test_workers_refuses_a_local_environment(run_cli: RunCli, cf_env: dict[str, str]) -> None:
     result = run_cli("workers", "--env", "local", env=cf_env)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: environment 'local' is local (it has upstreams)")
+    assert result.stderr.startswith(
+        "error: environment 'local' (from --env) is local (it has upstreams)"
+    )
 
 
 def test_repeated_server_errors_are_retried_visibly(
@@ -119,7 +145,7 @@ def test_repeated_server_errors_are_retried_visibly(
     cf_state.fail_next(3, status="html503", path_contains="/scripts")
     result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert [row["status"] for row in json.loads(result.stdout)] == ["missing"] * 5
+    assert [row["status"] for row in json.loads(result.stdout)["workers"]] == ["missing"] * 5
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 2  # the second and third retries; the first is only logged at -v
     assert re.fullmatch(
@@ -137,10 +163,11 @@ def test_workers_is_right_for_2500_workers_in_one_namespace(
 
     result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     assert [r["alias"] for r in rows if r["status"] == "not-in-config"] == extra
     assert [r["alias"] for r in rows if r["status"] == "bound"] == ["brand-worker"]
-    listing = cf_state.requests(path_contains="/scripts")
+    # The listing's own requests (the bound alias's secrets are read besides).
+    listing = [r for r in cf_state.requests() if r.route.endswith("/{namespace}/scripts")]
     assert len(listing) == 25  # 2,500 Workers, 100 a page, each page's cursor followed
     assert [r.query_value("cursor") is None for r in listing] == [True] + [False] * 24
 
@@ -153,7 +180,8 @@ def test_a_full_page_without_a_cursor_fails_instead_of_truncating(
 
     result = run_cli("workers", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 3
-    assert result.stdout == ""
+    # --json: the failure is the one document on stdout; no partial list is reported.
+    assert json.loads(result.stdout)["error"]["exit_status"] == 3
     assert (
         f"list Workers in dispatch namespace {NS}: a full page of 100 came back without a "
         "cursor for the next one" in " ".join(result.stderr.split())

@@ -2,28 +2,57 @@
 
 Errors are turned into a message and an exit status in exactly one place,
 :meth:`Code24Group.invoke`, so every command, run from a shell or through a test runner, fails
-the same way. ``CODE24_DEBUG=1`` shows the traceback instead (with the token scrubbed).
+the same way (with ``--json``, stdout also carries one ``{"error": ...}`` document).
+``CODE24_DEBUG=1`` shows the traceback instead (with the token scrubbed).
+
+Global options (``-c``, ``-e``, ``--json``, ``-v``, ``--no-color``) are accepted before or after
+the command: see :mod:`code24ctl.cli.globals`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from code24ctl import __version__
+from code24ctl.cli import globals as global_options
+from code24ctl.cli.options import CONFIG_HELP, ENV_HELP, JSON_HELP
+from code24ctl.cli.state import GLOBAL
 from code24ctl.constants import DEBUG_ENV_VAR
 from code24ctl.errors import Code24Error
-from code24ctl.redact import RedactingFilter, scrub
+from code24ctl.redact import scrub
 
 
 class Code24Group(TyperGroup):
-    """The root group: turns our error tree into stderr text and an exit status."""
+    """The root group: global options anywhere, and our error tree into stderr text, an exit
+    status and (with ``--json``) one error document on stdout."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        extra["windows_expand_args"] = windows_expand_args
+        argv = list(sys.argv[1:] if args is None else args)
+        global_options.start(self, argv)
+        if not (standalone_mode and GLOBAL.json):
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        # --json: a usage error found while parsing must also leave its document on stdout.
+        return global_options.main_with_json_errors(
+            lambda: super(Code24Group, self).main(
+                argv, prog_name, complete_var, standalone_mode=False, **extra
+            )
+        )
 
     def invoke(self, ctx: Any) -> Any:  # ctx: the (vendored) click Context
         try:
@@ -33,6 +62,7 @@ class Code24Group(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
+            global_options.emit_error("interrupted", "interrupted", None, 130)
             raise typer.Exit(130) from None
 
 
@@ -41,6 +71,7 @@ def _report(exc: Code24Error) -> None:
         sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
     sys.stderr.write(scrub(f"error: {exc.render()}") + "\n")
     sys.stderr.flush()
+    global_options.emit_code24_error(exc)
 
 
 app = typer.Typer(
@@ -48,11 +79,12 @@ app = typer.Typer(
     name="code24ctl",
     help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "
     "namespaces, the JSON-always dispatcher Worker, its routes, and probes that prove every "
-    "route answers JSON.\n\nExit status: 0 ok, 1 a check found problems (or `plan --exit-code`: "
+    "route answers JSON.\n\nGlobal options (-c, -e, --json, -v, --no-color) go before or after "
+    "the command.\n\nExit status: 0 ok, 1 a check found problems (or `plan --exit-code`: "
     "changes pending), 2 bad usage or config (or a refused confirmation), 3 the Cloudflare API "
     "or the network failed, 130 interrupted.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Markdown joins a docstring paragraph's lines, so help rewraps to the terminal width.
     rich_markup_mode="markdown",
@@ -68,6 +100,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", metavar="PATH", help=CONFIG_HELP)
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="NAME",
+            help=ENV_HELP,
+            autocompletion=global_options.complete_env,
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help=JSON_HELP)] = False,
     verbose: Annotated[
         int,
         typer.Option(
@@ -75,9 +121,13 @@ def root(
             "-v",
             count=True,
             metavar="",
-            help="log API calls on stderr (-vv: more); put it before the command",
+            show_default=False,
+            help=global_options.VERBOSE_HELP,
         ),
     ] = 0,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", metavar="", help=global_options.NO_COLOR_HELP)
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -86,37 +136,13 @@ def root(
     ] = False,
 ) -> None:
     """Options that apply to every command."""
-    _configure_logging(verbose)
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is now (test runners swap it per invocation)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-class _LowerLevelFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record.levelname = record.levelname.lower()
-        return super().format(record)
-
-
-def _configure_logging(verbose: int) -> None:
-    handler = _StderrHandler()
-    handler.addFilter(RedactingFilter())
-    # Plain "warning: ..." for people; -v adds the logger name for whoever debugs.
-    detail = "%(name)s: " if verbose else ""
-    handler.setFormatter(_LowerLevelFormatter(f"%(levelname)s: {detail}%(message)s"))
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    root_logger = logging.getLogger()
-    root_logger.handlers[:] = [handler]
-    root_logger.setLevel(level)
-    # httpcore's connection-level trace is noise even at -vv; API calls show via httpx (INFO).
-    # The SDK's DEBUG lines dump whole request options, secret values included: never shown.
-    for noisy in ("httpcore", "cloudflare"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    if config is not None:
+        GLOBAL.config = config
+    if env is not None:
+        GLOBAL.env = env
+    GLOBAL.json = GLOBAL.json or json_output
+    GLOBAL.no_color = GLOBAL.no_color or no_color
+    global_options.set_verbosity(max(verbose, GLOBAL.verbose))
 
 
 def _register() -> None:
@@ -127,6 +153,7 @@ def _register() -> None:
         config_cmd,
         deploy,
         doctor,
+        init,
         namespace,
         probe,
         release,
@@ -156,6 +183,7 @@ def _register() -> None:
     app.command("promote")(release.promote)
     app.command("rollback")(release.rollback)
     app.add_typer(config_cmd.app, name="config")
+    app.command("init")(init.init)
 
 
 _register()

@@ -154,7 +154,18 @@ def apply(
             on_step=on_step,
         )
     if json_output:
-        output.emit_json(result)
+        statuses = ("done", "unchanged", "failed", "not run")
+        summary = {
+            status.replace(" ", "_"): sum(s.status == status for s in result.steps)
+            for status in statuses
+        }
+        summary["secrets_to_set"] = sum(len(names) for names in result.secrets_to_set.values())
+        output.emit_document(
+            result,
+            environment=result.environment,
+            namespace=session.resolved.namespace(),
+            summary=summary,
+        )
     else:
         _show_outcome(result)
     if not result.ok:
@@ -177,7 +188,10 @@ def _plan(
     session = cloudflare_session(load(config, env), bulk=True)
     reading = _Reading(enabled=output.is_terminal())
     name = session.resolved.env_name
-    with output.interruptible("plan", f"code24ctl {command} --env {name}", reading.done):
+    with (
+        output.interruptible("plan", f"code24ctl {command} --env {name}", reading.done),
+        output.heartbeat(f"{command}: planning {name}"),
+    ):
         made = plan_apply(
             session.client,
             session.account_id,
@@ -270,8 +284,11 @@ def _show_step(step: StepResult) -> None:
 
 def _show_outcome(result: ApplyResult) -> None:
     env = result.environment
-    for alias, names in result.secrets_to_set.items():
-        for name in names:
-            output.note(f"secret still to set: code24ctl secret put {alias} {name} --env {env}")
+    pending = sum(len(names) for names in result.secrets_to_set.values())
+    if pending:
+        output.note(
+            f"{pending} secret(s) still to set (values cannot be copied): "
+            f"`code24ctl workers --env {env}` lists them"
+        )
     if result.ok:
         output.stdout().print(f"{env} is set up: namespace, workers and dispatcher", markup=False)

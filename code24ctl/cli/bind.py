@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import aliases as complete_aliases
 from code24ctl.cli.options import (
     ConcurrencyOption,
     ConfigOption,
@@ -20,12 +21,16 @@ from code24ctl.cli.options import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from code24ctl.ops.bind import BindReport, BindRow
+    from code24ctl.ops.bind import BindAction, BindReport, BindRow
     from code24ctl.ops.plan import PlannedChange
 
 AliasesArgument = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ALIAS", help="aliases to bind [default: every configured one]"),
+    typer.Argument(
+        metavar="ALIAS",
+        help="aliases to bind [default: every configured one]",
+        autocompletion=complete_aliases,
+    ),
 ]
 
 _STYLE = {
@@ -50,8 +55,8 @@ def bind(
 
     A `script` worker is copied from the account (modules, entry point, compatibility date and
     flags, bindings except secrets); a `path` worker is uploaded from disk. Workers that already
-    match are left unchanged. Secrets cannot be copied: the summary lists each one still to set
-    with `code24ctl secret put ALIAS NAME`. Exit 3 if any worker failed (rerun to finish).
+    match are left unchanged. Secrets cannot be copied: the summary counts those still to set
+    and names the command that lists them. Exit 3 if any worker failed (rerun to finish).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import BindOptions, execute_bind, plan_bind, select_aliases
@@ -62,7 +67,7 @@ def bind(
     session = cloudflare_session(resolved, bulk=True)
     client = session.client
     rerun = f"code24ctl bind --env {resolved.env_name}"
-    progress = _Progress(len(selected), enabled=output.is_terminal() and not json_output)
+    progress = _Progress(len(selected), enabled=not json_output)
     options = BindOptions(concurrency=concurrency, on_row=progress)
     with progress, output.interruptible("bind", rerun, progress.done):
         plan = plan_bind(client, session.account_id, resolved, selected, options=options)
@@ -72,7 +77,7 @@ def bind(
             progress.start_writing(len(plan.changes()))
             report = execute_bind(client, session.account_id, plan, options=options)
     if json_output:
-        output.emit_json(report.rows)
+        _emit(report, resolved.env_name)
     else:
         _print_table(report)
         if dry_run:
@@ -90,7 +95,12 @@ class _Progress:
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
-        self.enabled = enabled
+        self.enabled = enabled and output.is_terminal()
+        # Without a terminal (CI): one line per worker on stderr instead of a bar.
+        # The reads come first ("bind (reading): ..."), then the uploads ("bind: ...").
+        self._lines = (
+            output.StepLines("bind (reading)", total) if enabled and not self.enabled else None
+        )
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self.writing = False
@@ -103,6 +113,8 @@ class _Progress:
         self.writing = True
         self.uploads = uploads
         self.finished = 0
+        if self._lines is not None:
+            self._lines = output.StepLines("bind", uploads)
         if self._bar is not None and self._task is not None:
             self._bar.reset(self._task, total=self.total)
 
@@ -131,6 +143,8 @@ class _Progress:
     def __call__(self, row: BindRow) -> None:
         with self._lock:
             self.finished += 1
+        if self._lines is not None:
+            self._lines.step(f"{row.alias}: {row.action}")
         if self._bar is not None and self._task is not None:
             label = f"{row.alias}: {row.action}"
             self._bar.update(self._task, advance=1, description=label)
@@ -151,11 +165,16 @@ def _print_plan(changes: list[PlannedChange]) -> None:
 
 
 def _print_table(report: BindReport) -> None:
-    table = output.table("alias", "action", "source", "secrets to set")
-    for row in report.rows:
-        action = f"[{_STYLE[row.action]}]{row.action}[/]"
-        table.add_row(row.alias, action, row.source, ", ".join(row.secrets_to_set) or "-")
-    output.stdout().print(table)
+    rows = [
+        [row.alias, f"[{_STYLE[row.action]}]{row.action}[/]", row.source,
+         ", ".join(row.secrets_to_set) or "-"]
+        for row in report.rows
+    ]  # fmt: skip
+    output.print_table(
+        ["alias", "action", "source", "secrets to set"],
+        rows,
+        drop_order=["secrets to set", "source"],
+    )
 
 
 def _print_notes(report: BindReport, env_name: str) -> None:
@@ -175,11 +194,12 @@ def _print_notes(report: BindReport, env_name: str) -> None:
         for row in report.rows:
             if row.carries and row.action in ("would-create", "would-update"):
                 output.note(f"{row.alias} carries: {', '.join(row.carries)}")
-    pending = [(row.alias, name) for row in report.rows for name in row.secrets_to_set]
+    pending = sum(len(row.secrets_to_set) for row in report.rows)
     if pending:
-        output.note("secrets still to set (their values cannot be copied):")
-        for alias, name in pending:
-            output.note(f"  code24ctl secret put {alias} {name} --env {env_name}")
+        output.note(
+            f"{pending} secret(s) still to set (values cannot be copied): "
+            f"`code24ctl workers --env {env_name}` lists them"
+        )
     keys = [(row.alias, name) for row in report.rows for name in row.secret_keys_to_set]
     if keys:
         # `secret put` only makes secret_text bindings; a WebCrypto key needs its algorithm,
@@ -209,3 +229,21 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
             hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
             "workers already bound are left unchanged",
         )
+
+
+def _emit(report: BindReport, env_name: str) -> None:
+    actions: tuple[BindAction, ...] = (
+        "created", "updated", "unchanged", "failed", "would-create", "would-update"
+    )  # fmt: skip
+    summary = {action.replace("-", "_"): report.count(action) for action in actions}
+    summary["secrets_to_set"] = sum(len(row.secrets_to_set) for row in report.rows)
+    output.emit_document(
+        {
+            "dry_run": report.dry_run,
+            "workers": [row.model_dump(mode="json") for row in report.rows],
+            "api": report.api.model_dump(mode="json"),
+        },
+        environment=env_name,
+        namespace=report.namespace,
+        summary=summary,
+    )

@@ -30,7 +30,15 @@ def validate(config: ConfigOption = None, json_output: JsonOption = False) -> No
         environments=list(loaded.environments),
     )
     if json_output:
-        output.emit_json(summary)
+        output.emit_document(
+            {**summary.model_dump(mode="json"), "default_env": loaded.default_env},
+            environment=None,
+            summary={
+                "workers": len(summary.workers),
+                "routes": len(summary.routes),
+                "environments": len(summary.environments),
+            },
+        )
         return
     output.stdout().print(
         f"{path}: ok ({len(summary.workers)} workers, {len(summary.routes)} routes, "
@@ -42,16 +50,27 @@ def validate(config: ConfigOption = None, json_output: JsonOption = False) -> No
 def show(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
-    """Print the config resolved for one environment (${VAR} and {env} expanded)."""
+    """Print the config resolved for one environment (${VAR} and {env} expanded); the other
+    environments are left out."""
     resolved = load(config, env)
+    data = resolved.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["environments"] = {resolved.env_name: data["environments"][resolved.env_name]}
+    environment = resolved.environment
+    namespace = None if environment.is_local else environment.namespace
+    if json_output:
+        output.emit_document(
+            {"path": resolved.path, "environment_origin": resolved.env_origin, "config": data},
+            environment=resolved.env_name,
+            namespace=namespace,
+        )
+        return
+    import yaml
+
     document: dict[str, Any] = {
         "path": resolved.path,
         "environment": resolved.env_name,
-        "config": resolved.config.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "environment_origin": resolved.env_origin,
+        "config": data,
     }
-    if json_output:
-        output.emit_json(document)
-        return
-    import yaml
 
     output.stdout().out(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")

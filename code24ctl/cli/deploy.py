@@ -122,7 +122,15 @@ def deploy(
         )
     # The deploy's own result first: a failing export below never hides it.
     if json_output:
-        output.emit_json(report)
+        actions = ("create", "update", "delete", "unchanged", "conflict")
+        output.emit_document(
+            report,
+            environment=report.environment,
+            namespace=report.namespace,
+            summary={
+                f"routes_{a}": sum(route.action == a for route in report.routes) for a in actions
+            },
+        )
     else:
         if show_metadata:
             output.emit_json(report.metadata)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.cli.session import cloudflare_session
 from code24ctl.errors import Aborted
+
+if TYPE_CHECKING:
+    from code24ctl.cloudflare.namespaces import NamespaceInfo
 
 app = typer.Typer(
     help="Create, list, inspect and delete dispatch namespaces (the env's, unless NAME is given).",
@@ -26,6 +28,11 @@ def _created(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else "-"
 
 
+def _emit(info: NamespaceInfo, environment: str | None, **extra: Any) -> None:
+    fields = info.model_dump(mode="json", exclude={"name"})
+    output.emit_document({**fields, **extra}, environment=environment, namespace=info.name)
+
+
 @app.command("create")
 def create(
     name: NameArgument = None,
@@ -34,13 +41,14 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Create the environment's dispatch namespace (or NAME). Already existing is success."""
+    from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import check_namespace_name, create_namespace
 
     session = cloudflare_session(load(config, env))
     target = check_namespace_name(name or session.resolved.namespace())
     result = create_namespace(session.client, session.account_id, target)
     if json_output:
-        output.emit_json(result)
+        _emit(result.namespace, session.resolved.env_name, created=result.created)
         return
     ns = result.namespace
     verb = "created" if result.created else "already exists:"
@@ -51,25 +59,37 @@ def create(
 def list_(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
-    """Every dispatch namespace on the account: name, id, script count, created."""
+    """Every dispatch namespace on the account: name, id, script count, created.
+
+    Needs no config file when CLOUDFLARE_ACCOUNT_ID is set.
+    """
+    from code24ctl.cli.session import account_session
     from code24ctl.cloudflare.namespaces import list_namespaces
 
-    session = cloudflare_session(load(config, env), require_env=False)
+    session = account_session(config)
     namespaces = list_namespaces(session.client, session.account_id)
     if json_output:
-        output.emit_json(namespaces)
+        output.emit_document(
+            {"namespaces": [ns.model_dump(mode="json") for ns in namespaces]},
+            environment=None,
+            summary={"namespaces": len(namespaces)},
+        )
         return
-    table = output.table("name", "id", "scripts", "created")
-    for ns in namespaces:
-        count = "-" if ns.script_count is None else str(ns.script_count)
-        table.add_row(ns.name, ns.id or "-", count, _created(ns.created_on))
-    console = output.stdout()
-    if namespaces:
-        console.print(table)
-    else:
+    if not namespaces:
         output.note(
             "no dispatch namespaces on this account (create one: code24ctl namespace create)"
         )
+        return
+    rows = [
+        [
+            ns.name,
+            ns.id or "-",
+            "-" if ns.script_count is None else str(ns.script_count),
+            _created(ns.created_on),
+        ]
+        for ns in namespaces
+    ]
+    output.print_table(["name", "id", "scripts", "created"], rows, drop_order=["created", "id"])
 
 
 @app.command("get")
@@ -79,16 +99,26 @@ def get(
     env: EnvOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """One namespace's details."""
+    """One namespace's details (NAME needs no config file when CLOUDFLARE_ACCOUNT_ID is set)."""
     from code24ctl.cloudflare.namespaces import check_namespace_name, require_namespace
 
-    session = cloudflare_session(load(config, env))
-    target = check_namespace_name(name or session.resolved.namespace())
-    info = require_namespace(
-        session.client, session.account_id, target, None if name else session.resolved.env_name
-    )
+    environment: str | None = None
+    if name is not None:
+        from code24ctl.cli.session import account_session
+
+        account = account_session(config)
+        client, account_id = account.client, account.account_id
+        target = check_namespace_name(name)
+    else:
+        from code24ctl.cli.session import cloudflare_session
+
+        session = cloudflare_session(load(config, env))
+        client, account_id = session.client, session.account_id
+        environment = session.resolved.env_name
+        target = check_namespace_name(session.resolved.namespace())
+    info = require_namespace(client, account_id, target, environment)
     if json_output:
-        output.emit_json(info)
+        _emit(info, environment)
         return
     console = output.stdout()
     console.print(f"name:     {info.name}")
@@ -108,20 +138,37 @@ def delete(
     env: EnvOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Delete a namespace AND every Worker in it. Asks first; --yes skips the question.
+    """Delete a namespace AND every Worker in it, with their secrets. Asks first; --yes skips
+    the question.
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing.
     """
-    from code24ctl.cloudflare.namespaces import DeleteResult, delete_namespace, namespace_for_delete
+    from code24ctl.cli.session import account_session
+    from code24ctl.cloudflare.namespaces import delete_namespace, namespace_for_delete
+    from code24ctl.errors import CloudflareAPIError
+    from code24ctl.ops.secrets import count_namespace_secrets
 
-    session = cloudflare_session(load(config, env), require_env=False)
+    session = account_session(config)
     info = namespace_for_delete(session.client, session.account_id, name)
     count = "an unknown number of" if info.script_count is None else str(info.script_count)
-    output.note(f"dispatch namespace {info.name} holds {count} Worker(s); they are deleted with it")
-    if not output.confirm(f"Delete {info.name} and its {count} Worker(s)?", yes=yes):
+    secrets: int | None
+    try:
+        secrets = count_namespace_secrets(session.client, session.account_id, name)
+    except CloudflareAPIError:
+        secrets = None  # the count is a courtesy; never a reason not to delete
+    held = "an unknown number of" if secrets is None else str(secrets)
+    output.note(
+        f"dispatch namespace {info.name} holds {count} Worker(s) and {held} secret(s); "
+        "they are deleted with it"
+    )
+    if not output.confirm(
+        f"Delete {info.name}, its {count} Worker(s) and {held} secret(s)?", yes=yes
+    ):
         raise Aborted(f"kept dispatch namespace {info.name}; nothing was deleted")
     delete_namespace(session.client, session.account_id, name)
     if json_output:
-        output.emit_json(DeleteResult(deleted=True, namespace=info))
+        _emit(info, None, deleted=True, secrets=secrets)
         return
-    output.stdout().print(f"deleted dispatch namespace {info.name} and its {count} Worker(s)")
+    output.stdout().print(
+        f"deleted dispatch namespace {info.name}, its {count} Worker(s) and {held} secret(s)"
+    )

@@ -1,4 +1,12 @@
-"""Options every command shares, declared once so their names and help never drift."""
+"""Options every command shares, declared once so their names and help never drift.
+
+``-c/--config``, ``-e/--env`` and ``--json`` are global: given before the command they land in
+:data:`code24ctl.cli.state.GLOBAL`, and each command's own option (these annotations) falls back
+to that value, so ``code24ctl --json -e production workers`` and ``code24ctl workers --json -e
+production`` are the same call. A command that declares ``config: ConfigOption = None`` etc. gets
+this for free. ``CODE24_CONFIG`` and ``CODE24_ENV`` are read by :func:`load`, after the flags,
+so a flag in either position always wins over the variable.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +14,57 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from code24ctl.cli.state import GLOBAL
 from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR
 
 if TYPE_CHECKING:
     from code24ctl.config import ResolvedConfig
 
+
+def _global_config(value: str | None) -> str | None:
+    if value is None:
+        return GLOBAL.config
+    GLOBAL.config = value
+    return value
+
+
+def _global_env(value: str | None) -> str | None:
+    if value is None:
+        return GLOBAL.env
+    GLOBAL.env = value
+    return value
+
+
+def _global_json(value: bool) -> bool:
+    if value:
+        GLOBAL.json = True
+    return GLOBAL.json
+
+
+CONFIG_HELP = f"namespaces.yaml to read [default: ${CONFIG_ENV_VAR}, else ./namespaces.yaml]"
+ENV_HELP = (
+    f"environment from the config [default: ${ENVIRONMENT_ENV_VAR}, else the config's "
+    "default_env, else its only non-local environment]"
+)
+JSON_HELP = "print exactly one JSON document on stdout, nothing else"
+
 ConfigOption = Annotated[
     str | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar=CONFIG_ENV_VAR,
-        show_envvar=True,
-        metavar="PATH",
-        help="namespaces.yaml to read [default: ./namespaces.yaml]",
-    ),
+    typer.Option("--config", "-c", metavar="PATH", callback=_global_config, help=CONFIG_HELP),
 ]
 EnvOption = Annotated[
     str | None,
     typer.Option(
         "--env",
         "-e",
-        envvar=ENVIRONMENT_ENV_VAR,
-        show_envvar=True,
         metavar="NAME",
-        help="environment from the config (staging, production, local, ...)",
+        callback=_global_env,
+        help=ENV_HELP,
+        autocompletion=lambda incomplete: _complete_env(incomplete),
     ),
 ]
 JsonOption = Annotated[
-    bool,
-    typer.Option(
-        "--json", metavar="", help="print exactly one JSON document on stdout, nothing else"
-    ),
+    bool, typer.Option("--json", metavar="", callback=_global_json, help=JSON_HELP)
 ]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", metavar="", help="do not ask for confirmation")
@@ -60,8 +87,24 @@ ConcurrencyOption = Annotated[
 ]
 
 
-def load(config: str | None, env: str | None, default_env: str = "staging") -> ResolvedConfig:
-    """Resolve the config file and environment the user asked for."""
-    from code24ctl.config import config_path_from, resolve_config
+def load(config: str | None, env: str | None, default_env: str | None = None) -> ResolvedConfig:
+    """Resolve the config file and environment the user asked for.
 
-    return resolve_config(config_path_from(config), env or default_env)
+    ``env`` is what ``--env`` said (either position); then ``CODE24_ENV``; then ``default_env``
+    (a command's own default, e.g. serve's ``local``); then the config's ``default_env``; then
+    its only non-local environment. Every environment error names where the value came from.
+    """
+    from code24ctl.config import config_path_from
+    from code24ctl.config.environments import resolve_environment
+
+    return resolve_environment(
+        config_path_from(config if config is not None else GLOBAL.config),
+        env if env is not None else GLOBAL.env,
+        command_default=default_env,
+    )
+
+
+def _complete_env(incomplete: str) -> list[str]:
+    from code24ctl.cli.completion import environment_names
+
+    return [name for name in environment_names() if name.startswith(incomplete)]

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from code24ctl.cli.state import GLOBAL
 from code24ctl.errors import Interrupted, UsageError
 from code24ctl.redact import scrub
 
@@ -27,10 +28,15 @@ def stdout() -> Console:
     """A console for data (stdout). Built per call so test runners' stream swaps are honoured."""
     from rich.console import Console
 
-    # Piped or redirected, tables get room instead of being cut to 80 columns with "…".
-    width = None if sys.stdout.isatty() else max(_columns(), PIPE_WIDTH)
+    # Piped or redirected, tables get room (unless COLUMNS says otherwise) instead of being cut
+    # to 80 columns.
+    width = None if sys.stdout.isatty() else (_columns() or PIPE_WIDTH)
     return Console(
-        file=cast("IO[str]", Scrubbed(sys.stdout)), highlight=False, soft_wrap=True, width=width
+        file=cast("IO[str]", Scrubbed(sys.stdout)),
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+        no_color=_no_color(),
     )
 
 
@@ -50,7 +56,11 @@ def stderr() -> Console:
 
     # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
     return Console(
-        file=cast("IO[str]", Scrubbed(sys.stderr)), highlight=False, soft_wrap=True, markup=False
+        file=cast("IO[str]", Scrubbed(sys.stderr)),
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+        no_color=_no_color(),
     )
 
 
@@ -77,6 +87,10 @@ def write_file(path: Path, text: str) -> None:
     path.write_text(scrub(text), encoding="utf-8")
 
 
+def _no_color() -> bool | None:
+    return True if GLOBAL.no_color else None
+
+
 def table(*headers: str) -> Table:
     """A borderless table whose cells fold instead of being cut with "…".
 
@@ -91,8 +105,12 @@ def table(*headers: str) -> Table:
     return grid
 
 
-def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any]) -> None:
-    """Print one JSON document on stdout."""
+def emit_json(
+    document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any],
+    *,
+    indent: int | None = 2,
+) -> None:
+    """Print one JSON document on stdout (``indent=None``: on one line, for line readers)."""
     # Duck-typed on model_dump so that importing this module does not import pydantic.
     if hasattr(document, "model_dump"):
         payload: Any = document.model_dump(mode="json", by_alias=True)
@@ -103,8 +121,9 @@ def emit_json(document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[
         ]
     else:
         payload = document
-    sys.stdout.write(scrub(json.dumps(payload, indent=2, sort_keys=False)) + "\n")
+    sys.stdout.write(scrub(json.dumps(payload, indent=indent, sort_keys=False)) + "\n")
     sys.stdout.flush()
+    GLOBAL.emitted = True
 
 
 def note(message: str) -> None:
@@ -154,3 +173,179 @@ def interruptible(
         raise Interrupted(
             f"interrupted {done}; rerun {rerun} to finish, nothing is half-written"
         ) from None
+
+
+def current_command() -> str:
+    """The command being run, as typed after the program name: ``"namespace list"``."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    return " ".join(ctx.command_path.split()[1:])
+
+
+def emit_document(
+    payload: BaseModel | Mapping[str, Any],
+    *,
+    environment: str | None,
+    namespace: str | None = None,
+    summary: Mapping[str, int] | None = None,
+    command: str | None = None,
+    indent: int | None = 2,
+) -> None:
+    """Print the command's one ``--json`` document in the house shape.
+
+    ``{"command", "environment", "namespace", ...payload's fields..., "summary"}``: the
+    envelope keys come first and win over payload fields of the same name; ``summary`` (counts)
+    replaces the payload's own when given. ``command`` defaults to the command being run.
+    """
+    body: dict[str, Any] = (
+        payload.model_dump(mode="json", by_alias=True)
+        if hasattr(payload, "model_dump")
+        else dict(payload)
+    )
+    document: dict[str, Any] = {
+        "command": command if command is not None else current_command(),
+        "environment": environment,
+        "namespace": namespace,
+    }
+    document.update((key, value) for key, value in body.items() if key not in document)
+    if summary is not None:
+        document["summary"] = dict(summary)
+    emit_json(document, indent=indent)
+
+
+# Between two columns of a borderless table.
+_GAP = 2
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    drop_order: Sequence[str] = (),
+) -> None:
+    """Print rows on stdout so that no cell is ever split: ids, names and prefixes stay whole.
+
+    When the table is wider than the terminal, the columns in ``drop_order`` are left out, in
+    that order, and a line on stderr says which; when it still does not fit, each row is
+    printed as a block of ``header: value`` lines instead. Cells may carry rich markup.
+    """
+    from rich.text import Text
+
+    console = stdout()
+    texts = [[Text.from_markup(cell) for cell in row] for row in rows]
+    widths = {
+        header: max([len(header), *(row[i].cell_len for row in texts)])
+        for i, header in enumerate(headers)
+    }
+    shown = list(headers)
+    dropped: list[str] = []
+
+    def total() -> int:
+        return sum(widths[h] for h in shown) + _GAP * (len(shown) - 1)
+
+    for header in drop_order:
+        if total() <= console.width:
+            break
+        if header in shown:
+            shown.remove(header)
+            dropped.append(header)
+    if total() > console.width:
+        _print_blocks(console, headers, texts)
+        return
+    grid = table(*shown)
+    for column in grid.columns:
+        column.no_wrap = True
+        column.overflow = "ignore"
+    keep = [headers.index(h) for h in shown]
+    for row in texts:
+        grid.add_row(*(row[i] for i in keep))
+    console.print(grid)
+    if dropped:
+        note(f"(left out to fit: {', '.join(dropped)}; see --json)")
+
+
+def _print_blocks(console: Console, headers: Sequence[str], texts: Sequence[Sequence[Any]]) -> None:
+    from rich.text import Text
+
+    label = max(len(h) for h in headers) + 1
+    for number, row in enumerate(texts):
+        if number:
+            console.print()
+        for header, cell in zip(headers, row, strict=True):
+            line = Text(f"{header + ':':<{label}} ")
+            line.append_text(cell)
+            console.print(line, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress where no terminal shows a bar (CI logs): plain lines on stderr
+
+
+HEARTBEAT_S = 10.0
+
+
+class StepLines:
+    """One stderr line per finished step (``bind: 3 of 80 brand-worker: created``), or, with
+    ``min_interval_s``, at most one line every that many seconds (and always the last)."""
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        min_interval_s: float = 0.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import threading
+        import time
+
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.min_interval_s = min_interval_s
+        self._clock = clock or time.monotonic
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def step(self, detail: str = "", *, done: int | None = None) -> None:
+        """Count a finished step (or set the count with ``done``) and maybe print a line."""
+        with self._lock:
+            self.done = self.done + 1 if done is None else done
+            now = self._clock()
+            last_one = self.done >= self.total
+            if not last_one and self._last is not None and now - self._last < self.min_interval_s:
+                return
+            self._last = now
+            suffix = f" {detail}" if detail else ""
+            note(f"{self.label}: {self.done} of {self.total}{suffix}")
+
+
+@contextmanager
+def heartbeat(label: str, *, every_s: float | None = None) -> Iterator[None]:
+    """Without a terminal: ``label: still working (Ns)`` on stderr every ``every_s`` seconds
+    (default :data:`HEARTBEAT_S`) while the block runs, so a CI log never goes silent for
+    minutes; a quick block prints nothing. On a terminal: nothing."""
+    import threading
+    import time
+
+    if is_terminal():
+        yield
+        return
+    interval = HEARTBEAT_S if every_s is None else every_s
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            note(f"{label}: still working ({time.monotonic() - started:.0f}s)")
+
+    thread = threading.Thread(target=beat, name="code24ctl-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

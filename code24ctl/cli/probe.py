@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import route_prefixes as complete_route_prefixes
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.errors import CheckFailed, UsageError
 
@@ -63,7 +64,12 @@ def probe(
     ] = None,
     route: Annotated[
         list[str] | None,
-        typer.Option("--route", metavar="PREFIX", help="only routes under PREFIX (repeatable)"),
+        typer.Option(
+            "--route",
+            metavar="PREFIX",
+            help="only routes under PREFIX (repeatable)",
+            autocompletion=complete_route_prefixes,
+        ),
     ] = None,
     direct: Annotated[
         bool,
@@ -130,7 +136,7 @@ def probe(
     if junit is not None:
         _write_junit(junit, report)
     if json_output:
-        output.emit_json(report)
+        output.emit_document(report, environment=report.environment, namespace=None)
     else:
         render_report(report)
     for message in report.notes:
@@ -164,12 +170,25 @@ def _version_override(resolved: ResolvedConfig, version: str) -> tuple[str, tupl
     return version, override_header(resolved.dispatcher(), version)
 
 
+# Without a terminal, at most one progress line this often (seconds), so CI logs show life.
+PROGRESS_LINE_S = 5.0
+
+
 @contextmanager
 def _progress(plan: ProbePlan, *, enabled: bool) -> Iterator[ProgressCallback | None]:
-    if not (
-        enabled and len(plan.targets) > HANDFUL and output.is_terminal() and sys.stdout.isatty()
-    ):
+    if not enabled or len(plan.targets) <= HANDFUL:
         yield None
+        return
+    if not (output.is_terminal() and sys.stdout.isatty()):
+        lines = output.StepLines(
+            f"probe: {len(plan.targets)} routes", plan_total(plan), min_interval_s=PROGRESS_LINE_S
+        )
+
+        def line(done: int, total: int) -> None:
+            lines.total = total
+            lines.step("requests done", done=done)
+
+        yield line
         return
     from rich.progress import Progress
 
@@ -182,6 +201,11 @@ def _progress(plan: ProbePlan, *, enabled: bool) -> Iterator[ProgressCallback | 
         yield advance
 
 
+def plan_total(plan: ProbePlan) -> int:
+    """How many requests the plan sends (the progress callback counts these)."""
+    return len(plan.targets)
+
+
 def _write_junit(path: Path, report: ProbeReport) -> None:
     from code24ctl.probe.junit import probe_junit
 
@@ -191,37 +215,31 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
         raise UsageError(f"cannot write the JUnit report {path}: {exc.strerror or exc}") from None
 
 
-# Below this width the worker, content type and X-Code24-Worker columns are left out (--json
-# has them; the route names its worker): ten columns squeezed into 80 make every cell unreadable.
-WIDE_TABLE_COLUMNS = 120
+# Left out in this order when the table is wider than the terminal (a footer line says so;
+# --json has them all, and the route names its worker). Route and verdict always stay.
+DROP_ORDER = ("X-Code24-Worker", "content type", "worker", "direct", "latency", "fallback")
 
 
 def render_report(report: ProbeReport) -> None:
     """The probe table, the failing routes' details and the summary line, on stdout."""
     console = output.stdout()
     direct = report.settings.direct
-    wide = console.width >= WIDE_TABLE_COLUMNS
-    columns = ["result", "route", "worker", "status"] if wide else ["result", "route", "status"]
-    columns += ["content type", "verdict"] if wide else ["verdict"]
+    columns = ["result", "route", "worker", "status", "content type", "verdict"]
     if direct:
         columns.append("direct")
-    columns += ["X-Code24-Worker", "fallback", "latency"] if wide else ["fallback", "latency"]
-    table = output.table(*columns)
+    columns += ["X-Code24-Worker", "fallback", "latency"]
+    rows = []
     for row in report.routes:
-        cells = [_result(row), row.route]
-        if wide:
-            cells.append(row.worker)
+        cells = [_result(row), row.route, row.worker]
         cells.append("-" if row.status is None else str(row.status))
-        if wide:
-            cells.append(_media_type(row.content_type))
+        cells.append(_media_type(row.content_type))
         cells.append(_verdict(row))
         if direct:
             cells.append(_verdict(row.direct) if row.direct is not None else "-")
-        if wide:
-            cells.append(row.x_code24_worker or "-")
+        cells.append(row.x_code24_worker or "-")
         cells += [_fallback(row), _latency(row)]
-        table.add_row(*cells)
-    console.print(table)
+        rows.append([_escape(cell) for cell in cells])
+    output.print_table(columns, rows, drop_order=DROP_ORDER)
     failing = [row for row in report.routes if row.outcome == "fail"]
     if failing:
         console.print()
@@ -259,6 +277,12 @@ def _result(row: RouteResult) -> str:
     if row.outcome == "pass" and row.warnings:
         return "warn"
     return {"pass": "ok", "fail": "FAIL", "skip": "skip"}[row.outcome]
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _media_type(content_type: str | None) -> str:

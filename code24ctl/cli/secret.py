@@ -1,29 +1,118 @@
-"""``code24ctl secret put``: set a secret on a Worker in the namespace, value from stdin."""
+"""``code24ctl secret``: list, set and delete secrets on Workers in the env's namespace."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import aliases as complete_aliases
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
-app = typer.Typer(help="Set secrets on workers in the namespace.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from code24ctl.cli.session import CloudflareSession
+    from code24ctl.cloudflare.secrets import SecretEntry
+
+app = typer.Typer(
+    help="List, set and delete secrets on workers in the namespace (values are never shown).",
+    no_args_is_help=True,
+)
 
 AliasArgument = Annotated[
-    str, typer.Argument(metavar="ALIAS", help="the Worker in the env's namespace")
+    str,
+    typer.Argument(
+        metavar="ALIAS", help="the Worker in the env's namespace", autocompletion=complete_aliases
+    ),
 ]
 NameArgument = Annotated[
     str, typer.Argument(metavar="NAME", help="the secret's binding name, e.g. OPENAI_API_KEY")
 ]
 
 
+def _session(config: str | None, env: str | None, alias: str) -> CloudflareSession:
+    """Config, alias checked against the namespace (did you mean), then the client."""
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.bind import check_worker_names
+
+    resolved = load(config, env)
+    resolved.require_cloudflare()
+    check_worker_names([alias])
+    session = cloudflare_session(resolved, bulk=True)
+    _require_bound(session, alias)
+    return session
+
+
+def _require_bound(session: CloudflareSession, alias: str) -> None:
+    from code24ctl.errors import UsageError
+    from code24ctl.names import did_you_mean
+    from code24ctl.ops.bind import bound_names
+
+    resolved = session.resolved
+    namespace = resolved.namespace()
+    present = bound_names(session.client, session.account_id, namespace, resolved.env_name)
+    if alias not in present:
+        env_name = resolved.env_name
+        if alias in resolved.config.workers:
+            hint = f"run `code24ctl bind {alias} --env {env_name}` first"
+        else:
+            hint = f"`code24ctl workers --env {env_name}` lists what it holds"
+        known = sorted(present | set(resolved.config.workers))
+        raise UsageError(
+            f"no Worker {alias!r} in dispatch namespace {namespace}" + did_you_mean(alias, known),
+            hint=hint,
+        )
+
+
+def _emit(session: CloudflareSession, alias: str, entries: list[SecretEntry], key: str) -> None:
+    output.emit_document(
+        {"worker": alias, "secrets": [entry.model_dump() for entry in entries]},
+        environment=session.resolved.env_name,
+        namespace=session.resolved.namespace(),
+        summary={key: len(entries)},
+    )
+
+
+@app.command("list")
+def list_(
+    alias: AliasArgument,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The secrets set on ALIAS: names and types, never values."""
+    from code24ctl.cloudflare.secrets import list_secrets
+
+    session = _session(config, env, alias)
+    namespace = session.resolved.namespace()
+    entries = list_secrets(session.client, session.account_id, namespace, alias)
+    if json_output:
+        _emit(session, alias, entries, "secrets")
+        return
+    if not entries:
+        output.note(f"no secrets set on {alias} in dispatch namespace {namespace}")
+        return
+    output.print_table(["name", "type"], [[e.name, e.type] for e in entries])
+
+
 @app.command("put")
 def put(
     alias: AliasArgument,
-    name: NameArgument,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME", help="the secret's binding name, e.g. OPENAI_API_KEY (or --from-file)"
+        ),
+    ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            help='set many: a .json object {"NAME": "value"} or a .env file of NAME=value lines',
+        ),
+    ] = None,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
@@ -31,27 +120,72 @@ def put(
     """Set secret NAME on ALIAS in the env's namespace; the value is read from stdin.
 
     On a terminal the value is asked for without echo; otherwise stdin is read to the end (one
-    trailing newline dropped), e.g. `printf %s "$KEY" | code24ctl secret put ALIAS NAME`. The
-    value is never printed.
+    trailing newline dropped), e.g. `printf %s "$KEY" | code24ctl secret put ALIAS NAME`.
+    `--from-file FILE` sets every secret in a .json or .env file instead. Values are never
+    printed.
     """
-    from code24ctl.cli.session import cloudflare_session
-    from code24ctl.cloudflare.secrets import check_secret_name, put_secret
-    from code24ctl.ops.bind import check_worker_names
+    from code24ctl.cloudflare.secrets import (
+        SecretEntry,
+        check_secret_name,
+        put_secret,
+        read_secrets_file,
+    )
+    from code24ctl.errors import UsageError
 
-    resolved = load(config, env)
-    resolved.require_cloudflare()
-    check_worker_names([alias])
-    check_secret_name(name)
-    session = cloudflare_session(
-        resolved, bulk=True
-    )  # token and account first: ask for no value in vain
-    value = _read_value(alias, name)
-    namespace = resolved.namespace()
-    result = put_secret(session.client, session.account_id, namespace, alias, name, value)
+    if (name is None) == (from_file is None):
+        raise UsageError("give either NAME (value on stdin) or --from-file FILE, not both")
+    values = read_secrets_file(from_file) if from_file is not None else None
+    if name is not None:
+        check_secret_name(name)
+    # token, account and alias first: ask for no value in vain
+    session = _session(config, env, alias)
+    if values is None:
+        assert name is not None
+        values = {name: _read_value(alias, name)}
+    namespace = session.resolved.namespace()
+    entries: list[SecretEntry] = []
+    for key, value in values.items():
+        result = put_secret(session.client, session.account_id, namespace, alias, key, value)
+        entries.append(SecretEntry(name=result.name, type=result.type))
+        if not json_output:
+            output.stdout().print(
+                f"set secret {key} on {alias} in dispatch namespace {namespace}", markup=False
+            )
     if json_output:
-        output.emit_json(result)
+        _emit(session, alias, entries, "set")
+
+
+@app.command("delete")
+def delete(
+    alias: AliasArgument,
+    name: NameArgument,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete secret NAME from ALIAS in the env's namespace."""
+    from code24ctl.cloudflare.secrets import SecretEntry, delete_secret, list_secrets
+    from code24ctl.errors import UsageError
+    from code24ctl.names import did_you_mean
+
+    session = _session(config, env, alias)
+    namespace = session.resolved.namespace()
+    held = list_secrets(session.client, session.account_id, namespace, alias)
+    entry = next((e for e in held if e.name == name), None)
+    if entry is None:
+        names = [e.name for e in held]
+        raise UsageError(
+            f"{alias} in dispatch namespace {namespace} has no secret {name!r}"
+            + did_you_mean(name, names),
+            hint=f"`code24ctl secret list {alias}` lists its secrets",
+        )
+    delete_secret(session.client, session.account_id, namespace, alias, name)
+    if json_output:
+        _emit(session, alias, [SecretEntry(name=entry.name, type=entry.type)], "deleted")
         return
-    output.stdout().print(f"set secret {name} on {alias} in dispatch namespace {namespace}")
+    output.stdout().print(
+        f"deleted secret {name} from {alias} in dispatch namespace {namespace}", markup=False
+    )
 
 
 def _read_value(alias: str, name: str) -> str:

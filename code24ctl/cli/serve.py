@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -12,9 +11,8 @@ import typer
 
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.output import note, stderr
-from code24ctl.constants import DEFAULT_CONFIG_PATH
+from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
 from code24ctl.errors import UsageError
-from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
     from code24ctl.serve.server import ServeInfo
@@ -80,7 +78,14 @@ def serve(
         settings_from_config,
     )
 
-    if demo and config is None and not os.path.exists(DEFAULT_CONFIG_PATH):
+    explicit = config is not None or bool(os.environ.get(CONFIG_ENV_VAR))
+    if not explicit and not os.path.exists(DEFAULT_CONFIG_PATH) and not demo:
+        raise UsageError(
+            f"no ./{DEFAULT_CONFIG_PATH} here, and no --config or {CONFIG_ENV_VAR}",
+            hint="`code24ctl serve --demo` runs the built-in Code24 config with sample workers; "
+            "`code24ctl init` writes a starter config",
+        )
+    if demo and not explicit and not os.path.exists(DEFAULT_CONFIG_PATH):
         # The demo must run anywhere after install: fall back to the Code24 config we ship.
         from code24ctl.config import builtin_config_path
 
@@ -110,8 +115,11 @@ def serve(
     def ready(info: ServeInfo) -> None:
         _banner(info, env_name=resolved.env_name, base_url=resolved.environment.base_url)
         if json_output:
-            sys.stdout.write(scrub(json.dumps(info.as_dict())) + "\n")
-            sys.stdout.flush()
+            from code24ctl.cli.output import emit_document
+
+            emit_document(
+                info.as_dict(), environment=resolved.env_name, namespace=None, indent=None
+            )
 
     run_serve(
         settings,

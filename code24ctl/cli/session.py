@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from code24ctl.cloudflare.client import credentials_from_env, make_client
+from code24ctl.cloudflare.client import Credentials, credentials_from_env, make_client
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -39,6 +39,15 @@ def cloudflare_session(
     needs; the others give up after a few tries. ``CODE24_API_TIMEOUT`` bounds one call.
     ``require_env`` refuses local environments for commands that act on the env's resources.
     """
+    if require_env:
+        resolved.require_cloudflare()
+    credentials = credentials_from_env()
+    account_id = resolved.account_id()
+    return CloudflareSession(resolved, account_id, _client(credentials, bulk=bulk))
+
+
+def _client(credentials: Credentials, *, bulk: bool) -> Cloudflare:
+    """The SDK client every session uses: its own pacer, the session clock, the policy."""
     from code24ctl.cloudflare.pacing import (
         SYSTEM_CLOCK,
         Pacer,
@@ -47,11 +56,59 @@ def cloudflare_session(
         interactive_policy,
     )
 
-    if require_env:
-        resolved.require_cloudflare()
-    credentials = credentials_from_env()
-    account_id = resolved.account_id()
     policy = api_timeout_from_env(RetryPolicy() if bulk else interactive_policy())
     clock = session_clock or SYSTEM_CLOCK
-    client = make_client(credentials, pacer=Pacer(clock=clock), policy=policy, clock=clock)
-    return CloudflareSession(resolved, account_id, client)
+    return make_client(credentials, pacer=Pacer(clock=clock), policy=policy, clock=clock)
+
+
+@dataclass(frozen=True)
+class AccountSession:
+    """An authenticated SDK client for an account, for commands that need no environment."""
+
+    account_id: str
+    client: Cloudflare
+
+
+def account_session(config: str | None) -> AccountSession:
+    """Credentials and account for account-level commands (``namespace list``, ``get NAME``).
+
+    ``CLOUDFLARE_ACCOUNT_ID`` is enough: no config file is needed. Without it, the config's
+    ``account_id`` is used when there is a config to read.
+    """
+    import os
+    from pathlib import Path
+
+    from code24ctl.cli.state import GLOBAL
+    from code24ctl.config import ResolvedConfig, config_path_from, load_config
+    from code24ctl.constants import ACCOUNT_ENV_VAR
+    from code24ctl.errors import UsageError
+
+    credentials = credentials_from_env()
+    path = config_path_from(config if config is not None else GLOBAL.config)
+    if os.environ.get(ACCOUNT_ENV_VAR, "").strip() or Path(path).exists():
+        loaded = load_config(path) if Path(path).exists() else None
+        if loaded is not None:
+            account_id = ResolvedConfig(path, "", loaded).account_id()
+        else:
+            account_id = _account_from_env()
+    else:
+        raise UsageError(
+            f"no Cloudflare account id: {ACCOUNT_ENV_VAR} is not set and there is no {path}",
+            hint=f"export {ACCOUNT_ENV_VAR}=<account id> (no config file is needed)",
+        )
+    return AccountSession(account_id, _client(credentials, bulk=False))
+
+
+def _account_from_env() -> str:
+    import os
+
+    from code24ctl.constants import ACCOUNT_ENV_VAR
+    from code24ctl.errors import UsageError
+
+    account = os.environ.get(ACCOUNT_ENV_VAR, "").strip()
+    if not account.isalnum() or len(account) > 64:
+        raise UsageError(
+            f"account id {account!r} is not a Cloudflare account id (letters and digits)",
+            hint=f"check {ACCOUNT_ENV_VAR}",
+        )
+    return account

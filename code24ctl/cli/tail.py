@@ -48,9 +48,14 @@ def tail(
 
     Opens a tail session on the environment's dispatcher (what `wrangler tail` does); Ctrl-C
     closes and deletes it. `--worker` and `--fallbacks-only` filter here, as the API cannot.
+    The global --json means `--format json`: a stream has one document per line.
     """
     from code24ctl.cli.session import cloudflare_session
+    from code24ctl.cli.state import GLOBAL
     from code24ctl.ops.tail import TailFilter, run_tail
+
+    if GLOBAL.json:
+        output_format = "json"
 
     if output_format not in ("pretty", "json"):
         raise UsageError(f"--format {output_format!r} is not one of pretty, json")

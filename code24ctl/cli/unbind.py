@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.completion import aliases as complete_aliases
 from code24ctl.cli.options import (
     ConcurrencyOption,
     ConfigOption,
@@ -19,7 +21,11 @@ from code24ctl.cli.options import (
 
 NamesArgument = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace"),
+    typer.Argument(
+        metavar="ALIAS",
+        help="Workers to delete from the namespace",
+        autocompletion=complete_aliases,
+    ),
 ]
 StaleOption = Annotated[
     bool,
@@ -44,7 +50,8 @@ def unbind(
     longer names) from the env's dispatch namespace. Asks first; --yes skips the question.
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing. Names the
-    namespace does not hold are reported `not-bound`. Exit 3 if a delete failed.
+    namespace does not hold are reported `not-bound` when the config has them; a name in
+    neither is a typo (exit 2, with the nearest name). Exit 3 if a delete failed.
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import list_namespace_scripts
@@ -65,28 +72,35 @@ def unbind(
         names = stale_workers(listing, resolved)
         if not names:
             output.note(f"no stale Workers in {namespace}: nothing to delete")
+    else:
+        _check_known(names, present, resolved.config.workers, namespace)
     doomed = [name for name in names if name in present]
     if doomed and not dry_run:
         listed = ", ".join(doomed)
         output.note(f"dispatch namespace {namespace} holds {len(doomed)} of them: {listed}")
         if not output.confirm(f"Delete {listed} from {namespace}?", yes=yes):
             raise Aborted(f"kept {listed} in {namespace}; nothing was deleted")
-    rows = unbind_workers(
-        client,
-        session.account_id,
-        namespace,
-        names,
-        concurrency=concurrency,
-        dry_run=dry_run,
-        present=present,
-    )
+    verb = "checking" if dry_run else "deleting"
+    with output.heartbeat(f"unbind: {verb} {len(names)} Worker(s) in {namespace}"):
+        rows = unbind_workers(
+            client,
+            session.account_id,
+            namespace,
+            names,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            present=present,
+        )
     if json_output:
-        output.emit_json(rows)
+        actions = ("deleted", "would-delete", "not-bound", "failed")
+        output.emit_document(
+            {"dry_run": dry_run, "workers": [row.model_dump(mode="json") for row in rows]},
+            environment=resolved.env_name,
+            namespace=namespace,
+            summary={a.replace("-", "_"): sum(r.action == a for r in rows) for a in actions},
+        )
     else:
-        table = output.table("alias", "action")
-        for row in rows:
-            table.add_row(row.alias, row.action)
-        output.stdout().print(table)
+        output.print_table(["alias", "action"], [[row.alias, row.action] for row in rows])
     failed = [row for row in rows if row.action == "failed"]
     for row in failed:
         code = f" (API error {row.code})" if row.code is not None else ""
@@ -97,4 +111,22 @@ def unbind(
         raise CloudflareAPIError(
             f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",
             hint="rerun `code24ctl unbind` with the same names; deleted ones show as not-bound",
+        )
+
+
+def _check_known(
+    names: list[str], present: set[str], configured: Mapping[str, object], namespace: str
+) -> None:
+    """A name neither bound nor configured is a typo: exit 2 naming the nearest one."""
+    from code24ctl.errors import UsageError
+    from code24ctl.names import did_you_mean
+
+    unknown = [name for name in names if name not in present and name not in configured]
+    if unknown:
+        known = sorted(present | set(configured))
+        guesses = "".join(did_you_mean(name, known) for name in unknown[:1])
+        raise UsageError(
+            f"not in dispatch namespace {namespace} nor in the config: {', '.join(unknown)}"
+            + guesses,
+            hint="`code24ctl workers` lists the Workers the namespace holds; nothing was deleted",
         )

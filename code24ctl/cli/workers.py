@@ -12,24 +12,46 @@ def workers(
     config: ConfigOption = None, env: EnvOption = None, json_output: JsonOption = False
 ) -> None:
     """Compare configured aliases with the env's namespace: bound, missing, stale (written by
-    code24ctl, no longer configured), not in config."""
+    code24ctl, no longer configured), not in config, and the secrets each copy still lacks."""
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import worker_status
+    from code24ctl.ops.secrets import secrets_missing
 
     resolved = load(config, env)
     session = cloudflare_session(resolved, bulk=True)
     rows = worker_status(session.client, session.account_id, resolved)
+    bound = [row.alias for row in rows if row.status == "bound"]
+    lacking = secrets_missing(session.client, session.account_id, resolved, bound)
+    namespace = resolved.namespace()
     if json_output:
-        output.emit_json(rows)
+        documents = [
+            {**row.model_dump(mode="json"), "secrets_missing": lacking.get(row.alias, [])}
+            for row in rows
+        ]
+        summary = {
+            state.replace("-", "_"): sum(1 for row in rows if row.status == state)
+            for state in ("bound", "missing", "not-in-config")
+        }
+        summary["secrets_missing"] = sum(len(names) for names in lacking.values())
+        output.emit_document(
+            {"workers": documents},
+            environment=resolved.env_name,
+            namespace=namespace,
+            summary=summary,
+        )
         return
-    table = output.table("alias", "status", "source", "modified")
+    table_rows = []
     for row in rows:
         modified = row.modified_on.strftime("%Y-%m-%d %H:%M") if row.modified_on else "-"
         status = f"[{_STYLE[row.status]}]{row.status}[/]"
-        table.add_row(row.alias, status, row.source or "-", modified)
-    output.stdout().print(table)
+        missing_secrets = ", ".join(lacking.get(row.alias, [])) or "-"
+        table_rows.append([row.alias, status, missing_secrets, row.source or "-", modified])
+    output.print_table(
+        ["alias", "status", "secrets missing", "source", "modified"],
+        table_rows,
+        drop_order=["modified", "source"],
+    )
     missing = [row.alias for row in rows if row.status == "missing"]
-    namespace = resolved.namespace()
     if missing:
         output.note(f"{len(missing)} configured worker(s) not in {namespace}: run `code24ctl bind`")
     stale = [row.alias for row in rows if row.status == "stale"]
@@ -43,4 +65,10 @@ def workers(
         output.note(
             f"{len(extra)} Worker(s) in {namespace} are not in the config "
             f"(remove with `code24ctl unbind {' '.join(extra)}`)"
+        )
+    unset = sum(len(names) for names in lacking.values())
+    if unset:
+        output.note(
+            f"{unset} secret(s) still to set: `code24ctl secret put ALIAS NAME --env "
+            f"{resolved.env_name}` (or --from-file)"
         )

@@ -89,8 +89,27 @@ def require_namespace(
     """The namespace, or exit 3 naming the fix (a pre-flight: fail once, not per upload)."""
     found = find_namespace(client, account_id, name)
     if found is None:
+        near = nearest_namespace(client, account_id, name)
+        if near is not None:
+            raise CloudflareAPIError(
+                f"dispatch namespace {name} does not exist on this account{why}; "
+                f"did you mean {near!r}? (Cloudflare API error {NAMESPACE_NOT_FOUND})",
+                code=NAMESPACE_NOT_FOUND,
+                hint="`code24ctl namespace list` shows the namespaces this account has",
+            )
         raise namespace_missing(name, env_name, why)
     return found
+
+
+def nearest_namespace(client: Cloudflare, account_id: str, name: str) -> str | None:
+    """The account's namespace name closest to ``name`` (a likely typo), if any."""
+    from code24ctl.names import closest
+
+    try:
+        names = [ns.name for ns in list_namespaces(client, account_id)]
+    except CloudflareAPIError:
+        return None  # the suggestion is a courtesy; the missing namespace is the error
+    return closest(name, [n for n in names if n != name])
 
 
 def list_namespaces(client: Cloudflare, account_id: str) -> list[NamespaceInfo]:
@@ -137,9 +156,11 @@ def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> Name
         return get_namespace(client, account_id, name)
     except CloudflareAPIError as exc:
         if exc.code == NAMESPACE_NOT_FOUND:
+            near = nearest_namespace(client, account_id, name)
+            guess = f"; did you mean {near!r}?" if near else ""
             raise CloudflareAPIError(
-                f"dispatch namespace {name} does not exist on this account: nothing to delete "
-                f"(Cloudflare API error {NAMESPACE_NOT_FOUND})",
+                f"dispatch namespace {name} does not exist on this account: nothing to delete"
+                f"{guess} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
                 code=exc.code,
                 status=exc.status,
                 names_code=True,

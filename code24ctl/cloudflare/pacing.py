@@ -435,6 +435,35 @@ def check_answer(request: httpx.Request, response: httpx.Response) -> None:
         raise FailedAnswer(request, status, parsed)
 
 
+# -vv shows bodies up to this many characters (a module upload is megabytes).
+BODY_LOG_CHARS = 2000
+
+
+def log_exchange(request: httpx.Request, response: httpx.Response, elapsed_s: float) -> None:
+    """-vv: one request and its answer, bodies included, secrets scrubbed, with the timing."""
+    from code24ctl.redact import scrub_body
+
+    response.read()
+    log.debug(
+        "%s %s -> HTTP %d in %.0f ms\n  request body: %s\n  response body: %s",
+        request.method,
+        request.url.path,
+        response.status_code,
+        elapsed_s * 1000,
+        scrub_body(_body_text(request.headers, request.content), BODY_LOG_CHARS),
+        scrub_body(_body_text(response.headers, response.content), BODY_LOG_CHARS),
+    )
+
+
+def _body_text(headers: httpx.Headers, content: bytes) -> str:
+    if not content:
+        return "(none)"
+    kind = headers.get("content-type", "")
+    if "json" not in kind and not kind.startswith("text/"):
+        return f"({len(content)} bytes of {kind.split(';')[0] or 'data'})"
+    return content.decode("utf-8", errors="replace")
+
+
 # --------------------------------------------------------------------------------------------
 # the transport
 
@@ -568,7 +597,10 @@ class PacedTransport(httpx.BaseTransport):
         began = time.monotonic()
         charge = 0.0
         try:
-            return self.inner.handle_request(request)
+            response = self.inner.handle_request(request)
+            if log.isEnabledFor(logging.DEBUG):
+                log_exchange(request, response, time.monotonic() - began)
+            return response
         except httpx.TimeoutException as exc:
             charge = timeouts["connect" if isinstance(exc, httpx.ConnectTimeout) else "read"]
             raise

@@ -61,3 +61,85 @@ def put_secret(
             type="secret_text",
         )
     return SecretResult(namespace=namespace, alias=alias, name=name)
+
+
+class SecretEntry(BaseModel):
+    """A secret set on a Worker: its name and type, never its value."""
+
+    name: str
+    type: str
+
+
+def list_secrets(
+    client: Cloudflare, account_id: str, namespace: str, alias: str
+) -> list[SecretEntry]:
+    """The secrets set on Worker ``alias`` in ``namespace`` (names and types), sorted by name."""
+    with api_call(f"list secrets of Worker {alias} in dispatch namespace {namespace}"):
+        found = [
+            SecretEntry(name=str(item.name), type=str(item.type or "secret_text"))
+            for item in client.workers_for_platforms.dispatch.namespaces.scripts.secrets.list(
+                alias, account_id=account_id, dispatch_namespace=namespace
+            )
+            if item.name
+        ]
+    return sorted(found, key=lambda entry: entry.name)
+
+
+def delete_secret(
+    client: Cloudflare, account_id: str, namespace: str, alias: str, name: str
+) -> None:
+    """Delete secret ``name`` from Worker ``alias`` in ``namespace``."""
+    check_secret_name(name)
+    with api_call(f"delete secret {name} from Worker {alias} in dispatch namespace {namespace}"):
+        client.workers_for_platforms.dispatch.namespaces.scripts.secrets.delete(
+            name, account_id=account_id, dispatch_namespace=namespace, script_name=alias
+        )
+
+
+def read_secrets_file(path: str) -> dict[str, str]:
+    """Secrets to set from a ``.json`` object (name: value) or a ``.env`` file (NAME=value).
+
+    Every name is checked before anything is sent; values are registered for scrubbing.
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    values: dict[str, str] = {}
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise UsageError(f'{path}: must be one JSON object of NAME: "value" strings')
+        values = {str(k): v for k, v in data.items()}
+    elif path.endswith(".env") or Path(path).name.startswith(".env"):
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if not sep:
+                raise UsageError(f"{path}:{number}: expected NAME=value")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[name.strip()] = value
+    else:
+        raise UsageError(
+            f"{path}: --from-file takes a .json or .env file",
+            hint='JSON: {"NAME": "value"}; .env: one NAME=value per line',
+        )
+    for name, value in values.items():
+        register_secret(value)
+        check_secret_name(name)
+    empty = [name for name, value in values.items() if not value]
+    if empty:
+        raise UsageError(f"{path}: empty value for {', '.join(empty)}; nothing was set")
+    if not values:
+        raise UsageError(f"{path} holds no secrets; nothing was set")
+    return values

@@ -113,10 +113,7 @@ def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
     except BoundsExceeded as exc:
         raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(path, [ConfigProblem("", f"not valid YAML: {problem}", line)]) from None
+        raise ConfigError(path, [_yaml_problem(exc, text)]) from None
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigProblem("", "the file must be a mapping of settings", 1)])
     lines: Lines = {}
@@ -126,6 +123,20 @@ def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
     if duplicates:
         raise ConfigError(path, duplicates)
     return data, lines
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> ConfigProblem:
+    """A YAML syntax error located by line and column, with the offending line and a caret."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return ConfigProblem("", f"not valid YAML: {problem}")
+    lines = text.splitlines()
+    source = lines[mark.line] if mark.line < len(lines) else ""
+    snippet = f"\n      {source}\n      {' ' * mark.column}^" if source.strip() else ""
+    return ConfigProblem(
+        "", f"not valid YAML: {problem} (column {mark.column + 1}){snippet}", mark.line + 1
+    )
 
 
 def _record_lines(
@@ -299,11 +310,32 @@ def _problems_from(
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see the config reference in README.md)"
+        return _unknown_key(error)
     if kind == "missing":
         return "required key is missing"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+def _unknown_key(error: Mapping[str, Any]) -> str:
+    """An unknown key: where it belongs when it is misplaced, else the nearest known key."""
+    from code24ctl.config.models import misplaced_key_home
+    from code24ctl.names import did_you_mean
+
+    loc = tuple(str(part) for part in error["loc"])
+    home = misplaced_key_home(loc)
+    if home is not None:
+        return f"looks like a misplaced key: {loc[-1]!r} belongs {home}"
+    guess = did_you_mean(loc[-1], _siblings(loc)) if loc else ""
+    return f"unknown key{guess}{'' if guess else ' (check the spelling'}" + (
+        "" if guess else "; see the config reference in README.md)"
+    )
+
+
+def _siblings(loc: tuple[str, ...]) -> list[str]:
+    from code24ctl.config.models import keys_at
+
+    return keys_at(loc[:-1])
 
 
 def _line(lines: Lines, loc: tuple[str, ...]) -> int | None:

@@ -321,10 +321,20 @@ class Config(_Strict):
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
+    # The environment commands use without --env or CODE24_ENV.
+    default_env: str | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Config:
         problems: list[tuple[Location, str]] = []
+        if self.default_env is not None and self.default_env not in self.environments:
+            problems.append(
+                (
+                    ("default_env",),
+                    f"unknown environment {self.default_env!r} "
+                    f"(environments: {', '.join(self.environments)})",
+                )
+            )
         seen: dict[str, int] = {}
         for index, route in enumerate(self.routes):
             if route.worker not in self.workers:
@@ -344,6 +354,15 @@ class Config(_Strict):
                 )
             seen.setdefault(route.prefix, index)
         for env_name, environment in self.environments.items():
+            for var in environment.vars:
+                if var in EnvironmentConfig.model_fields:
+                    problems.append(
+                        (
+                            ("environments", env_name, "vars", var),
+                            "not a variable name but an environment setting: indent it one "
+                            f"level less (under environments.{env_name})",
+                        )
+                    )
             for key in ("upstreams", "direct"):
                 for alias in getattr(environment, key) or {}:
                     if alias not in self.workers:
@@ -357,6 +376,52 @@ class Config(_Strict):
 
 #: Where in the config a problem is: keys and list indexes, outermost first.
 Location = tuple[str | int, ...]
+
+
+def _levels() -> dict[str, type[BaseModel]]:
+    return {
+        "at the top level": Config,
+        "under environments.<name>": EnvironmentConfig,
+        "under workers.<alias>": WorkerConfig,
+        "in a routes entry": RouteConfig,
+        "under a route's probe": ProbeSample,
+        "under probe": ProbeSettings,
+    }
+
+
+def keys_at(parent: tuple[str, ...]) -> list[str]:
+    """The keys a mapping at ``parent`` (a YAML location) may hold; [] when free-form."""
+    model: type[BaseModel] | None = None
+    if not parent:
+        model = Config
+    elif parent == ("probe",):
+        model = ProbeSettings
+    elif len(parent) == 2 and parent[0] in ("environments", "workers", "routes"):
+        homes: dict[str, type[BaseModel]] = {
+            "environments": EnvironmentConfig,
+            "workers": WorkerConfig,
+            "routes": RouteConfig,
+        }
+        model = homes[parent[0]]
+    elif len(parent) == 3 and parent[0] == "routes" and parent[2] == "probe":
+        model = ProbeSample
+    elif len(parent) == 3 and parent[0] == "environments" and parent[2] == "outbound":
+        model = OutboundConfig
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def misplaced_key_home(loc: tuple[str, ...]) -> str | None:
+    """Where an unknown key at ``loc`` belongs, when it is a known key of another level."""
+    if not loc:
+        return None
+    key = loc[-1]
+    for where, model in _levels().items():
+        names = {field.alias or name for name, field in model.model_fields.items()}
+        if key in names and key not in keys_at(loc[:-1]):
+            return where
+    return None
 
 
 class ReferenceProblems(ValueError):
@@ -385,6 +450,8 @@ class ResolvedConfig:
     path: str
     env_name: str
     config: Config
+    # Where env_name came from: "--env", "CODE24_ENV", "default_env in PATH", ...
+    env_origin: str = "--env"
 
     @property
     def environment(self) -> EnvironmentConfig:
@@ -415,7 +482,8 @@ class ResolvedConfig:
         """The environment, refusing local ones for commands that talk to Cloudflare."""
         if self.is_local:
             raise UsageError(
-                f"environment {self.env_name!r} is local (it has upstreams); "
+                f"environment {self.env_name!r} (from {self.env_origin}) is local (it has "
+                "upstreams); "
                 "this command needs a Cloudflare environment",
                 hint=f"choose one of: {', '.join(self.cloudflare_environments())}",
             )

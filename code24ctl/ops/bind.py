@@ -241,8 +241,11 @@ def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> l
         return configured
     unknown = [alias for alias in aliases if alias not in resolved.config.workers]
     if unknown:
+        from code24ctl.names import did_you_mean
+
         raise UsageError(
-            f"unknown worker alias{'es' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            f"unknown worker alias{'es' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
+            + did_you_mean(unknown[0], configured),
             hint=f"configured in {resolved.path}: {', '.join(configured)}",
         )
     return list(dict.fromkeys(aliases))

@@ -228,7 +228,8 @@ def _base_url(resolved: ResolvedConfig, override: str | None) -> str:
     base = resolved.environment.base_url
     if base is None:
         raise UsageError(
-            f"environment {resolved.env_name!r} has no base_url to probe",
+            f"environment {resolved.env_name!r} (from {resolved.env_origin}) has no base_url "
+            "to probe",
             hint=f"set environments.{resolved.env_name}.base_url in {resolved.path} "
             "or pass --base-url URL",
         )
@@ -242,8 +243,11 @@ def _select_routes(resolved: ResolvedConfig, prefixes: Sequence[str]) -> list[Ro
     wanted = [prefix.rstrip("/") or "/" for prefix in prefixes]
     chosen = [r for r in routes if any(prefix_matches(r.prefix, want) for want in wanted)]
     if not chosen:
+        from code24ctl.names import did_you_mean
+
         raise UsageError(
-            f"no route under {', '.join(map(repr, prefixes))}",
+            f"no route under {', '.join(map(repr, prefixes))}"
+            + did_you_mean(wanted[0], [r.prefix for r in routes]),
             hint=f"configured routes: {', '.join(r.prefix for r in routes)}",
         )
     return chosen

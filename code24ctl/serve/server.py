@@ -63,7 +63,7 @@ def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:
         local = [n for n, e in resolved.config.environments.items() if e.is_local]
         raise UsageError(
             f"`serve` runs a local environment (one with 'upstreams'); "
-            f"{resolved.env_name!r} is a Cloudflare environment",
+            f"{resolved.env_name!r} (from {resolved.env_origin}) is a Cloudflare environment",
             hint=f"use --env {local[0]}"
             if local
             else "add a local environment with base_url and upstreams to the config",

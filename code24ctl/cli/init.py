@@ -1,0 +1,20 @@
+"""``code24ctl init``: write a commented starter namespaces.yaml."""
+
+from __future__ import annotations
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, JsonOption
+
+
+def init(config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Write a commented starter namespaces.yaml (or --config PATH); never overwrites a file."""
+    from code24ctl.config.starter import write_starter
+    from code24ctl.constants import DEFAULT_CONFIG_PATH
+
+    path = config or DEFAULT_CONFIG_PATH
+    write_starter(path)
+    if json_output:
+        output.emit_document({"path": path, "written": True}, environment=None)
+        return
+    output.stdout().print(f"wrote {path}", markup=False)
+    output.note(f"next: edit it, then `code24ctl config validate -c {path}`")

@@ -1,0 +1,139 @@
+"""The JSON contract: every command's ``--json`` document, success and failure, validates
+against its pydantic model (``code24ctl.cli.schemas``), and every command has a model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from code24ctl.cli import app
+from code24ctl.cli.documents import ERROR_CODES, ErrorDocument
+from code24ctl.cli.schemas import COMMAND_MODELS
+from tests.emulator.seeds import Code24Seed
+from tests.emulator.state import EmulatorState
+from tests.support.cli import REPO_CONFIG, REPO_ROOT, CliResult, RunCli
+from tests.support.http_servers import Answer, LocalServer
+from tests.support.staging import NAMESPACE
+
+
+def _leaf_commands() -> set[str]:
+    import typer
+
+    found: set[str] = set()
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        children = getattr(command, "commands", None)
+        if children is None:
+            found.add(" ".join(path))
+            return
+        for name, child in children.items():
+            walk(child, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_command_has_a_model() -> None:
+    assert _leaf_commands() == set(COMMAND_MODELS)
+
+
+def _validate(result: CliResult, model: type[BaseModel]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(result.stdout)
+    model.model_validate(document)
+    return document
+
+
+def _check_success(result: CliResult, command: str, exit_codes: tuple[int, ...] = (0,)) -> None:
+    assert result.exit_code in exit_codes, (command, result.output)
+    document = _validate(result, COMMAND_MODELS[command])
+    assert document["command"] == command
+    assert list(document)[:3] == ["command", "environment", "namespace"]
+
+
+@pytest.fixture
+def json_site() -> Iterator[str]:
+    with LocalServer({}, default=Answer(200, b'{"ok": true}', "application/json")) as server:
+        yield server.url
+
+
+def test_every_command_json_validates_on_success(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    json_site: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    env = cf_env
+    _check_success(run_cli("init", "-c", str(tmp_path / "n.yaml"), "--json"), "init")
+    _check_success(run_cli("config", "validate", "--json"), "config validate")
+    _check_success(run_cli("config", "show", "--json"), "config show")
+    _check_success(run_cli("namespace", "create", "--json", env=env), "namespace create")
+    _check_success(run_cli("namespace", "list", "--json", env=env), "namespace list")
+    _check_success(run_cli("namespace", "get", "--json", env=env), "namespace get")
+    _check_success(run_cli("bind", "--json", env=env), "bind")
+    _check_success(run_cli("workers", "--json", env=env), "workers")
+    put = run_cli("secret", "put", "brand-worker", "K", "--json", env=env, input="v-123456")
+    _check_success(put, "secret put")
+    _check_success(run_cli("secret", "list", "brand-worker", "--json", env=env), "secret list")
+    delete = run_cli("secret", "delete", "brand-worker", "K", "--json", env=env)
+    _check_success(delete, "secret delete")
+    _check_success(run_cli("deploy", "--json", env=env), "deploy")
+    _check_success(run_cli("apply", "--yes", "--json", env=env), "apply")
+    doctor = run_cli("doctor", "--base-url", json_site, "--json", env=env)
+    _check_success(doctor, "doctor", (0, 1))
+    probe = run_cli("probe", "--base-url", json_site, "--json")
+    _check_success(probe, "probe")
+    _check_success(run_cli("unbind", "brand-worker", "--yes", "--json", env=env), "unbind")
+    _check_success(
+        run_cli("namespace", "delete", NAMESPACE, "--yes", "--json", env=env), "namespace delete"
+    )
+    assert cf_state.namespace(cf_seed.account_id, NAMESPACE) is None
+
+
+def test_serve_json_validates() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "code24ctl", "serve", "-c", str(REPO_CONFIG), "--port", "0",
+         "--json", "--access-log", "off"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    document = json.loads(line)
+    COMMAND_MODELS["serve"].model_validate(document)
+    assert (document["command"], document["environment"]) == ("serve", "local")
+
+
+# A way to make each command fail before it does anything: an unknown environment for those
+# that take one, otherwise what fails them.
+FAILURES: dict[str, list[str]] = {
+    "init": ["init", "-c", str(REPO_CONFIG)],  # exists: never overwritten
+    "config validate": ["config", "validate", "-c", "/nonexistent/namespaces.yaml"],
+    "namespace list": ["namespace", "list"],  # no token
+    "namespace delete": ["namespace", "delete", "Not A Name", "--yes"],
+    "secret list": ["secret", "list", "brand-worker"],
+    "secret put": ["secret", "put", "brand-worker", "K"],
+    "secret delete": ["secret", "delete", "brand-worker", "K"],
+    "unbind": ["unbind", "brand-worker", "--yes"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_MODELS))
+def test_every_command_json_failure_is_one_error_document(
+    run_cli: RunCli, command: str, tmp_path: Path
+) -> None:
+    args = FAILURES.get(command, [*command.split(), "--env", "nope"])
+    result = run_cli(*args, "--json", env={"COLUMNS": "200"})
+    assert result.exit_code != 0, result.output
+    document = _validate(result, ErrorDocument)
+    error = document["error"]
+    assert error["exit_status"] == result.exit_code
+    assert error["code"] in ERROR_CODES
+    assert error["message"] and error["message"] in result.stderr
