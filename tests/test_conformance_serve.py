@@ -52,7 +52,7 @@ def answer(harness: ServeHarness, case: Case) -> Actual:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_conformance(case: Case, harness: ServeHarness) -> None:
     problems = check(case, answer(harness, case))
-    assert not problems, f"{case.name} (rule {case.rule}):\n  " + "\n  ".join(problems)
+    assert not problems, f"{case.name} (docs/dispatch.md {case.rule}):\n  " + "\n  ".join(problems)
 
 
 def test_python_runs_every_case_not_limited_to_js() -> None:

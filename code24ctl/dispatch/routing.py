@@ -1,18 +1,19 @@
-"""The dispatch rules of SPEC.md section 4 as pure functions (no I/O, no clock, no randomness
+"""The dispatch rules of docs/dispatch.md (D1-D7) as pure functions (no I/O, no clock, no randomness
 unless asked for).
 
 ``code24ctl serve`` is built on these; the JavaScript dispatcher implements the same rules and the
 conformance corpus (tests/conformance/cases.yaml) holds both to them. The order a dispatcher
 applies them in:
 
-1. :func:`is_bad_path` on the raw request target (400 ``bad_path``);
-2. :func:`match_route` on the raw path (404 ``route_not_found``);
-3. the body limit, :func:`body_too_large` (413 ``payload_too_large``);
-4. forward to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
+1. :func:`is_bad_path` on the raw request target (D2, 400 ``bad_path``);
+2. :func:`match_route` on the raw path (D1, 404 ``route_not_found``);
+3. the body limit, :func:`body_too_large` (D2, 413 ``payload_too_large``);
+4. forward (D3) to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
    :func:`choose_request_id`;
-5. judge the answer: :func:`bytes_to_judge` says how much of the body to read first,
+5. judge the answer (D4): :func:`bytes_to_judge` says how much of the body to read first,
    :func:`judge_answer` says pass through or fall back (and why);
-6. answer: :func:`fallback_answer` / :func:`refusal_answer`, with :func:`dispatch_headers`.
+6. answer: :func:`fallback_answer` / :func:`refusal_answer` (D5, D7), with
+   :func:`dispatch_headers` (D6).
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def _is_int(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------
-# Paths (rules 4.1 and 4.2), always on the raw, still percent-encoded request target
+# Paths (D1 and D2), always on the raw, still percent-encoded request target
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -285,7 +286,7 @@ def body_too_large(content_length: str | None, max_body_bytes: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------
-# Headers (rules 4.3 and 4.6)
+# Headers (D3 and D6)
 
 
 def connection_named(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
@@ -383,7 +384,7 @@ def dispatch_headers(
 
 
 # ------------------------------------------------------------------------------------------
-# Judging the worker's answer (rule 4.4)
+# Judging the worker's answer (D4)
 
 
 @dataclass(frozen=True)
@@ -453,7 +454,7 @@ def judge_answer(
 
 
 # ------------------------------------------------------------------------------------------
-# Answers the dispatcher makes itself (rule 4.5 and the refusals)
+# Answers the dispatcher makes itself (D5, D7)
 
 
 def error_envelope(reason: Reason, worker: str | None, request_id: str) -> dict[str, Any]:
