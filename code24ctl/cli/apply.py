@@ -14,6 +14,7 @@ from code24ctl.cli.options import (
     YesOption,
     load,
 )
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def apply(
     yes: YesOption = False,
     force: ForceOption = False,
-    concurrency: ConcurrencyOption = 4,
+    concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

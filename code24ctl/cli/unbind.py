@@ -16,6 +16,7 @@ from code24ctl.cli.options import (
     YesOption,
     load,
 )
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 
 NamesArgument = Annotated[
     list[str], typer.Argument(metavar="ALIAS", help="Workers to delete from the namespace")
@@ -26,7 +27,7 @@ def unbind(
     aliases: NamesArgument,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    concurrency: ConcurrencyOption = 4,
+    concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

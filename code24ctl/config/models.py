@@ -27,7 +27,13 @@ from pydantic import (
 from code24ctl.constants import (
     ACCOUNT_ENV_VAR,
 )
-from code24ctl.dispatch.routing import prefix_matches
+from code24ctl.dispatch.routing import (
+    DEFAULT_FALLBACK_STATUS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_CHECK_BYTES,
+    DEFAULT_TIMEOUT_MS,
+    prefix_matches,
+)
 from code24ctl.errors import UsageError
 
 # Cloudflare's rule for Worker script names, which aliases become inside the namespace.
@@ -35,9 +41,6 @@ WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-MIB = 1024 * 1024
-
 
 WORKER_NAME_RULE = "lowercase letters, digits, '-' and '_', at most 63 characters"
 
@@ -143,8 +146,8 @@ class WorkerConfig(_Strict):
     script: str | None = None
     path: str | None = None
     fallback: Any = None
-    fallback_status: int = Field(default=200, ge=200, le=599)
-    timeout_ms: int = Field(default=30000, gt=0, le=900_000)
+    fallback_status: int = Field(default=DEFAULT_FALLBACK_STATUS, ge=200, le=599)
+    timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0, le=900_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkerConfig:
@@ -249,8 +252,8 @@ class EnvironmentConfig(_Strict):
         return self.upstreams is not None
 
 
-class ProbeSettings(_Strict):
-    """Defaults for ``code24ctl probe``."""
+class ProbeDefaults(_Strict):
+    """The config's ``probe:`` defaults for ``code24ctl probe`` (its options override them)."""
 
     max_latency_ms: int = Field(default=500, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
@@ -263,9 +266,9 @@ class Config(_Strict):
     account_id: str | None = None
     compatibility_date: DateString
     compatibility_flags: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=10 * MIB, gt=0)
-    max_json_check_bytes: int = Field(default=1 * MIB, gt=0)
-    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    max_json_check_bytes: int = Field(default=DEFAULT_MAX_JSON_CHECK_BYTES, gt=0)
+    probe: ProbeDefaults = Field(default_factory=ProbeDefaults)
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)

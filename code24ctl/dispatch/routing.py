@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from code24ctl.dispatch.classify import (
+    NO_BODY_STATUSES,
     SNIFF_BYTES,
     classify_answer,
     is_html_media_type,
@@ -70,6 +71,8 @@ ERROR_STATUS: Mapping[Reason, int] = {
     "internal_error": 500,
 }
 
+# The route table's defaults (docs/dispatch.md, "The route table"); config.models and the
+# JavaScript dispatcher use the same values.
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_JSON_CHECK_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_MS = 30000
@@ -96,7 +99,6 @@ REQUEST_ID_HEADER = "X-Code24-Request-Id"
 
 _DOT_SEGMENT = re.compile(r"^(?:\.|%2e){1,2}$", re.IGNORECASE)
 _ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
-_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 # ------------------------------------------------------------------------------------------
@@ -414,7 +416,7 @@ def bytes_to_judge(
     (``text/html``). Otherwise read until the body ends or more than this many bytes are in
     hand: ``max_json_check_bytes`` for a JSON type, the sniff window for anything else.
     """
-    if status in _NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES:
         return None
     if is_json_media_type(content_type):
         if method == "HEAD":
@@ -436,7 +438,7 @@ def judge_answer(
     the check limit) passes unchecked. The verdict itself is :func:`classify_answer`'s, the
     one ``probe`` uses: html -> ``upstream_html``; not-json and empty -> ``upstream_not_json``.
     """
-    if status in _NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES:
         return Judgement(None, f"status {status} passes through")
     json_type = is_json_media_type(content_type)
     if json_type and method == "HEAD":

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from code24ctl.cloudflare.namespaces import create_namespace, find_namespace
 from code24ctl.config import ResolvedConfig
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 from code24ctl.errors import EXIT_API, Code24Error
 from code24ctl.ops.bind import BindReport, bind_workers, plan_bind
 from code24ctl.ops.deploy import DeployResult, plan_deploy, run_deploy
@@ -98,7 +99,7 @@ def plan_apply(
     resolved: ResolvedConfig,
     *,
     force: bool = False,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_WORKER_CONCURRENCY,
 ) -> ApplyPlan:
     """What apply would create or change, step by step, from reads only.
 
@@ -178,7 +179,7 @@ def run_apply(
     plan: ApplyPlan,
     *,
     force: bool = False,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_WORKER_CONCURRENCY,
     on_step: StepCallback | None = None,
 ) -> ApplyResult:
     """Run namespace create, bind and deploy in order; stop at the first failing step.

@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from code24ctl.dispatch.routing import DEFAULT_FALLBACK_STATUS, DEFAULT_TIMEOUT_MS
+
 CASES_PATH = Path(__file__).with_name("cases.yaml")
 
 Implementation = Literal["python", "js"]
@@ -69,9 +71,9 @@ class Route(_Strict):
 class WorkerSettings(_Strict):
     """Per-alias dispatch settings, with the route table's defaults (docs/dispatch.md)."""
 
-    timeout_ms: int = Field(default=30000, gt=0)
+    timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0)
     fallback: Any = None
-    fallback_status: int = Field(default=200, ge=200, le=599)
+    fallback_status: int = Field(default=DEFAULT_FALLBACK_STATUS, ge=200, le=599)
 
 
 class RouteTable(_Strict):
