@@ -31,7 +31,7 @@ import yaml
 from code24ctl.serve.access_log import AccessLog
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
 from tests.support.http_servers import refused_port
-from tests.support.staging import ALIASES
+from tests.support.staging import ALIASES, write_config
 from tests.support.upstreams import ServeHarness, send
 
 START_TIMEOUT_S = 30
@@ -108,15 +108,15 @@ def local_config(
     without_fallback: tuple[str, ...] = (),
 ) -> Path:
     """The repo's config with the local environment pointed at ``upstreams``."""
-    data = _repo_config()
-    data["environments"]["local"]["upstreams"] = upstreams
-    for alias, timeout_ms in (timeouts or {}).items():
-        data["workers"][alias]["timeout_ms"] = timeout_ms
-    for alias in without_fallback:
-        del data["workers"][alias]["fallback"]
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["local"]["upstreams"] = upstreams
+        for alias, timeout_ms in (timeouts or {}).items():
+            data["workers"][alias]["timeout_ms"] = timeout_ms
+        for alias in without_fallback:
+            del data["workers"][alias]["fallback"]
+
+    return write_config(tmp_path, change)
 
 
 # --- The command ----------------------------------------------------------------------------

@@ -6,7 +6,6 @@
 - ``cf_server``: an :class:`EmulatorServer` over ``cf_state`` on 127.0.0.1;
 - ``cf_env``: env vars pointing a subprocess at ``cf_server``;
 - ``cf_client``: the real ``cloudflare`` SDK over HTTP to ``cf_server`` (max_retries=2 as default);
-- ``cf_inprocess_client``: the SDK over an in-process transport (no socket).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import IN_PROCESS_API_BASE, sync_client
 from .seeds import CODE24_SEED, Code24Seed, seed_code24
 from .server import EmulatorServer
 from .state import EmulatorState
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = [
     "cf_client",
     "cf_env",
-    "cf_inprocess_client",
     "cf_seed",
     "cf_server",
     "cf_state",
@@ -78,18 +75,5 @@ def cf_client(cf_server: EmulatorServer, cf_seed: Code24Seed) -> Iterator[Cloudf
     from cloudflare import Cloudflare
 
     client = Cloudflare(api_token=cf_seed.user_token, base_url=cf_server.api_base)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def cf_inprocess_client(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterator[Cloudflare]:
-    """The official SDK talking to ``cf_state`` in-process (no socket, no thread)."""
-    from cloudflare import Cloudflare
-
-    http = sync_client(cf_state)
-    client = Cloudflare(
-        api_token=cf_seed.user_token, base_url=IN_PROCESS_API_BASE, http_client=http
-    )
     yield client
     client.close()

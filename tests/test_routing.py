@@ -35,8 +35,8 @@ from code24ctl.dispatch.routing import (
     strip_path,
 )
 from code24ctl.dispatch.table import compile_route_table
-
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "namespaces.yaml"
+from tests.support.cli import REPO_CONFIG
+from tests.support.staging import write_config
 
 ROUTES = (
     Route("/api/competitive/deep", "deep", "/api/competitive/deep"),
@@ -208,11 +208,10 @@ def test_root_prefix_matches_everything() -> None:
 
 
 def test_catch_all_route_from_the_config(tmp_path: Path) -> None:
-    config = REPO_CONFIG.read_text(encoding="utf-8").replace(
-        "routes:\n", "routes:\n  - prefix: /\n    worker: developer-worker\n", 1
+    path = write_config(
+        tmp_path,
+        lambda data: data["routes"].insert(0, {"prefix": "/", "worker": "developer-worker"}),
     )
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(config, encoding="utf-8")
     table = RouteTable.from_document(compile_route_table(resolve_config(path, "local").config))
     catch_all = table.routes[-1]
     assert catch_all == Route("", "developer-worker", "")
