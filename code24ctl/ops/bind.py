@@ -13,8 +13,9 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
 
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
-Every request goes through one :class:`~code24ctl.pacing.Pacer` with the SDK's retries off (see
-:mod:`code24ctl.cloudflare.pacing`), from a thread pool of ``concurrency`` workers.
+Every request goes through one :class:`~code24ctl.cloudflare.pacing.Pacer` with the SDK's
+retries off (see :mod:`code24ctl.cloudflare.pacing`), from a thread pool of ``concurrency``
+workers.
 """
 
 from __future__ import annotations
