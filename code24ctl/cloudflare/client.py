@@ -7,6 +7,7 @@ imported lazily: it is the heaviest import we have and ``code24ctl --help`` must
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
     from cloudflare import Cloudflare
 
@@ -78,8 +81,10 @@ def make_client(
     timeout_s: float = 60.0,
 ) -> Cloudflare:
     """Build the SDK client. The SDK itself retries 429/5xx ``max_retries`` times."""
-    from cloudflare import Cloudflare
+    from cloudflare import Cloudflare, DefaultHttpxClient
 
+    if http_client is None:
+        http_client = DefaultHttpxClient(verify=tls_context())
     return Cloudflare(
         api_token=credentials.token,
         base_url=credentials.base_url,
@@ -87,6 +92,18 @@ def make_client(
         max_retries=max_retries,
         timeout=timeout_s,
     )
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one TLS context for the API (httpx's default: certifi's CA bundle).
+
+    Building one loads the CA bundle, about 20 ms of CPU; without this every client built
+    (doctor and apply build several per run, the test suite hundreds) paid it again.
+    """
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def is_not_found(exc: CloudflareAPIError, code: int) -> bool:
