@@ -1,8 +1,9 @@
 """The one error tree of code24ctl.
 
 Core modules raise these; only the CLI's root group (``code24ctl.cli.Code24Group``) turns them
-into a message on stderr and an exit status. Every error carries the exit status the contract
-gives it, so the CLI never has to guess.
+into a message on stderr and an exit status. Every error carries its exit status (0 ok, 1 a
+check found problems, 2 usage or config, 3 API or network, as ``code24ctl --help`` says), so
+the CLI never has to guess.
 """
 
 from __future__ import annotations
