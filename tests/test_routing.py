@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
 
 from code24ctl.config import resolve_config
+from code24ctl.dispatch import classify, routing
 from code24ctl.dispatch.routing import (
     ERROR_MESSAGES,
     ERROR_STATUS,
@@ -35,7 +38,7 @@ from code24ctl.dispatch.routing import (
     strip_path,
 )
 from code24ctl.dispatch.table import compile_route_table
-from tests.support.cli import REPO_CONFIG
+from tests.support.cli import REPO_CONFIG, REPO_ROOT
 from tests.support.staging import write_config
 
 ROUTES = (
@@ -492,3 +495,24 @@ def test_refusal_answer() -> None:
         b'{"error":{"code":"route_not_found","message":"No route matches this path.",'
         b'"worker":null,"request_id":"r7"}}'
     )
+
+
+# --- The JavaScript dispatcher's copy -------------------------------------------------------
+
+
+def test_the_javascript_dispatcher_has_the_same_defaults_and_sniff_window() -> None:
+    """dispatcher.js cannot import them: its constants are held to the Python ones here."""
+    source = (REPO_ROOT / "code24ctl" / "dispatch" / "dispatcher.js").read_text(encoding="utf-8")
+    expected = {
+        "DEFAULT_MAX_BODY_BYTES": routing.DEFAULT_MAX_BODY_BYTES,
+        "DEFAULT_MAX_JSON_CHECK_BYTES": routing.DEFAULT_MAX_JSON_CHECK_BYTES,
+        "DEFAULT_TIMEOUT_MS": routing.DEFAULT_TIMEOUT_MS,
+        "DEFAULT_FALLBACK_STATUS": routing.DEFAULT_FALLBACK_STATUS,
+        "SNIFF_BYTES": classify.SNIFF_BYTES,
+    }
+    found = {}
+    for name in expected:
+        match = re.search(rf"^const {name} = ([0-9 *]+);$", source, re.MULTILINE)
+        assert match is not None, f"dispatcher.js has no plain 'const {name} = ...;'"
+        found[name] = math.prod(int(factor) for factor in match.group(1).split("*"))
+    assert found == expected
