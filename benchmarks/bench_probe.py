@@ -91,12 +91,14 @@ def main() -> None:
     server = subprocess.Popen(
         [
             sys.executable,
-            str(REPO / "tests/support/http_servers.py"),
+            "-m",
+            "tests.support.http_servers",
             "--delay-ms",
             str(args.delay_ms),
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=REPO,
     )
     try:
         assert server.stdout is not None

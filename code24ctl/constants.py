@@ -7,3 +7,9 @@ ACCOUNT_ENV_VAR = "CLOUDFLARE_ACCOUNT_ID"
 TOKEN_ENV_VAR = "CLOUDFLARE_API_TOKEN"
 BASE_URL_ENV_VAR = "CLOUDFLARE_BASE_URL"
 DEBUG_ENV_VAR = "CODE24_DEBUG"
+
+# How many workers bind, unbind and apply handle at once (--concurrency), and the most allowed.
+DEFAULT_WORKER_CONCURRENCY = 4
+MAX_WORKER_CONCURRENCY = 32
+# How many requests probe has in flight at once (probe --concurrency).
+DEFAULT_PROBE_CONCURRENCY = 16

@@ -1,8 +1,9 @@
 """The one error tree of code24ctl.
 
-Core modules raise these; only ``code24ctl.cli.main`` turns them into a message on stderr and an
-exit status. Every error carries the exit status the contract gives it, so the CLI never has to
-guess.
+Core modules raise these; only the CLI's root group (``code24ctl.cli.Code24Group``) turns them
+into a message on stderr and an exit status. Every error carries its exit status (0 ok, 1 a
+check found problems, 2 usage or config, 3 API or network, as ``code24ctl --help`` says), so
+the CLI never has to guess.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Code24Error(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         # Scrubbed at the source: messages also travel in --json rows and check details, not
-        # only through main's error report.
+        # only through the CLI's error report.
         message = scrub(message)
         super().__init__(message)
         self.message = message

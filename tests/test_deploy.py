@@ -15,7 +15,6 @@ from code24ctl.cloudflare.versions import config_hash
 from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.ops.deploy import dispatcher_module, route_host, zone_candidates
-from code24ctl.ops.wrangler_toml import render_wrangler_toml
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
@@ -810,29 +809,6 @@ def test_api_unreachable_is_exit_3_with_a_clear_message(
 def test_route_host_and_zone_candidates(pattern: str, host: str, candidates: list[str]) -> None:
     assert route_host(pattern) == host
     assert zone_candidates(host) == candidates
-
-
-def test_wrangler_toml_strings_survive_any_text() -> None:
-    awkward = 'quote " back \\ tab \t nl \n del \x7f nul \x00 emoji \U0001f600 é'
-    metadata = {
-        "main_module": "dispatcher.js",
-        "compatibility_date": "2025-06-01",
-        "compatibility_flags": ["nodejs_compat"],
-        "bindings": [
-            {"type": "plain_text", "name": "ODD KEY", "text": awkward},
-            {"type": "json", "name": "TABLE", "json": {"a": None, "b": [awkward, 1.5, True]}},
-            {"type": "r2_bucket", "name": "FILES", "bucket_name": "f"},
-        ],
-    }
-
-    text = render_wrangler_toml("w", metadata, [("x.example.com/*", "example.com")])
-
-    parsed = tomllib.loads(text)
-    assert parsed["compatibility_flags"] == ["nodejs_compat"]
-    assert parsed["vars"]["ODD KEY"] == awkward
-    assert json.loads(parsed["vars"]["TABLE"]) == {"a": None, "b": [awkward, 1.5, True]}
-    assert "# binding FILES of type r2_bucket has no wrangler.toml form here" in text
-    assert parsed["routes"] == [{"pattern": "x.example.com/*", "zone_name": "example.com"}]
 
 
 def test_an_environment_without_kv_gets_no_metadata_binding(

@@ -230,7 +230,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Actual]:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_conformance(case: Case, answers: dict[str, Actual]) -> None:
     problems = check(case, answers[case.name])
-    assert not problems, f"{case.name} (rule {case.rule}):\n  " + "\n  ".join(problems)
+    assert not problems, f"{case.name} (docs/dispatch.md {case.rule}):\n  " + "\n  ".join(problems)
 
 
 OPTIONS_CASES = [case for case in CASES if case.expect.dispatch_options is not None]

@@ -26,8 +26,8 @@ import yaml
 from code24ctl import __version__
 from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
-from code24ctl.probe.junit import JUnitCase, JUnitFailure, render_junit
 from code24ctl.probe.runner import excerpt, forwarded_path
+from tests.support import staging
 from tests.support.cli import REPO_ROOT, RunCli
 from tests.support.http_servers import Answer, Cycle, LocalServer, Reset, refused_port
 
@@ -113,8 +113,7 @@ def write_config(
         "routes": routes,
         "environments": {"test": environment},
     }
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return path
+    return staging.write_config(path.parent, data=document, name=path.name)
 
 
 def _kind_routes() -> list[dict[str, Any]]:
@@ -695,11 +694,12 @@ def test_config_problems_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
     assert result.exit_code == 2
     assert "probe path '/b/x' is not under prefix '/a'" in result.stderr
 
-    no_base = tmp_path / "nobase.yaml"
+    def without_base(document: dict[str, Any]) -> None:
+        del document["environments"]["test"]["base_url"]
+        document["routes"][0]["probe"] = {"path": "/a"}
+
     document = yaml.safe_load(unprobed.read_text())
-    del document["environments"]["test"]["base_url"]
-    document["routes"][0]["probe"] = {"path": "/a"}
-    no_base.write_text(yaml.safe_dump(document))
+    no_base = staging.write_config(tmp_path, without_base, data=document, name="nobase.yaml")
     result = run_cli("probe", "--env", "test", config=no_base)
     assert result.exit_code == 2
     assert result.stderr.startswith(
@@ -789,39 +789,7 @@ def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> N
 
 
 # --------------------------------------------------------------------------------------------
-# The JUnit writer and excerpts
-
-
-def test_junit_writer_escapes_and_drops_what_xml_cannot_hold() -> None:
-    cases = [
-        JUnitCase('a <route> & "more"', "suite.x", 0.0123),
-        JUnitCase(
-            "b",
-            "suite.x",
-            failure=JUnitFailure("html: <b>", "html", "body: \x00\x1b[31m<html> ]]> &amp;"),
-        ),
-        JUnitCase("c", "suite.x", skipped="no sample"),
-    ]
-    text = render_junit("probe & co", cases, time_s=1.5)
-    assert text.startswith("<?xml version='1.0' encoding='utf-8'?>\n<testsuites ")
-    root = ET.fromstring(text.split("\n", 1)[1])
-    suite = root.find("testsuite")
-    assert suite is not None
-    assert suite.attrib == {
-        "name": "probe & co",
-        "tests": "3",
-        "failures": "1",
-        "errors": "0",
-        "skipped": "1",
-        "time": "1.500",
-    }
-    first, second, third = suite.findall("testcase")
-    assert (first.get("name"), first.get("time")) == ('a <route> & "more"', "0.012")
-    failure = second.find("failure")
-    assert failure is not None
-    assert (failure.get("message"), failure.get("type")) == ("html: <b>", "html")
-    assert failure.text == "body: \ufffd\ufffd[31m<html> ]]> &amp;"
-    assert third.find("skipped") is not None
+# Excerpts
 
 
 def test_excerpt_is_one_short_line() -> None:

@@ -291,9 +291,10 @@ def test_timeout_covers_the_head_and_the_body_and_drops_the_connection() -> None
         started = loop.time()
         with pytest.raises(TimeoutError):
             await pool.request(base, "GET", "/", [], timeout_s=0.1)
-        assert loop.time() - started < 0.5
+        # Margins wide enough for a loaded machine: the worker answers after 1 s, stalls 1 s.
+        assert loop.time() - started < 0.9
         assert pool.open_connections() == 0
-        response = await pool.request(base, "GET", "/", [], timeout_s=0.2)
+        response = await pool.request(base, "GET", "/", [], timeout_s=0.5)
         assert await response.read_chunk() == b"ab"
         with pytest.raises(TimeoutError):
             await response.read_chunk()

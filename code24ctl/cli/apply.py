@@ -24,6 +24,7 @@ from code24ctl.cli.options import (
     YesOption,
     load,
 )
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 from code24ctl.errors import Aborted, CheckFailed, UsageError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def plan(
     force: ForceOption = False,
     exit_code: ExitCodeOption = False,
     out: OutOption = None,
-    concurrency: ConcurrencyOption = 4,
+    concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

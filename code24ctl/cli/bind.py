@@ -17,6 +17,7 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -46,7 +47,7 @@ _STYLE = {
 def bind(
     aliases: AliasesArgument = None,
     dry_run: DryRunOption = False,
-    concurrency: ConcurrencyOption = 4,
+    concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

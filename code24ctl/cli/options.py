@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli.state import GLOBAL
-from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR
+from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, MAX_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
     from code24ctl.config import ResolvedConfig
@@ -82,7 +82,11 @@ ForceOption = Annotated[
 ConcurrencyOption = Annotated[
     int,
     typer.Option(
-        "--concurrency", min=1, max=32, metavar="N", help="workers handled at the same time"
+        "--concurrency",
+        min=1,
+        max=MAX_WORKER_CONCURRENCY,
+        metavar="N",
+        help="workers handled at the same time",
     ),
 ]
 

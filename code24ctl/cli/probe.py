@@ -13,6 +13,7 @@ import typer
 from code24ctl.cli import output
 from code24ctl.cli.completion import route_prefixes as complete_route_prefixes
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
 from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def probe(
     concurrency: Annotated[
         int,
         typer.Option("--concurrency", min=1, metavar="N", help="requests in flight at once"),
-    ] = 16,
+    ] = DEFAULT_PROBE_CONCURRENCY,
     timeout: Annotated[
         float | None,
         typer.Option(

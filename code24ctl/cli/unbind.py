@@ -18,6 +18,7 @@ from code24ctl.cli.options import (
     YesOption,
     load,
 )
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 
 NamesArgument = Annotated[
     list[str] | None,
@@ -41,7 +42,7 @@ def unbind(
     stale: StaleOption = False,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    concurrency: ConcurrencyOption = 4,
+    concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,

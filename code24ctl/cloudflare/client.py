@@ -8,6 +8,7 @@ import we have and ``code24ctl --help`` must stay fast.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
     from cloudflare import Cloudflare
 
@@ -105,7 +108,7 @@ def make_client(
     )
 
     paced = PacedTransport(
-        transport or httpx.HTTPTransport(),
+        transport or httpx.HTTPTransport(verify=tls_context()),
         pacer or default_pacer(),
         policy or RetryPolicy(),
         clock=clock or SYSTEM_CLOCK,
@@ -117,6 +120,18 @@ def make_client(
         max_retries=0,
     )
     return register(client, paced)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one TLS context for the API (httpx's default: certifi's CA bundle).
+
+    Building one loads the CA bundle, about 20 ms of CPU; without this every client built
+    (doctor and apply build several per run, the test suite hundreds) paid it again.
+    """
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def is_not_found(exc: CloudflareAPIError, code: int) -> bool:

@@ -596,8 +596,9 @@ def read_local_worker(
 
     A folder's entry module is the first of :data:`ENTRY_CANDIDATES` it has at its top, else
     its only top-level JavaScript or Python module. Module names are paths relative to the
-    folder with ``/``. Only files with a module extension (:data:`~code24ctl.modules.CONTENT_TYPES`)
-    are uploaded; hidden files, ``node_modules`` and tooling files are skipped.
+    folder with ``/``. Only files with a module extension
+    (:data:`~code24ctl.cloudflare.modules.CONTENT_TYPES`) are uploaded; hidden files,
+    ``node_modules`` and tooling files are skipped.
     """
     source = f"path {shown_as or path}"
     if path.is_file():

@@ -28,7 +28,13 @@ from pydantic import (
 from code24ctl.constants import (
     ACCOUNT_ENV_VAR,
 )
-from code24ctl.dispatch.routing import prefix_matches
+from code24ctl.dispatch.routing import (
+    DEFAULT_FALLBACK_STATUS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_CHECK_BYTES,
+    DEFAULT_TIMEOUT_MS,
+    prefix_matches,
+)
 from code24ctl.errors import UsageError
 
 # Cloudflare's rule for Worker script names, which aliases become inside the namespace.
@@ -36,9 +42,6 @@ WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-MIB = 1024 * 1024
-
 
 WORKER_NAME_RULE = "lowercase letters, digits, '-' and '_', at most 63 characters"
 
@@ -167,8 +170,8 @@ class WorkerConfig(_Strict):
     script: str | None = None
     path: str | None = None
     fallback: Any = None
-    fallback_status: int = Field(default=200, ge=200, le=599)
-    timeout_ms: int = Field(default=30000, gt=0, le=900_000)
+    fallback_status: int = Field(default=DEFAULT_FALLBACK_STATUS, ge=200, le=599)
+    timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0, le=900_000)
     limits: WorkerLimits | None = None
 
     @model_validator(mode="after")
@@ -300,8 +303,8 @@ class EnvironmentConfig(_Strict):
         return self.upstreams is not None
 
 
-class ProbeSettings(_Strict):
-    """Defaults for ``code24ctl probe``."""
+class ProbeDefaults(_Strict):
+    """The config's ``probe:`` defaults for ``code24ctl probe`` (its options override them)."""
 
     max_latency_ms: int = Field(default=500, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
@@ -314,9 +317,9 @@ class Config(_Strict):
     account_id: str | None = None
     compatibility_date: DateString
     compatibility_flags: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=10 * MIB, gt=0)
-    max_json_check_bytes: int = Field(default=1 * MIB, gt=0)
-    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    max_json_check_bytes: int = Field(default=DEFAULT_MAX_JSON_CHECK_BYTES, gt=0)
+    probe: ProbeDefaults = Field(default_factory=ProbeDefaults)
     kpi: KpiTargets = Field(default_factory=KpiTargets)
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
@@ -385,7 +388,7 @@ def _levels() -> dict[str, type[BaseModel]]:
         "under workers.<alias>": WorkerConfig,
         "in a routes entry": RouteConfig,
         "under a route's probe": ProbeSample,
-        "under probe": ProbeSettings,
+        "under probe": ProbeDefaults,
     }
 
 
@@ -395,7 +398,7 @@ def keys_at(parent: tuple[str, ...]) -> list[str]:
     if not parent:
         model = Config
     elif parent == ("probe",):
-        model = ProbeSettings
+        model = ProbeDefaults
     elif len(parent) == 2 and parent[0] in ("environments", "workers", "routes"):
         homes: dict[str, type[BaseModel]] = {
             "environments": EnvironmentConfig,

@@ -17,7 +17,8 @@ Verdict = Literal["json", "html", "not-json", "empty"]
 SNIFF_BYTES = 1024
 _HTML_START = (b"<!doctype html", b"<html")
 _CF_STUB = re.compile(rb"^\s*error code:\s*(\d+)\s*$", re.IGNORECASE)
-_NO_BODY_STATUSES = frozenset({204, 304})
+# Statuses whose answers never carry a body (RFC 9110 sections 15.3.5 and 15.4.5).
+NO_BODY_STATUSES = frozenset({204, 304})
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def classify_answer(status: int, content_type: str | None, body: bytes) -> Class
     if is_html_media_type(content_type):
         return Classification("html", f"content type {media_type(content_type)}")
     if not body.strip():
-        if status in _NO_BODY_STATUSES:
+        if status in NO_BODY_STATUSES:
             return Classification("empty", f"status {status} carries no body")
         return Classification("empty", "no body")
     if is_json_media_type(content_type):

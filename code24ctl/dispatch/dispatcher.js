@@ -1,5 +1,5 @@
 // Code24 dynamic dispatch Worker: routes a request to a user Worker in the dispatch namespace
-// and makes sure the caller always gets JSON back (SPEC.md section 4, refined in DISPATCH.md).
+// and makes sure the caller always gets JSON back. The rules (D1-D7) are docs/dispatch.md's.
 //
 // Uploaded as-is by `code24ctl deploy`: one ES module, no build step, no dependencies.
 // Bindings it reads:
@@ -110,7 +110,7 @@ async function dispatch(request, env, state) {
   const started = Date.now();
   const table = loadRouteTable(env);
 
-  // Rule 4.2, checked before routing: refuse paths that could mean something else to the
+  // D2, checked before routing: refuse paths that could mean something else to the
   // worker than to the router. The raw path is cut out of the request.url string, never taken
   // from `new URL()`, whose parser resolves "%2e" segments and turns "\" into "/". (workerd's
   // HTTP server already resolves literal "." / ".." segments before this code runs; checking
@@ -120,7 +120,7 @@ async function dispatch(request, env, state) {
     return refusal("bad_path", 400, null, state);
   }
 
-  // Rule 4.1: longest prefix on a segment boundary, on the still-encoded path.
+  // D1: longest prefix on a segment boundary, on the still-encoded path.
   const route = matchRoute(table.routes, target.path);
   if (route === null) {
     return refusal("route_not_found", 404, null, state);
@@ -130,14 +130,14 @@ async function dispatch(request, env, state) {
   state.alias = alias;
   const worker = workerSettings(table.workers[alias]);
 
-  // Rule 4.2: body size. A declared Content-Length is judged before reading anything; a body
+  // D2: body size. A declared Content-Length is judged before reading anything; a body
   // without one (chunked) is read up to the limit and refused as soon as it goes over.
   let body = await boundedRequestBody(request, table.max_body_bytes);
   if (body === TOO_LARGE) {
     return refusal("payload_too_large", 413, alias, state);
   }
 
-  // Rule 4.3: forward method, body and headers, minus hop-by-hop and client X-Code24-*.
+  // D3: forward method, body and headers, minus hop-by-hop and client X-Code24-*.
   const forwardPath = stripPrefix(target.path, route.strip);
   const url = target.origin + forwardPath + target.query;
   const headers = forwardHeaders(request.headers, state.requestId);
@@ -426,7 +426,7 @@ function pickRequestId(clientId) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The answer (rule 4.4)
+// The answer (D4)
 
 async function judgeAnswer(request, response, table, deadline, controller, meta) {
   const status = response.status;
@@ -597,7 +597,7 @@ function passThrough(response, body, meta) {
   return new Response(body, { status: response.status, statusText: response.statusText, headers });
 }
 
-// Rule 4.5: the worker's own fallback JSON if it has one, else the error envelope.
+// D5: the worker's own fallback JSON if it has one, else the error envelope.
 function fallback(reason, meta) {
   const headers = new Headers({ "content-type": "application/json" });
   setDispatchHeaders(headers, meta, reason);
@@ -613,7 +613,7 @@ function fallback(reason, meta) {
   return new Response(text, { status, headers });
 }
 
-// Rule 4.6: metadata on every dispatched answer.
+// D6: metadata on every dispatched answer.
 function setDispatchHeaders(headers, meta, reason) {
   headers.set("X-Code24-Worker", meta.alias);
   headers.set("X-Code24-Environment", meta.state.environment);

@@ -1,18 +1,19 @@
-"""The dispatch rules of SPEC.md section 4 as pure functions (no I/O, no clock, no randomness
+"""The dispatch rules of docs/dispatch.md (D1-D7) as pure functions (no I/O, no clock, no randomness
 unless asked for).
 
 ``code24ctl serve`` is built on these; the JavaScript dispatcher implements the same rules and the
 conformance corpus (tests/conformance/cases.yaml) holds both to them. The order a dispatcher
 applies them in:
 
-1. :func:`is_bad_path` on the raw request target (400 ``bad_path``);
-2. :func:`match_route` on the raw path (404 ``route_not_found``);
-3. the body limit, :func:`body_too_large` (413 ``payload_too_large``);
-4. forward to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
+1. :func:`is_bad_path` on the raw request target (D2, 400 ``bad_path``);
+2. :func:`match_route` on the raw path (D1, 404 ``route_not_found``);
+3. the body limit, :func:`body_too_large` (D2, 413 ``payload_too_large``);
+4. forward (D3) to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
    :func:`choose_request_id` (the JavaScript dispatcher also passes :func:`dispatch_options`);
-5. judge the answer: :func:`bytes_to_judge` says how much of the body to read first,
+5. judge the answer (D4): :func:`bytes_to_judge` says how much of the body to read first,
    :func:`judge_answer` says pass through or fall back (and why);
-6. answer: :func:`fallback_answer` / :func:`refusal_answer`, with :func:`dispatch_headers`.
+6. answer: :func:`fallback_answer` / :func:`refusal_answer` (D5, D7), with
+   :func:`dispatch_headers` (D6).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from code24ctl.dispatch.classify import (
+    NO_BODY_STATUSES,
     SNIFF_BYTES,
     classify_answer,
     is_html_media_type,
@@ -74,6 +76,8 @@ ERROR_STATUS: Mapping[Reason, int] = {
     "internal_error": 500,
 }
 
+# The route table's defaults (docs/dispatch.md, "The route table"); config.models and the
+# JavaScript dispatcher use the same values.
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_JSON_CHECK_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_MS = 30000
@@ -113,7 +117,6 @@ REQUEST_ID_HEADER = "X-Code24-Request-Id"
 
 _DOT_SEGMENT = re.compile(r"^(?:\.|%2e){1,2}$", re.IGNORECASE)
 _ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
-_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 # ------------------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def _is_int(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------
-# Paths (rules 4.1 and 4.2), always on the raw, still percent-encoded request target
+# Paths (D1 and D2), always on the raw, still percent-encoded request target
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -333,7 +336,7 @@ def body_too_large(content_length: str | None, max_body_bytes: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------
-# Headers (rules 4.3 and 4.6)
+# Headers (D3 and D6)
 
 
 def connection_named(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
@@ -456,7 +459,7 @@ def dispatch_options(
 
 
 # ------------------------------------------------------------------------------------------
-# Judging the worker's answer (rule 4.4)
+# Judging the worker's answer (D4)
 
 
 @dataclass(frozen=True)
@@ -486,7 +489,7 @@ def bytes_to_judge(
     (``text/html``). Otherwise read until the body ends or more than this many bytes are in
     hand: ``max_json_check_bytes`` for a JSON type, the sniff window for anything else.
     """
-    if status in _NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES:
         return None
     if is_json_media_type(content_type):
         if method == "HEAD":
@@ -508,7 +511,7 @@ def judge_answer(
     the check limit) passes unchecked. The verdict itself is :func:`classify_answer`'s, the
     one ``probe`` uses: html -> ``upstream_html``; not-json and empty -> ``upstream_not_json``.
     """
-    if status in _NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES:
         return Judgement(None, f"status {status} passes through")
     json_type = is_json_media_type(content_type)
     if json_type and method == "HEAD":
@@ -528,7 +531,7 @@ def judge_answer(
 
 
 # ------------------------------------------------------------------------------------------
-# Answers the dispatcher makes itself (rule 4.5 and the refusals)
+# Answers the dispatcher makes itself (D5, D7)
 
 
 def error_envelope(reason: Reason, worker: str | None, request_id: str) -> dict[str, Any]:

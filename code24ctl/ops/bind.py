@@ -60,6 +60,7 @@ from code24ctl.cloudflare.scripts import (
     read_namespace_worker,
 )
 from code24ctl.config import check_names
+from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
 from code24ctl.ops.plan import PlannedChange
 
@@ -68,8 +69,8 @@ if TYPE_CHECKING:
 
     from code24ctl.config import ResolvedConfig
 
-DEFAULT_CONCURRENCY = 4
-MAX_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = DEFAULT_WORKER_CONCURRENCY
+MAX_CONCURRENCY = MAX_WORKER_CONCURRENCY
 
 BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
 UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]

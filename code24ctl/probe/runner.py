@@ -47,19 +47,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig
+from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
 from code24ctl.dispatch.classify import Classification, classify_answer
-from code24ctl.dispatch.routing import prefix_matches, split_target, strip_path
+from code24ctl.dispatch.routing import Route, forwarded_target, prefix_matches, split_target
 from code24ctl.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     import aiohttp
 
-Verdict = Literal["json", "html", "not-json", "empty", "error", "skipped"]
+# A row's verdict: the classifier's (classify.Verdict), or no answer at all, or no sample to send
+# (docs/dispatch.md, D8).
+ProbeVerdict = Literal["json", "html", "not-json", "empty", "error", "skipped"]
 ErrorKind = Literal["refused", "reset", "timeout", "protocol", "network"]
 Outcome = Literal["pass", "fail", "skip"]
 ProgressCallback = Callable[[int, int], None]
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = DEFAULT_PROBE_CONCURRENCY
 EXCERPT_CHARS = 200
 USER_AGENT = f"code24ctl-probe/{__version__}"
 
@@ -213,10 +216,9 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
 
 
 def forwarded_path(route: RouteConfig, path: str) -> str:
-    """``path`` as the dispatcher forwards it to the route's worker: strip removed, query kept."""
+    """``path`` as the dispatcher forwards it to the route's worker (docs/dispatch.md, D1)."""
     bare, query = split_target(path)
-    stripped = strip_path(bare, route.effective_strip)
-    return f"{stripped}?{query}" if query else stripped
+    return forwarded_target(Route(route.prefix, route.worker, route.effective_strip), bare, query)
 
 
 def _base_url(resolved: ResolvedConfig, override: str | None) -> str:
@@ -261,7 +263,7 @@ class Observation(BaseModel):
     """What one URL answered, over ``attempts`` requests (the worst answer is shown)."""
 
     url: str | None = None
-    verdict: Verdict
+    verdict: ProbeVerdict
     reason: str
     cloudflare_error: int | None = None
     error: ErrorKind | None = None
@@ -706,7 +708,7 @@ def _observe(url: str | None, attempts: list[_Attempt]) -> Observation:
     # None: no dispatcher said either way (a direct answer, or no answer at all).
     fallback = shown.fallback if "x-code24-fallback" in headers else None
     if shown.classification is not None:
-        verdict: Verdict = shown.classification.verdict
+        verdict: ProbeVerdict = shown.classification.verdict
         reason = shown.classification.reason
     else:
         verdict, reason = "error", shown.error_reason

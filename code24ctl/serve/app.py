@@ -194,7 +194,7 @@ class DispatchApp:
                 chunked = True
         exchange.request_id = choose_request_id(client_id)
 
-        # Rule 4.2 first, then 4.1, then the body limit (the order the JS dispatcher uses).
+        # D2's path check first, then D1, then D2's body limit (docs/dispatch.md, "Order").
         if is_bad_path(target):
             await exchange.refuse("bad_path", None)
             return

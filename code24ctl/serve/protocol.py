@@ -1,9 +1,9 @@
-"""uvicorn's httptools protocol with the two changes a JSON-always dispatcher needs.
+"""uvicorn's httptools protocol with the three changes a JSON-always dispatcher needs.
 
 1. The raw request target goes into the ASGI scope (``code24.target``). uvicorn hands the app a
    parsed path, which has already lost an absolute-form target (``GET http://host/x``) that
-   rule 4.2 must refuse. ``code24.abort`` lets the app cut a connection whose streamed answer
-   broke halfway (there is no ASGI message for that).
+   D2 of docs/dispatch.md refuses. ``code24.abort`` lets the app cut a connection whose
+   streamed answer broke halfway (there is no ASGI message for that).
 2. A request that is not valid HTTP gets a JSON envelope, not uvicorn's ``text/plain`` 400.
 3. The app can have an answer's head and body leave in one write (``code24.hold`` /
    ``code24.flush``): uvicorn writes them separately, two ``send`` syscalls per answer, and the

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from code24ctl.dispatch.classify import NO_BODY_STATUSES
+
 # Below the 5 s idle timeout of uvicorn, Node and workerd servers, so a pooled connection is
 # dropped here before the worker drops it under a request.
 KEEPALIVE_TIMEOUT_S = 4.0
@@ -301,7 +303,7 @@ class _Connection(asyncio.Protocol):
         response.status = status
         if not self.parser.should_keep_alive() or status == 101:
             self.reusable = False
-        if response.content_length is not None or status in (204, 304) or self.head_method:
+        if response.content_length is not None or status in NO_BODY_STATUSES or self.head_method:
             response.framed = True
         if self.head_method:
             # The parser cannot know a HEAD answer has no body; the connection cannot be

@@ -4,8 +4,8 @@
 saw: ``{name, status, headers (names lowercased), body (text)}`` (extra keys such as
 ``elapsed_ms`` or ``error`` are allowed and ignored, except that ``error`` is reported).
 
-Besides the case's own ``expect``, every answer is held to invariants of SPEC section 4 that no
-case should have to repeat:
+Besides the case's own ``expect``, every answer is held to invariants of docs/dispatch.md (D6,
+D7) that no case should have to repeat:
 
 - ``X-Code24-Request-Id`` and ``X-Code24-Environment`` are on every answer; the id is the
   client's ``X-Request-Id`` when that was sane, else 32 lowercase hex digits.
@@ -15,7 +15,7 @@ case should have to repeat:
 - Answers the dispatcher makes itself (refusals and fallbacks) are ``application/json``; when
   they are the error envelope, its message is the fixed sentence for its code and its
   ``request_id`` equals the header.
-- An echo worker's view of ``X-Code24-Request-Id`` equals the answer's header (rule 4.3).
+- An echo worker's view of ``X-Code24-Request-Id`` equals the answer's header (D3).
 """
 
 from __future__ import annotations

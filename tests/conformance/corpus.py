@@ -12,7 +12,8 @@ its setup comes from here, so both send byte-identical requests:
 - ``case.http_request()``: method, target, header list, body bytes, chunked or not.
 - ``case.runs_on(implementation)``: ``False`` for cases marked ``only: [...]`` without it.
 
-Additions to the schema in notes/DISPATCH.md (all optional):
+The rules are those of ``docs/dispatch.md``: a case's ``rule`` is one of its section numbers
+(``D1``...), read from the document itself. Optional keys:
 ``only`` and ``note`` on a case; ``chunked`` on a request (send the body with no Content-Length);
 a header value ``null`` (do not send that header; used to drop the default ``X-Request-Id``);
 ``json_absent`` and ``body_length`` in ``expect``; ``stream`` is NOT part of the corpus
@@ -35,13 +36,26 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from code24ctl.dispatch.routing import DEFAULT_FALLBACK_STATUS, DEFAULT_TIMEOUT_MS
+
 CASES_PATH = Path(__file__).with_name("cases.yaml")
 
 Implementation = Literal["python", "js"]
 
-RULES = ("4.1", "4.2", "4.3", "4.4", "4.5", "4.6")
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "dispatch.md"
+_RULE_HEADING = re.compile(r"^## (D[0-9]+) ", re.MULTILINE)
+
+
+def documented_rules(text: str | None = None) -> tuple[str, ...]:
+    """The rule numbers ``docs/dispatch.md`` has a section for (``## D1 Route`` ...), in order."""
+    return tuple(_RULE_HEADING.findall(DOC_PATH.read_text("utf-8") if text is None else text))
+
+
+RULES = documented_rules()
+# Rules about probe, not the dispatcher: no corpus case can check them.
+PROBE_RULES = ("D8",)
 CASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# The dispatcher keeps a client X-Request-Id only when it matches this (DISPATCH.md).
+# The dispatcher keeps a client X-Request-Id only when it matches this (docs/dispatch.md, D3).
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -68,16 +82,16 @@ class Limits(_Strict):
 
 
 class WorkerSettings(_Strict):
-    """Per-alias dispatch settings; defaults are the SPEC's."""
+    """Per-alias dispatch settings, with the route table's defaults (docs/dispatch.md)."""
 
-    timeout_ms: int = Field(default=30000, gt=0)
+    timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0)
     fallback: Any = None
-    fallback_status: int = Field(default=200, ge=200, le=599)
+    fallback_status: int = Field(default=DEFAULT_FALLBACK_STATUS, ge=200, le=599)
     limits: Limits | None = None
 
 
 class RouteTable(_Strict):
-    """The route table format fixed in notes/DISPATCH.md."""
+    """The route table format of docs/dispatch.md ("The route table")."""
 
     version: Literal[1]
     max_body_bytes: int = Field(ge=0)

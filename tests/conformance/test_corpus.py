@@ -5,6 +5,7 @@ kind of difference (a checker that passes everything would make both implementat
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conformance.checker import check
-from tests.conformance.corpus import RULES, Case, load_cases
+from tests.conformance.corpus import (
+    DOC_PATH,
+    PROBE_RULES,
+    RULES,
+    Case,
+    documented_rules,
+    load_cases,
+)
 
 # --- The real corpus ------------------------------------------------------------------------
 
@@ -22,7 +30,21 @@ def test_corpus_loads_with_unique_names_and_covers_every_rule() -> None:
     cases = load_cases()
     assert len(cases) >= 45
     assert len({case.name for case in cases}) == len(cases)
-    assert {case.rule for case in cases} == set(RULES)
+    assert {case.rule for case in cases} == set(RULES) - set(PROBE_RULES)
+
+
+def test_every_case_names_a_section_of_the_dispatch_doc() -> None:
+    doc = DOC_PATH.read_text("utf-8")
+    sections = re.findall(r"^## (D[0-9]+) \S", doc, re.MULTILINE)
+    assert len(set(sections)) == len(sections), "a rule number is used twice"
+    assert set(PROBE_RULES) <= set(sections)
+    missing = {case.name: case.rule for case in load_cases() if case.rule not in sections}
+    assert not missing, f"cases whose rule is not a section of {DOC_PATH}: {missing}"
+
+
+def test_rules_are_read_from_the_headings_only() -> None:
+    text = "# The contract\n## D1 Route\nSee D9.\n### D5 not a rule\n## D2 Refuse\n## Order\n"
+    assert documented_rules(text) == ("D1", "D2")
 
 
 def test_only_python_cases_say_why() -> None:
@@ -81,7 +103,7 @@ def test_unknown_keys_are_errors(tmp_path: Path) -> None:
             tmp_path,
             """
             - name: c
-              rule: "4.1"
+              rule: D1
               request: {target: /a}
               expect: {status: 200}
               expected_status: 200
@@ -95,7 +117,7 @@ def test_unknown_behaviour_keys_are_errors(tmp_path: Path) -> None:
             tmp_path,
             """
             - name: c
-              rule: "4.4"
+              rule: D4
               workers: {alpha: {behaviour: echo, delay: 5}}
               request: {target: /a}
               expect: {status: 200}
@@ -106,7 +128,7 @@ def test_unknown_behaviour_keys_are_errors(tmp_path: Path) -> None:
 def test_duplicate_names_are_errors(tmp_path: Path) -> None:
     one = """
     - name: same
-      rule: "4.1"
+      rule: D1
       request: {target: /a}
       expect: {status: 200}
     """
@@ -120,7 +142,7 @@ def test_workers_must_be_routed(tmp_path: Path) -> None:
             tmp_path,
             """
             - name: c
-              rule: "4.1"
+              rule: D1
               workers: {beta: {behaviour: echo}}
               request: {target: /a}
               expect: {status: 200}
@@ -134,7 +156,7 @@ def test_rule_and_name_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not snake_case"):
         _load(
             tmp_path,
-            "- {name: Bad-Name, rule: '4.1', request: {target: /a}, expect: {status: 1}}\n",
+            "- {name: Bad-Name, rule: D1, request: {target: /a}, expect: {status: 1}}\n",
         )
 
 
@@ -144,7 +166,7 @@ def test_one_body_kind_only(tmp_path: Path) -> None:
             tmp_path,
             """
             - name: c
-              rule: "4.3"
+              rule: D3
               request: {target: /a, body: x, body_bytes: 3}
               expect: {status: 200}
             """,
@@ -156,7 +178,7 @@ def test_table_for_replaces_top_level_keys_and_validates(tmp_path: Path) -> None
         tmp_path,
         """
         - name: c
-          rule: "4.4"
+          rule: D4
           table: {max_json_check_bytes: 7}
           request: {target: /a}
           expect: {status: 200}
@@ -170,7 +192,7 @@ def test_table_for_replaces_top_level_keys_and_validates(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="invalid table"):
         _load(
             tmp_path,
-            "- {name: c, rule: '4.1', table: {version: 2}, request: {target: /a}, "
+            "- {name: c, rule: D1, table: {version: 2}, request: {target: /a}, "
             "expect: {status: 1}}\n",
         )
 
@@ -180,19 +202,19 @@ def test_http_request_bodies_and_headers(tmp_path: Path) -> None:
         tmp_path,
         """
         - name: j
-          rule: "4.3"
+          rule: D3
           request: {method: POST, target: /a, json: {b: [1, "é"], a: null}}
           expect: {status: 200}
         - name: n
-          rule: "4.3"
+          rule: D3
           request: {method: POST, target: /a, body_bytes: 5, chunked: true}
           expect: {status: 200}
         - name: t
-          rule: "4.3"
+          rule: D3
           request: {target: /a, body: hi, headers: {Content-Type: text/plain, x-request-id: mine}}
           expect: {status: 200}
         - name: none
-          rule: "4.3"
+          rule: D3
           request: {target: /a, headers: {X-Request-Id: null, X-Other: v}}
           expect: {status: 200}
         """,
@@ -212,8 +234,8 @@ def test_runs_on(tmp_path: Path) -> None:
     limited, everywhere = _load(
         tmp_path,
         """
-        - {name: a, rule: "4.2", only: [python], request: {target: /a}, expect: {status: 400}}
-        - {name: b, rule: "4.2", request: {target: /a}, expect: {status: 400}}
+        - {name: a, rule: D2, only: [python], request: {target: /a}, expect: {status: 400}}
+        - {name: b, rule: D2, request: {target: /a}, expect: {status: 400}}
         """,
     )
     assert (limited.runs_on("python"), limited.runs_on("js")) == (True, False)
@@ -228,7 +250,7 @@ def _case(tmp_path: Path, expect: str, request: str = "{target: /a/x}") -> Case:
         tmp_path,
         f"""
         - name: c
-          rule: "4.4"
+          rule: D4
           request: {request}
           expect: {expect}
         """,

@@ -17,6 +17,8 @@ AMBIENT_VARIABLES = (
     "CODE24_CONFIG",
     "CODE24_ENV",
     "CODE24_DEBUG",
+    # The width of tables: pytest-xdist's workers inherit one, a developer's shell another.
+    "COLUMNS",
 )
 
 

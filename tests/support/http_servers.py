@@ -1,20 +1,21 @@
 """Real HTTP servers on 127.0.0.1 that answer every kind of thing ``probe`` must classify.
 
-A :class:`LocalServer` is a small HTTP/1.1 server (keep-alive, Content-Length bodies) running its
-own asyncio loop in a background thread. Each path gets a behaviour: an :class:`Answer` (status,
-content type, raw body bytes, extra headers, an optional delay), :class:`Reset` (read the
-request, then drop the connection with a TCP RST) or a :class:`Cycle` of those. It records every
-request it receives, so a test can check what was sent, not only what came back.
+A :class:`LocalServer` is the one fake worker of :mod:`tests.support.upstreams` (raw httptools,
+HTTP/1.1 keep-alive) on one port, in its own event loop on a background thread. Each path gets
+a behaviour: an :class:`Answer` (status, content type, raw body bytes, extra headers, an
+optional delay), :class:`Reset` (read the request, then drop the connection with a TCP RST) or
+a :class:`Cycle` of those. It records every request it receives, so a test can check what was
+sent, not only what came back.
 
-It is written on raw streams on purpose: the point is to answer exactly the bytes a broken worker
-answers (HTML labelled ``text/plain``, a JSON content type over a body that does not parse, a
-reset), which a framework would "helpfully" fix.
+It is raw HTTP on purpose: the point is to answer exactly the bytes a broken worker answers
+(HTML labelled ``text/plain``, a JSON content type over a body that does not parse, a reset),
+which a framework would "helpfully" fix.
 
 ``refused_port()`` gives a port on which connections are refused (bound, never listening).
 
 Run as a script it serves one answer on every path until killed, for the probe benchmark::
 
-    python tests/support/http_servers.py --delay-ms 50    # prints "PORT <n>" once listening
+    python -m tests.support.http_servers --delay-ms 50    # prints "PORT <n>" once listening
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import argparse
 import asyncio
 import contextlib
 import socket
-import struct
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tests.support.upstreams import BehaviourServers, Received, Reply, ResetConnection
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,6 @@ class ReceivedRequest:
     body: bytes
 
 
-_REASONS = {200: "OK", 204: "No Content", 404: "Not Found", 500: "Internal Server Error"}
 NOT_FOUND = Answer(404, b'{"error": "no such path on the test server"}')
 
 
@@ -86,110 +90,50 @@ class LocalServer:
     choose: Callable[[ReceivedRequest], Behaviour | None] | None = None
     requests: list[ReceivedRequest] = field(default_factory=list)
     port: int = 0
+    record: bool = True
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
-    _stopped: asyncio.Event | None = None
-    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+    _workers: BehaviourServers | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LocalServer:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("test server did not start")
+        self._workers = BehaviourServers(record=False, responder=self._respond)
+        url = self._run(self._workers.add("local", self.port))
+        self.port = int(url.rsplit(":", 1)[1])
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._loop is None or self._thread is None or self._workers is None:
+            return
+        self._run(self._workers.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.run(self._main(ready))
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
-        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        async with server:
-            await self._stopped.wait()
-            server.close()
-            # Kept-alive connections would hold wait_closed() forever.
-            for writer in list(self._open):
-                writer.transport.abort()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._open.add(writer)
-        try:
-            await self._serve(reader, writer)
-        except asyncio.CancelledError:
-            pass  # the server is stopping; a delayed answer is simply never sent
-        finally:
-            self._open.discard(writer)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                request = await _read_request(reader)
-                if request is None:
-                    break
-                self.requests.append(request)
-                chosen = self.choose(request) if self.choose is not None else None
-                behaviour = chosen or self.behaviours.get(
-                    request.target.split("?", 1)[0], self.default
-                )
-                if isinstance(behaviour, Cycle):
-                    behaviour = behaviour.take()
-                if isinstance(behaviour, Reset):
-                    _reset(writer)
-                    return
-                if behaviour.delay_s:
-                    await asyncio.sleep(behaviour.delay_s)
-                writer.write(_encode(behaviour))
-                await writer.drain()
-        writer.close()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> ReceivedRequest | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None  # the client closed a kept-alive connection
-    lines = head.decode("latin-1").split("\r\n")
-    method, target, _version = lines[0].split(" ", 2)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(length) if length else b""
-    return ReceivedRequest(method, target, headers, body)
-
-
-def _encode(answer: Answer) -> bytes:
-    reason = _REASONS.get(answer.status, "Status")
-    lines = [f"HTTP/1.1 {answer.status} {reason}"]
-    if answer.content_type is not None:
-        lines.append(f"Content-Type: {answer.content_type}")
-    lines.extend(f"{name}: {value}" for name, value in answer.headers)
-    lines.append(f"Content-Length: {len(answer.body)}")
-    lines.append("Connection: keep-alive")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
+    async def _respond(self, _alias: str, request: Received) -> Reply:
+        headers = {name.lower(): value for name, value in request.headers}
+        received = ReceivedRequest(request.method, request.target, headers, request.body)
+        if self.record:
+            self.requests.append(received)
+        chosen = self.choose(received) if self.choose is not None else None
+        behaviour = chosen or self.behaviours.get(request.path, self.default)
+        if isinstance(behaviour, Cycle):
+            behaviour = behaviour.take()
+        if isinstance(behaviour, Reset):
+            raise ResetConnection
+        if behaviour.delay_s:
+            await asyncio.sleep(behaviour.delay_s)
+        return Reply(behaviour.status, behaviour.content_type, behaviour.body, [*behaviour.headers])
 
 
 @contextlib.contextmanager
@@ -210,18 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     answer = Answer(200, b'{"ok": true}', delay_s=args.delay_ms / 1000)
-    server = LocalServer({}, default=answer, port=args.port)
-    with server:
-        # The benchmark records nothing; do not grow a list of a million requests.
-        server.requests = _Discard()
+    # The benchmark records nothing: no list of a million requests.
+    with LocalServer({}, default=answer, port=args.port, record=False) as server:
         sys.stdout.write(f"PORT {server.port}\n")
         sys.stdout.flush()
         threading.Event().wait()
-
-
-class _Discard(list[ReceivedRequest]):
-    def append(self, item: ReceivedRequest) -> None:
-        pass
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tests.support.cli import REPO_CONFIG, REPO_ROOT
+from tests.support.staging import write_config
 
 START_TIMEOUT_S = 30
 
@@ -89,12 +90,12 @@ def local_config(
     without_fallback: tuple[str, ...] = (),
 ) -> Path:
     """The repo's config with the local environment pointed at ``upstreams``."""
-    data = repo_config()
-    data["environments"]["local"]["upstreams"] = upstreams
-    for alias, timeout_ms in (timeouts or {}).items():
-        data["workers"][alias]["timeout_ms"] = timeout_ms
-    for alias in without_fallback:
-        del data["workers"][alias]["fallback"]
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["local"]["upstreams"] = upstreams
+        for alias, timeout_ms in (timeouts or {}).items():
+            data["workers"][alias]["timeout_ms"] = timeout_ms
+        for alias in without_fallback:
+            del data["workers"][alias]["fallback"]
+
+    return write_config(tmp_path, change)

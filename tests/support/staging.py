@@ -32,11 +32,20 @@ STAGING_SCRIPTS: dict[str, str] = dict(zip(ALIASES, CODE24_SCRIPTS, strict=True)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def write_config(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of the repo's namespaces.yaml with ``change`` applied to its data."""
-    data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
-    change(data)
-    path = tmp_path / "namespaces.yaml"
+def write_config(
+    tmp_path: Path,
+    change: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    name: str = "namespaces.yaml",
+) -> Path:
+    """Write ``tmp_path / name``: the repo's namespaces.yaml (or ``data`` instead), with
+    ``change`` applied to it. The one way tests write a config file."""
+    if data is None:
+        data = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))
+    if change is not None:
+        change(data)
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 

@@ -32,7 +32,7 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -40,14 +40,13 @@ from typing import Any, TypeVar
 
 import httptools
 
+from code24ctl.dispatch.classify import NO_BODY_STATUSES
 from code24ctl.dispatch.routing import RouteTable
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.app import ServeSettings
 from code24ctl.serve.server import RunningServe, bind_socket, running_serve
 
 T = TypeVar("T")
-
-_NO_BODY = frozenset({204, 304})
 
 
 @dataclass
@@ -69,7 +68,9 @@ class Received:
 
 
 @dataclass
-class _Answer:
+class Reply:
+    """What a worker sends back."""
+
     status: int
     content_type: str | None
     body: bytes
@@ -80,11 +81,11 @@ class _Answer:
     reset_after: bool = False
 
 
-class _Reset(Exception):
+class ResetConnection(Exception):
     """The behaviour wants the connection reset without an answer."""
 
 
-def _echo(request: Received) -> _Answer:
+def _echo(request: Received) -> Reply:
     headers: dict[str, str] = {}
     for name, value in request.headers:
         key = name.lower()
@@ -97,11 +98,11 @@ def _echo(request: Received) -> _Answer:
         "body": request.body.decode("utf-8", errors="replace"),
         "body_length": len(request.body),
     }
-    return _Answer(200, "application/json", json.dumps(document).encode())
+    return Reply(200, "application/json", json.dumps(document).encode())
 
 
-async def answer_for(behaviour: Mapping[str, Any], request: Received) -> _Answer:
-    """What a worker with ``behaviour`` answers to ``request`` (raises _Reset for throw)."""
+async def answer_for(behaviour: Mapping[str, Any], request: Received) -> Reply:
+    """What a worker with ``behaviour`` answers to ``request`` (``throw``: ResetConnection)."""
     kind = behaviour["behaviour"]
     if kind == "echo":
         return _echo(request)
@@ -109,28 +110,28 @@ async def answer_for(behaviour: Mapping[str, Any], request: Received) -> _Answer
         body = json.dumps(behaviour.get("json")).encode()
         extra = list((behaviour.get("headers") or {}).items())
         content_type = behaviour.get("content_type", "application/json")
-        return _Answer(int(behaviour.get("status", 200)), content_type, body, extra)
+        return Reply(int(behaviour.get("status", 200)), content_type, body, extra)
     if kind == "raw":
         body = str(behaviour.get("body") or "").encode()
-        return _Answer(int(behaviour.get("status", 200)), behaviour.get("content_type"), body)
+        return Reply(int(behaviour.get("status", 200)), behaviour.get("content_type"), body)
     if kind == "big_json":
         size = int(behaviour["bytes"])
         body = b'{"pad":"' + b"a" * (size - 10) + b'"}'
-        return _Answer(200, "application/json", body)
+        return Reply(200, "application/json", body)
     if kind == "slow":
         await asyncio.sleep(int(behaviour["delay_ms"]) / 1000)
         return await answer_for(behaviour["then"], request)
     if kind == "throw":
-        raise _Reset
+        raise ResetConnection
     if kind == "over_limit":
         # A Worker over its CPU limit, reached over HTTP: Cloudflare's error 1102 in plain text.
-        return _Answer(503, "text/plain; charset=UTF-8", b"error code: 1102")
+        return Reply(503, "text/plain; charset=UTF-8", b"error code: 1102")
     if kind == "digest":
         document = {"sha256": hashlib.sha256(request.body).hexdigest(), "length": len(request.body)}
-        return _Answer(200, "application/json", json.dumps(document).encode())
+        return Reply(200, "application/json", json.dumps(document).encode())
     if kind == "chunks":
         pieces = [(float(delay_ms) / 1000, text.encode()) for delay_ms, text in behaviour["chunks"]]
-        return _Answer(
+        return Reply(
             int(behaviour.get("status", 200)),
             behaviour.get("content_type"),
             b"",
@@ -140,13 +141,13 @@ async def answer_for(behaviour: Mapping[str, Any], request: Received) -> _Answer
         )
     if kind == "gzip":
         body = gzip.compress(str(behaviour["body"]).encode())
-        return _Answer(200, behaviour.get("content_type"), body, [("Content-Encoding", "gzip")])
+        return Reply(200, behaviour.get("content_type"), body, [("Content-Encoding", "gzip")])
     if kind == "stall":
         await asyncio.Event().wait()
     raise ValueError(f"unknown behaviour {kind!r}")
 
 
-def _encode(answer: _Answer, head_only: bool) -> bytes:
+def _encode(answer: Reply, head_only: bool) -> bytes:
     try:
         phrase = HTTPStatus(answer.status).phrase
     except ValueError:
@@ -156,7 +157,7 @@ def _encode(answer: _Answer, head_only: bool) -> bytes:
         lines.append(f"Content-Type: {answer.content_type}")
     lines += [f"{name}: {value}" for name, value in answer.headers]
     body = answer.body
-    if answer.status in _NO_BODY:
+    if answer.status in NO_BODY_STATUSES:
         body = b""
     else:
         lines.append(f"Content-Length: {len(body)}")
@@ -228,14 +229,9 @@ class _WorkerProtocol(asyncio.Protocol):
             request = await self.queue.get()
             if request is None or self.transport is None or self.transport.is_closing():
                 return
-            if self.servers.record:
-                self.servers.received.setdefault(self.alias, []).append(request)
-            behaviour = self.servers.behaviours.get(self.alias)
             try:
-                if behaviour is None:
-                    raise _Reset
-                answer = await answer_for(behaviour, request)
-            except _Reset:
+                answer = await self.servers.respond(self.alias, request)
+            except ResetConnection:
                 self._reset()
                 return
             if self.transport.is_closing():
@@ -246,7 +242,7 @@ class _WorkerProtocol(asyncio.Protocol):
                 continue
             self.transport.write(_encode(answer, head_only=request.method == "HEAD"))
 
-    async def _stream(self, answer: _Answer) -> bool:
+    async def _stream(self, answer: Reply) -> bool:
         """Send a chunked answer piece by piece; False when the connection is gone."""
         assert self.transport is not None and answer.chunks is not None
         head = [f"HTTP/1.1 {answer.status} {HTTPStatus(answer.status).phrase}"]
@@ -278,11 +274,19 @@ class _WorkerProtocol(asyncio.Protocol):
         self.transport.abort()
 
 
-class BehaviourServers:
-    """One listening port per alias on 127.0.0.1, all in the running event loop."""
+Responder = Callable[[str, Received], Awaitable[Reply]]
 
-    def __init__(self, *, record: bool = True) -> None:
+
+class BehaviourServers:
+    """One listening port per alias on 127.0.0.1, all in the running event loop.
+
+    Each alias answers as its corpus behaviour says (:meth:`set`), unless a ``responder``
+    decides instead (``http_servers.LocalServer`` answers by path that way).
+    """
+
+    def __init__(self, *, record: bool = True, responder: Responder | None = None) -> None:
         self.record = record
+        self.responder = responder
         self.behaviours: dict[str, dict[str, Any]] = {}
         self.urls: dict[str, str] = {}
         self.received: dict[str, list[Received]] = {}
@@ -305,6 +309,18 @@ class BehaviourServers:
         """Replace every alias's behaviour (an alias left out resets connections)."""
         self.behaviours = {alias: dict(b) for alias, b in behaviours.items()}
         self.received.clear()
+
+    async def respond(self, alias: str, request: Received) -> Reply:
+        """What ``alias`` answers to ``request``; raises :class:`ResetConnection` to drop the
+        connection without an answer (an alias without a behaviour does that)."""
+        if self.responder is not None:
+            return await self.responder(alias, request)
+        if self.record:
+            self.received.setdefault(alias, []).append(request)
+        behaviour = self.behaviours.get(alias)
+        if behaviour is None:
+            raise ResetConnection
+        return await answer_for(behaviour, request)
 
     async def close(self) -> None:
         for server in self._servers:

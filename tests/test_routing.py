@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from code24ctl.config import resolve_config
+from code24ctl.dispatch import classify, routing
 from code24ctl.dispatch.routing import (
     ERROR_MESSAGES,
     ERROR_STATUS,
@@ -37,8 +40,8 @@ from code24ctl.dispatch.routing import (
     strip_path,
 )
 from code24ctl.dispatch.table import compile_route_table
-
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "namespaces.yaml"
+from tests.support.cli import REPO_CONFIG, REPO_ROOT
+from tests.support.staging import write_config
 
 ROUTES = (
     Route("/api/competitive/deep", "deep", "/api/competitive/deep"),
@@ -210,11 +213,10 @@ def test_root_prefix_matches_everything() -> None:
 
 
 def test_catch_all_route_from_the_config(tmp_path: Path) -> None:
-    config = REPO_CONFIG.read_text(encoding="utf-8").replace(
-        "routes:\n", "routes:\n  - prefix: /\n    worker: developer-worker\n", 1
+    path = write_config(
+        tmp_path,
+        lambda data: data["routes"].insert(0, {"prefix": "/", "worker": "developer-worker"}),
     )
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(config, encoding="utf-8")
     table = RouteTable.from_document(compile_route_table(resolve_config(path, "local").config))
     catch_all = table.routes[-1]
     assert catch_all == Route("", "developer-worker", "")
@@ -541,3 +543,24 @@ def test_bad_dispatch_options_in_the_table_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         RouteTable.from_document({**_OPTIONS_TABLE, **change})
+
+
+# --- The JavaScript dispatcher's copy -------------------------------------------------------
+
+
+def test_the_javascript_dispatcher_has_the_same_defaults_and_sniff_window() -> None:
+    """dispatcher.js cannot import them: its constants are held to the Python ones here."""
+    source = (REPO_ROOT / "code24ctl" / "dispatch" / "dispatcher.js").read_text(encoding="utf-8")
+    expected = {
+        "DEFAULT_MAX_BODY_BYTES": routing.DEFAULT_MAX_BODY_BYTES,
+        "DEFAULT_MAX_JSON_CHECK_BYTES": routing.DEFAULT_MAX_JSON_CHECK_BYTES,
+        "DEFAULT_TIMEOUT_MS": routing.DEFAULT_TIMEOUT_MS,
+        "DEFAULT_FALLBACK_STATUS": routing.DEFAULT_FALLBACK_STATUS,
+        "SNIFF_BYTES": classify.SNIFF_BYTES,
+    }
+    found = {}
+    for name in expected:
+        match = re.search(rf"^const {name} = ([0-9 *]+);$", source, re.MULTILINE)
+        assert match is not None, f"dispatcher.js has no plain 'const {name} = ...;'"
+        found[name] = math.prod(int(factor) for factor in match.group(1).split("*"))
+    assert found == expected
