@@ -3,7 +3,9 @@ that repeats the one before (a server ignoring ``page``), and at a hard cap.
 
 The SDK's auto-pagination asks for the next page as long as the last one was not empty, so a
 server that ignores ``page`` makes it loop without end. Every page-numbered listing of
-code24ctl goes through :func:`numbered_pages` instead.
+code24ctl goes through :func:`numbered_pages` instead. A listing the SDK reads as one
+unpaginated page (a zone's Worker routes) goes through :func:`single_page`, which refuses an
+answer that says it holds only part of the list.
 """
 
 from __future__ import annotations
@@ -57,10 +59,45 @@ def numbered_pages(
     )
 
 
-def _int(info: Any, name: str) -> int | None:
+def single_page(page: Any, what: str) -> list[Any]:
+    """The items of a listing the SDK reads as one unpaginated page (``SyncSinglePage``).
+
+    Raises :class:`CloudflareAPIError` when the answer's ``result_info`` says there is more
+    (``total_pages`` over 1, ``total_count`` over the items, or a ``cursor``): working from a
+    partial list (a route missed is a route deploy would create twice) is worse than stopping.
+    """
+    items = list(getattr(page, "result", None) or [])
+    # The SDK's single page has no result_info field: an answer's one is kept as a plain dict.
+    info = getattr(page, "result_info", None)
+    total_pages = _int(info, "total_pages")
+    total_count = _int(info, "total_count")
+    cursor = _value(info, "cursor")
+    more = (
+        (total_pages is not None and total_pages > 1)
+        or (total_count is not None and total_count > len(items))
+        or (isinstance(cursor, str) and cursor != "")
+    )
+    if more:
+        held = f" of {total_count}" if total_count is not None else ""
+        raise CloudflareAPIError(
+            f"{what}: the answer holds {len(items)}{held} and says there is more, but this "
+            "listing is one page; stopped rather than work from a partial list",
+            hint="report this: the API pages a listing the SDK reads as one page",
+        )
+    return items
+
+
+def _value(info: Any, name: str) -> Any:
     if info is None:
         return None
+    if isinstance(info, dict):
+        return info.get(name)
     value = getattr(info, name, None)
     if value is None and isinstance(getattr(info, "model_extra", None), dict):
         value = info.model_extra.get(name)
+    return value
+
+
+def _int(info: Any, name: str) -> int | None:
+    value = _value(info, name)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
