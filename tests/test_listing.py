@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from code24ctl.cloudflare.listing import numbered_pages, single_page
+from code24ctl.cloudflare.listing import numbered_pages, reporting_pages, single_page
 from code24ctl.errors import CloudflareAPIError
 from tests.emulator.seeds import OTHER_ACCOUNT_ID, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
 from tests.support.staging import KV_TITLE, NAMESPACE, writes
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
 
 
 @dataclass
@@ -163,3 +166,63 @@ def test_a_single_page_with_no_result_info_is_the_whole_listing() -> None:
     with pytest.raises(CloudflareAPIError) as raised:
         single_page(_SdkPage(["a"], {"cursor": "next"}), "list things")
     assert raised.value.message.startswith("list things: the answer holds 1 and says there is")
+
+
+# --------------------------------------------------------------------------------------------
+# Progress of long listings
+
+
+def test_planning_through_thirty_pages_of_kv_says_how_far_it_got(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    for number in range(2950):
+        cf_state.add_kv_namespace(cf_seed.account_id, f"other-{number:04}")
+
+    result = run_cli("plan", "--env", "staging", env=cf_env)  # no terminal: the runner's pipe
+
+    assert result.exit_code == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if "pages read" in line]
+    assert progress == [
+        "list KV namespaces: 10 of 30 pages read",
+        "list KV namespaces: 20 of 30 pages read",
+        "list KV namespaces: 30 of 30 pages read",
+    ]
+    assert "pages read" not in result.stdout
+
+
+def test_a_short_listing_says_nothing(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli("plan", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    assert "pages read" not in result.stderr
+
+
+def test_a_cursor_listing_has_a_hard_cap_and_reports_its_pages(
+    monkeypatch: pytest.MonkeyPatch,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Cloudflare,
+) -> None:
+    from code24ctl.cloudflare import namespaces
+
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    module = {"worker.js": ("export default {}", "application/javascript+module")}
+    for number in range(250):
+        cf_state.add_namespace_script(
+            cf_seed.account_id, NAMESPACE, f"w{number:03}", module, main_module="worker.js"
+        )
+    pages: list[tuple[str, int, int | None]] = []
+    with reporting_pages(lambda *page: pages.append(page)):
+        listed = list(
+            namespaces.iter_namespace_scripts(cf_inprocess_client, cf_seed.account_id, NAMESPACE)
+        )
+    assert len(listed) == 250
+    what = f"list Workers in dispatch namespace {NAMESPACE}"
+    assert pages == [(what, 1, None), (what, 2, None), (what, 3, None)]
+
+    monkeypatch.setattr(namespaces, "MAX_CURSOR_PAGES", 2)
+    with pytest.raises(CloudflareAPIError) as raised:
+        list(namespaces.iter_namespace_scripts(cf_inprocess_client, cf_seed.account_id, NAMESPACE))
+    assert raised.value.message == (
+        f"{what}: more than 2 pages of 100; stopped (is the API paging correctly?)"
+    )
