@@ -192,6 +192,7 @@ def _plan(
     with (
         output.interruptible("plan", f"code24ctl {command} --env {name}", reading.done),
         output.heartbeat(f"{command}: planning {name}"),
+        output.page_progress(),
     ):
         made = plan_apply(
             session.client,

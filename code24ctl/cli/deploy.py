@@ -113,7 +113,10 @@ def deploy(
     if wrangler_toml is not None:
         export = WranglerExport(wrangler_toml, source=resolved.path)
         export.check(force=force)  # before anything is written
-    with output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"):
+    with (
+        output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"),
+        output.page_progress(),
+    ):
         plan = plan_deploy(session.client, session.account_id, resolved, force=force)
         report = (
             preview(plan)

@@ -285,6 +285,24 @@ def _print_blocks(console: Console, headers: Sequence[str], texts: Sequence[Sequ
 
 
 HEARTBEAT_S = 10.0
+#: A long listing prints a line every this many pages (a short one says nothing).
+PAGES_PER_LINE = 10
+
+
+@contextmanager
+def page_progress() -> Iterator[None]:
+    """Long listings say how far they got on stderr, a line every :data:`PAGES_PER_LINE` pages
+    (``list KV namespaces: 20 of 30 pages read``), so planning never reads hundreds of pages
+    without a word, at a terminal or in a CI log."""
+    from code24ctl.cloudflare.listing import reporting_pages
+
+    def listener(what: str, pages: int, total_pages: int | None) -> None:
+        if pages % PAGES_PER_LINE == 0:
+            of = f" of {total_pages}" if total_pages else ""
+            note(f"{what}: {pages}{of} pages read")
+
+    with reporting_pages(listener):
+        yield
 
 
 class StepLines:

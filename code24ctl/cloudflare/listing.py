@@ -3,13 +3,17 @@ that repeats the one before (a server ignoring ``page``), and at a hard cap.
 
 The SDK's auto-pagination asks for the next page as long as the last one was not empty, so a
 server that ignores ``page`` makes it loop without end. Every page-numbered listing of
-code24ctl goes through :func:`numbered_pages` instead.
+code24ctl goes through :func:`numbered_pages` instead. A listing the SDK reads as one
+unpaginated page (a zone's Worker routes) goes through :func:`single_page`, which refuses an
+answer that says it holds only part of the list.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from code24ctl.errors import CloudflareAPIError
@@ -18,6 +22,28 @@ log = logging.getLogger(__name__)
 
 #: No listing of ours needs more pages than this; beyond it the answer is not believed.
 MAX_PAGES = 100
+
+#: Told of each page a listing read: ``(what, pages read so far, total pages or None)``.
+PageListener = Callable[[str, int, int | None], None]
+_listener: ContextVar[PageListener | None] = ContextVar("code24ctl_page_listener", default=None)
+
+
+@contextmanager
+def reporting_pages(listener: PageListener) -> Iterator[None]:
+    """Within the block, every listing tells ``listener`` of each page it read, so the CLI can
+    show how far a long one got (the core itself never prints)."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def page_read(what: str, pages: int, total_pages: int | None = None) -> None:
+    """Tell the listener installed by :func:`reporting_pages`, if any, of a page read."""
+    listener = _listener.get()
+    if listener is not None:
+        listener(what, pages, total_pages)
 
 
 def numbered_pages(
@@ -46,6 +72,7 @@ def numbered_pages(
         info = getattr(page, "result_info", None)
         total_pages = _int(info, "total_pages")
         per_page = _int(info, "per_page")
+        page_read(what, number, total_pages)
         if not items or (total_pages is not None and number >= total_pages):
             return
         if per_page is not None and len(items) < per_page:
@@ -57,10 +84,45 @@ def numbered_pages(
     )
 
 
-def _int(info: Any, name: str) -> int | None:
+def single_page(page: Any, what: str) -> list[Any]:
+    """The items of a listing the SDK reads as one unpaginated page (``SyncSinglePage``).
+
+    Raises :class:`CloudflareAPIError` when the answer's ``result_info`` says there is more
+    (``total_pages`` over 1, ``total_count`` over the items, or a ``cursor``): working from a
+    partial list (a route missed is a route deploy would create twice) is worse than stopping.
+    """
+    items = list(getattr(page, "result", None) or [])
+    # The SDK's single page has no result_info field: an answer's one is kept as a plain dict.
+    info = getattr(page, "result_info", None)
+    total_pages = _int(info, "total_pages")
+    total_count = _int(info, "total_count")
+    cursor = _value(info, "cursor")
+    more = (
+        (total_pages is not None and total_pages > 1)
+        or (total_count is not None and total_count > len(items))
+        or (isinstance(cursor, str) and cursor != "")
+    )
+    if more:
+        held = f" of {total_count}" if total_count is not None else ""
+        raise CloudflareAPIError(
+            f"{what}: the answer holds {len(items)}{held} and says there is more, but this "
+            "listing is one page; stopped rather than work from a partial list",
+            hint="report this: the API pages a listing the SDK reads as one page",
+        )
+    return items
+
+
+def _value(info: Any, name: str) -> Any:
     if info is None:
         return None
+    if isinstance(info, dict):
+        return info.get(name)
     value = getattr(info, name, None)
     if value is None and isinstance(getattr(info, "model_extra", None), dict):
         value = info.model_extra.get(name)
+    return value
+
+
+def _int(info: Any, name: str) -> int | None:
+    value = _value(info, name)
     return value if isinstance(value, int) and not isinstance(value, bool) else None

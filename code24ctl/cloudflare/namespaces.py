@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.listing import page_read
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 SCRIPTS_PAGE_SIZE = 100
+#: A hard cap on a namespace listing (a hundred thousand Workers): a server that hands out a
+#: fresh cursor for ever is stopped, not followed.
+MAX_CURSOR_PAGES = 1000
 
 
 class NamespaceInfo(BaseModel):
@@ -210,9 +214,10 @@ def iter_namespace_scripts(
     listing, so it raises instead of reporting part of the namespace as all of it.
     """
     path = f"/accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts"
+    what = f"list Workers in dispatch namespace {namespace}"
     cursor: str | None = None
     seen: set[str] = set()
-    while True:
+    for number in range(1, MAX_CURSOR_PAGES + 1):
         query: dict[str, Any] = {"limit": SCRIPTS_PAGE_SIZE}
         if cursor:
             query["cursor"] = cursor
@@ -228,6 +233,7 @@ def iter_namespace_scripts(
             script = _script_item(item)
             if script is not None:
                 yield script
+        page_read(what, number)
         cursor = _next_cursor(info)
         if cursor and cursor in seen:
             raise CloudflareAPIError(
@@ -250,6 +256,11 @@ def iter_namespace_scripts(
                 )
             return
         seen.add(cursor)
+    raise CloudflareAPIError(
+        f"{what}: more than {MAX_CURSOR_PAGES} pages of {SCRIPTS_PAGE_SIZE}; stopped "
+        "(is the API paging correctly?)",
+        hint="retry later; if it persists, check CLOUDFLARE_BASE_URL",
+    )
 
 
 def _next_cursor(info: dict[str, Any]) -> str | None:

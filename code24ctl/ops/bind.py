@@ -23,12 +23,12 @@ one pacer, the SDK's retries off), from a thread pool of ``concurrency`` workers
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -47,16 +47,18 @@ from code24ctl.cloudflare.pacing import (
     pacer_of,
 )
 from code24ctl.cloudflare.scripts import (
-    FIRST_MIGRATION_TAG,
     MANAGED_TAG_PREFIX,
     MAX_TAGS,
     DeployedWorker,
     Difference,
     WorkerCode,
+    class_migration,
     compare,
     load_worker_code,
     managed_alias,
     managed_tags,
+    namespace_migration_tag,
+    own_durable_object_classes,
     read_namespace_worker,
 )
 from code24ctl.config import check_names
@@ -365,7 +367,8 @@ def _plan_one(
         code = load_worker_code(client, account_id, resolved, alias)
         source = code.source
         deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
-        code = managed_copy(code, resolved, alias, first_upload=deployed is None)
+        migrations = _migration(client, account_id, namespace, alias, code, deployed)
+        code = managed_copy(code, resolved, alias, migrations=migrations)
     except Code24Error as exc:
         return _failed(alias, source, exc), None
     secrets_set = set(deployed.secrets) if deployed else set()
@@ -387,15 +390,15 @@ def _plan_one(
 
 
 def managed_copy(
-    code: WorkerCode, resolved: ResolvedConfig, alias: str, *, first_upload: bool
+    code: WorkerCode,
+    resolved: ResolvedConfig,
+    alias: str,
+    *,
+    migrations: Mapping[str, Any] | None = None,
 ) -> WorkerCode:
-    """``code`` as code24ctl uploads it: its own tags plus the managed ones, and on a first
-    upload the migration that creates the Durable Object classes the Worker implements.
-
-    The classes are created as SQLite-backed (``new_sqlite_classes``): the settings answer does
-    not say which backend the source used, a copy starts with empty storage either way, and a
-    SQLite-backed class offers every storage API a key-value one does (plus SQL), so code written
-    for either runs. Raises :class:`UsageError` when the tags would pass the limit of eight.
+    """``code`` as code24ctl uploads it: its own tags plus the managed ones, and the
+    ``migrations`` (from :func:`_migration`) that create the Durable Object classes the copy
+    lacks. Raises :class:`UsageError` when the tags would pass the limit of eight.
     """
     own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
     tags = own + managed_tags(resolved, f"alias:{alias}")
@@ -405,13 +408,33 @@ def managed_copy(
             f"{len(tags)}, over Cloudflare's limit of {MAX_TAGS}",
             hint=f"remove tags from the source Worker: {', '.join(own)}",
         )
-    migrations = None
-    if first_upload and code.durable_object_classes:
-        migrations = {
-            "new_tag": FIRST_MIGRATION_TAG,
-            "new_sqlite_classes": list(code.durable_object_classes),
-        }
     return dataclasses.replace(code, tags=tuple(tags), migrations=migrations)
+
+
+def _migration(
+    client: Cloudflare,
+    account_id: str,
+    namespace: str,
+    alias: str,
+    code: WorkerCode,
+    deployed: DeployedWorker | None,
+) -> dict[str, Any] | None:
+    """The migration the copy's upload needs (:func:`class_migration`): on a first upload, one
+    creating every class the Worker implements; on an update, one creating the classes the copy
+    does not have yet, after the copy's migration tag (read only then, as wrangler does).
+
+    The classes are created as SQLite-backed (``new_sqlite_classes``): the settings answer does
+    not say which backend the source used, a copy starts with empty storage either way, and a
+    SQLite-backed class offers every storage API a key-value one does (plus SQL), so code written
+    for either runs.
+    """
+    if deployed is None:
+        return class_migration(alias, code.durable_object_classes, (), None)
+    existing = own_durable_object_classes(deployed.bindings)
+    if set(code.durable_object_classes) <= set(existing):
+        return None
+    tag = namespace_migration_tag(client, account_id, namespace, alias)
+    return class_migration(alias, code.durable_object_classes, existing, tag)
 
 
 def _upload_planned(

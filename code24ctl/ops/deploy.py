@@ -26,7 +26,7 @@ from code24ctl.cloudflare.client import (
     api_call,
     is_not_found,
 )
-from code24ctl.cloudflare.listing import numbered_pages
+from code24ctl.cloudflare.listing import numbered_pages, single_page
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
 from code24ctl.cloudflare.scripts import (
@@ -338,20 +338,31 @@ def create_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str:
 
 
 class ZoneResolver:
-    """Finds the zone of each route host (``GET /zones?name=``), one lookup per name."""
+    """Finds the zone of each route host (``GET /zones?name=&account.id=``), one lookup per name.
 
-    def __init__(self, client: Cloudflare, preferred: str | None = None) -> None:
+    The account filter is wrangler's (``getZoneIdFromHost``): a token that reaches several
+    accounts may see a zone of the same name in another one, which is never ours to route.
+    """
+
+    def __init__(self, client: Cloudflare, account_id: str, preferred: str | None = None) -> None:
         self._client = client
+        self._account_id = account_id
         self._preferred = preferred.lower() if preferred else None
         self._cache: dict[str, str | None] = {}
 
     def zone_id(self, name: str) -> str | None:
         """The id of the zone called exactly ``name``, or None."""
         if name not in self._cache:
-            with api_call(f"look up zone {name}"):
-                # A name filter matches at most one zone: the first page is all there is.
-                page = self._client.zones.list(name=name)
-                found = [zone.id for zone in page.result if zone.name == name]
+            what = f"look up zone {name}"
+            with api_call(what):
+                # Paged like every zone listing, so a server ignoring `page` cannot loop it.
+                zones = numbered_pages(
+                    lambda page: self._client.zones.list(
+                        name=name, account={"id": self._account_id}, page=page, per_page=50
+                    ),
+                    what,
+                )
+                found = [zone.id for zone in zones if zone.name == name]
             self._cache[name] = found[0] if found else None
         return self._cache[name]
 
@@ -374,13 +385,20 @@ class ZoneResolver:
 
 
 def list_routes(client: Cloudflare, zone: _ZoneRef) -> list[tuple[str, str, str | None]]:
-    """A zone's Worker routes as ``(id, pattern, script)``."""
-    with api_call(f"list Worker routes of zone {zone.name}"):
-        return [(r.id, r.pattern, r.script) for r in client.workers.routes.list(zone_id=zone.id)]
+    """A zone's Worker routes as ``(id, pattern, script)``.
+
+    The SDK reads this listing as one unpaginated page (``SyncSinglePage``; wrangler follows a
+    ``result_info.cursor`` only if one comes); an answer saying it holds only part is refused.
+    """
+    what = f"list Worker routes of zone {zone.name}"
+    with api_call(what):
+        routes = single_page(client.workers.routes.list(zone_id=zone.id), what)
+        return [(r.id, r.pattern, r.script) for r in routes]
 
 
 def plan_routes(
     client: Cloudflare,
+    account_id: str,
     patterns: Iterable[str],
     dispatcher: str,
     *,
@@ -393,7 +411,7 @@ def plan_routes(
     that points at ``dispatcher`` but is not configured any more becomes a ``delete``, listed
     first; routes of other Workers are never touched.
     """
-    resolver = ZoneResolver(client, zone)
+    resolver = ZoneResolver(client, account_id, zone)
     existing: dict[str, list[tuple[str, str, str | None]]] = {}
     zones: dict[str, _ZoneRef] = {}
     changes: list[RouteChange] = []
@@ -509,7 +527,9 @@ def plan_deploy(
         )
     code = dispatcher_code(resolved, kv.id if kv else None)
     dispatcher = resolved.dispatcher()
-    routes = plan_routes(client, environment.routes, dispatcher, force=force, zone=environment.zone)
+    routes = plan_routes(
+        client, account_id, environment.routes, dispatcher, force=force, zone=environment.zone
+    )
     deployed = deployed_dispatcher(client, account_id, dispatcher)
     differences = compare(code, deployed) if deployed is not None else []
     # Without the KV namespace its id is a placeholder: that upload always differs.

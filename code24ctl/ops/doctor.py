@@ -308,7 +308,12 @@ class _Doctor:
         try:
             # Without --force, deploy's plan calls a route owned by another Worker a conflict.
             changes = plan_routes(
-                self.client, environment.routes, dispatcher, force=False, zone=environment.zone
+                self.client,
+                self.account_id,
+                environment.routes,
+                dispatcher,
+                force=False,
+                zone=environment.zone,
             )
         except CloudflareAPIError as exc:
             self.failed("routes", exc)

@@ -691,7 +691,7 @@ def zones_list(ctx: Ctx) -> Response:
         if status and zone.status != status:
             continue
         items.append(zone.to_api(account.name))
-    items.sort(key=lambda z: str(z["name"]))
+    items.sort(key=lambda z: (str(z["name"]), str(z["id"])))
     return page_v4(ctx, items, default_per_page=20, max_per_page=50)
 
 
@@ -701,7 +701,11 @@ def zone_get(ctx: Ctx) -> Response:
 
 
 def routes_list(ctx: Ctx) -> Response:
-    return ok([r.to_api() for r in ctx.state._routes[ctx.params["zone_id"]].values()])
+    routes = [r.to_api() for r in ctx.state._routes[ctx.params["zone_id"]].values()]
+    if ctx.state.routes_per_page is not None:
+        per_page = ctx.state.routes_per_page
+        return page_v4(ctx, routes, default_per_page=per_page, max_per_page=per_page)
+    return ok(routes)
 
 
 def route_create(ctx: Ctx) -> Response:

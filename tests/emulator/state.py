@@ -214,6 +214,9 @@ class EmulatorState:
         self._windows: dict[str, deque[float]] = {}
         #: True: page-numbered listings answer page 1 whatever ``page`` asks (a broken server).
         self.ignore_page = False
+        #: Fault: a zone's Worker routes come back paged (``result_info``) this many a page,
+        #: where the SDK reads that listing as one unpaginated page.
+        self.routes_per_page: int | None = None
         self._ratelimit_headers: dict[str, str] = {}
         #: What the rate limiter reads the time from (a test may give it a fake clock).
         self.clock: Callable[[], float] = time.monotonic
