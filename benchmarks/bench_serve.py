@@ -376,7 +376,7 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
     from yarl import URL
 
     sys.path.insert(0, str(ROOT))
-    from code24ctl.serve.upstream import make_session
+    from code24ctl.serve.upstream import new_pool
 
     host, port = worker_url.removeprefix("http://").split(":")
     raw_request = f"GET {WORKER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
@@ -393,7 +393,7 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
         )
 
     async def main() -> dict[str, tuple[float, float]]:
-        pool = make_session()
+        pool = new_pool()
         session = aiohttp.ClientSession(
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),

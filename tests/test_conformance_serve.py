@@ -1,6 +1,6 @@
 """The dispatch conformance corpus against ``code24ctl serve`` (the Python implementation).
 
-serve runs for real (uvicorn + httptools, the one aiohttp session) on 127.0.0.1, in front of
+serve runs for real (uvicorn + httptools, its one upstream pool) on 127.0.0.1, in front of
 real HTTP workers behaving as each case says (tests/support/upstreams.py). Both start once
 for the module; each case swaps in its own route table, environment and workers, then its
 request goes out over a fresh connection and the answer is judged by the same checker the

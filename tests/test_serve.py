@@ -654,18 +654,18 @@ def test_access_log_json_line() -> None:
     assert silent.getvalue() == ""
 
 
-def test_session_is_shared_and_closed_at_shutdown() -> None:
+def test_pool_is_shared_and_closed_at_shutdown() -> None:
     running = ServeHarness(["w"])
     app = running.serve.app
-    session = app.session
-    assert session is not None and not session.closed
+    pool = app.pool
+    assert pool is not None and not pool.closed
     running.configure(TABLE, "test", {"w": {"behaviour": "json", "json": {}}})
     for _ in range(3):
         send(running.port, "GET", "/w/x")
-    assert app.session is session  # one session for every request
+    assert app.pool is pool  # one pool for every request
     running.close()
-    assert app.session is None
-    assert session.closed
+    assert app.pool is None
+    assert pool.closed
 
 
 def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:

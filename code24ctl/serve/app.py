@@ -91,8 +91,8 @@ class _UploadStopped(Exception):
 class DispatchApp:
     """The ASGI application behind ``code24ctl serve``.
 
-    ``session_factory`` builds the one shared upstream pool (see
-    :func:`code24ctl.serve.upstream.make_session`); it is called at lifespan startup and the
+    ``pool_factory`` builds the one shared upstream pool (see
+    :func:`code24ctl.serve.upstream.new_pool`); it is called at lifespan startup and the
     pool is closed at shutdown. ``settings`` may be replaced between requests.
     """
 
@@ -100,13 +100,13 @@ class DispatchApp:
         self,
         settings: ServeSettings,
         *,
-        session_factory: Callable[[], UpstreamPool],
+        pool_factory: Callable[[], UpstreamPool],
         access_log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
-        self._session_factory = session_factory
+        self._pool_factory = pool_factory
         self._access_log = access_log
-        self.session: UpstreamPool | None = None
+        self.pool: UpstreamPool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -116,7 +116,7 @@ class DispatchApp:
             await self._lifespan(receive, send)
 
     # --------------------------------------------------------------------------------------
-    # Lifespan: the session lives exactly as long as the server
+    # Lifespan: the pool lives exactly as long as the server
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -134,15 +134,15 @@ class DispatchApp:
                 return
 
     async def start(self) -> None:
-        """Create the shared upstream session (idempotent)."""
-        if self.session is None:
-            self.session = self._session_factory()
+        """Create the shared upstream pool (idempotent)."""
+        if self.pool is None:
+            self.pool = self._pool_factory()
 
     async def close(self) -> None:
-        """Close the shared upstream session."""
-        if self.session is not None:
-            session, self.session = self.session, None
-            await session.close()
+        """Close the shared upstream pool."""
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
 
     # --------------------------------------------------------------------------------------
     # One request
@@ -209,12 +209,12 @@ class DispatchApp:
             return
         exchange.policy = table.policy(alias)
         base = exchange.settings.upstreams.get(alias)
-        session = self.session
+        pool = self.pool
         if base is None:
             await exchange.fall_back("worker_not_found")
             return
-        if session is None:
-            raise RuntimeError("serve's upstream session is not started")
+        if pool is None:
+            raise RuntimeError("serve's upstream pool is not started")
 
         forwarded = [
             (name, value)
@@ -232,7 +232,7 @@ class DispatchApp:
         response: UpstreamResponse | None = None
         try:
             try:
-                response = await session.request(
+                response = await pool.request(
                     base, method, target, forwarded, data, timeout_s=timeout_s
                 )
                 exchange.upstream_status = response.status

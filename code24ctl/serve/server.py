@@ -198,9 +198,9 @@ async def running_serve(
     access_log: AccessLog | None = None,
 ) -> AsyncIterator[RunningServe]:
     """Start serve on ``sock`` in the running loop; stop it (gracefully) on exit."""
-    from code24ctl.serve.upstream import make_session
+    from code24ctl.serve.upstream import new_pool
 
-    app = DispatchApp(settings, session_factory=make_session, access_log=access_log)
+    app = DispatchApp(settings, pool_factory=new_pool, access_log=access_log)
     server = _server_class()(_uvicorn_config(app))
     host, port = sock.getsockname()[:2]
     task = asyncio.create_task(server.serve(sockets=[sock]))

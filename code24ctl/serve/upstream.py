@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +40,12 @@ KEEPALIVE_TIMEOUT_S = 4.0
 MAX_CONNECTIONS = 512
 # Stop reading from a worker while this much of its answer waits for the client.
 READ_BUFFER_LIMIT = 256 * 1024
+
+# Linux only. Without it, a worker that writes its head and body in two sends (Python's
+# http.server, Werkzeug, Flask's dev server) waits ~40 ms per answer on a pooled connection:
+# Nagle holds its second write until the first is ACKed, and Linux delays that ACK on a
+# connection that looks interactive (benchmarks/README.md, "Upstreams that write twice").
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods that send "Content-Length: 0" without a body (as aiohttp and browsers do).
@@ -196,6 +204,7 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
+        self.sock: Any = None  # for TCP_QUICKACK (None: not TCP, or not Linux)
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
         self.head_waiter: asyncio.Future[UpstreamResponse] | None = None
@@ -215,6 +224,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        if _TCP_QUICKACK is not None and not self.origin.tls:
+            self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
         if self.head_waiter is None:  # idle in the pool: nobody asked
@@ -226,6 +237,14 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(UpstreamBroken(f"the worker's answer is not valid HTTP: {exc}"))
             self.close()
+            return
+        if self.sock is not None and self.head_waiter is not None:
+            response = self.response
+            if response is None or not response.complete:
+                # More is coming: ACK what came at once (re-armed each time; the kernel drops
+                # back to delayed ACKs by itself), so a worker's Nagle never waits on us.
+                with contextlib.suppress(OSError):
+                    self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
@@ -619,9 +638,9 @@ async def _until(awaitable: Any, deadline: float | None, loop: asyncio.AbstractE
         return await awaitable
 
 
-def make_session() -> UpstreamPool:
+def new_pool() -> UpstreamPool:
     """A new upstream pool; call inside the running event loop, close at shutdown."""
     return UpstreamPool()
 
 
-SessionFactory = Callable[[], UpstreamPool]
+PoolFactory = Callable[[], UpstreamPool]
