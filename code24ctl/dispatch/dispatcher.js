@@ -93,7 +93,7 @@ async function dispatch(request, env, state) {
   }
 
   // Rule 4.1: longest prefix on a segment boundary, on the still-encoded path.
-  const route = matchRoute(table.routes, target.path);
+  const route = matchRoute(table.index, target.path);
   if (route === null) {
     return refusal("route_not_found", 404, null, state);
   }
@@ -205,8 +205,13 @@ function checkRouteTable(raw) {
   });
   // The table is sorted already, but correctness must not depend on it: sort longest first.
   routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  // Routes by prefix, so a lookup costs the path's segments, never the table's size. Of two
+  // routes with one prefix the first (longest first, stable) wins, as in a scan would.
+  const index = new Map();
+  for (const route of routes) if (!index.has(route.prefix)) index.set(route.prefix, route);
   return {
     routes,
+    index,
     workers,
     max_body_bytes: limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes"),
     max_json_check_bytes: limit(
@@ -274,14 +279,17 @@ function isBadPath(path) {
   return path.split("/").some((segment) => DOT_SEGMENT.test(segment));
 }
 
-function matchRoute(routes, path) {
-  // routes are sorted longest prefix first, so the first hit is the longest match.
-  for (const route of routes) {
-    if (route.prefix === "" || path === route.prefix || path.startsWith(route.prefix + "/")) {
-      return route;
-    }
+function matchRoute(index, path) {
+  // The longest prefix on a segment boundary: the whole path, then the part before each "/"
+  // from the last one down; the part before the first "/" is "", the catch-all.
+  let route = index.get(path);
+  let end = path.length;
+  while (route === undefined && end > 0) {
+    end = path.lastIndexOf("/", end - 1);
+    if (end < 0) return null;
+    route = index.get(path.slice(0, end));
   }
-  return null;
+  return route ?? null;
 }
 
 function stripPrefix(path, strip) {

@@ -199,7 +199,7 @@ class DispatchApp:
             await exchange.refuse("bad_path", None)
             return
         path, query = split_target(target)
-        route = match_route(table.routes, path)
+        route = match_route(table.index, path)
         if route is None:
             await exchange.refuse("route_not_found", None)
             return
