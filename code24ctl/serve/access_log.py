@@ -1,13 +1,21 @@
-"""One line per request on stderr: method, path, worker, status, fallback reason, time."""
+"""One line per request on stderr: method, path, worker, status, fallback reason, time.
+
+Writing never blocks dispatch: lines go to a bounded buffer that a writer thread drains to the
+stream. When the stream does not keep up (a pipe nobody reads, a stopped terminal), lines past
+the buffer are dropped and counted (:attr:`AccessLog.dropped`) instead of stalling requests.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Literal, TextIO
 
 AccessLogFormat = Literal["text", "json", "off"]
 ACCESS_LOG_FORMATS: tuple[AccessLogFormat, ...] = ("text", "json", "off")
+# Lines held for the writer at most; beyond that they are dropped (and counted).
+MAX_PENDING_LINES = 10_000
 
 
 # The formatted second of the last timestamp (the clock second it is for, and its text).
@@ -34,9 +42,19 @@ class AccessLog:
     reason or the error code of a refusal (``-``/null when the worker's answer passed).
     """
 
-    def __init__(self, form: AccessLogFormat, stream: TextIO) -> None:
+    def __init__(
+        self, form: AccessLogFormat, stream: TextIO, *, max_pending: int = MAX_PENDING_LINES
+    ) -> None:
         self.form = form
         self.stream = stream
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._writer: threading.Thread | None = None
 
     def record(
         self,
@@ -49,7 +67,7 @@ class AccessLog:
         ms: float,
         request_id: str,
     ) -> None:
-        """Write one line for a finished request."""
+        """Queue one line for a finished request (dropped and counted when the queue is full)."""
         if self.form == "off":
             return
         if self.form == "json":
@@ -72,8 +90,33 @@ class AccessLog:
                 f"{_timestamp()} {method} {path} worker={worker or '-'} status={status} "
                 f"reason={reason or '-'} ms={ms:.2f} id={request_id or '-'}"
             )
-        try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not fail requests
+        with self._lock:
+            if len(self._pending) >= self.max_pending:
+                self.dropped += 1
+                return
+            self._pending.append(line)
+            self._idle.clear()
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._drain, name="access-log", daemon=True)
+            self._writer.start()
+        self._wake.set()
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait (at most ``timeout``) until every queued line is written; whether it was."""
+        return self._idle.wait(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                lines, self._pending = self._pending, []
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass  # a closed stderr must not fail requests
+            with self._lock:
+                if not self._pending:
+                    self._idle.set()

@@ -8,16 +8,28 @@
 3. The app can have an answer's head and body leave in one write (``code24.hold`` /
    ``code24.flush``): uvicorn writes them separately, two ``send`` syscalls per answer, and the
    profile under load showed the head's write as the largest single line of serve's time.
+4. The client limits of :class:`code24ctl.serve.limits.ClientLimits`: header size (431), target
+   length (414), the time to send the headers (408), open connections (503), each answered in
+   JSON before anything reaches the app.
+5. A request with ``Upgrade`` is served as plain HTTP/1.1 (serve switches to no other
+   protocol): the parser stops at such a request's head, so its body and whatever follows are
+   fed to a fresh parser.
+6. Garbage after a valid request in the same read gets its 400 after the valid request's
+   answer, not instead of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from code24ctl.dispatch.routing import json_bytes, new_request_id
+from code24ctl.dispatch.routing import new_request_id
+from code24ctl.serve.limits import ClientLimits, refusal_envelope
 
 TARGET_SCOPE_KEY = "code24.target"
 # A callable that cuts the connection: the only signal left when a streamed answer breaks
@@ -27,8 +39,14 @@ ABORT_SCOPE_KEY = "code24.abort"
 HOLD_SCOPE_KEY = "code24.hold"
 FLUSH_SCOPE_KEY = "code24.flush"
 
-BAD_REQUEST_CODE = "bad_request"
-BAD_REQUEST_MESSAGE = "The request is not valid HTTP."
+# A callable: whether the client has gone (its connection is closed or closing).
+GONE_SCOPE_KEY = "code24.gone"
+# Set once serve's protocol has answered the request itself (a 400 while its body was coming):
+# the app then neither forwards it nor records a second answer.
+ANSWERED_SCOPE_KEY = "code24.answered"
+
+# Told of every answer the protocol gives by itself: (code, status). Set by the app's owner.
+RefusalHook = Callable[[str, int], None]
 
 
 # Writes bigger than this go out at once (after what is pending) instead of being gathered.
@@ -84,37 +102,220 @@ class _GatheringTransport:
         return getattr(self.transport, name)
 
 
+@dataclass(frozen=True)
+class ProtocolPolicy:
+    """The client limits, and who hears of the protocol's own answers."""
+
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    on_refusal: RefusalHook | None = None
+
+
+def protocol_class(policy: ProtocolPolicy) -> type[DispatchHttpProtocol]:
+    """The protocol class uvicorn builds per connection, with ``policy``."""
+    return type("DispatchHttpProtocol", (DispatchHttpProtocol,), {"policy": policy})
+
+
 class DispatchHttpProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that records the raw target, refuses bad requests in JSON and
-    gathers each answer's writes into one."""
+    """HttpToolsProtocol that records the raw target, refuses bad requests in JSON, enforces
+    the client limits and gathers each answer's writes into one."""
+
+    # Set per server on a subclass (see protocol_class).
+    policy: ProtocolPolicy = ProtocolPolicy()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # Flow control keeps the real transport; the cycles write through the gatherer.
         self.transport = _GatheringTransport(transport)  # type: ignore[assignment]
+        self._head_bytes = 0
+        self._in_head = False
+        self._began_here = False
+        self._upgrading = False
+        self._replaying = False
+        self._deferred_400 = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > self.policy.limits.max_connections:
+            self._refuse("over_capacity")
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    # Reading, within the limits ----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        limit = self.policy.limits.max_header_bytes
+        while data:
+            if self.transport.is_closing():
+                return
+            piece = data
+            cycle = self.cycle
+            if self._in_head or not cycle or cycle.response_complete or not cycle.more_body:
+                # A head may be coming: feed no more than it may still take (+1 to see it go
+                # over), so the parser never holds much more than the limit.
+                room = limit - self._head_bytes + 1
+                if len(piece) > room:
+                    piece = data[:room]
+            data = data[len(piece) :]
+            self._began_here = False
+            if not self._feed(piece):
+                return
+            if self._in_head:
+                if not self._began_here:
+                    self._head_bytes += len(piece)  # all of it is the head
+                if len(self.url) > self.policy.limits.max_url_bytes:
+                    self._refuse("uri_too_long")
+                    return
+                if self._head_bytes > limit:
+                    self._refuse("headers_too_large")
+                    return
+
+    def _feed(self, data: bytes) -> bool:
+        """Feed the parser; False when the connection is done with."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.send_400_response("Invalid HTTP request received.")
+            return False
+        except httptools.HttpParserUpgrade as exc:
+            rest = data[exc.args[0] :] if exc.args else b""
+            return self._after_upgrade_head(rest)
+        return True
+
+    def _after_upgrade_head(self, rest: bytes) -> bool:
+        """The parser stopped after a head asking for another protocol: go on in HTTP/1.1
+        with a fresh parser, its body framed as the head declared."""
+        self._upgrading = False
+        self.parser = httptools.HttpRequestParser(self)
+        framing = b""
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body:
+            for name, value in self.headers:
+                if name == b"content-length":
+                    framing = b"Content-Length: " + value + b"\r\n"
+                elif name == b"transfer-encoding":
+                    framing = b"Transfer-Encoding: " + value + b"\r\n"
+        if framing:
+            # Replay a head with the same framing (its callbacks are ignored) so the body
+            # that follows is parsed exactly as the client framed it.
+            self._replaying = True
+            try:
+                self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
+            finally:
+                self._replaying = False
+        return self._feed(rest) if rest else True
+
+    # Parser callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._replaying:
+            return
+        self._in_head = True
+        self._began_here = True
+        self._head_bytes = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
+        super().on_message_begin()
+
+    # The head's size, in the read where it began; later reads count whole (data_received).
+    def on_url(self, url: bytes) -> None:
+        if not self._replaying:
+            if self._began_here:
+                self._head_bytes += len(url)
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._replaying:
+            if self._began_here:
+                self._head_bytes += len(name) + len(value) + 4
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self._replaying:
+            return
+        self._in_head = False
+        self._disarm_head_timer()
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope[TARGET_SCOPE_KEY] = self.url
         scope[ABORT_SCOPE_KEY] = self.transport.abort
+        scope[GONE_SCOPE_KEY] = self.transport.is_closing
         gatherer: _GatheringTransport = self.transport  # type: ignore[assignment]
         scope[HOLD_SCOPE_KEY] = gatherer.hold
         scope[FLUSH_SCOPE_KEY] = gatherer.flush
+        # The parser treats a head with Upgrade as the last HTTP bytes on the connection
+        # and ends its message there; serve answers it in HTTP/1.1, body included.
+        self._upgrading = self.parser.should_upgrade()
         super().on_headers_complete()
+        if self._upgrading and self.cycle is not None:
+            self.cycle.keep_alive = False  # the client expects the connection to change
+
+    def on_message_complete(self) -> None:
+        if self._replaying:
+            return
+        if self._upgrading and self._declares_body():
+            return  # not the end: the body comes after the parser's stop (see above)
+        super().on_message_complete()
+
+    def _declares_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return True
+        return False
+
+    def on_response_complete(self) -> None:
+        if self._deferred_400:
+            # The valid request before the garbage has its answer; now the garbage's.
+            self.server_state.total_requests += 1
+            self._refuse("bad_request")
+            return
+        super().on_response_complete()
+
+    # Timers ----------------------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(
+            self.policy.limits.header_timeout_s, self._head_timeout
+        )
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            self._refuse("request_timeout")
+        elif not self.cycle or self.cycle.response_complete:
+            self.transport.close()  # connected and said nothing
+
+    # Answers of its own ------------------------------------------------------------------------
 
     def send_400_response(self, msg: str) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            # Garbage after a whole valid request: answer that one first (see
+            # on_response_complete); read nothing more meanwhile.
+            self._deferred_400 = True
+            self.flow.pause_reading()
+            return
+        if cycle is not None and not cycle.response_complete:
+            # The body of the request in progress is broken: this 400 is its answer, and
+            # the app must not forward what it has.
+            cycle.scope[ANSWERED_SCOPE_KEY] = True  # type: ignore[literal-required]
+        self._refuse("bad_request")
+
+    def _refuse(self, code: str) -> None:
+        """Answer ``code`` (one of serve's own refusals) in JSON and close the connection."""
+        self._disarm_head_timer()
         request_id = new_request_id()
-        body = json_bytes(
-            {
-                "error": {
-                    "code": BAD_REQUEST_CODE,
-                    "message": BAD_REQUEST_MESSAGE,
-                    "worker": None,
-                    "request_id": request_id,
-                }
-            }
-        )
-        content = [STATUS_LINE[400]]
+        status, body = refusal_envelope(code, None, request_id)
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
@@ -129,3 +330,6 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join(content))
         self.transport.close()
+        hook = self.policy.on_refusal
+        if hook is not None:
+            hook(code, status)

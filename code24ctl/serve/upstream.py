@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import socket
 import ssl
 import time
@@ -47,6 +48,9 @@ READ_BUFFER_LIMIT = 256 * 1024
 # connection that looks interactive (benchmarks/README.md, "Upstreams that write twice").
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
+# Errors that say this process ran out of something, not that the worker is missing.
+_LOCAL_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods that send "Content-Length: 0" without a body (as aiohttp and browsers do).
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT", "TRACE"})
@@ -64,6 +68,10 @@ class UpstreamConnectError(UpstreamError):
 
 class UpstreamBroken(UpstreamError):
     """The connection broke (reset, closed, not HTTP) before or while the worker answered."""
+
+
+class UpstreamOverloaded(UpstreamError):
+    """serve itself could not open a connection (out of file descriptors or buffers)."""
 
 
 class _RetryOnFresh(UpstreamBroken):
@@ -317,6 +325,8 @@ class _Connection(asyncio.Protocol):
             response.content_length = None
             response.framed = False
             return
+        if not 100 <= status <= 599:
+            raise UpstreamBroken(f"the worker answered status {status}, outside 100-599")
         response.status = status
         if not self.parser.should_keep_alive() or status == 101:
             self.reusable = False
@@ -580,6 +590,8 @@ class UpstreamPool:
             )
         except (OSError, ssl.SSLError) as exc:
             self._forget(conn)
+            if isinstance(exc, OSError) and exc.errno in _LOCAL_EXHAUSTION:
+                raise UpstreamOverloaded(f"cannot open a connection: {exc}") from exc
             raise UpstreamConnectError(
                 f"cannot connect to {origin.host}:{origin.port}: {exc}"
             ) from exc
