@@ -718,3 +718,178 @@ def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:
     assert (REPO_ROOT / "namespaces.yaml").resolve() == (
         REPO_ROOT / "code24ctl" / "config" / "namespaces.yaml"
     )
+
+
+# --- A blocked stderr, reload, the admin port ---------------------------------------------
+
+
+def test_a_blocked_stderr_never_freezes_serve(tmp_path: Path) -> None:
+    # stderr is a pipe nobody reads: it fills after a few hundred access lines.
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"market-research": {"behaviour": "json", "json": {"ok": 1}}})
+        config = local_config(
+            tmp_path, {"market-research": workers.workers.urls["market-research"]}
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "code24ctl", "serve", "-c", str(config), "--json", "-p", "0"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            port = json.loads(proc.stdout.readline())["port"]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for number in range(1500):  # ~150 KB of access log: well past a pipe's 64 KiB
+                conn.request("GET", f"/api/market/{number}")
+                response = conn.getresponse()
+                assert (response.status, response.read()) == (200, b'{"ok": 1}')
+            conn.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0  # SIGTERM still works
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+
+
+def _wait_for(serve: ServeProcess, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in serve.stderr():
+        assert time.monotonic() < deadline, f"never saw {text!r} in:\n{serve.stderr()}"
+        time.sleep(0.05)
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_routes(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"market-research": {"behaviour": "json", "json": {"ok": 1}}})
+        config = local_config(
+            tmp_path, {"market-research": workers.workers.urls["market-research"]}
+        )
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            config.write_text("routes: [this is not\n", encoding="utf-8")
+            serve.proc.send_signal(signal.SIGHUP)
+            _wait_for(serve, "warning: reload of ")
+            assert "failed, still serving the previous config (5 routes)" in serve.stderr()
+            got = send(serve.port, "GET", "/api/market/x")
+            assert (got["status"], json.loads(got["body"])) == (200, {"ok": 1})
+        finally:
+            assert serve.stop() == 0
+
+
+def test_sighup_with_a_good_config_serves_new_routes_without_dropping_in_flight(
+    tmp_path: Path,
+) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set(
+            {
+                "market-research": {
+                    "behaviour": "slow",
+                    "delay_ms": 800,
+                    "then": {"behaviour": "json", "json": {"finished": True}},
+                },
+                "brand-worker": {"behaviour": "json", "json": {"new": True}},
+            }
+        )
+        urls = {alias: workers.workers.urls[alias] for alias in ("market-research", "brand-worker")}
+        config = local_config(tmp_path, urls)
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=20)
+            conn.request("GET", "/api/market/slow")
+            data = _repo_config()
+            data["environments"]["local"]["upstreams"] = urls
+            data["routes"].append({"prefix": "/fresh", "worker": "brand-worker"})
+            config.write_text(yaml.safe_dump(data), encoding="utf-8")
+            serve.proc.send_signal(signal.SIGHUP)
+            _wait_for(serve, "reloaded ")
+            assert f"reloaded {config}: 6 routes" in serve.stderr()
+            got = send(serve.port, "GET", "/fresh/x")
+            assert (got["status"], json.loads(got["body"])) == (200, {"new": True})
+            response = conn.getresponse()  # the request in flight across the reload
+            assert (response.status, json.loads(response.read())) == (200, {"finished": True})
+            conn.close()
+        finally:
+            assert serve.stop() == 0
+
+
+def test_watch_reloads_when_the_config_file_changes(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"brand-worker": {"behaviour": "json", "json": {"new": True}}})
+        urls = {"brand-worker": workers.workers.urls["brand-worker"]}
+        config = local_config(tmp_path, urls)
+        serve = ServeProcess(tmp_path, "--watch", config=config)
+        try:
+            assert send(serve.port, "GET", "/fresh/x")["status"] == 404
+            data = _repo_config()
+            data["environments"]["local"]["upstreams"] = urls
+            data["routes"].append({"prefix": "/fresh", "worker": "brand-worker"})
+            config.write_text(yaml.safe_dump(data), encoding="utf-8")
+            _wait_for(serve, "reloaded ")
+            assert send(serve.port, "GET", "/fresh/x")["status"] == 200
+        finally:
+            assert serve.stop() == 0
+
+
+def test_admin_port_has_health_and_metrics_outside_the_routed_space(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set(
+            {
+                "market-research": {"behaviour": "json", "json": {"ok": 1}},
+                "designer-worker": {"behaviour": "raw", "content_type": "text/html", "body": "<p>"},
+            }
+        )
+        urls = {a: workers.workers.urls[a] for a in ("market-research", "designer-worker")}
+        serve = ServeProcess(tmp_path, "--metrics-port", "0", config=local_config(tmp_path, urls))
+        try:
+            admin = serve.info["admin_url"]
+            admin_port = int(admin.rsplit(":", 1)[1])
+            for _ in range(3):
+                send(serve.port, "POST", "/api/market/x", [], b"{}")
+            send(serve.port, "POST", "/elite/design/x", [], b"{}")
+            send(serve.port, "GET", "/nowhere")
+            # The routed space has no health endpoint: /healthz is just an unrouted path.
+            assert send(serve.port, "GET", "/healthz")["status"] == 404
+            health = send(admin_port, "GET", "/healthz")
+            assert (health["status"], json.loads(health["body"])) == (
+                200,
+                {
+                    "status": "ok",
+                    "environment": "local",
+                    "routes": 5,
+                    "reloads": 0,
+                    "last_reload_error": None,
+                },
+            )
+            text = send(admin_port, "GET", "/metrics")["body"]
+        finally:
+            assert serve.stop() == 0
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def requests(worker: str, route: str, status: str, reason: str) -> float:
+        key = (
+            ("fallback_reason", reason),
+            ("route", route),
+            ("status", status),
+            ("worker", worker),
+        )
+        return samples[("code24_dispatch_requests_total", key)]
+
+    assert requests("market-research", "/api/market", "200", "") == 3
+    assert requests("designer-worker", "/elite/design", "200", "upstream_html") == 1
+    assert requests("", "", "404", "route_not_found") == 2
+    total = sum(v for (name, _), v in samples.items() if name == "code24_dispatch_requests_total")
+    assert total == 6  # every answer counted once
+    bucket = (
+        "code24_dispatch_duration_seconds_bucket",
+        (("le", "60.0"), ("route", "/api/market"), ("worker", "market-research")),
+    )
+    assert samples[bucket] == 3
