@@ -202,11 +202,15 @@ def serve(
     def reload() -> ServeSettings:
         return settings_from_config(load(config_file, env_name, default_env="local"))
 
+    # Once serving, stderr may stop being read: every later line goes through the log's
+    # writer, which never blocks serve.
+    log = AccessLog(access_log, sys.stderr)
+
     def reloaded(outcome: ReloadOutcome) -> None:
         if outcome.error is None:
-            note(f"reloaded {config_file}: {outcome.routes} routes")
+            log.message(f"reloaded {config_file}: {outcome.routes} routes")
         else:
-            note(
+            log.message(
                 f"warning: reload of {config_file} failed, still serving the previous config "
                 f"({outcome.routes} routes): {outcome.error}"
             )
@@ -223,7 +227,7 @@ def serve(
         host=host,
         port=listen_port,
         demo=demo,
-        access_log=AccessLog(access_log, sys.stderr),
+        access_log=log,
         on_ready=ready,
         options=ServeOptions(
             demo_ports=base_demo_port,
@@ -235,7 +239,8 @@ def serve(
         ),
         on_reload=reloaded,
     )
-    note("serve stopped")
+    log.message("serve stopped")
+    log.flush(timeout=1.0)  # a stderr nobody reads must not keep the process from exiting
 
 
 def _demo_ports(value: str | None) -> int | None:

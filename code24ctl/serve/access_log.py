@@ -3,13 +3,18 @@
 Writing never blocks dispatch: lines go to a bounded buffer that a writer thread drains to the
 stream. When the stream does not keep up (a pipe nobody reads, a stopped terminal), lines past
 the buffer are dropped and counted (:attr:`AccessLog.dropped`) instead of stalling requests.
+A stream with a file descriptor is written with ``os.write`` on it, so a writer stuck on a full
+pipe holds no lock that the rest of the process (or its exit) needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal, TextIO
 
 AccessLogFormat = Literal["text", "json", "off"]
@@ -55,6 +60,7 @@ class AccessLog:
         self._idle = threading.Event()
         self._idle.set()
         self._writer: threading.Thread | None = None
+        self._write = _sink(stream)
 
     def record(
         self,
@@ -90,6 +96,13 @@ class AccessLog:
                 f"{_timestamp()} {method} {path} worker={worker or '-'} status={status} "
                 f"reason={reason or '-'} ms={ms:.2f} id={request_id or '-'}"
             )
+        self._queue(line)
+
+    def message(self, text: str) -> None:
+        """Queue a line that is not a request's (serve's own notes), whatever the form."""
+        self._queue(text)
+
+    def _queue(self, line: str) -> None:
         with self._lock:
             if len(self._pending) >= self.max_pending:
                 self.dropped += 1
@@ -112,11 +125,31 @@ class AccessLog:
             with self._lock:
                 lines, self._pending = self._pending, []
             if lines:
-                try:
-                    self.stream.write("\n".join(lines) + "\n")
-                    self.stream.flush()
-                except (OSError, ValueError):
-                    pass  # a closed stderr must not fail requests
+                with contextlib.suppress(OSError, ValueError):  # a closed stderr: nothing to do
+                    self._write("\n".join(lines) + "\n")
             with self._lock:
                 if not self._pending:
                     self._idle.set()
+
+
+def _sink(stream: TextIO) -> Callable[[str], None]:
+    """How the writer thread puts text on ``stream``."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:
+
+        def write_text(text: str) -> None:
+            stream.write(text)
+            stream.flush()
+
+        return write_text
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+
+    def write_fd(text: str) -> None:
+        data = memoryview(text.encode(encoding, errors="replace"))
+        while data:
+            data = data[os.write(fd, data) :]
+
+    return write_fd
