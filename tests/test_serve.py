@@ -893,3 +893,35 @@ def test_admin_port_has_health_and_metrics_outside_the_routed_space(tmp_path: Pa
         (("le", "60.0"), ("route", "/api/market"), ("worker", "market-research")),
     )
     assert samples[bucket] == 3
+
+
+def test_demo_ports_moves_the_sample_workers(tmp_path: Path, run_cli: RunCli) -> None:
+    serve = ServeProcess(tmp_path, "--demo", "--demo-ports", "auto")
+    try:
+        ports = {int(url.rsplit(":", 1)[1]) for url in serve.info["upstreams"].values()}
+        assert len(ports) == 5
+        assert not ports & {8788, 8789, 8790, 8791, 8792}
+        got = send(serve.port, "POST", "/api/market/research", [], b"{}")
+        assert json.loads(got["body"])["worker"] == "market-research"
+    finally:
+        assert serve.stop() == 0
+    result = run_cli("serve", "--demo-ports", "9000")
+    assert result.exit_code == 2
+    assert "--demo-ports only applies with --demo" in result.stderr
+
+
+def test_client_limits_are_flags(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--max-url-bytes", "1024", "--max-header-bytes", "4096")
+    try:
+        long_url = send(serve.port, "GET", "/api/market/" + "a" * 2000)
+        assert (long_url["status"], json.loads(long_url["body"])["error"]["code"]) == (
+            414,
+            "uri_too_long",
+        )
+        big = send(serve.port, "GET", "/api/market/x", [("X-Big", "b" * 8000)])
+        assert (big["status"], json.loads(big["body"])["error"]["code"]) == (
+            431,
+            "headers_too_large",
+        )
+    finally:
+        assert serve.stop() == 0

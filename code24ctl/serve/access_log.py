@@ -104,10 +104,13 @@ class AccessLog:
 
     def _queue(self, line: str) -> None:
         with self._lock:
-            if len(self._pending) >= self.max_pending:
+            pending = self._pending
+            if len(pending) >= self.max_pending:
                 self.dropped += 1
                 return
-            self._pending.append(line)
+            pending.append(line)
+            if len(pending) > 1:
+                return  # the writer has been woken for this batch already
             self._idle.clear()
         if self._writer is None:
             self._writer = threading.Thread(target=self._drain, name="access-log", daemon=True)
@@ -122,14 +125,14 @@ class AccessLog:
         while True:
             self._wake.wait()
             self._wake.clear()
-            with self._lock:
-                lines, self._pending = self._pending, []
-            if lines:
+            while True:  # until nothing is left: a line queued meanwhile did not wake us
+                with self._lock:
+                    lines, self._pending = self._pending, []
+                    if not lines:
+                        self._idle.set()
+                        break
                 with contextlib.suppress(OSError, ValueError):  # a closed stderr: nothing to do
                     self._write("\n".join(lines) + "\n")
-            with self._lock:
-                if not self._pending:
-                    self._idle.set()
 
 
 def _sink(stream: TextIO) -> Callable[[str], None]:

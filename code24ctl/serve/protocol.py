@@ -21,6 +21,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +112,23 @@ class ProtocolPolicy:
     on_refusal: RefusalHook | None = None
 
 
+# Servers whose connections a sweep is checking for the header timeout.
+_SWEPT: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, state: Any, interval: float) -> None:
+    """Time out the connections of one server that waited too long for a head."""
+    now = loop.time()
+    for conn in list(state.connections):
+        since = getattr(conn, "_head_since", None)
+        if since is not None and now - since >= conn.policy.limits.header_timeout_s:
+            conn._head_timeout()
+    if state.connections:
+        loop.call_later(interval, _sweep, loop, state, interval)
+    else:
+        _SWEPT.discard(state)  # the next connection starts it again
+
+
 def protocol_class(policy: ProtocolPolicy) -> type[DispatchHttpProtocol]:
     """The protocol class uvicorn builds per connection, with ``policy``."""
     return type("DispatchHttpProtocol", (DispatchHttpProtocol,), {"policy": policy})
@@ -132,7 +151,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._upgrading = False
         self._replaying = False
         self._deferred_400 = False
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None
         if len(self.connections) > self.policy.limits.max_connections:
             self._refuse("over_capacity")
             return
@@ -189,6 +208,8 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         with a fresh parser, its body framed as the head declared."""
         self._upgrading = False
         self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # as uvicorn sets up its own (httptools 0.6.3+)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         framing = b""
         cycle = self.cycle
         if cycle is not None and cycle.more_body:
@@ -215,7 +236,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._began_here = True
         self._head_bytes = 0
-        if self._head_timer is None:
+        if self._head_since is None:
             self._arm_head_timer()
         super().on_message_begin()
 
@@ -272,21 +293,22 @@ class DispatchHttpProtocol(HttpToolsProtocol):
             return
         super().on_response_complete()
 
-    # Timers ----------------------------------------------------------------------------------
+    # The header timeout --------------------------------------------------------------------
+    # Not a timer per request: creating and cancelling one measured ~15% of a 404's cost.
+    # Each connection notes when it started waiting for a head; one sweep per server checks.
 
     def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(
-            self.policy.limits.header_timeout_s, self._head_timeout
-        )
+        self._head_since = self.loop.time()
+        if self.server_state not in _SWEPT:
+            _SWEPT.add(self.server_state)
+            interval = min(1.0, self.policy.limits.header_timeout_s / 4)
+            self.loop.call_later(interval, _sweep, self.loop, self.server_state, interval)
 
     def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_since = None
 
     def _head_timeout(self) -> None:
-        self._head_timer = None
+        self._head_since = None
         if self.transport.is_closing():
             return
         if self._in_head:

@@ -303,23 +303,36 @@ class _Reloader:
         self.app: DispatchApp | None = None
         self.reloads = 0
         self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self) -> None:
+        """Reload in the background: loading a big config must not stall requests."""
         if self.options.reload is None or self.app is None:
             return
-        try:
-            settings = self.options.reload()
-        except Exception as exc:  # any config problem: report it, keep serving the old one
-            self.last_error = str(exc) or type(exc).__name__
-            outcome = ReloadOutcome(self.last_error, len(self.app.settings.table.routes))
-        else:
-            if self.demo_urls:
-                settings = replace(settings, upstreams=self.demo_urls)
-            # Requests in flight keep the settings they started with.
-            self.app.settings = settings
-            self.reloads += 1
-            self.last_error = None
-            outcome = ReloadOutcome(None, len(settings.table.routes))
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> None:
+        """Load the settings again (in a thread) and swap them in, or report why not."""
+        load, app = self.options.reload, self.app
+        if load is None or app is None:
+            return
+        async with self._lock:  # one reload at a time, in the order they were asked for
+            try:
+                settings = await asyncio.to_thread(load)
+            except Exception as exc:  # any config problem: report it, keep serving the old one
+                self.last_error = str(exc) or type(exc).__name__
+                outcome = ReloadOutcome(self.last_error, len(app.settings.table.routes))
+            else:
+                if self.demo_urls:
+                    settings = replace(settings, upstreams=self.demo_urls)
+                # Requests in flight keep the settings they started with.
+                app.settings = settings
+                self.reloads += 1
+                self.last_error = None
+                outcome = ReloadOutcome(None, len(settings.table.routes))
         if self.on_reload is not None:
             self.on_reload(outcome)
 
