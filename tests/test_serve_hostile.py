@@ -230,6 +230,13 @@ def test_headers_just_under_the_limit_pass(harness: ServeHarness) -> None:
     assert len(json.loads(got["body"])["headers"]["x-big"]) == 60000
 
 
+def test_headers_just_over_the_limit_in_one_write_are_431(harness: ServeHarness) -> None:
+    head = b"GET /w/x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
+    status, document = only_answer(exchange(harness.port, head))
+    assert (status, document["error"]["code"]) == (431, "headers_too_large")
+    assert received(harness) == []
+
+
 def test_long_url_is_414(harness: ServeHarness) -> None:
     raw = exchange(harness.port, b"GET /w/" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
     status, document = only_answer(raw)

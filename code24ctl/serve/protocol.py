@@ -112,6 +112,10 @@ class ProtocolPolicy:
     on_refusal: RefusalHook | None = None
 
 
+class _OverLimit(Exception):
+    """Raised in a parser callback to stop parsing a head that is over a limit."""
+
+
 # Servers whose connections a sweep is checking for the header timeout.
 _SWEPT: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -151,6 +155,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._upgrading = False
         self._replaying = False
         self._deferred_400 = False
+        self._over_limit: str | None = None
         self._head_since: float | None = None
         if len(self.connections) > self.policy.limits.max_connections:
             self._refuse("over_capacity")
@@ -196,7 +201,10 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.send_400_response("Invalid HTTP request received.")
+            if self._over_limit is not None:
+                self._refuse(self._over_limit)
+            else:
+                self.send_400_response("Invalid HTTP request received.")
             return False
         except httptools.HttpParserUpgrade as exc:
             rest = data[exc.args[0] :] if exc.args else b""
@@ -240,22 +248,27 @@ class DispatchHttpProtocol(HttpToolsProtocol):
             self._arm_head_timer()
         super().on_message_begin()
 
-    # The head's size, in the read where it began; later reads count whole (data_received).
     def on_url(self, url: bytes) -> None:
         if not self._replaying:
-            if self._began_here:
-                self._head_bytes += len(url)
             super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._replaying:
-            if self._began_here:
-                self._head_bytes += len(name) + len(value) + 4
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self._replaying:
             return
+        # The exact size of the head, now that it is whole (data_received only guards the
+        # memory an unfinished one may take).
+        limits = self.policy.limits
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if len(self.url) > limits.max_url_bytes:
+            self._over_limit = "uri_too_long"
+        elif size > limits.max_header_bytes:
+            self._over_limit = "headers_too_large"
+        if self._over_limit is not None:
+            raise _OverLimit(self._over_limit)  # stops the parser; _feed answers
         self._in_head = False
         self._disarm_head_timer()
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
