@@ -362,3 +362,22 @@ def test_worker_status_outside_100_to_599_is_worker_error(
     got = send(harness.port, "GET", "/w/x")
     assert got["status"] == 502
     assert json.loads(got["body"])["error"]["code"] == "worker_error"
+
+
+def test_clients_leaving_a_slow_worker_free_its_connections() -> None:
+    # Clients that ask a worker that never answers, then leave: serve stops waiting at once
+    # (it does not hold a pooled connection per orphan for the worker timeout).
+    with serving(w={"behaviour": "stall"}, o=OK) as running:
+        pool = running.serve.app.pool
+        assert pool is not None
+        clients = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(20)]
+        for sock in clients:
+            sock.sendall(b"GET /w/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert until(lambda: len(received(running)) == 20)  # all forwarded, all waiting
+        assert pool.open_connections() == 20
+        for sock in clients:
+            sock.close()
+        assert until(lambda: counted(running, status="499", fallback_reason="client_closed") == 20)
+        assert until(lambda: pool.open_connections() == 0)
+        normal = send(running.port, "GET", "/o/ping", timeout=10)
+        assert (normal["status"], json.loads(normal["body"])) == (200, {"ok": True})

@@ -46,6 +46,7 @@ from code24ctl.serve.protocol import (
     FLUSH_SCOPE_KEY,
     GONE_SCOPE_KEY,
     HOLD_SCOPE_KEY,
+    ON_GONE_SCOPE_KEY,
     TARGET_SCOPE_KEY,
 )
 from code24ctl.serve.upstream import (
@@ -261,6 +262,18 @@ class DispatchApp:
         method = exchange.scope["method"]
         timeout_s = exchange.policy.timeout_ms / 1000
         response: UpstreamResponse | None = None
+        scope = exchange.scope
+        task = asyncio.current_task()
+        left: list[bool] = []
+
+        def client_left() -> None:
+            # The client went while the worker was answering: stop waiting, so a flood of
+            # clients that leave cannot hold the pool's connections for the worker timeout.
+            left.append(True)
+            if task is not None:
+                task.cancel()
+
+        scope[ON_GONE_SCOPE_KEY] = client_left
         try:
             try:
                 response = await pool.request(
@@ -271,6 +284,12 @@ class DispatchApp:
                     response, method, table.max_json_check_bytes
                 )
                 response.set_timeout(None)  # from here on, the idle timeout per piece
+            except asyncio.CancelledError:
+                if not left or task is None:
+                    raise
+                task.uncancel()
+                exchange.status, exchange.reason = 499, "client_closed"
+                return
             except TimeoutError:
                 exchange.upstream_status = None  # it never finished answering
                 await exchange.fall_back("worker_timeout")
@@ -290,6 +309,11 @@ class DispatchApp:
                 else:
                     exchange.upstream_status = None
                     await exchange.fall_back("worker_error")
+                return
+            finally:
+                scope.pop(ON_GONE_SCOPE_KEY, None)
+            if left:  # it left just as the answer came: there is nobody to answer
+                exchange.status, exchange.reason = 499, "client_closed"
                 return
             if judgement.reason is not None:
                 await exchange.fall_back(judgement.reason)

@@ -43,6 +43,9 @@ FLUSH_SCOPE_KEY = "code24.flush"
 
 # A callable: whether the client has gone (its connection is closed or closing).
 GONE_SCOPE_KEY = "code24.gone"
+# A callable the app puts in the scope while it waits on the worker; called when the client's
+# connection is lost, so the app stops waiting for an answer nobody will read.
+ON_GONE_SCOPE_KEY = "code24.on_gone"
 # Set once serve's protocol has answered the request itself (a 400 while its body was coming):
 # the app then neither forwards it nor records a second answer.
 ANSWERED_SCOPE_KEY = "code24.answered"
@@ -164,7 +167,13 @@ class DispatchHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+            on_gone = scope.get(ON_GONE_SCOPE_KEY)
+            if on_gone is not None:
+                on_gone()
 
     # Reading, within the limits ----------------------------------------------------------
 
