@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
 PYTHON = sys.executable
 TARGET_PATH = "/api/competitive/analyze-industry"
 WORKER_PATH = "/analyze-industry"
@@ -137,16 +138,23 @@ def start_worker(work: Path) -> Contender:
     return Contender("direct", url, WORKER_PATH, proc, "the worker itself")
 
 
-def start_nginx(work: Path, worker_port: int) -> Contender | str:
+def start_nginx(work: Path, worker_port: int, *, keepalive: bool = True) -> Contender | str:
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
     if nginx is None:
         return "nginx is not installed (apt-get install -y nginx)"
     port = free_port()
-    prefix = work / "nginx"
+    prefix = work / f"nginx-{port}"
     prefix.mkdir()
     conf = prefix / "nginx.conf"
+    # Upstream keep-alive needs HTTP/1.1; without it nginx's default is HTTP/1.0, one
+    # connection per request.
+    keepalive_lines = (
+        '\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";'
+        if keepalive
+        else ""
+    )
     conf.write_text(
         f"""
 daemon off;
@@ -161,13 +169,11 @@ http {{
   fastcgi_temp_path {prefix}/fastcgi;
   uwsgi_temp_path {prefix}/uwsgi;
   scgi_temp_path {prefix}/scgi;
-  upstream worker {{ server 127.0.0.1:{worker_port}; keepalive 64; }}
+  upstream worker {{ server 127.0.0.1:{worker_port};{" keepalive 64;" if keepalive else ""} }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
-      proxy_pass http://worker;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_pass http://worker;{keepalive_lines}
     }}
   }}
 }}
@@ -184,16 +190,16 @@ http {{
     return Contender("nginx", url, TARGET_PATH, proc, "reverse proxy, 1 worker process")
 
 
-def route_table_and_config() -> tuple[dict[str, Any], Any]:
+def route_table_and_config(source: Path | None = None) -> tuple[dict[str, Any], Any]:
     sys.path.insert(0, str(ROOT))
     from code24ctl.config import resolve_config
     from code24ctl.dispatch.table import compile_route_table
 
-    resolved = resolve_config(ROOT / "namespaces.yaml", "local")
+    resolved = resolve_config(source or ROOT / "namespaces.yaml", "local")
     return compile_route_table(resolved.config), resolved.config
 
 
-def start_workerd(work: Path, worker_port: int) -> Contender | str:
+def start_workerd(work: Path, worker_port: int, source: Path | None = None) -> Contender | str:
     node = shutil.which("node")
     if node is None:
         return "node is not installed (Node.js 20+, then: npm ci --prefix tests/js)"
@@ -201,8 +207,8 @@ def start_workerd(work: Path, worker_port: int) -> Contender | str:
         return "miniflare is not installed (npm ci --prefix tests/js)"
     if not (ROOT / "code24ctl/dispatch/dispatcher.js").exists():
         return "code24ctl/dispatch/dispatcher.js does not exist yet"
-    table, config = route_table_and_config()
-    spec = work / "workerd.json"
+    table, config = route_table_and_config(source)
+    spec = work / f"workerd-{time.monotonic_ns()}.json"
     spec.write_text(
         json.dumps(
             {
@@ -227,25 +233,31 @@ def start_workerd(work: Path, worker_port: int) -> Contender | str:
     return Contender("workerd", url, TARGET_PATH, proc, "dispatcher.js in workerd (miniflare)")
 
 
-def start_serve(work: Path, worker_port: int) -> Contender:
+def start_serve(
+    work: Path,
+    worker_port: int,
+    source: Path | None = None,
+    extra: tuple[str, ...] = (),
+    name: str = "serve",
+) -> Contender:
     import yaml
 
-    data = yaml.safe_load((ROOT / "namespaces.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((source or ROOT / "namespaces.yaml").read_text(encoding="utf-8"))
     local = data["environments"]["local"]
     local["upstreams"] = {alias: f"http://127.0.0.1:{worker_port}" for alias in data["workers"]}
-    config = work / "namespaces.yaml"
+    config = work / f"namespaces-{time.monotonic_ns()}.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     proc = subprocess.Popen(
-        [PYTHON, "-m", "code24ctl", "serve", "-c", str(config), "--port", "0", "--json"],
+        [PYTHON, "-m", "code24ctl", "serve", "-c", str(config), "--port", "0", "--json", *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=(work / "serve.log").open("w"),
+        stderr=(work / f"{name}.log").open("w"),
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("CODE24_")},
     )
-    url = read_json_line(proc)["url"]
+    url = read_json_line(proc, timeout=120)["url"]
     wait_http(url, TARGET_PATH)
-    return Contender("serve", url, TARGET_PATH, proc, "code24ctl serve, access log on")
+    return Contender(name, url, TARGET_PATH, proc, "code24ctl serve, access log on")
 
 
 def stop(contender: Contender) -> None:
@@ -376,7 +388,7 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
     from yarl import URL
 
     sys.path.insert(0, str(ROOT))
-    from code24ctl.serve.upstream import make_session
+    from code24ctl.serve.upstream import new_pool
 
     host, port = worker_url.removeprefix("http://").split(":")
     raw_request = f"GET {WORKER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
@@ -393,7 +405,7 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
         )
 
     async def main() -> dict[str, tuple[float, float]]:
-        pool = make_session()
+        pool = new_pool()
         session = aiohttp.ClientSession(
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -437,13 +449,277 @@ def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float
 # The run
 
 
+# --------------------------------------------------------------------------------------------
+# Latency, measured one request at a time by a client that never delays its ACKs
+
+
+def latency_ms(url: str, path: str, requests: int) -> tuple[float, float]:
+    """p50 and p99 of ``requests`` sequential POSTs on a keep-alive connection (a new one when
+    the server closes it). The client ACKs at once after every read (TCP_QUICKACK) so its own
+    delayed ACKs never stall a server that writes twice; wrk's would, and "direct" would then
+    measure the client, not the worker."""
+    import httptools
+
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\n\r\n{}"
+    ).encode()
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+
+    class Answer:
+        done = False
+        keep = True
+
+        def on_message_complete(self) -> None:
+            self.done = True
+
+    sock: socket.socket | None = None
+    times: list[float] = []
+    for _ in range(requests):
+        if sock is None:
+            sock = socket.create_connection((host, int(port)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        answer = Answer()
+        parser = httptools.HttpResponseParser(answer)
+        started = time.perf_counter()
+        sock.sendall(request)
+        while not answer.done:
+            data = sock.recv(65536)
+            if quickack is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+            if not data:
+                parser.feed_data(b"")  # close-delimited body: its end
+                answer.done = True
+                break
+            parser.feed_data(data)
+        times.append((time.perf_counter() - started) * 1000)
+        if not parser.should_keep_alive():
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.close()
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def upstream_kinds_suite(requests: int, rounds: int, use_nginx: bool) -> int:
+    """Added p50/p99 over direct, per upstream kind, through serve (and nginx)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-kinds-"))
+    rows: list[tuple[str, str, float, float, float, float]] = []
+    nginx_missing = use_nginx and shutil.which("nginx") is None
+    if nginx_missing:
+        print(
+            "nginx is not installed (apt-get install -y nginx); run with --no-nginx",
+            file=sys.stderr,
+        )
+        return 2
+    from misbehaving_worker import KINDS
+
+    for kind in KINDS:
+        port = free_port()
+        worker_proc = subprocess.Popen(
+            [
+                PYTHON,
+                str(ROOT / "benchmarks/misbehaving_worker.py"),
+                "--kind",
+                kind,
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        started: list[Contender] = [
+            Contender("direct", f"http://127.0.0.1:{port}", WORKER_PATH, worker_proc)
+        ]
+        try:
+            wait_http(started[0].url, WORKER_PATH)
+            started.append(start_serve(work, port, extra=("--access-log", "off")))
+            if use_nginx:
+                # nginx's defaults toward upstreams: HTTP/1.0, a new connection per request
+                # (with upstream keep-alive it meets the delayed-ACK stall on split writes).
+                got = start_nginx(work, port, keepalive=False)
+                assert not isinstance(got, str), got
+                started.append(got)
+            results: dict[str, list[tuple[float, float]]] = {}
+            for contender in started:  # warm-up
+                latency_ms(contender.url, contender.path, 200)
+            for _ in range(rounds):
+                for contender in started:
+                    results.setdefault(contender.name, []).append(
+                        latency_ms(contender.url, contender.path, requests)
+                    )
+            direct = results["direct"]
+            d50 = statistics.median(r[0] for r in direct)
+            d99 = statistics.median(r[1] for r in direct)
+            for contender in started[1:]:
+                mine = results[contender.name]
+                p50 = statistics.median(r[0] for r in mine)
+                p99 = statistics.median(r[1] for r in mine)
+                rows.append((kind, contender.name, d50, d99, p50 - d50, p99 - d99))
+        finally:
+            for contender in reversed(started):
+                stop(contender)
+    print()
+    print(
+        f"Upstream kinds (benchmarks/misbehaving_worker.py, http.server), c1, {requests} "
+        f"requests x {rounds} rounds, median of rounds; load average {os.getloadavg()[0]:.2f}"
+    )
+    print()
+    print(
+        "| upstream | through | direct p50 ms | direct p99 ms | added p50 ms | added p99 ms "
+        "| goal |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for kind, name, d50, d99, a50, a99 in rows:
+        goal = "met" if a50 < 0.3 and a99 < 2 else "MISSED"
+        if name != "serve":
+            goal = ""
+        print(f"| {kind} | {name} | {d50:.3f} | {d99:.3f} | {a50:+.3f} | {a99:+.3f} | {goal} |")
+    return 0
+
+
+def write_routes_config(work: Path, count: int) -> Path:
+    """The shipped config plus tenant routes up to ``count`` routes, each prefix longer than
+    the benchmark's target route, so a scan longest-first would pass all of them first."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "namespaces.yaml").read_text(encoding="utf-8"))
+    aliases = list(data["workers"])
+    for index in range(count - len(data["routes"])):
+        data["routes"].append(
+            {"prefix": f"/tenant-{index:05d}/app", "worker": aliases[index % len(aliases)]}
+        )
+    path = work / f"routes-{count}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def routes_suite(counts: list[int], requests: int, rounds: int) -> int:
+    """c1 added latency through serve and workerd with ``counts`` routes."""
+    work = Path(tempfile.mkdtemp(prefix="bench-routes-"))
+    worker = start_worker(work)
+    worker_port = int(worker.url.rsplit(":", 1)[1])
+    started: list[Contender] = [worker]
+    try:
+        for count in counts:
+            source = write_routes_config(work, count)
+            started.append(
+                start_serve(work, worker_port, source, ("--access-log", "off"), f"serve-{count}")
+            )
+            got = start_workerd(work, worker_port, source)
+            if isinstance(got, str):
+                print(f"workerd: {got}", file=sys.stderr)
+                return 2
+            got.name = f"workerd-{count}"
+            started.append(got)
+        for contender in started:
+            latency_ms(contender.url, contender.path, 300)
+        results: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for contender in started:
+                results.setdefault(contender.name, []).append(
+                    latency_ms(contender.url, contender.path, requests)[0]
+                )
+    finally:
+        for contender in reversed(started):
+            stop(contender)
+    direct = statistics.median(results["direct"])
+    print()
+    print(
+        f"Route table size, c1 added p50 over direct ({direct:.3f} ms), {requests} requests x "
+        f"{rounds} rounds; target /api/competitive/... is passed last by a longest-first scan; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print()
+    print("| routes | serve added p50 ms | workerd added p50 ms |")
+    print("|---|---|---|")
+    added = {name: statistics.median(values) - direct for name, values in results.items()}
+    for count in counts:
+        print(f"| {count:,} | {added[f'serve-{count}']:+.3f} | {added[f'workerd-{count}']:+.3f} |")
+    first, last = counts[0], counts[-1]
+    for impl in ("serve", "workerd"):
+        ratio = added[f"{impl}-{last}"] / added[f"{impl}-{first}"]
+        verdict = "met" if ratio <= 1.2 else "MISSED"
+        print(
+            f"- {impl}: {last:,} routes / {first:,} routes = {ratio:.2f}x ({verdict}, goal <= 1.2x)"
+        )
+    return 0
+
+
+def metrics_suite(rounds: int, duration: float) -> int:
+    """serve's c32 throughput with and without --metrics-port, interleaved."""
+    wrk_path = shutil.which("wrk")
+    if wrk_path is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    worker = start_worker(work)
+    worker_port = int(worker.url.rsplit(":", 1)[1])
+    started: list[Contender] = [worker]
+    try:
+        started.append(start_serve(work, worker_port, name="serve"))
+        started.append(
+            start_serve(work, worker_port, extra=("--metrics-port", "0"), name="serve+metrics")
+        )
+        for contender in started[1:]:
+            wrk(wrk_path, contender.url + contender.path, 32, 2)
+        runs: dict[str, list[Run]] = {}
+        for index in range(rounds):
+            order = started[1:] if index % 2 == 0 else started[:0:-1]
+            for contender in order:
+                runs.setdefault(contender.name, []).append(
+                    wrk(wrk_path, contender.url + contender.path, 32, duration)
+                )
+    finally:
+        for contender in reversed(started):
+            stop(contender)
+    plain, measured = _median(runs["serve"]), _median(runs["serve+metrics"])
+    cost = (1e6 / measured.rps) - (1e6 / plain.rps)
+    share = 1 - measured.rps / plain.rps
+    print()
+    print(
+        f"Metrics on vs off, serve at c32 (wrk -t1), median of {rounds} interleaved rounds of "
+        f"{duration:g} s, access log on; load average {os.getloadavg()[0]:.2f}"
+    )
+    print()
+    print("| serve | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    print(f"| metrics off | {plain.rps:,.0f} | {plain.p50_ms:.3f} | {plain.p99_ms:.2f} |")
+    print(
+        f"| --metrics-port | {measured.rps:,.0f} | {measured.p50_ms:.3f} | {measured.p99_ms:.2f} |"
+    )
+    verdict = "met" if share < 0.10 else "MISSED"
+    print(
+        f"- added cost: {cost:+.1f} us per request, {share:+.1%} of c32 throughput "
+        f"({verdict}, goal < 10%)"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, a 10 s soak")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (5)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per wrk run (5)")
     parser.add_argument("--soak", type=float, default=None, help="serve RSS run, seconds (60)")
+    parser.add_argument(
+        "--suite",
+        choices=("main", "upstreams", "routes", "metrics"),
+        default="main",
+        help="main: the contenders side by side; upstreams: added latency per upstream kind "
+        "(needs nginx unless --no-nginx); routes: 5, 1,000 and 10,000 routes in serve and "
+        "workerd; metrics: serve with and without --metrics-port",
+    )
+    parser.add_argument("--no-nginx", action="store_true", help="upstreams suite without nginx")
+    parser.add_argument("--requests", type=int, default=2000, help="per latency round (2000)")
     options = parser.parse_args()
+    if options.suite == "upstreams":
+        return upstream_kinds_suite(options.requests, options.rounds or 3, not options.no_nginx)
+    if options.suite == "routes":
+        return routes_suite([5, 1000, 10000], options.requests, options.rounds or 3)
+    if options.suite == "metrics":
+        return metrics_suite(options.rounds or 6, options.duration or 5.0)
     rounds = options.rounds or (2 if options.quick else 5)
     duration = options.duration or (2.0 if options.quick else 5.0)
     soak = options.soak or (10.0 if options.quick else 60.0)

@@ -53,7 +53,7 @@ async function main() {
     workers: [
       {
         name: "dispatcher",
-        modules: [{ type: "ESModule", path: path.join(repoRoot, "code24ctl", "dispatcher", "dispatcher.js") }],
+        modules: [{ type: "ESModule", path: path.join(repoRoot, "code24ctl", "dispatch", "dispatcher.js") }],
         modulesRoot: repoRoot,
         compatibilityDate: config.compatibility_date,
         bindings: {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from code24ctl.dispatch.routing import (
     judge_answer,
     match_route,
     new_request_id,
+    prefix_matches,
     refusal_answer,
     refusal_headers,
     split_target,
@@ -204,6 +206,27 @@ def test_match_route_longest_on_segment_boundary(path: str, worker: str | None) 
     # The order of the table does not matter.
     reverse = match_route(tuple(reversed(ROUTES)), path)
     assert (reverse.worker if reverse else None) == worker
+
+
+def test_indexed_match_is_the_longest_prefix_scan_on_random_tables() -> None:
+    # The index must give what the plain scan over every route gave, on any table and path.
+    rng = random.Random(14)
+    segments = ["a", "b", "ab", "%41", "", "c.d"]
+    for _ in range(300):
+        prefixes = {
+            "/" + "/".join(rng.choice(segments) for _ in range(rng.randint(1, 3)))
+            for _ in range(rng.randint(0, 12))
+        }
+        routes = [Route(p, f"w{i}", p) for i, p in enumerate(sorted(prefixes))]
+        if rng.random() < 0.3:
+            routes.append(Route("", "root", ""))
+        rng.shuffle(routes)
+        table = RouteTable(routes=tuple(routes))
+        for _ in range(20):
+            path = "/" + "/".join(rng.choice(segments) for _ in range(rng.randint(0, 4)))
+            matching = [r for r in routes if prefix_matches(path, r.prefix)]
+            expected = max(matching, key=lambda r: len(r.prefix)) if matching else None
+            assert match_route(table.index, path) == expected, (path, routes)
 
 
 def test_root_prefix_matches_everything() -> None:

@@ -114,7 +114,7 @@ def test_serve_warns_when_not_bound_to_loopback(tmp_path: Path) -> None:
 def test_loopback_bind_has_no_warning(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path)
     assert serve.stop() == 0
-    assert "warning" not in serve.stderr()
+    assert "not loopback" not in serve.stderr()
     assert "cannot measure" not in serve.stderr()  # no limits configured, no note
 
 
@@ -135,6 +135,22 @@ def test_serve_says_once_that_it_cannot_enforce_custom_limits(tmp_path: Path) ->
         "gets worker_over_limit)"
     )
     assert " ".join(serve.stderr().split()).count(note) == 1
+
+
+def test_start_up_names_unreachable_upstreams_as_a_warning(tmp_path: Path) -> None:
+    with refused_port() as port:
+        config = local_config(tmp_path, {alias: f"http://127.0.0.1:{port}" for alias in ALIASES})
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            assert serve.info["unreachable"] == sorted(ALIASES)
+            got = send(serve.port, "POST", "/api/market/x", [], b"{}")
+            assert got["headers"]["x-code24-fallback-reason"] == "worker_not_found"
+        finally:
+            assert serve.stop() == 0
+    assert (
+        "warning: no answer at the upstream of brand-worker "
+        f"(http://127.0.0.1:{port}), competitive-analysis" in serve.stderr()
+    )
 
 
 # --- The demo -------------------------------------------------------------------------------
@@ -179,7 +195,13 @@ def test_demo_answers_json_on_every_route(tmp_path: Path) -> None:
         assert serve.stop() == 0
     text = serve.stderr()
     assert "designer-worker answers an HTML '502 Bad Gateway' page" in text
-    assert f"curl -s -X POST http://127.0.0.1:{serve.port}/api/competitive/analyze-industry" in text
+    # The examples come from the loaded config's routes and their probe samples.
+    assert (
+        f"  curl -si -X POST http://127.0.0.1:{serve.port}/api/competitive/analyze-industry "
+        '-H \'content-type: application/json\' -d \'{"industry": "saas", "competitors": '
+        '["acme"]}\'\n' in text
+    )
+    assert f"  curl -si -X POST http://127.0.0.1:{serve.port}/elite/design/" in text
     assert f"code24ctl probe --env local --base-url http://127.0.0.1:{serve.port}" in text
     lines = [line for line in text.splitlines() if " worker=" in line]
     assert len(lines) == 5
@@ -387,7 +409,9 @@ def test_request_body_of_several_mb_arrives_byte_for_byte(
     }
     [received] = harness.workers.received["w"]
     has_length = any(name.lower() == "content-length" for name, _ in received.headers)
-    assert has_length is not chunked  # a chunked upload is streamed on, not buffered to size
+    # A chunked upload is read whole (up to the limit) before it is forwarded, as the JS
+    # dispatcher does, so the worker gets it with its length.
+    assert has_length
 
 
 def test_streamed_body_over_the_limit_is_413(harness: ServeHarness) -> None:
@@ -553,7 +577,8 @@ def test_access_log_text_line(harness: ServeHarness) -> None:
 
 def test_access_log_json_line() -> None:
     stream = io.StringIO()
-    AccessLog("json", stream).record(
+    log = AccessLog("json", stream)
+    log.record(
         method="GET",
         path="/api/x",
         worker="w",
@@ -562,6 +587,7 @@ def test_access_log_json_line() -> None:
         ms=1.23456,
         request_id="r1",
     )
+    assert log.flush()
     entry = json.loads(stream.getvalue())
     assert set(entry) == {
         "time",
@@ -590,18 +616,18 @@ def test_access_log_json_line() -> None:
     assert silent.getvalue() == ""
 
 
-def test_session_is_shared_and_closed_at_shutdown() -> None:
+def test_pool_is_shared_and_closed_at_shutdown() -> None:
     running = ServeHarness(["w"])
     app = running.serve.app
-    session = app.session
-    assert session is not None and not session.closed
+    pool = app.pool
+    assert pool is not None and not pool.closed
     running.configure(TABLE, "test", {"w": {"behaviour": "json", "json": {}}})
     for _ in range(3):
         send(running.port, "GET", "/w/x")
-    assert app.session is session  # one session for every request
+    assert app.pool is pool  # one pool for every request
     running.close()
-    assert app.session is None
-    assert session.closed
+    assert app.pool is None
+    assert pool.closed
 
 
 def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:
@@ -628,3 +654,210 @@ def test_demo_runs_anywhere_on_the_built_in_config(tmp_path: Path) -> None:
     assert (REPO_ROOT / "namespaces.yaml").resolve() == (
         REPO_ROOT / "code24ctl" / "config" / "namespaces.yaml"
     )
+
+
+# --- A blocked stderr, reload, the admin port ---------------------------------------------
+
+
+def test_a_blocked_stderr_never_freezes_serve(tmp_path: Path) -> None:
+    # stderr is a pipe nobody reads: it fills after a few hundred access lines.
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"market-research": {"behaviour": "json", "json": {"ok": 1}}})
+        config = local_config(
+            tmp_path, {"market-research": workers.workers.urls["market-research"]}
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "code24ctl", "serve", "-c", str(config), "--json", "-p", "0"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            port = json.loads(proc.stdout.readline())["port"]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for number in range(1500):  # ~150 KB of access log: well past a pipe's 64 KiB
+                conn.request("GET", f"/api/market/{number}")
+                response = conn.getresponse()
+                assert (response.status, response.read()) == (200, b'{"ok": 1}')
+            conn.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0  # SIGTERM still works
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+
+
+def _wait_for(serve: ServeProcess, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in serve.stderr():
+        assert time.monotonic() < deadline, f"never saw {text!r} in:\n{serve.stderr()}"
+        time.sleep(0.05)
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_routes(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"market-research": {"behaviour": "json", "json": {"ok": 1}}})
+        config = local_config(
+            tmp_path, {"market-research": workers.workers.urls["market-research"]}
+        )
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            config.write_text("routes: [this is not\n", encoding="utf-8")
+            serve.proc.send_signal(signal.SIGHUP)
+            _wait_for(serve, "warning: reload of ")
+            assert "failed, still serving the previous config (5 routes)" in serve.stderr()
+            got = send(serve.port, "GET", "/api/market/x")
+            assert (got["status"], json.loads(got["body"])) == (200, {"ok": 1})
+        finally:
+            assert serve.stop() == 0
+
+
+def test_sighup_with_a_good_config_serves_new_routes_without_dropping_in_flight(
+    tmp_path: Path,
+) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set(
+            {
+                "market-research": {
+                    "behaviour": "slow",
+                    "delay_ms": 800,
+                    "then": {"behaviour": "json", "json": {"finished": True}},
+                },
+                "brand-worker": {"behaviour": "json", "json": {"new": True}},
+            }
+        )
+        urls = {alias: workers.workers.urls[alias] for alias in ("market-research", "brand-worker")}
+        config = local_config(tmp_path, urls)
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=20)
+            conn.request("GET", "/api/market/slow")
+            data = repo_config()
+            data["environments"]["local"]["upstreams"] = urls
+            data["routes"].append({"prefix": "/fresh", "worker": "brand-worker"})
+            config.write_text(yaml.safe_dump(data), encoding="utf-8")
+            serve.proc.send_signal(signal.SIGHUP)
+            _wait_for(serve, "reloaded ")
+            assert f"reloaded {config}: 6 routes" in serve.stderr()
+            got = send(serve.port, "GET", "/fresh/x")
+            assert (got["status"], json.loads(got["body"])) == (200, {"new": True})
+            response = conn.getresponse()  # the request in flight across the reload
+            assert (response.status, json.loads(response.read())) == (200, {"finished": True})
+            conn.close()
+        finally:
+            assert serve.stop() == 0
+
+
+def test_watch_reloads_when_the_config_file_changes(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set({"brand-worker": {"behaviour": "json", "json": {"new": True}}})
+        urls = {"brand-worker": workers.workers.urls["brand-worker"]}
+        config = local_config(tmp_path, urls)
+        serve = ServeProcess(tmp_path, "--watch", config=config)
+        try:
+            assert send(serve.port, "GET", "/fresh/x")["status"] == 404
+            data = repo_config()
+            data["environments"]["local"]["upstreams"] = urls
+            data["routes"].append({"prefix": "/fresh", "worker": "brand-worker"})
+            config.write_text(yaml.safe_dump(data), encoding="utf-8")
+            _wait_for(serve, "reloaded ")
+            assert send(serve.port, "GET", "/fresh/x")["status"] == 200
+        finally:
+            assert serve.stop() == 0
+
+
+def test_admin_port_has_health_and_metrics_outside_the_routed_space(tmp_path: Path) -> None:
+    with ServeHarness(ALIASES, with_serve=False) as workers:
+        workers.workers.set(
+            {
+                "market-research": {"behaviour": "json", "json": {"ok": 1}},
+                "designer-worker": {"behaviour": "raw", "content_type": "text/html", "body": "<p>"},
+            }
+        )
+        urls = {a: workers.workers.urls[a] for a in ("market-research", "designer-worker")}
+        serve = ServeProcess(tmp_path, "--metrics-port", "0", config=local_config(tmp_path, urls))
+        try:
+            admin = serve.info["admin_url"]
+            admin_port = int(admin.rsplit(":", 1)[1])
+            for _ in range(3):
+                send(serve.port, "POST", "/api/market/x", [], b"{}")
+            send(serve.port, "POST", "/elite/design/x", [], b"{}")
+            send(serve.port, "GET", "/nowhere")
+            # The routed space has no health endpoint: /healthz is just an unrouted path.
+            assert send(serve.port, "GET", "/healthz")["status"] == 404
+            health = send(admin_port, "GET", "/healthz")
+            assert (health["status"], json.loads(health["body"])) == (
+                200,
+                {
+                    "status": "ok",
+                    "environment": "local",
+                    "routes": 5,
+                    "reloads": 0,
+                    "last_reload_error": None,
+                },
+            )
+            text = send(admin_port, "GET", "/metrics")["body"]
+        finally:
+            assert serve.stop() == 0
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def requests(worker: str, route: str, status: str, reason: str) -> float:
+        key = (
+            ("fallback_reason", reason),
+            ("route", route),
+            ("status", status),
+            ("worker", worker),
+        )
+        return samples[("code24_dispatch_requests_total", key)]
+
+    assert requests("market-research", "/api/market", "200", "") == 3
+    assert requests("designer-worker", "/elite/design", "200", "upstream_html") == 1
+    assert requests("", "", "404", "route_not_found") == 2
+    total = sum(v for (name, _), v in samples.items() if name == "code24_dispatch_requests_total")
+    assert total == 6  # every answer counted once
+    bucket = (
+        "code24_dispatch_duration_seconds_bucket",
+        (("le", "60.0"), ("route", "/api/market"), ("worker", "market-research")),
+    )
+    assert samples[bucket] == 3
+
+
+def test_demo_ports_moves_the_sample_workers(tmp_path: Path, run_cli: RunCli) -> None:
+    serve = ServeProcess(tmp_path, "--demo", "--demo-ports", "auto")
+    try:
+        ports = {int(url.rsplit(":", 1)[1]) for url in serve.info["upstreams"].values()}
+        assert len(ports) == 5
+        assert not ports & {8788, 8789, 8790, 8791, 8792}
+        got = send(serve.port, "POST", "/api/market/research", [], b"{}")
+        assert json.loads(got["body"])["worker"] == "market-research"
+    finally:
+        assert serve.stop() == 0
+    result = run_cli("serve", "--demo-ports", "9000")
+    assert result.exit_code == 2
+    assert "--demo-ports only applies with --demo" in result.stderr
+
+
+def test_client_limits_are_flags(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--max-url-bytes", "1024", "--max-header-bytes", "4096")
+    try:
+        long_url = send(serve.port, "GET", "/api/market/" + "a" * 2000)
+        assert (long_url["status"], json.loads(long_url["body"])["error"]["code"]) == (
+            414,
+            "uri_too_long",
+        )
+        big = send(serve.port, "GET", "/api/market/x", [("X-Big", "b" * 8000)])
+        assert (big["status"], json.loads(big["body"])["error"]["code"]) == (
+            431,
+            "headers_too_large",
+        )
+    finally:
+        assert serve.stop() == 0

@@ -8,6 +8,7 @@ and the conformance corpus; these pin down the pool itself.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ import pytest
 import uvloop
 
 from code24ctl.serve.upstream import (
+    ConnState,
     UpstreamBroken,
     UpstreamConnectError,
+    UpstreamOverloaded,
     UpstreamPool,
     UpstreamResponse,
 )
@@ -183,8 +186,12 @@ def test_chunked_and_close_delimited_answers_are_read_whole() -> None:
         assert response.content_length is None
         assert await body_of(response) == b"to the end"
         response.release()
-        assert seen.connections == 1
-        assert pool.open_connections() == 0  # "Connection: close" is not pooled
+        # "Connection: close" is not pooled, but a connection was opened ahead for the next
+        # request (a worker that closes after each answer costs no connect on the critical path).
+        for spare in list(pool._spares.values()):
+            await spare
+        assert seen.connections == 2
+        assert pool.open_connections() == 1
         await pool.close()
         server.close()
 
@@ -346,5 +353,53 @@ def test_garbage_answer_is_broken_and_unread_answer_is_not_pooled() -> None:
         assert pool.open_connections() == 0
         await pool.close()
         server.close()
+
+    run(main)
+
+
+def test_a_connection_walks_its_states_and_goes_back_idle() -> None:
+    async def main() -> None:
+        async def answer(index: int, request: bytes, writer: asyncio.StreamWriter) -> bool:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the worker is slow with the rest of its body
+            writer.write(b"cd")
+            await writer.drain()
+            return True
+
+        base, _, server = await raw_server(answer)
+        pool = UpstreamPool()
+        response = await pool.request(base, "GET", "/", [])
+        [conn] = pool._open
+        assert conn.state is ConnState.BODY  # the head is handed over, the body is coming
+        assert await body_of(response) == b"abcd"
+        assert conn.state is ConnState.DONE
+        response.release()
+        assert conn.state is ConnState.IDLE
+        assert pool._idle_conns[pool.origin(base)] == [conn]
+        await pool.close()
+        assert conn.state is ConnState.CLOSED
+        server.close()
+
+    run(main)
+
+
+def test_out_of_file_descriptors_is_not_a_missing_worker() -> None:
+    async def main() -> None:
+        pool = UpstreamPool()
+        real = pool.loop
+
+        class Exhausted:
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            async def create_connection(self, *args: object, **kwargs: object) -> object:
+                raise OSError(errno.EMFILE, "Too many open files")
+
+        pool.loop = Exhausted()  # type: ignore[assignment]
+        with pytest.raises(UpstreamOverloaded):
+            await pool.request("http://127.0.0.1:9", "GET", "/", [])
+        pool.loop = real
+        await pool.close()
 
     run(main)

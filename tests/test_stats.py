@@ -443,3 +443,59 @@ def test_deploy_binds_the_dataset_as_wrangler_uploads_it(
         "name": "ANALYTICS",
         "dataset": DATASET,
     }
+
+
+def test_local_stats_read_a_known_mix_sent_through_a_real_serve(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The issue's mix through `serve` itself (not a stand-in): 180 JSON answers, 15 HTML pages
+    turned into fallbacks, 5 requests for a worker with no upstream. `stats --env local` reads
+    serve's own /metrics and counts exactly that, missing the fallback target; a relaxed kpi
+    passes."""
+    from tests.support.serve_process import ServeProcess
+    from tests.support.serve_process import local_config as serve_config
+    from tests.support.upstreams import ServeHarness, send
+
+    with ServeHarness(("competitive-analysis", "designer-worker"), with_serve=False) as workers:
+        workers.workers.set(
+            {
+                "competitive-analysis": {"behaviour": "json", "json": {"ok": 1}},
+                "designer-worker": {"behaviour": "raw", "content_type": "text/html", "body": "<p>"},
+            }
+        )
+        (tmp_path / "serve").mkdir()
+        config = serve_config(tmp_path / "serve", dict(workers.workers.urls))
+        serve = ServeProcess(tmp_path, "--metrics-port", "0", config=config)
+        try:
+            for path, count in (
+                ("/api/competitive/analyze-industry", 180),
+                ("/elite/design/enhanced", 15),
+                ("/elite/brand/create", 5),  # brand-worker has no upstream: worker_not_found
+            ):
+                for _ in range(count):
+                    assert send(serve.port, "POST", path, [], b"{}")["status"] == 200
+            metrics_url = f"{serve.info['admin_url']}/metrics"
+            strict = run_cli("stats", "--env", "local", "--json", "--metrics-url", metrics_url)
+            relaxed_config = write_config(
+                tmp_path,
+                lambda data: data.update(kpi={"json_share": 0.9, "max_fallback_share": 0.1}),
+            )
+            relaxed = run_cli(
+                "stats", "--env", "local", "--metrics-url", metrics_url, config=relaxed_config
+            )
+        finally:
+            assert serve.stop() == 0
+
+    assert strict.exit_code == 1, strict.output
+    document = json.loads(strict.stdout)
+    assert {k: document["summary"][k] for k in ("requests", "json_answers")} == {
+        "requests": 200.0,
+        "json_answers": 180.0,
+    }
+    assert [(r["reason"], r["requests"]) for r in document["reasons"]] == [
+        ("upstream_html", 15.0),
+        ("worker_not_found", 5.0),
+    ]
+    failed = [c["name"] for c in document["checks"] if c["ok"] is False]
+    assert failed == ["json_share", "fallback_share"]
+    assert relaxed.exit_code == 0, relaxed.output

@@ -153,6 +153,8 @@ class ServeDocument(Document):
     routes: list[dict[str, str]]
     upstreams: dict[str, str]
     demo: bool
+    admin_url: str | None  # --metrics-port: /healthz and /metrics
+    unreachable: list[str]  # aliases whose upstream refused a connection at start-up
 
 
 class InitDocument(Document):

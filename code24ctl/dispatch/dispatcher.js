@@ -121,7 +121,7 @@ async function dispatch(request, env, state) {
   }
 
   // D1: longest prefix on a segment boundary, on the still-encoded path.
-  const route = matchRoute(table.routes, target.path);
+  const route = matchRoute(table.index, target.path);
   if (route === null) {
     return refusal("route_not_found", 404, null, state);
   }
@@ -243,8 +243,13 @@ function checkRouteTable(raw) {
   if (!Array.isArray(outboundParams) || !outboundParams.every((p) => OUTBOUND_PARAMS.includes(p))) {
     throw new TypeError(`ROUTE_TABLE.outbound_params must list names from ${OUTBOUND_PARAMS}`);
   }
+  // Routes by prefix, so a lookup costs the path's segments, never the table's size. Of two
+  // routes with one prefix the first (longest first, stable) wins, as in a scan would.
+  const index = new Map();
+  for (const route of routes) if (!index.has(route.prefix)) index.set(route.prefix, route);
   return {
     routes,
+    index,
     workers,
     outboundParams,
     max_body_bytes: limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes"),
@@ -354,14 +359,17 @@ function isBadPath(path) {
   return path.split("/").some((segment) => DOT_SEGMENT.test(segment));
 }
 
-function matchRoute(routes, path) {
-  // routes are sorted longest prefix first, so the first hit is the longest match.
-  for (const route of routes) {
-    if (route.prefix === "" || path === route.prefix || path.startsWith(route.prefix + "/")) {
-      return route;
-    }
+function matchRoute(index, path) {
+  // The longest prefix on a segment boundary: the whole path, then the part before each "/"
+  // from the last one down; the part before the first "/" is "", the catch-all.
+  let route = index.get(path);
+  let end = path.length;
+  while (route === undefined && end > 0) {
+    end = path.lastIndexOf("/", end - 1);
+    if (end < 0) return null;
+    route = index.get(path.slice(0, end));
   }
-  return null;
+  return route ?? null;
 }
 
 function stripPrefix(path, strip) {

@@ -155,6 +155,11 @@ class RouteTable:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_check_bytes: int = DEFAULT_MAX_JSON_CHECK_BYTES
     outbound_params: tuple[str, ...] = ()
+    # The routes by prefix, for match_route: built once, so a lookup never scans the table.
+    index: Mapping[str, Route] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", route_index(self.routes))
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> RouteTable:
@@ -298,18 +303,31 @@ def prefix_matches(path: str, prefix: str) -> bool:
     return prefix in ("", "/") or path == prefix or path.startswith(prefix + "/")
 
 
-def match_route(routes: Sequence[Route], path: str) -> Route | None:
+def route_index(routes: Iterable[Route]) -> dict[str, Route]:
+    """Routes by prefix, for :func:`match_route`. Of two routes with one prefix, the first
+    longest-first (stable) wins, as in a scan of the table sorted longest first."""
+    index: dict[str, Route] = {}
+    for route in sorted(routes, key=lambda route: -len(route.prefix)):
+        index.setdefault("" if route.prefix == "/" else route.prefix, route)
+    return index
+
+
+def match_route(routes: Sequence[Route] | Mapping[str, Route], path: str) -> Route | None:
     """The route with the longest prefix matching ``path`` on a segment boundary, or None.
 
-    Does not rely on ``routes`` being sorted.
+    Looks up each segment boundary of ``path`` from the longest candidate down, so the cost
+    depends on the path, not on the size of the table. Pass the table's ``index`` (a
+    sequence of routes is indexed first, in any order).
     """
-    best: Route | None = None
-    for route in routes:
-        if prefix_matches(path, route.prefix) and (
-            best is None or len(route.prefix) > len(best.prefix)
-        ):
-            best = route
-    return best
+    index = routes if isinstance(routes, Mapping) else route_index(routes)
+    route = index.get(path)
+    end = len(path)
+    while route is None and end > 0:
+        end = path.rfind("/", 0, end)
+        if end < 0:
+            return None
+        route = index.get(path[:end])  # path[:0] is "", the catch-all
+    return route
 
 
 def strip_path(path: str, strip: str) -> str:

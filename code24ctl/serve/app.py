@@ -18,6 +18,7 @@ from typing import Any
 from code24ctl.dispatch.routing import (
     Judgement,
     Reason,
+    Route,
     RouteTable,
     WorkerPolicy,
     body_too_large,
@@ -37,15 +38,22 @@ from code24ctl.dispatch.routing import (
     split_target,
 )
 from code24ctl.serve.access_log import AccessLog
+from code24ctl.serve.limits import refusal_envelope
+from code24ctl.serve.metrics import DispatchMetrics
 from code24ctl.serve.protocol import (
     ABORT_SCOPE_KEY,
+    ANSWERED_SCOPE_KEY,
     FLUSH_SCOPE_KEY,
+    GONE_SCOPE_KEY,
     HOLD_SCOPE_KEY,
+    ON_GONE_SCOPE_KEY,
     TARGET_SCOPE_KEY,
 )
 from code24ctl.serve.upstream import (
+    RequestBody,
     UpstreamBroken,
     UpstreamConnectError,
+    UpstreamOverloaded,
     UpstreamPool,
     UpstreamResponse,
 )
@@ -61,6 +69,8 @@ _TRANSPORT_REQUEST_HEADERS = frozenset({"host", "expect"})
 # uvicorn writes its own Date; a worker's would be a duplicate.
 _TRANSPORT_RESPONSE_HEADERS = frozenset({"date"})
 _DEFAULT_POLICY = WorkerPolicy()
+# RFC 9110 section 9.3.6/9.3.8: a tunnel and a loop-back are not a JSON API's to forward.
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,8 @@ class _UploadStopped(Exception):
 class DispatchApp:
     """The ASGI application behind ``code24ctl serve``.
 
-    ``session_factory`` builds the one shared upstream pool (see
-    :func:`code24ctl.serve.upstream.make_session`); it is called at lifespan startup and the
+    ``pool_factory`` builds the one shared upstream pool (see
+    :func:`code24ctl.serve.upstream.new_pool`); it is called at lifespan startup and the
     pool is closed at shutdown. ``settings`` may be replaced between requests.
     """
 
@@ -100,13 +110,15 @@ class DispatchApp:
         self,
         settings: ServeSettings,
         *,
-        session_factory: Callable[[], UpstreamPool],
+        pool_factory: Callable[[], UpstreamPool],
         access_log: AccessLog | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         self.settings = settings
-        self._session_factory = session_factory
+        self._pool_factory = pool_factory
         self._access_log = access_log
-        self.session: UpstreamPool | None = None
+        self.metrics = metrics
+        self.pool: UpstreamPool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -116,7 +128,7 @@ class DispatchApp:
             await self._lifespan(receive, send)
 
     # --------------------------------------------------------------------------------------
-    # Lifespan: the session lives exactly as long as the server
+    # Lifespan: the pool lives exactly as long as the server
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -134,18 +146,20 @@ class DispatchApp:
                 return
 
     async def start(self) -> None:
-        """Create the shared upstream session (idempotent)."""
-        if self.session is None:
-            self.session = self._session_factory()
+        """Create the shared upstream pool (idempotent)."""
+        if self.pool is None:
+            self.pool = self._pool_factory()
 
     async def close(self) -> None:
-        """Close the shared upstream session."""
-        if self.session is not None:
-            session, self.session = self.session, None
-            await session.close()
+        """Close the shared upstream pool."""
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
 
     # --------------------------------------------------------------------------------------
-    # One request
+    # One request, in named steps: read the head, refuse what serve never forwards, route,
+    # take the body, forward, judge, answer. Each step either answers (and the request is
+    # done) or hands on what the next one needs.
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = _Exchange(scope, send, self.settings)
@@ -162,77 +176,107 @@ class DispatchApp:
                 await _abort(scope)
         finally:
             exchange.flush()
-            if self._access_log is not None:
-                self._access_log.record(
-                    method=scope["method"],
-                    path=target_path(scope),
-                    worker=exchange.worker,
-                    status=exchange.status,
-                    reason=exchange.reason,
-                    ms=exchange.elapsed_ms(),
-                    request_id=exchange.request_id,
-                )
+            if not scope.get(ANSWERED_SCOPE_KEY):  # else the protocol answered and counted it
+                self._record(exchange)
+
+    def _record(self, exchange: _Exchange) -> None:
+        elapsed_ms = exchange.elapsed_ms()
+        if self.metrics is not None:
+            self.metrics.record(
+                exchange.worker,
+                exchange.route_prefix,
+                exchange.status,
+                exchange.reason,
+                elapsed_ms / 1000,
+            )
+        if self._access_log is not None:
+            scope = exchange.scope
+            self._access_log.record(
+                method=scope["method"],
+                path=target_path(scope),
+                worker=exchange.worker,
+                status=exchange.status,
+                reason=exchange.reason,
+                ms=elapsed_ms,
+                request_id=exchange.request_id,
+            )
+
+    def protocol_refused(self, code: str, status: int) -> None:
+        """Count an answer serve's protocol gave by itself (a limit, invalid HTTP)."""
+        if self.metrics is not None:
+            self.metrics.record(None, None, status, code, 0.0)
 
     async def _dispatch(self, exchange: _Exchange, receive: Receive) -> None:
-        scope = exchange.scope
-        table = exchange.settings.table
-        raw_target = scope.get(TARGET_SCOPE_KEY)
-        if raw_target is None:  # another ASGI server: rebuild the target
-            raw_target = scope["raw_path"]
-            if scope.get("query_string"):
-                raw_target += b"?" + scope["query_string"]
-        target: str = raw_target.decode("latin-1")
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
-        client_id = content_length = None
-        chunked = False
-        for name, value in headers:  # uvicorn lowercases names
-            if name == "x-request-id":
-                client_id = value
-            elif name == "content-length":
-                content_length = value
-            elif name == "transfer-encoding":
-                chunked = True
-        exchange.request_id = choose_request_id(client_id)
-
-        # D2's path check first, then D1, then D2's body limit (docs/dispatch.md, "Order").
-        if is_bad_path(target):
-            await exchange.refuse("bad_path", None)
+        head = _read_head(exchange)
+        if await _refuse_unforwardable(exchange, head):
             return
-        path, query = split_target(target)
-        route = match_route(table.routes, path)
+        route = await _route(exchange, head)
         if route is None:
-            await exchange.refuse("route_not_found", None)
             return
         alias = exchange.worker = route.worker
-        if body_too_large(content_length, table.max_body_bytes):
+        table = exchange.settings.table
+        if body_too_large(head.content_length, table.max_body_bytes):
             await exchange.refuse("payload_too_large", alias)
             return
         exchange.policy = table.policy(alias)
         base = exchange.settings.upstreams.get(alias)
-        session = self.session
+        pool = self.pool
         if base is None:
             await exchange.fall_back("worker_not_found")
             return
-        if session is None:
-            raise RuntimeError("serve's upstream session is not started")
+        if pool is None:
+            raise RuntimeError("serve's upstream pool is not started")
 
-        forwarded = [
-            (name, value)
-            for name, value in forward_request_headers(headers, exchange.request_id)
-            if name not in _TRANSPORT_REQUEST_HEADERS and not (chunked and name == "content-length")
-        ]
         upload = _UploadState()
-        data = await _request_body(receive, content_length, chunked, table.max_body_bytes, upload)
+        data = await _request_body(
+            receive, head.content_length, head.chunked, table.max_body_bytes, upload
+        )
         if upload.too_large:
             await exchange.refuse("payload_too_large", alias)
             return
-        target = forwarded_target(route, path, query)
-        method = scope["method"]
+        if upload.client_gone or exchange.client_gone():
+            # Nothing is forwarded for a client that is gone (or whose body was refused).
+            exchange.status, exchange.reason = 499, "client_closed"
+            return
+        await self._forward(exchange, pool, base, route, head, data, upload)
+
+    async def _forward(
+        self,
+        exchange: _Exchange,
+        pool: UpstreamPool,
+        base: str,
+        route: Route,
+        head: _Head,
+        data: RequestBody,
+        upload: _UploadState,
+    ) -> None:
+        table = exchange.settings.table
+        alias = route.worker
+        forwarded = [
+            (name, value)
+            for name, value in forward_request_headers(head.headers, exchange.request_id)
+            if name not in _TRANSPORT_REQUEST_HEADERS
+            and not (head.chunked and name == "content-length")
+        ]
+        target = forwarded_target(route, head.path, head.query)
+        method = exchange.scope["method"]
         timeout_s = exchange.policy.timeout_ms / 1000
         response: UpstreamResponse | None = None
+        scope = exchange.scope
+        task = asyncio.current_task()
+        left: list[bool] = []
+
+        def client_left() -> None:
+            # The client went while the worker was answering: stop waiting, so a flood of
+            # clients that leave cannot hold the pool's connections for the worker timeout.
+            left.append(True)
+            if task is not None:
+                task.cancel()
+
+        scope[ON_GONE_SCOPE_KEY] = client_left
         try:
             try:
-                response = await session.request(
+                response = await pool.request(
                     base, method, target, forwarded, data, timeout_s=timeout_s
                 )
                 exchange.upstream_status = response.status
@@ -240,9 +284,19 @@ class DispatchApp:
                     response, method, table.max_json_check_bytes
                 )
                 response.set_timeout(None)  # from here on, the idle timeout per piece
+            except asyncio.CancelledError:
+                if not left or task is None:
+                    raise
+                task.uncancel()
+                exchange.status, exchange.reason = 499, "client_closed"
+                return
             except TimeoutError:
                 exchange.upstream_status = None  # it never finished answering
                 await exchange.fall_back("worker_timeout")
+                return
+            except UpstreamOverloaded:
+                # serve itself is out of sockets: not the worker's fault.
+                await exchange.refuse_own("over_capacity", alias)
                 return
             except UpstreamConnectError:
                 await exchange.fall_back("worker_not_found")
@@ -256,6 +310,11 @@ class DispatchApp:
                     exchange.upstream_status = None
                     await exchange.fall_back("worker_error")
                 return
+            finally:
+                scope.pop(ON_GONE_SCOPE_KEY, None)
+            if left:  # it left just as the answer came: there is nobody to answer
+                exchange.status, exchange.reason = 499, "client_closed"
+                return
             if judgement.reason is not None:
                 await exchange.fall_back(judgement.reason)
                 return
@@ -263,6 +322,70 @@ class DispatchApp:
         finally:
             if response is not None:
                 response.release()
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What the request's head says, read once."""
+
+    target: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    content_length: str | None
+    chunked: bool
+    hosts: int
+
+
+def _read_head(exchange: _Exchange) -> _Head:
+    scope = exchange.scope
+    raw_target = scope.get(TARGET_SCOPE_KEY)
+    if raw_target is None:  # another ASGI server: rebuild the target
+        raw_target = scope["raw_path"]
+        if scope.get("query_string"):
+            raw_target += b"?" + scope["query_string"]
+    target: str = raw_target.decode("latin-1")
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+    client_id = content_length = None
+    chunked = False
+    hosts = 0
+    for name, value in headers:  # uvicorn lowercases names
+        if name == "x-request-id":
+            client_id = value
+        elif name == "content-length":
+            content_length = value
+        elif name == "transfer-encoding":
+            chunked = True
+        elif name == "host":
+            hosts += 1
+    exchange.request_id = choose_request_id(client_id)
+    path, query = split_target(target)
+    return _Head(target, path, query, headers, content_length, chunked, hosts)
+
+
+async def _refuse_unforwardable(exchange: _Exchange, head: _Head) -> bool:
+    """Refuse what serve never forwards, whatever the route: CONNECT and TRACE, and an
+    HTTP/1.1 request without exactly one Host (RFC 9112 section 3.2). Whether it answered."""
+    if exchange.scope["method"] in _REFUSED_METHODS:
+        await exchange.refuse_own("method_not_allowed", None)
+        return True
+    if head.hosts != 1 and exchange.scope.get("http_version", "1.1") == "1.1":
+        await exchange.refuse_own("bad_host", None)
+        return True
+    return False
+
+
+async def _route(exchange: _Exchange, head: _Head) -> Route | None:
+    """D2's path check first, then D1 (the order of docs/dispatch.md); None when refused."""
+    if is_bad_path(head.target):
+        await exchange.refuse("bad_path", None)
+        return None
+    route = match_route(exchange.settings.table.index, head.path)
+    if route is None:
+        await exchange.refuse("route_not_found", None)
+        return None
+    exchange.route_prefix = route.prefix or "/"
+    return route
 
 
 class _Exchange:
@@ -273,6 +396,7 @@ class _Exchange:
         "reason",
         "request_id",
         "response_started",
+        "route_prefix",
         "scope",
         "send",
         "settings",
@@ -289,6 +413,7 @@ class _Exchange:
         self.settings = settings
         self.request_id = ""
         self.worker: str | None = None
+        self.route_prefix: str | None = None
         self.policy = _DEFAULT_POLICY
         self.upstream_status: int | None = None
         self.response_started = False
@@ -330,6 +455,21 @@ class _Exchange:
             status, refusal_headers(self.settings.environment, self.request_id), len(body)
         )
         await self.whole_body(body)
+
+    async def refuse_own(self, code: str, worker: str | None) -> None:
+        """One of serve's own refusals (code24ctl.serve.limits.SERVE_REFUSALS)."""
+        self.reason = code
+        self.request_id = self.request_id or new_request_id()
+        status, body = refusal_envelope(code, worker, self.request_id)
+        await self.start(
+            status, refusal_headers(self.settings.environment, self.request_id), len(body)
+        )
+        await self.whole_body(body)
+
+    def client_gone(self) -> bool:
+        """Whether the client's connection is closed or closing."""
+        gone = self.scope.get(GONE_SCOPE_KEY)
+        return bool(gone is not None and gone())
 
     def _meta(self, reason: Reason | None) -> list[tuple[str, str]]:
         assert self.worker is not None
@@ -402,10 +542,12 @@ async def _request_body(
     max_body_bytes: int,
     upload: _UploadState,
 ) -> bytes | AsyncIterator[bytes] | None:
-    """The request body to forward: None (none), bytes (it came in one piece) or a stream.
+    """The request body to forward: None (none), bytes (in hand whole) or a stream.
 
-    A body without a declared length is counted as it streams; going over the limit aborts
-    the upload and the caller answers 413.
+    A body without a declared length (chunked) is read whole, up to the limit, before anything
+    is forwarded, as the JS dispatcher does: so one over the limit, broken or abandoned never
+    reaches the worker, even one that would answer before reading it. A declared length was
+    checked against the limit already and streams through.
     """
     if not chunked and (content_length is None or content_length.strip() == "0"):
         return None
@@ -417,6 +559,21 @@ async def _request_body(
     if len(first) > max_body_bytes:
         upload.too_large = True
         return None
+    if chunked:
+        parts = [first]
+        size = len(first)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                upload.client_gone = True
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body_bytes:
+                upload.too_large = True
+                return None
+            parts.append(chunk)
+        return b"".join(parts)
     if not message.get("more_body", False):
         return first
 

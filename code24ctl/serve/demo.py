@@ -136,28 +136,35 @@ def _loopback_port(url: str | None) -> int:
 
 @contextlib.asynccontextmanager
 async def running_demo_workers(
-    aliases: Iterable[str], configured: Mapping[str, str] | None = None
+    aliases: Iterable[str],
+    configured: Mapping[str, str] | None = None,
+    *,
+    base_port: int | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     """Start one sample worker per alias on 127.0.0.1; yields alias -> URL.
 
-    Each takes the port of its configured upstream URL when that port is free, so the local
-    environment's URLs (and ``probe --env local --direct``) reach the demo workers; a busy
-    port falls back to any free one.
+    By default each takes the port of its configured upstream URL when that port is free, so
+    the local environment's URLs (and ``probe --env local --direct``) reach the demo workers;
+    a busy port falls back to any free one. ``base_port`` 0 means any free ports; N means
+    consecutive ports from N (a busy one is an error).
     """
     from aiohttp import web
 
     runners: list[web.ServerRunner] = []
     urls: dict[str, str] = {}
     try:
-        for alias in aliases:
+        for number, alias in enumerate(aliases):
             runner = web.ServerRunner(web.Server(_handler(alias)), access_log=None)
             await runner.setup()
             runners.append(runner)
-            wanted = _loopback_port((configured or {}).get(alias))
+            if base_port is None:
+                wanted = _loopback_port((configured or {}).get(alias))
+            else:
+                wanted = base_port + number if base_port else 0
             try:
                 await web.TCPSite(runner, "127.0.0.1", wanted).start()
             except OSError:
-                if not wanted:
+                if not wanted or base_port is not None:
                     raise
                 await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]

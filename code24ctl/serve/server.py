@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import signal
 import socket
 import threading
@@ -19,6 +20,8 @@ from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import UsageError
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.app import DispatchApp, ServeSettings
+from code24ctl.serve.limits import ClientLimits
+from code24ctl.serve.metrics import DROPPED_LOG_LINES_METRIC, DispatchMetrics, running_admin
 
 if TYPE_CHECKING:
     import uvicorn
@@ -40,6 +43,10 @@ class ServeInfo:
     upstreams: Mapping[str, str]
     routes: list[tuple[str, str]]
     demo_workers: Mapping[str, str] = field(default_factory=dict)
+    # Where /healthz (and /metrics) answer; None without an admin port.
+    admin_url: str | None = None
+    # Aliases whose upstream refused a connection at start-up (a warning, not a refusal).
+    unreachable: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +57,8 @@ class ServeInfo:
             "routes": [{"prefix": p or "/", "worker": w} for p, w in self.routes],
             "upstreams": dict(self.upstreams),
             "demo": bool(self.demo_workers),
+            "admin_url": self.admin_url,
+            "unreachable": list(self.unreachable),
         }
 
 
@@ -119,14 +128,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: DispatchApp) -> uvicorn.Config:
+def _uvicorn_config(app: DispatchApp, limits: ClientLimits) -> uvicorn.Config:
     import uvicorn
 
-    from code24ctl.serve.protocol import DispatchHttpProtocol
+    from code24ctl.serve.protocol import ProtocolPolicy, protocol_class
 
     return uvicorn.Config(
         app,
-        http=DispatchHttpProtocol,
+        http=protocol_class(ProtocolPolicy(limits, app.protocol_refused)),
+        timeout_keep_alive=limits.idle_timeout_s,  # type: ignore[arg-type]
         ws="none",  # an Upgrade request is forwarded like any other (minus hop-by-hop headers)
         lifespan="on",
         interface="asgi3",
@@ -139,11 +149,12 @@ def _uvicorn_config(app: DispatchApp) -> uvicorn.Config:
     )
 
 
-def _server_class() -> type[uvicorn.Server]:
+def _server_class(on_hangup: Callable[[], None] | None = None) -> type[uvicorn.Server]:
     import uvicorn
 
     class DispatchServer(uvicorn.Server):
-        """uvicorn's server, except a signal means "shut down and return" (exit 0).
+        """uvicorn's server, except a signal means "shut down and return" (exit 0), and
+        SIGHUP means ``on_hangup`` (reload the config) instead of death.
 
         uvicorn re-raises the signal after shutting down, which kills the process with it.
         """
@@ -157,11 +168,15 @@ def _server_class() -> type[uvicorn.Server]:
             handled = (signal.SIGINT, signal.SIGTERM)
             for sig in handled:
                 loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            if on_hangup is not None:
+                loop.add_signal_handler(signal.SIGHUP, on_hangup)
             try:
                 yield
             finally:
                 for sig in handled:
                     loop.remove_signal_handler(sig)
+                if on_hangup is not None:
+                    loop.remove_signal_handler(signal.SIGHUP)
 
     return DispatchServer
 
@@ -196,12 +211,15 @@ async def running_serve(
     sock: socket.socket,
     *,
     access_log: AccessLog | None = None,
+    metrics: DispatchMetrics | None = None,
+    limits: ClientLimits | None = None,
+    on_hangup: Callable[[], None] | None = None,
 ) -> AsyncIterator[RunningServe]:
     """Start serve on ``sock`` in the running loop; stop it (gracefully) on exit."""
-    from code24ctl.serve.upstream import make_session
+    from code24ctl.serve.upstream import new_pool
 
-    app = DispatchApp(settings, session_factory=make_session, access_log=access_log)
-    server = _server_class()(_uvicorn_config(app))
+    app = DispatchApp(settings, pool_factory=new_pool, access_log=access_log, metrics=metrics)
+    server = _server_class(on_hangup)(_uvicorn_config(app, limits or ClientLimits()))
     host, port = sock.getsockname()[:2]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -217,6 +235,31 @@ async def running_serve(
             await handle.stop()
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run serve beyond its settings (all optional)."""
+
+    demo: bool = False
+    # None: each sample worker takes its configured upstream port (any free one if busy);
+    # 0: any free ports; N: consecutive ports from N.
+    demo_ports: int | None = None
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    # The admin port (health, and metrics when ``metrics``); None: no admin port.
+    admin_port: int | None = None
+    metrics: bool = False
+    # Load the settings again (SIGHUP; and with ``watch``, when ``watch`` changes).
+    reload: Callable[[], ServeSettings] | None = None
+    watch: str | None = None
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a reload did: ``error`` is None when the new config serves."""
+
+    error: str | None
+    routes: int
+
+
 def run_serve(
     settings: ServeSettings,
     *,
@@ -225,42 +268,173 @@ def run_serve(
     demo: bool,
     access_log: AccessLog | None,
     on_ready: Callable[[ServeInfo], None],
+    options: ServeOptions | None = None,
+    on_reload: Callable[[ReloadOutcome], None] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    With ``demo``, built-in sample workers start first (ephemeral 127.0.0.1 ports) and every
-    alias's upstream points at them.
+    With ``demo``, built-in sample workers start first (127.0.0.1) and every alias's upstream
+    points at them. SIGHUP (and a change of ``options.watch``) reloads the settings: a config
+    that fails to load is reported through ``on_reload`` and the old one keeps serving.
     """
+    options = replace(options or ServeOptions(), demo=demo)
     sock = bind_socket(host, port)
     try:
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve_main(settings, sock, demo, access_log, on_ready))
+            runner.run(_serve_main(settings, sock, host, access_log, on_ready, options, on_reload))
     finally:
         sock.close()
+
+
+class _Reloader:
+    """Swaps the running app's settings for freshly loaded ones; keeps the old on failure."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        demo_urls: Mapping[str, str],
+        on_reload: Callable[[ReloadOutcome], None] | None,
+    ) -> None:
+        self.options = options
+        self.demo_urls = demo_urls
+        self.on_reload = on_reload
+        self.app: DispatchApp | None = None
+        self.reloads = 0
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self) -> None:
+        """Reload in the background: loading a big config must not stall requests."""
+        if self.options.reload is None or self.app is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> None:
+        """Load the settings again (in a thread) and swap them in, or report why not."""
+        load, app = self.options.reload, self.app
+        if load is None or app is None:
+            return
+        async with self._lock:  # one reload at a time, in the order they were asked for
+            try:
+                settings = await asyncio.to_thread(load)
+            except Exception as exc:  # any config problem: report it, keep serving the old one
+                self.last_error = str(exc) or type(exc).__name__
+                outcome = ReloadOutcome(self.last_error, len(app.settings.table.routes))
+            else:
+                if self.demo_urls:
+                    settings = replace(settings, upstreams=self.demo_urls)
+                # Requests in flight keep the settings they started with.
+                app.settings = settings
+                self.reloads += 1
+                self.last_error = None
+                outcome = ReloadOutcome(None, len(settings.table.routes))
+        if self.on_reload is not None:
+            self.on_reload(outcome)
+
+
+async def _watch(path: str, reload: Callable[[], None], interval_s: float = 1.0) -> None:
+    """Call ``reload`` whenever ``path``'s modification time or size changes."""
+
+    def stamp() -> tuple[float, int] | None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        return (status.st_mtime, status.st_size)
+
+    seen = stamp()
+    while True:
+        await asyncio.sleep(interval_s)
+        now = stamp()
+        if now != seen and now is not None:
+            seen = now
+            reload()
+
+
+async def unreachable_upstreams(upstreams: Mapping[str, str], timeout_s: float = 1.0) -> list[str]:
+    """The aliases whose upstream does not accept a TCP connection (sorted)."""
+
+    async def reachable(url: str) -> bool:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(parts.hostname, port)
+        except (OSError, TimeoutError, ValueError):
+            return False
+        writer.close()
+        return True
+
+    aliases = sorted(upstreams)
+    results = await asyncio.gather(*(reachable(upstreams[a]) for a in aliases))
+    return [alias for alias, ok in zip(aliases, results, strict=True) if not ok]
 
 
 async def _serve_main(
     settings: ServeSettings,
     sock: socket.socket,
-    demo: bool,
+    host: str,
     access_log: AccessLog | None,
     on_ready: Callable[[ServeInfo], None],
+    options: ServeOptions,
+    on_reload: Callable[[ReloadOutcome], None] | None,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
         demo_urls: dict[str, str] = {}
-        if demo:
+        if options.demo:
             from code24ctl.serve.demo import running_demo_workers
 
             aliases = sorted({route.worker for route in settings.table.routes})
             demo_urls = await stack.enter_async_context(
-                running_demo_workers(aliases, settings.upstreams)
+                running_demo_workers(aliases, settings.upstreams, base_port=options.demo_ports)
             )
             settings = replace(settings, upstreams=demo_urls)
+        reloader = _Reloader(options, demo_urls, on_reload)
+        metrics = DispatchMetrics() if options.metrics else None
+        if metrics is not None and access_log is not None:
+            metrics.add_counter_callback(
+                DROPPED_LOG_LINES_METRIC,
+                "Access log lines dropped because the log could not keep up.",
+                lambda: access_log.dropped,
+            )
         serve = await stack.enter_async_context(
-            running_serve(settings, sock, access_log=access_log)
+            running_serve(
+                settings,
+                sock,
+                access_log=access_log,
+                metrics=metrics,
+                limits=options.limits,
+                on_hangup=reloader if options.reload is not None else None,
+            )
         )
+        reloader.app = serve.app
+        admin_url = None
+        if options.admin_port is not None:
+
+            def health() -> dict[str, Any]:
+                current = serve.app.settings
+                return {
+                    "status": "ok",
+                    "environment": current.environment,
+                    "routes": len(current.table.routes),
+                    "reloads": reloader.reloads,
+                    "last_reload_error": reloader.last_error,
+                }
+
+            admin_port = await stack.enter_async_context(
+                running_admin(host, options.admin_port, metrics, health)
+            )
+            shown = f"[{host}]" if ":" in host else host
+            admin_url = f"http://{shown}:{admin_port}"
+        if options.watch is not None and options.reload is not None:
+            watcher = asyncio.create_task(_watch(options.watch, reloader))
+            stack.callback(watcher.cancel)
+        unreachable = [] if options.demo else await unreachable_upstreams(settings.upstreams)
         on_ready(
             ServeInfo(
                 url=serve.url,
@@ -270,6 +444,8 @@ async def _serve_main(
                 upstreams=settings.upstreams,
                 routes=[(r.prefix, r.worker) for r in sorted(settings.table.routes, key=_order)],
                 demo_workers=demo_urls,
+                admin_url=admin_url,
+                unreachable=unreachable,
             )
         )
         await serve.wait()

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import enum
+import errno
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,8 +42,19 @@ from code24ctl.dispatch.classify import NO_BODY_STATUSES
 # dropped here before the worker drops it under a request.
 KEEPALIVE_TIMEOUT_S = 4.0
 MAX_CONNECTIONS = 512
+# A connection opened ahead (UpstreamPool.prewarm) that takes longer than this is given up.
+SPARE_CONNECT_TIMEOUT_S = 5.0
 # Stop reading from a worker while this much of its answer waits for the client.
 READ_BUFFER_LIMIT = 256 * 1024
+
+# Linux only. Without it, a worker that writes its head and body in two sends (Python's
+# http.server, Werkzeug, Flask's dev server) waits ~40 ms per answer on a pooled connection:
+# Nagle holds its second write until the first is ACKed, and Linux delays that ACK on a
+# connection that looks interactive (benchmarks/README.md, "Upstreams that write twice").
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+# Errors that say this process ran out of something, not that the worker is missing.
+_LOCAL_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods that send "Content-Length: 0" without a body (as aiohttp and browsers do).
@@ -58,6 +73,10 @@ class UpstreamConnectError(UpstreamError):
 
 class UpstreamBroken(UpstreamError):
     """The connection broke (reset, closed, not HTTP) before or while the worker answered."""
+
+
+class UpstreamOverloaded(UpstreamError):
+    """serve itself could not open a connection (out of file descriptors or buffers)."""
 
 
 class _RetryOnFresh(UpstreamBroken):
@@ -190,22 +209,45 @@ class UpstreamResponse:
             waiter.set_result(None)
 
 
+class ConnState(enum.Enum):
+    """Where an upstream connection is in its life; one exchange at a time.
+
+    IDLE -> SENT (a request went out) -> HEAD (the answer's first bytes) -> BODY (the head is
+    handed to the caller) -> DONE (the answer ended) -> IDLE (released, back in the pool).
+    Any state -> CLOSED (closed, broken, timed out, or not reusable), for good.
+    """
+
+    IDLE = "idle"
+    SENT = "sent"
+    HEAD = "head"
+    BODY = "body"
+    DONE = "done"
+    CLOSED = "closed"
+
+
+# The states in which the worker owes an answer (bytes arriving are expected).
+_EXCHANGING = frozenset({ConnState.SENT, ConnState.HEAD, ConnState.BODY})
+
+
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection to one origin; one exchange at a time."""
+    """One keep-alive connection to one origin; one exchange at a time (see ConnState)."""
 
     def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
         self.pool = pool
         self.origin = origin
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
+        self.sock: Any = None  # for TCP_QUICKACK (None: not TCP, or not Linux)
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
         self.head_waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.state = ConnState.IDLE
+        # Of the exchange in progress: a HEAD request (its answer has no body), and whether
+        # the answer lets the connection serve another one (keep-alive, fully read).
         self.head_method = False
-        self.reused = False
-        self.got_bytes = False
         self.reusable = True
-        self.closed = False
+        # Of the connection: it served an exchange before (a close under it may be retried).
+        self.reused = False
         self.paused = False
         self.idle_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -213,27 +255,41 @@ class _Connection(asyncio.Protocol):
         self.write_ready: asyncio.Future[None] | None = None
         self.writing_paused = False
 
+    @property
+    def closed(self) -> bool:
+        return self.state is ConnState.CLOSED
+
     # asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        if _TCP_QUICKACK is not None and not self.origin.tls:
+            self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
-        if self.head_waiter is None:  # idle in the pool: nobody asked
+        state = self.state
+        if state not in _EXCHANGING:  # idle in the pool or done: nobody asked
             self.close()
             return
-        self.got_bytes = True
+        if state is ConnState.SENT:
+            self.state = ConnState.HEAD
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.fail(UpstreamBroken(f"the worker's answer is not valid HTTP: {exc}"))
             self.close()
+            return
+        if self.sock is not None and self.state in _EXCHANGING:
+            # More is coming: ACK what came at once (re-armed each time; the kernel drops
+            # back to delayed ACKs by itself), so a worker's Nagle never waits on us.
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        before, self.state = self.state, ConnState.CLOSED
         self.reusable = False
         self.disarm()
         self.pool._forget(self)
@@ -248,8 +304,7 @@ class _Connection(asyncio.Protocol):
             response._end()  # the body ran until the close
             self.disarm()
             return
-        waiter = self.head_waiter
-        if waiter is not None and not waiter.done() and not self.got_bytes and self.reused:
+        if before is ConnState.SENT and self.reused:
             self.fail(_RetryOnFresh("the pooled connection was closed"))
             return
         reason = f": {exc}" if exc else ""
@@ -300,15 +355,20 @@ class _Connection(asyncio.Protocol):
             response.content_length = None
             response.framed = False
             return
+        if not 100 <= status <= 599:
+            raise UpstreamBroken(f"the worker answered status {status}, outside 100-599")
         response.status = status
         if not self.parser.should_keep_alive() or status == 101:
             self.reusable = False
+            self.pool.prewarm(self.origin)
         if response.content_length is not None or status in NO_BODY_STATUSES or self.head_method:
             response.framed = True
+        self.state = ConnState.BODY
         if self.head_method:
             # The parser cannot know a HEAD answer has no body; the connection cannot be
             # trusted with the next answer, so it is not reused.
             self.reusable = False
+            self.state = ConnState.DONE
             response._end()
         waiter = self.head_waiter
         if waiter is not None and not waiter.done():
@@ -324,6 +384,8 @@ class _Connection(asyncio.Protocol):
         if response is None or not response.status:
             return  # the end of a 1xx
         if not response.complete:
+            if self.state is ConnState.BODY:
+                self.state = ConnState.DONE
             response._end()
         self.disarm()
 
@@ -332,7 +394,7 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: RequestBody, chunked: bool, method_is_head: bool) -> None:
         assert self.transport is not None
         self.head_method = method_is_head
-        self.got_bytes = False
+        self.state = ConnState.SENT
         self.response = None
         self.head_waiter = self.loop.create_future()
         if body is None:
@@ -415,13 +477,15 @@ class _Connection(asyncio.Protocol):
             return
         self.response = None
         self.head_waiter = None
+        self.state = ConnState.IDLE
         self.pool._idle(self)
 
     def close(self) -> None:
         self.reusable = False
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.abort()
+        if not self.closed:
+            self.state = ConnState.CLOSED
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class UpstreamPool:
@@ -445,6 +509,7 @@ class UpstreamPool:
         self._idle_conns: dict[Origin, list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._spares: dict[Origin, asyncio.Task[None]] = {}
         self.closed = False
 
     def origin(self, base: str) -> Origin:
@@ -527,6 +592,12 @@ class UpstreamPool:
     async def _connection(
         self, origin: Origin, deadline: float | None, *, fresh: bool = False
     ) -> _Connection:
+        spare = None if fresh else self._spares.get(origin)
+        if spare is not None and not self._idle_conns.get(origin):
+            # A connection is being opened ahead for this worker: it is at least as close to
+            # ready as a new one would be. It lands in the idle list.
+            with contextlib.suppress(Exception):
+                await _until(asyncio.shield(spare), deadline, self.loop)
         idle = None if fresh else self._idle_conns.get(origin)
         if idle:
             cutoff = time.monotonic() - self.keepalive_timeout_s
@@ -563,6 +634,8 @@ class UpstreamPool:
             )
         except (OSError, ssl.SSLError) as exc:
             self._forget(conn)
+            if isinstance(exc, OSError) and exc.errno in _LOCAL_EXHAUSTION:
+                raise UpstreamOverloaded(f"cannot open a connection: {exc}") from exc
             raise UpstreamConnectError(
                 f"cannot connect to {origin.host}:{origin.port}: {exc}"
             ) from exc
@@ -575,6 +648,47 @@ class UpstreamPool:
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
         return self._ssl
+
+    def prewarm(self, origin: Origin) -> None:
+        """Open a connection to ``origin`` ahead of the next request, if none is idle.
+
+        For a worker that closes its connection after each answer (HTTP/1.0, or
+        ``Connection: close``), so the next request does not wait for a connect: called as
+        soon as such an answer's head arrives.
+        """
+        if (
+            self.closed
+            or origin in self._spares
+            or self._idle_conns.get(origin)
+            or len(self._open) >= self.max_connections
+        ):
+            return
+        self._spares[origin] = self.loop.create_task(self._open_spare(origin))
+
+    async def _open_spare(self, origin: Origin) -> None:
+        conn = _Connection(self, origin)
+        self._open.add(conn)
+        try:
+            async with asyncio.timeout(SPARE_CONNECT_TIMEOUT_S):
+                await self.loop.create_connection(
+                    lambda: conn,
+                    origin.host,
+                    origin.port,
+                    ssl=self._tls_context() if origin.tls else None,
+                    server_hostname=origin.host if origin.tls else None,
+                )
+        except (OSError, ssl.SSLError, TimeoutError):
+            self._forget(conn)
+            return
+        except BaseException:
+            self._forget(conn)
+            raise
+        finally:
+            self._spares.pop(origin, None)
+        # Never used, but the worker may close it before it is: a close then is retried
+        # like one under a pooled connection.
+        conn.reused = True
+        self._idle(conn)
 
     def _idle(self, conn: _Connection) -> None:
         if self.closed:
@@ -607,6 +721,8 @@ class UpstreamPool:
     async def close(self) -> None:
         """Close every connection; the pool takes no more requests."""
         self.closed = True
+        for spare in list(self._spares.values()):
+            spare.cancel()
         for conn in list(self._open):
             conn.close()
         self._open.clear()
@@ -621,9 +737,9 @@ async def _until(awaitable: Any, deadline: float | None, loop: asyncio.AbstractE
         return await awaitable
 
 
-def make_session() -> UpstreamPool:
+def new_pool() -> UpstreamPool:
     """A new upstream pool; call inside the running event loop, close at shutdown."""
     return UpstreamPool()
 
 
-SessionFactory = Callable[[], UpstreamPool]
+PoolFactory = Callable[[], UpstreamPool]

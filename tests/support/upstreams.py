@@ -44,6 +44,8 @@ from code24ctl.dispatch.classify import NO_BODY_STATUSES
 from code24ctl.dispatch.routing import RouteTable
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.app import ServeSettings
+from code24ctl.serve.limits import ClientLimits
+from code24ctl.serve.metrics import DispatchMetrics
 from code24ctl.serve.server import RunningServe, bind_socket, running_serve
 
 T = TypeVar("T")
@@ -354,6 +356,8 @@ class ServeHarness:
         access_log: AccessLog | None = None,
         *,
         with_serve: bool = True,
+        limits: ClientLimits | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         import uvloop
 
@@ -367,15 +371,27 @@ class ServeHarness:
         self._serve: RunningServe | None = None
         if with_serve:
             empty = ServeSettings(RouteTable(routes=()), "test", {})
-            self._serve = self.run(self._start(empty, access_log))
+            self._serve = self.run(self._start(empty, access_log, limits, metrics))
 
     @property
     def serve(self) -> RunningServe:
         assert self._serve is not None, "this harness runs workers only"
         return self._serve
 
-    async def _start(self, settings: ServeSettings, access_log: AccessLog | None) -> RunningServe:
-        context = running_serve(settings, bind_socket("127.0.0.1", 0), access_log=access_log)
+    async def _start(
+        self,
+        settings: ServeSettings,
+        access_log: AccessLog | None,
+        limits: ClientLimits | None,
+        metrics: DispatchMetrics | None,
+    ) -> RunningServe:
+        context = running_serve(
+            settings,
+            bind_socket("127.0.0.1", 0),
+            access_log=access_log,
+            limits=limits,
+            metrics=metrics,
+        )
         serve = await context.__aenter__()
         self._stack_exit = context.__aexit__
         return serve
@@ -402,6 +418,12 @@ class ServeHarness:
         urls = {alias: self.workers.urls[alias] for alias in behaviours}
         urls.update(upstreams or {})
         self.serve.app.settings = ServeSettings(RouteTable.from_document(table), environment, urls)
+
+    def __enter__(self) -> ServeHarness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         async def shutdown() -> None:
