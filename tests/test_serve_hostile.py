@@ -338,7 +338,7 @@ def test_out_of_file_descriptors_is_503_not_worker_not_found(harness: ServeHarne
     async def close_idle() -> None:
         for conn in list(pool._open):
             conn.close()
-            pool._forget(conn)
+            pool.forget(conn)
 
     harness.run(close_idle())
     pool.loop = Exhausted()  # type: ignore[assignment]

@@ -127,9 +127,9 @@ def _sweep(loop: asyncio.AbstractEventLoop, state: Any, interval: float) -> None
     """Time out the connections of one server that waited too long for a head."""
     now = loop.time()
     for conn in list(state.connections):
-        since = getattr(conn, "_head_since", None)
+        since = getattr(conn, "head_since", None)
         if since is not None and now - since >= conn.policy.limits.header_timeout_s:
-            conn._head_timeout()
+            conn.head_timed_out()
     if state.connections:
         loop.call_later(interval, _sweep, loop, state, interval)
     else:
@@ -159,7 +159,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._replaying = False
         self._deferred_400 = False
         self._over_limit: str | None = None
-        self._head_since: float | None = None
+        self.head_since: float | None = None
         if len(self.connections) > self.policy.limits.max_connections:
             self._refuse("over_capacity")
             return
@@ -253,7 +253,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._began_here = True
         self._head_bytes = 0
-        if self._head_since is None:
+        if self.head_since is None:
             self._arm_head_timer()
         super().on_message_begin()
 
@@ -320,17 +320,17 @@ class DispatchHttpProtocol(HttpToolsProtocol):
     # Each connection notes when it started waiting for a head; one sweep per server checks.
 
     def _arm_head_timer(self) -> None:
-        self._head_since = self.loop.time()
+        self.head_since = self.loop.time()
         if self.server_state not in _SWEPT:
             _SWEPT.add(self.server_state)
             interval = min(1.0, self.policy.limits.header_timeout_s / 4)
             self.loop.call_later(interval, _sweep, self.loop, self.server_state, interval)
 
     def _disarm_head_timer(self) -> None:
-        self._head_since = None
+        self.head_since = None
 
-    def _head_timeout(self) -> None:
-        self._head_since = None
+    def head_timed_out(self) -> None:
+        self.head_since = None
         if self.transport.is_closing():
             return
         if self._in_head:

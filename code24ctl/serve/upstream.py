@@ -182,23 +182,28 @@ class UpstreamResponse:
         """From now, fail the exchange with TimeoutError unless it finishes in ``seconds``."""
         self._conn.arm(seconds)
 
+    @property
+    def has_unread(self) -> bool:
+        """Whether body bytes arrived that nobody read (the connection cannot be reused)."""
+        return bool(self._chunks)
+
     def release(self) -> None:
         """Done with the answer: the connection goes back to the pool if it can."""
         self._conn.release(self)
 
     # Called by the connection
-    def _feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > READ_BUFFER_LIMIT:
             self._conn.pause()
         self._wake()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         self.complete = True
         self._wake()
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
         if self._error is None and not self.complete:
             self._error = error
         self._wake()
@@ -292,7 +297,7 @@ class _Connection(asyncio.Protocol):
         before, self.state = self.state, ConnState.CLOSED
         self.reusable = False
         self.disarm()
-        self.pool._forget(self)
+        self.pool.forget(self)
         response = self.response
         if (
             response is not None
@@ -301,7 +306,7 @@ class _Connection(asyncio.Protocol):
             and not response.framed
             and exc is None
         ):
-            response._end()  # the body ran until the close
+            response.end()  # the body ran until the close
             self.disarm()
             return
         if before is ConnState.SENT and self.reused:
@@ -369,7 +374,7 @@ class _Connection(asyncio.Protocol):
             # trusted with the next answer, so it is not reused.
             self.reusable = False
             self.state = ConnState.DONE
-            response._end()
+            response.end()
         waiter = self.head_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
@@ -377,7 +382,7 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         response = self.response
         if response is not None and response.status and not response.complete:
-            response._feed(body)
+            response.feed(body)
 
     def on_message_complete(self) -> None:
         response = self.response
@@ -386,7 +391,7 @@ class _Connection(asyncio.Protocol):
         if not response.complete:
             if self.state is ConnState.BODY:
                 self.state = ConnState.DONE
-            response._end()
+            response.end()
         self.disarm()
 
     # The exchange ----------------------------------------------------------------------------
@@ -450,7 +455,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         elif self.response is not None:
-            self.response._fail(error)
+            self.response.fail(error)
 
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
@@ -471,14 +476,14 @@ class _Connection(asyncio.Protocol):
             upload.cancel()
             self.reusable = False
         self.upload = None
-        if not response.complete or not self.reusable or self.closed or response._chunks:
+        if not response.complete or not self.reusable or self.closed or response.has_unread:
             self.close()
-            self.pool._forget(self)
+            self.pool.forget(self)
             return
         self.response = None
         self.head_waiter = None
         self.state = ConnState.IDLE
-        self.pool._idle(self)
+        self.pool.give_back(self)
 
     def close(self) -> None:
         self.reusable = False
@@ -586,7 +591,7 @@ class UpstreamPool:
             except BaseException:
                 conn.disarm()
                 conn.close()
-                self._forget(conn)
+                self.forget(conn)
                 raise
 
     async def _connection(
@@ -605,7 +610,7 @@ class UpstreamPool:
                 conn = idle.pop()
                 if conn.closed or conn.idle_since < cutoff:
                     conn.close()
-                    self._forget(conn)
+                    self.forget(conn)
                     continue
                 conn.reused = True
                 return conn
@@ -633,14 +638,14 @@ class UpstreamPool:
                 self.loop,
             )
         except (OSError, ssl.SSLError) as exc:
-            self._forget(conn)
+            self.forget(conn)
             if isinstance(exc, OSError) and exc.errno in _LOCAL_EXHAUSTION:
                 raise UpstreamOverloaded(f"cannot open a connection: {exc}") from exc
             raise UpstreamConnectError(
                 f"cannot connect to {origin.host}:{origin.port}: {exc}"
             ) from exc
         except BaseException:
-            self._forget(conn)
+            self.forget(conn)
             raise
         return conn
 
@@ -678,28 +683,28 @@ class UpstreamPool:
                     server_hostname=origin.host if origin.tls else None,
                 )
         except (OSError, ssl.SSLError, TimeoutError):
-            self._forget(conn)
+            self.forget(conn)
             return
         except BaseException:
-            self._forget(conn)
+            self.forget(conn)
             raise
         finally:
             self._spares.pop(origin, None)
         # Never used, but the worker may close it before it is: a close then is retried
         # like one under a pooled connection.
         conn.reused = True
-        self._idle(conn)
+        self.give_back(conn)
 
-    def _idle(self, conn: _Connection) -> None:
+    def give_back(self, conn: _Connection) -> None:
         if self.closed:
             conn.close()
-            self._forget(conn)
+            self.forget(conn)
             return
         conn.idle_since = time.monotonic()
         self._idle_conns.setdefault(conn.origin, []).append(conn)
         self._wake_one()
 
-    def _forget(self, conn: _Connection) -> None:
+    def forget(self, conn: _Connection) -> None:
         if conn in self._open:
             self._open.discard(conn)
             idle = self._idle_conns.get(conn.origin)
