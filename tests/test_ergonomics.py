@@ -159,6 +159,14 @@ def test_help_shows_the_default_environment_and_its_source(run_cli: RunCli) -> N
     assert "[default: staging, from default_env in " in result.stdout
 
 
+def test_serve_help_shows_its_own_default_environment(run_cli: RunCli) -> None:
+    # serve runs `local` unless told otherwise, whatever the config's default_env says.
+    result = run_cli("serve", "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "[default: $CODE24_ENV, else local]" in result.stdout
+    assert "from default_env" not in result.stdout
+
+
 def test_config_show_env_shows_that_environment_only(run_cli: RunCli) -> None:
     result = run_cli("config", "show", "--env", "production", "--json")
     document = json.loads(result.stdout)
@@ -394,6 +402,12 @@ def test_bind_prints_a_line_per_worker_without_a_terminal(
     assert [line.split(" ", 4)[1:4] for line in progress] == [
         [str(n), "of", "5"] for n in range(1, 6)
     ]
+    # Up to date, a rerun counts every worker it passes over (never "1 of 0").
+    again = run_cli("bind", "--env", "staging", env=cf_env)
+    assert again.exit_code == 0, again.stderr
+    lines = [line for line in again.stderr.splitlines() if line.startswith("bind: ")]
+    assert [line.split(" ", 4)[1:4] for line in lines] == [[str(n), "of", "5"] for n in range(1, 6)]
+    assert all(line.endswith(": unchanged") for line in lines)
     # one summary line for the secrets, not one per secret
     assert [line for line in result.stderr.splitlines() if "secret" in line] == [
         "1 secret(s) still to set (values cannot be copied): "

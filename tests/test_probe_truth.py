@@ -54,6 +54,33 @@ def test_serve_over_dead_upstreams_fails_the_probe_naming_the_reason(
         assert row["fallback_reasons"] == {"worker_not_found": 1}
 
 
+def test_a_worker_over_its_limit_fails_the_probe(tmp_path: Path, run_cli: RunCli) -> None:
+    """Cloudflare's error 1102 (a worker over its CPU limit) is a worker that is not serving:
+    the fallback answered, but the probe fails the route, as for a missing worker."""
+    from tests.support.http_servers import Answer, LocalServer
+
+    over = Answer(503, b"error code: 1102", content_type="text/plain; charset=UTF-8")
+    ok = Answer(200, b'{"ok": true}', content_type="application/json")
+    with LocalServer({}, default=ok) as fine, LocalServer({}, default=over) as busy:
+        upstreams = {alias: fine.url for alias in ALIASES}
+        upstreams["brand-worker"] = busy.url
+        config = local_config(tmp_path, upstreams)
+        serve = ServeProcess(tmp_path, config=config)
+        try:
+            base = f"http://127.0.0.1:{serve.port}"
+            result = run_cli("probe", "--env", "local", "--base-url", base, config=config)
+        finally:
+            assert serve.stop() == 0
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "1 of 5 answered by fallback: worker_over_limit\nerror: 1 of 5 routes failed the probe\n"
+    )
+    assert (
+        "/elite/brand: answered by the dispatcher's fallback (worker_over_limit): "
+        "the worker brand-worker is not serving"
+    ) in result.stdout.splitlines()
+
+
 def test_one_html_worker_passes_with_a_visible_warning_unless_fail_on_fallback(
     tmp_path: Path, run_cli: RunCli
 ) -> None:

@@ -75,7 +75,7 @@ def bind(
         if dry_run:
             report = plan.report()
         else:
-            progress.start_writing(len(plan.changes()))
+            progress.start_writing(len(plan.rows))  # every row is reported, unchanged too
             report = execute_bind(client, session.account_id, plan, options=options)
     if json_output:
         _emit(report, resolved.env_name)
@@ -105,17 +105,16 @@ class _Progress:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self.writing = False
-        self.uploads = 0
         self.finished = 0
         self._lock = threading.Lock()  # rows arrive from bind's worker threads
 
-    def start_writing(self, uploads: int) -> None:
-        """Planning is over; from now on rows are uploads carried out."""
+    def start_writing(self, rows: int) -> None:
+        """Planning is over; from now on each row is one carried out (an upload, or an
+        unchanged worker passed over)."""
         self.writing = True
-        self.uploads = uploads
         self.finished = 0
         if self._lines is not None:
-            self._lines = output.StepLines("bind", uploads)
+            self._lines = output.StepLines("bind", rows)
         if self._bar is not None and self._task is not None:
             self._bar.reset(self._task, total=self.total)
 

@@ -18,6 +18,7 @@ import typer
 
 from code24ctl.cli import state
 from code24ctl.cli.state import GLOBAL
+from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import Code24Error
 from code24ctl.redact import RedactingFilter, scrub
 
@@ -26,6 +27,11 @@ VERBOSE_HELP = (
     "scrubbed) and timings"
 )
 NO_COLOR_HELP = "plain text output, no colours (NO_COLOR=1 does the same)"
+
+
+#: Commands with their own default environment (``load(..., default_env=...)``): after
+#: ``--env`` and ``CODE24_ENV``, before the config's ``default_env``.
+COMMAND_ENV_DEFAULTS = {"serve": "local"}
 
 
 def start(root: Any, argv: list[str]) -> None:
@@ -54,7 +60,9 @@ def _prepare(command: Any, env_default: str | None) -> None:
     for param in command.params:
         _plain_help(param)
         if env_default is not None and param.name == "env":
-            param.help = f"environment from the config [default: {env_default}]"
+            own = COMMAND_ENV_DEFAULTS.get(command.name)
+            shown = f"${ENVIRONMENT_ENV_VAR}, else {own}" if own else env_default
+            param.help = f"environment from the config [default: {shown}]"
     make_help_option = command.get_help_option
 
     def help_option(ctx: Any) -> Any:

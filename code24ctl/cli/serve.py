@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from code24ctl.cli.globals import COMMAND_ENV_DEFAULTS
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.output import note, stderr
 from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
@@ -186,7 +187,7 @@ def serve(
     if demo_ports is not None and not demo:
         raise UsageError("--demo-ports only applies with --demo")
     base_demo_port = _demo_ports(demo_ports)
-    resolved = load(config, env, default_env="local")
+    resolved = load(config, env, default_env=COMMAND_ENV_DEFAULTS["serve"])
     settings = settings_from_config(resolved)
     limited = sorted(alias for alias, policy in settings.table.workers.items() if policy.limits)
     if limited:

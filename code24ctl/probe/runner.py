@@ -68,7 +68,7 @@ USER_AGENT = f"code24ctl-probe/{__version__}"
 
 # Fallback reasons that mean the worker behind the route is not serving: failures by default.
 NOT_SERVING_REASONS = frozenset(
-    {"worker_not_found", "worker_error", "worker_timeout", "internal_error"}
+    {"worker_not_found", "worker_error", "worker_timeout", "worker_over_limit", "internal_error"}
 )
 # A fallback without a reason header is counted under this name.
 UNKNOWN_REASON = "unknown"
