@@ -23,6 +23,7 @@ from code24ctl.cli.state import GLOBAL
 from tests.emulator.seeds import MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
+from tests.support.clock import FakeClock
 from tests.support.staging import ALIASES, NAMESPACE, write_config, writes
 
 MODULE = {"worker.js": (b"export default {};\n", "application/javascript+module")}
@@ -402,16 +403,16 @@ def test_bind_prints_a_line_per_worker_without_a_terminal(
 
 
 def test_step_lines_are_throttled_by_an_injected_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [0.0]
+    clock = FakeClock(start=0.0)
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
-    lines = output.StepLines("probe", 4, min_interval_s=5.0, clock=lambda: now[0])
+    lines = output.StepLines("probe", 4, min_interval_s=5.0, clock=clock.monotonic)
     lines.step("a")  # the first is always shown
-    now[0] = 1.0
+    clock.sleep(1.0)
     lines.step("b")  # too soon
-    now[0] = 6.0
+    clock.sleep(5.0)
     lines.step("c")
-    now[0] = 6.5
+    clock.sleep(0.5)
     lines.step("d")  # the last is always shown
     assert stream.getvalue().splitlines() == [
         "probe: 1 of 4 a",
