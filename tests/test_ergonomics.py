@@ -564,3 +564,45 @@ def test_serve_names_where_a_cloudflare_environment_came_from(run_cli: RunCli) -
         "error: `serve` runs a local environment (one with 'upstreams'); "
         "'staging' (from CODE24_ENV) is a Cloudflare environment\n"
     )
+
+
+HEAVY_AT_HELP = (
+    "cloudflare",
+    "httpx",
+    "uvicorn",
+    "httptools",
+    "prometheus_client",
+    "websockets",
+    "aiohttp",
+    "code24ctl.config.models",
+    "code24ctl.cloudflare.scripts",
+    "code24ctl.ops",
+    "code24ctl.probe",
+    "code24ctl.serve",
+)
+
+
+def test_help_imports_no_heavy_module() -> None:
+    # `code24ctl --help` names the default environment (it reads the repo's namespaces.yaml),
+    # yet loads neither the SDK, the servers nor the config models: they load on first use.
+    script = (
+        "import contextlib, io, runpy, sys\n"
+        "sys.argv = ['code24ctl', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        runpy.run_module('code24ctl', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'default_env' in out.getvalue()\n"
+        f"print(' '.join(m for m in {HEAVY_AT_HELP!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE24_", "CLOUDFLARE_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == ""

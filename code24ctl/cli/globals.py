@@ -126,8 +126,8 @@ def _leaf_no_color(value: bool) -> None:
 
 
 def _env_default_text(words: list[str]) -> str | None:
-    from code24ctl.config import config_path_from
     from code24ctl.config.environments import describe_default
+    from code24ctl.config.paths import config_path_from
 
     config: str | None = None
     for index, word in enumerate(words):

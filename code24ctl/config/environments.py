@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from code24ctl.config.loader import load_config, resolve_config
-from code24ctl.config.models import Config, ResolvedConfig
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import UsageError
 from code24ctl.names import did_you_mean
+
+if TYPE_CHECKING:
+    from code24ctl.config.models import Config, ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ def resolve_environment(
     path: str, requested: str | None, *, command_default: str | None = None
 ) -> ResolvedConfig:
     """Read the config and resolve it for the chosen environment, remembering the origin."""
+    # Imported here: describe_default serves --help, which must not pay for the models.
+    from code24ctl.config.loader import load_config, resolve_config
+    from code24ctl.config.models import ResolvedConfig
+
     config = load_config(path)
     choice = choose_environment(path, config, requested, command_default=command_default)
     resolved = resolve_config(path, choice.name)
