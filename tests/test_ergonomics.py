@@ -541,12 +541,13 @@ def test_serve_without_a_config_suggests_demo(
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["bind"], ["namespace", "delete"], ["secret", "put"], ["probe"], ["unbind"]]
+    "command",
+    [[], ["bind"], ["namespace", "delete"], ["secret", "put"], ["probe"], ["unbind"], ["rollback"]],
 )
 def test_help_shows_no_type_names(run_cli: RunCli, command: list[str]) -> None:
     result = run_cli(*command, "--help", env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for type_name in ("<bool>", "<list[str]>", "<str>", "<int>", "{NAME}", "{ALIAS}"):
+    for type_name in ("<bool>", "<list[str]>", "<str>", "<int>", "{NAME}", "{ALIAS}", "[["):
         assert type_name not in result.stdout, type_name
 
 
