@@ -68,12 +68,17 @@ def default_environment(path: str, config: Config) -> EnvironmentChoice:
 def describe_default(path: str) -> str | None:
     """``staging, from default_env in namespaces.yaml`` for help text; None if it cannot be
     told. Reads the YAML only (no validation): help must stay quick and render even with a
-    broken or missing config."""
+    broken or missing config; the loader's bounds still apply (size and nesting: a hostile
+    file must not stall ``--help`` either)."""
     import yaml
 
+    from code24ctl.config.bounds import check_nesting, read_bounded
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        text = read_bounded(path).decode("utf-8")
+        check_nesting(text)
+        # Bounded above, so libyaml's fast loader is safe here (aliases stay shared objects).
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         environments = data["environments"]
         names = [str(name) for name in environments]
         remote = [str(n) for n, e in environments.items() if not (e or {}).get("upstreams")]
