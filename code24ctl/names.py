@@ -15,5 +15,9 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for a near miss, else an empty string (append to a message)."""
-    match = closest(name, candidates)
+    return suggestion(closest(name, candidates))
+
+
+def suggestion(match: str | None) -> str:
+    """``"; did you mean 'x'?"`` for a near miss already found, else an empty string."""
     return f"; did you mean {match!r}?" if match is not None else ""

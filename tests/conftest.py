@@ -18,13 +18,6 @@ pytest_plugins = ["tests.emulator.fixtures"]
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in AMBIENT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    # Each test gets the real API budget to itself: the process-wide pacer (used by clients
-    # built outside a CLI session, which makes its own) would otherwise carry every earlier
-    # test's requests and make a late test wait out a budget it never used.
-    from code24ctl.cloudflare import pacing
-
-    fresh = pacing.Pacer()
-    monkeypatch.setattr(pacing, "default_pacer", lambda: fresh)
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +33,10 @@ def api_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 @pytest.fixture(autouse=True)
 def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    # In-process CLI runs share the process-wide pacer; a real process runs one command. Without
-    # this, the whole suite spends one 1,200-per-5-minutes budget and late tests wait it out.
-    from code24ctl.cloudflare import pacing
-
-    monkeypatch.setattr(pacing, "_default", None)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     # Each CLI run is its own process in real use, with the whole API budget; in one test
-    # process the shared pacer would otherwise carry every earlier test's requests.
+    # process the process-wide pacer (used by clients built outside a CLI session, which makes
+    # its own) would otherwise carry every earlier test's requests, and a late test would wait
+    # out a 1,200-per-5-minutes budget it never used. default_pacer() builds a fresh one.
     from code24ctl.cloudflare import pacing
 
     monkeypatch.setattr(pacing, "_default", None)

@@ -352,3 +352,12 @@ def test_outbound_params_come_from_a_fixed_set_and_limits_reach_the_table(
     assert "limits" not in table["workers"]["market-research"]
     # The local environment has no outbound Worker: no parameters in its table.
     assert "outbound_params" not in compile_route_table(resolved.config, "local")
+
+
+def test_every_name_the_config_package_exports_loads() -> None:
+    # code24ctl.config loads its names on first use (so --help skips the models): each must
+    # be found where the package says it lives.
+    import code24ctl.config
+
+    for name in code24ctl.config.__all__:
+        assert getattr(code24ctl.config, name) is not None, name

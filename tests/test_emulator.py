@@ -44,8 +44,9 @@ from tests.emulator.seeds import (
     ZONE_NAME,
 )
 from tests.support.clock import FakeClock
+from tests.support.staging import DISPATCHER, NAMESPACE
 
-NS = "code24-workers-staging"
+NS = NAMESPACE
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -328,7 +329,7 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
     dispatcher_metadata: Any = {"main_module": "index.js", "bindings": [dispatcher_binding]}
     with pytest.raises(BadRequestError) as missing_ns:
         scripts.update(
-            "code24-dispatcher-staging",
+            DISPATCHER,
             account_id=ACCOUNT_ID,
             metadata=dispatcher_metadata,
             files=js,
@@ -355,16 +356,16 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
     # Once the namespace exists the dispatcher uploads, binding and all.
     cf_state.add_namespace(ACCOUNT_ID, NS)
     uploaded = scripts.update(
-        "code24-dispatcher-staging",
+        DISPATCHER,
         account_id=ACCOUNT_ID,
         metadata=dispatcher_metadata,
         files=js,
     )
-    assert uploaded.id == "code24-dispatcher-staging"
-    stored = cf_state.account_script(ACCOUNT_ID, "code24-dispatcher-staging")
+    assert uploaded.id == DISPATCHER
+    stored = cf_state.account_script(ACCOUNT_ID, DISPATCHER)
     assert stored is not None and stored.binding("DISPATCHER") == dispatcher_binding
     assert sorted(s.id or "" for s in scripts.list(account_id=ACCOUNT_ID)) == sorted(
-        [*CODE24_SCRIPTS, "code24-dispatcher-staging"]
+        [*CODE24_SCRIPTS, DISPATCHER]
     )
 
 

@@ -23,6 +23,7 @@ from code24ctl.cli.state import GLOBAL
 from tests.emulator.seeds import MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
+from tests.support.clock import FakeClock
 from tests.support.staging import ALIASES, NAMESPACE, write_config, writes
 
 MODULE = {"worker.js": (b"export default {};\n", "application/javascript+module")}
@@ -416,16 +417,16 @@ def test_bind_prints_a_line_per_worker_without_a_terminal(
 
 
 def test_step_lines_are_throttled_by_an_injected_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [0.0]
+    clock = FakeClock(start=0.0)
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
-    lines = output.StepLines("probe", 4, min_interval_s=5.0, clock=lambda: now[0])
+    lines = output.StepLines("probe", 4, min_interval_s=5.0, clock=clock.monotonic)
     lines.step("a")  # the first is always shown
-    now[0] = 1.0
+    clock.sleep(1.0)
     lines.step("b")  # too soon
-    now[0] = 6.0
+    clock.sleep(5.0)
     lines.step("c")
-    now[0] = 6.5
+    clock.sleep(0.5)
     lines.step("d")  # the last is always shown
     assert stream.getvalue().splitlines() == [
         "probe: 1 of 4 a",
@@ -554,12 +555,13 @@ def test_serve_without_a_config_suggests_demo(
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["bind"], ["namespace", "delete"], ["secret", "put"], ["probe"], ["unbind"]]
+    "command",
+    [[], ["bind"], ["namespace", "delete"], ["secret", "put"], ["probe"], ["unbind"], ["rollback"]],
 )
 def test_help_shows_no_type_names(run_cli: RunCli, command: list[str]) -> None:
     result = run_cli(*command, "--help", env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for type_name in ("<bool>", "<list[str]>", "<str>", "<int>", "{NAME}", "{ALIAS}"):
+    for type_name in ("<bool>", "<list[str]>", "<str>", "<int>", "{NAME}", "{ALIAS}", "[["):
         assert type_name not in result.stdout, type_name
 
 
@@ -577,3 +579,46 @@ def test_serve_names_where_a_cloudflare_environment_came_from(run_cli: RunCli) -
         "error: `serve` runs a local environment (one with 'upstreams'); "
         "'staging' (from CODE24_ENV) is a Cloudflare environment\n"
     )
+
+
+HEAVY_AT_HELP = (
+    "cloudflare",
+    "httpx",
+    "uvicorn",
+    "httptools",
+    "prometheus_client",
+    "websockets",
+    "aiohttp",
+    "code24ctl.config.models",
+    "code24ctl.cloudflare",
+    "code24ctl.dispatch",
+    "code24ctl.ops",
+    "code24ctl.probe",
+    "code24ctl.serve",
+)
+
+
+def test_help_imports_no_heavy_module() -> None:
+    # `code24ctl --help` names the default environment (it reads the repo's namespaces.yaml),
+    # yet loads neither the SDK, the servers nor the config models: they load on first use.
+    script = (
+        "import contextlib, io, runpy, sys\n"
+        "sys.argv = ['code24ctl', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        runpy.run_module('code24ctl', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'default_env' in out.getvalue()\n"
+        f"print(' '.join(m for m in {HEAVY_AT_HELP!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE24_", "CLOUDFLARE_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == ""

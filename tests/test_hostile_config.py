@@ -291,3 +291,18 @@ def test_scrubbing_is_the_last_line_of_defence_on_every_output_path(
     assert captured.out.endswith("table cell ***\n")
     assert captured.err == "note ***\n"
     assert written.read_text() == 'TOKEN = "***"\n'
+
+
+def test_help_names_no_default_environment_from_a_file_past_the_bounds(tmp_path: Path) -> None:
+    # --help reads the config only to name the default environment; it keeps the loader's
+    # bounds (PyYAML's pure-Python scanner is quadratic in a run of "[").
+    from code24ctl.config.environments import describe_default
+
+    valid = "environments:\n  staging: {}\n"
+    assert describe_default(str(_write(tmp_path, valid))) == (
+        f"staging, the only non-local environment in {tmp_path / 'namespaces.yaml'}"
+    )
+    deep = valid + "x: " + "[" * 40 + "]" * 40 + "\n"
+    assert describe_default(str(_write(tmp_path, deep))) is None
+    padded = valid + "#" * MAX_CONFIG_BYTES + "\n"
+    assert describe_default(str(_write(tmp_path, padded))) is None

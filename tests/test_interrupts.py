@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
 
 import code24ctl.ops.bind as bind_module
 from tests.emulator.state import EmulatorState
-from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
+from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.staging import NAMESPACE, writes
+from tests.support.terminal import run_on_terminal
 
 
 def test_ctrl_c_mid_bind_says_how_far_it_got(
@@ -80,43 +77,11 @@ def _interrupt_at_prompt(
     args: list[str], env: dict[str, str], answer: bytes | None = None
 ) -> tuple[int, str]:
     """Run the CLI on a pseudo-terminal; at the ``[y/N]`` prompt answer, or press Ctrl-C."""
-    leader, follower = pty.openpty()
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("CODE24_", "CLOUDFLARE_"))},
-        **env,
-        "CODE24_CONFIG": str(REPO_CONFIG),
-        "TERM": "xterm",
-        "COLUMNS": "200",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "code24ctl", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=environment,
-        cwd=REPO_ROOT,
-    )
-    os.close(follower)
-    seen = b""
-    asked = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if not asked and b"[y/N]" in seen:
-                asked = True
-                if answer is None:
-                    process.send_signal(signal.SIGINT)
-                else:
-                    os.write(leader, answer)
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    return process.wait(10), seen.decode("utf-8", errors="replace")
+
+    def respond(process: subprocess.Popen[bytes], terminal: int) -> None:
+        if answer is None:
+            process.send_signal(signal.SIGINT)
+        else:
+            os.write(terminal, answer)
+
+    return run_on_terminal(args, REPO_CONFIG, env=env, stdin_on_terminal=True, on_prompt=respond)

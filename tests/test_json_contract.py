@@ -20,7 +20,7 @@ from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, CliResult, RunCli
 from tests.support.http_servers import Answer, LocalServer
-from tests.support.staging import NAMESPACE
+from tests.support.staging import NAMESPACE, write_config
 
 
 def _leaf_commands() -> set[str]:
@@ -137,3 +137,43 @@ def test_every_command_json_failure_is_one_error_document(
     assert error["exit_status"] == result.exit_code
     assert error["code"] in ERROR_CODES
     assert error["message"] and error["message"] in result.stderr
+
+
+# serve's metrics after one JSON request (the names and labels of `serve --metrics-port`).
+_LABELS = 'worker="brand-worker",route="/elite/brand"'
+ONE_REQUEST_METRICS = f"""\
+# TYPE code24_dispatch_requests_total counter
+code24_dispatch_requests_total{{{_LABELS},status="200",fallback_reason=""}} 1.0
+# TYPE code24_dispatch_duration_seconds histogram
+code24_dispatch_duration_seconds_bucket{{{_LABELS},le="0.01"}} 1.0
+code24_dispatch_duration_seconds_bucket{{{_LABELS},le="+Inf"}} 1.0
+code24_dispatch_duration_seconds_count{{{_LABELS}}} 1.0
+code24_dispatch_duration_seconds_sum{{{_LABELS}}} 0.004
+""".encode()
+
+
+def test_release_plan_and_stats_json_validate_on_success(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    json_site: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = json_site  # rollback probes afterwards
+        data["environments"]["local"]["metrics_url"] = metrics_url
+
+    metrics_text = Answer(200, ONE_REQUEST_METRICS, "text/plain; version=0.0.4; charset=utf-8")
+    with LocalServer({"/metrics": metrics_text}) as metrics:
+        metrics_url = metrics.url + "/metrics"
+        config = write_config(tmp_path, change)
+
+        def cli(*args: str, **kwargs: Any) -> CliResult:
+            return run_cli(*args, "--json", env=cf_env, config=config, **kwargs)
+
+        cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+        _check_success(cli("plan"), "plan")
+        _check_success(cli("deploy"), "deploy")
+        assert cli("deploy", "--gradual", "10").exit_code == 0
+        _check_success(cli("versions"), "versions")
+        _check_success(cli("promote"), "promote")
+        _check_success(cli("rollback", "--yes"), "rollback")
+        # One request is too few for the kpi targets (exit 1); the document still validates.
+        _check_success(cli("stats", "--env", "local"), "stats", (0, 1))

@@ -8,13 +8,7 @@ rows, the human table and the JUnit file.
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +22,9 @@ from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
 from code24ctl.probe.runner import excerpt, forwarded_path
 from tests.support import staging
-from tests.support.cli import REPO_ROOT, RunCli
+from tests.support.cli import RunCli
 from tests.support.http_servers import Answer, Cycle, LocalServer, Reset, refused_port
+from tests.support.terminal import run_on_terminal
 
 WIDE = {"COLUMNS": "200"}
 FALLBACK_BODY = b'{"status": "degraded", "message": "Brand creation is temporarily unavailable"}'
@@ -715,52 +710,16 @@ def test_config_problems_exit_2(tmp_path: Path, run_cli: RunCli) -> None:
 # Progress: on a terminal only, never with --json
 
 
-def _run_on_terminal(args: list[str], config: Path, columns: int = 200) -> tuple[int, str]:
-    """Run the CLI with stdout and stderr on a pseudo-terminal; return status and all output."""
-    leader, follower = pty.openpty()
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("CODE24_", "CLOUDFLARE_"))},
-        "CODE24_CONFIG": str(config),
-        "TERM": "xterm",
-        "COLUMNS": str(columns),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "code24ctl", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-        env=environment,
-        cwd=REPO_ROOT,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    return process.wait(10), b"".join(chunks).decode("utf-8", errors="replace")
-
-
 def test_progress_on_a_terminal_and_never_with_json(tmp_path: Path) -> None:
     with LocalServer({}, default=Answer(200, b"{}", delay_s=0.3)) as server:
         routes = [
             {"prefix": f"/r{i}", "worker": "w", "probe": {"path": f"/r{i}/x"}} for i in range(8)
         ]
         config = write_config(tmp_path / "c.yaml", server.url, routes)
-        status, seen = _run_on_terminal(
+        status, seen = run_on_terminal(
             ["probe", "--env", "test", "--concurrency", "4", "--max-latency-ms", "5000"], config
         )
-        json_status, json_seen = _run_on_terminal(
+        json_status, json_seen = run_on_terminal(
             ["probe", "--env", "test", "--concurrency", "4", "--max-latency-ms", "5000", "--json"],
             config,
         )
@@ -775,7 +734,7 @@ def test_progress_on_a_terminal_and_never_with_json(tmp_path: Path) -> None:
 def test_an_80_column_terminal_gets_a_table_it_can_read(kinds_config: Path) -> None:
     routes = ["/k/json", "/k/fallback"]
     args = ["probe", "--env", "test", *[a for r in routes for a in ("--route", r)]]
-    status, seen = _run_on_terminal(args, kinds_config, columns=80)
+    status, seen = run_on_terminal(args, kinds_config, columns=80)
     assert status == 0, seen
     plain = re.sub(r"\x1b\[[0-9;]*m", "", seen).replace("\r", "")
     lines = [line.rstrip() for line in plain.splitlines()]

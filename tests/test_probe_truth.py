@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from tests.support.cli import RunCli
 from tests.support.http_servers import refused_port
-from tests.support.serve_process import ServeProcess, local_config, repo_config
-from tests.support.staging import ALIASES
+from tests.support.serve_process import ServeProcess, local_config
+from tests.support.staging import ALIASES, write_config
 
 
 def test_serve_over_dead_upstreams_fails_the_probe_naming_the_reason(
@@ -110,16 +109,17 @@ def test_a_sample_the_deployed_route_table_does_not_know_fails(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
     serve = ServeProcess(tmp_path, "--demo")
-    data = repo_config()
-    data["routes"].append(
-        {
-            "prefix": "/api/new",
-            "worker": "market-research",
-            "probe": {"method": "GET", "path": "/api/new/ping"},
-        }
-    )
-    probed = tmp_path / "probed.yaml"
-    probed.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    def add_route(data: dict[str, Any]) -> None:
+        data["routes"].append(
+            {
+                "prefix": "/api/new",
+                "worker": "market-research",
+                "probe": {"method": "GET", "path": "/api/new/ping"},
+            }
+        )
+
+    probed = write_config(tmp_path, add_route, name="probed.yaml")
     try:
         base = f"http://127.0.0.1:{serve.port}"
         result = run_cli(

@@ -76,7 +76,10 @@ def plan(
     if out is not None:
         _save(out, made)
     if json_output:
-        output.emit_json(made.document)
+        document = made.document
+        output.emit_document(
+            document, environment=document.environment, namespace=document.namespace
+        )
     else:
         _show_plan(made, to_stdout=True)
     refused = refusal(made, applying=False)
@@ -231,7 +234,7 @@ class _Reading:
 def _save(path: Path, made: ApplyPlan) -> None:
     text = json.dumps(made.document.model_dump(mode="json"), indent=2) + "\n"
     try:
-        path.write_text(text, encoding="utf-8")
+        output.write_file(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
     output.note(f"saved the plan to {path}")

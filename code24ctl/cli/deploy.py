@@ -16,7 +16,6 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
-from code24ctl.cli.session import cloudflare_session
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -85,6 +84,7 @@ def deploy(
     --gradual and --canary release a new version beside the current one instead (the
     "Releasing the dispatcher" section of the README); routes are not touched then.
     """
+    from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.deploy import execute_deploy, plan_deploy, preview
     from code24ctl.ops.wrangler_toml import WranglerExport
 

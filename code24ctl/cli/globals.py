@@ -8,7 +8,6 @@ well as before; ``-c``, ``-e`` and ``--json`` are declared by the commands that 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from code24ctl.cli import state
+from code24ctl.cli import output, state
 from code24ctl.cli.state import GLOBAL
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import Code24Error
@@ -135,8 +134,8 @@ def _leaf_no_color(value: bool) -> None:
 
 
 def _env_default_text(words: list[str]) -> str | None:
-    from code24ctl.config import config_path_from
     from code24ctl.config.environments import describe_default
+    from code24ctl.config.paths import config_path_from
 
     config: str | None = None
     for index, word in enumerate(words):
@@ -224,10 +223,7 @@ def emit_error(
         exit_status=exit_status,
         api_code=api_code,
     )
-    document = ErrorDocument(error=body).model_dump(mode="json", exclude_none=False)
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    sys.stdout.flush()
-    GLOBAL.emitted = True
+    output.emit_json(ErrorDocument(error=body))
 
 
 def main_with_json_errors(run: Callable[[], Any]) -> Any:

@@ -111,6 +111,25 @@ def emit_json(
     indent: int | None = 2,
 ) -> None:
     """Print one JSON document on stdout (``indent=None``: on one line, for line readers)."""
+    _write_json(document, indent=indent)
+    GLOBAL.emitted = True
+
+
+def emit_json_line(document: BaseModel | dict[str, Any]) -> None:
+    """Print one item of a stream (``tail --format json``) as one compact JSON line.
+
+    Masked like every document, but not the command's one document: an error after it still
+    gets its own error document.
+    """
+    _write_json(document, indent=None, separators=(",", ":"))
+
+
+def _write_json(
+    document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any],
+    *,
+    indent: int | None,
+    separators: tuple[str, str] | None = None,
+) -> None:
     # Duck-typed on model_dump so that importing this module does not import pydantic.
     if hasattr(document, "model_dump"):
         payload: Any = document.model_dump(mode="json", by_alias=True)
@@ -121,9 +140,9 @@ def emit_json(
         ]
     else:
         payload = document
-    sys.stdout.write(scrub(json.dumps(payload, indent=indent, sort_keys=False)) + "\n")
+    text = json.dumps(payload, indent=indent, separators=separators, sort_keys=False)
+    sys.stdout.write(scrub(text) + "\n")
     sys.stdout.flush()
-    GLOBAL.emitted = True
 
 
 def note(message: str) -> None:

@@ -36,7 +36,7 @@ def rollback(
     version_id: Annotated[
         str | None,
         typer.Argument(
-            metavar="[VERSION_ID]",
+            metavar="VERSION_ID",
             help="the version to return to [default: the last one that served 100%]",
             show_default=False,
         ),

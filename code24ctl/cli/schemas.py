@@ -17,7 +17,7 @@ from code24ctl.cli.documents import Document, ErrorDocument
 from code24ctl.cloudflare.namespaces import NamespaceInfo
 from code24ctl.ops.apply import ApplyResult, PlanDocument
 from code24ctl.ops.bind import ApiUsage, BindRow, UnbindRow, WorkerStatusRow
-from code24ctl.ops.deploy import DeployResult
+from code24ctl.ops.deploy import DeployReport
 from code24ctl.ops.doctor import Check
 from code24ctl.ops.release import ReleaseReport, VersionsReport
 from code24ctl.ops.stats import StatsReport
@@ -94,7 +94,7 @@ class SecretsDocument(Document):
     summary: Summary
 
 
-class DeployDocument(Document, DeployResult):
+class DeployDocument(Document, DeployReport):
     """``deploy``: what was uploaded and which routes changed."""
 
     environment: str

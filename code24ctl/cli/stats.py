@@ -12,7 +12,7 @@ from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.analytics import GroupBy
-    from code24ctl.ops.stats import Check, StatsReport
+    from code24ctl.ops.stats import KpiCheck, StatsReport
 
 _LABELS = {
     "json_share": "JSON share",
@@ -155,11 +155,11 @@ def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
-def _target(check: Check) -> str:
+def _target(check: KpiCheck) -> str:
     if check.name == "p95_dispatch_ms":
         return f"{check.comparison} {check.target:g} ms"
     return f"{check.comparison} {check.target * 100:g}%"
 
 
-def _result(check: Check) -> str:
+def _result(check: KpiCheck) -> str:
     return {True: "ok", False: "FAIL", None: "-"}[check.ok]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,8 +81,7 @@ def tail(
 
 
 def _print_json(event: TailEvent) -> None:
-    sys.stdout.write(json.dumps(event.model_dump(mode="json"), separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    output.emit_json_line(event)
 
 
 def _print_pretty(event: TailEvent) -> None:
@@ -104,5 +102,7 @@ def _print_pretty(event: TailEvent) -> None:
     lines = ["  ".join(columns)]
     lines += [f"    ({entry.level}) {entry.message}" for entry in event.logs]
     lines += [f"    exception {e.name}: {e.message}" for e in event.exceptions]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    # Log lines are the Workers' own text: masked like every other line on stdout.
+    stream = output.Scrubbed(sys.stdout)
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()

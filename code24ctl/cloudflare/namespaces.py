@@ -16,6 +16,7 @@ from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_fo
 from code24ctl.cloudflare.listing import page_read
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
+from code24ctl.names import suggestion
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -96,8 +97,8 @@ def require_namespace(
         near = nearest_namespace(client, account_id, name)
         if near is not None:
             raise CloudflareAPIError(
-                f"dispatch namespace {name} does not exist on this account{why}; "
-                f"did you mean {near!r}? (Cloudflare API error {NAMESPACE_NOT_FOUND})",
+                f"dispatch namespace {name} does not exist on this account{why}"
+                f"{suggestion(near)} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
                 code=NAMESPACE_NOT_FOUND,
                 hint="`code24ctl namespace list` shows the namespaces this account has",
             )
@@ -113,7 +114,7 @@ def nearest_namespace(client: Cloudflare, account_id: str, name: str) -> str | N
         names = [ns.name for ns in list_namespaces(client, account_id)]
     except CloudflareAPIError:
         return None  # the suggestion is a courtesy; the missing namespace is the error
-    return closest(name, [n for n in names if n != name])
+    return closest(name, names)
 
 
 def list_namespaces(client: Cloudflare, account_id: str) -> list[NamespaceInfo]:
@@ -161,10 +162,9 @@ def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> Name
     except CloudflareAPIError as exc:
         if exc.code == NAMESPACE_NOT_FOUND:
             near = nearest_namespace(client, account_id, name)
-            guess = f"; did you mean {near!r}?" if near else ""
             raise CloudflareAPIError(
                 f"dispatch namespace {name} does not exist on this account: nothing to delete"
-                f"{guess} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
+                f"{suggestion(near)} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
                 code=exc.code,
                 status=exc.status,
                 names_code=True,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from code24ctl.config.loader import load_config, resolve_config
-from code24ctl.config.models import Config, ResolvedConfig
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import UsageError
 from code24ctl.names import did_you_mean
+
+if TYPE_CHECKING:
+    from code24ctl.config.models import Config, ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,17 @@ def default_environment(path: str, config: Config) -> EnvironmentChoice:
 def describe_default(path: str) -> str | None:
     """``staging, from default_env in namespaces.yaml`` for help text; None if it cannot be
     told. Reads the YAML only (no validation): help must stay quick and render even with a
-    broken or missing config."""
+    broken or missing config; the loader's bounds still apply (size and nesting: a hostile
+    file must not stall ``--help`` either)."""
     import yaml
 
+    from code24ctl.config.bounds import check_nesting, read_bounded
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        text = read_bounded(path).decode("utf-8")
+        check_nesting(text)
+        # Bounded above, so libyaml's fast loader is safe here (aliases stay shared objects).
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         environments = data["environments"]
         names = [str(name) for name in environments]
         remote = [str(n) for n, e in environments.items() if not (e or {}).get("upstreams")]
@@ -91,6 +98,10 @@ def resolve_environment(
     path: str, requested: str | None, *, command_default: str | None = None
 ) -> ResolvedConfig:
     """Read the config and resolve it for the chosen environment, remembering the origin."""
+    # Imported here: describe_default serves --help, which must not pay for the models.
+    from code24ctl.config.loader import load_config, resolve_config
+    from code24ctl.config.models import ResolvedConfig
+
     config = load_config(path)
     choice = choose_environment(path, config, requested, command_default=command_default)
     resolved = resolve_config(path, choice.name)

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,22 +28,14 @@ from code24ctl.config.bounds import (
     read_bounded,
 )
 from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
-from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, TOKEN_ENV_VAR
+from code24ctl.config.paths import builtin_config_path as builtin_config_path
+from code24ctl.config.paths import config_path_from as config_path_from
+from code24ctl.constants import CONFIG_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 
 log = logging.getLogger(__name__)
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def config_path_from(option: str | None) -> str:
-    """The config file to read: ``--config``, else ``CODE24_CONFIG``, else ./namespaces.yaml."""
-    return option or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
-
-
-def builtin_config_path() -> str:
-    """The Code24 namespaces.yaml shipped inside the package (the repo's root file is it)."""
-    return str(Path(__file__).with_name("namespaces.yaml"))
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -28,7 +28,7 @@ from pydantic import (
 from code24ctl.constants import (
     ACCOUNT_ENV_VAR,
 )
-from code24ctl.dispatch.routing import (
+from code24ctl.contract import (
     DEFAULT_FALLBACK_STATUS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JSON_CHECK_BYTES,

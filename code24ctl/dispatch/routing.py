@@ -25,6 +25,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Re-exported: the route table's defaults and the prefix rule are part of these rules (the
+# tests hold dispatcher.js to routing.DEFAULT_*); they live in contract.py so config can share them.
+from code24ctl.contract import DEFAULT_FALLBACK_STATUS as DEFAULT_FALLBACK_STATUS
+from code24ctl.contract import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
+from code24ctl.contract import DEFAULT_MAX_JSON_CHECK_BYTES as DEFAULT_MAX_JSON_CHECK_BYTES
+from code24ctl.contract import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
+from code24ctl.contract import prefix_matches as prefix_matches
 from code24ctl.dispatch.classify import (
     NO_BODY_STATUSES,
     SNIFF_BYTES,
@@ -75,13 +82,6 @@ ERROR_STATUS: Mapping[Reason, int] = {
     "upstream_not_json": 502,
     "internal_error": 500,
 }
-
-# The route table's defaults (docs/dispatch.md, "The route table"); config.models and the
-# JavaScript dispatcher use the same values.
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_JSON_CHECK_BYTES = 1024 * 1024
-DEFAULT_TIMEOUT_MS = 30000
-DEFAULT_FALLBACK_STATUS = 200
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -293,14 +293,6 @@ def is_bad_path(target: str) -> bool:
     elif _ENCODED_SEPARATOR.search(path):
         return True
     return any(_DOT_SEGMENT.fullmatch(segment) for segment in path.split("/"))
-
-
-def prefix_matches(path: str, prefix: str) -> bool:
-    """``prefix`` matches ``path`` on a segment boundary ("" and "/" match everything).
-
-    The one prefix rule: routing, the config's checks and probe's route filter all use it.
-    """
-    return prefix in ("", "/") or path == prefix or path.startswith(prefix + "/")
 
 
 def route_index(routes: Iterable[Route]) -> dict[str, Route]:

@@ -70,7 +70,7 @@ class Latency:
     p99_ms: float | None = None
 
 
-class Check(BaseModel):
+class KpiCheck(BaseModel):
     """One promise and whether traffic kept it (``ok`` None: no traffic to judge)."""
 
     name: Literal["json_share", "fallback_share", "p95_dispatch_ms"]
@@ -125,7 +125,7 @@ class StatsReport(BaseModel):
     metrics_url: str | None = None
     since: str | None = None
     by: GroupBy | None = None
-    checks: list[Check]
+    checks: list[KpiCheck]
     reasons: list[ReasonRow]
     groups: list[GroupRow]
     summary: StatsSummary
@@ -142,7 +142,7 @@ def _share(part: float, whole: float) -> float | None:
 
 def _checks(
     kpi: KpiTargets, json_share: float | None, fallback_share: float | None, p95: float | None
-) -> list[Check]:
+) -> list[KpiCheck]:
     def at_least(value: float | None, target: float) -> bool | None:
         return None if value is None else value >= target
 
@@ -150,21 +150,21 @@ def _checks(
         return None if value is None else value <= target
 
     return [
-        Check(
+        KpiCheck(
             name="json_share",
             value=json_share,
             target=kpi.json_share,
             comparison=">=",
             ok=at_least(json_share, kpi.json_share),
         ),
-        Check(
+        KpiCheck(
             name="fallback_share",
             value=fallback_share,
             target=kpi.max_fallback_share,
             comparison="<=",
             ok=at_most(fallback_share, kpi.max_fallback_share),
         ),
-        Check(
+        KpiCheck(
             name="p95_dispatch_ms",
             value=p95,
             target=kpi.p95_dispatch_ms,
