@@ -32,7 +32,7 @@ from code24ctl.serve.access_log import AccessLog
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
 from tests.support.http_servers import refused_port
 from tests.support.serve_process import ServeProcess, local_config, repo_config
-from tests.support.staging import ALIASES
+from tests.support.staging import ALIASES, write_config
 from tests.support.upstreams import ServeHarness, send
 
 # --- The command ----------------------------------------------------------------------------
@@ -119,12 +119,11 @@ def test_loopback_bind_has_no_warning(tmp_path: Path) -> None:
 
 
 def test_serve_says_once_that_it_cannot_enforce_custom_limits(tmp_path: Path) -> None:
-    data = repo_config()
-    data["workers"]["brand-worker"]["limits"] = {"cpu_ms": 50, "subrequests": 5}
-    data["workers"]["market-research"]["limits"] = {"cpu_ms": 20}
-    path = tmp_path / "namespaces.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    serve = ServeProcess(tmp_path, config=path)
+    def limits(data: dict[str, Any]) -> None:
+        data["workers"]["brand-worker"]["limits"] = {"cpu_ms": 50, "subrequests": 5}
+        data["workers"]["market-research"]["limits"] = {"cpu_ms": 20}
+
+    serve = ServeProcess(tmp_path, config=write_config(tmp_path, limits))
     try:
         assert send(serve.port, "GET", "/")["status"] == 404
     finally:

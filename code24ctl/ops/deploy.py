@@ -190,10 +190,6 @@ class DeployReport(DeployPlan):
     uploaded: bool = False
 
 
-# The old name of the report, kept for callers written against it.
-DeployResult = DeployReport
-
-
 @dataclass(frozen=True)
 class _ZoneRef:
     name: str

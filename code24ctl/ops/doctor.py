@@ -10,6 +10,7 @@ exit 3 like every other command, since no row could say anything useful.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
@@ -35,6 +36,22 @@ CheckStatus = Literal["ok", "warn", "fail", "skip"]
 # The API's code for "this account lacks Workers for Platforms".
 WFP_NOT_AVAILABLE = 10121
 TOKEN_REFUSED_STATUSES = (400, 401, 403)
+
+
+class CheckName(StrEnum):
+    """The name of each doctor check, in the order they run (one copy: the checks, the rows
+    skipped when the token or account fails, and the report use these)."""
+
+    TOKEN = "token"
+    ACCOUNT = "account"
+    WORKERS_FOR_PLATFORMS = "workers for platforms"
+    NAMESPACE = "namespace"
+    WORKERS = "workers"
+    DISPATCHER = "dispatcher"
+    DEPLOYMENT = "deployment"
+    ROUTES = "routes"
+    OUTBOUND = "outbound"
+    PROBE = "probe"
 
 
 class Check(BaseModel):
@@ -101,24 +118,24 @@ class _Doctor:
         except CloudflareAPIError as exc:
             if exc.status in TOKEN_REFUSED_STATUSES:
                 self.add(
-                    "token",
+                    CheckName.TOKEN,
                     "fail",
                     f"Cloudflare refused the token (HTTP {exc.status})",
                     "export CLOUDFLARE_API_TOKEN=<a valid API token for this account>",
                 )
             else:
-                self.failed("token", exc)
+                self.failed(CheckName.TOKEN, exc)
             return False
         status = getattr(verified, "status", None) or "active"
         if status != "active":
             self.add(
-                "token",
+                CheckName.TOKEN,
                 "fail",
                 f"{kind} is {status}",
                 "create a new API token and export CLOUDFLARE_API_TOKEN",
             )
             return False
-        self.add("token", "ok", f"{kind}, active")
+        self.add(CheckName.TOKEN, "ok", f"{kind}, active")
         return True
 
     def _verify_token(self) -> tuple[Any, str]:
@@ -139,14 +156,14 @@ class _Doctor:
                 account = self.client.accounts.get(account_id=self.account_id)
         except CloudflareAPIError as exc:
             self.add(
-                "account",
+                CheckName.ACCOUNT,
                 "fail",
                 f"account {self.account_id} is not reachable with this token ({_short(exc)})",
                 "export CLOUDFLARE_ACCOUNT_ID=<the account id> (or give the token access to it)",
             )
             return False
         name = getattr(account, "name", None) or "-"
-        self.add("account", "ok", f"{name} ({self.account_id})")
+        self.add(CheckName.ACCOUNT, "ok", f"{name} ({self.account_id})")
         return True
 
     def namespaces(self) -> bool:
@@ -158,25 +175,25 @@ class _Doctor:
         except CloudflareAPIError as exc:
             if exc.code == WFP_NOT_AVAILABLE:
                 self.add(
-                    "workers for platforms",
+                    CheckName.WORKERS_FOR_PLATFORMS,
                     "fail",
                     "this account does not have Workers for Platforms (API code 10121)",
                     "enable it in the dashboard: Workers & Pages > Workers for Platforms",
                 )
             else:
-                self.failed("workers for platforms", exc)
-            self.add("namespace", "skip", "needs Workers for Platforms")
+                self.failed(CheckName.WORKERS_FOR_PLATFORMS, exc)
+            self.add(CheckName.NAMESPACE, "skip", "needs Workers for Platforms")
             return False
-        self.add("workers for platforms", "ok", f"available ({len(names)} namespace(s))")
+        self.add(CheckName.WORKERS_FOR_PLATFORMS, "ok", f"available ({len(names)} namespace(s))")
         if namespace not in names:
             self.add(
-                "namespace",
+                CheckName.NAMESPACE,
                 "fail",
                 f"dispatch namespace {namespace} does not exist",
                 self.cmd("namespace create"),
             )
             return False
-        self.add("namespace", "ok", f"{namespace} exists")
+        self.add(CheckName.NAMESPACE, "ok", f"{namespace} exists")
         return True
 
     def workers(self, namespace_ok: bool) -> None:
@@ -191,7 +208,7 @@ class _Doctor:
         try:
             rows = worker_status(self.client, self.account_id, self.resolved)
         except CloudflareAPIError as exc:
-            self.failed("workers", exc)
+            self.failed(CheckName.WORKERS, exc)
             return
         extra: list[str] = []
         bound = [row.alias for row in rows if row.status == "bound"]
@@ -240,10 +257,10 @@ class _Doctor:
         try:
             deployed = deployed_dispatcher(self.client, self.account_id, name)
         except CloudflareAPIError as exc:
-            self.failed("dispatcher", exc)
+            self.failed(CheckName.DISPATCHER, exc)
             return _DeployedBinding(read=False)
         if deployed is None:
-            self.add("dispatcher", "fail", f"{name} is not deployed", self.cmd("deploy"))
+            self.add(CheckName.DISPATCHER, "fail", f"{name} is not deployed", self.cmd("deploy"))
             return _DeployedBinding(read=True)
         found = next((b for b in deployed.bindings if b.get("name") == DISPATCHER_BINDING), None)
         binding = _DeployedBinding(read=True, binding=dict(found) if found is not None else None)
@@ -251,7 +268,7 @@ class _Doctor:
         try:
             kv_id = find_kv_namespace(self.client, self.account_id, kv_title) if kv_title else None
         except CloudflareAPIError as exc:
-            self.failed("dispatcher", exc)
+            self.failed(CheckName.DISPATCHER, exc)
             return binding
         expected = build_metadata(self.resolved, kv_id)
         differences = dispatcher_differences(deployed, expected, dispatcher_module())
@@ -259,10 +276,10 @@ class _Doctor:
             f"; KV namespace {kv_title} does not exist" if kv_title and kv_id is None else ""
         )
         if not differences and not missing_kv:
-            self.add("dispatcher", "ok", f"{name} deployed with the expected bindings")
+            self.add(CheckName.DISPATCHER, "ok", f"{name} deployed with the expected bindings")
         elif not missing_kv and all(found.field == "modules" for found in differences):
             self.add(
-                "dispatcher",
+                CheckName.DISPATCHER,
                 "warn",
                 f"{name}: its code differs from this code24ctl's dispatcher "
                 "(an older code24ctl deployed it?)",
@@ -272,7 +289,7 @@ class _Doctor:
         else:
             count = len(differences)
             self.add(
-                "dispatcher",
+                CheckName.DISPATCHER,
                 "fail",
                 f"{name}: {count} difference{'s' if count != 1 else ''} from what deploy "
                 f"would upload{missing_kv}",
@@ -288,11 +305,11 @@ class _Doctor:
         try:
             split = rollout_in_progress(self.client, self.account_id, self.resolved)
         except CloudflareAPIError as exc:
-            self.failed("deployment", exc)
+            self.failed(CheckName.DEPLOYMENT, exc)
             return
         if split is not None:
             self.add(
-                "deployment",
+                CheckName.DEPLOYMENT,
                 "warn",
                 f"split between two versions: {describe(split)} (an unfinished gradual "
                 "rollout or canary)",
@@ -303,7 +320,7 @@ class _Doctor:
         environment = self.resolved.environment
         dispatcher = self.resolved.dispatcher()
         if not environment.routes:
-            self.add("routes", "warn", "the environment configures no routes")
+            self.add(CheckName.ROUTES, "warn", "the environment configures no routes")
             return
         try:
             # Without --force, deploy's plan calls a route owned by another Worker a conflict.
@@ -316,7 +333,7 @@ class _Doctor:
                 zone=environment.zone,
             )
         except CloudflareAPIError as exc:
-            self.failed("routes", exc)
+            self.failed(CheckName.ROUTES, exc)
             return
         for change in changes:
             name = f"route {change.pattern}"
@@ -338,20 +355,20 @@ class _Doctor:
         dispatcher = self.resolved.dispatcher()
         configured = self.resolved.environment.outbound
         if not deployed.read:
-            self.add("outbound", "skip", "needs the deployed dispatcher's settings")
+            self.add(CheckName.OUTBOUND, "skip", "needs the deployed dispatcher's settings")
             return
         outbound = (deployed.binding or {}).get("outbound") or {}
         if (outbound.get("worker") or {}).get("service") == dispatcher:
             self.add(
-                "outbound",
+                CheckName.OUTBOUND,
                 "fail",
                 f"the deployed DISPATCHER binding sends outbound traffic to {dispatcher} itself",
                 self.cmd("deploy"),
             )
         elif configured is not None:
-            self.add("outbound", "ok", f"{configured.worker} (not the dispatcher)")
+            self.add(CheckName.OUTBOUND, "ok", f"{configured.worker} (not the dispatcher)")
         else:
-            self.add("outbound", "ok", "no outbound Worker configured")
+            self.add(CheckName.OUTBOUND, "ok", "no outbound Worker configured")
 
     def probe(self) -> None:
         from code24ctl.probe.runner import ProbeOptions, fallback_summary, probe_environment
@@ -359,7 +376,7 @@ class _Doctor:
         try:
             report = probe_environment(self.resolved, ProbeOptions(base_url=self.base_url))
         except UsageError as exc:
-            self.add("probe", "skip", exc.message)
+            self.add(CheckName.PROBE, "skip", exc.message)
             return
         fix = self.cmd("probe") + (f" --base-url {self.base_url}" if self.base_url else "")
         if report.ok:
@@ -367,14 +384,14 @@ class _Doctor:
             said = f"{passed} route(s) answer JSON at {report.base_url}"
             fallbacks = fallback_summary(report.routes)
             if fallbacks:
-                self.add("probe", "warn", f"{said}; {fallbacks}", fix)
+                self.add(CheckName.PROBE, "warn", f"{said}; {fallbacks}", fix)
             else:
-                self.add("probe", "ok", said)
+                self.add(CheckName.PROBE, "ok", said)
             return
         bad = [r for r in report.routes if r.outcome == "fail"]
         named = ", ".join(f"{r.route} {r.verdict}" for r in bad)
         self.add(
-            "probe",
+            CheckName.PROBE,
             "fail",
             f"{len(bad)} of {report.summary.routes} route(s) failing at {report.base_url}: {named}",
             fix,
@@ -406,12 +423,12 @@ def run_doctor(
         doctor.outbound(deployed)
     else:
         for name in (
-            "workers for platforms",
-            "namespace",
-            "workers",
-            "dispatcher",
-            "routes",
-            "outbound",
+            CheckName.WORKERS_FOR_PLATFORMS,
+            CheckName.NAMESPACE,
+            CheckName.WORKERS,
+            CheckName.DISPATCHER,
+            CheckName.ROUTES,
+            CheckName.OUTBOUND,
         ):
             doctor.add(name, "skip", "needs a valid token and a reachable account")
     doctor.probe()
