@@ -44,6 +44,22 @@ def test_every_command_has_a_model() -> None:
     assert _leaf_commands() == set(COMMAND_MODELS)
 
 
+def test_every_command_takes_json_after_its_name_too() -> None:
+    """--json is global: before the command or after it (tail's once was refused after it)."""
+    import typer
+
+    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, list[str]]]:
+        children = getattr(command, "commands", None)
+        if children is None:
+            yield " ".join(path), [opt for param in command.params for opt in param.opts]
+            return
+        for name, child in children.items():
+            yield from walk(child, (*path, name))
+
+    missing = [name for name, opts in walk(typer.main.get_command(app), ()) if "--json" not in opts]
+    assert missing == []
+
+
 def _validate(result: CliResult, model: type[BaseModel]) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(result.stdout)
     model.model_validate(document)

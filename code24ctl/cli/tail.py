@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
-from code24ctl.cli.options import ConfigOption, EnvOption, load
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def tail(
         int | None,
         typer.Option("--max-events", min=1, metavar="N", help="stop after showing N requests"),
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Stream the dispatcher's traffic as it happens: one line per request (time, method, path,
     worker, status, fallback reason, dispatch ms, request id), with the dispatcher's own log
@@ -53,7 +54,7 @@ def tail(
     from code24ctl.cli.state import GLOBAL
     from code24ctl.ops.tail import TailFilter, run_tail
 
-    if GLOBAL.json:
+    if json_output or GLOBAL.json:
         output_format = "json"
 
     if output_format not in ("pretty", "json"):
