@@ -311,7 +311,8 @@ def match_route(routes: Sequence[Route] | Mapping[str, Route], path: str) -> Rou
     depends on the path, not on the size of the table. Pass the table's ``index`` (a
     sequence of routes is indexed first, in any order).
     """
-    index = routes if isinstance(routes, Mapping) else route_index(routes)
+    # dict first: the table's index is one, and an ABC check costs more than the lookup.
+    index = routes if isinstance(routes, (dict, Mapping)) else route_index(routes)
     route = index.get(path)
     end = len(path)
     while route is None and end > 0:

@@ -229,6 +229,10 @@ class ConnState(enum.Enum):
     DONE = "done"
     CLOSED = "closed"
 
+    # Members are singletons: hash them by identity in C, not with Enum's Python __hash__
+    # (a state is looked up in _EXCHANGING on every read from a worker).
+    __hash__ = object.__hash__
+
 
 # The states in which the worker owes an answer (bytes arriving are expected).
 _EXCHANGING = frozenset({ConnState.SENT, ConnState.HEAD, ConnState.BODY})
@@ -597,7 +601,8 @@ class UpstreamPool:
     async def _connection(
         self, origin: Origin, deadline: float | None, *, fresh: bool = False
     ) -> _Connection:
-        spare = None if fresh else self._spares.get(origin)
+        # (Rarely any spare: the dict is checked before the origin is hashed.)
+        spare = None if fresh or not self._spares else self._spares.get(origin)
         if spare is not None and not self._idle_conns.get(origin):
             # A connection is being opened ahead for this worker: it is at least as close to
             # ready as a new one would be. It lands in the idle list.
