@@ -295,24 +295,36 @@ class _Connection(asyncio.Protocol):
                 self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool | None:
+        # A body that runs until the close ends with the worker's FIN: answer now, not a
+        # loop iteration later in connection_lost.
+        self._end_unframed()
         return None  # close the transport: connection_lost follows
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        before, self.state = self.state, ConnState.CLOSED
-        self.reusable = False
-        self.disarm()
-        self.pool.forget(self)
+    def _end_unframed(self) -> bool:
+        """End a body delimited by the close; whether there was one to end."""
         response = self.response
         if (
             response is not None
             and response.status
             and not response.complete
             and not response.framed
-            and exc is None
         ):
+            self.reusable = False
             response.end()  # the body ran until the close
             self.disarm()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        before, self.state = self.state, ConnState.CLOSED
+        self.reusable = False
+        self.disarm()
+        self.pool.forget(self)
+        if exc is None and self._end_unframed():
             return
+        response = self.response
+        if response is not None and response.complete and not response.framed:
+            return  # ended at the worker's FIN (eof_received)
         if before is ConnState.SENT and self.reused:
             self.fail(_RetryOnFresh("the pooled connection was closed"))
             return
