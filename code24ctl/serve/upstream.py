@@ -255,8 +255,10 @@ class _Connection(asyncio.Protocol):
         # the answer lets the connection serve another one (keep-alive, fully read).
         self.head_method = False
         self.reusable = True
-        # Of the connection: it served an exchange before (a close under it may be retried).
+        # Of the connection: it served an exchange before (a close under it may be retried);
+        # the worker said it closes it after this answer (the pool opens the next one ahead).
         self.reused = False
+        self.closes_after = False
         self.paused = False
         self.idle_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -381,7 +383,7 @@ class _Connection(asyncio.Protocol):
         response.status = status
         if not self.parser.should_keep_alive() or status == 101:
             self.reusable = False
-            self.pool.prewarm(self.origin)
+            self.closes_after = True
         if response.content_length is not None or status in NO_BODY_STATUSES or self.head_method:
             response.framed = True
         self.state = ConnState.BODY
@@ -495,6 +497,10 @@ class _Connection(asyncio.Protocol):
         if not response.complete or not self.reusable or self.closed or response.has_unread:
             self.close()
             self.pool.forget(self)
+            if self.closes_after:
+                # Now, not when the answer's head came: opening it then had the worker
+                # accept a connection while it was still answering on this one.
+                self.pool.prewarm(self.origin)
             return
         self.response = None
         self.head_waiter = None
@@ -676,7 +682,7 @@ class UpstreamPool:
 
         For a worker that closes its connection after each answer (HTTP/1.0, or
         ``Connection: close``), so the next request does not wait for a connect: called as
-        soon as such an answer's head arrives.
+        soon as such an answer is released.
         """
         if (
             self.closed
