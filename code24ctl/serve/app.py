@@ -115,7 +115,8 @@ class DispatchApp:
     ) -> None:
         self.settings = settings
         self._pool_factory = pool_factory
-        self._access_log = access_log
+        # An "off" log writes nothing: not even its line's fields are worked out per request.
+        self._access_log = access_log if access_log is None or access_log.form != "off" else None
         self.metrics = metrics
         self.pool: UpstreamPool | None = None
 
@@ -175,12 +176,12 @@ class DispatchApp:
                 await _abort(scope)
         finally:
             exchange.flush()
-            if not scope.get(ANSWERED_SCOPE_KEY):  # else the protocol answered and counted it
+            if (self.metrics is not None or self._access_log is not None) and not scope.get(
+                ANSWERED_SCOPE_KEY  # else the protocol answered and counted it
+            ):
                 self._record(exchange)
 
     def _record(self, exchange: _Exchange) -> None:
-        if self.metrics is None and self._access_log is None:
-            return
         elapsed_ms = exchange.elapsed_ms()
         if self.metrics is not None:
             self.metrics.record(

@@ -494,7 +494,12 @@ class _Connection(asyncio.Protocol):
             upload.cancel()
             self.reusable = False
         self.upload = None
-        if not response.complete or not self.reusable or self.closed or response.has_unread:
+        if (
+            not response.complete
+            or not self.reusable
+            or self.state is ConnState.CLOSED
+            or response.has_unread
+        ):
             self.close()
             self.pool.forget(self)
             if self.closes_after:
@@ -631,7 +636,7 @@ class UpstreamPool:
             cutoff = time.monotonic() - self.keepalive_timeout_s
             while idle:
                 conn = idle.pop()
-                if conn.closed or conn.idle_since < cutoff:
+                if conn.state is ConnState.CLOSED or conn.idle_since < cutoff:
                     conn.close()
                     self.forget(conn)
                     continue
