@@ -50,7 +50,6 @@ from code24ctl.serve.protocol import (
     TARGET_SCOPE_KEY,
 )
 from code24ctl.serve.upstream import (
-    RequestBody,
     UpstreamBroken,
     UpstreamConnectError,
     UpstreamOverloaded,
@@ -116,7 +115,8 @@ class DispatchApp:
     ) -> None:
         self.settings = settings
         self._pool_factory = pool_factory
-        self._access_log = access_log
+        # An "off" log writes nothing: not even its line's fields are worked out per request.
+        self._access_log = access_log if access_log is None or access_log.form != "off" else None
         self.metrics = metrics
         self.pool: UpstreamPool | None = None
 
@@ -176,7 +176,9 @@ class DispatchApp:
                 await _abort(scope)
         finally:
             exchange.flush()
-            if not scope.get(ANSWERED_SCOPE_KEY):  # else the protocol answered and counted it
+            if (self.metrics is not None or self._access_log is not None) and not scope.get(
+                ANSWERED_SCOPE_KEY  # else the protocol answered and counted it
+            ):
                 self._record(exchange)
 
     def _record(self, exchange: _Exchange) -> None:
@@ -207,11 +209,16 @@ class DispatchApp:
             self.metrics.record(None, None, status, code, 0.0)
 
     async def _dispatch(self, exchange: _Exchange, receive: Receive) -> None:
+        # The steps before the body are plain functions (a coroutine each would cost a frame
+        # on every request); they name what to refuse, and the refusal is awaited here.
         head = _read_head(exchange)
-        if await _refuse_unforwardable(exchange, head):
+        refusal = _unforwardable(exchange, head)
+        if refusal is not None:
+            await exchange.refuse_own(refusal, None)
             return
-        route = await _route(exchange, head)
-        if route is None:
+        route = _route(exchange, head)
+        if not isinstance(route, Route):
+            await exchange.refuse(route, None)
             return
         alias = exchange.worker = route.worker
         table = exchange.settings.table
@@ -238,20 +245,8 @@ class DispatchApp:
             # Nothing is forwarded for a client that is gone (or whose body was refused).
             exchange.status, exchange.reason = 499, "client_closed"
             return
-        await self._forward(exchange, pool, base, route, head, data, upload)
 
-    async def _forward(
-        self,
-        exchange: _Exchange,
-        pool: UpstreamPool,
-        base: str,
-        route: Route,
-        head: _Head,
-        data: RequestBody,
-        upload: _UploadState,
-    ) -> None:
-        table = exchange.settings.table
-        alias = route.worker
+        # Forward: in this coroutine, not one more per request.
         forwarded = [
             (name, value)
             for name, value in forward_request_headers(head.headers, exchange.request_id)
@@ -263,7 +258,7 @@ class DispatchApp:
         timeout_s = exchange.policy.timeout_ms / 1000
         response: UpstreamResponse | None = None
         scope = exchange.scope
-        task = asyncio.current_task()
+        task = asyncio.current_task(pool.loop)  # with the loop: no running-loop lookup
         left: list[bool] = []
 
         def client_left() -> None:
@@ -324,7 +319,7 @@ class DispatchApp:
                 response.release()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Head:
     """What the request's head says, read once."""
 
@@ -363,27 +358,24 @@ def _read_head(exchange: _Exchange) -> _Head:
     return _Head(target, path, query, headers, content_length, chunked, hosts)
 
 
-async def _refuse_unforwardable(exchange: _Exchange, head: _Head) -> bool:
-    """Refuse what serve never forwards, whatever the route: CONNECT and TRACE, and an
-    HTTP/1.1 request without exactly one Host (RFC 9112 section 3.2). Whether it answered."""
+def _unforwardable(exchange: _Exchange, head: _Head) -> str | None:
+    """What serve never forwards, whatever the route: CONNECT and TRACE, and an HTTP/1.1
+    request without exactly one Host (RFC 9112 section 3.2). The refusal's code, or None."""
     if exchange.scope["method"] in _REFUSED_METHODS:
-        await exchange.refuse_own("method_not_allowed", None)
-        return True
+        return "method_not_allowed"
     if head.hosts != 1 and exchange.scope.get("http_version", "1.1") == "1.1":
-        await exchange.refuse_own("bad_host", None)
-        return True
-    return False
+        return "bad_host"
+    return None
 
 
-async def _route(exchange: _Exchange, head: _Head) -> Route | None:
-    """D2's path check first, then D1 (the order of docs/dispatch.md); None when refused."""
+def _route(exchange: _Exchange, head: _Head) -> Route | Reason:
+    """D2's path check first, then D1 (the order of docs/dispatch.md): the route, or the
+    reason to refuse."""
     if is_bad_path(head.target):
-        await exchange.refuse("bad_path", None)
-        return None
+        return "bad_path"
     route = match_route(exchange.settings.table.index, head.path)
     if route is None:
-        await exchange.refuse("route_not_found", None)
-        return None
+        return "route_not_found"
     exchange.route_prefix = route.prefix or "/"
     return route
 

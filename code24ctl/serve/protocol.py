@@ -152,12 +152,17 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # Flow control keeps the real transport; the cycles write through the gatherer.
         self.transport = _GatheringTransport(transport)  # type: ignore[assignment]
+        # The real transport's, called per request: no detour through the gatherer.
+        self._is_closing = transport.is_closing
         self._head_bytes = 0
+        # Bytes in the piece being fed, and in the piece the head in progress began in:
+        # with _head_bytes, an upper bound on the head's size (see on_headers_complete).
+        self._fed = 0
+        self._begin_fed = 0
         self._in_head = False
         self._began_here = False
         self._upgrading = False
         self._replaying = False
-        self._deferred_400 = False
         self._over_limit: str | None = None
         self.head_since: float | None = None
         if len(self.connections) > self.policy.limits.max_connections:
@@ -181,7 +186,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         limit = self.policy.limits.max_header_bytes
         while data:
-            if self.transport.is_closing():
+            if self._is_closing():
                 return
             piece = data
             cycle = self.cycle
@@ -193,8 +198,12 @@ class DispatchHttpProtocol(HttpToolsProtocol):
                     piece = data[:room]
             data = data[len(piece) :]
             self._began_here = False
-            if not self._feed(piece):
-                return
+            self._fed = len(piece)
+            try:
+                self.parser.feed_data(piece)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                if not self._feed_stopped(exc, piece):
+                    return
             if self._in_head:
                 if not self._began_here:
                     self._head_bytes += len(piece)  # all of it is the head
@@ -207,24 +216,32 @@ class DispatchHttpProtocol(HttpToolsProtocol):
 
     def _feed(self, data: bytes) -> bool:
         """Feed the parser; False when the connection is done with."""
+        self._fed = len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self._over_limit is not None:
-                self._refuse(self._over_limit)
-            else:
-                self.send_400_response("Invalid HTTP request received.")
-            return False
-        except httptools.HttpParserUpgrade as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            return self._feed_stopped(exc, data)
+        return True
+
+    def _feed_stopped(self, exc: Exception, data: bytes) -> bool:
+        """The parser stopped feeding ``data`` with ``exc``; False when the connection is
+        done with."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
             rest = data[exc.args[0] :] if exc.args else b""
             return self._after_upgrade_head(rest)
-        return True
+        if self._over_limit is not None:
+            self._refuse(self._over_limit)
+        else:
+            self.send_400_response("Invalid HTTP request received.")
+        return False
 
     def _after_upgrade_head(self, rest: bytes) -> bool:
         """The parser stopped after a head asking for another protocol: go on in HTTP/1.1
         with a fresh parser, its body framed as the head declared."""
         self._upgrading = False
-        self.parser = httptools.HttpRequestParser(self)
+        # The parser calls back the object it is made with, bound once: a guard that drops
+        # the replayed head's callbacks (below) rather than a check in every request's.
+        self.parser = httptools.HttpRequestParser(_ReplayGuard(self))
         with contextlib.suppress(AttributeError):  # as uvicorn sets up its own (httptools 0.6.3+)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         framing = b""
@@ -248,58 +265,50 @@ class DispatchHttpProtocol(HttpToolsProtocol):
     # Parser callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._replaying:
-            return
         self._in_head = True
         self._began_here = True
         self._head_bytes = 0
+        self._begin_fed = self._fed
         if self.head_since is None:
-            self._arm_head_timer()
-        super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        if not self._replaying:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._replaying:
-            super().on_header(name, value)
+            # The sweep runs while this connection is open (it was started for it in
+            # connection_made): noting the time is enough.
+            self.head_since = self.loop.time()
+        HttpToolsProtocol.on_message_begin(self)
 
     def on_headers_complete(self) -> None:
-        if self._replaying:
-            return
         # The exact size of the head, now that it is whole (data_received only guards the
-        # memory an unfinished one may take).
+        # memory an unfinished one may take). Counted only when the bytes fed since the head
+        # began could hold more than the limit: the size counted is never more than those.
         limits = self.policy.limits
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if len(self.url) > limits.max_url_bytes:
+        url = self.url
+        if len(url) > limits.max_url_bytes:
             self._over_limit = "uri_too_long"
-        elif size > limits.max_header_bytes:
-            self._over_limit = "headers_too_large"
+        elif self._head_bytes + self._begin_fed + self._fed > limits.max_header_bytes:
+            size = len(url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > limits.max_header_bytes:
+                self._over_limit = "headers_too_large"
         if self._over_limit is not None:
             raise _OverLimit(self._over_limit)  # stops the parser; _feed answers
         self._in_head = False
-        self._disarm_head_timer()
+        self.head_since = None
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-        scope[TARGET_SCOPE_KEY] = self.url
-        scope[ABORT_SCOPE_KEY] = self.transport.abort
-        scope[GONE_SCOPE_KEY] = self.transport.is_closing
+        scope[TARGET_SCOPE_KEY] = url
         gatherer: _GatheringTransport = self.transport  # type: ignore[assignment]
+        scope[ABORT_SCOPE_KEY] = gatherer.abort
+        scope[GONE_SCOPE_KEY] = self._is_closing
         scope[HOLD_SCOPE_KEY] = gatherer.hold
         scope[FLUSH_SCOPE_KEY] = gatherer.flush
         # The parser treats a head with Upgrade as the last HTTP bytes on the connection
         # and ends its message there; serve answers it in HTTP/1.1, body included.
         self._upgrading = self.parser.should_upgrade()
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         if self._upgrading and self.cycle is not None:
             self.cycle.keep_alive = False  # the client expects the connection to change
 
     def on_message_complete(self) -> None:
-        if self._replaying:
-            return
         if self._upgrading and self._declares_body():
             return  # not the end: the body comes after the parser's stop (see above)
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     def _declares_body(self) -> bool:
         for name, value in self.headers:
@@ -307,13 +316,10 @@ class DispatchHttpProtocol(HttpToolsProtocol):
                 return True
         return False
 
-    def on_response_complete(self) -> None:
-        if self._deferred_400:
-            # The valid request before the garbage has its answer; now the garbage's.
-            self.server_state.total_requests += 1
-            self._refuse("bad_request")
-            return
-        super().on_response_complete()
+    def _answer_deferred_400(self) -> None:
+        # The valid request before the garbage has its answer; now the garbage's.
+        self.server_state.total_requests += 1
+        self._refuse("bad_request")
 
     # The header timeout --------------------------------------------------------------------
     # Not a timer per request: creating and cancelling one measured ~15% of a 404's cost.
@@ -343,9 +349,10 @@ class DispatchHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not cycle.more_body:
-            # Garbage after a whole valid request: answer that one first (see
-            # on_response_complete); read nothing more meanwhile.
-            self._deferred_400 = True
+            # Garbage after a whole valid request: answer that one first (when the cycle
+            # calls back its end); read nothing more meanwhile.
+            if cycle.on_response == self.on_response_complete:
+                cycle.on_response = self._answer_deferred_400
             self.flow.pause_reading()
             return
         if cycle is not None and not cycle.response_complete:
@@ -377,3 +384,36 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         hook = self.policy.on_refusal
         if hook is not None:
             hook(code, status)
+
+
+class _ReplayGuard:
+    """The callbacks of a parser that takes over after an Upgrade head: the protocol's, except
+    that those of the head replayed to set up the body's framing are dropped."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol: DispatchHttpProtocol) -> None:
+        self.protocol = protocol
+
+    def on_message_begin(self) -> None:
+        if not self.protocol._replaying:
+            self.protocol.on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.protocol._replaying:
+            self.protocol.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.protocol._replaying:
+            self.protocol.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if not self.protocol._replaying:
+            self.protocol.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.protocol.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.protocol._replaying:
+            self.protocol.on_message_complete()

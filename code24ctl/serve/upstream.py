@@ -229,6 +229,10 @@ class ConnState(enum.Enum):
     DONE = "done"
     CLOSED = "closed"
 
+    # Members are singletons: hash them by identity in C, not with Enum's Python __hash__
+    # (a state is looked up in _EXCHANGING on every read from a worker).
+    __hash__ = object.__hash__
+
 
 # The states in which the worker owes an answer (bytes arriving are expected).
 _EXCHANGING = frozenset({ConnState.SENT, ConnState.HEAD, ConnState.BODY})
@@ -251,8 +255,10 @@ class _Connection(asyncio.Protocol):
         # the answer lets the connection serve another one (keep-alive, fully read).
         self.head_method = False
         self.reusable = True
-        # Of the connection: it served an exchange before (a close under it may be retried).
+        # Of the connection: it served an exchange before (a close under it may be retried);
+        # the worker said it closes it after this answer (the pool opens the next one ahead).
         self.reused = False
+        self.closes_after = False
         self.paused = False
         self.idle_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -291,24 +297,36 @@ class _Connection(asyncio.Protocol):
                 self.sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool | None:
+        # A body that runs until the close ends with the worker's FIN: answer now, not a
+        # loop iteration later in connection_lost.
+        self._end_unframed()
         return None  # close the transport: connection_lost follows
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        before, self.state = self.state, ConnState.CLOSED
-        self.reusable = False
-        self.disarm()
-        self.pool.forget(self)
+    def _end_unframed(self) -> bool:
+        """End a body delimited by the close; whether there was one to end."""
         response = self.response
         if (
             response is not None
             and response.status
             and not response.complete
             and not response.framed
-            and exc is None
         ):
+            self.reusable = False
             response.end()  # the body ran until the close
             self.disarm()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        before, self.state = self.state, ConnState.CLOSED
+        self.reusable = False
+        self.disarm()
+        self.pool.forget(self)
+        if exc is None and self._end_unframed():
             return
+        response = self.response
+        if response is not None and response.complete and not response.framed:
+            return  # ended at the worker's FIN (eof_received)
         if before is ConnState.SENT and self.reused:
             self.fail(_RetryOnFresh("the pooled connection was closed"))
             return
@@ -365,7 +383,7 @@ class _Connection(asyncio.Protocol):
         response.status = status
         if not self.parser.should_keep_alive() or status == 101:
             self.reusable = False
-            self.pool.prewarm(self.origin)
+            self.closes_after = True
         if response.content_length is not None or status in NO_BODY_STATUSES or self.head_method:
             response.framed = True
         self.state = ConnState.BODY
@@ -476,9 +494,18 @@ class _Connection(asyncio.Protocol):
             upload.cancel()
             self.reusable = False
         self.upload = None
-        if not response.complete or not self.reusable or self.closed or response.has_unread:
+        if (
+            not response.complete
+            or not self.reusable
+            or self.state is ConnState.CLOSED
+            or response.has_unread
+        ):
             self.close()
             self.pool.forget(self)
+            if self.closes_after:
+                # Now, not when the answer's head came: opening it then had the worker
+                # accept a connection while it was still answering on this one.
+                self.pool.prewarm(self.origin)
             return
         self.response = None
         self.head_waiter = None
@@ -597,7 +624,8 @@ class UpstreamPool:
     async def _connection(
         self, origin: Origin, deadline: float | None, *, fresh: bool = False
     ) -> _Connection:
-        spare = None if fresh else self._spares.get(origin)
+        # (Rarely any spare: the dict is checked before the origin is hashed.)
+        spare = None if fresh or not self._spares else self._spares.get(origin)
         if spare is not None and not self._idle_conns.get(origin):
             # A connection is being opened ahead for this worker: it is at least as close to
             # ready as a new one would be. It lands in the idle list.
@@ -608,7 +636,7 @@ class UpstreamPool:
             cutoff = time.monotonic() - self.keepalive_timeout_s
             while idle:
                 conn = idle.pop()
-                if conn.closed or conn.idle_since < cutoff:
+                if conn.state is ConnState.CLOSED or conn.idle_since < cutoff:
                     conn.close()
                     self.forget(conn)
                     continue
@@ -659,7 +687,7 @@ class UpstreamPool:
 
         For a worker that closes its connection after each answer (HTTP/1.0, or
         ``Connection: close``), so the next request does not wait for a connect: called as
-        soon as such an answer's head arrives.
+        soon as such an answer is released.
         """
         if (
             self.closed
