@@ -8,6 +8,9 @@ TOKEN_ENV_VAR = "CLOUDFLARE_API_TOKEN"
 BASE_URL_ENV_VAR = "CLOUDFLARE_BASE_URL"
 DEBUG_ENV_VAR = "CODE24_DEBUG"
 
+# serve listens on loopback unless --host says otherwise: the workers behind it trust it.
+SERVE_DEFAULT_HOST = "127.0.0.1"
+
 # How many workers bind, unbind and apply handle at once (--concurrency), and the most allowed.
 DEFAULT_WORKER_CONCURRENCY = 4
 MAX_WORKER_CONCURRENCY = 32

@@ -21,8 +21,6 @@ from code24ctl.errors import (
     UsageError,
 )
 
-ENVELOPE_KEYS = ("command", "environment", "namespace")
-
 
 class Document(BaseModel):
     """The keys every ``--json`` document starts with."""

@@ -12,7 +12,7 @@ import typer
 from code24ctl.cli.globals import COMMAND_ENV_DEFAULTS
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.output import note, stderr
-from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
+from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, SERVE_DEFAULT_HOST
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ MaxConnectionsOption = Annotated[
 def serve(
     config: ConfigOption = None,
     env: EnvOption = None,
-    host: HostOption = "127.0.0.1",
+    host: HostOption = SERVE_DEFAULT_HOST,
     port: PortOption = None,
     demo: DemoOption = False,
     demo_ports: DemoPortsOption = None,

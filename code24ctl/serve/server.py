@@ -26,7 +26,6 @@ from code24ctl.serve.metrics import DROPPED_LOG_LINES_METRIC, DispatchMetrics, r
 if TYPE_CHECKING:
     import uvicorn
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 # In-flight requests get this long to finish after SIGINT/SIGTERM.
 GRACEFUL_SHUTDOWN_S = 10
