@@ -22,7 +22,7 @@ from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from code24ctl.ops.bind import BindAction, BindReport, BindRow
+    from code24ctl.ops.bind import BindReport, BindRow
     from code24ctl.ops.plan import PlannedChange
 
 AliasesArgument = Annotated[
@@ -232,18 +232,15 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
 
 
 def _emit(report: BindReport, env_name: str) -> None:
-    actions: tuple[BindAction, ...] = (
-        "created", "updated", "unchanged", "failed", "would-create", "would-update"
-    )  # fmt: skip
-    summary = {action.replace("-", "_"): report.count(action) for action in actions}
-    summary["secrets_to_set"] = sum(len(row.secrets_to_set) for row in report.rows)
-    output.emit_document(
-        {
-            "dry_run": report.dry_run,
-            "workers": [row.model_dump(mode="json") for row in report.rows],
-            "api": report.api.model_dump(mode="json"),
-        },
-        environment=env_name,
-        namespace=report.namespace,
-        summary=summary,
+    from code24ctl.cli.schemas import BindDocument
+
+    output.emit(
+        BindDocument(
+            environment=env_name,
+            namespace=report.namespace,
+            dry_run=report.dry_run,
+            workers=report.rows,
+            api=report.api,
+            summary=report.counts(),
+        )
     )

@@ -9,7 +9,9 @@ The per-command models live in :mod:`code24ctl.cli.schemas`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from code24ctl.errors import (
     Aborted,
@@ -22,14 +24,34 @@ from code24ctl.errors import (
 )
 
 
+def _command_being_run() -> str:
+    from code24ctl.cli.output import current_command
+
+    return current_command()
+
+
+#: The keys every document starts with, in this order.
+ENVELOPE = ("command", "environment", "namespace")
+
+
 class Document(BaseModel):
-    """The keys every ``--json`` document starts with."""
+    """The keys every ``--json`` document starts with.
+
+    ``command`` defaults to the command being run, as typed (``"namespace list"``). A document
+    that extends a report (``DeployDocument(Document, DeployReport)``) inherits the report's
+    field order; the envelope still comes first when it is printed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    command: str
+    command: str = Field(default_factory=_command_being_run)
     environment: str | None
     namespace: str | None
+
+    @model_serializer(mode="wrap")
+    def _envelope_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        body: dict[str, Any] = handler(self)
+        return {key: body.pop(key) for key in ENVELOPE if key in body} | body
 
 
 class ErrorBody(BaseModel):

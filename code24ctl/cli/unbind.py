@@ -93,12 +93,12 @@ def unbind(
             present=present,
         )
     if json_output:
-        actions = ("deleted", "would-delete", "not-bound", "failed")
-        output.emit_document(
-            {"dry_run": dry_run, "workers": [row.model_dump(mode="json") for row in rows]},
-            environment=resolved.env_name,
-            namespace=namespace,
-            summary={a.replace("-", "_"): sum(r.action == a for r in rows) for a in actions},
+        from code24ctl.cli.schemas import UnbindDocument
+
+        output.emit(
+            UnbindDocument.of(
+                rows, environment=resolved.env_name, namespace=namespace, dry_run=dry_run
+            )
         )
     else:
         output.print_table(["alias", "action"], [[row.alias, row.action] for row in rows])

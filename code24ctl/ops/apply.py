@@ -125,6 +125,16 @@ class ApplyResult(BaseModel):
     # The exit status of the failed step (the process exits with it).
     exit_status: int = Field(default=0, exclude=True)
 
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``apply --json``: steps by status, and the secrets still to set."""
+        statuses: tuple[StepStatus, ...] = ("done", "unchanged", "failed", "not run")
+        counts = {
+            status.replace(" ", "_"): sum(s.status == status for s in self.steps)
+            for status in statuses
+        }
+        counts["secrets_to_set"] = sum(len(names) for names in self.secrets_to_set.values())
+        return counts
+
 
 class ApplyFailed(Code24Error):
     """A step of apply failed, or its plan holds problems; carries the cause's exit status."""

@@ -138,6 +138,15 @@ class BindReport(BaseModel):
         """How many aliases were (or would be) uploaded."""
         return sum(1 for row in self.rows if row.action not in ("unchanged", "failed"))
 
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``bind --json``: rows by action, and the secrets still to set."""
+        actions: tuple[BindAction, ...] = (
+            "created", "updated", "unchanged", "failed", "would-create", "would-update"
+        )  # fmt: skip
+        counts = {action.replace("-", "_"): self.count(action) for action in actions}
+        counts["secrets_to_set"] = sum(len(row.secrets_to_set) for row in self.rows)
+        return counts
+
     def failure_summary(self, *, with_errors: bool = False) -> str:
         """``N of M worker(s) failed to bind: ...`` naming each failed alias (with its error
         and API code when ``with_errors``); empty when none failed."""
