@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from code24ctl.cli import app
-from code24ctl.cli.documents import ERROR_CODES, ErrorDocument
+from code24ctl.cli.documents import ERROR_CODES, Document, ErrorDocument
 from code24ctl.cli.schemas import COMMAND_MODELS
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
@@ -259,4 +259,6 @@ def test_readme_json_example_validates(words: list[str], printed: str) -> None:
     model.model_validate(document)
     assert document["command"] == command
     # The README shows the document as printed: the model's own order, envelope first.
-    assert list(document) == list(model.model_validate(document).model_dump(by_alias=True))
+    built = model.model_validate(document)
+    assert isinstance(built, Document)
+    assert list(document) == list(built.printed())

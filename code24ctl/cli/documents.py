@@ -11,17 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
-from code24ctl.errors import (
-    Aborted,
-    CheckFailed,
-    CloudflareAPIError,
-    Code24Error,
-    ConfigError,
-    NetworkError,
-    UsageError,
-)
+from code24ctl.errors import ERROR_KINDS, Failure
 
 
 def _command_being_run() -> str:
@@ -39,7 +31,7 @@ class Document(BaseModel):
 
     ``command`` defaults to the command being run, as typed (``"namespace list"``). A document
     that extends a report (``DeployDocument(Document, DeployReport)``) inherits the report's
-    field order; the envelope still comes first when it is printed.
+    field order; :meth:`printed` puts the envelope first.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,10 +40,10 @@ class Document(BaseModel):
     environment: str | None
     namespace: str | None
 
-    @model_serializer(mode="wrap")
-    def _envelope_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        body: dict[str, Any] = handler(self)
-        return {key: body.pop(key) for key in ENVELOPE if key in body} | body
+    def printed(self) -> dict[str, Any]:
+        """The document as ``--json`` prints it: the envelope, then the fields in order."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return {key: body.pop(key) for key in ENVELOPE} | body
 
 
 class ErrorBody(BaseModel):
@@ -74,23 +66,16 @@ class ErrorDocument(BaseModel):
     error: ErrorBody
 
 
-# Most specific first: the first class in an error's MRO found here names its code.
-_CODES: dict[type[Code24Error], str] = {
-    ConfigError: "config",
-    Aborted: "aborted",
-    UsageError: "usage",
-    CheckFailed: "check_failed",
-    NetworkError: "network",
-    CloudflareAPIError: "cloudflare_api",
-    Code24Error: "error",
-}
-
-ERROR_CODES = (*_CODES.values(), "interrupted")
+#: Every ``error.code`` an error document may hold.
+ERROR_CODES = (*ERROR_KINDS, "interrupted")
 
 
-def error_code(exc: Code24Error) -> str:
-    """The stable ``error.code`` for an error (``usage``, ``config``, ``cloudflare_api``, ...)."""
-    for cls in type(exc).__mro__:
-        if cls in _CODES:
-            return _CODES[cls]
-    return "error"
+def error_body(failure: Failure) -> ErrorBody:
+    """The error document's body for a failure (the same fields a failed row shows)."""
+    return ErrorBody(
+        code=failure.kind,
+        message=failure.message,
+        hint=failure.hint,
+        exit_status=failure.exit_status,
+        api_code=failure.api_code,
+    )

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from code24ctl.cli.state import GLOBAL
-from code24ctl.errors import Interrupted, UsageError
+from code24ctl.errors import Failure, Interrupted, UsageError
 from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
@@ -147,6 +147,21 @@ def _write_json(
     sys.stdout.flush()
 
 
+def show_failure(subject: str, failure: Failure) -> None:
+    """A failed row on stderr: ``failed: SUBJECT (API error N): message``, then its hint.
+
+    The API code is left out when the message says it already.
+    """
+    code = (
+        ""
+        if failure.api_code is None or failure.names_api_code
+        else f" (API error {failure.api_code})"
+    )
+    note(f"failed: {subject}{code}: {failure.message}")
+    if failure.hint:
+        note(f"  hint: {failure.hint}")
+
+
 def note(message: str) -> None:
     """A human message on stderr (never on stdout, which is for data)."""
     stderr().print(message)
@@ -210,9 +225,9 @@ def emit(document: Document, *, indent: int | None = 2) -> None:
     """Print the command's one ``--json`` document, built by its model.
 
     The house shape, ``{"command", "environment", "namespace", ...fields..., "summary"}``,
-    is the model's (:class:`~code24ctl.cli.documents.Document`); this only prints it.
+    is the model's (:meth:`~code24ctl.cli.documents.Document.printed`); this only prints it.
     """
-    emit_json(document, indent=indent)
+    emit_json(document.printed(), indent=indent)
 
 
 # Between two columns of a borderless table.

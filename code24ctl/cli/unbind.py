@@ -104,10 +104,8 @@ def unbind(
         output.print_table(["alias", "action"], [[row.alias, row.action] for row in rows])
     failed = [row for row in rows if row.action == "failed"]
     for row in failed:
-        code = f" (API error {row.code})" if row.code is not None else ""
-        output.note(f"failed: {row.alias}{code}: {row.error}")
-        if row.hint:
-            output.note(f"  hint: {row.hint}")
+        if row.failure is not None:
+            output.show_failure(row.alias, row.failure)
     if failed:
         raise CloudflareAPIError(
             f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",
