@@ -13,14 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from code24ctl.cli.output import current_command
 from code24ctl.errors import ERROR_KINDS, Failure
-
-
-def _command_being_run() -> str:
-    from code24ctl.cli.output import current_command
-
-    return current_command()
-
 
 #: The keys every document starts with, in this order.
 ENVELOPE = ("command", "environment", "namespace")
@@ -36,7 +30,7 @@ class Document(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    command: str = Field(default_factory=_command_being_run)
+    command: str = Field(default_factory=current_command)
     environment: str | None
     namespace: str | None
 

@@ -2,8 +2,10 @@
 
 Each is a :class:`~code24ctl.cli.documents.Document` (``command``, ``environment``,
 ``namespace``) plus the command's own fields; lists sit under plural keys and counts under
-``summary``. :data:`COMMAND_MODELS` maps each command, as typed, to its model; the tests
-validate every command's output, success and failure, against it.
+``summary``. Each command builds its document from its model (a report's ``counts()`` gives
+the summary) and prints it with :func:`code24ctl.cli.output.emit`, so mypy sees every field.
+:data:`COMMAND_MODELS` maps each command, as typed, to its model; the tests validate every
+command's output, success and failure, and the README's examples, against it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.cli.documents import Document, ErrorDocument
 from code24ctl.cloudflare.namespaces import NamespaceInfo
+from code24ctl.config import ValidationSummary
 from code24ctl.ops.apply import ApplyResult, PlanDocument
 from code24ctl.ops.bind import (
     ApiUsage,
@@ -202,15 +205,9 @@ class DoctorDocument(Document):
     summary: Summary
 
 
-class ConfigValidateDocument(Document):
+class ConfigValidateDocument(Document, ValidationSummary):
     """``config validate``: what the file defines."""
 
-    path: str
-    valid: bool
-    platform: str
-    workers: list[str]
-    routes: list[str]
-    environments: list[str]
     default_env: str | None
     summary: Summary
 
