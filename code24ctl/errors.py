@@ -3,7 +3,8 @@
 Core modules raise these; only the CLI's root group (``code24ctl.cli.Code24Group``) turns them
 into a message on stderr and an exit status. Every error carries its exit status (0 ok, 1 a
 check found problems, 2 usage or config, 3 API or network, as ``code24ctl --help`` says), so
-the CLI never has to guess.
+the CLI never has to guess. A failure kept as data (one row of a partial result) is a
+:class:`Failure`, built from its error.
 """
 
 from __future__ import annotations
