@@ -3,7 +3,8 @@
 Core modules raise these; only the CLI's root group (``code24ctl.cli.Code24Group``) turns them
 into a message on stderr and an exit status. Every error carries its exit status (0 ok, 1 a
 check found problems, 2 usage or config, 3 API or network, as ``code24ctl --help`` says), so
-the CLI never has to guess.
+the CLI never has to guess. A failure kept as data (one row of a partial result) is a
+:class:`Failure`, built from its error.
 """
 
 from __future__ import annotations
@@ -95,12 +96,9 @@ class CloudflareAPIError(Code24Error):
         code: int | None = None,
         status: int | None = None,
         hint: str | None = None,
-        names_code: bool = False,
     ) -> None:
         self.code = code
         self.status = status
-        # Whether ``message`` already says the API code (so a report does not add it again).
-        self.names_code = names_code
         super().__init__(message, hint=hint)
 
 
@@ -147,3 +145,60 @@ class Interrupted(Code24Error):
     """Ctrl-C, at a prompt or mid-run; the message says what was done (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure kept as data: one row of a partial result (a worker that failed to bind, a
+    step of apply), built from the error that caused it.
+
+    ``kind`` is the error document's ``code`` (``cloudflare_api``, ``usage``, ...),
+    ``api_code`` the Cloudflare API's error code when it gave one, ``exit_status`` what the
+    process exits with for it. The CLI renders it (``code24ctl.cli.output.show_failure``).
+    """
+
+    message: str
+    hint: str | None = None
+    api_code: int | None = None
+    exit_status: int = EXIT_API
+    kind: str = "error"
+
+    @classmethod
+    def of(cls, exc: Code24Error) -> Failure:
+        """The failure ``exc`` describes (its message and hint are scrubbed already)."""
+        api_code = exc.code if isinstance(exc, CloudflareAPIError) else None
+        return cls(exc.message, exc.hint or None, api_code, exc.exit_code, error_kind(exc))
+
+    @property
+    def names_api_code(self) -> bool:
+        """Whether the message already says its API code (``... Cloudflare API error 10007:``)."""
+        return self.api_code is not None and f"API error {self.api_code}" in self.message
+
+    def with_api_code(self) -> str:
+        """The message, followed by ``(API error N)`` unless it says N already."""
+        if self.api_code is None or self.names_api_code:
+            return self.message
+        return f"{self.message} (API error {self.api_code})"
+
+
+# Most specific first: the first class in an error's MRO found here names its kind.
+_KINDS: dict[type[Code24Error], str] = {
+    ConfigError: "config",
+    Aborted: "aborted",
+    UsageError: "usage",
+    CheckFailed: "check_failed",
+    NetworkError: "network",
+    CloudflareAPIError: "cloudflare_api",
+    Code24Error: "error",
+}
+
+#: Every ``kind`` (the error document's ``error.code``).
+ERROR_KINDS = tuple(dict.fromkeys(_KINDS.values()))
+
+
+def error_kind(exc: Code24Error) -> str:
+    """The stable kind of an error (``usage``, ``config``, ``cloudflare_api``, ...)."""
+    for cls in type(exc).__mro__:
+        if cls in _KINDS:
+            return _KINDS[cls]
+    return "error"

@@ -14,3 +14,70 @@ def test_errors_are_scrubbed_at_the_source(monkeypatch: pytest.MonkeyPatch) -> N
     error = CloudflareAPIError(f"refused {TOKEN}", code=10000, hint=f"not {TOKEN}")
     # Rows (bind --json, doctor details) carry .message and .hint, not main's report.
     assert (error.message, error.hint) == ("refused ***", "not ***")
+
+
+# --------------------------------------------------------------------------------------------
+# Failure: a failed row's one value
+
+
+def test_a_failure_is_built_from_its_error() -> None:
+    from code24ctl.errors import EXIT_USAGE, CloudflareAPIError, ConfigError, Failure
+
+    api = CloudflareAPIError("upload brand: refused", code=10021, hint="check the script")
+    assert Failure.of(api) == Failure(
+        "upload brand: refused", "check the script", 10021, 3, "cloudflare_api"
+    )
+    config = Failure.of(ConfigError("n.yaml", []))
+    assert (config.api_code, config.exit_status, config.kind) == (None, EXIT_USAGE, "config")
+
+
+NAMED_CODES = [
+    pytest.param("upload: Cloudflare API error 10021: bad (HTTP 400)", 10021, id="api answer"),
+    pytest.param("namespace gone (Cloudflare API error 100119)", 100119, id="namespace missing"),
+]
+UNNAMED_CODES = [
+    pytest.param("the Worker to copy does not exist", 10007, id="wrapped"),
+    pytest.param("error 10007 seen before", 10021, id="another number"),
+]
+
+
+@pytest.mark.parametrize(("message", "code"), NAMED_CODES)
+def test_a_failure_whose_message_names_its_code_is_shown_as_it_is(message: str, code: int) -> None:
+    from code24ctl.errors import Failure
+
+    failure = Failure(message, api_code=code)
+    assert failure.names_api_code
+    assert failure.with_api_code() == message
+
+
+@pytest.mark.parametrize(("message", "code"), UNNAMED_CODES)
+def test_a_failure_adds_its_api_code_once(message: str, code: int) -> None:
+    from code24ctl.errors import Failure
+
+    failure = Failure(message, api_code=code)
+    assert not failure.names_api_code
+    assert failure.with_api_code() == f"{message} (API error {code})"
+    assert Failure(message).with_api_code() == message
+
+
+def test_a_failed_row_prints_and_reads_back_the_keys_it_always_had() -> None:
+    from code24ctl.errors import Failure
+    from code24ctl.ops.bind import BindRow, UnbindRow
+
+    failure = Failure("refused", "do this", 10021)
+    row = BindRow(alias="a", action="failed", source="path a", failure=failure)
+    printed = row.model_dump(mode="json")
+    assert list(printed)[:7] == [
+        "alias",
+        "action",
+        "source",
+        "secrets_to_set",
+        "error",
+        "code",
+        "hint",
+    ]
+    assert (printed["error"], printed["code"], printed["hint"]) == ("refused", 10021, "do this")
+    assert BindRow.model_validate(printed).failure == failure
+    ok = UnbindRow(alias="b", action="deleted").model_dump(mode="json")
+    assert ok == {"alias": "b", "action": "deleted", "error": None, "code": None, "hint": None}
+    assert UnbindRow.model_validate(ok).failure is None

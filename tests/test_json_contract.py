@@ -1,5 +1,6 @@
-"""The JSON contract: every command's ``--json`` document, success and failure, validates
-against its pydantic model (``code24ctl.cli.schemas``), and every command has a model."""
+"""The JSON contract: every command's ``--json`` document, success and failure, and the README's
+examples validate against their pydantic models (``code24ctl.cli.schemas``), and every command
+has a model."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from code24ctl.cli import app
-from code24ctl.cli.documents import ERROR_CODES, ErrorDocument
+from code24ctl.cli.documents import ERROR_CODES, Document, ErrorDocument
 from code24ctl.cli.schemas import COMMAND_MODELS
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
@@ -193,3 +194,71 @@ def test_release_plan_and_stats_json_validate_on_success(
         _check_success(cli("rollback", "--yes"), "rollback")
         # One request is too few for the kpi targets (exit 1); the document still validates.
         _check_success(cli("stats", "--env", "local"), "stats", (0, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The README's examples follow the same models
+
+
+def _readme_examples() -> list[tuple[list[str], str]]:
+    """Each ``$ ... code24ctl ... --json`` in the README's console blocks: its words, and the
+    document printed under it (up to the next prompt or the block's end)."""
+    examples: list[tuple[list[str], str]] = []
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    words: list[str] | None = None
+    printed: list[str] = []
+    for line in [*lines, "```"]:
+        text = line.strip()
+        if words is not None and (text.startswith(("$ ", "```"))):
+            examples.append((words, "\n".join(printed)))
+            words = None
+        if text.startswith("$ ") and "code24ctl" in text and "--json" in text.split():
+            words, printed = text.split(), []
+        elif words is not None:
+            printed.append(text)
+    return examples
+
+
+def _readme_command(words: list[str]) -> str:
+    """The command an example runs, as ``COMMAND_MODELS`` names it (options left out)."""
+    named = [w for w in words[words.index("code24ctl") + 1 :] if not w.startswith("-")]
+    for size in range(len(named), 0, -1):
+        if " ".join(named[:size]) in COMMAND_MODELS:
+            return " ".join(named[:size])
+    raise AssertionError(f"no command in {' '.join(words)}")
+
+
+def _readme_document(printed: str) -> dict[str, Any]:
+    """The example's JSON, with the README's ``...`` (items left out) taken out."""
+    import re
+
+    whole = re.sub(r",\s*\n\s*\.\.\.\s*\n", "\n", printed)
+    document: dict[str, Any] = json.loads(whole)
+    return document
+
+
+README_EXAMPLES = _readme_examples()
+
+
+def test_the_readme_has_json_examples_to_check() -> None:
+    commands = {_readme_command(words) for words, _ in README_EXAMPLES}
+    assert {"bind", "workers"} <= commands
+
+
+@pytest.mark.parametrize(
+    ("words", "printed"), README_EXAMPLES, ids=[" ".join(w) for w, _ in README_EXAMPLES]
+)
+def test_readme_json_example_validates(words: list[str], printed: str) -> None:
+    document = _readme_document(printed)
+    if "error" in document:
+        ErrorDocument.model_validate(document)
+        assert document["error"]["code"] in ERROR_CODES
+        return
+    command = _readme_command(words)
+    model = COMMAND_MODELS[command]
+    model.model_validate(document)
+    assert document["command"] == command
+    # The README shows the document as printed: the model's own order, envelope first.
+    built = model.model_validate(document)
+    assert isinstance(built, Document)
+    assert list(document) == list(built.printed())

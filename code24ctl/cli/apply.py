@@ -76,10 +76,9 @@ def plan(
     if out is not None:
         _save(out, made)
     if json_output:
-        document = made.document
-        output.emit_document(
-            document, environment=document.environment, namespace=document.namespace
-        )
+        from code24ctl.cli.schemas import PlanCommandDocument
+
+        output.emit(PlanCommandDocument(**dict(made.document)))
     else:
         _show_plan(made, to_stdout=True)
     refused = refusal(made, applying=False)
@@ -158,17 +157,12 @@ def apply(
             on_step=on_step,
         )
     if json_output:
-        statuses = ("done", "unchanged", "failed", "not run")
-        summary = {
-            status.replace(" ", "_"): sum(s.status == status for s in result.steps)
-            for status in statuses
-        }
-        summary["secrets_to_set"] = sum(len(names) for names in result.secrets_to_set.values())
-        output.emit_document(
-            result,
-            environment=result.environment,
-            namespace=session.resolved.namespace(),
-            summary=summary,
+        from code24ctl.cli.schemas import ApplyDocument
+
+        output.emit(
+            ApplyDocument(
+                **dict(result), namespace=session.resolved.namespace(), summary=result.counts()
+            )
         )
     else:
         _show_outcome(result)

@@ -22,7 +22,7 @@ from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from code24ctl.ops.bind import BindAction, BindReport, BindRow
+    from code24ctl.ops.bind import BindReport, BindRow
     from code24ctl.ops.plan import PlannedChange
 
 AliasesArgument = Annotated[
@@ -211,10 +211,12 @@ def _print_notes(report: BindReport, env_name: str) -> None:
                 f"{alias}/secrets with type secret_key, algorithm, format, usages and the key"
             )
     for row in report.failed:
-        code = "" if row.code is None or row.code_in_error else f" (API error {row.code})"
-        output.note(f"failed: {row.alias}{code}: {row.error}")
-        if row.hint:
-            output.note(f"  hint: {row.hint}")
+        if row.failure is not None:
+            output.show_failure(row.alias, row.failure)
+
+
+def _api_code(row: BindRow) -> int | None:
+    return row.failure.api_code if row.failure is not None else None
 
 
 def _fail_if_any(report: BindReport, env_name: str) -> None:
@@ -222,7 +224,7 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
 
     failed = report.failed
     if failed:
-        codes = sorted({row.code for row in failed if row.code is not None})
+        codes = sorted({code for row in failed if (code := _api_code(row)) is not None})
         raise CloudflareAPIError(
             report.failure_summary(),
             code=codes[0] if len(codes) == 1 else None,
@@ -232,18 +234,15 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
 
 
 def _emit(report: BindReport, env_name: str) -> None:
-    actions: tuple[BindAction, ...] = (
-        "created", "updated", "unchanged", "failed", "would-create", "would-update"
-    )  # fmt: skip
-    summary = {action.replace("-", "_"): report.count(action) for action in actions}
-    summary["secrets_to_set"] = sum(len(row.secrets_to_set) for row in report.rows)
-    output.emit_document(
-        {
-            "dry_run": report.dry_run,
-            "workers": [row.model_dump(mode="json") for row in report.rows],
-            "api": report.api.model_dump(mode="json"),
-        },
-        environment=env_name,
-        namespace=report.namespace,
-        summary=summary,
+    from code24ctl.cli.schemas import BindDocument
+
+    output.emit(
+        BindDocument(
+            environment=env_name,
+            namespace=report.namespace,
+            dry_run=report.dry_run,
+            workers=report.rows,
+            api=report.api,
+            summary=report.counts(),
+        )
     )

@@ -30,14 +30,16 @@ def validate(config: ConfigOption = None, json_output: JsonOption = False) -> No
         environments=list(loaded.environments),
     )
     if json_output:
-        output.emit_document(
-            {**summary.model_dump(mode="json"), "default_env": loaded.default_env},
-            environment=None,
-            summary={
-                "workers": len(summary.workers),
-                "routes": len(summary.routes),
-                "environments": len(summary.environments),
-            },
+        from code24ctl.cli.schemas import ConfigValidateDocument
+
+        output.emit(
+            ConfigValidateDocument(
+                environment=None,
+                namespace=None,
+                **dict(summary),
+                default_env=loaded.default_env,
+                summary=summary.counts(),
+            )
         )
         return
     output.stdout().print(
@@ -58,10 +60,16 @@ def show(
     environment = resolved.environment
     namespace = None if environment.is_local else environment.namespace
     if json_output:
-        output.emit_document(
-            {"path": resolved.path, "environment_origin": resolved.env_origin, "config": data},
-            environment=resolved.env_name,
-            namespace=namespace,
+        from code24ctl.cli.schemas import ConfigShowDocument
+
+        output.emit(
+            ConfigShowDocument(
+                environment=resolved.env_name,
+                namespace=namespace,
+                path=resolved.path,
+                environment_origin=resolved.env_origin,
+                config=data,
+            )
         )
         return
     import yaml

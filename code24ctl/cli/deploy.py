@@ -125,15 +125,9 @@ def deploy(
         )
     # The deploy's own result first: a failing export below never hides it.
     if json_output:
-        actions = ("create", "update", "delete", "unchanged", "conflict")
-        output.emit_document(
-            report,
-            environment=report.environment,
-            namespace=report.namespace,
-            summary={
-                f"routes_{a}": sum(route.action == a for route in report.routes) for a in actions
-            },
-        )
+        from code24ctl.cli.schemas import DeployDocument
+
+        output.emit(DeployDocument(**dict(report), summary=report.counts()))
     else:
         if show_metadata:
             output.emit_json(report.metadata)

@@ -40,11 +40,16 @@ def doctor(
     session = cloudflare_session(load(config, env))
     report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)
     if json_output:
-        output.emit_document(
-            {"ok": report.ok, "checks": [c.model_dump(mode="json") for c in report.checks]},
-            environment=report.environment,
-            namespace=session.resolved.namespace(),
-            summary=report.counts,
+        from code24ctl.cli.schemas import DoctorDocument
+
+        output.emit(
+            DoctorDocument(
+                environment=report.environment,
+                namespace=session.resolved.namespace(),
+                ok=report.ok,
+                checks=report.checks,
+                summary=report.counts,
+            )
         )
     else:
         console = output.stdout()

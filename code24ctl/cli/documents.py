@@ -9,27 +9,35 @@ The per-command models live in :mod:`code24ctl.cli.schemas`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
-from code24ctl.errors import (
-    Aborted,
-    CheckFailed,
-    CloudflareAPIError,
-    Code24Error,
-    ConfigError,
-    NetworkError,
-    UsageError,
-)
+from pydantic import BaseModel, ConfigDict, Field
+
+from code24ctl.cli.output import current_command
+from code24ctl.errors import ERROR_KINDS, Failure
+
+#: The keys every document starts with, in this order.
+ENVELOPE = ("command", "environment", "namespace")
 
 
 class Document(BaseModel):
-    """The keys every ``--json`` document starts with."""
+    """The keys every ``--json`` document starts with.
+
+    ``command`` defaults to the command being run, as typed (``"namespace list"``). A document
+    that extends a report (``DeployDocument(Document, DeployReport)``) inherits the report's
+    field order; :meth:`printed` puts the envelope first.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    command: str
+    command: str = Field(default_factory=current_command)
     environment: str | None
     namespace: str | None
+
+    def printed(self) -> dict[str, Any]:
+        """The document as ``--json`` prints it: the envelope, then the fields in order."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return {key: body.pop(key) for key in ENVELOPE} | body
 
 
 class ErrorBody(BaseModel):
@@ -52,23 +60,16 @@ class ErrorDocument(BaseModel):
     error: ErrorBody
 
 
-# Most specific first: the first class in an error's MRO found here names its code.
-_CODES: dict[type[Code24Error], str] = {
-    ConfigError: "config",
-    Aborted: "aborted",
-    UsageError: "usage",
-    CheckFailed: "check_failed",
-    NetworkError: "network",
-    CloudflareAPIError: "cloudflare_api",
-    Code24Error: "error",
-}
-
-ERROR_CODES = (*_CODES.values(), "interrupted")
+#: Every ``error.code`` an error document may hold.
+ERROR_CODES = (*ERROR_KINDS, "interrupted")
 
 
-def error_code(exc: Code24Error) -> str:
-    """The stable ``error.code`` for an error (``usage``, ``config``, ``cloudflare_api``, ...)."""
-    for cls in type(exc).__mro__:
-        if cls in _CODES:
-            return _CODES[cls]
-    return "error"
+def error_body(failure: Failure) -> ErrorBody:
+    """The error document's body for a failure (the same fields a failed row shows)."""
+    return ErrorBody(
+        code=failure.kind,
+        message=failure.message,
+        hint=failure.hint,
+        exit_status=failure.exit_status,
+        api_code=failure.api_code,
+    )

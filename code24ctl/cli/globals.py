@@ -18,7 +18,7 @@ import typer
 from code24ctl.cli import output, state
 from code24ctl.cli.state import GLOBAL
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
-from code24ctl.errors import Code24Error
+from code24ctl.errors import Code24Error, Failure
 from code24ctl.redact import RedactingFilter, scrub
 
 VERBOSE_HELP = (
@@ -196,34 +196,21 @@ def set_verbosity(verbose: int) -> None:
 
 def emit_code24_error(exc: Code24Error) -> None:
     """With --json and no document printed yet: one ``{"error": ...}`` document on stdout."""
-    from code24ctl.cli.documents import error_code
-
-    api_code = getattr(exc, "code", None)
-    emit_error(
-        error_code(exc),
-        exc.message,
-        exc.hint,
-        exc.exit_code,
-        api_code=api_code if isinstance(api_code, int) else None,
-    )
+    emit_failure(Failure.of(exc))
 
 
-def emit_error(
-    code: str, message: str, hint: str | None, exit_status: int, *, api_code: int | None = None
-) -> None:
+def emit_error(code: str, message: str, hint: str | None, exit_status: int) -> None:
+    """The error document for a failure click found (usage) or an interruption."""
+    emit_failure(Failure(scrub(message), scrub(hint) if hint else None, None, exit_status, code))
+
+
+def emit_failure(failure: Failure) -> None:
     """Print the error document when --json asked for one and nothing else was printed."""
     if not GLOBAL.json or GLOBAL.emitted:
         return
-    from code24ctl.cli.documents import ErrorBody, ErrorDocument
+    from code24ctl.cli.documents import ErrorDocument, error_body
 
-    body = ErrorBody(
-        code=code,
-        message=scrub(message),
-        hint=scrub(hint) if hint else None,
-        exit_status=exit_status,
-        api_code=api_code,
-    )
-    output.emit_json(ErrorDocument(error=body))
+    output.emit_json(ErrorDocument(error=error_body(failure)))
 
 
 def main_with_json_errors(run: Callable[[], Any]) -> Any:

@@ -14,7 +14,9 @@ def init(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     path = config or DEFAULT_CONFIG_PATH
     write_starter(path)
     if json_output:
-        output.emit_document({"path": path, "written": True}, environment=None)
+        from code24ctl.cli.schemas import InitDocument
+
+        output.emit(InitDocument(environment=None, namespace=None, path=path, written=True))
         return
     output.stdout().print(f"wrote {path}", markup=False)
     output.note(f"next: edit it, then `code24ctl config validate -c {path}`")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,7 +11,7 @@ from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
-    from code24ctl.cloudflare.namespaces import NamespaceInfo
+    pass
 
 app = typer.Typer(
     help="Create, list, inspect and delete dispatch namespaces (the env's, unless NAME is given).",
@@ -26,11 +26,6 @@ NameArgument = Annotated[
 
 def _created(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else "-"
-
-
-def _emit(info: NamespaceInfo, environment: str | None, **extra: Any) -> None:
-    fields = info.model_dump(mode="json", exclude={"name"})
-    output.emit_document({**fields, **extra}, environment=environment, namespace=info.name)
 
 
 @app.command("create")
@@ -48,7 +43,11 @@ def create(
     target = check_namespace_name(name or session.resolved.namespace())
     result = create_namespace(session.client, session.account_id, target)
     if json_output:
-        _emit(result.namespace, session.resolved.env_name, created=result.created)
+        from code24ctl.cli.schemas import NamespaceCreatedDocument
+
+        created = NamespaceCreatedDocument.of(result.namespace, session.resolved.env_name)
+        created.created = result.created
+        output.emit(created)
         return
     ns = result.namespace
     verb = "created" if result.created else "already exists:"
@@ -69,10 +68,15 @@ def list_(
     session = account_session(config)
     namespaces = list_namespaces(session.client, session.account_id)
     if json_output:
-        output.emit_document(
-            {"namespaces": [ns.model_dump(mode="json") for ns in namespaces]},
-            environment=None,
-            summary={"namespaces": len(namespaces)},
+        from code24ctl.cli.schemas import NamespaceListDocument
+
+        output.emit(
+            NamespaceListDocument(
+                environment=None,
+                namespace=None,
+                namespaces=namespaces,
+                summary={"namespaces": len(namespaces)},
+            )
         )
         return
     if not namespaces:
@@ -118,7 +122,9 @@ def get(
         target = check_namespace_name(session.resolved.namespace())
     info = require_namespace(client, account_id, target, environment)
     if json_output:
-        _emit(info, environment)
+        from code24ctl.cli.schemas import NamespaceDocument
+
+        output.emit(NamespaceDocument.of(info, environment))
         return
     console = output.stdout()
     console.print(f"name:     {info.name}")
@@ -167,7 +173,11 @@ def delete(
         raise Aborted(f"kept dispatch namespace {info.name}; nothing was deleted")
     delete_namespace(session.client, session.account_id, name)
     if json_output:
-        _emit(info, None, deleted=True, secrets=secrets)
+        from code24ctl.cli.schemas import NamespaceDeletedDocument
+
+        deleted = NamespaceDeletedDocument.of(info, None)
+        deleted.secrets = secrets
+        output.emit(deleted)
         return
     output.stdout().print(
         f"deleted dispatch namespace {info.name}, its {count} Worker(s) and {held} secret(s)"

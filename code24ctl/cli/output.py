@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from code24ctl.cli.state import GLOBAL
-from code24ctl.errors import Interrupted, UsageError
+from code24ctl.errors import Failure, Interrupted, UsageError
 from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
     from rich.table import Table
+
+    from code24ctl.cli.documents import Document
 
 
 def stdout() -> Console:
@@ -145,6 +147,21 @@ def _write_json(
     sys.stdout.flush()
 
 
+def show_failure(subject: str, failure: Failure) -> None:
+    """A failed row on stderr: ``failed: SUBJECT (API error N): message``, then its hint.
+
+    The API code is left out when the message says it already.
+    """
+    code = (
+        ""
+        if failure.api_code is None or failure.names_api_code
+        else f" (API error {failure.api_code})"
+    )
+    note(f"failed: {subject}{code}: {failure.message}")
+    if failure.hint:
+        note(f"  hint: {failure.hint}")
+
+
 def note(message: str) -> None:
     """A human message on stderr (never on stdout, which is for data)."""
     stderr().print(message)
@@ -204,35 +221,13 @@ def current_command() -> str:
     return " ".join(ctx.command_path.split()[1:])
 
 
-def emit_document(
-    payload: BaseModel | Mapping[str, Any],
-    *,
-    environment: str | None,
-    namespace: str | None = None,
-    summary: Mapping[str, int] | None = None,
-    command: str | None = None,
-    indent: int | None = 2,
-) -> None:
-    """Print the command's one ``--json`` document in the house shape.
+def emit(document: Document, *, indent: int | None = 2) -> None:
+    """Print the command's one ``--json`` document, built by its model.
 
-    ``{"command", "environment", "namespace", ...payload's fields..., "summary"}``: the
-    envelope keys come first and win over payload fields of the same name; ``summary`` (counts)
-    replaces the payload's own when given. ``command`` defaults to the command being run.
+    The house shape, ``{"command", "environment", "namespace", ...fields..., "summary"}``,
+    is the model's (:meth:`~code24ctl.cli.documents.Document.printed`); this only prints it.
     """
-    body: dict[str, Any] = (
-        payload.model_dump(mode="json", by_alias=True)
-        if hasattr(payload, "model_dump")
-        else dict(payload)
-    )
-    document: dict[str, Any] = {
-        "command": command if command is not None else current_command(),
-        "environment": environment,
-        "namespace": namespace,
-    }
-    document.update((key, value) for key, value in body.items() if key not in document)
-    if summary is not None:
-        document["summary"] = dict(summary)
-    emit_json(document, indent=indent)
+    emit_json(document.printed(), indent=indent)
 
 
 # Between two columns of a borderless table.

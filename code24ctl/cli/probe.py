@@ -137,7 +137,9 @@ def probe(
     if junit is not None:
         _write_junit(junit, report)
     if json_output:
-        output.emit_document(report, environment=report.environment, namespace=None)
+        from code24ctl.cli.schemas import ProbeDocument
+
+        output.emit(ProbeDocument(**dict(report), namespace=None))
     else:
         render_report(report)
     for message in report.notes:

@@ -112,7 +112,9 @@ def _finish(report: ReleaseReport, json_output: bool) -> None:
     from code24ctl.ops.release import failure
 
     if json_output:
-        output.emit_json(report)
+        from code24ctl.cli.schemas import ReleaseDocument
+
+        output.emit(ReleaseDocument(**dict(report)))
     else:
         _render(report)
     for note in report.notes:

@@ -2,27 +2,41 @@
 
 Each is a :class:`~code24ctl.cli.documents.Document` (``command``, ``environment``,
 ``namespace``) plus the command's own fields; lists sit under plural keys and counts under
-``summary``. :data:`COMMAND_MODELS` maps each command, as typed, to its model; the tests
-validate every command's output, success and failure, against it.
+``summary``. Each command builds its document from its model (a report's ``counts()`` gives
+the summary) and prints it with :func:`code24ctl.cli.output.emit`, so mypy sees every field.
+:data:`COMMAND_MODELS` maps each command, as typed, to its model; the tests validate every
+command's output, success and failure, and the README's examples, against it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.cli.documents import Document, ErrorDocument
 from code24ctl.cloudflare.namespaces import NamespaceInfo
+from code24ctl.config import ValidationSummary
 from code24ctl.ops.apply import ApplyResult, PlanDocument
-from code24ctl.ops.bind import ApiUsage, BindRow, UnbindRow, WorkerStatusRow
+from code24ctl.ops.bind import (
+    ApiUsage,
+    BindRow,
+    UnbindAction,
+    UnbindRow,
+    WorkerState,
+    WorkerStatusRow,
+)
 from code24ctl.ops.deploy import DeployReport
 from code24ctl.ops.doctor import Check
 from code24ctl.ops.release import ReleaseReport, VersionsReport
 from code24ctl.ops.stats import StatsReport
 from code24ctl.ops.tail import TailEvent
 from code24ctl.probe.runner import ProbeReport
+
+if TYPE_CHECKING:
+    from code24ctl.serve.server import ServeInfo
 
 Summary = dict[str, int]
 
@@ -35,16 +49,39 @@ class NamespaceListDocument(Document):
 
 
 class NamespaceDocument(Document):
-    """``namespace create|get|delete``: one namespace (``namespace`` is its name)."""
+    """``namespace get``: one namespace (``namespace`` is its name)."""
 
     id: str | None
     script_count: int | None
     created_on: datetime | None
     modified_on: datetime | None
     trusted_workers: bool | None
-    created: bool | None = None  # create: whether this call made it
-    deleted: bool | None = None  # delete
-    secrets: int | None = None  # delete: how many secrets went with its Workers (None: unknown)
+
+    @classmethod
+    def of(cls, info: NamespaceInfo, environment: str | None) -> Self:
+        """The document for one namespace (``namespace`` is its name)."""
+        return cls(
+            environment=environment,
+            namespace=info.name,
+            id=info.id,
+            script_count=info.script_count,
+            created_on=info.created_on,
+            modified_on=info.modified_on,
+            trusted_workers=info.trusted_workers,
+        )
+
+
+class NamespaceCreatedDocument(NamespaceDocument):
+    """``namespace create``: the namespace, and whether this call made it."""
+
+    created: bool = True
+
+
+class NamespaceDeletedDocument(NamespaceDocument):
+    """``namespace delete``: the namespace deleted, with how many secrets went with it."""
+
+    deleted: bool = True
+    secrets: int | None = None  # None: unknown
 
 
 class WorkerRow(WorkerStatusRow):
@@ -58,6 +95,37 @@ class WorkersDocument(Document):
 
     workers: list[WorkerRow]
     summary: Summary
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[WorkerStatusRow],
+        lacking: Mapping[str, list[str]],
+        environment: str,
+        namespace: str,
+    ) -> WorkersDocument:
+        """The document for ``rows``, each with the secrets its copy lacks (``lacking``)."""
+        states: tuple[WorkerState, ...] = ("bound", "missing", "not-in-config")
+        summary = {
+            state.replace("-", "_"): sum(1 for row in rows if row.status == state)
+            for state in states
+        }
+        summary["secrets_missing"] = sum(len(names) for names in lacking.values())
+        return cls(
+            environment=environment,
+            namespace=namespace,
+            workers=[
+                WorkerRow(
+                    alias=row.alias,
+                    status=row.status,
+                    source=row.source,
+                    modified_on=row.modified_on,
+                    secrets_missing=lacking.get(row.alias, []),
+                )
+                for row in rows
+            ],
+            summary=summary,
+        )
 
 
 class BindDocument(Document):
@@ -75,6 +143,20 @@ class UnbindDocument(Document):
     dry_run: bool
     workers: list[UnbindRow]
     summary: Summary
+
+    @classmethod
+    def of(
+        cls, rows: Sequence[UnbindRow], *, environment: str, namespace: str, dry_run: bool
+    ) -> UnbindDocument:
+        """The document for ``rows``, counted by action."""
+        actions: tuple[UnbindAction, ...] = ("deleted", "would-delete", "not-bound", "failed")
+        return cls(
+            environment=environment,
+            namespace=namespace,
+            dry_run=dry_run,
+            workers=list(rows),
+            summary={a.replace("-", "_"): sum(r.action == a for r in rows) for a in actions},
+        )
 
 
 class SecretInfo(BaseModel):
@@ -123,16 +205,10 @@ class DoctorDocument(Document):
     summary: Summary
 
 
-class ConfigValidateDocument(Document):
+class ConfigValidateDocument(Document, ValidationSummary):
     """``config validate``: what the file defines."""
 
-    path: str
-    valid: bool
-    platform: str
     default_env: str | None
-    workers: list[str]
-    routes: list[str]
-    environments: list[str]
     summary: Summary
 
 
@@ -155,6 +231,22 @@ class ServeDocument(Document):
     demo: bool
     admin_url: str | None  # --metrics-port: /healthz and /metrics
     unreachable: list[str]  # aliases whose upstream refused a connection at start-up
+
+    @classmethod
+    def of(cls, info: ServeInfo) -> ServeDocument:
+        """The document for a running ``serve``."""
+        return cls(
+            environment=info.environment,
+            namespace=None,
+            url=info.url,
+            host=info.host,
+            port=info.port,
+            routes=[{"prefix": p or "/", "worker": w} for p, w in info.routes],
+            upstreams=dict(info.upstreams),
+            demo=bool(info.demo_workers),
+            admin_url=info.admin_url,
+            unreachable=list(info.unreachable),
+        )
 
 
 class InitDocument(Document):
@@ -186,9 +278,9 @@ TailLine = TailEvent
 
 COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "namespace list": NamespaceListDocument,
-    "namespace create": NamespaceDocument,
+    "namespace create": NamespaceCreatedDocument,
     "namespace get": NamespaceDocument,
-    "namespace delete": NamespaceDocument,
+    "namespace delete": NamespaceDeletedDocument,
     "workers": WorkersDocument,
     "bind": BindDocument,
     "unbind": UnbindDocument,

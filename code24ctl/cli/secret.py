@@ -66,11 +66,16 @@ def _require_bound(session: CloudflareSession, alias: str) -> None:
 
 
 def _emit(session: CloudflareSession, alias: str, entries: list[SecretEntry], key: str) -> None:
-    output.emit_document(
-        {"worker": alias, "secrets": [entry.model_dump() for entry in entries]},
-        environment=session.resolved.env_name,
-        namespace=session.resolved.namespace(),
-        summary={key: len(entries)},
+    from code24ctl.cli.schemas import SecretInfo, SecretsDocument
+
+    output.emit(
+        SecretsDocument(
+            environment=session.resolved.env_name,
+            namespace=session.resolved.namespace(),
+            worker=alias,
+            secrets=[SecretInfo(name=entry.name, type=entry.type) for entry in entries],
+            summary={key: len(entries)},
+        )
     )
 
 

@@ -210,11 +210,10 @@ def serve(
         examples = example_requests(resolved.config, info.url)
         _banner(info, env_name=env_name, base_url=resolved.environment.base_url, examples=examples)
         if json_output:
-            from code24ctl.cli.output import emit_document
+            from code24ctl.cli.output import emit
+            from code24ctl.cli.schemas import ServeDocument
 
-            emit_document(
-                info.as_dict(), environment=resolved.env_name, namespace=None, indent=None
-            )
+            emit(ServeDocument.of(info), indent=None)
 
     def reload() -> ServeSettings:
         return settings_from_config(load(config_file, env_name, default_env="local"))

@@ -81,7 +81,9 @@ def stats(
             by=group_by,
         )
     if json_output:
-        output.emit_json(report)
+        from code24ctl.cli.schemas import StatsDocument
+
+        output.emit(StatsDocument(**dict(report)))
     else:
         _render(report)
     if not report.ok:

@@ -93,21 +93,19 @@ def unbind(
             present=present,
         )
     if json_output:
-        actions = ("deleted", "would-delete", "not-bound", "failed")
-        output.emit_document(
-            {"dry_run": dry_run, "workers": [row.model_dump(mode="json") for row in rows]},
-            environment=resolved.env_name,
-            namespace=namespace,
-            summary={a.replace("-", "_"): sum(r.action == a for r in rows) for a in actions},
+        from code24ctl.cli.schemas import UnbindDocument
+
+        output.emit(
+            UnbindDocument.of(
+                rows, environment=resolved.env_name, namespace=namespace, dry_run=dry_run
+            )
         )
     else:
         output.print_table(["alias", "action"], [[row.alias, row.action] for row in rows])
     failed = [row for row in rows if row.action == "failed"]
     for row in failed:
-        code = f" (API error {row.code})" if row.code is not None else ""
-        output.note(f"failed: {row.alias}{code}: {row.error}")
-        if row.hint:
-            output.note(f"  hint: {row.hint}")
+        if row.failure is not None:
+            output.show_failure(row.alias, row.failure)
     if failed:
         raise CloudflareAPIError(
             f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",

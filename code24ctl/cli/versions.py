@@ -36,7 +36,9 @@ def versions(
     session = cloudflare_session(resolved)
     report = list_release_state(session.client, session.account_id, session.resolved, limit=limit)
     if json_output:
-        output.emit_json(report)
+        from code24ctl.cli.schemas import VersionsDocument
+
+        output.emit(VersionsDocument(**dict(report)))
     else:
         _render(report)
 

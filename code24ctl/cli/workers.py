@@ -24,21 +24,9 @@ def workers(
     lacking = secrets_missing(session.client, session.account_id, resolved, bound)
     namespace = resolved.namespace()
     if json_output:
-        documents = [
-            {**row.model_dump(mode="json"), "secrets_missing": lacking.get(row.alias, [])}
-            for row in rows
-        ]
-        summary = {
-            state.replace("-", "_"): sum(1 for row in rows if row.status == state)
-            for state in ("bound", "missing", "not-in-config")
-        }
-        summary["secrets_missing"] = sum(len(names) for names in lacking.values())
-        output.emit_document(
-            {"workers": documents},
-            environment=resolved.env_name,
-            namespace=namespace,
-            summary=summary,
-        )
+        from code24ctl.cli.schemas import WorkersDocument
+
+        output.emit(WorkersDocument.of(rows, lacking, resolved.env_name, namespace))
         return
     table_rows = []
     for row in rows:

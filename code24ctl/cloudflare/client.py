@@ -211,9 +211,7 @@ def api_error_from(
         code, text = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         message = f"{action}: Cloudflare API error {code}: {text}{more} (HTTP {status})"
-        return CloudflareAPIError(
-            message, code=code, status=status, hint=API_ERROR_HINTS.get(code), names_code=True
-        )
+        return CloudflareAPIError(message, code=code, status=status, hint=API_ERROR_HINTS.get(code))
     content_type = ""
     if response is not None:
         content_type = str(response.headers.get("content-type", ""))

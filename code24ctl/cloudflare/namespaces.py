@@ -82,7 +82,6 @@ def namespace_missing(name: str, env_name: str | None = None, why: str = "") -> 
         f"dispatch namespace {name} does not exist on this account{why} "
         f"(Cloudflare API error {NAMESPACE_NOT_FOUND})",
         code=NAMESPACE_NOT_FOUND,
-        names_code=True,
         hint=f"run `code24ctl namespace create{env}` first"
         + (f" (or `code24ctl apply --env {env_name}` for every step)" if env_name else ""),
     )
@@ -167,7 +166,6 @@ def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> Name
                 f"{suggestion(near)} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
                 code=exc.code,
                 status=exc.status,
-                names_code=True,
                 hint="`code24ctl namespace list` shows the namespaces this account has",
             ) from None
         raise

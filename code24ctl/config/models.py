@@ -445,6 +445,14 @@ class ValidationSummary(BaseModel):
     routes: list[str]
     environments: list[str]
 
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``config validate --json``: what the file defines."""
+        return {
+            "workers": len(self.workers),
+            "routes": len(self.routes),
+            "environments": len(self.environments),
+        }
+
 
 @dataclass(frozen=True)
 class ResolvedConfig:

@@ -14,18 +14,20 @@ reviewed or refuses because the account (or the config) changed since.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.modules import fingerprint
 from code24ctl.cloudflare.namespaces import create_namespace
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import EXIT_API, EXIT_USAGE, Code24Error, RouteConflictError
+from code24ctl.errors import EXIT_API, EXIT_USAGE, Code24Error, Failure, RouteConflictError
 from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind, plan_bind
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
+from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 
 if TYPE_CHECKING:
@@ -112,18 +114,31 @@ class StepResult(BaseModel):
     detail: str
 
 
-class ApplyResult(BaseModel):
-    """The outcome of ``apply`` (``--json`` prints this, plan included)."""
+class ApplyResult(HoldsFailure):
+    """The outcome of ``apply`` (``--json`` prints this, plan included).
+
+    A failed apply holds the failed step's :class:`Failure` (the process exits with its
+    status), printed as ``error`` and ``next`` (its hint) after ``ok``.
+    """
+
+    failure_keys: ClassVar[tuple[str, str | None, str]] = ("error", None, "next")
+    failure_after: ClassVar[str] = "ok"
 
     environment: str
     plan: PlanDocument
     steps: list[StepResult]
     ok: bool
-    error: str | None = None
-    next: str | None = None
     secrets_to_set: dict[str, list[str]] = Field(default_factory=dict)
-    # The exit status of the failed step (the process exits with it).
-    exit_status: int = Field(default=0, exclude=True)
+
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``apply --json``: steps by status, and the secrets still to set."""
+        statuses: tuple[StepStatus, ...] = ("done", "unchanged", "failed", "not run")
+        counts = {
+            status.replace(" ", "_"): sum(s.status == status for s in self.steps)
+            for status in statuses
+        }
+        counts["secrets_to_set"] = sum(len(names) for names in self.secrets_to_set.values())
+        return counts
 
 
 class ApplyFailed(Code24Error):
@@ -231,13 +246,13 @@ def _namespace_step(namespace: str, exists: bool) -> PlanStep:
 def _bind_step(plan: BindPlan) -> PlanStep:
     step = PlanStep(step="bind", changes=plan.changes())
     for row in plan.rows:
-        if row.failed:
+        if row.failure is not None:
             step.problems.append(
                 PlanProblem(
                     step="bind",
-                    message=f"worker {row.alias}: {row.error}",
-                    hint=row.hint,
-                    exit_status=row.exit_status or EXIT_API,
+                    message=f"worker {row.alias}: {row.failure.message}",
+                    hint=row.failure.hint,
+                    exit_status=row.failure.exit_status,
                 )
             )
         elif row.action == "unchanged":
@@ -326,9 +341,7 @@ def execute_apply(
             for step in STEPS
         ]
         result.ok = False
-        result.error = _holds(plan)
-        result.next = refused.hint
-        result.exit_status = refused.exit_code
+        result.failure = dataclasses.replace(Failure.of(refused), message=_holds(plan))
         return result
 
     def record(step: StepName, status: StepStatus, detail: str) -> None:
@@ -337,23 +350,21 @@ def execute_apply(
         if on_step is not None:
             on_step(outcome)
 
-    def fail(
-        step: StepName, error: str, next_step: str, exit_status: int = EXIT_API
-    ) -> ApplyResult:
-        record(step, "failed", error)
+    def fail(step: StepName, failure: Failure) -> ApplyResult:
+        record(step, "failed", failure.message)
         for later in STEPS[STEPS.index(step) + 1 :]:
             record(later, "not run", f"{step} failed")
         result.ok = False
-        result.error = error
-        result.next = next_step
-        result.exit_status = exit_status
+        result.failure = failure
         return result
+
+    def failed(exc: Code24Error, next_step: str) -> Failure:
+        return dataclasses.replace(Failure.of(exc), hint=next_step)
 
     try:
         created = create_namespace(client, account_id, namespace)
     except Code24Error as exc:
-        hint = exc.hint or f"fix the error above, then {rerun}"
-        return fail("namespace", exc.message, hint, exc.exit_code)
+        return fail("namespace", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     if created.created:
         record("namespace", "done", f"created dispatch namespace {namespace}")
     else:
@@ -363,17 +374,14 @@ def execute_apply(
         # The plan's downloads are uploaded as they are: nothing is read twice.
         report = execute_bind(client, account_id, plan.bind, options=options)
     except Code24Error as exc:
-        hint = exc.hint or f"fix the error above, then {rerun}"
-        return fail("bind", exc.message, hint, exc.exit_code)
+        return fail("bind", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
     if report.failed:
-        hints = {r.hint for r in report.failed if r.hint}
+        hints = {r.failure.hint for r in report.failed if r.failure and r.failure.hint}
         advice = f"{'; '.join(sorted(hints))}; then " if hints else "fix them, then "
-        return fail(
-            "bind",
-            report.failure_summary(with_errors=True),
-            f"{advice}rerun `{rerun}` (workers already bound are left unchanged)",
-        )
+        summary = report.failure_summary(with_errors=True)
+        next_step = f"{advice}rerun `{rerun}` (workers already bound are left unchanged)"
+        return fail("bind", Failure(summary, next_step, None, EXIT_API, "cloudflare_api"))
     record(
         "bind",
         "done" if report.changes else "unchanged",
@@ -387,10 +395,11 @@ def execute_apply(
         deployed = execute_deploy(client, account_id, plan.bind.resolved, ready)
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
-        return fail("deploy", exc.message, hint, exc.exit_code)
+        return fail("deploy", failed(exc, hint))
     except Code24Error as exc:
-        hint = f"{exc.hint or 'fix the error above'}; then rerun `{rerun}`"
-        return fail("deploy", exc.message, hint, exc.exit_code)
+        return fail(
+            "deploy", failed(exc, f"{exc.hint or 'fix the error above'}; then rerun `{rerun}`")
+        )
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
     status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
@@ -412,8 +421,9 @@ def failure(result: ApplyResult) -> ApplyFailed:
     """
     failed = next((s for s in result.steps if s.status == "failed"), None)
     where = f"at step {failed.step}" if failed is not None else "before writing anything"
+    stopped = result.failure or Failure("the apply failed", exit_status=EXIT_API)
     return ApplyFailed(
-        f"apply stopped {where}: {result.error}",
-        hint=result.next,
-        exit_code=result.exit_status,
+        f"apply stopped {where}: {stopped.message}",
+        hint=stopped.hint,
+        exit_code=stopped.exit_status,
     )

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -63,7 +63,8 @@ from code24ctl.cloudflare.scripts import (
 )
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
-from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
+from code24ctl.errors import CloudflareAPIError, Code24Error, Failure, UsageError
+from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
@@ -79,19 +80,19 @@ UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]
 WorkerState = Literal["bound", "missing", "stale", "not-in-config"]
 
 
-class BindRow(BaseModel):
-    """The outcome for one alias (``bind --json`` prints a list of these)."""
+class BindRow(HoldsFailure):
+    """The outcome for one alias (``bind --json`` prints a list of these).
+
+    A ``failed`` row holds its :class:`Failure`, printed as ``error``, ``code`` (the API's)
+    and ``hint`` after ``secrets_to_set``.
+    """
+
+    failure_after: ClassVar[str] = "secrets_to_set"
 
     alias: str
     action: BindAction
     source: str
     secrets_to_set: list[str] = Field(default_factory=list)
-    error: str | None = None
-    code: int | None = None  # the API error code of a failure, when the API gave one
-    # Whether ``error`` already says ``code`` (a report then does not add it again).
-    code_in_error: bool = Field(default=False, exclude=True)
-    hint: str | None = None  # what to do about a failure
-    exit_status: int | None = Field(default=None, exclude=True)  # of a failure's error
     changes: list[Difference] = Field(default_factory=list)  # for updated/would-update
     dropped_bindings: list[str] = Field(default_factory=list)  # not copyable, e.g. assets
     # secret_key (WebCrypto key) bindings: `secret put` cannot make them, so they are apart.
@@ -138,6 +139,15 @@ class BindReport(BaseModel):
         """How many aliases were (or would be) uploaded."""
         return sum(1 for row in self.rows if row.action not in ("unchanged", "failed"))
 
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``bind --json``: rows by action, and the secrets still to set."""
+        actions: tuple[BindAction, ...] = (
+            "created", "updated", "unchanged", "failed", "would-create", "would-update"
+        )  # fmt: skip
+        counts = {action.replace("-", "_"): self.count(action) for action in actions}
+        counts["secrets_to_set"] = sum(len(row.secrets_to_set) for row in self.rows)
+        return counts
+
     def failure_summary(self, *, with_errors: bool = False) -> str:
         """``N of M worker(s) failed to bind: ...`` naming each failed alias (with its error
         and API code when ``with_errors``); empty when none failed."""
@@ -146,8 +156,7 @@ class BindReport(BaseModel):
             return ""
         if with_errors:
             named = "; ".join(
-                f"{row.alias}: {row.error}"
-                + (f" (API error {row.code})" if row.code is not None else "")
+                f"{row.alias}: {row.failure.with_api_code() if row.failure else '?'}"
                 for row in failed
             )
         else:
@@ -155,14 +164,14 @@ class BindReport(BaseModel):
         return f"{len(failed)} of {len(self.rows)} worker(s) failed to bind: {named}"
 
 
-class UnbindRow(BaseModel):
-    """The outcome of removing one Worker from the namespace."""
+class UnbindRow(HoldsFailure):
+    """The outcome of removing one Worker from the namespace (a ``failed`` one holds its
+    :class:`Failure`, printed as ``error``, ``code`` and ``hint``)."""
+
+    failure_after: ClassVar[str] = "action"
 
     alias: str
     action: UnbindAction
-    error: str | None = None
-    code: int | None = None
-    hint: str | None = None
 
 
 class WorkerStatusRow(BaseModel):
@@ -223,7 +232,11 @@ class BindPlan:
 
     def problems(self) -> list[str]:
         """Each alias that could not be planned, with its error."""
-        return [f"worker {row.alias}: {row.error}" for row in self.rows if row.failed]
+        return [
+            f"worker {row.alias}: {row.failure.message if row.failure else '?'}"
+            for row in self.rows
+            if row.failed
+        ]
 
 
 _T = TypeVar("_T")
@@ -450,16 +463,7 @@ def _upload_planned(
 
 
 def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
-    return BindRow(
-        alias=alias,
-        action="failed",
-        source=source,
-        error=exc.message,
-        code=exc.code if isinstance(exc, CloudflareAPIError) else None,
-        code_in_error=isinstance(exc, CloudflareAPIError) and exc.names_code,
-        hint=exc.hint,
-        exit_status=exc.exit_code,
-    )
+    return BindRow(alias=alias, action="failed", source=source, failure=Failure.of(exc))
 
 
 def _read_deployed(
@@ -526,14 +530,10 @@ def unbind_workers(
                     api.workers_for_platforms.dispatch.namespaces.scripts.delete(
                         name, account_id=account_id, dispatch_namespace=namespace
                     )
-            except CloudflareAPIError as exc:
-                if is_not_found(exc, SCRIPT_NOT_FOUND):
-                    return UnbindRow(alias=name, action="not-bound")
-                return UnbindRow(
-                    alias=name, action="failed", error=exc.message, code=exc.code, hint=exc.hint
-                )
             except Code24Error as exc:
-                return UnbindRow(alias=name, action="failed", error=exc.message, hint=exc.hint)
+                if isinstance(exc, CloudflareAPIError) and is_not_found(exc, SCRIPT_NOT_FOUND):
+                    return UnbindRow(alias=name, action="not-bound")
+                return UnbindRow(alias=name, action="failed", failure=Failure.of(exc))
             return UnbindRow(alias=name, action="deleted")
 
         return _run_all(one, wanted, _concurrency(concurrency))

@@ -189,6 +189,11 @@ class DeployReport(DeployPlan):
     dry_run: bool
     uploaded: bool = False
 
+    def counts(self) -> dict[str, int]:
+        """The ``summary`` of ``deploy --json``: the routes by what deploy does to them."""
+        actions = ("create", "update", "delete", "unchanged", "conflict")
+        return {f"routes_{a}": sum(route.action == a for route in self.routes) for a in actions}
+
 
 @dataclass(frozen=True)
 class _ZoneRef:

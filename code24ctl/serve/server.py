@@ -47,19 +47,6 @@ class ServeInfo:
     # Aliases whose upstream refused a connection at start-up (a warning, not a refusal).
     unreachable: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "host": self.host,
-            "port": self.port,
-            "environment": self.environment,
-            "routes": [{"prefix": p or "/", "worker": w} for p, w in self.routes],
-            "upstreams": dict(self.upstreams),
-            "demo": bool(self.demo_workers),
-            "admin_url": self.admin_url,
-            "unreachable": list(self.unreachable),
-        }
-
 
 def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:
     """The table, environment name and upstreams of a local environment.
