@@ -20,11 +20,10 @@ from code24ctl.cloudflare.pacing import (
     Pacer,
     RetryPolicy,
     check_answer,
-    paced_client,
-    pacer_of,
     parse_ratelimit,
     retry_after_seconds,
 )
+from code24ctl.cloudflare.session import open_session
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.clock import FakeClock
@@ -337,23 +336,24 @@ def test_make_client_paces_and_explicit_pacer_and_policy_take_effect() -> None:
         return httpx.Response(200, json={**ENVELOPE, "result": {"id": "t", "status": "active"}})
 
     session_pacer = Pacer(clock=clock)
-    client = make_client(
+    session = open_session(
         Credentials(token="t" * 40, base_url=API),
+        "account",
         pacer=session_pacer,
         policy=RetryPolicy(),
         transport=httpx.MockTransport(ok),
         clock=clock,
     )
-    assert pacer_of(client) is session_pacer
-    assert paced_client(client) is client  # nested work never counts a call twice
+    assert session.pacer is session_pacer
+    with session.paced() as same:
+        assert same is session  # nested work never counts a call twice
     bulk_pacer = Pacer(clock=clock)
-    bulk = paced_client(client, bulk_pacer, RetryPolicy(max_attempts=2))
-    assert bulk is not client and pacer_of(bulk) is bulk_pacer
-    bulk.user.tokens.verify()
-    client.user.tokens.verify()
-    assert (session_pacer.stats.sent, bulk_pacer.stats.sent) == (1, 1)
-    bulk.close()
-    client.user.tokens.verify()  # closing the copy left the shared transport open
+    with session.paced(bulk_pacer, RetryPolicy(max_attempts=2)) as bulk:
+        assert bulk is not session and bulk.pacer is bulk_pacer
+        bulk.client.user.tokens.verify()
+        session.client.user.tokens.verify()
+        assert (session_pacer.stats.sent, bulk_pacer.stats.sent) == (1, 1)
+    session.client.user.tokens.verify()  # closing the copy left the shared transport open
     assert calls == ["/client/v4/user/tokens/verify"] * 3
 
 
@@ -386,16 +386,17 @@ def test_a_pacer_given_to_bulk_work_is_the_one_its_calls_go_through(
     cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
     clock = FakeClock()
     session_pacer = Pacer(clock=clock)
-    client = make_client(
+    session = open_session(
         Credentials(token=cf_seed.user_token, base_url=IN_PROCESS_API_BASE),
+        cf_seed.account_id,
         pacer=session_pacer,
         transport=InProcessTransport(create_app(cf_state)),
         clock=clock,
     )
     resolved = resolve_config(REPO_CONFIG, "staging")
     own = Pacer(clock=clock)
-    rows = worker_status(client, cf_seed.account_id, resolved, pacer=own)
+    rows = worker_status(session, resolved, pacer=own)
     assert {row.status for row in rows} == {"missing"}
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 0)
-    worker_status(client, cf_seed.account_id, resolved)
+    worker_status(session, resolved)
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 1)

@@ -37,13 +37,14 @@ def doctor(
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.doctor import run_doctor
 
-    session = cloudflare_session(load(config, env))
-    report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)
+    resolved = load(config, env)
+    session = cloudflare_session(resolved)
+    report = run_doctor(session, resolved, base_url=base_url)
     if json_output:
         output.emit_document(
             {"ok": report.ok, "checks": [c.model_dump(mode="json") for c in report.checks]},
             environment=report.environment,
-            namespace=session.resolved.namespace(),
+            namespace=resolved.namespace(),
             summary=report.counts,
         )
     else:

@@ -1,11 +1,12 @@
 """Options every command shares, declared once so their names and help never drift.
 
-``-c/--config``, ``-e/--env`` and ``--json`` are global: given before the command they land in
-:data:`code24ctl.cli.state.GLOBAL`, and each command's own option (these annotations) falls back
-to that value, so ``code24ctl --json -e production workers`` and ``code24ctl workers --json -e
-production`` are the same call. A command that declares ``config: ConfigOption = None`` etc. gets
-this for free. ``CODE24_CONFIG`` and ``CODE24_ENV`` are read by :func:`load`, after the flags,
-so a flag in either position always wins over the variable.
+``-c/--config``, ``-e/--env`` and ``--json`` are global: given before the command they land on
+the run's :class:`~code24ctl.cli.invocation.Invocation`, and each command's own option (these
+annotations) falls back to that value, so ``code24ctl --json -e production workers`` and
+``code24ctl workers --json -e production`` are the same call. A command that declares
+``config: ConfigOption = None`` etc. gets this for free. ``CODE24_CONFIG`` and ``CODE24_ENV``
+are read by :func:`load`, after the flags, so a flag in either position always wins over the
+variable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from code24ctl.cli.state import GLOBAL
+from code24ctl.cli.invocation import invocation
 from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, MAX_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -22,23 +23,26 @@ if TYPE_CHECKING:
 
 
 def _global_config(value: str | None) -> str | None:
+    run = invocation()
     if value is None:
-        return GLOBAL.config
-    GLOBAL.config = value
+        return run.config
+    run.config = value
     return value
 
 
 def _global_env(value: str | None) -> str | None:
+    run = invocation()
     if value is None:
-        return GLOBAL.env
-    GLOBAL.env = value
+        return run.env
+    run.env = value
     return value
 
 
 def _global_json(value: bool) -> bool:
+    run = invocation()
     if value:
-        GLOBAL.json = True
-    return GLOBAL.json
+        run.json = True
+    return run.json
 
 
 CONFIG_HELP = f"namespaces.yaml to read [default: ${CONFIG_ENV_VAR}, else ./namespaces.yaml]"
@@ -101,9 +105,10 @@ def load(config: str | None, env: str | None, default_env: str | None = None) ->
     from code24ctl.config import config_path_from
     from code24ctl.config.environments import resolve_environment
 
+    run = invocation()
     return resolve_environment(
-        config_path_from(config if config is not None else GLOBAL.config),
-        env if env is not None else GLOBAL.env,
+        config_path_from(config if config is not None else run.config),
+        env if env is not None else run.env,
         command_default=default_env,
     )
 

@@ -29,7 +29,7 @@ from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 StepName = Literal["namespace", "bind", "deploy"]
 STEPS: tuple[StepName, ...] = ("namespace", "bind", "deploy")
@@ -148,8 +148,7 @@ StepCallback = Callable[[StepResult], None]
 
 
 def plan_apply(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     force: bool = False,
@@ -166,17 +165,17 @@ def plan_apply(
     """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
-    deploy = plan_deploy(client, account_id, resolved, force=force)
+    deploy = plan_deploy(session, resolved, force=force)
     if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
         from code24ctl.ops.release import rollout_error, rollout_in_progress
 
-        split = rollout_in_progress(client, account_id, resolved)
+        split = rollout_in_progress(session, resolved)
         if split is not None:
             error = rollout_error(resolved, split, "apply would replace it with a new version")
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
-    existing = bound_names(client, account_id, namespace) if deploy.namespace_exists else set()
-    bind = plan_bind(client, account_id, resolved, options=options, existing=existing)
+    existing = bound_names(session, namespace) if deploy.namespace_exists else set()
+    bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
     steps.append(_deploy_step(deploy, resolved.env_name))
     changes = [change for step in steps for change in step.changes]
@@ -302,8 +301,7 @@ def _holds(plan: ApplyPlan) -> str:
 
 
 def execute_apply(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     plan: ApplyPlan,
     *,
     options: BindOptions | None = None,
@@ -350,7 +348,7 @@ def execute_apply(
         return result
 
     try:
-        created = create_namespace(client, account_id, namespace)
+        created = create_namespace(session, namespace)
     except Code24Error as exc:
         hint = exc.hint or f"fix the error above, then {rerun}"
         return fail("namespace", exc.message, hint, exc.exit_code)
@@ -361,7 +359,7 @@ def execute_apply(
 
     try:
         # The plan's downloads are uploaded as they are: nothing is read twice.
-        report = execute_bind(client, account_id, plan.bind, options=options)
+        report = execute_bind(session, plan.bind, options=options)
     except Code24Error as exc:
         hint = exc.hint or f"fix the error above, then {rerun}"
         return fail("bind", exc.message, hint, exc.exit_code)
@@ -384,7 +382,7 @@ def execute_apply(
     try:
         # The namespace exists now (the first step made sure of it).
         ready = plan.deploy.model_copy(update={"namespace_exists": True})
-        deployed = execute_deploy(client, account_id, plan.bind.resolved, ready)
+        deployed = execute_deploy(session, plan.bind.resolved, ready)
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         return fail("deploy", exc.message, hint, exc.exit_code)
