@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +20,10 @@ from code24ctl.cloudflare.pacing import (
     InvalidAnswer,
     PacedTransport,
     Pacer,
+    Retry,
     RetryPolicy,
     check_answer,
+    decide,
     parse_ratelimit,
     retry_after_seconds,
 )
@@ -171,6 +175,102 @@ def test_backoff_grows_and_is_capped() -> None:
     for retry, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         delay = policy.backoff(retry)
         assert ceiling / 2 <= delay <= ceiling
+
+
+class _TopOfJitter(random.Random):
+    """Jitter that always takes its upper bound, so a backoff is exactly its ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+_FIXED = RetryPolicy(
+    base_delay_s=2.0,
+    max_delay_s=2.0,
+    max_attempts=4,
+    max_retry_after_s=60.0,
+    rng=_TopOfJitter(),
+)
+
+
+def decision(
+    what: str,
+    method: str,
+    outcome: httpx.Response | httpx.TransportError,
+    *,
+    attempts: int = 1,
+    left_s: float = 900.0,
+    retry: Retry | None = None,
+) -> Any:
+    """One row of the retry decision: after attempt ``attempts`` ended in ``outcome`` with
+    ``left_s`` seconds of the call left, ``retry`` (``None``: the call ends there)."""
+    return pytest.param(method, outcome, attempts, left_s, retry, id=what)
+
+
+@pytest.mark.parametrize(
+    ("method", "outcome", "attempts", "left_s", "expected"),
+    [
+        decision("a 2xx ends the call", "GET", envelope()),
+        decision("a 4xx ends the call", "GET", envelope(404)),
+        decision(
+            "a 429 waits its Retry-After, every thread (a POST too)",
+            "POST",
+            envelope(429, {"Retry-After": "7"}),
+            retry=Retry(7.0, shared=True),
+        ),
+        decision(
+            "a 429 without Retry-After backs off", "GET", envelope(429), retry=Retry(2.0, True)
+        ),
+        decision(
+            "a Retry-After over the policy's limit is not waited",
+            "GET",
+            envelope(429, {"Retry-After": "61"}),
+        ),
+        decision(
+            "a wait past the deadline is not taken",
+            "GET",
+            envelope(429, {"Retry-After": "7"}),
+            left_s=7.0,
+        ),
+        decision("a 5xx on a GET backs off", "GET", html(503), retry=Retry(2.0)),
+        decision("a 5xx on a POST ends the call", "POST", html(503)),
+        decision("the last attempt's answer ends the call", "GET", html(502), attempts=4),
+        decision(
+            "a broken connection on a PUT backs off",
+            "PUT",
+            httpx.ReadError("reset"),
+            retry=Retry(2.0),
+        ),
+        decision("a broken connection on a POST ends the call", "POST", httpx.ReadError("reset")),
+        decision(
+            "a refused connection gets three attempts, not four",
+            "GET",
+            httpx.ConnectError("refused"),
+            attempts=3,
+        ),
+        decision(
+            "a read error may use every attempt",
+            "GET",
+            httpx.ReadError("reset"),
+            attempts=3,
+            retry=Retry(2.0),
+        ),
+        decision(
+            "a timeout with no time left ends the call",
+            "GET",
+            httpx.ReadTimeout("slow"),
+            left_s=0.0,
+        ),
+    ],
+)
+def test_the_retry_decision(
+    method: str,
+    outcome: httpx.Response | httpx.TransportError,
+    attempts: int,
+    left_s: float,
+    expected: Retry | None,
+) -> None:
+    assert decide(_FIXED, method, outcome, attempts, left_s) == expected
 
 
 def test_429_waits_retry_after_and_5xx_backs_off_on_the_injected_clock() -> None:

@@ -172,8 +172,8 @@ RowCallback = Callable[[BindRow], None]
 @dataclass(frozen=True)
 class BindOptions:
     """How to bind: ``concurrency`` workers at a time, ``on_row`` called (from a worker thread)
-    as each alias is planned or carried out, and the pacer/retry policy for a client that is
-    not paced yet."""
+    as each alias is planned or carried out, and a pacer/retry policy to run under instead of
+    the session's (see :meth:`CloudflareSession.paced`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     on_row: RowCallback | None = None
