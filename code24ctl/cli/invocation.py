@@ -47,6 +47,32 @@ def invocation() -> Invocation:
     return Invocation()
 
 
+def land_config(value: str | None) -> str | None:
+    """``-c`` after the command: remembered for the run; absent, the one given before it."""
+    run = invocation()
+    if value is None:
+        return run.config
+    run.config = value
+    return value
+
+
+def land_env(value: str | None) -> str | None:
+    """``-e`` after the command: remembered for the run; absent, the one given before it."""
+    run = invocation()
+    if value is None:
+        return run.env
+    run.env = value
+    return value
+
+
+def land_json(value: bool) -> bool:
+    """``--json`` after the command, or before it: either asks for JSON."""
+    run = invocation()
+    if value:
+        run.json = True
+    return run.json
+
+
 def of_context(ctx: Any) -> Invocation:
     """The :class:`Invocation` on ``ctx`` (the root group made one; a bare context gets one)."""
     found = ctx.find_object(Invocation)

@@ -15,34 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from code24ctl.cli.invocation import invocation
+from code24ctl.cli.invocation import invocation, land_config, land_env, land_json
 from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, MAX_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
     from code24ctl.config import ResolvedConfig
-
-
-def _global_config(value: str | None) -> str | None:
-    run = invocation()
-    if value is None:
-        return run.config
-    run.config = value
-    return value
-
-
-def _global_env(value: str | None) -> str | None:
-    run = invocation()
-    if value is None:
-        return run.env
-    run.env = value
-    return value
-
-
-def _global_json(value: bool) -> bool:
-    run = invocation()
-    if value:
-        run.json = True
-    return run.json
 
 
 CONFIG_HELP = f"namespaces.yaml to read [default: ${CONFIG_ENV_VAR}, else ./namespaces.yaml]"
@@ -54,7 +31,7 @@ JSON_HELP = "print exactly one JSON document on stdout, nothing else"
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", "-c", metavar="PATH", callback=_global_config, help=CONFIG_HELP),
+    typer.Option("--config", "-c", metavar="PATH", callback=land_config, help=CONFIG_HELP),
 ]
 EnvOption = Annotated[
     str | None,
@@ -62,14 +39,12 @@ EnvOption = Annotated[
         "--env",
         "-e",
         metavar="NAME",
-        callback=_global_env,
+        callback=land_env,
         help=ENV_HELP,
         autocompletion=lambda incomplete: _complete_env(incomplete),
     ),
 ]
-JsonOption = Annotated[
-    bool, typer.Option("--json", metavar="", callback=_global_json, help=JSON_HELP)
-]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", callback=land_json, help=JSON_HELP)]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", metavar="", help="do not ask for confirmation")
 ]
