@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from code24ctl.cloudflare.pacing import Pacer  # noqa: E402
+from code24ctl.cloudflare.session import CloudflareSession  # noqa: E402
 from code24ctl.config import resolve_config  # noqa: E402
 from code24ctl.ops.bind import BindOptions, BindReport, bind_workers  # noqa: E402
 from tests.emulator.seeds import ACCOUNT_ID  # noqa: E402
@@ -133,8 +134,9 @@ def run(
     control(port, "clear_requests", {})
     resolved = resolve_config(config, "bench")
     start = time.perf_counter()
+    session = CloudflareSession.over(client, ACCOUNT_ID)
     report = bind_workers(
-        client, ACCOUNT_ID, resolved, options=BindOptions(concurrency=concurrency, pacer=pacer)
+        session, resolved, options=BindOptions(concurrency=concurrency, pacer=pacer)
     )
     elapsed = time.perf_counter() - start
     return report, elapsed, control(port, "counters")

@@ -20,32 +20,22 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(autouse=True)
-def api_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The clock every in-process CLI command's pacer sleeps on: retries, backoff and
+@pytest.fixture
+def api_clock() -> FakeClock:
+    """The clock the pacer of every command :func:`run_cli` runs sleeps on: retries, backoff and
     ``Retry-After`` cost no real time (assert on ``api_clock.sleeps`` instead)."""
-    import code24ctl.cli.session
-
-    clock = FakeClock()
-    monkeypatch.setattr(code24ctl.cli.session, "session_clock", clock)
-    return clock
-
-
-@pytest.fixture(autouse=True)
-def _fresh_api_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each CLI run is its own process in real use, with the whole API budget; in one test
-    # process the process-wide pacer (used by clients built outside a CLI session, which makes
-    # its own) would otherwise carry every earlier test's requests, and a late test would wait
-    # out a 1,200-per-5-minutes budget it never used. default_pacer() builds a fresh one.
-    from code24ctl.cloudflare import pacing
-
-    monkeypatch.setattr(pacing, "_default", None)
+    return FakeClock()
 
 
 @pytest.fixture
-def run_cli() -> RunCli:
-    """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin."""
+def run_cli(api_clock: FakeClock) -> RunCli:
+    """Run ``code24ctl ARGS`` in-process; ``env`` adds variables, ``input`` feeds stdin.
+
+    Each run gets a fresh :class:`~code24ctl.cli.invocation.Invocation` whose Cloudflare
+    sessions wait on ``api_clock``, as a real run would on the system clock.
+    """
     from code24ctl.cli import app
+    from code24ctl.cli.invocation import Invocation
 
     def run(
         *args: str,
@@ -57,7 +47,8 @@ def run_cli() -> RunCli:
         variables = dict(env or {})
         if config is not None and "CODE24_CONFIG" not in variables:
             variables["CODE24_CONFIG"] = str(config)
-        result = CliRunner().invoke(app, argv, env=variables, input=input)
+        invocation = Invocation(clock=api_clock)
+        result = CliRunner().invoke(app, argv, env=variables, input=input, obj=invocation)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return CliResult(result.exit_code, result.stdout, result.stderr)

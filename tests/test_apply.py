@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.cloudflare.session import CloudflareSession
 from code24ctl.config import resolve_config
 from code24ctl.ops.apply import execute_apply, failure, plan_apply
 from code24ctl.ops.bind import BindOptions
@@ -343,9 +344,10 @@ def test_a_step_failing_on_a_usage_error_exits_2_and_an_api_failure_3(
     cf_client: Cloudflare, cf_seed: Code24Seed, cf_state: EmulatorState
 ) -> None:
     resolved = resolve_config(REPO_CONFIG, "staging")
-    plan = plan_apply(cf_client, cf_seed.account_id, resolved)
+    session = CloudflareSession.over(cf_client, cf_seed.account_id)
+    plan = plan_apply(session, resolved)
 
-    result = execute_apply(cf_client, cf_seed.account_id, plan, options=BindOptions(concurrency=0))
+    result = execute_apply(session, plan, options=BindOptions(concurrency=0))
 
     assert [(s.step, s.status) for s in result.steps] == [
         ("namespace", "done"),
@@ -359,7 +361,7 @@ def test_a_step_failing_on_a_usage_error_exits_2_and_an_api_failure_3(
     )
 
     cf_state.fail_next(1, status=403, path_contains="/storage/kv/namespaces")
-    again = execute_apply(cf_client, cf_seed.account_id, plan)
+    again = execute_apply(session, plan)
 
     assert [(s.step, s.status) for s in again.steps][-1] == ("deploy", "failed")
     assert failure(again).exit_code == 3

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from code24ctl.cli import output
-from code24ctl.cli.state import GLOBAL
 from tests.emulator.seeds import MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
@@ -569,7 +568,6 @@ def test_global_state_is_reset_between_invocations(run_cli: RunCli) -> None:
     run_cli("--json", "config", "validate")
     result = run_cli("config", "validate")
     assert not result.stdout.startswith("{")
-    assert GLOBAL.json is False
 
 
 def test_serve_names_where_a_cloudflare_environment_came_from(run_cli: RunCli) -> None:

@@ -31,7 +31,7 @@ def test_ctrl_c_mid_bind_says_how_far_it_got(
         if len(uploads) == 2:
             raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
         real_upload(*args, **kwargs)
-        uploads.append(args[3])
+        uploads.append(args[2])
 
     monkeypatch.setattr(bind_module, "upload_worker", upload)
 

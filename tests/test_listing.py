@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from code24ctl.cloudflare.listing import numbered_pages, reporting_pages, single_page
+from code24ctl.cloudflare.listing import numbered_pages, single_page
+from code24ctl.cloudflare.session import CloudflareSession
 from code24ctl.errors import CloudflareAPIError
 from tests.emulator.seeds import OTHER_ACCOUNT_ID, Code24Seed
 from tests.emulator.state import EmulatorState
@@ -212,17 +213,17 @@ def test_a_cursor_listing_has_a_hard_cap_and_reports_its_pages(
             cf_seed.account_id, NAMESPACE, f"w{number:03}", module, main_module="worker.js"
         )
     pages: list[tuple[str, int, int | None]] = []
-    with reporting_pages(lambda *page: pages.append(page)):
-        listed = list(
-            namespaces.iter_namespace_scripts(cf_inprocess_client, cf_seed.account_id, NAMESPACE)
-        )
+    session = CloudflareSession.over(cf_inprocess_client, cf_seed.account_id).with_pages(
+        lambda *page: pages.append(page)
+    )
+    listed = list(namespaces.iter_namespace_scripts(session, NAMESPACE))
     assert len(listed) == 250
     what = f"list Workers in dispatch namespace {NAMESPACE}"
     assert pages == [(what, 1, None), (what, 2, None), (what, 3, None)]
 
     monkeypatch.setattr(namespaces, "MAX_CURSOR_PAGES", 2)
     with pytest.raises(CloudflareAPIError) as raised:
-        list(namespaces.iter_namespace_scripts(cf_inprocess_client, cf_seed.account_id, NAMESPACE))
+        list(namespaces.iter_namespace_scripts(session, NAMESPACE))
     assert raised.value.message == (
         f"{what}: more than 2 pages of 100; stopped (is the API paging correctly?)"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,13 +20,14 @@ from code24ctl.cloudflare.pacing import (
     InvalidAnswer,
     PacedTransport,
     Pacer,
+    Retry,
     RetryPolicy,
     check_answer,
-    paced_client,
-    pacer_of,
+    decide,
     parse_ratelimit,
     retry_after_seconds,
 )
+from code24ctl.cloudflare.session import open_session
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.clock import FakeClock
@@ -172,6 +175,102 @@ def test_backoff_grows_and_is_capped() -> None:
     for retry, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         delay = policy.backoff(retry)
         assert ceiling / 2 <= delay <= ceiling
+
+
+class _TopOfJitter(random.Random):
+    """Jitter that always takes its upper bound, so a backoff is exactly its ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+_FIXED = RetryPolicy(
+    base_delay_s=2.0,
+    max_delay_s=2.0,
+    max_attempts=4,
+    max_retry_after_s=60.0,
+    rng=_TopOfJitter(),
+)
+
+
+def decision(
+    what: str,
+    method: str,
+    outcome: httpx.Response | httpx.TransportError,
+    *,
+    attempts: int = 1,
+    left_s: float = 900.0,
+    retry: Retry | None = None,
+) -> Any:
+    """One row of the retry decision: after attempt ``attempts`` ended in ``outcome`` with
+    ``left_s`` seconds of the call left, ``retry`` (``None``: the call ends there)."""
+    return pytest.param(method, outcome, attempts, left_s, retry, id=what)
+
+
+@pytest.mark.parametrize(
+    ("method", "outcome", "attempts", "left_s", "expected"),
+    [
+        decision("a 2xx ends the call", "GET", envelope()),
+        decision("a 4xx ends the call", "GET", envelope(404)),
+        decision(
+            "a 429 waits its Retry-After, every thread (a POST too)",
+            "POST",
+            envelope(429, {"Retry-After": "7"}),
+            retry=Retry(7.0, shared=True),
+        ),
+        decision(
+            "a 429 without Retry-After backs off", "GET", envelope(429), retry=Retry(2.0, True)
+        ),
+        decision(
+            "a Retry-After over the policy's limit is not waited",
+            "GET",
+            envelope(429, {"Retry-After": "61"}),
+        ),
+        decision(
+            "a wait past the deadline is not taken",
+            "GET",
+            envelope(429, {"Retry-After": "7"}),
+            left_s=7.0,
+        ),
+        decision("a 5xx on a GET backs off", "GET", html(503), retry=Retry(2.0)),
+        decision("a 5xx on a POST ends the call", "POST", html(503)),
+        decision("the last attempt's answer ends the call", "GET", html(502), attempts=4),
+        decision(
+            "a broken connection on a PUT backs off",
+            "PUT",
+            httpx.ReadError("reset"),
+            retry=Retry(2.0),
+        ),
+        decision("a broken connection on a POST ends the call", "POST", httpx.ReadError("reset")),
+        decision(
+            "a refused connection gets three attempts, not four",
+            "GET",
+            httpx.ConnectError("refused"),
+            attempts=3,
+        ),
+        decision(
+            "a read error may use every attempt",
+            "GET",
+            httpx.ReadError("reset"),
+            attempts=3,
+            retry=Retry(2.0),
+        ),
+        decision(
+            "a timeout with no time left ends the call",
+            "GET",
+            httpx.ReadTimeout("slow"),
+            left_s=0.0,
+        ),
+    ],
+)
+def test_the_retry_decision(
+    method: str,
+    outcome: httpx.Response | httpx.TransportError,
+    attempts: int,
+    left_s: float,
+    expected: Retry | None,
+) -> None:
+    assert decide(_FIXED, method, outcome, attempts, left_s) == expected
 
 
 def test_429_waits_retry_after_and_5xx_backs_off_on_the_injected_clock() -> None:
@@ -337,23 +436,24 @@ def test_make_client_paces_and_explicit_pacer_and_policy_take_effect() -> None:
         return httpx.Response(200, json={**ENVELOPE, "result": {"id": "t", "status": "active"}})
 
     session_pacer = Pacer(clock=clock)
-    client = make_client(
+    session = open_session(
         Credentials(token="t" * 40, base_url=API),
+        "account",
         pacer=session_pacer,
         policy=RetryPolicy(),
         transport=httpx.MockTransport(ok),
         clock=clock,
     )
-    assert pacer_of(client) is session_pacer
-    assert paced_client(client) is client  # nested work never counts a call twice
+    assert session.pacer is session_pacer
+    with session.paced() as same:
+        assert same is session  # nested work never counts a call twice
     bulk_pacer = Pacer(clock=clock)
-    bulk = paced_client(client, bulk_pacer, RetryPolicy(max_attempts=2))
-    assert bulk is not client and pacer_of(bulk) is bulk_pacer
-    bulk.user.tokens.verify()
-    client.user.tokens.verify()
-    assert (session_pacer.stats.sent, bulk_pacer.stats.sent) == (1, 1)
-    bulk.close()
-    client.user.tokens.verify()  # closing the copy left the shared transport open
+    with session.paced(bulk_pacer, RetryPolicy(max_attempts=2)) as bulk:
+        assert bulk is not session and bulk.pacer is bulk_pacer
+        bulk.client.user.tokens.verify()
+        session.client.user.tokens.verify()
+        assert (session_pacer.stats.sent, bulk_pacer.stats.sent) == (1, 1)
+    session.client.user.tokens.verify()  # closing the copy left the shared transport open
     assert calls == ["/client/v4/user/tokens/verify"] * 3
 
 
@@ -386,16 +486,17 @@ def test_a_pacer_given_to_bulk_work_is_the_one_its_calls_go_through(
     cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
     clock = FakeClock()
     session_pacer = Pacer(clock=clock)
-    client = make_client(
+    session = open_session(
         Credentials(token=cf_seed.user_token, base_url=IN_PROCESS_API_BASE),
+        cf_seed.account_id,
         pacer=session_pacer,
         transport=InProcessTransport(create_app(cf_state)),
         clock=clock,
     )
     resolved = resolve_config(REPO_CONFIG, "staging")
     own = Pacer(clock=clock)
-    rows = worker_status(client, cf_seed.account_id, resolved, pacer=own)
+    rows = worker_status(session, resolved, pacer=own)
     assert {row.status for row in rows} == {"missing"}
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 0)
-    worker_status(client, cf_seed.account_id, resolved)
+    worker_status(session, resolved)
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 1)

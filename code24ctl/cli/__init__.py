@@ -22,8 +22,8 @@ from typer.core import TyperGroup
 
 from code24ctl import __version__
 from code24ctl.cli import globals as global_options
+from code24ctl.cli.invocation import Invocation, of_context
 from code24ctl.cli.options import CONFIG_HELP, ENV_HELP, JSON_HELP
-from code24ctl.cli.state import GLOBAL
 from code24ctl.constants import DEBUG_ENV_VAR
 from code24ctl.errors import Code24Error
 from code24ctl.redact import scrub
@@ -44,34 +44,39 @@ class Code24Group(TyperGroup):
     ) -> Any:
         extra["windows_expand_args"] = windows_expand_args
         argv = list(sys.argv[1:] if args is None else args)
-        global_options.start(self, argv)
-        if not (standalone_mode and GLOBAL.json):
+        # This run's global options; a caller (a test) may hand one in, e.g. with a fake clock.
+        run = extra.get("obj")
+        if not isinstance(run, Invocation):
+            run = extra["obj"] = Invocation()
+        global_options.start(self, argv, run)
+        if not (standalone_mode and run.json):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         # --json: a usage error found while parsing must also leave its document on stdout.
         return global_options.main_with_json_errors(
             lambda: super(Code24Group, self).main(
                 argv, prog_name, complete_var, standalone_mode=False, **extra
-            )
+            ),
+            run,
         )
 
     def invoke(self, ctx: Any) -> Any:  # ctx: the (vendored) click Context
         try:
             return super().invoke(ctx)
         except Code24Error as exc:
-            _report(exc)
+            _report(exc, of_context(ctx))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
-            global_options.emit_error("interrupted", "interrupted", None, 130)
+            global_options.emit_error("interrupted", "interrupted", None, 130, of_context(ctx))
             raise typer.Exit(130) from None
 
 
-def _report(exc: Code24Error) -> None:
+def _report(exc: Code24Error, run: Invocation) -> None:
     if os.environ.get(DEBUG_ENV_VAR) == "1":
         sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
     sys.stderr.write(scrub(f"error: {exc.render()}") + "\n")
     sys.stderr.flush()
-    global_options.emit_code24_error(exc)
+    global_options.emit_code24_error(exc, run)
 
 
 app = typer.Typer(
@@ -100,6 +105,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     config: Annotated[
         str | None, typer.Option("--config", "-c", metavar="PATH", help=CONFIG_HELP)
     ] = None,
@@ -136,13 +142,14 @@ def root(
     ] = False,
 ) -> None:
     """Options that apply to every command."""
+    run = of_context(ctx)
     if config is not None:
-        GLOBAL.config = config
+        run.config = config
     if env is not None:
-        GLOBAL.env = env
-    GLOBAL.json = GLOBAL.json or json_output
-    GLOBAL.no_color = GLOBAL.no_color or no_color
-    global_options.set_verbosity(max(verbose, GLOBAL.verbose))
+        run.env = env
+    run.json = run.json or json_output
+    run.no_color = run.no_color or no_color
+    global_options.set_verbosity(max(verbose, run.verbose), run)
 
 
 def _register() -> None:

@@ -28,7 +28,7 @@ from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 from code24ctl.errors import Aborted, CheckFailed, UsageError
 
 if TYPE_CHECKING:
-    from code24ctl.cli.session import CloudflareSession
+    from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.ops.apply import ApplyPlan, ApplyResult, StepResult
 
 PlanFileOption = Annotated[
@@ -150,8 +150,7 @@ def apply(
 
     with output.interruptible("apply", f"code24ctl apply --env {env_name}", progress):
         result = execute_apply(
-            session.client,
-            session.account_id,
+            session,
             made,
             options=BindOptions(concurrency=concurrency),
             on_step=on_step,
@@ -160,9 +159,7 @@ def apply(
         from code24ctl.cli.schemas import ApplyDocument
 
         output.emit(
-            ApplyDocument(
-                **dict(result), namespace=session.resolved.namespace(), summary=result.counts()
-            )
+            ApplyDocument(**dict(result), namespace=made.bind.namespace, summary=result.counts())
         )
     else:
         _show_outcome(result)
@@ -183,18 +180,17 @@ def _plan(
     from code24ctl.ops.apply import plan_apply
     from code24ctl.ops.bind import BindOptions
 
-    session = cloudflare_session(load(config, env), bulk=True)
+    resolved = load(config, env)
+    session = cloudflare_session(resolved, bulk=True, pages=output.page_lines)
     reading = _Reading(enabled=output.is_terminal())
-    name = session.resolved.env_name
+    name = resolved.env_name
     with (
         output.interruptible("plan", f"code24ctl {command} --env {name}", reading.done),
         output.heartbeat(f"{command}: planning {name}"),
-        output.page_progress(),
     ):
         made = plan_apply(
-            session.client,
-            session.account_id,
-            session.resolved,
+            session,
+            resolved,
             force=force,
             options=BindOptions(concurrency=concurrency, on_row=reading),
             ignore_rollout=ignore_rollout,

@@ -66,17 +66,16 @@ def bind(
     resolved.require_cloudflare()
     selected = select_aliases(resolved, aliases)  # unknown alias: exit 2 before any API call
     session = cloudflare_session(resolved, bulk=True)
-    client = session.client
     rerun = f"code24ctl bind --env {resolved.env_name}"
     progress = _Progress(len(selected), enabled=not json_output)
     options = BindOptions(concurrency=concurrency, on_row=progress)
     with progress, output.interruptible("bind", rerun, progress.done):
-        plan = plan_bind(client, session.account_id, resolved, selected, options=options)
+        plan = plan_bind(session, resolved, selected, options=options)
         if dry_run:
             report = plan.report()
         else:
             progress.start_writing(len(plan.rows))  # every row is reported, unchanged too
-            report = execute_bind(client, session.account_id, plan, options=options)
+            report = execute_bind(session, plan, options=options)
     if json_output:
         _emit(report, resolved.env_name)
     else:

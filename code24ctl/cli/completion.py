@@ -13,11 +13,11 @@ if TYPE_CHECKING:
 
 
 def _config() -> Config | None:
-    from code24ctl.cli.state import GLOBAL
+    from code24ctl.cli.invocation import invocation
     from code24ctl.config import config_path_from, load_config
 
     try:
-        return load_config(config_path_from(GLOBAL.config))
+        return load_config(config_path_from(invocation().config))
     except Exception:  # completing must never print an error into the user's prompt
         return None
 

@@ -18,9 +18,10 @@ def validate(config: ConfigOption = None, json_output: JsonOption = False) -> No
     from code24ctl.config import ValidationSummary, config_path_from, load_config, resolve_config
 
     path = config_path_from(config)
-    loaded = load_config(path)
+    warned: set[str] = set()
+    loaded = load_config(path, warned=warned)
     for env_name in loaded.environments:
-        resolve_config(path, env_name)  # {env} expansions must validate too
+        resolve_config(path, env_name, warned=warned)  # {env} expansions must validate too
     summary = ValidationSummary(
         path=path,
         valid=True,

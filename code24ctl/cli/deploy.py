@@ -107,22 +107,17 @@ def deploy(
         return
     if message is not None:
         raise UsageError("--message goes with --gradual or --canary")
-    session = cloudflare_session(load(config, env))
-    resolved = session.resolved
+    resolved = load(config, env)
+    session = cloudflare_session(resolved, pages=output.page_lines)
     export = None
     if wrangler_toml is not None:
         export = WranglerExport(wrangler_toml, source=resolved.path)
         export.check(force=force)  # before anything is written
     with (
         output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"),
-        output.page_progress(),
     ):
-        plan = plan_deploy(session.client, session.account_id, resolved, force=force)
-        report = (
-            preview(plan)
-            if dry_run
-            else execute_deploy(session.client, session.account_id, resolved, plan)
-        )
+        plan = plan_deploy(session, resolved, force=force)
+        report = preview(plan) if dry_run else execute_deploy(session, resolved, plan)
     # The deploy's own result first: a failing export below never hides it.
     if json_output:
         from code24ctl.cli.schemas import DeployDocument

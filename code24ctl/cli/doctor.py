@@ -37,15 +37,16 @@ def doctor(
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.doctor import run_doctor
 
-    session = cloudflare_session(load(config, env))
-    report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)
+    resolved = load(config, env)
+    session = cloudflare_session(resolved)
+    report = run_doctor(session, resolved, base_url=base_url)
     if json_output:
         from code24ctl.cli.schemas import DoctorDocument
 
         output.emit(
             DoctorDocument(
                 environment=report.environment,
-                namespace=session.resolved.namespace(),
+                namespace=resolved.namespace(),
                 ok=report.ok,
                 checks=report.checks,
                 summary=report.counts,

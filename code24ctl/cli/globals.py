@@ -2,7 +2,8 @@
 
 ``-v``/``--verbose`` and ``--no-color`` are added to every command, so they work after it as
 well as before; ``-c``, ``-e`` and ``--json`` are declared by the commands that use them
-(:mod:`code24ctl.cli.options`) and by the root, and meet in :data:`~code24ctl.cli.state.GLOBAL`.
+(:mod:`code24ctl.cli.options`) and by the root, and meet on the run's
+:class:`~code24ctl.cli.invocation.Invocation`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from code24ctl.cli import output, state
-from code24ctl.cli.state import GLOBAL
+from code24ctl.cli import output
+from code24ctl.cli.invocation import Invocation, invocation
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import Code24Error, Failure
 from code24ctl.redact import RedactingFilter, scrub
@@ -33,12 +34,11 @@ NO_COLOR_HELP = "plain text output, no colours (NO_COLOR=1 does the same)"
 COMMAND_ENV_DEFAULTS = {"serve": "local"}
 
 
-def start(root: Any, argv: list[str]) -> None:
-    """Begin an invocation: forget the last one, prepare the command tree for this one."""
-    state.reset()
+def start(root: Any, argv: list[str], run: Invocation) -> None:
+    """Begin the invocation ``run``: prepare the command tree for it."""
     words = argv[: argv.index("--")] if "--" in argv else argv
     # Known before parsing, so a usage error found while parsing is reported as JSON too.
-    GLOBAL.json = "--json" in words
+    run.json = run.json or "--json" in words
     wants_help = any(word in ("-h", "--help") for word in words)
     env_default = _env_default_text(words) if wants_help else None
     for command in _walk(root):
@@ -125,12 +125,12 @@ def _leaf_params() -> list[Any]:
 
 def _leaf_verbose(value: int) -> None:
     if value:
-        set_verbosity(GLOBAL.verbose + value)
+        set_verbosity(invocation().verbose + value)
 
 
 def _leaf_no_color(value: bool) -> None:
     if value:
-        GLOBAL.no_color = True
+        invocation().no_color = True
 
 
 def _env_default_text(words: list[str]) -> str | None:
@@ -171,9 +171,9 @@ class _LowerLevelFormatter(logging.Formatter):
         return super().format(record)
 
 
-def set_verbosity(verbose: int) -> None:
+def set_verbosity(verbose: int, run: Invocation | None = None) -> None:
     """Log warnings; -v: API calls (INFO); -vv: bodies and timings too (DEBUG)."""
-    GLOBAL.verbose = verbose
+    (run or invocation()).verbose = verbose
     handler = _StderrHandler()
     handler.addFilter(RedactingFilter())
     # Plain "warning: ..." for people; -v adds the logger name for whoever debugs.
@@ -194,37 +194,41 @@ def set_verbosity(verbose: int) -> None:
 # the error document (--json)
 
 
-def emit_code24_error(exc: Code24Error) -> None:
+def emit_code24_error(exc: Code24Error, run: Invocation) -> None:
     """With --json and no document printed yet: one ``{"error": ...}`` document on stdout."""
-    emit_failure(Failure.of(exc))
+    emit_failure(Failure.of(exc), run)
 
 
-def emit_error(code: str, message: str, hint: str | None, exit_status: int) -> None:
+def emit_error(
+    code: str, message: str, hint: str | None, exit_status: int, run: Invocation
+) -> None:
     """The error document for a failure click found (usage) or an interruption."""
-    emit_failure(Failure(scrub(message), scrub(hint) if hint else None, None, exit_status, code))
+    emit_failure(
+        Failure(scrub(message), scrub(hint) if hint else None, None, exit_status, code), run
+    )
 
 
-def emit_failure(failure: Failure) -> None:
-    """Print the error document when --json asked for one and nothing else was printed."""
-    if not GLOBAL.json or GLOBAL.emitted:
+def emit_failure(failure: Failure, run: Invocation) -> None:
+    """Print the error document when --json asked ``run`` for one and nothing else was printed."""
+    if not run.json or run.emitted:
         return
     from code24ctl.cli.documents import ErrorDocument, error_body
 
-    output.emit_json(ErrorDocument(error=error_body(failure)))
+    output.emit_json(ErrorDocument(error=error_body(failure)), run=run)
 
 
-def main_with_json_errors(run: Callable[[], Any]) -> Any:
+def main_with_json_errors(main: Callable[[], Any], run: Invocation) -> Any:
     """Run the parse-and-invoke with click's error handling ours, so --json sees usage errors."""
     from typer import _click
 
     try:
-        status = run()
+        status = main()
     except _click.exceptions.ClickException as exc:
         exc.show()
-        emit_error("usage", exc.format_message(), "see --help", exc.exit_code)
+        emit_error("usage", exc.format_message(), "see --help", exc.exit_code, run)
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.stderr.write("Aborted!\n")
-        emit_error("aborted", "aborted", None, 1)
+        emit_error("aborted", "aborted", None, 1, run)
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)

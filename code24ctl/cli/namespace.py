@@ -39,13 +39,14 @@ def create(
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import check_namespace_name, create_namespace
 
-    session = cloudflare_session(load(config, env))
-    target = check_namespace_name(name or session.resolved.namespace())
-    result = create_namespace(session.client, session.account_id, target)
+    resolved = load(config, env)
+    session = cloudflare_session(resolved)
+    target = check_namespace_name(name or resolved.namespace())
+    result = create_namespace(session, target)
     if json_output:
         from code24ctl.cli.schemas import NamespaceCreatedDocument
 
-        created = NamespaceCreatedDocument.of(result.namespace, session.resolved.env_name)
+        created = NamespaceCreatedDocument.of(result.namespace, resolved.env_name)
         created.created = result.created
         output.emit(created)
         return
@@ -66,7 +67,7 @@ def list_(
     from code24ctl.cloudflare.namespaces import list_namespaces
 
     session = account_session(config)
-    namespaces = list_namespaces(session.client, session.account_id)
+    namespaces = list_namespaces(session)
     if json_output:
         from code24ctl.cli.schemas import NamespaceListDocument
 
@@ -110,17 +111,16 @@ def get(
     if name is not None:
         from code24ctl.cli.session import account_session
 
-        account = account_session(config)
-        client, account_id = account.client, account.account_id
+        session = account_session(config)
         target = check_namespace_name(name)
     else:
         from code24ctl.cli.session import cloudflare_session
 
-        session = cloudflare_session(load(config, env))
-        client, account_id = session.client, session.account_id
-        environment = session.resolved.env_name
-        target = check_namespace_name(session.resolved.namespace())
-    info = require_namespace(client, account_id, target, environment)
+        resolved = load(config, env)
+        session = cloudflare_session(resolved)
+        environment = resolved.env_name
+        target = check_namespace_name(resolved.namespace())
+    info = require_namespace(session, target, environment)
     if json_output:
         from code24ctl.cli.schemas import NamespaceDocument
 
@@ -155,11 +155,11 @@ def delete(
     from code24ctl.ops.secrets import count_namespace_secrets
 
     session = account_session(config)
-    info = namespace_for_delete(session.client, session.account_id, name)
+    info = namespace_for_delete(session, name)
     count = "an unknown number of" if info.script_count is None else str(info.script_count)
     secrets: int | None
     try:
-        secrets = count_namespace_secrets(session.client, session.account_id, name)
+        secrets = count_namespace_secrets(session, name)
     except CloudflareAPIError:
         secrets = None  # the count is a courtesy; never a reason not to delete
     held = "an unknown number of" if secrets is None else str(secrets)
@@ -171,7 +171,7 @@ def delete(
         f"Delete {info.name}, its {count} Worker(s) and {held} secret(s)?", yes=yes
     ):
         raise Aborted(f"kept dispatch namespace {info.name}; nothing was deleted")
-    delete_namespace(session.client, session.account_id, name)
+    delete_namespace(session, name)
     if json_output:
         from code24ctl.cli.schemas import NamespaceDeletedDocument
 

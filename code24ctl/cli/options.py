@@ -1,11 +1,12 @@
 """Options every command shares, declared once so their names and help never drift.
 
-``-c/--config``, ``-e/--env`` and ``--json`` are global: given before the command they land in
-:data:`code24ctl.cli.state.GLOBAL`, and each command's own option (these annotations) falls back
-to that value, so ``code24ctl --json -e production workers`` and ``code24ctl workers --json -e
-production`` are the same call. A command that declares ``config: ConfigOption = None`` etc. gets
-this for free. ``CODE24_CONFIG`` and ``CODE24_ENV`` are read by :func:`load`, after the flags,
-so a flag in either position always wins over the variable.
+``-c/--config``, ``-e/--env`` and ``--json`` are global: given before the command they land on
+the run's :class:`~code24ctl.cli.invocation.Invocation`, and each command's own option (these
+annotations) falls back to that value, so ``code24ctl --json -e production workers`` and
+``code24ctl workers --json -e production`` are the same call. A command that declares
+``config: ConfigOption = None`` etc. gets this for free. ``CODE24_CONFIG`` and ``CODE24_ENV``
+are read by :func:`load`, after the flags, so a flag in either position always wins over the
+variable.
 """
 
 from __future__ import annotations
@@ -14,31 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from code24ctl.cli.state import GLOBAL
+from code24ctl.cli.invocation import invocation, land_config, land_env, land_json
 from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, MAX_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
     from code24ctl.config import ResolvedConfig
-
-
-def _global_config(value: str | None) -> str | None:
-    if value is None:
-        return GLOBAL.config
-    GLOBAL.config = value
-    return value
-
-
-def _global_env(value: str | None) -> str | None:
-    if value is None:
-        return GLOBAL.env
-    GLOBAL.env = value
-    return value
-
-
-def _global_json(value: bool) -> bool:
-    if value:
-        GLOBAL.json = True
-    return GLOBAL.json
 
 
 CONFIG_HELP = f"namespaces.yaml to read [default: ${CONFIG_ENV_VAR}, else ./namespaces.yaml]"
@@ -50,7 +31,7 @@ JSON_HELP = "print exactly one JSON document on stdout, nothing else"
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", "-c", metavar="PATH", callback=_global_config, help=CONFIG_HELP),
+    typer.Option("--config", "-c", metavar="PATH", callback=land_config, help=CONFIG_HELP),
 ]
 EnvOption = Annotated[
     str | None,
@@ -58,14 +39,12 @@ EnvOption = Annotated[
         "--env",
         "-e",
         metavar="NAME",
-        callback=_global_env,
+        callback=land_env,
         help=ENV_HELP,
         autocompletion=lambda incomplete: _complete_env(incomplete),
     ),
 ]
-JsonOption = Annotated[
-    bool, typer.Option("--json", metavar="", callback=_global_json, help=JSON_HELP)
-]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", callback=land_json, help=JSON_HELP)]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", metavar="", help="do not ask for confirmation")
 ]
@@ -101,9 +80,10 @@ def load(config: str | None, env: str | None, default_env: str | None = None) ->
     from code24ctl.config import config_path_from
     from code24ctl.config.environments import resolve_environment
 
+    run = invocation()
     return resolve_environment(
-        config_path_from(config if config is not None else GLOBAL.config),
-        env if env is not None else GLOBAL.env,
+        config_path_from(config if config is not None else run.config),
+        env if env is not None else run.env,
         command_default=default_env,
     )
 

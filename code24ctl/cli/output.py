@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from code24ctl.cli.state import GLOBAL
+from code24ctl.cli.invocation import Invocation, invocation
 from code24ctl.errors import Failure, Interrupted, UsageError
 from code24ctl.redact import scrub
 
@@ -90,7 +90,7 @@ def write_file(path: Path, text: str) -> None:
 
 
 def _no_color() -> bool | None:
-    return True if GLOBAL.no_color else None
+    return True if invocation().no_color else None
 
 
 def table(*headers: str) -> Table:
@@ -111,10 +111,12 @@ def emit_json(
     document: BaseModel | Sequence[BaseModel] | dict[str, Any] | list[Any],
     *,
     indent: int | None = 2,
+    run: Invocation | None = None,
 ) -> None:
-    """Print one JSON document on stdout (``indent=None``: on one line, for line readers)."""
+    """Print one JSON document on stdout (``indent=None``: on one line, for line readers);
+    ``run`` (default: the running command's) remembers that it was printed."""
     _write_json(document, indent=indent)
-    GLOBAL.emitted = True
+    (run or invocation()).emitted = True
 
 
 def emit_json_line(document: BaseModel | dict[str, Any]) -> None:
@@ -303,20 +305,13 @@ HEARTBEAT_S = 10.0
 PAGES_PER_LINE = 10
 
 
-@contextmanager
-def page_progress() -> Iterator[None]:
-    """Long listings say how far they got on stderr, a line every :data:`PAGES_PER_LINE` pages
-    (``list KV namespaces: 20 of 30 pages read``), so planning never reads hundreds of pages
-    without a word, at a terminal or in a CI log."""
-    from code24ctl.cloudflare.listing import reporting_pages
-
-    def listener(what: str, pages: int, total_pages: int | None) -> None:
-        if pages % PAGES_PER_LINE == 0:
-            of = f" of {total_pages}" if total_pages else ""
-            note(f"{what}: {pages}{of} pages read")
-
-    with reporting_pages(listener):
-        yield
+def page_lines(what: str, pages: int, total_pages: int | None) -> None:
+    """A session's page listener: long listings say how far they got on stderr, a line every
+    :data:`PAGES_PER_LINE` pages (``list KV namespaces: 20 of 30 pages read``), so planning
+    never reads hundreds of pages without a word, at a terminal or in a CI log."""
+    if pages % PAGES_PER_LINE == 0:
+        of = f" of {total_pages}" if total_pages else ""
+        note(f"{what}: {pages}{of} pages read")
 
 
 class StepLines:

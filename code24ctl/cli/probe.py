@@ -166,7 +166,7 @@ def _version_override(resolved: ResolvedConfig, version: str) -> tuple[str, tupl
         from code24ctl.cloudflare.versions import list_versions
 
         session = cloudflare_session(resolved)
-        newest = list_versions(session.client, session.account_id, resolved.dispatcher(), 1)
+        newest = list_versions(session, resolved.dispatcher(), 1)
         if not newest:
             raise UsageError(f"the dispatcher {resolved.dispatcher()} has no versions")
         version = newest[0].id

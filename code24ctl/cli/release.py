@@ -28,7 +28,7 @@ def promote(
     resolved = load(config, env)
     require_versions(resolved)
     session = cloudflare_session(resolved)
-    report = run_promote(session.client, session.account_id, session.resolved)
+    report = run_promote(session, resolved)
     _finish(report, json_output)
 
 
@@ -58,13 +58,13 @@ def rollback(
     resolved = load(config, env)
     require_versions(resolved)
     session = cloudflare_session(resolved)
-    plan = plan_rollback(session.client, session.account_id, session.resolved, version_id)
+    plan = plan_rollback(session, resolved, version_id)
     if not json_output or (not yes and output.is_terminal()):
         _show_rollback(plan)
     question = f"Roll the dispatcher of {plan.environment} back to version {plan.target.id}?"
     if not output.confirm(question, yes=yes):
         raise Aborted(f"nothing was changed in {plan.environment}")
-    report = run_rollback(session.client, session.account_id, session.resolved, plan)
+    report = run_rollback(session, resolved, plan)
     _finish(report, json_output)
 
 
@@ -88,15 +88,12 @@ def release_from_deploy(
     release.require_versions(resolved)
     session = cloudflare_session(resolved)
     if gradual is not None:
-        report = release.gradual(
-            session.client, session.account_id, session.resolved, gradual, message=message
-        )
+        report = release.gradual(session, resolved, gradual, message=message)
     else:
         assert canary is not None
         report = release.canary(
-            session.client,
-            session.account_id,
-            session.resolved,
+            session,
+            resolved,
             canary,
             message=message,
             repeat=repeat,

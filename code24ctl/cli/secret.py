@@ -12,8 +12,9 @@ from code24ctl.cli.completion import aliases as complete_aliases
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
 if TYPE_CHECKING:
-    from code24ctl.cli.session import CloudflareSession
     from code24ctl.cloudflare.secrets import SecretEntry
+    from code24ctl.cloudflare.session import CloudflareSession
+    from code24ctl.config import ResolvedConfig
 
 app = typer.Typer(
     help="List, set and delete secrets on workers in the namespace (values are never shown).",
@@ -31,7 +32,9 @@ NameArgument = Annotated[
 ]
 
 
-def _session(config: str | None, env: str | None, alias: str) -> CloudflareSession:
+def _session(
+    config: str | None, env: str | None, alias: str
+) -> tuple[ResolvedConfig, CloudflareSession]:
     """Config, alias checked against the namespace (did you mean), then the client."""
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import check_worker_names
@@ -40,18 +43,17 @@ def _session(config: str | None, env: str | None, alias: str) -> CloudflareSessi
     resolved.require_cloudflare()
     check_worker_names([alias])
     session = cloudflare_session(resolved, bulk=True)
-    _require_bound(session, alias)
-    return session
+    _require_bound(session, resolved, alias)
+    return resolved, session
 
 
-def _require_bound(session: CloudflareSession, alias: str) -> None:
+def _require_bound(session: CloudflareSession, resolved: ResolvedConfig, alias: str) -> None:
     from code24ctl.errors import UsageError
     from code24ctl.names import did_you_mean
     from code24ctl.ops.bind import bound_names
 
-    resolved = session.resolved
     namespace = resolved.namespace()
-    present = bound_names(session.client, session.account_id, namespace, resolved.env_name)
+    present = bound_names(session, namespace, resolved.env_name)
     if alias not in present:
         env_name = resolved.env_name
         if alias in resolved.config.workers:
@@ -65,13 +67,13 @@ def _require_bound(session: CloudflareSession, alias: str) -> None:
         )
 
 
-def _emit(session: CloudflareSession, alias: str, entries: list[SecretEntry], key: str) -> None:
+def _emit(resolved: ResolvedConfig, alias: str, entries: list[SecretEntry], key: str) -> None:
     from code24ctl.cli.schemas import SecretInfo, SecretsDocument
 
     output.emit(
         SecretsDocument(
-            environment=session.resolved.env_name,
-            namespace=session.resolved.namespace(),
+            environment=resolved.env_name,
+            namespace=resolved.namespace(),
             worker=alias,
             secrets=[SecretInfo(name=entry.name, type=entry.type) for entry in entries],
             summary={key: len(entries)},
@@ -89,11 +91,11 @@ def list_(
     """The secrets set on ALIAS: names and types, never values."""
     from code24ctl.cloudflare.secrets import list_secrets
 
-    session = _session(config, env, alias)
-    namespace = session.resolved.namespace()
-    entries = list_secrets(session.client, session.account_id, namespace, alias)
+    resolved, session = _session(config, env, alias)
+    namespace = resolved.namespace()
+    entries = list_secrets(session, namespace, alias)
     if json_output:
-        _emit(session, alias, entries, "secrets")
+        _emit(resolved, alias, entries, "secrets")
         return
     if not entries:
         output.note(f"no secrets set on {alias} in dispatch namespace {namespace}")
@@ -143,21 +145,21 @@ def put(
     if name is not None:
         check_secret_name(name)
     # token, account and alias first: ask for no value in vain
-    session = _session(config, env, alias)
+    resolved, session = _session(config, env, alias)
     if values is None:
         assert name is not None
         values = {name: _read_value(alias, name)}
-    namespace = session.resolved.namespace()
+    namespace = resolved.namespace()
     entries: list[SecretEntry] = []
     for key, value in values.items():
-        result = put_secret(session.client, session.account_id, namespace, alias, key, value)
+        result = put_secret(session, namespace, alias, key, value)
         entries.append(SecretEntry(name=result.name, type=result.type))
         if not json_output:
             output.stdout().print(
                 f"set secret {key} on {alias} in dispatch namespace {namespace}", markup=False
             )
     if json_output:
-        _emit(session, alias, entries, "set")
+        _emit(resolved, alias, entries, "set")
 
 
 @app.command("delete")
@@ -173,9 +175,9 @@ def delete(
     from code24ctl.errors import UsageError
     from code24ctl.names import did_you_mean
 
-    session = _session(config, env, alias)
-    namespace = session.resolved.namespace()
-    held = list_secrets(session.client, session.account_id, namespace, alias)
+    resolved, session = _session(config, env, alias)
+    namespace = resolved.namespace()
+    held = list_secrets(session, namespace, alias)
     entry = next((e for e in held if e.name == name), None)
     if entry is None:
         names = [e.name for e in held]
@@ -184,9 +186,9 @@ def delete(
             + did_you_mean(name, names),
             hint=f"`code24ctl secret list {alias}` lists its secrets",
         )
-    delete_secret(session.client, session.account_id, namespace, alias, name)
+    delete_secret(session, namespace, alias, name)
     if json_output:
-        _emit(session, alias, [SecretEntry(name=entry.name, type=entry.type)], "deleted")
+        _emit(resolved, alias, [SecretEntry(name=entry.name, type=entry.type)], "deleted")
         return
     output.stdout().print(
         f"deleted secret {name} from {alias} in dispatch namespace {namespace}", markup=False

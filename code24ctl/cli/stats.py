@@ -74,8 +74,7 @@ def stats(
 
         session = cloudflare_session(resolved)
         report = cloudflare_stats(
-            session.client,
-            session.account_id,
+            session,
             resolved,
             since=since or "1h",
             by=group_by,

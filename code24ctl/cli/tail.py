@@ -50,11 +50,11 @@ def tail(
     closes and deletes it. `--worker` and `--fallbacks-only` filter here, as the API cannot.
     The global --json means `--format json`: a stream has one document per line.
     """
+    from code24ctl.cli.invocation import invocation
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.cli.state import GLOBAL
     from code24ctl.ops.tail import TailFilter, run_tail
 
-    if json_output or GLOBAL.json:
+    if json_output or invocation().json:
         output_format = "json"
 
     if output_format not in ("pretty", "json"):
@@ -68,8 +68,7 @@ def tail(
     session = cloudflare_session(resolved)
     show = _print_json if output_format == "json" else _print_pretty
     run_tail(
-        session.client,
-        session.account_id,
+        session,
         resolved.dispatcher(),
         show,
         keep=TailFilter(worker=worker, fallbacks_only=fallbacks_only),

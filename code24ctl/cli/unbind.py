@@ -65,9 +65,8 @@ def unbind(
     resolved.require_cloudflare()
     names = list(dict.fromkeys(check_worker_names(aliases or [])))
     session = cloudflare_session(resolved, bulk=True)
-    client = session.client
     namespace = resolved.namespace()
-    listing = list_namespace_scripts(client, session.account_id, namespace, resolved.env_name)
+    listing = list_namespace_scripts(session, namespace, resolved.env_name)
     present = {script.id for script in listing}
     if stale:
         names = stale_workers(listing, resolved)
@@ -84,8 +83,7 @@ def unbind(
     verb = "checking" if dry_run else "deleting"
     with output.heartbeat(f"unbind: {verb} {len(names)} Worker(s) in {namespace}"):
         rows = unbind_workers(
-            client,
-            session.account_id,
+            session,
             namespace,
             names,
             concurrency=concurrency,

@@ -34,7 +34,7 @@ def versions(
     resolved = load(config, env)
     require_versions(resolved)
     session = cloudflare_session(resolved)
-    report = list_release_state(session.client, session.account_id, session.resolved, limit=limit)
+    report = list_release_state(session, resolved, limit=limit)
     if json_output:
         from code24ctl.cli.schemas import VersionsDocument
 

@@ -19,9 +19,9 @@ def workers(
 
     resolved = load(config, env)
     session = cloudflare_session(resolved, bulk=True)
-    rows = worker_status(session.client, session.account_id, resolved)
+    rows = worker_status(session, resolved)
     bound = [row.alias for row in rows if row.status == "bound"]
-    lacking = secrets_missing(session.client, session.account_id, resolved, bound)
+    lacking = secrets_missing(session, resolved, bound)
     namespace = resolved.namespace()
     if json_output:
         from code24ctl.cli.schemas import WorkersDocument

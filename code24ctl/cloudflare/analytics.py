@@ -33,7 +33,7 @@ from code24ctl.cloudflare.client import api_call
 from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +123,13 @@ class SqlResult:
     rows: int
 
 
-def run_sql(client: Cloudflare, account_id: str, sql: str) -> SqlResult:
+def run_sql(session: CloudflareSession, sql: str) -> SqlResult:
     """POST ``sql`` to the account's Analytics Engine SQL API (through the paced SDK client)."""
     log.debug("Analytics Engine SQL: %s", sql)
-    path = f"/accounts/{account_id}/analytics_engine/sql"
+    path = f"/accounts/{session.account_id}/analytics_engine/sql"
     try:
         with api_call("query Workers Analytics Engine"):
-            answer = client.post(
+            answer = session.client.post(
                 path,
                 cast_to=object,
                 content=sql.encode("utf-8"),

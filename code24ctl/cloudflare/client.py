@@ -91,9 +91,10 @@ def make_client(
 ) -> Cloudflare:
     """Build the SDK client; every request goes through a :class:`PacedTransport`.
 
-    ``pacer`` (default: the process-wide one), ``policy`` (default: bulk retries), the real
+    ``pacer`` (default: a fresh one), ``policy`` (default: bulk retries), the real
     ``transport`` (default: httpx's own; tests pass an in-process one) and the ``clock`` are
-    injected. The SDK's own retries are off: the transport does them.
+    injected. The SDK's own retries are off: the transport does them. Commands build a
+    :class:`~code24ctl.cloudflare.session.CloudflareSession` instead, which keeps the pacer.
     """
     import httpx
     from cloudflare import Cloudflare
@@ -101,25 +102,24 @@ def make_client(
     from code24ctl.cloudflare.pacing import (
         SYSTEM_CLOCK,
         PacedTransport,
+        Pacer,
         RetryPolicy,
-        default_pacer,
         paced_http_client,
-        register,
     )
 
+    clock = clock or SYSTEM_CLOCK
     paced = PacedTransport(
         transport or httpx.HTTPTransport(verify=tls_context()),
-        pacer or default_pacer(),
+        pacer or Pacer(clock=clock),
         policy or RetryPolicy(),
-        clock=clock or SYSTEM_CLOCK,
+        clock=clock,
     )
-    client = Cloudflare(
+    return Cloudflare(
         api_token=credentials.token,
         base_url=credentials.base_url,
         http_client=paced_http_client(paced),
         max_retries=0,
     )
-    return register(client, paced)
 
 
 @functools.cache

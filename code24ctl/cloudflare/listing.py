@@ -12,38 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from code24ctl.errors import CloudflareAPIError
+
+if TYPE_CHECKING:
+    from code24ctl.cloudflare.session import PageListener
 
 log = logging.getLogger(__name__)
 
 #: No listing of ours needs more pages than this; beyond it the answer is not believed.
 MAX_PAGES = 100
-
-#: Told of each page a listing read: ``(what, pages read so far, total pages or None)``.
-PageListener = Callable[[str, int, int | None], None]
-_listener: ContextVar[PageListener | None] = ContextVar("code24ctl_page_listener", default=None)
-
-
-@contextmanager
-def reporting_pages(listener: PageListener) -> Iterator[None]:
-    """Within the block, every listing tells ``listener`` of each page it read, so the CLI can
-    show how far a long one got (the core itself never prints)."""
-    token = _listener.set(listener)
-    try:
-        yield
-    finally:
-        _listener.reset(token)
-
-
-def page_read(what: str, pages: int, total_pages: int | None = None) -> None:
-    """Tell the listener installed by :func:`reporting_pages`, if any, of a page read."""
-    listener = _listener.get()
-    if listener is not None:
-        listener(what, pages, total_pages)
 
 
 def numbered_pages(
@@ -52,9 +31,11 @@ def numbered_pages(
     *,
     key: Callable[[Any], object] = lambda item: getattr(item, "id", item),
     max_pages: int = MAX_PAGES,
+    pages: PageListener | None = None,
 ) -> Iterator[Any]:
     """The items of ``fetch(1)``, ``fetch(2)``, ... (each an SDK page: ``.result``,
-    ``.result_info``), until the listing is over.
+    ``.result_info``), until the listing is over; ``pages`` (a session's listener) is told of
+    each page read.
 
     Raises :class:`CloudflareAPIError` past ``max_pages`` pages, naming ``what``.
     """
@@ -72,7 +53,8 @@ def numbered_pages(
         info = getattr(page, "result_info", None)
         total_pages = _int(info, "total_pages")
         per_page = _int(info, "per_page")
-        page_read(what, number, total_pages)
+        if pages is not None:
+            pages(what, number, total_pages)
         if not items or (total_pages is not None and number >= total_pages):
             return
         if per_page is not None and len(items) < per_page:

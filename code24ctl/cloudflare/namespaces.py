@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_found
-from code24ctl.cloudflare.listing import page_read
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
 from code24ctl.names import suggestion
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 SCRIPTS_PAGE_SIZE = 100
 #: A hard cap on a namespace listing (a hundred thousand Workers): a server that hands out a
@@ -88,12 +87,12 @@ def namespace_missing(name: str, env_name: str | None = None, why: str = "") -> 
 
 
 def require_namespace(
-    client: Cloudflare, account_id: str, name: str, env_name: str | None = None, why: str = ""
+    session: CloudflareSession, name: str, env_name: str | None = None, why: str = ""
 ) -> NamespaceInfo:
     """The namespace, or exit 3 naming the fix (a pre-flight: fail once, not per upload)."""
-    found = find_namespace(client, account_id, name)
+    found = find_namespace(session, name)
     if found is None:
-        near = nearest_namespace(client, account_id, name)
+        near = nearest_namespace(session, name)
         if near is not None:
             raise CloudflareAPIError(
                 f"dispatch namespace {name} does not exist on this account{why}"
@@ -105,41 +104,45 @@ def require_namespace(
     return found
 
 
-def nearest_namespace(client: Cloudflare, account_id: str, name: str) -> str | None:
+def nearest_namespace(session: CloudflareSession, name: str) -> str | None:
     """The account's namespace name closest to ``name`` (a likely typo), if any."""
     from code24ctl.names import closest
 
     try:
-        names = [ns.name for ns in list_namespaces(client, account_id)]
+        names = [ns.name for ns in list_namespaces(session)]
     except CloudflareAPIError:
         return None  # the suggestion is a courtesy; the missing namespace is the error
     return closest(name, names)
 
 
-def list_namespaces(client: Cloudflare, account_id: str) -> list[NamespaceInfo]:
+def list_namespaces(session: CloudflareSession) -> list[NamespaceInfo]:
     """Every dispatch namespace on the account, sorted by name."""
     with api_call("list dispatch namespaces"):
         found = [
             _info(raw)
-            for raw in client.workers_for_platforms.dispatch.namespaces.list(account_id=account_id)
+            for raw in session.client.workers_for_platforms.dispatch.namespaces.list(
+                account_id=session.account_id
+            )
         ]
     return sorted(found, key=lambda ns: ns.name)
 
 
-def find_namespace(client: Cloudflare, account_id: str, name: str) -> NamespaceInfo | None:
+def find_namespace(session: CloudflareSession, name: str) -> NamespaceInfo | None:
     """The namespace called ``name``, or None when the account has none by that name."""
     try:
-        return get_namespace(client, account_id, name)
+        return get_namespace(session, name)
     except CloudflareAPIError as exc:
         if is_not_found(exc, NAMESPACE_NOT_FOUND):
             return None
         raise
 
 
-def get_namespace(client: Cloudflare, account_id: str, name: str) -> NamespaceInfo:
+def get_namespace(session: CloudflareSession, name: str) -> NamespaceInfo:
     """One namespace's details; a missing one is a CloudflareAPIError with code 100119."""
     with api_call(f"get dispatch namespace {name}"):
-        raw = client.workers_for_platforms.dispatch.namespaces.get(name, account_id=account_id)
+        raw = session.client.workers_for_platforms.dispatch.namespaces.get(
+            name, account_id=session.account_id
+        )
     if raw is None:
         raise CloudflareAPIError(
             f"get dispatch namespace {name}: the API returned no namespace",
@@ -153,14 +156,14 @@ def check_namespace_name(name: str) -> str:
     return check_names([name], "dispatch namespace name")[0]
 
 
-def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> NamespaceInfo:
+def namespace_for_delete(session: CloudflareSession, name: str) -> NamespaceInfo:
     """The namespace about to be deleted; a missing one says there is nothing to delete."""
     check_namespace_name(name)
     try:
-        return get_namespace(client, account_id, name)
+        return get_namespace(session, name)
     except CloudflareAPIError as exc:
         if exc.code == NAMESPACE_NOT_FOUND:
-            near = nearest_namespace(client, account_id, name)
+            near = nearest_namespace(session, name)
             raise CloudflareAPIError(
                 f"dispatch namespace {name} does not exist on this account: nothing to delete"
                 f"{suggestion(near)} (Cloudflare API error {NAMESPACE_NOT_FOUND})",
@@ -171,35 +174,37 @@ def namespace_for_delete(client: Cloudflare, account_id: str, name: str) -> Name
         raise
 
 
-def create_namespace(client: Cloudflare, account_id: str, name: str) -> CreateResult:
+def create_namespace(session: CloudflareSession, name: str) -> CreateResult:
     """Create the namespace; one that already exists is success (``created=False``)."""
-    existing = find_namespace(client, account_id, name)
+    existing = find_namespace(session, name)
     if existing is not None:
         return CreateResult(namespace=existing, created=False)
     try:
         with api_call(f"create dispatch namespace {name}"):
-            raw = client.workers_for_platforms.dispatch.namespaces.create(
-                account_id=account_id, name=name
+            raw = session.client.workers_for_platforms.dispatch.namespaces.create(
+                account_id=session.account_id, name=name
             )
     except CloudflareAPIError:
         # Someone may have created it between our look and our create: that is still success.
-        raced = find_namespace(client, account_id, name)
+        raced = find_namespace(session, name)
         if raced is not None:
             return CreateResult(namespace=raced, created=False)
         raise
     if raw is None or not raw.namespace_name:
-        return CreateResult(namespace=get_namespace(client, account_id, name), created=True)
+        return CreateResult(namespace=get_namespace(session, name), created=True)
     return CreateResult(namespace=_info(raw), created=True)
 
 
-def delete_namespace(client: Cloudflare, account_id: str, name: str) -> None:
+def delete_namespace(session: CloudflareSession, name: str) -> None:
     """Delete the namespace and, with it, every Worker it holds."""
     with api_call(f"delete dispatch namespace {name}"):
-        client.workers_for_platforms.dispatch.namespaces.delete(name, account_id=account_id)
+        session.client.workers_for_platforms.dispatch.namespaces.delete(
+            name, account_id=session.account_id
+        )
 
 
 def iter_namespace_scripts(
-    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
+    session: CloudflareSession, namespace: str, env_name: str | None = None
 ) -> Iterator[NamespaceScript]:
     """The Workers in a namespace, page by page.
 
@@ -211,7 +216,7 @@ def iter_namespace_scripts(
     cursor field at all, or a cursor that repeats, cannot be told apart from a truncated
     listing, so it raises instead of reporting part of the namespace as all of it.
     """
-    path = f"/accounts/{account_id}/workers/dispatch/namespaces/{namespace}/scripts"
+    path = f"/accounts/{session.account_id}/workers/dispatch/namespaces/{namespace}/scripts"
     what = f"list Workers in dispatch namespace {namespace}"
     cursor: str | None = None
     seen: set[str] = set()
@@ -221,7 +226,7 @@ def iter_namespace_scripts(
             query["cursor"] = cursor
         try:
             with api_call(f"list Workers in dispatch namespace {namespace}"):
-                envelope = client.get(path, cast_to=object, options={"params": query})
+                envelope = session.client.get(path, cast_to=object, options={"params": query})
         except CloudflareAPIError as exc:
             if exc.code == NAMESPACE_NOT_FOUND:
                 raise namespace_missing(namespace, env_name) from None
@@ -231,7 +236,7 @@ def iter_namespace_scripts(
             script = _script_item(item)
             if script is not None:
                 yield script
-        page_read(what, number)
+        session.page_read(what, number)
         cursor = _next_cursor(info)
         if cursor and cursor in seen:
             raise CloudflareAPIError(
@@ -291,10 +296,10 @@ def _script_item(item: Any) -> NamespaceScript | None:
 
 
 def list_namespace_scripts(
-    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
+    session: CloudflareSession, namespace: str, env_name: str | None = None
 ) -> list[NamespaceScript]:
     """Every Worker in a namespace (all pages)."""
-    return list(iter_namespace_scripts(client, account_id, namespace, env_name))
+    return list(iter_namespace_scripts(session, namespace, env_name))
 
 
 def _unwrap(envelope: object) -> tuple[list[Any], dict[str, Any]]:

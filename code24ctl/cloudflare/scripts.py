@@ -33,8 +33,7 @@ from code24ctl.cloudflare.modules import (
 from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
+    from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import ResolvedConfig
 
 #: Binding types that need more than metadata to recreate (an asset upload session).
@@ -427,18 +426,17 @@ def managed_alias(tags: Iterable[str], resolved: ResolvedConfig) -> str | None:
 
 
 def download_account_worker(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     script: str,
     *,
     default_compatibility_date: str | None = None,
 ) -> WorkerCode:
     """Download an account-level Worker's modules and settings, ready to upload elsewhere."""
-    scripts = client.workers.scripts
+    scripts = session.client.workers.scripts
     read = _read_script(
-        lambda: scripts.content.get(script, account_id=account_id),
+        lambda: scripts.content.get(script, account_id=session.account_id),
         lambda: scripts.script_and_version_settings.with_raw_response.get(
-            script, account_id=account_id
+            script, account_id=session.account_id
         ),
         f"Worker {script}",
     )
@@ -472,15 +470,15 @@ def download_account_worker(
     )
 
 
-def read_namespace_worker(
-    client: Cloudflare, account_id: str, namespace: str, name: str
-) -> DeployedWorker:
+def read_namespace_worker(session: CloudflareSession, namespace: str, name: str) -> DeployedWorker:
     """What the namespace holds under ``name``: modules (``.../content``) and settings."""
-    scripts = client.workers_for_platforms.dispatch.namespaces.scripts
+    scripts = session.client.workers_for_platforms.dispatch.namespaces.scripts
     read = _read_script(
-        lambda: scripts.content.get(name, account_id=account_id, dispatch_namespace=namespace),
+        lambda: scripts.content.get(
+            name, account_id=session.account_id, dispatch_namespace=namespace
+        ),
         lambda: scripts.settings.with_raw_response.get(
-            name, account_id=account_id, dispatch_namespace=namespace
+            name, account_id=session.account_id, dispatch_namespace=namespace
         ),
         f"Worker {name} in dispatch namespace {namespace}",
         verb="read",
@@ -509,17 +507,15 @@ def own_durable_object_classes(bindings: Iterable[Mapping[str, Any]]) -> tuple[s
     )
 
 
-def namespace_migration_tag(
-    client: Cloudflare, account_id: str, namespace: str, name: str
-) -> str | None:
+def namespace_migration_tag(session: CloudflareSession, namespace: str, name: str) -> str | None:
     """The Durable Object migration tag of the namespace's ``name`` (None: no migration yet).
 
     As wrangler reads it before an upload (``getMigrationsToUpload``): ``script.migration_tag``
     of ``GET .../dispatch/namespaces/{ns}/scripts/{name}``.
     """
-    scripts = client.workers_for_platforms.dispatch.namespaces.scripts
+    scripts = session.client.workers_for_platforms.dispatch.namespaces.scripts
     with api_call(f"read the migration tag of Worker {name} in dispatch namespace {namespace}"):
-        answer = scripts.get(name, account_id=account_id, dispatch_namespace=namespace)
+        answer = scripts.get(name, account_id=session.account_id, dispatch_namespace=namespace)
     script = getattr(answer, "script", None)
     tag = getattr(script, "migration_tag", None)
     return tag if isinstance(tag, str) and tag else None
@@ -721,7 +717,7 @@ def _folder_entry(folder: Path, modules: Sequence[Module], source: str) -> str:
 
 
 def load_worker_code(
-    client: Cloudflare, account_id: str, resolved: ResolvedConfig, alias: str
+    session: CloudflareSession, resolved: ResolvedConfig, alias: str
 ) -> WorkerCode:
     """The code to upload for a configured alias, from its ``script`` or its ``path``."""
     worker = resolved.config.workers[alias]
@@ -729,8 +725,7 @@ def load_worker_code(
     if worker.script is not None:
         try:
             return download_account_worker(
-                client,
-                account_id,
+                session,
                 worker.script,
                 default_compatibility_date=config.compatibility_date,
             )

@@ -17,7 +17,7 @@ from code24ctl.errors import UsageError
 from code24ctl.redact import register_secret
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 # What the Workers runtime accepts as a binding name (it becomes a property of `env`).
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,255}$")
@@ -44,7 +44,7 @@ def check_secret_name(name: str) -> str:
 
 
 def put_secret(
-    client: Cloudflare, account_id: str, namespace: str, alias: str, name: str, value: str
+    session: CloudflareSession, namespace: str, alias: str, name: str, value: str
 ) -> SecretResult:
     """Set secret ``name`` of Worker ``alias`` in ``namespace`` to ``value`` (secret_text)."""
     check_secret_name(name)
@@ -52,9 +52,9 @@ def put_secret(
     if not value:
         raise UsageError("the secret value is empty; nothing was set")
     with api_call(f"set secret {name} on Worker {alias} in dispatch namespace {namespace}"):
-        client.workers_for_platforms.dispatch.namespaces.scripts.secrets.update(
+        session.client.workers_for_platforms.dispatch.namespaces.scripts.secrets.update(
             alias,
-            account_id=account_id,
+            account_id=session.account_id,
             dispatch_namespace=namespace,
             name=name,
             text=value,
@@ -70,29 +70,26 @@ class SecretEntry(BaseModel):
     type: str
 
 
-def list_secrets(
-    client: Cloudflare, account_id: str, namespace: str, alias: str
-) -> list[SecretEntry]:
+def list_secrets(session: CloudflareSession, namespace: str, alias: str) -> list[SecretEntry]:
     """The secrets set on Worker ``alias`` in ``namespace`` (names and types), sorted by name."""
     with api_call(f"list secrets of Worker {alias} in dispatch namespace {namespace}"):
+        secrets = session.client.workers_for_platforms.dispatch.namespaces.scripts.secrets
         found = [
             SecretEntry(name=str(item.name), type=str(item.type or "secret_text"))
-            for item in client.workers_for_platforms.dispatch.namespaces.scripts.secrets.list(
-                alias, account_id=account_id, dispatch_namespace=namespace
+            for item in secrets.list(
+                alias, account_id=session.account_id, dispatch_namespace=namespace
             )
             if item.name
         ]
     return sorted(found, key=lambda entry: entry.name)
 
 
-def delete_secret(
-    client: Cloudflare, account_id: str, namespace: str, alias: str, name: str
-) -> None:
+def delete_secret(session: CloudflareSession, namespace: str, alias: str, name: str) -> None:
     """Delete secret ``name`` from Worker ``alias`` in ``namespace``."""
     check_secret_name(name)
     with api_call(f"delete secret {name} from Worker {alias} in dispatch namespace {namespace}"):
-        client.workers_for_platforms.dispatch.namespaces.scripts.secrets.delete(
-            name, account_id=account_id, dispatch_namespace=namespace, script_name=alias
+        session.client.workers_for_platforms.dispatch.namespaces.scripts.secrets.delete(
+            name, account_id=session.account_id, dispatch_namespace=namespace, script_name=alias
         )
 
 

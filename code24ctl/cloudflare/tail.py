@@ -11,7 +11,7 @@ from code24ctl.cloudflare.client import api_call
 from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 
 @dataclass(frozen=True)
@@ -24,23 +24,23 @@ class TailSession:
     script: str
 
 
-def open_tail(client: Cloudflare, account_id: str, script: str) -> TailSession:
+def open_tail(session: CloudflareSession, script: str) -> TailSession:
     """Start a tail on ``script``. No server-side filters: code24ctl filters what it shows."""
     with api_call(f"start a tail on {script}"):
-        created = client.workers.scripts.tail.create(
-            script, account_id=account_id, extra_body={"filters": []}
+        created = session.client.workers.scripts.tail.create(
+            script, account_id=session.account_id, extra_body={"filters": []}
         )
     return TailSession(
         id=created.id, url=created.url, expires_at=str(created.expires_at), script=script
     )
 
 
-def close_tail(client: Cloudflare, account_id: str, session: TailSession) -> bool:
+def close_tail(session: CloudflareSession, tail: TailSession) -> bool:
     """Delete the tail; ``False`` when it was already gone (expired or deleted)."""
     try:
-        with api_call(f"delete tail {session.id} on {session.script}"):
-            client.workers.scripts.tail.delete(
-                session.id, account_id=account_id, script_name=session.script
+        with api_call(f"delete tail {tail.id} on {tail.script}"):
+            session.client.workers.scripts.tail.delete(
+                tail.id, account_id=session.account_id, script_name=tail.script
             )
     except CloudflareAPIError as exc:
         if exc.status == 404:

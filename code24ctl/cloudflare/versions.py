@@ -35,9 +35,8 @@ from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
     from code24ctl.cloudflare.scripts import WorkerCode
+    from code24ctl.cloudflare.session import CloudflareSession
 
 OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides"
 # Documented annotation limits (SDK MetadataAnnotations): the tag at most 100 bytes, the
@@ -197,8 +196,7 @@ def _deployment(data: Mapping[str, Any]) -> DeploymentInfo:
 
 
 def upload_version(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     name: str,
     code: WorkerCode,
     *,
@@ -208,9 +206,9 @@ def upload_version(
     metadata = code.metadata()
     metadata["annotations"] = release_annotations(metadata["bindings"], message)
     with api_call(f"upload a version of {name}"):
-        created = client.workers.scripts.versions.with_raw_response.create(
+        created = session.client.workers.scripts.versions.with_raw_response.create(
             name,
-            account_id=account_id,
+            account_id=session.account_id,
             metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
             files=sdk_files(code.modules),
             bindings_inherit="strict",
@@ -221,28 +219,30 @@ def upload_version(
     return version
 
 
-def list_versions(client: Cloudflare, account_id: str, name: str, limit: int) -> list[VersionInfo]:
+def list_versions(session: CloudflareSession, name: str, limit: int) -> list[VersionInfo]:
     """The newest ``limit`` versions, newest first (one page; no more is read)."""
     with api_call(f"list the versions of {name}"):
-        page = client.workers.scripts.versions.list(name, account_id=account_id, per_page=limit)
+        page = session.client.workers.scripts.versions.list(
+            name, account_id=session.account_id, per_page=limit
+        )
         items = page.result.items if page.result is not None else None
         return [_version(_as_dict(item)) for item in (items or [])][:limit]
 
 
-def get_version(client: Cloudflare, account_id: str, name: str, version_id: str) -> VersionInfo:
+def get_version(session: CloudflareSession, name: str, version_id: str) -> VersionInfo:
     """One version by id."""
     with api_call(f"read version {version_id} of {name}"):
-        found = client.workers.scripts.versions.with_raw_response.get(
-            version_id, account_id=account_id, script_name=name
+        found = session.client.workers.scripts.versions.with_raw_response.get(
+            version_id, account_id=session.account_id, script_name=name
         )
         return _version(_result(found.json()))
 
 
-def list_deployments(client: Cloudflare, account_id: str, name: str) -> list[DeploymentInfo]:
+def list_deployments(session: CloudflareSession, name: str) -> list[DeploymentInfo]:
     """Every deployment, newest (the one serving) first. Raw GET: see the module docstring."""
-    path = f"/accounts/{account_id}/workers/scripts/{name}/deployments"
+    path = f"/accounts/{session.account_id}/workers/scripts/{name}/deployments"
     with api_call(f"list the deployments of {name}"):
-        result = _result(client.get(path, cast_to=object))
+        result = _result(session.client.get(path, cast_to=object))
         rows = result.get("deployments")
         if rows is None:
             rows = result.get("items") or []
@@ -252,10 +252,10 @@ def list_deployments(client: Cloudflare, account_id: str, name: str) -> list[Dep
             raise ValueError(str(exc)) from None
 
 
-def current_deployment(client: Cloudflare, account_id: str, name: str) -> DeploymentInfo | None:
+def current_deployment(session: CloudflareSession, name: str) -> DeploymentInfo | None:
     """The deployment serving now; None when the Worker does not exist or has none."""
     try:
-        found = list_deployments(client, account_id, name)
+        found = list_deployments(session, name)
     except CloudflareAPIError as exc:
         if is_not_found(exc, SCRIPT_NOT_FOUND):
             return None
@@ -264,8 +264,7 @@ def current_deployment(client: Cloudflare, account_id: str, name: str) -> Deploy
 
 
 def create_deployment(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     name: str,
     shares: Sequence[tuple[str, float]],
     *,
@@ -274,9 +273,9 @@ def create_deployment(
     """``POST .../deployments``: these versions at these percentages (totalling 100)."""
     split = ", ".join(f"{version_id} {percentage:g}%" for version_id, percentage in shares)
     with api_call(f"deploy {split} of {name}"):
-        created = client.workers.scripts.deployments.create(
+        created = session.client.workers.scripts.deployments.create(
             name,
-            account_id=account_id,
+            account_id=session.account_id,
             strategy="percentage",
             versions=[{"version_id": v, "percentage": p} for v, p in shares],
             annotations={"workers_message": truncate_bytes(message, MESSAGE_MAX_BYTES)}

@@ -102,9 +102,10 @@ def resolve_environment(
     from code24ctl.config.loader import load_config, resolve_config
     from code24ctl.config.models import ResolvedConfig
 
-    config = load_config(path)
+    warned: set[str] = set()
+    config = load_config(path, warned=warned)
     choice = choose_environment(path, config, requested, command_default=command_default)
-    resolved = resolve_config(path, choice.name)
+    resolved = resolve_config(path, choice.name, warned=warned)
     return ResolvedConfig(
         path=resolved.path, env_name=choice.name, config=resolved.config, env_origin=choice.origin
     )

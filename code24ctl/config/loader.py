@@ -38,24 +38,32 @@ log = logging.getLogger(__name__)
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the file with ``{env}`` left as written (``config validate``)."""
-    return _load(str(path), env_name=None)
+def load_config(path: str | os.PathLike[str], *, warned: set[str] | None = None) -> Config:
+    """Read and validate the file with ``{env}`` left as written (``config validate``).
+
+    Warnings (a value shaped like a token) are logged once per ``warned``: a caller that
+    loads the file more than once (once per environment) passes the same set to each load.
+    """
+    return _load(str(path), None, set() if warned is None else warned)
 
 
-def resolve_config(path: str | os.PathLike[str], env_name: str) -> ResolvedConfig:
-    """Read and validate the file for one environment, with ``{env}`` expanded."""
-    return ResolvedConfig(path=str(path), env_name=env_name, config=_load(str(path), env_name))
+def resolve_config(
+    path: str | os.PathLike[str], env_name: str, *, warned: set[str] | None = None
+) -> ResolvedConfig:
+    """Read and validate the file for one environment, with ``{env}`` expanded (``warned``:
+    as for :func:`load_config`)."""
+    config = _load(str(path), env_name, set() if warned is None else warned)
+    return ResolvedConfig(path=str(path), env_name=env_name, config=config)
 
 
-def _load(path: str, env_name: str | None) -> Config:
+def _load(path: str, env_name: str | None, warned: set[str]) -> Config:
     text = _read(path)
     data, lines = _parse_yaml(path, text)
     problems: list[ConfigProblem] = []
     unset: dict[tuple[str, ...], str] = {}
     warnings: list[ConfigProblem] = []
     data = _expand_variables(data, (), lines, problems, unset, warnings)
-    _warn_once(path, warnings)
+    _warn_once(path, warnings, warned)
     if problems:
         raise ConfigError(path, problems)
     if env_name is not None:
@@ -219,15 +227,12 @@ _TOKEN_SHAPES = (
 )  # fmt: skip
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(path: str, warnings: list[ConfigProblem]) -> None:
+def _warn_once(path: str, warnings: list[ConfigProblem], warned: set[str]) -> None:
     # A command may load the file once per environment; say each thing once.
     for warning in warnings:
         text = warning.render(path)
-        if text not in _warned:
-            _warned.add(text)
+        if text not in warned:
+            warned.add(text)
             log.warning("%s", text)
 
 

@@ -31,7 +31,7 @@ from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 StepName = Literal["namespace", "bind", "deploy"]
 STEPS: tuple[StepName, ...] = ("namespace", "bind", "deploy")
@@ -163,8 +163,7 @@ StepCallback = Callable[[StepResult], None]
 
 
 def plan_apply(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     force: bool = False,
@@ -181,17 +180,17 @@ def plan_apply(
     """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
-    deploy = plan_deploy(client, account_id, resolved, force=force)
+    deploy = plan_deploy(session, resolved, force=force)
     if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
         from code24ctl.ops.release import rollout_error, rollout_in_progress
 
-        split = rollout_in_progress(client, account_id, resolved)
+        split = rollout_in_progress(session, resolved)
         if split is not None:
             error = rollout_error(resolved, split, "apply would replace it with a new version")
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
-    existing = bound_names(client, account_id, namespace) if deploy.namespace_exists else set()
-    bind = plan_bind(client, account_id, resolved, options=options, existing=existing)
+    existing = bound_names(session, namespace) if deploy.namespace_exists else set()
+    bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
     steps.append(_deploy_step(deploy, resolved.env_name))
     changes = [change for step in steps for change in step.changes]
@@ -317,8 +316,7 @@ def _holds(plan: ApplyPlan) -> str:
 
 
 def execute_apply(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     plan: ApplyPlan,
     *,
     options: BindOptions | None = None,
@@ -362,7 +360,7 @@ def execute_apply(
         return dataclasses.replace(Failure.of(exc), hint=next_step)
 
     try:
-        created = create_namespace(client, account_id, namespace)
+        created = create_namespace(session, namespace)
     except Code24Error as exc:
         return fail("namespace", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     if created.created:
@@ -372,7 +370,7 @@ def execute_apply(
 
     try:
         # The plan's downloads are uploaded as they are: nothing is read twice.
-        report = execute_bind(client, account_id, plan.bind, options=options)
+        report = execute_bind(session, plan.bind, options=options)
     except Code24Error as exc:
         return fail("bind", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
@@ -392,7 +390,7 @@ def execute_apply(
     try:
         # The namespace exists now (the first step made sure of it).
         ready = plan.deploy.model_copy(update={"namespace_exists": True})
-        deployed = execute_deploy(client, account_id, plan.bind.resolved, ready)
+        deployed = execute_deploy(session, plan.bind.resolved, ready)
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         return fail("deploy", failed(exc, hint))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -39,13 +38,7 @@ from code24ctl.cloudflare.namespaces import (
     list_namespace_scripts,
     require_namespace,
 )
-from code24ctl.cloudflare.pacing import (
-    Pacer,
-    PacerStats,
-    RetryPolicy,
-    paced_client,
-    pacer_of,
-)
+from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy
 from code24ctl.cloudflare.scripts import (
     MANAGED_TAG_PREFIX,
     MAX_TAGS,
@@ -68,8 +61,7 @@ from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
+    from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import ResolvedConfig
 
 DEFAULT_CONCURRENCY = DEFAULT_WORKER_CONCURRENCY
@@ -189,8 +181,8 @@ RowCallback = Callable[[BindRow], None]
 @dataclass(frozen=True)
 class BindOptions:
     """How to bind: ``concurrency`` workers at a time, ``on_row`` called (from a worker thread)
-    as each alias is planned or carried out, and the pacer/retry policy for a client that is
-    not paced yet."""
+    as each alias is planned or carried out, and a pacer/retry policy to run under instead of
+    the session's (see :meth:`CloudflareSession.paced`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     on_row: RowCallback | None = None
@@ -272,8 +264,7 @@ def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> l
 
 
 def plan_bind(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     aliases: Sequence[str] | None = None,
     *,
@@ -292,21 +283,21 @@ def plan_bind(
     selected = select_aliases(resolved, aliases)
     namespace = resolved.namespace()
     workers = _concurrency(options.concurrency)
-    with _paced(client, options.pacer, options.policy) as (api, used):
-        before = _snapshot(used.stats)
+    with session.paced(options.pacer, options.policy) as api:
+        before = _snapshot(api.pacer.stats)
         if existing is None:
-            require_namespace(api, account_id, namespace, resolved.env_name)
-            existing = bound_names(api, account_id, namespace, resolved.env_name)
+            require_namespace(api, namespace, resolved.env_name)
+            existing = bound_names(api, namespace, resolved.env_name)
         there = existing
 
         def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
-            done = _plan_one(api, account_id, resolved, namespace, alias, alias in there)
+            done = _plan_one(api, resolved, namespace, alias, alias in there)
             if options.on_row is not None:
                 options.on_row(done[0])
             return done
 
         results = _run_all(one, selected, workers)
-        usage = _usage(before, used.stats)
+        usage = _usage(before, api.pacer.stats)
     return BindPlan(
         resolved=resolved,
         namespace=namespace,
@@ -317,7 +308,7 @@ def plan_bind(
 
 
 def execute_bind(
-    client: Cloudflare, account_id: str, plan: BindPlan, *, options: BindOptions | None = None
+    session: CloudflareSession, plan: BindPlan, *, options: BindOptions | None = None
 ) -> BindReport:
     """Carry a plan out: upload the code it read for each ``would-*`` row, leave its
     ``unchanged`` rows alone, and try its ``failed`` rows again from the start (perhaps a
@@ -326,26 +317,26 @@ def execute_bind(
     options = options or BindOptions()
     workers = _concurrency(options.concurrency)
     resolved = plan.resolved
-    with _paced(client, options.pacer, options.policy) as (api, used):
-        before = _snapshot(used.stats)
+    with session.paced(options.pacer, options.policy) as api:
+        before = _snapshot(api.pacer.stats)
 
         def one(row: BindRow) -> BindRow:
             code = plan.codes.get(row.alias)
             if row.action == "unchanged":
                 done = row.model_copy()
             elif code is not None:
-                done = _upload_planned(api, account_id, plan.namespace, row, code)
+                done = _upload_planned(api, plan.namespace, row, code)
             else:
                 # Failed in the plan: read it all again; it may have been bound meanwhile.
-                done, code = _plan_one(api, account_id, resolved, plan.namespace, row.alias, True)
+                done, code = _plan_one(api, resolved, plan.namespace, row.alias, True)
                 if code is not None:
-                    done = _upload_planned(api, account_id, plan.namespace, done, code)
+                    done = _upload_planned(api, plan.namespace, done, code)
             if options.on_row is not None:
                 options.on_row(done)
             return done
 
         rows = _run_all(one, plan.rows, workers)
-        usage = _usage(before, used.stats)
+        usage = _usage(before, api.pacer.stats)
     total = ApiUsage(
         **{name: getattr(plan.api, name) + getattr(usage, name) for name in ApiUsage.model_fields}
     )
@@ -353,21 +344,19 @@ def execute_bind(
 
 
 def bind_workers(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     aliases: Sequence[str] | None = None,
     *,
     options: BindOptions | None = None,
 ) -> BindReport:
     """:func:`plan_bind` then :func:`execute_bind`: bind the selected aliases."""
-    plan = plan_bind(client, account_id, resolved, aliases, options=options)
-    return execute_bind(client, account_id, plan, options=options)
+    plan = plan_bind(session, resolved, aliases, options=options)
+    return execute_bind(session, plan, options=options)
 
 
 def _plan_one(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     namespace: str,
     alias: str,
@@ -377,10 +366,10 @@ def _plan_one(
     ``would-update`` row, so carrying the plan out needs no second read."""
     source = resolved.config.workers[alias].source
     try:
-        code = load_worker_code(client, account_id, resolved, alias)
+        code = load_worker_code(session, resolved, alias)
         source = code.source
-        deployed = _read_deployed(client, account_id, namespace, alias) if exists else None
-        migrations = _migration(client, account_id, namespace, alias, code, deployed)
+        deployed = _read_deployed(session, namespace, alias) if exists else None
+        migrations = _migration(session, namespace, alias, code, deployed)
         code = managed_copy(code, resolved, alias, migrations=migrations)
     except Code24Error as exc:
         return _failed(alias, source, exc), None
@@ -425,8 +414,7 @@ def managed_copy(
 
 
 def _migration(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     namespace: str,
     alias: str,
     code: WorkerCode,
@@ -446,16 +434,16 @@ def _migration(
     existing = own_durable_object_classes(deployed.bindings)
     if set(code.durable_object_classes) <= set(existing):
         return None
-    tag = namespace_migration_tag(client, account_id, namespace, alias)
+    tag = namespace_migration_tag(session, namespace, alias)
     return class_migration(alias, code.durable_object_classes, existing, tag)
 
 
 def _upload_planned(
-    client: Cloudflare, account_id: str, namespace: str, row: BindRow, code: WorkerCode
+    session: CloudflareSession, namespace: str, row: BindRow, code: WorkerCode
 ) -> BindRow:
     """Carry out a ``would-create`` / ``would-update`` row (a failure is a ``failed`` row)."""
     try:
-        upload_worker(client, account_id, namespace, row.alias, code)
+        upload_worker(session, namespace, row.alias, code)
     except Code24Error as exc:
         return _failed(row.alias, row.source, exc)
     action: BindAction = "created" if row.action == "would-create" else "updated"
@@ -466,29 +454,25 @@ def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
     return BindRow(alias=alias, action="failed", source=source, failure=Failure.of(exc))
 
 
-def _read_deployed(
-    client: Cloudflare, account_id: str, namespace: str, alias: str
-) -> DeployedWorker | None:
+def _read_deployed(session: CloudflareSession, namespace: str, alias: str) -> DeployedWorker | None:
     try:
-        return read_namespace_worker(client, account_id, namespace, alias)
+        return read_namespace_worker(session, namespace, alias)
     except CloudflareAPIError as exc:
         if is_not_found(exc, SCRIPT_NOT_FOUND):
             return None  # deleted since we listed the namespace: a create
         raise
 
 
-def upload_worker(
-    client: Cloudflare, account_id: str, namespace: str, name: str, code: WorkerCode
-) -> None:
+def upload_worker(session: CloudflareSession, namespace: str, name: str, code: WorkerCode) -> None:
     """Upload ``code`` into the namespace as ``name`` (multipart: metadata + one part a module).
 
     The metadata keeps secret bindings already set on the namespace's copy (``keep_bindings``),
     so a re-bind never wipes what ``code24ctl secret put`` set.
     """
     with api_call(f"upload Worker {name} to dispatch namespace {namespace}"):
-        client.workers_for_platforms.dispatch.namespaces.scripts.update(
+        session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
             name,
-            account_id=account_id,
+            account_id=session.account_id,
             dispatch_namespace=namespace,
             metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
             files=sdk_files(code.modules),
@@ -500,8 +484,7 @@ def upload_worker(
 
 
 def unbind_workers(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     namespace: str,
     names: Sequence[str],
     *,
@@ -517,8 +500,8 @@ def unbind_workers(
     are ``not-bound`` and not deleted.
     """
     wanted = list(dict.fromkeys(check_worker_names(names)))
-    with _paced(client, pacer, policy) as (api, _):
-        there = present if present is not None else bound_names(api, account_id, namespace)
+    with session.paced(pacer, policy) as api:
+        there = present if present is not None else bound_names(api, namespace)
 
         def one(name: str) -> UnbindRow:
             if name not in there:
@@ -527,8 +510,8 @@ def unbind_workers(
                 return UnbindRow(alias=name, action="would-delete")
             try:
                 with api_call(f"delete Worker {name} from dispatch namespace {namespace}"):
-                    api.workers_for_platforms.dispatch.namespaces.scripts.delete(
-                        name, account_id=account_id, dispatch_namespace=namespace
+                    api.client.workers_for_platforms.dispatch.namespaces.scripts.delete(
+                        name, account_id=api.account_id, dispatch_namespace=namespace
                     )
             except Code24Error as exc:
                 if isinstance(exc, CloudflareAPIError) and is_not_found(exc, SCRIPT_NOT_FOUND):
@@ -545,10 +528,10 @@ def check_worker_names(names: Sequence[str]) -> list[str]:
 
 
 def bound_names(
-    client: Cloudflare, account_id: str, namespace: str, env_name: str | None = None
+    session: CloudflareSession, namespace: str, env_name: str | None = None
 ) -> set[str]:
     """The names of the Workers the namespace holds (all pages)."""
-    listing = list_namespace_scripts(client, account_id, namespace, env_name)
+    listing = list_namespace_scripts(session, namespace, env_name)
     return {script.id for script in listing}
 
 
@@ -557,8 +540,7 @@ def bound_names(
 
 
 def worker_status(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     pacer: Pacer | None = None,
@@ -571,8 +553,8 @@ def worker_status(
     One paged listing; a missing namespace raises :class:`CloudflareAPIError` (code 100119).
     """
     namespace = resolved.namespace()
-    with _paced(client, pacer, policy) as (api, _):
-        listing = list_namespace_scripts(api, account_id, namespace, resolved.env_name)
+    with session.paced(pacer, policy) as api:
+        listing = list_namespace_scripts(api, namespace, resolved.env_name)
         scripts = {s.id: s for s in listing}
     rows: list[WorkerStatusRow] = []
     for alias, worker in resolved.config.workers.items():
@@ -612,20 +594,6 @@ def _stale(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> Iter
 
 # --------------------------------------------------------------------------------------------
 # shared machinery
-
-
-@contextmanager
-def _paced(
-    client: Cloudflare, pacer: Pacer | None, policy: RetryPolicy | None
-) -> Iterator[tuple[Cloudflare, Pacer]]:
-    paced = paced_client(client, pacer, policy)
-    used = pacer_of(paced)
-    assert used is not None  # paced_client always installs one
-    try:
-        yield paced, used
-    finally:
-        if paced is not client:
-            paced.close()  # only the copy paced_client made; it shares the caller's transport
 
 
 def _concurrency(value: int) -> int:

@@ -44,6 +44,8 @@ from code24ctl.ops.plan import PlannedChange
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
+    from code24ctl.cloudflare.session import CloudflareSession
+
 MAIN_MODULE = "dispatcher.js"
 DISPATCHER_BINDING = "DISPATCHER"
 METADATA_BINDING = "METADATA"
@@ -307,31 +309,36 @@ def zone_candidates(host: str) -> list[str]:
 # Reads
 
 
-def find_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str | None:
+def find_kv_namespace(session: CloudflareSession, title: str) -> str | None:
     """The id of the account's KV namespace titled ``title``, or None."""
     with api_call("list KV namespaces"):
         for namespace in numbered_pages(
-            lambda page: client.kv.namespaces.list(account_id=account_id, page=page, per_page=100),
+            lambda page: session.client.kv.namespaces.list(
+                account_id=session.account_id, page=page, per_page=100
+            ),
             "list KV namespaces",
+            pages=session.page_read,
         ):
             if namespace.title == title:
                 return str(namespace.id)
     return None
 
 
-def create_kv_namespace(client: Cloudflare, account_id: str, title: str) -> str:
+def create_kv_namespace(session: CloudflareSession, title: str) -> str:
     """Create the KV namespace ``title``; one created meanwhile by someone else is reused."""
     try:
         with api_call(f"create KV namespace {title}"):
-            created = client.kv.namespaces.create(account_id=account_id, title=title)
+            created = session.client.kv.namespaces.create(
+                account_id=session.account_id, title=title
+            )
     except CloudflareAPIError as exc:
         if exc.code == KV_TITLE_EXISTS:
-            existing = find_kv_namespace(client, account_id, title)
+            existing = find_kv_namespace(session, title)
             if existing is not None:
                 return existing
         raise
     if created is None or not created.id:
-        existing = find_kv_namespace(client, account_id, title)
+        existing = find_kv_namespace(session, title)
         if existing is None:
             raise CloudflareAPIError(f"create KV namespace {title}: the API returned no id")
         return existing
@@ -345,9 +352,8 @@ class ZoneResolver:
     accounts may see a zone of the same name in another one, which is never ours to route.
     """
 
-    def __init__(self, client: Cloudflare, account_id: str, preferred: str | None = None) -> None:
-        self._client = client
-        self._account_id = account_id
+    def __init__(self, session: CloudflareSession, preferred: str | None = None) -> None:
+        self._session = session
         self._preferred = preferred.lower() if preferred else None
         self._cache: dict[str, str | None] = {}
 
@@ -358,10 +364,11 @@ class ZoneResolver:
             with api_call(what):
                 # Paged like every zone listing, so a server ignoring `page` cannot loop it.
                 zones = numbered_pages(
-                    lambda page: self._client.zones.list(
-                        name=name, account={"id": self._account_id}, page=page, per_page=50
+                    lambda page: self._session.client.zones.list(
+                        name=name, account={"id": self._session.account_id}, page=page, per_page=50
                     ),
                     what,
+                    pages=self._session.page_read,
                 )
                 found = [zone.id for zone in zones if zone.name == name]
             self._cache[name] = found[0] if found else None
@@ -398,8 +405,7 @@ def list_routes(client: Cloudflare, zone: _ZoneRef) -> list[tuple[str, str, str 
 
 
 def plan_routes(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     patterns: Iterable[str],
     dispatcher: str,
     *,
@@ -412,7 +418,7 @@ def plan_routes(
     that points at ``dispatcher`` but is not configured any more becomes a ``delete``, listed
     first; routes of other Workers are never touched.
     """
-    resolver = ZoneResolver(client, account_id, zone)
+    resolver = ZoneResolver(session, zone)
     existing: dict[str, list[tuple[str, str, str | None]]] = {}
     zones: dict[str, _ZoneRef] = {}
     changes: list[RouteChange] = []
@@ -425,7 +431,7 @@ def plan_routes(
         ref = resolver.for_pattern(pattern)
         zones.setdefault(ref.id, ref)
         if ref.id not in existing:
-            existing[ref.id] = list_routes(client, ref)
+            existing[ref.id] = list_routes(session.client, ref)
         match = next((r for r in existing[ref.id] if r[1] == pattern), None)
         if match is None:
             action: RouteAction = "create"
@@ -446,7 +452,7 @@ def plan_routes(
     stale: list[RouteChange] = []
     for ref in zones.values():
         if ref.id not in existing:
-            existing[ref.id] = list_routes(client, ref)
+            existing[ref.id] = list_routes(session.client, ref)
         stale.extend(
             RouteChange(
                 pattern=pattern,
@@ -462,10 +468,10 @@ def plan_routes(
     return stale + changes
 
 
-def deployed_dispatcher(client: Cloudflare, account_id: str, name: str) -> WorkerCode | None:
+def deployed_dispatcher(session: CloudflareSession, name: str) -> WorkerCode | None:
     """What is deployed as the dispatcher (modules, entry, settings), or None if nothing is."""
     try:
-        return download_account_worker(client, account_id, name)
+        return download_account_worker(session, name)
     except CloudflareAPIError as exc:
         if is_not_found(exc, SCRIPT_NOT_FOUND):
             return None
@@ -504,8 +510,7 @@ def _code_from_metadata(metadata: Mapping[str, Any], module: Module) -> WorkerCo
 
 
 def plan_deploy(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     force: bool = False,
@@ -517,10 +522,10 @@ def plan_deploy(
     """
     environment = resolved.require_cloudflare()
     namespace = resolved.namespace()
-    exists = find_namespace(client, account_id, namespace) is not None
+    exists = find_namespace(session, namespace) is not None
     kv: KVResolution | None = None
     if environment.kv_namespace:
-        kv_id = find_kv_namespace(client, account_id, environment.kv_namespace)
+        kv_id = find_kv_namespace(session, environment.kv_namespace)
         kv = KVResolution(
             title=environment.kv_namespace,
             id=kv_id,
@@ -529,9 +534,9 @@ def plan_deploy(
     code = dispatcher_code(resolved, kv.id if kv else None)
     dispatcher = resolved.dispatcher()
     routes = plan_routes(
-        client, account_id, environment.routes, dispatcher, force=force, zone=environment.zone
+        session, environment.routes, dispatcher, force=force, zone=environment.zone
     )
-    deployed = deployed_dispatcher(client, account_id, dispatcher)
+    deployed = deployed_dispatcher(session, dispatcher)
     differences = compare(code, deployed) if deployed is not None else []
     # Without the KV namespace its id is a placeholder: that upload always differs.
     unchanged = deployed is not None and not differences and (kv is None or kv.id is not None)
@@ -556,7 +561,7 @@ def preview(plan: DeployPlan) -> DeployReport:
 
 
 def execute_deploy(
-    client: Cloudflare, account_id: str, resolved: ResolvedConfig, plan: DeployPlan
+    session: CloudflareSession, resolved: ResolvedConfig, plan: DeployPlan
 ) -> DeployReport:
     """Carry a plan out: KV namespace, dispatcher upload, routes, in that order.
 
@@ -571,21 +576,19 @@ def execute_deploy(
         raise plan.conflict_error()
     result = DeployReport(**plan.model_copy(deep=True).model_dump(), dry_run=False)
     if result.kv is not None and result.kv.id is None:
-        result.kv.id = create_kv_namespace(client, account_id, result.kv.title)
+        result.kv.id = create_kv_namespace(session, result.kv.title)
         result.kv.action = "created"
     if result.dispatcher_action == "upload":
         code = dispatcher_code(resolved, result.kv.id if result.kv else None)
         result.metadata = code.metadata()
-        result.version_id = upload_dispatcher(client, account_id, result.dispatcher, code)
+        result.version_id = upload_dispatcher(session, result.dispatcher, code)
         result.uploaded = True
     for route in result.routes:
-        apply_route(client, route, result.dispatcher)
+        apply_route(session.client, route, result.dispatcher)
     return result
 
 
-def upload_dispatcher(
-    client: Cloudflare, account_id: str, name: str, code: WorkerCode
-) -> str | None:
+def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -> str | None:
     """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules.
 
     The version it creates is annotated like every code24ctl upload
@@ -597,9 +600,9 @@ def upload_dispatcher(
     metadata = code.metadata()
     metadata["annotations"] = release_annotations(metadata["bindings"])
     with api_call(f"upload dispatcher Worker {name}"):
-        answer = client.workers.scripts.update(
+        answer = session.client.workers.scripts.update(
             name,
-            account_id=account_id,
+            account_id=session.account_id,
             metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
             files=sdk_files(code.modules),
         )

@@ -30,7 +30,7 @@ from code24ctl.ops.deploy import (
 )
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
 # The API's code for "this account lacks Workers for Platforms".
@@ -83,10 +83,9 @@ class _DeployedBinding(NamedTuple):
 
 class _Doctor:
     def __init__(
-        self, client: Cloudflare, account_id: str, resolved: ResolvedConfig, base_url: str | None
+        self, session: CloudflareSession, resolved: ResolvedConfig, base_url: str | None
     ) -> None:
-        self.client = client
-        self.account_id = account_id
+        self.session = session
         self.resolved = resolved
         self.base_url = base_url
         self.env = resolved.env_name
@@ -141,29 +140,32 @@ class _Doctor:
     def _verify_token(self) -> tuple[Any, str]:
         try:
             with api_call("verify the API token"):
-                return self.client.user.tokens.verify(), "user token"
+                return self.session.client.user.tokens.verify(), "user token"
         except CloudflareAPIError as exc:
             if exc.status not in TOKEN_REFUSED_STATUSES:
                 raise
         # Account-owned tokens answer 401 on the user endpoint.
         with api_call("verify the API token (account-owned)"):
-            verified = self.client.accounts.tokens.verify(account_id=self.account_id)
+            verified = self.session.client.accounts.tokens.verify(
+                account_id=self.session.account_id
+            )
         return verified, "account-owned token"
 
     def account(self) -> bool:
         try:
-            with api_call(f"read account {self.account_id}"):
-                account = self.client.accounts.get(account_id=self.account_id)
+            with api_call(f"read account {self.session.account_id}"):
+                account = self.session.client.accounts.get(account_id=self.session.account_id)
         except CloudflareAPIError as exc:
             self.add(
                 CheckName.ACCOUNT,
                 "fail",
-                f"account {self.account_id} is not reachable with this token ({_short(exc)})",
+                f"account {self.session.account_id} is not reachable with this token "
+                f"({_short(exc)})",
                 "export CLOUDFLARE_ACCOUNT_ID=<the account id> (or give the token access to it)",
             )
             return False
         name = getattr(account, "name", None) or "-"
-        self.add(CheckName.ACCOUNT, "ok", f"{name} ({self.account_id})")
+        self.add(CheckName.ACCOUNT, "ok", f"{name} ({self.session.account_id})")
         return True
 
     def namespaces(self) -> bool:
@@ -171,7 +173,7 @@ class _Doctor:
 
         namespace = self.resolved.namespace()
         try:
-            names = [ns.name for ns in list_namespaces(self.client, self.account_id)]
+            names = [ns.name for ns in list_namespaces(self.session)]
         except CloudflareAPIError as exc:
             if exc.code == WFP_NOT_AVAILABLE:
                 self.add(
@@ -206,7 +208,7 @@ class _Doctor:
             return
         namespace = self.resolved.namespace()
         try:
-            rows = worker_status(self.client, self.account_id, self.resolved)
+            rows = worker_status(self.session, self.resolved)
         except CloudflareAPIError as exc:
             self.failed(CheckName.WORKERS, exc)
             return
@@ -240,7 +242,7 @@ class _Doctor:
 
         if not bound:
             return
-        plan = plan_bind(self.client, self.account_id, self.resolved, bound, existing=set(bound))
+        plan = plan_bind(self.session, self.resolved, bound, existing=set(bound))
         for row in plan.rows:
             for name in row.secrets_to_set:
                 self.add(
@@ -255,7 +257,7 @@ class _Doctor:
         """Compare the deployed dispatcher with what deploy would upload now."""
         name = self.resolved.dispatcher()
         try:
-            deployed = deployed_dispatcher(self.client, self.account_id, name)
+            deployed = deployed_dispatcher(self.session, name)
         except CloudflareAPIError as exc:
             self.failed(CheckName.DISPATCHER, exc)
             return _DeployedBinding(read=False)
@@ -266,7 +268,7 @@ class _Doctor:
         binding = _DeployedBinding(read=True, binding=dict(found) if found is not None else None)
         kv_title = self.resolved.environment.kv_namespace
         try:
-            kv_id = find_kv_namespace(self.client, self.account_id, kv_title) if kv_title else None
+            kv_id = find_kv_namespace(self.session, kv_title) if kv_title else None
         except CloudflareAPIError as exc:
             self.failed(CheckName.DISPATCHER, exc)
             return binding
@@ -303,7 +305,7 @@ class _Doctor:
         from code24ctl.ops.release import describe, rollout_in_progress
 
         try:
-            split = rollout_in_progress(self.client, self.account_id, self.resolved)
+            split = rollout_in_progress(self.session, self.resolved)
         except CloudflareAPIError as exc:
             self.failed(CheckName.DEPLOYMENT, exc)
             return
@@ -325,8 +327,7 @@ class _Doctor:
         try:
             # Without --force, deploy's plan calls a route owned by another Worker a conflict.
             changes = plan_routes(
-                self.client,
-                self.account_id,
+                self.session,
                 environment.routes,
                 dispatcher,
                 force=False,
@@ -399,8 +400,7 @@ class _Doctor:
 
 
 def run_doctor(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     base_url: str | None = None,
@@ -412,7 +412,7 @@ def run_doctor(
     :class:`~code24ctl.errors.UsageError` for a local environment.
     """
     resolved.require_cloudflare()
-    doctor = _Doctor(client, account_id, resolved, base_url)
+    doctor = _Doctor(session, resolved, base_url)
     if doctor.token() and doctor.account():
         namespace_ok = doctor.namespaces()
         doctor.workers(namespace_ok)

@@ -39,9 +39,8 @@ from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
 from code24ctl.probe.runner import ProbeOptions, ProbeReport, plan_probe, run_plan
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
     from code24ctl.cloudflare.scripts import WorkerCode
+    from code24ctl.cloudflare.session import CloudflareSession
 
 Strategy = Literal["gradual", "canary", "promote", "rollback"]
 ProbeStage = Literal["override", "split", "after"]
@@ -149,9 +148,9 @@ def require_versions(resolved: ResolvedConfig) -> None:
         )
 
 
-def serving(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> DeploymentInfo:
+def serving(session: CloudflareSession, resolved: ResolvedConfig) -> DeploymentInfo:
     """The dispatcher's deployment now; a usage error when it was never deployed."""
-    found = current_deployment(client, account_id, resolved.dispatcher())
+    found = current_deployment(session, resolved.dispatcher())
     if found is None or not found.versions:
         raise _not_deployed(resolved)
     return found
@@ -171,10 +170,10 @@ def describe(deployment: DeploymentInfo) -> str:
 
 
 def rollout_in_progress(
-    client: Cloudflare, account_id: str, resolved: ResolvedConfig
+    session: CloudflareSession, resolved: ResolvedConfig
 ) -> DeploymentInfo | None:
     """The serving deployment when it splits traffic between two versions, else None."""
-    found = current_deployment(client, account_id, resolved.dispatcher())
+    found = current_deployment(session, resolved.dispatcher())
     return found if found is not None and found.split else None
 
 
@@ -195,10 +194,10 @@ def _single(resolved: ResolvedConfig, deployment: DeploymentInfo) -> str:
     return deployment.versions[0].version_id
 
 
-def release_code(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> WorkerCode:
+def release_code(session: CloudflareSession, resolved: ResolvedConfig) -> WorkerCode:
     """What a version upload carries: deploy's modules and bindings (the KV must exist)."""
     title = resolved.environment.kv_namespace
-    kv_id = find_kv_namespace(client, account_id, title) if title else None
+    kv_id = find_kv_namespace(session, title) if title else None
     if title and kv_id is None:
         raise UsageError(
             f"KV namespace {title} does not exist, so the dispatcher cannot be versioned yet",
@@ -208,15 +207,14 @@ def release_code(client: Cloudflare, account_id: str, resolved: ResolvedConfig) 
 
 
 def _upload(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     code: WorkerCode,
     message: str | None,
 ) -> VersionInfo:
     dispatcher = resolved.dispatcher()
     try:
-        return upload_version(client, account_id, dispatcher, code, message=message)
+        return upload_version(session, dispatcher, code, message=message)
     except CloudflareAPIError as exc:
         raise CloudflareAPIError(
             f"the Versions API refused the upload of {dispatcher} ({exc.message}); "
@@ -264,8 +262,7 @@ def _split(new: str, old: str, percent: float) -> list[tuple[str, float]]:
 
 
 def gradual(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     percent: float,
     *,
@@ -274,15 +271,14 @@ def gradual(
     """Upload a version and deploy it at ``percent``, the serving version at the rest."""
     require_versions(resolved)
     check_percent(percent)
-    before = serving(client, account_id, resolved)
+    before = serving(session, resolved)
     old = _single(resolved, before)
-    code = release_code(client, account_id, resolved)
+    code = release_code(session, resolved)
     report = _report(resolved, "deploy", "gradual", before)
-    report.version = _upload(client, account_id, resolved, code, message)
+    report.version = _upload(session, resolved, code, message)
     with _unchanged_on_failure(before, report.version):
         report.after = create_deployment(
-            client,
-            account_id,
+            session,
             report.dispatcher,
             _split(report.version.id, old, percent),
             message=message or f"code24ctl deploy --gradual {percent:g}",
@@ -318,8 +314,7 @@ def _run_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbeReport:
 
 
 def canary(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     percent: float,
     *,
@@ -343,17 +338,16 @@ def canary(
     dispatcher = resolved.dispatcher()
     # Probe settings are checked before anything is written (no base_url, no samples: exit 2).
     plan_probe(resolved, base)
-    before = serving(client, account_id, resolved)
+    before = serving(session, resolved)
     old = _single(resolved, before)
-    code = release_code(client, account_id, resolved)
+    code = release_code(session, resolved)
     report = _report(resolved, "deploy", "canary", before)
-    new = _upload(client, account_id, resolved, code, message)
+    new = _upload(session, resolved, code, message)
     report.version = new
     note = message or f"code24ctl deploy --canary {percent:g}"
     with _unchanged_on_failure(before, new):
         report.after = create_deployment(
-            client,
-            account_id,
+            session,
             dispatcher,
             [(old, 100.0), (new.id, 0.0)],
             message=f"{note} (probe)",
@@ -366,26 +360,23 @@ def canary(
     first = probe(resolved, through)
     report.add_probe("override", first)
     if not first.ok:
-        return _restore(client, account_id, report, before, "the probe through the override")
+        return _restore(session, report, before, "the probe through the override")
 
     try:
         report.after = create_deployment(
-            client, account_id, dispatcher, _split(new.id, old, percent), message=note
+            session, dispatcher, _split(new.id, old, percent), message=note
         )
     except CloudflareAPIError as exc:
-        return _restore(
-            client, account_id, report, before, f"deploying it at {percent:g}% ({exc.message})"
-        )
+        return _restore(session, report, before, f"deploying it at {percent:g}% ({exc.message})")
     second = probe(resolved, base.model_copy(update={"repeat": repeat}))
     report.add_probe("split", second)
     if not second.ok:
-        return _restore(client, account_id, report, before, f"the probe at {percent:g}%")
+        return _restore(session, report, before, f"the probe at {percent:g}%")
     return report
 
 
 def _restore(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     report: ReleaseReport,
     before: DeploymentInfo,
     what: str,
@@ -394,7 +385,7 @@ def _restore(
     shares = [(s.version_id, s.percentage) for s in before.versions]
     try:
         report.after = create_deployment(
-            client, account_id, report.dispatcher, shares, message="code24ctl canary failed"
+            session, report.dispatcher, shares, message="code24ctl canary failed"
         )
     except Code24Error as exc:
         report.error = (
@@ -427,11 +418,11 @@ def failure(report: ReleaseReport) -> Code24Error:
 # promote, rollback
 
 
-def promote(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> ReleaseReport:
+def promote(session: CloudflareSession, resolved: ResolvedConfig) -> ReleaseReport:
     """Deploy the newest version at 100% (nothing is written when it already is)."""
     require_versions(resolved)
-    before = serving(client, account_id, resolved)
-    newest = list_versions(client, account_id, resolved.dispatcher(), 1)
+    before = serving(session, resolved)
+    newest = list_versions(session, resolved.dispatcher(), 1)
     if not newest:
         raise UsageError(f"the dispatcher {resolved.dispatcher()} has no versions")
     report = _report(resolved, "promote", "promote", before)
@@ -440,15 +431,14 @@ def promote(client: Cloudflare, account_id: str, resolved: ResolvedConfig) -> Re
         report.notes.append(f"version {newest[0].id} already serves 100%: nothing to do")
         return report
     report.after = create_deployment(
-        client, account_id, report.dispatcher, [(newest[0].id, 100.0)], message="code24ctl promote"
+        session, report.dispatcher, [(newest[0].id, 100.0)], message="code24ctl promote"
     )
     report.changed = True
     return report
 
 
 def plan_rollback(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     version_id: str | None = None,
 ) -> RollbackPlan:
@@ -459,7 +449,7 @@ def plan_rollback(
     """
     require_versions(resolved)
     dispatcher = resolved.dispatcher()
-    history = list_deployments(client, account_id, dispatcher)
+    history = list_deployments(session, dispatcher)
     if not history or not history[0].versions:
         raise _not_deployed(resolved)
     before = history[0]
@@ -476,8 +466,8 @@ def plan_rollback(
                 hint=f"name one: `code24ctl rollback --env {resolved.env_name} VERSION_ID` "
                 f"(`code24ctl versions --env {resolved.env_name}` lists them)",
             )
-    target = get_version(client, account_id, dispatcher, version_id)
-    involved = [get_version(client, account_id, dispatcher, s.version_id) for s in before.versions]
+    target = get_version(session, dispatcher, version_id)
+    involved = [get_version(session, dispatcher, s.version_id) for s in before.versions]
     return RollbackPlan(
         environment=resolved.env_name,
         namespace=resolved.namespace(),
@@ -489,8 +479,7 @@ def plan_rollback(
 
 
 def run_rollback(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     plan: RollbackPlan,
     *,
@@ -505,8 +494,7 @@ def run_rollback(
         report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
     else:
         report.after = create_deployment(
-            client,
-            account_id,
+            session,
             plan.dispatcher,
             [(plan.target.id, 100.0)],
             message="code24ctl rollback",
@@ -533,8 +521,7 @@ def run_rollback(
 
 
 def list_release_state(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     limit: int = DEFAULT_VERSIONS_LIMIT,
@@ -542,19 +529,19 @@ def list_release_state(
     """The newest ``limit`` versions (plus any serving one older than that) and the deployment."""
     require_versions(resolved)
     dispatcher = resolved.dispatcher()
-    deployment = current_deployment(client, account_id, dispatcher)
+    deployment = current_deployment(session, dispatcher)
     # A dispatcher never deployed has no versions (the API says "no such Worker").
-    newest = list_versions(client, account_id, dispatcher, limit) if deployment else []
+    newest = list_versions(session, dispatcher, limit) if deployment else []
     rows = [VersionRow(**v.model_dump()) for v in newest]
     listed = {row.id for row in rows}
     for share in deployment.versions if deployment else []:
         if share.version_id not in listed:
-            older = get_version(client, account_id, dispatcher, share.version_id)
+            older = get_version(session, dispatcher, share.version_id)
             rows.append(VersionRow(**older.model_dump()))
     for row in rows:
         row.percentage = deployment.share_of(row.id) if deployment else None
     title = resolved.environment.kv_namespace
-    kv_id = find_kv_namespace(client, account_id, title) if title else None
+    kv_id = find_kv_namespace(session, title) if title else None
     expected = None
     if not title or kv_id:
         expected = config_hash(dispatcher_code(resolved, kv_id).metadata()["bindings"])

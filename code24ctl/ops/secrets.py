@@ -16,25 +16,26 @@ from code24ctl.cloudflare.namespaces import list_namespace_scripts
 from code24ctl.cloudflare.secrets import list_secrets
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
+    from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import ResolvedConfig
 
 _POOL = 4
 
 
-def account_secret_names(client: Cloudflare, account_id: str, script: str) -> set[str]:
+def account_secret_names(session: CloudflareSession, script: str) -> set[str]:
     """The names of the secrets set on account-level Worker ``script``."""
     with api_call(f"list secrets of Worker {script}"):
         return {
             str(item.name)
-            for item in client.workers.scripts.secrets.list(script, account_id=account_id)
+            for item in session.client.workers.scripts.secrets.list(
+                script, account_id=session.account_id
+            )
             if item.name
         }
 
 
 def secrets_missing(
-    client: Cloudflare, account_id: str, resolved: ResolvedConfig, bound: Sequence[str]
+    session: CloudflareSession, resolved: ResolvedConfig, bound: Sequence[str]
 ) -> dict[str, list[str]]:
     """For each bound alias copied from a ``script``: the source's secrets its copy lacks."""
     namespace = resolved.namespace()
@@ -46,20 +47,20 @@ def secrets_missing(
 
     def one(item: tuple[str, str]) -> tuple[str, list[str]]:
         alias, script = item
-        wanted = account_secret_names(client, account_id, script)
-        held = {entry.name for entry in list_secrets(client, account_id, namespace, alias)}
+        wanted = account_secret_names(session, script)
+        held = {entry.name for entry in list_secrets(session, namespace, alias)}
         return alias, sorted(wanted - held)
 
     with ThreadPoolExecutor(max_workers=_POOL, thread_name_prefix="code24ctl") as pool:
         return dict(pool.map(one, copied))
 
 
-def count_namespace_secrets(client: Cloudflare, account_id: str, namespace: str) -> int:
+def count_namespace_secrets(session: CloudflareSession, namespace: str) -> int:
     """How many secrets the Workers of ``namespace`` hold altogether."""
-    names = [script.id for script in list_namespace_scripts(client, account_id, namespace)]
+    names = [script.id for script in list_namespace_scripts(session, namespace)]
 
     def one(alias: str) -> int:
-        return len(list_secrets(client, account_id, namespace, alias))
+        return len(list_secrets(session, namespace, alias))
 
     with ThreadPoolExecutor(max_workers=_POOL, thread_name_prefix="code24ctl") as pool:
         return sum(pool.map(one, names))

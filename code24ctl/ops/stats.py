@@ -40,8 +40,7 @@ from code24ctl.cloudflare.analytics import (
 from code24ctl.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
-
+    from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import KpiTargets, ResolvedConfig
 
 #: The metric names serve publishes (the contract with code24ctl.serve's metrics).
@@ -267,8 +266,7 @@ def _latency_of(row: dict[str, object]) -> Latency:
 
 
 def cloudflare_stats(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     resolved: ResolvedConfig,
     *,
     since: str = "1h",
@@ -289,7 +287,7 @@ def cloudflare_stats(
     # The dispatcher writes its ENVIRONMENT var, which deploy sets from the config.
     written_as = plain_text_vars(resolved)["ENVIRONMENT"]
 
-    counts = run_sql(client, account_id, counts_query(dataset, written_as, since_s))
+    counts = run_sql(session, counts_query(dataset, written_as, since_s))
     cells = [
         Cell(
             worker=str(row.get("worker") or ""),
@@ -302,11 +300,11 @@ def cloudflare_stats(
     latency = Latency()
     group_latency: dict[str, Latency] = {}
     if cells:
-        overall = run_sql(client, account_id, latency_query(dataset, written_as, since_s))
+        overall = run_sql(session, latency_query(dataset, written_as, since_s))
         if overall.data:
             latency = _latency_of(overall.data[0])
         if by is not None:
-            per = run_sql(client, account_id, latency_query(dataset, written_as, since_s, by))
+            per = run_sql(session, latency_query(dataset, written_as, since_s, by))
             group_latency = {str(row.get(by) or ""): _latency_of(row) for row in per.data}
     return build_report(
         environment=resolved.env_name,

@@ -28,7 +28,7 @@ from code24ctl.cloudflare.tail import TailSession, close_tail, open_tail
 from code24ctl.errors import Code24Error, NetworkError
 
 if TYPE_CHECKING:
-    from cloudflare import Cloudflare
+    from code24ctl.cloudflare.session import CloudflareSession
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,7 @@ class TailOutcome:
 
 
 def run_tail(
-    client: Cloudflare,
-    account_id: str,
+    session: CloudflareSession,
     script: str,
     on_event: Callable[[TailEvent], None],
     *,
@@ -231,18 +230,18 @@ def run_tail(
     on_close: Callable[[TailSession, bool], None] | None = None,
     connect: Connect = connect_trace,
 ) -> TailOutcome:
-    """Tail ``script`` until ``max_events`` were shown, the session ends, or the user interrupts
-    (KeyboardInterrupt propagates). The session is deleted on every way out; ``on_close`` hears
+    """Tail ``script`` until ``max_events`` were shown, the tail ends, or the user interrupts
+    (KeyboardInterrupt propagates). The tail is deleted on every way out; ``on_close`` hears
     whether it was (``False``: it had already expired)."""
     from websockets.exceptions import InvalidHandshake, InvalidURI
 
-    session = open_tail(client, account_id, script)
+    tail = open_tail(session, script)
     shown = 0
     try:
         if on_open is not None:
-            on_open(session)
+            on_open(tail)
         try:
-            with connect(session.url) as socket:
+            with connect(tail.url) as socket:
                 socket.send(json.dumps({"debug": False}))
                 for raw in _events(socket):
                     event = parse_event(raw)
@@ -258,16 +257,16 @@ def run_tail(
                 hint="check your network; the tail host must be reachable over wss://",
             ) from None
     finally:
-        deleted = _close(client, account_id, session)
+        deleted = _close(session, tail)
         if on_close is not None:
-            on_close(session, deleted)
-    return TailOutcome(session=session, shown=shown, deleted=deleted)
+            on_close(tail, deleted)
+    return TailOutcome(session=tail, shown=shown, deleted=deleted)
 
 
-def _close(client: Cloudflare, account_id: str, session: TailSession) -> bool:
+def _close(session: CloudflareSession, tail: TailSession) -> bool:
     try:
-        return close_tail(client, account_id, session)
+        return close_tail(session, tail)
     except Code24Error as exc:
-        # Never mask why the tail stopped; the session expires on its own anyway.
-        log.warning("could not delete tail session %s: %s", session.id, exc.message)
+        # Never mask why the tail stopped; the tail session expires on its own anyway.
+        log.warning("could not delete tail session %s: %s", tail.id, exc.message)
         return False
