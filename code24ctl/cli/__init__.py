@@ -29,7 +29,7 @@ from code24ctl.errors import Code24Error
 from code24ctl.redact import scrub
 
 
-class Code24Group(TyperGroup):
+class Code24Group(global_options.PlainHelp, TyperGroup):
     """The root group: global options anywhere, and our error tree into stderr text, an exit
     status and (with ``--json``) one error document on stdout."""
 
@@ -44,7 +44,8 @@ class Code24Group(TyperGroup):
     ) -> Any:
         extra["windows_expand_args"] = windows_expand_args
         argv = list(sys.argv[1:] if args is None else args)
-        global_options.start(self, argv)
+        global_options.start(argv)
+        self.argv = argv
         if not (standalone_mode and GLOBAL.json):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         # --json: a usage error found while parsing must also leave its document on stdout.
@@ -74,7 +75,7 @@ def _report(exc: Code24Error) -> None:
     global_options.emit_code24_error(exc)
 
 
-app = typer.Typer(
+app = global_options.Code24Typer(
     cls=Code24Group,
     name="code24ctl",
     help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.globals import Code24SubGroup, Code24Typer
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.namespaces import NamespaceInfo
 
-app = typer.Typer(
+app = Code24Typer(
+    cls=Code24SubGroup,
     help="Create, list, inspect and delete dispatch namespaces (the env's, unless NAME is given).",
     no_args_is_help=True,
 )

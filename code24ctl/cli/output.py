@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from code24ctl.cli import typer_compat
 from code24ctl.cli.state import GLOBAL
 from code24ctl.errors import Interrupted, UsageError
 from code24ctl.redact import scrub
@@ -196,9 +197,7 @@ def interruptible(
 
 def current_command() -> str:
     """The command being run, as typed after the program name: ``"namespace list"``."""
-    from typer._click.globals import get_current_context
-
-    ctx = get_current_context(silent=True)
+    ctx = typer_compat.get_current_context()
     if ctx is None:
         return ""
     return " ".join(ctx.command_path.split()[1:])

@@ -9,13 +9,15 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.completion import aliases as complete_aliases
+from code24ctl.cli.globals import Code24SubGroup, Code24Typer
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
 if TYPE_CHECKING:
     from code24ctl.cli.session import CloudflareSession
     from code24ctl.cloudflare.secrets import SecretEntry
 
-app = typer.Typer(
+app = Code24Typer(
+    cls=Code24SubGroup,
     help="List, set and delete secrets on workers in the namespace (values are never shown).",
     no_args_is_help=True,
 )
