@@ -156,8 +156,10 @@ def _register() -> None:
         doctor,
         init,
         namespace,
+        plan,
         probe,
-        release,
+        promote,
+        rollback,
         secret,
         serve,
         stats,
@@ -173,7 +175,7 @@ def _register() -> None:
     app.command("workers")(workers.workers)
     app.add_typer(secret.app, name="secret")
     app.command("deploy")(deploy.deploy)
-    app.command("plan")(apply.plan)
+    app.command("plan")(plan.plan)
     app.command("apply")(apply.apply)
     app.command("probe")(probe.probe)
     app.command("serve")(serve.serve)
@@ -181,8 +183,8 @@ def _register() -> None:
     app.command("stats")(stats.stats)
     app.command("tail")(tail.tail)
     app.command("versions")(versions.versions)
-    app.command("promote")(release.promote)
-    app.command("rollback")(release.rollback)
+    app.command("promote")(promote.promote)
+    app.command("rollback")(rollback.rollback)
     app.add_typer(config_cmd.app, name="config")
     app.command("init")(init.init)
 

@@ -48,10 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig
 from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
-from code24ctl.contract import prefix_matches
 from code24ctl.dispatch.classify import Classification, classify_answer
 from code24ctl.dispatch.routing import Route, forwarded_target, split_target
 from code24ctl.errors import NetworkError, UsageError
+from code24ctl.route_defaults import prefix_matches
 
 if TYPE_CHECKING:
     import aiohttp
