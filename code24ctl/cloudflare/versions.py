@@ -37,7 +37,7 @@ from code24ctl.errors import CloudflareAPIError
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
-    from code24ctl.cloudflare.scripts import WorkerCode
+    from code24ctl.cloudflare.worker_code import WorkerCode
 
 OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides"
 # Documented annotation limits (SDK MetadataAnnotations): the tag at most 100 bytes, the

@@ -33,12 +33,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.migrations import (
+    class_migration,
+    namespace_migration_tag,
+    own_durable_object_classes,
+)
 from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
     NamespaceScript,
     list_namespace_scripts,
     require_namespace,
 )
+from code24ctl.cloudflare.ownership import MANAGED_TAG_PREFIX, MAX_TAGS, managed_alias, managed_tags
 from code24ctl.cloudflare.pacing import (
     Pacer,
     PacerStats,
@@ -46,21 +52,13 @@ from code24ctl.cloudflare.pacing import (
     paced_client,
     pacer_of,
 )
-from code24ctl.cloudflare.scripts import (
-    MANAGED_TAG_PREFIX,
-    MAX_TAGS,
+from code24ctl.cloudflare.worker_code import (
     DeployedWorker,
-    Difference,
     WorkerCode,
-    class_migration,
-    compare,
     load_worker_code,
-    managed_alias,
-    managed_tags,
-    namespace_migration_tag,
-    own_durable_object_classes,
     read_namespace_worker,
 )
+from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError

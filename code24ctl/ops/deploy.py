@@ -29,13 +29,9 @@ from code24ctl.cloudflare.client import (
 from code24ctl.cloudflare.listing import numbered_pages, single_page
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
-from code24ctl.cloudflare.scripts import (
-    Difference,
-    WorkerCode,
-    compare,
-    download_account_worker,
-    managed_tags,
-)
+from code24ctl.cloudflare.ownership import managed_tags
+from code24ctl.cloudflare.worker_code import WorkerCode, download_account_worker
+from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError

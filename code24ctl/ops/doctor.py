@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import api_call
-from code24ctl.cloudflare.scripts import Difference
+from code24ctl.cloudflare.worker_diff import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.ops.deploy import (

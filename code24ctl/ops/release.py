@@ -41,7 +41,7 @@ from code24ctl.probe.runner import ProbeOptions, ProbeReport, plan_probe, run_pl
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
-    from code24ctl.cloudflare.scripts import WorkerCode
+    from code24ctl.cloudflare.worker_code import WorkerCode
 
 Strategy = Literal["gradual", "canary", "promote", "rollback"]
 ProbeStage = Literal["override", "split", "after"]
