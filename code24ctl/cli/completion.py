@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from code24ctl.cli.state import GLOBAL
+
 if TYPE_CHECKING:
     from code24ctl.config import Config
 
 
 def _config() -> Config | None:
-    from code24ctl.cli.state import GLOBAL
     from code24ctl.config import config_path_from, load_config
 
     try:

@@ -17,6 +17,8 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
+from code24ctl.cli.plan_view import plan_lines
+from code24ctl.cli.release_view import finish_release
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -171,7 +173,6 @@ def _route_line(route: RouteChange, dry_run: bool) -> str:
 
 
 def _render_dry_run(report: DeployReport) -> None:
-    from code24ctl.cli.plan_view import plan_lines
 
     console = output.stdout()
     changes = report.changes()
@@ -217,7 +218,6 @@ def _release(
     json_output: bool,
 ) -> None:
     """``deploy --gradual PERCENT`` / ``deploy --canary PERCENT``: a new version, split."""
-    from code24ctl.cli.release_view import finish_release
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops import release
 

@@ -17,7 +17,10 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from code24ctl.cli import output, state, typer_compat
+from code24ctl.cli.completion import environment_names
 from code24ctl.cli.state import GLOBAL
+from code24ctl.config.environments import describe_default
+from code24ctl.config.paths import config_path_from
 from code24ctl.constants import ENVIRONMENT_ENV_VAR
 from code24ctl.errors import Code24Error
 from code24ctl.redact import RedactingFilter, scrub
@@ -160,8 +163,6 @@ def _leaf_no_color(value: bool) -> None:
 
 
 def _env_default_text(words: list[str]) -> str | None:
-    from code24ctl.config.environments import describe_default
-    from code24ctl.config.paths import config_path_from
 
     config: str | None = None
     for index, word in enumerate(words):
@@ -174,7 +175,6 @@ def _env_default_text(words: list[str]) -> str | None:
 
 def complete_env(incomplete: str) -> list[str]:
     """Shell completion for ``--env``: the config's environment names."""
-    from code24ctl.cli.completion import environment_names
 
     return [name for name in environment_names() if name.startswith(incomplete)]
 

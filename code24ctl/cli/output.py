@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
+
+import typer
 
 from code24ctl.cli import typer_compat
 from code24ctl.cli.state import GLOBAL
@@ -169,7 +173,6 @@ def confirm(question: str, *, yes: bool, nothing_done: str = "nothing was change
             "refusing to continue without confirmation: no terminal to ask on",
             hint="rerun with --yes if you are sure",
         )
-    import typer
 
     try:
         return typer.confirm(question, default=False, err=True)
@@ -335,8 +338,6 @@ class StepLines:
         min_interval_s: float = 0.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import threading
-        import time
 
         self.label = label
         self.total = total
@@ -364,8 +365,6 @@ def heartbeat(label: str, *, every_s: float | None = None) -> Iterator[None]:
     """Without a terminal: ``label: still working (Ns)`` on stderr every ``every_s`` seconds
     (default :data:`HEARTBEAT_S`) while the block runs, so a CI log never goes silent for
     minutes; a quick block prints nothing. On a terminal: nothing."""
-    import threading
-    import time
 
     if is_terminal():
         yield

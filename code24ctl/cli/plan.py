@@ -23,6 +23,7 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
+from code24ctl.cli.plan_view import plan_lines
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
 from code24ctl.errors import CheckFailed, UsageError
 
@@ -148,7 +149,6 @@ def _save(path: Path, made: ApplyPlan) -> None:
 
 def show_plan(made: ApplyPlan, *, to_stdout: bool = False) -> None:
     """The plan on stderr (``apply``, before its question) or on stdout (``plan``)."""
-    from code24ctl.cli.plan_view import plan_lines
 
     say: Callable[[str], None] = output.note
     if to_stdout:

@@ -11,7 +11,7 @@ import typer
 
 from code24ctl.cli.globals import COMMAND_ENV_DEFAULTS
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
-from code24ctl.cli.output import note, stderr
+from code24ctl.cli.output import emit_document, note, stderr
 from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, SERVE_DEFAULT_HOST
 from code24ctl.errors import UsageError
 
@@ -210,8 +210,6 @@ def serve(
         examples = example_requests(resolved.config, info.url)
         _banner(info, env_name=env_name, base_url=resolved.environment.base_url, examples=examples)
         if json_output:
-            from code24ctl.cli.output import emit_document
-
             emit_document(
                 info.as_dict(), environment=resolved.env_name, namespace=None, indent=None
             )

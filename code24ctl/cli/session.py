@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from code24ctl.cli.state import GLOBAL
 from code24ctl.cloudflare.client import Credentials, credentials_from_env, make_client
+from code24ctl.constants import ACCOUNT_ENV_VAR
+from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -75,13 +80,8 @@ def account_session(config: str | None) -> AccountSession:
     ``CLOUDFLARE_ACCOUNT_ID`` is enough: no config file is needed. Without it, the config's
     ``account_id`` is used when there is a config to read.
     """
-    import os
-    from pathlib import Path
 
-    from code24ctl.cli.state import GLOBAL
     from code24ctl.config import ResolvedConfig, config_path_from, load_config
-    from code24ctl.constants import ACCOUNT_ENV_VAR
-    from code24ctl.errors import UsageError
 
     credentials = credentials_from_env()
     path = config_path_from(config if config is not None else GLOBAL.config)
@@ -100,10 +100,6 @@ def account_session(config: str | None) -> AccountSession:
 
 
 def _account_from_env() -> str:
-    import os
-
-    from code24ctl.constants import ACCOUNT_ENV_VAR
-    from code24ctl.errors import UsageError
 
     account = os.environ.get(ACCOUNT_ENV_VAR, "").strip()
     if not account.isalnum() or len(account) > 64:

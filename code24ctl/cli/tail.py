@@ -9,6 +9,7 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.cli.state import GLOBAL
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ def tail(
     The global --json means `--format json`: a stream has one document per line.
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.cli.state import GLOBAL
     from code24ctl.ops.tail import TailFilter, run_tail
 
     if json_output or GLOBAL.json:

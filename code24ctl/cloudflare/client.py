@@ -15,6 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.cloudflare.pacing import (
+    API_TIMEOUT_ENV_VAR,
+    SYSTEM_CLOCK,
+    DeadlineExceeded,
+    FailedAnswer,
+    InvalidAnswer,
+    PacedTransport,
+    RetryPolicy,
+    default_pacer,
+    paced_http_client,
+    register,
+)
 from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
@@ -98,15 +110,6 @@ def make_client(
     import httpx
     from cloudflare import Cloudflare
 
-    from code24ctl.cloudflare.pacing import (
-        SYSTEM_CLOCK,
-        PacedTransport,
-        RetryPolicy,
-        default_pacer,
-        paced_http_client,
-        register,
-    )
-
     paced = PacedTransport(
         transport or httpx.HTTPTransport(verify=tls_context()),
         pacer or default_pacer(),
@@ -150,13 +153,6 @@ def api_call(action: str) -> Iterator[None]:
     message reads as a sentence about the user's intent rather than an HTTP status.
     """
     import cloudflare
-
-    from code24ctl.cloudflare.pacing import (
-        API_TIMEOUT_ENV_VAR,
-        DeadlineExceeded,
-        FailedAnswer,
-        InvalidAnswer,
-    )
 
     try:
         yield

@@ -16,7 +16,7 @@ from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_fo
 from code24ctl.cloudflare.listing import page_read
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
-from code24ctl.names import suggestion
+from code24ctl.names import closest, suggestion
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -108,7 +108,6 @@ def require_namespace(
 
 def nearest_namespace(client: Cloudflare, account_id: str, name: str) -> str | None:
     """The account's namespace name closest to ``name`` (a likely typo), if any."""
-    from code24ctl.names import closest
 
     try:
         names = [ns.name for ns in list_namespaces(client, account_id)]

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 
 from code24ctl.errors import UsageError
+from code24ctl.redact import scrub_body
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -441,7 +442,6 @@ BODY_LOG_CHARS = 2000
 
 def log_exchange(request: httpx.Request, response: httpx.Response, elapsed_s: float) -> None:
     """-vv: one request and its answer, bodies included, secrets scrubbed, with the timing."""
-    from code24ctl.redact import scrub_body
 
     response.read()
     log.debug(

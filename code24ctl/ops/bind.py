@@ -62,6 +62,7 @@ from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
 from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError
+from code24ctl.names import did_you_mean
 from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
@@ -242,8 +243,6 @@ def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> l
         return configured
     unknown = [alias for alias in aliases if alias not in resolved.config.workers]
     if unknown:
-        from code24ctl.names import did_you_mean
-
         raise UsageError(
             f"unknown worker alias{'es' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
             + did_you_mean(unknown[0], configured),
