@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -112,7 +113,16 @@ class Code24Typer(typer.Typer):
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
     ) -> Callable[[_Function], _Function]:
         """Register a command (``cls`` defaults to :class:`Code24Command`)."""
-        return super().command(name, cls=cls or Code24Command, **kwargs)
+        register = super().command(name, cls=cls or Code24Command, **kwargs)
+
+        def decorator(function: _Function) -> _Function:
+            # Typer evaluates each command's string annotations (PEP 563) several times every
+            # time it builds the command tree, about 40% of that build; evaluated once here they
+            # are objects already, which saves ~6 ms of every start (benchmarks/README.md).
+            function.__annotations__ = typing.get_type_hints(function, include_extras=True)
+            return register(function)
+
+        return decorator
 
 
 @functools.cache
