@@ -75,7 +75,7 @@ class PlainHelp:
         env_default = _env_default_text(_words(getattr(ctx.find_root().command, "argv", ())))
         for param in super().get_params(ctx):  # type: ignore[misc]
             typer_compat.hide_type_name(param)
-            if param.name == "env":
+            if param.name == "env" and env_default is not None:
                 own = COMMAND_ENV_DEFAULTS.get(ctx.command.name)
                 shown = f"${ENVIRONMENT_ENV_VAR}, else {own}" if own else env_default
                 param.help = f"environment from the config [default: {shown}]"
