@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from code24ctl.cli import output
+from code24ctl.cli.probe import render_report
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.versions import DeploymentInfo, VersionInfo
@@ -48,8 +49,6 @@ def split_line(deployment: DeploymentInfo | None) -> str:
 
 def render_release(report: ReleaseReport) -> None:
     """A release (gradual, canary, promote, rollback) for people, on stdout."""
-    from code24ctl.cli.probe import render_report
-
     console = output.stdout()
 
     def say(text: str = "") -> None:
