@@ -381,14 +381,14 @@ class _RawClient(asyncio.Protocol):
 
 def client_costs(worker_url: str, requests: int = 2000) -> dict[str, tuple[float, float]]:
     """CPU and wall time per sequential request to the worker: serve's upstream pool (as
-    code24ctl.serve.upstream builds it), a shared aiohttp session (serve's client until the
+    code24ctl.serve.http.upstream builds it), a shared aiohttp session (serve's client until the
     pool replaced it) and the minimal raw client."""
     import aiohttp
     import uvloop
     from yarl import URL
 
     sys.path.insert(0, str(ROOT))
-    from code24ctl.serve.upstream import new_pool
+    from code24ctl.serve.http.upstream import new_pool
 
     host, port = worker_url.removeprefix("http://").split(":")
     raw_request = f"GET {WORKER_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what the tests need, then lints, type-checks
-# and runs every test. This is the README's test command, and .ci/run calls exactly this.
+# and runs every test, plus the CLI's smoke tests at the lowest dependency versions allowed
+# (tests/floor.sh). This is the README's test command, and .ci/run calls exactly this.
 #
 #   bash tests/run.sh [extra pytest args]
 #
@@ -33,6 +34,9 @@ echo "==> ruff" >&2
 "$venv/bin/ruff" format --check code24ctl tests benchmarks
 echo "==> mypy (strict)" >&2
 "$venv/bin/mypy"
+
+echo "==> the CLI at its dependency floors (tests/floor.sh)" >&2
+bash tests/floor.sh
 
 echo "==> pytest" >&2
 exec "$venv/bin/python" -m pytest "$@"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from code24ctl.cloudflare.scripts import class_migration
+from code24ctl.cloudflare.migrations import class_migration
 from code24ctl.errors import UsageError
 from tests.emulator.errors import ApiError
 from tests.emulator.seeds import Code24Seed

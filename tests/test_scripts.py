@@ -1,5 +1,6 @@
-"""Unit tests of :mod:`code24ctl.cloudflare.scripts`: the multipart reader of downloaded Workers,
-and the one comparator of what is deployed against what would be uploaded (bind and deploy)."""
+"""Unit tests of the multipart reader of downloaded Workers (:mod:`code24ctl.cloudflare.multipart`)
+and the one comparator of what is deployed against what would be uploaded, bind and deploy's
+(:mod:`code24ctl.cloudflare.worker_diff`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import hashlib
 from typing import Any
 
 from code24ctl.cloudflare.modules import Module
-from code24ctl.cloudflare.scripts import (
-    DeployedWorker,
-    WorkerCode,
-    compare,
-    parse_multipart,
-    same_binding,
-)
+from code24ctl.cloudflare.multipart import parse_multipart
+from code24ctl.cloudflare.worker_code import DeployedWorker, WorkerCode
+from code24ctl.cloudflare.worker_diff import compare, same_binding
 from tests.emulator.multipart import build_multipart
 from tests.support.staging import NAMESPACE
 

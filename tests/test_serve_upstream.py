@@ -1,4 +1,4 @@
-"""serve's upstream client (code24ctl/serve/upstream.py) against raw local servers that say
+"""serve's upstream client (code24ctl/serve/http/upstream.py) against raw local servers that say
 exactly what bytes they answer: framing, reuse, retries, timeouts and error mapping.
 
 End to end behaviour through serve (streaming, faults, big bodies) is in tests/test_serve.py
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 import uvloop
 
-from code24ctl.serve.upstream import (
+from code24ctl.serve.http.upstream import (
     ConnState,
     UpstreamBroken,
     UpstreamConnectError,

@@ -29,7 +29,7 @@ from code24ctl.errors import Code24Error
 from code24ctl.redact import scrub
 
 
-class Code24Group(TyperGroup):
+class Code24Group(global_options.PlainHelp, TyperGroup):
     """The root group: global options anywhere, and our error tree into stderr text, an exit
     status and (with ``--json``) one error document on stdout."""
 
@@ -48,7 +48,8 @@ class Code24Group(TyperGroup):
         run = extra.get("obj")
         if not isinstance(run, Invocation):
             run = extra["obj"] = Invocation()
-        global_options.start(self, argv, run)
+        global_options.start(argv, run)
+        self.argv = argv
         if not (standalone_mode and run.json):
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         # --json: a usage error found while parsing must also leave its document on stdout.
@@ -79,7 +80,7 @@ def _report(exc: Code24Error, run: Invocation) -> None:
     global_options.emit_code24_error(exc, run)
 
 
-app = typer.Typer(
+app = global_options.Code24Typer(
     cls=Code24Group,
     name="code24ctl",
     help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "
@@ -162,8 +163,10 @@ def _register() -> None:
         doctor,
         init,
         namespace,
+        plan,
         probe,
-        release,
+        promote,
+        rollback,
         secret,
         serve,
         stats,
@@ -179,7 +182,7 @@ def _register() -> None:
     app.command("workers")(workers.workers)
     app.add_typer(secret.app, name="secret")
     app.command("deploy")(deploy.deploy)
-    app.command("plan")(apply.plan)
+    app.command("plan")(plan.plan)
     app.command("apply")(apply.apply)
     app.command("probe")(probe.probe)
     app.command("serve")(serve.serve)
@@ -187,8 +190,8 @@ def _register() -> None:
     app.command("stats")(stats.stats)
     app.command("tail")(tail.tail)
     app.command("versions")(versions.versions)
-    app.command("promote")(release.promote)
-    app.command("rollback")(release.rollback)
+    app.command("promote")(promote.promote)
+    app.command("rollback")(rollback.rollback)
     app.add_typer(config_cmd.app, name="config")
     app.command("init")(init.init)
 

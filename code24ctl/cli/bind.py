@@ -17,7 +17,9 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
+from code24ctl.cli.plan_view import plan_lines
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
+from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -154,7 +156,6 @@ class _Progress:
 
 
 def _print_plan(changes: list[PlannedChange]) -> None:
-    from code24ctl.cli.plan_view import plan_lines
 
     console = output.stdout()
     if changes:
@@ -219,7 +220,6 @@ def _api_code(row: BindRow) -> int | None:
 
 
 def _fail_if_any(report: BindReport, env_name: str) -> None:
-    from code24ctl.errors import CloudflareAPIError
 
     failed = report.failed
     if failed:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
 from code24ctl.cli import output
+from code24ctl.cli.globals import Code24SubGroup, Code24Typer
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
-app = typer.Typer(help="Check namespaces.yaml and show it resolved.", no_args_is_help=True)
+app = Code24Typer(
+    cls=Code24SubGroup, help="Check namespaces.yaml and show it resolved.", no_args_is_help=True
+)
 
 
 @app.command("validate")

@@ -1,4 +1,5 @@
-"""``code24ctl deploy``: upload the dispatcher Worker with its bindings; make the routes match."""
+"""``code24ctl deploy``: upload the dispatcher Worker with its bindings; make the routes match
+(``--gradual``/``--canary``: a new version beside the current one instead)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from code24ctl.cli.options import (
     JsonOption,
     load,
 )
+from code24ctl.cli.plan_view import plan_lines
+from code24ctl.cli.release_view import finish_release
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -93,9 +96,7 @@ def deploy(
             raise UsageError(
                 "--gradual/--canary do not go with --dry-run, --force or --wrangler-toml"
             )
-        from code24ctl.cli.release import release_from_deploy
-
-        release_from_deploy(
+        _release(
             gradual=gradual,
             canary=canary,
             message=message,
@@ -161,7 +162,6 @@ def _route_line(route: RouteChange, dry_run: bool) -> str:
 
 
 def _render_dry_run(report: DeployReport) -> None:
-    from code24ctl.cli.plan_view import plan_lines
 
     console = output.stdout()
     changes = report.changes()
@@ -194,3 +194,36 @@ def _render(report: DeployReport) -> None:
         console.print(f"dispatcher {report.dispatcher} unchanged (bindings: {names})", markup=False)
     for route in report.routes:
         console.print(_route_line(route, dry_run=False), markup=False)
+
+
+def _release(
+    *,
+    gradual: float | None,
+    canary: float | None,
+    message: str | None,
+    repeat: int,
+    config: str | None,
+    env: str | None,
+    json_output: bool,
+) -> None:
+    """``deploy --gradual PERCENT`` / ``deploy --canary PERCENT``: a new version, split."""
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops import release
+
+    if gradual is not None and canary is not None:
+        raise UsageError("--gradual and --canary do not go together: choose one")
+    resolved = load(config, env)
+    release.require_versions(resolved)
+    session = cloudflare_session(resolved)
+    if gradual is not None:
+        report = release.gradual(session, resolved, gradual, message=message)
+    else:
+        assert canary is not None
+        report = release.canary(
+            session,
+            resolved,
+            canary,
+            message=message,
+            repeat=repeat,
+        )
+    finish_release(report, json_output)

@@ -8,6 +8,7 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.cli.plan_view import field_line
 from code24ctl.errors import CheckFailed
 
 BaseUrlOption = Annotated[
@@ -33,7 +34,6 @@ def doctor(
     """
     from rich.text import Text
 
-    from code24ctl.cli.plan_view import field_line
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.doctor import run_doctor
 

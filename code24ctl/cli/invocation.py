@@ -84,7 +84,7 @@ def of_context(ctx: Any) -> Invocation:
 
 def _current_context() -> Any:
     # Typer hands the click context it runs only to functions that declare it; this is the
-    # one place that asks for the current one.
-    from typer._click.globals import get_current_context
+    # one place that asks for the current one (through the shim: no public API offers it).
+    from code24ctl.cli.typer_compat import get_current_context
 
-    return get_current_context(silent=True)
+    return get_current_context()

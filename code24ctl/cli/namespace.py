@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from code24ctl.cli import output
+from code24ctl.cli.globals import Code24SubGroup, Code24Typer
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.errors import Aborted
+from code24ctl.errors import Aborted, CloudflareAPIError
 
 if TYPE_CHECKING:
     pass
 
-app = typer.Typer(
+app = Code24Typer(
+    cls=Code24SubGroup,
     help="Create, list, inspect and delete dispatch namespaces (the env's, unless NAME is given).",
     no_args_is_help=True,
 )
@@ -151,7 +153,6 @@ def delete(
     """
     from code24ctl.cli.session import account_session
     from code24ctl.cloudflare.namespaces import delete_namespace, namespace_for_delete
-    from code24ctl.errors import CloudflareAPIError
     from code24ctl.ops.secrets import count_namespace_secrets
 
     session = account_session(config)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from code24ctl.cli.completion import environment_names
 from code24ctl.cli.invocation import invocation, land_config, land_env, land_json
+from code24ctl.config.environments import resolve_environment
 from code24ctl.constants import CONFIG_ENV_VAR, ENVIRONMENT_ENV_VAR, MAX_WORKER_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -78,7 +80,6 @@ def load(config: str | None, env: str | None, default_env: str | None = None) ->
     its only non-local environment. Every environment error names where the value came from.
     """
     from code24ctl.config import config_path_from
-    from code24ctl.config.environments import resolve_environment
 
     run = invocation()
     return resolve_environment(
@@ -89,6 +90,5 @@ def load(config: str | None, env: str | None, default_env: str | None = None) ->
 
 
 def _complete_env(incomplete: str) -> list[str]:
-    from code24ctl.cli.completion import environment_names
 
     return [name for name in environment_names() if name.startswith(incomplete)]

@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
 
+import typer
+
+from code24ctl.cli import typer_compat
 from code24ctl.cli.invocation import Invocation, invocation
 from code24ctl.errors import Failure, Interrupted, UsageError
 from code24ctl.redact import scrub
@@ -187,7 +192,6 @@ def confirm(question: str, *, yes: bool, nothing_done: str = "nothing was change
             "refusing to continue without confirmation: no terminal to ask on",
             hint="rerun with --yes if you are sure",
         )
-    import typer
 
     try:
         return typer.confirm(question, default=False, err=True)
@@ -215,9 +219,7 @@ def interruptible(
 
 def current_command() -> str:
     """The command being run, as typed after the program name: ``"namespace list"``."""
-    from typer._click.globals import get_current_context
-
-    ctx = get_current_context(silent=True)
+    ctx = typer_compat.get_current_context()
     if ctx is None:
         return ""
     return " ".join(ctx.command_path.split()[1:])
@@ -326,8 +328,6 @@ class StepLines:
         min_interval_s: float = 0.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import threading
-        import time
 
         self.label = label
         self.total = total
@@ -355,8 +355,6 @@ def heartbeat(label: str, *, every_s: float | None = None) -> Iterator[None]:
     """Without a terminal: ``label: still working (Ns)`` on stderr every ``every_s`` seconds
     (default :data:`HEARTBEAT_S`) while the block runs, so a CI log never goes silent for
     minutes; a quick block prints nothing. On a terminal: nothing."""
-    import threading
-    import time
 
     if is_terminal():
         yield

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from code24ctl.cloudflare.scripts import Difference
+    from code24ctl.cloudflare.worker_diff import Difference
     from code24ctl.ops.plan import PlannedChange
 
 MARKS = {"create": "+", "update": "~", "delete": "-"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,14 +10,18 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.completion import aliases as complete_aliases
+from code24ctl.cli.globals import Code24SubGroup, Code24Typer
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.errors import UsageError
+from code24ctl.names import did_you_mean
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.secrets import SecretEntry
     from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import ResolvedConfig
 
-app = typer.Typer(
+app = Code24Typer(
+    cls=Code24SubGroup,
     help="List, set and delete secrets on workers in the namespace (values are never shown).",
     no_args_is_help=True,
 )
@@ -48,8 +53,6 @@ def _session(
 
 
 def _require_bound(session: CloudflareSession, resolved: ResolvedConfig, alias: str) -> None:
-    from code24ctl.errors import UsageError
-    from code24ctl.names import did_you_mean
     from code24ctl.ops.bind import bound_names
 
     namespace = resolved.namespace()
@@ -137,7 +140,6 @@ def put(
         put_secret,
         read_secrets_file,
     )
-    from code24ctl.errors import UsageError
 
     if (name is None) == (from_file is None):
         raise UsageError("give either NAME (value on stdin) or --from-file FILE, not both")
@@ -172,8 +174,6 @@ def delete(
 ) -> None:
     """Delete secret NAME from ALIAS in the env's namespace."""
     from code24ctl.cloudflare.secrets import SecretEntry, delete_secret, list_secrets
-    from code24ctl.errors import UsageError
-    from code24ctl.names import did_you_mean
 
     resolved, session = _session(config, env, alias)
     namespace = resolved.namespace()
@@ -197,8 +197,6 @@ def delete(
 
 def _read_value(alias: str, name: str) -> str:
     if sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"value of {name} for {alias} (not echoed): ", stream=sys.stderr)
     value = sys.stdin.read()
     if value.endswith("\r\n"):

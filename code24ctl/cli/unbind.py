@@ -19,6 +19,8 @@ from code24ctl.cli.options import (
     load,
 )
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
+from code24ctl.errors import Aborted, CloudflareAPIError, UsageError
+from code24ctl.names import did_you_mean
 
 NamesArgument = Annotated[
     list[str] | None,
@@ -56,7 +58,6 @@ def unbind(
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import list_namespace_scripts
-    from code24ctl.errors import Aborted, CloudflareAPIError, UsageError
     from code24ctl.ops.bind import check_worker_names, stale_workers, unbind_workers
 
     if bool(aliases) == stale:
@@ -115,8 +116,6 @@ def _check_known(
     names: list[str], present: set[str], configured: Mapping[str, object], namespace: str
 ) -> None:
     """A name neither bound nor configured is a typo: exit 2 naming the nearest one."""
-    from code24ctl.errors import UsageError
-    from code24ctl.names import did_you_mean
 
     unknown = [name for name in names if name not in present and name not in configured]
     if unknown:

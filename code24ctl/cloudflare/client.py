@@ -15,6 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.cloudflare.pacing import (
+    API_TIMEOUT_ENV_VAR,
+    SYSTEM_CLOCK,
+    DeadlineExceeded,
+    FailedAnswer,
+    InvalidAnswer,
+    PacedTransport,
+    Pacer,
+    RetryPolicy,
+    paced_http_client,
+)
 from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
@@ -25,7 +36,7 @@ if TYPE_CHECKING:
     import httpx
     from cloudflare import Cloudflare
 
-    from code24ctl.cloudflare.pacing import Clock, InvalidAnswer, Pacer, RetryPolicy
+    from code24ctl.cloudflare.pacing import Clock
 
 
 # API error codes the tool acts on (not only reports).
@@ -99,14 +110,6 @@ def make_client(
     import httpx
     from cloudflare import Cloudflare
 
-    from code24ctl.cloudflare.pacing import (
-        SYSTEM_CLOCK,
-        PacedTransport,
-        Pacer,
-        RetryPolicy,
-        paced_http_client,
-    )
-
     clock = clock or SYSTEM_CLOCK
     paced = PacedTransport(
         transport or httpx.HTTPTransport(verify=tls_context()),
@@ -150,13 +153,6 @@ def api_call(action: str) -> Iterator[None]:
     message reads as a sentence about the user's intent rather than an HTTP status.
     """
     import cloudflare
-
-    from code24ctl.cloudflare.pacing import (
-        API_TIMEOUT_ENV_VAR,
-        DeadlineExceeded,
-        FailedAnswer,
-        InvalidAnswer,
-    )
 
     try:
         yield

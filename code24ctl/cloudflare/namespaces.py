@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_found
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
-from code24ctl.names import suggestion
+from code24ctl.names import closest, suggestion
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -106,7 +106,6 @@ def require_namespace(
 
 def nearest_namespace(session: CloudflareSession, name: str) -> str | None:
     """The account's namespace name closest to ``name`` (a likely typo), if any."""
-    from code24ctl.names import closest
 
     try:
         names = [ns.name for ns in list_namespaces(session)]

@@ -7,7 +7,9 @@ returned or echoed in any error.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -98,8 +100,6 @@ def read_secrets_file(path: str) -> dict[str, str]:
 
     Every name is checked before anything is sent; values are registered for scrubbing.
     """
-    import json
-    from pathlib import Path
 
     try:
         text = Path(path).read_text(encoding="utf-8")

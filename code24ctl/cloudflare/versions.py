@@ -35,8 +35,8 @@ from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.errors import CloudflareAPIError
 
 if TYPE_CHECKING:
-    from code24ctl.cloudflare.scripts import WorkerCode
     from code24ctl.cloudflare.session import CloudflareSession
+    from code24ctl.cloudflare.worker_code import WorkerCode
 
 OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides"
 # Documented annotation limits (SDK MetadataAnnotations): the tag at most 100 bytes, the

@@ -32,6 +32,7 @@ from code24ctl.config.paths import builtin_config_path as builtin_config_path
 from code24ctl.config.paths import config_path_from as config_path_from
 from code24ctl.constants import CONFIG_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
+from code24ctl.names import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,6 @@ def _message(error: Mapping[str, Any]) -> str:
 def _unknown_key(error: Mapping[str, Any]) -> str:
     """An unknown key: where it belongs when it is misplaced, else the nearest known key."""
     from code24ctl.config.models import misplaced_key_home
-    from code24ctl.names import did_you_mean
 
     loc = tuple(str(part) for part in error["loc"])
     home = misplaced_key_home(loc)

@@ -28,14 +28,14 @@ from pydantic import (
 from code24ctl.constants import (
     ACCOUNT_ENV_VAR,
 )
-from code24ctl.contract import (
+from code24ctl.errors import UsageError
+from code24ctl.route_defaults import (
     DEFAULT_FALLBACK_STATUS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JSON_CHECK_BYTES,
     DEFAULT_TIMEOUT_MS,
     prefix_matches,
 )
-from code24ctl.errors import UsageError
 
 # Cloudflare's rule for Worker script names, which aliases become inside the namespace.
 WORKER_NAME_RE = re.compile(r"^[a-z0-9_-]{1,63}$")

@@ -25,13 +25,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# Re-exported: the route table's defaults and the prefix rule are part of these rules (the
-# tests hold dispatcher.js to routing.DEFAULT_*); they live in contract.py so config can share them.
-from code24ctl.contract import DEFAULT_FALLBACK_STATUS as DEFAULT_FALLBACK_STATUS
-from code24ctl.contract import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
-from code24ctl.contract import DEFAULT_MAX_JSON_CHECK_BYTES as DEFAULT_MAX_JSON_CHECK_BYTES
-from code24ctl.contract import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
-from code24ctl.contract import prefix_matches as prefix_matches
 from code24ctl.dispatch.classify import (
     NO_BODY_STATUSES,
     SNIFF_BYTES,
@@ -39,6 +32,15 @@ from code24ctl.dispatch.classify import (
     is_html_media_type,
     is_json_media_type,
 )
+
+# Re-exported: the route table's defaults and the prefix rule are part of these rules (the
+# tests hold dispatcher.js to routing.DEFAULT_*); they live in route_defaults.py so config can
+# share them.
+from code24ctl.route_defaults import DEFAULT_FALLBACK_STATUS as DEFAULT_FALLBACK_STATUS
+from code24ctl.route_defaults import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
+from code24ctl.route_defaults import DEFAULT_MAX_JSON_CHECK_BYTES as DEFAULT_MAX_JSON_CHECK_BYTES
+from code24ctl.route_defaults import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
+from code24ctl.route_defaults import prefix_matches as prefix_matches
 
 Reason = Literal[
     "route_not_found",

@@ -29,6 +29,7 @@ from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind,
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
+from code24ctl.ops.release import rollout_error, rollout_in_progress
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -182,8 +183,6 @@ def plan_apply(
     namespace = resolved.namespace()
     deploy = plan_deploy(session, resolved, force=force)
     if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
-        from code24ctl.ops.release import rollout_error, rollout_in_progress
-
         split = rollout_in_progress(session, resolved)
         if split is not None:
             error = rollout_error(resolved, split, "apply would replace it with a new version")

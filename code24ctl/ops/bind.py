@@ -32,31 +32,30 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.migrations import (
+    class_migration,
+    namespace_migration_tag,
+    own_durable_object_classes,
+)
 from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
     NamespaceScript,
     list_namespace_scripts,
     require_namespace,
 )
+from code24ctl.cloudflare.ownership import MANAGED_TAG_PREFIX, MAX_TAGS, managed_alias, managed_tags
 from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy
-from code24ctl.cloudflare.scripts import (
-    MANAGED_TAG_PREFIX,
-    MAX_TAGS,
+from code24ctl.cloudflare.worker_code import (
     DeployedWorker,
-    Difference,
     WorkerCode,
-    class_migration,
-    compare,
     load_worker_code,
-    managed_alias,
-    managed_tags,
-    namespace_migration_tag,
-    own_durable_object_classes,
     read_namespace_worker,
 )
+from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
 from code24ctl.errors import CloudflareAPIError, Code24Error, Failure, UsageError
+from code24ctl.names import did_you_mean
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
 
@@ -249,8 +248,6 @@ def select_aliases(resolved: ResolvedConfig, aliases: Sequence[str] | None) -> l
         return configured
     unknown = [alias for alias in aliases if alias not in resolved.config.workers]
     if unknown:
-        from code24ctl.names import did_you_mean
-
         raise UsageError(
             f"unknown worker alias{'es' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
             + did_you_mean(unknown[0], configured),

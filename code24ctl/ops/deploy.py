@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -29,13 +30,10 @@ from code24ctl.cloudflare.client import (
 from code24ctl.cloudflare.listing import numbered_pages, single_page
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
-from code24ctl.cloudflare.scripts import (
-    Difference,
-    WorkerCode,
-    compare,
-    download_account_worker,
-    managed_tags,
-)
+from code24ctl.cloudflare.ownership import managed_tags
+from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
+from code24ctl.cloudflare.worker_code import WorkerCode, download_account_worker
+from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError
@@ -209,7 +207,6 @@ class _ZoneRef:
 
 def dispatcher_module() -> Module:
     """The packaged JavaScript dispatcher, as the one module of the upload."""
-    from importlib import resources
 
     content = (resources.files("code24ctl.dispatch") / MAIN_MODULE).read_bytes()
     return Module(name=MAIN_MODULE, content=content, content_type=content_type_for(MAIN_MODULE))
@@ -595,7 +592,6 @@ def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -
     (:func:`~code24ctl.cloudflare.versions.release_annotations`); returns its id, or None when
     the answer does not carry one.
     """
-    from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
 
     metadata = code.metadata()
     metadata["annotations"] = release_annotations(metadata["bindings"])

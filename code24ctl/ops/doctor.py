@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.client import api_call
-from code24ctl.cloudflare.scripts import Difference
+from code24ctl.cloudflare.namespaces import list_namespaces
+from code24ctl.cloudflare.worker_diff import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
+from code24ctl.ops.bind import plan_bind, worker_status
 from code24ctl.ops.deploy import (
     DISPATCHER_BINDING,
     build_metadata,
@@ -28,6 +30,8 @@ from code24ctl.ops.deploy import (
     find_kv_namespace,
     plan_routes,
 )
+from code24ctl.ops.release import describe, rollout_in_progress
+from code24ctl.probe.runner import ProbeOptions, fallback_summary, probe_environment
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -169,7 +173,6 @@ class _Doctor:
         return True
 
     def namespaces(self) -> bool:
-        from code24ctl.cloudflare.namespaces import list_namespaces
 
         namespace = self.resolved.namespace()
         try:
@@ -199,7 +202,6 @@ class _Doctor:
         return True
 
     def workers(self, namespace_ok: bool) -> None:
-        from code24ctl.ops.bind import worker_status
 
         aliases = list(self.resolved.config.workers)
         if not namespace_ok:
@@ -238,7 +240,6 @@ class _Doctor:
     def secrets(self, bound: list[str]) -> None:
         """Each bound Worker whose source declares a secret its namespace copy lacks: a warning
         naming the ``secret put`` to run (values are never readable, so never copied)."""
-        from code24ctl.ops.bind import plan_bind
 
         if not bound:
             return
@@ -302,7 +303,6 @@ class _Doctor:
 
     def deployment(self) -> None:
         """A deployment split between two versions is a rollout someone has to finish."""
-        from code24ctl.ops.release import describe, rollout_in_progress
 
         try:
             split = rollout_in_progress(self.session, self.resolved)
@@ -372,7 +372,6 @@ class _Doctor:
             self.add(CheckName.OUTBOUND, "ok", "no outbound Worker configured")
 
     def probe(self) -> None:
-        from code24ctl.probe.runner import ProbeOptions, fallback_summary, probe_environment
 
         try:
             report = probe_environment(self.resolved, ProbeOptions(base_url=self.base_url))

@@ -2,7 +2,7 @@
 
 Each :class:`PlannedChange` is a ``create``, ``update`` or ``delete`` of one thing (a
 namespace, a worker, the KV namespace, the dispatcher, a route), and an update carries the
-:class:`~code24ctl.cloudflare.scripts.Difference` list of what changes, old and new. The CLI
+:class:`~code24ctl.cloudflare.worker_diff.Difference` list of what changes, old and new. The CLI
 renders these as ``+`` / ``~`` / ``-`` lines; ``--json`` prints them as they are.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from code24ctl.cloudflare.scripts import Difference
+from code24ctl.cloudflare.worker_diff import Difference
 
 ChangeAction = Literal["create", "update", "delete"]
 

@@ -39,8 +39,8 @@ from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
 from code24ctl.probe.runner import ProbeOptions, ProbeReport, plan_probe, run_plan
 
 if TYPE_CHECKING:
-    from code24ctl.cloudflare.scripts import WorkerCode
     from code24ctl.cloudflare.session import CloudflareSession
+    from code24ctl.cloudflare.worker_code import WorkerCode
 
 Strategy = Literal["gradual", "canary", "promote", "rollback"]
 ProbeStage = Literal["override", "split", "after"]

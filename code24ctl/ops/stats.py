@@ -38,6 +38,7 @@ from code24ctl.cloudflare.analytics import (
     run_sql,
 )
 from code24ctl.errors import NetworkError, UsageError
+from code24ctl.ops.deploy import plain_text_vars
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -273,7 +274,6 @@ def cloudflare_stats(
     by: GroupBy | None = None,
 ) -> StatsReport:
     """Query the environment's dataset and judge it against the config's ``kpi``."""
-    from code24ctl.ops.deploy import plain_text_vars
 
     environment = resolved.require_cloudflare()
     if environment.analytics is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code24ctl.errors import UsageError
+from code24ctl.ops.deploy import dispatcher_module, route_zones
 from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
@@ -150,7 +151,6 @@ class WranglerExport:
 
     def check(self, *, force: bool, main_module: str = "dispatcher.js") -> None:
         """Refuse a toml code24ctl did not write, and a folder that cannot be written."""
-        from code24ctl.ops.deploy import dispatcher_module
 
         folder = self.path.parent
         if not folder.is_dir():
@@ -175,7 +175,6 @@ class WranglerExport:
 
     def write(self, plan: DeployPlan, *, deployed: bool) -> list[Path]:
         """Write the toml and the dispatcher module; the paths written, in order."""
-        from code24ctl.ops.deploy import dispatcher_module, route_zones
 
         main = str(plan.metadata.get("main_module", "dispatcher.js"))
         # Scrubbed like every other output path: the config refuses the token, this is the

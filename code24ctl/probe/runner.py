@@ -48,10 +48,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig
 from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
-from code24ctl.contract import prefix_matches
 from code24ctl.dispatch.classify import Classification, classify_answer
 from code24ctl.dispatch.routing import Route, forwarded_target, split_target
 from code24ctl.errors import NetworkError, UsageError
+from code24ctl.names import did_you_mean
+from code24ctl.route_defaults import prefix_matches
 
 if TYPE_CHECKING:
     import aiohttp
@@ -246,8 +247,6 @@ def _select_routes(resolved: ResolvedConfig, prefixes: Sequence[str]) -> list[Ro
     wanted = [prefix.rstrip("/") or "/" for prefix in prefixes]
     chosen = [r for r in routes if any(prefix_matches(r.prefix, want) for want in wanted)]
     if not chosen:
-        from code24ctl.names import did_you_mean
-
         raise UsageError(
             f"no route under {', '.join(map(repr, prefixes))}"
             + did_you_mean(wanted[0], [r.prefix for r in routes]),

@@ -38,9 +38,7 @@ from code24ctl.dispatch.routing import (
     split_target,
 )
 from code24ctl.serve.access_log import AccessLog
-from code24ctl.serve.limits import refusal_envelope
-from code24ctl.serve.metrics import DispatchMetrics
-from code24ctl.serve.protocol import (
+from code24ctl.serve.http.protocol import (
     ABORT_SCOPE_KEY,
     ANSWERED_SCOPE_KEY,
     FLUSH_SCOPE_KEY,
@@ -49,13 +47,15 @@ from code24ctl.serve.protocol import (
     ON_GONE_SCOPE_KEY,
     TARGET_SCOPE_KEY,
 )
-from code24ctl.serve.upstream import (
+from code24ctl.serve.http.upstream import (
     UpstreamBroken,
     UpstreamConnectError,
     UpstreamOverloaded,
     UpstreamPool,
     UpstreamResponse,
 )
+from code24ctl.serve.limits import refusal_envelope
+from code24ctl.serve.metrics import DispatchMetrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -101,7 +101,7 @@ class DispatchApp:
     """The ASGI application behind ``code24ctl serve``.
 
     ``pool_factory`` builds the one shared upstream pool (see
-    :func:`code24ctl.serve.upstream.new_pool`); it is called at lifespan startup and the
+    :func:`code24ctl.serve.http.upstream.new_pool`); it is called at lifespan startup and the
     pool is closed at shutdown. ``settings`` may be replaced between requests.
     """
 

@@ -117,7 +117,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def _uvicorn_config(app: DispatchApp, limits: ClientLimits) -> uvicorn.Config:
     import uvicorn
 
-    from code24ctl.serve.protocol import ProtocolPolicy, protocol_class
+    from code24ctl.serve.http.protocol import ProtocolPolicy, protocol_class
 
     return uvicorn.Config(
         app,
@@ -202,7 +202,7 @@ async def running_serve(
     on_hangup: Callable[[], None] | None = None,
 ) -> AsyncIterator[RunningServe]:
     """Start serve on ``sock`` in the running loop; stop it (gracefully) on exit."""
-    from code24ctl.serve.upstream import new_pool
+    from code24ctl.serve.http.upstream import new_pool
 
     app = DispatchApp(settings, pool_factory=new_pool, access_log=access_log, metrics=metrics)
     server = _server_class(on_hangup)(_uvicorn_config(app, limits or ClientLimits()))

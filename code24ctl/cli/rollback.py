@@ -1,0 +1,61 @@
+"""``code24ctl rollback``: the dispatcher back to an earlier version at 100%, then probed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from code24ctl.cli import output
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
+from code24ctl.cli.release_view import finish_release, split_line, version_line
+from code24ctl.errors import Aborted
+
+if TYPE_CHECKING:
+    from code24ctl.ops.release import RollbackPlan
+
+
+def rollback(
+    version_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="VERSION_ID",
+            help="the version to return to [default: the last one that served 100%]",
+            show_default=False,
+        ),
+    ] = None,
+    yes: YesOption = False,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Return the dispatcher to the previous version (or VERSION_ID) at 100%, then probe.
+
+    Shows the versions involved and asks first; --yes skips the question, and without a
+    terminal it refuses unless --yes. Exit 1 when the probe afterwards fails (the rollback
+    stays in place).
+    """
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.ops.release import plan_rollback, require_versions, run_rollback
+
+    resolved = load(config, env)
+    require_versions(resolved)
+    session = cloudflare_session(resolved)
+    plan = plan_rollback(session, resolved, version_id)
+    if not json_output or (not yes and output.is_terminal()):
+        _show_rollback(plan)
+    question = f"Roll the dispatcher of {plan.environment} back to version {plan.target.id}?"
+    if not output.confirm(question, yes=yes):
+        raise Aborted(f"nothing was changed in {plan.environment}")
+    report = run_rollback(session, resolved, plan)
+    finish_release(report, json_output)
+
+
+def _show_rollback(plan: RollbackPlan) -> None:
+    output.note(f"rollback of {plan.dispatcher} ({plan.environment})")
+    output.note(f"  now: {split_line(plan.before)}")
+    for version in plan.involved:
+        if version.id != plan.target.id:
+            output.note(f"    {version_line(version)}")
+    output.note(f"  to:  {plan.target.id} at 100%")
+    output.note(f"    {version_line(plan.target)}")
