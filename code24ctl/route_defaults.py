@@ -2,7 +2,7 @@
 
 Shared by ``config`` (which validates a config against them) and ``dispatch`` (which applies
 them), so they live below both: config never imports dispatch. The JavaScript dispatcher uses
-the same values (tests/test_routing.py holds it to them).
+the same values (tests/unit/dispatch/test_routing.py holds it to them).
 """
 
 # The route table's defaults (docs/dispatch.md, "The route table").

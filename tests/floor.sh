@@ -39,5 +39,5 @@ echo "==> installing code24ctl at its dependency floors ($(tr '\n' ' ' < "$const
 echo "==> smoke tests at the floors" >&2
 "$venv/bin/code24ctl" --help >/dev/null
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/test_workers_cmd.py tests/test_cli_errors.py tests/test_json_contract.py \
-  tests/test_ergonomics.py
+  tests/cli/test_workers.py tests/cli/test_error_reporting.py tests/cli/test_json_documents.py \
+  tests/cli/test_global_options_and_ergonomics.py

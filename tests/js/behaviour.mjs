@@ -1,5 +1,5 @@
 // One user worker module for every conformance behaviour, configured by the json binding
-// BEHAVIOUR (the `workers:` entry of a case in tests/conformance/cases.yaml):
+// BEHAVIOUR (the `workers:` entry of a case in tests/contract/conformance/cases.yaml):
 //   echo      200 JSON describing the request the worker received
 //   json      {status, json, content_type, headers}
 //   raw       {status, content_type (absent: no Content-Type at all), body}
@@ -7,7 +7,7 @@
 //             with stream: true (JS-only tests) it is sent without a Content-Length
 //   slow      {delay_ms, then}: wait, then behave like `then`
 //   throw     fail without answering
-// JS-only (tests/test_dispatcher_js.py, not the corpus):
+// JS-only (tests/contract/test_dispatcher_js.py, not the corpus):
 //   stall_body  {delay_ms, content_type, body}: headers and the first byte at once, the rest
 //               after delay_ms (a worker that answers, then hangs)
 export default {

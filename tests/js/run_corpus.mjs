@@ -2,7 +2,7 @@
 //
 //   node tests/js/run_corpus.mjs INPUT.json OUTPUT.json
 //
-// INPUT (written by tests/test_dispatcher_js.py from tests/conformance/cases.yaml):
+// INPUT (written by tests/contract/test_dispatcher_js.py from tests/contract/conformance/cases.yaml):
 //   {"compatibility_date": "YYYY-MM-DD",
 //    "setups": [{"environment", "platform_name", "route_table": <any JSON>,
 //                "workers": {alias: <behaviour config>},

@@ -2,7 +2,7 @@
 
 The worker aliases come from the repo's ``namespaces.yaml`` and the staging script names from the
 emulator seed (``tests/emulator/seeds.CODE24_SCRIPTS``), so neither is copied into each test file;
-``tests/test_config.py`` checks that the two agree with what the config resolves to.
+``tests/unit/config/test_config.py`` checks that the two agree with what the config resolves to.
 """
 
 from __future__ import annotations

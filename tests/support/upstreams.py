@@ -7,7 +7,7 @@ asyncio rather than a framework, because the corpus needs answers a framework wi
 (no Content-Type at all) and a worker that dies mid-request (``throw``: the connection is
 reset, nothing is answered).
 
-Behaviours beyond the corpus, for tests/test_serve.py and the benchmark:
+Behaviours beyond the corpus, for tests/cli/test_serve.py and the benchmark:
 ``digest`` answers ``{"sha256", "length"}`` of the body received; ``stall`` never answers;
 ``chunks`` streams ``[[delay_ms, text], ...]`` chunked (optionally resetting the connection
 after them: ``reset_after``); ``gzip`` answers ``body`` gzip-compressed.

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conformance.checker import Actual, check
-from tests.conformance.corpus import Case, HttpRequest, behaviour_config, load_cases
+from tests.contract.conformance.checker import Actual, check
+from tests.contract.conformance.corpus import Case, HttpRequest, behaviour_config, load_cases
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "tests" / "js"
 HARNESS = JS_DIR / "run_corpus.mjs"
 HARNESS_TIMEOUT_S = 100

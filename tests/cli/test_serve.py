@@ -1,6 +1,6 @@
 """``code24ctl serve``: the command, the demo, faults under load, streaming, the access log.
 
-The conformance corpus (tests/test_conformance_serve.py) pins the dispatch rules; this file
+The conformance corpus (tests/contract/test_conformance_serve.py) pins the dispatch rules; this file
 covers what only a running server has. The command runs as a real subprocess
 (``python -m code24ctl serve --port 0 --json``: the JSON line on stdout says where it
 listens); the finer streaming checks use the in-process harness, still over real HTTP.

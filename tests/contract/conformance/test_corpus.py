@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.conformance.checker import check
-from tests.conformance.corpus import (
+from tests.contract.conformance.checker import check
+from tests.contract.conformance.corpus import (
     DOC_PATH,
     PROBE_RULES,
     RULES,

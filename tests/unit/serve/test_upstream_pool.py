@@ -1,7 +1,7 @@
 """serve's upstream client (code24ctl/serve/http/upstream.py) against raw local servers that say
 exactly what bytes they answer: framing, reuse, retries, timeouts and error mapping.
 
-End to end behaviour through serve (streaming, faults, big bodies) is in tests/test_serve.py
+End to end behaviour through serve (streaming, faults, big bodies) is in tests/cli/test_serve.py
 and the conformance corpus; these pin down the pool itself.
 """
 

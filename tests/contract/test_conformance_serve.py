@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from code24ctl.dispatch.routing import RouteTable, dispatch_options, match_route, split_target
-from tests.conformance.checker import Actual, check
-from tests.conformance.corpus import Case, behaviour_config, load_cases
+from tests.contract.conformance.checker import Actual, check
+from tests.contract.conformance.corpus import Case, behaviour_config, load_cases
 from tests.support.upstreams import ServeHarness, send
 
 CASES = [case for case in load_cases() if case.runs_on("python")]

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tests.conformance.corpus import SANE_REQUEST_ID, Case
+from tests.contract.conformance.corpus import SANE_REQUEST_ID, Case
 
 MESSAGES = {
     "route_not_found": "No route matches this path.",

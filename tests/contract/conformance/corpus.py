@@ -1,8 +1,8 @@
-"""Loader for the dispatch conformance corpus (``tests/conformance/cases.yaml``).
+"""Loader for the dispatch conformance corpus (``tests/contract/conformance/cases.yaml``).
 
 The corpus is data only: each case is one request to a dispatcher and the answer expected back.
 Both implementations run it: the JavaScript dispatcher inside workerd
-(``tests/test_dispatcher_js.py``) and the Python ``serve``. Everything a harness needs to build
+(``tests/contract/test_dispatcher_js.py``) and the Python ``serve``. Everything a harness needs to build
 its setup comes from here, so both send byte-identical requests:
 
 - ``case.table_for()``: the route table for the case (defaults merged, validated).
@@ -42,7 +42,7 @@ CASES_PATH = Path(__file__).with_name("cases.yaml")
 
 Implementation = Literal["python", "js"]
 
-DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "dispatch.md"
+DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "dispatch.md"
 _RULE_HEADING = re.compile(r"^## (D[0-9]+) ", re.MULTILINE)
 
 

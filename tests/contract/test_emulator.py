@@ -47,7 +47,7 @@ from tests.support.clock import FakeClock
 from tests.support.staging import DISPATCHER, NAMESPACE
 
 NS = NAMESPACE
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def sdk(state: EmulatorState, token: str = USER_TOKEN, **kwargs: Any) -> Cloudflare:
