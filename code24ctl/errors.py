@@ -9,6 +9,7 @@ the CLI never has to guess. A failure kept as data (one row of a partial result)
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -142,9 +143,42 @@ class Aborted(Code24Error):
 
 
 class Interrupted(Code24Error):
-    """Ctrl-C, at a prompt or mid-run; the message says what was done (exit 130)."""
+    """Ctrl-C (or SIGTERM, SIGHUP), at a prompt or mid-run; the message says what was done.
+
+    Exit 130 for Ctrl-C; 128 + the signal's number for the others (143, 129), as a shell
+    reports a process those signals ended.
+    """
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int | None = None):
+        super().__init__(message, hint=hint)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises :class:`KeyboardInterrupt`.
+
+    A subclass on purpose: every block that cleans up after Ctrl-C (a canary putting the
+    deployment back, bind reporting what it wrote) cleans up after CI's cancellation too.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interruption_word(exc: BaseException) -> str:
+    """``interrupted`` for Ctrl-C, ``terminated by SIGTERM`` (or SIGHUP) for the others."""
+    if isinstance(exc, Terminated):
+        return f"terminated by {signal.Signals(exc.signum).name}"
+    return "interrupted"
+
+
+def interruption_status(exc: BaseException) -> int:
+    """The exit status for an interruption: 130, or 128 + the signal's number."""
+    return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)

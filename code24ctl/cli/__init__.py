@@ -24,8 +24,9 @@ from code24ctl import __version__
 from code24ctl.cli import globals as global_options
 from code24ctl.cli.invocation import Invocation, of_context
 from code24ctl.cli.options import CONFIG_HELP, ENV_HELP, JSON_HELP
+from code24ctl.cli.signals import terminating_signals
 from code24ctl.constants import DEBUG_ENV_VAR
-from code24ctl.errors import Code24Error
+from code24ctl.errors import Code24Error, interruption_status, interruption_word
 from code24ctl.redact import scrub
 
 
@@ -50,15 +51,16 @@ class Code24Group(global_options.PlainHelp, TyperGroup):
             run = extra["obj"] = Invocation()
         global_options.start(argv, run)
         self.argv = argv
-        if not (standalone_mode and run.json):
-            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
-        # --json: a usage error found while parsing must also leave its document on stdout.
-        return global_options.main_with_json_errors(
-            lambda: super(Code24Group, self).main(
-                argv, prog_name, complete_var, standalone_mode=False, **extra
-            ),
-            run,
-        )
+        with terminating_signals():
+            if not (standalone_mode and run.json):
+                return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+            # --json: a usage error found while parsing must also leave its document on stdout.
+            return global_options.main_with_json_errors(
+                lambda: super(Code24Group, self).main(
+                    argv, prog_name, complete_var, standalone_mode=False, **extra
+                ),
+                run,
+            )
 
     def invoke(self, ctx: Any) -> Any:  # ctx: the (vendored) click Context
         try:
@@ -66,10 +68,11 @@ class Code24Group(global_options.PlainHelp, TyperGroup):
         except Code24Error as exc:
             _report(exc, of_context(ctx))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
-            global_options.emit_error("interrupted", "interrupted", None, 130, of_context(ctx))
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            word, status = interruption_word(exc), interruption_status(exc)
+            sys.stderr.write(f"{word}\n")
+            global_options.emit_error("interrupted", word, None, status, of_context(ctx))
+            raise typer.Exit(status) from None
 
 
 def _report(exc: Code24Error, run: Invocation) -> None:

@@ -18,7 +18,13 @@ import typer
 
 from code24ctl.cli import typer_compat
 from code24ctl.cli.invocation import Invocation, invocation
-from code24ctl.errors import Failure, Interrupted, UsageError
+from code24ctl.errors import (
+    Failure,
+    Interrupted,
+    UsageError,
+    interruption_status,
+    interruption_word,
+)
 from code24ctl.redact import scrub
 
 if TYPE_CHECKING:
@@ -210,10 +216,11 @@ def interruptible(
     """
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         done = progress() if progress is not None else f"during {what}"
         raise Interrupted(
-            f"interrupted {done}; rerun {rerun} to finish, nothing is half-written"
+            f"{interruption_word(exc)} {done}; rerun {rerun} to finish, nothing is half-written",
+            exit_code=interruption_status(exc),
         ) from None
 
 

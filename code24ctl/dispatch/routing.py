@@ -2,8 +2,8 @@
 unless asked for).
 
 ``code24ctl serve`` is built on these; the JavaScript dispatcher implements the same rules and the
-conformance corpus (tests/contract/conformance/cases.yaml) holds both to them. The order a dispatcher
-applies them in:
+conformance corpus (tests/contract/conformance/cases.yaml) holds both to them. The order a
+dispatcher applies them in:
 
 1. :func:`is_bad_path` on the raw request target (D2, 400 ``bad_path``);
 2. :func:`match_route` on the raw path (D1, 404 ``route_not_found``);

@@ -51,6 +51,36 @@ def test_ctrl_c_mid_bind_says_how_far_it_got(
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(uploads)
 
 
+def test_sigterm_mid_bind_gives_ctrl_cs_summary_with_exit_143(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    real_upload = bind_module.upload_worker
+    uploads: list[str] = []
+
+    def upload(*args: Any, **kwargs: Any) -> None:
+        if len(uploads) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # CI cancelling the job
+            signal.sigtimedwait([], 0)
+        real_upload(*args, **kwargs)
+        uploads.append(args[2])
+
+    monkeypatch.setattr(bind_module, "upload_worker", upload)
+
+    result = run_cli("bind", "--env", "staging", "--concurrency", "1", env=cf_env)
+
+    assert result.exit_code == 143
+    assert result.stderr.splitlines()[-1] == (
+        "error: terminated by SIGTERM after 1 of 5 workers; rerun code24ctl bind --env "
+        "staging to finish, nothing is half-written"
+    )
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(uploads)
+
+
 def test_ctrl_c_at_the_apply_prompt_exits_130_and_writes_nothing(
     cf_env: dict[str, str], cf_state: EmulatorState
 ) -> None:

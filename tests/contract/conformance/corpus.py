@@ -2,8 +2,8 @@
 
 The corpus is data only: each case is one request to a dispatcher and the answer expected back.
 Both implementations run it: the JavaScript dispatcher inside workerd
-(``tests/contract/test_dispatcher_js.py``) and the Python ``serve``. Everything a harness needs to build
-its setup comes from here, so both send byte-identical requests:
+(``tests/contract/test_dispatcher_js.py``) and the Python ``serve``. Everything a harness needs
+to build its setup comes from here, so both send byte-identical requests:
 
 - ``case.table_for()``: the route table for the case (defaults merged, validated).
 - ``case.environment``: the ``ENVIRONMENT`` value.
