@@ -336,10 +336,15 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
         )
     assert codes(missing_ns.value)[0] == 100119
 
+    # A binding type the SDK's upload metadata does not define: refused before the emulator's
+    # own binding checks (contract.py), and recorded as the caller's type violation.
     telepathy: Any = {"main_module": "index.js", "bindings": [{"type": "telepathy", "name": "X"}]}
     with pytest.raises(BadRequestError) as unknown_type:
         scripts.update("w", account_id=ACCOUNT_ID, metadata=telepathy, files=js)
-    assert codes(unknown_type.value) == [10021]
+    assert codes(unknown_type.value) == [10026]
+    assert [v.split(": ", 1)[0] for v in cf_state.take_type_violations()] == [
+        f"request PUT /accounts/{ACCOUNT_ID}/workers/scripts/w"
+    ]
 
     with pytest.raises(BadRequestError) as bad_kv:
         scripts.update(
@@ -370,11 +375,12 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
 
 
 def test_settings_patch_keeps_secret_values(cf_state: EmulatorState, client: Cloudflare) -> None:
-    # A secret_text binding without text keeps the stored value; bindings left out are dropped.
+    # An inherit binding keeps the stored secret (the SDK's settings type requires text on a
+    # secret_text binding); bindings left out are dropped.
     settings: Any = {
         "bindings": [
             {"type": "plain_text", "name": "ENVIRONMENT", "text": "production"},
-            {"type": "secret_text", "name": MULTI_MODULE_SECRET},
+            {"type": "inherit", "name": MULTI_MODULE_SECRET},
         ],
         "compatibility_flags": [],
     }

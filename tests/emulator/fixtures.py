@@ -50,6 +50,11 @@ def cf_state() -> Iterator[EmulatorState]:
         pytest.fail(
             "the Cloudflare emulator hit internal errors:\n" + "\n".join(state.server_errors)
         )
+    if state.type_violations:
+        pytest.fail(
+            "requests or answers that do not fit the cloudflare SDK's types "
+            "(tests/emulator/contract.py):\n" + "\n".join(state.type_violations)
+        )
 
 
 @pytest.fixture

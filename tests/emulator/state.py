@@ -227,6 +227,17 @@ class EmulatorState:
         self.omit_cursor = False
         #: Versions and deployments of account Workers (tests/emulator/versions.py).
         self.versions = VersionStore()
+        #: Hold every request and answer to the SDK's types (contract.py); off: no checks.
+        self.type_checks = True
+        #: Requests refused and answers replaced because they did not fit the SDK's types,
+        #: as ``"METHOD path: problem"`` (the ``cf_state`` fixture fails the test on any).
+        self.type_violations: list[str] = []
+
+    def take_type_violations(self) -> list[str]:
+        """The recorded type violations, cleared (for a test that causes them on purpose)."""
+        with self.lock:
+            found, self.type_violations = self.type_violations, []
+            return found
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
