@@ -666,8 +666,11 @@ def tail_create(ctx: Ctx) -> Response:
 
 
 def tail_list(ctx: Ctx) -> Response:
+    """The newest live session, one object as the SDK's ``TailGetResponse`` has it."""
     live = ctx.state.tails.live(ctx.params["account_id"], _tailed_script(ctx))
-    return ok([s.to_api(ctx.headers.get("host", "127.0.0.1")) for s in live])
+    if not live:
+        raise errors.tail_not_found()
+    return ok(live[-1].to_api(ctx.headers.get("host", "127.0.0.1")))
 
 
 def tail_delete(ctx: Ctx) -> Response:

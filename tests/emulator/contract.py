@@ -30,11 +30,11 @@ import functools
 import json
 import types
 import typing
-
-import typing_extensions
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union
+
+import typing_extensions
 
 from .errors import ApiError
 
@@ -290,7 +290,9 @@ def answer_violations(contract: Contract, result: Any) -> list[str]:
         if not isinstance(result, dict) or set(result) - {"items"}:
             return ['result: {"items": [...]} expected']
         items = result.get("items") or []
-        return [p for i, item in enumerate(items) for p in _check(model, item, f"items[{i}]", allowed)]
+        return [
+            p for i, item in enumerate(items) for p in _check(model, item, f"items[{i}]", allowed)
+        ]
     return _check(model, result, "result", allowed)
 
 
@@ -419,9 +421,7 @@ def _contracts() -> dict[str, Contract]:
             wd.NamespaceCreateParams, wd.NamespaceCreateResponse
         ),
         f"GET {ns}": Contract(None, wd.NamespaceGetResponse, request_reason=path_only),
-        f"PUT {ns}": Contract(
-            None, wd.NamespaceGetResponse, request_reason=no_sdk_ns_put
-        ),
+        f"PUT {ns}": Contract(None, wd.NamespaceGetResponse, request_reason=no_sdk_ns_put),
         f"DELETE {ns}": Contract(None, None, "none", path_only, none),
         f"GET {ns}/scripts": Contract(
             None,
@@ -512,7 +512,9 @@ def _contracts() -> dict[str, Contract]:
         f"POST {kvp}": Contract(kv.NamespaceCreateParams, kv.Namespace),
         f"GET {kvp}/{{kv_id}}": Contract(None, kv.Namespace, request_reason=path_only),
         f"PUT {kvp}/{{kv_id}}": Contract(kv.NamespaceUpdateParams, kv.Namespace),
-        f"DELETE {kvp}/{{kv_id}}": Contract(None, kv.NamespaceDeleteResponse, request_reason=path_only),
+        f"DELETE {kvp}/{{kv_id}}": Contract(
+            None, kv.NamespaceDeleteResponse, request_reason=path_only
+        ),
         "GET /zones": Contract(zones.ZoneListParams, zones.Zone, "list"),
         f"GET {z}": Contract(None, zones.Zone, request_reason=path_only),
         f"GET {z}/workers/routes": Contract(None, w.RouteListResponse, "list", path_only),
