@@ -14,6 +14,7 @@ that cannot (their values are never readable) and so still need ``code24ctl secr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,13 +42,16 @@ if TYPE_CHECKING:
 UNCARRIABLE_BINDING_TYPES = frozenset({"assets"})
 #: Settings the settings answer carries and the upload metadata takes back as they are
 #: (cloudflare-typescript 7.1 SettingGetResponse and ScriptUpdateParams.Metadata).
+#: ``usage_model`` is not among them: the docs (workers/configuration/multipart-upload-metadata)
+#: allow only ``standard`` in an upload, which is what a copy gets anyway, although the SDK's
+#: upload metadata lists ``bundled``, ``unbound`` and ``standard``; another value is reported as
+#: not carried (:attr:`WorkerCode.dropped_settings`).
 CARRIED_SETTINGS = (
     "observability",
     "tail_consumers",
     "logpush",
     "placement",
     "limits",
-    "usage_model",
 )
 #: Tags code24ctl puts on every Worker it writes start with this (the rest of the script's
 #: tags are the source's own). docs: at most eight tags per script.
@@ -97,6 +101,11 @@ class WorkerCode:
     #: Durable Object classes the Worker itself implements (bindings without script_name).
     durable_object_classes: tuple[str, ...] = ()
     migrations: Mapping[str, Any] | None = None
+    #: The source's cron schedules: a copy in a namespace keeps none (wrangler drops them
+    #: silently too, workers-sdk #13840), so bind and doctor name them.
+    schedules: tuple[str, ...] = ()
+    #: The source's settings a copy cannot carry, as ``name value`` (``usage_model unbound``).
+    dropped_settings: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         """The upload's ``metadata`` part (never any secret; no flags key when there are none)."""
@@ -395,6 +404,11 @@ def split_bindings(
             secrets.append(item["name"])
         elif kind in UNCARRIABLE_BINDING_TYPES:
             dropped.append(f"{item['name']} ({kind})")
+        elif kind == "durable_object_namespace":
+            # namespace_id names the namespace of the Worker the binding was read from; a copy
+            # binds its own (wrangler's map-worker-metadata-bindings.ts keeps only name,
+            # class_name, script_name and environment of a downloaded binding).
+            carried.append({k: v for k, v in item.items() if k != "namespace_id"})
         else:
             carried.append(dict(item))
     return carried, sorted(secrets), dropped
@@ -456,6 +470,11 @@ def download_account_worker(
         )
     secret_keys = tuple(n.removesuffix(" (secret_key)") for n in read.secrets if "(" in n)
     classes = own_durable_object_classes(read.bindings)
+    dropped_settings = (
+        (f"usage_model {read.usage_model}",)
+        if read.usage_model not in (None, "", "standard")
+        else ()
+    )
     return WorkerCode(
         source=f"script {script}",
         modules=read.modules,
@@ -469,7 +488,15 @@ def download_account_worker(
         tags=read.tags,
         secret_keys=secret_keys,
         durable_object_classes=classes,
+        dropped_settings=dropped_settings,
     )
+
+
+def account_worker_schedules(client: Cloudflare, account_id: str, script: str) -> tuple[str, ...]:
+    """The cron expressions of an account Worker's schedules (SDK ``schedules.get``)."""
+    with api_call(f"read the cron schedules of Worker {script}"):
+        answer = client.workers.scripts.schedules.get(script, account_id=account_id)
+    return tuple(item.cron for item in answer.schedules) if answer is not None else ()
 
 
 def read_namespace_worker(
@@ -567,6 +594,7 @@ class _ReadScript:
     service_worker: bool
     settings: Mapping[str, Any]
     tags: tuple[str, ...]
+    usage_model: str | None = None
 
 
 def _read_script(
@@ -611,13 +639,12 @@ def _read_script(
         service_worker=service_worker,
         settings=kept,
         tags=tuple(t for t in settings.get("tags") or () if isinstance(t, str)),
+        usage_model=str(settings["usage_model"]) if settings.get("usage_model") else None,
     )
 
 
 def _is_default(key: str, value: Any) -> bool:
     """Whether a setting holds what a fresh upload gets anyway (not worth carrying)."""
-    if key == "usage_model":
-        return bool(value == "standard")  # the only value an upload may set, and the default
     if key == "logpush":
         return value is False
     if key == "observability" and isinstance(value, Mapping):
@@ -728,11 +755,14 @@ def load_worker_code(
     config = resolved.config
     if worker.script is not None:
         try:
-            return download_account_worker(
+            code = download_account_worker(
                 client,
                 account_id,
                 worker.script,
                 default_compatibility_date=config.compatibility_date,
+            )
+            return dataclasses.replace(
+                code, schedules=account_worker_schedules(client, account_id, worker.script)
             )
         except CloudflareAPIError as exc:
             if not is_not_found(exc, SCRIPT_NOT_FOUND):

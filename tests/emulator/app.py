@@ -577,6 +577,19 @@ def script_settings_patch(ctx: Ctx) -> Response:
     return script_settings_get(ctx)
 
 
+def schedules_get(ctx: Ctx) -> Response:
+    """An account Worker's cron schedules (SDK ``workers.scripts.schedules.get``)."""
+    script = _script(ctx)
+    return ok(
+        {
+            "schedules": [
+                {"cron": cron, "created_on": script.created_on, "modified_on": script.modified_on}
+                for cron in script.schedules
+            ]
+        }
+    )
+
+
 def bindings_get(ctx: Ctx) -> Response:
     return ok(_script(ctx).public_bindings())
 
@@ -809,6 +822,7 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("PATCH", _WS + "/settings", "workers_scripts", settings_patch),
     ("GET", _WS + "/script-settings", "workers_scripts", script_settings_get),
     ("PATCH", _WS + "/script-settings", "workers_scripts", script_settings_patch),
+    ("GET", _WS + "/schedules", "workers_scripts", schedules_get),
     ("GET", _WS + "/secrets", "workers_scripts", secrets_list),
     ("PUT", _WS + "/secrets", "workers_scripts", secrets_put),
     ("GET", _WS + "/secrets/{secret}", "workers_scripts", secret_get),

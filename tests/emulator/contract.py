@@ -471,6 +471,7 @@ def _contracts() -> dict[str, Contract]:
         ),
         f"GET {s}/script-settings": Contract(None, w.ScriptSetting, request_reason=path_only),
         f"PATCH {s}/script-settings": Contract(ws.SettingEditParams, w.ScriptSetting),
+        f"GET {s}/schedules": Contract(None, ws.ScheduleGetResponse, request_reason=path_only),
         f"GET {s}/secrets": Contract(None, ws.SecretListResponse, "list", request_reason=path_only),
         f"PUT {s}/secrets": Contract(ws.SecretUpdateParams, ws.SecretUpdateResponse),
         f"GET {s}/secrets/{{secret}}": Contract(ws.SecretGetParams, ws.SecretGetResponse),

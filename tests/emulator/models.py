@@ -180,6 +180,8 @@ class Script:
     metadata: dict[str, Any] = field(default_factory=dict)
     migration_tag: str | None = None
     durable_object_classes: list[str] = field(default_factory=list)
+    #: Cron expressions of the Worker's schedules (``GET .../schedules``; account Workers).
+    schedules: list[str] = field(default_factory=list)
 
     @property
     def entry_point(self) -> str | None:
