@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket
 
 from . import errors
 from .analytics import answer_sql
-from .contract import CONTRACTS, answer_violations, refusal, request_violations
+from .contract import CALLED, CONTRACTS, answer_violations, refusal, request_violations
 from .errors import ApiError
 from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, now_iso
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
@@ -945,6 +945,8 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
     route, params, known = match_route(method, path)
     record = _make_record(method, path, request, headers, body)
     record.route = route.key if route else None
+    if route is not None:
+        CALLED.add(route.key)
     state._record(record)
     delay = state.latency_s
     if delay:

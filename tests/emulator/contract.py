@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .models import RequestRecord
 
 __all__ = [
+    "CALLED",
     "CONTRACTS",
     "Contract",
     "answer_violations",
@@ -49,6 +50,10 @@ __all__ = [
     "request_violations",
     "type_name",
 ]
+
+#: Every endpoint (route key) any emulator in this process answered: the suite's record of
+#: what code24ctl and the tests called (the fixtures plugin keeps it in pytest's cache).
+CALLED: set[str] = set()
 
 Shape = Literal["one", "list", "items", "raw", "none"]
 PATH_ONLY = "the SDK method takes the path only"
