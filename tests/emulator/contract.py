@@ -584,7 +584,16 @@ def markdown_table() -> list[str]:
             answer = "-"
         reasons = [r for r in (contract.request_reason, contract.response_reason) if r]
         rows.append(f"| `{key}` | {request} | {answer} | {'; '.join(reasons)} |")
+    rows.append(f"| `{TAIL_SOCKET}` | - | - | {TAIL_SOCKET_REASON} |")
     return rows
+
+
+#: The tail session's WebSocket: not an API endpoint, and no SDK type describes it.
+TAIL_SOCKET = "WS <session url> (trace-v1)"
+TAIL_SOCKET_REASON = (
+    "no SDK type: the client sends `{debug}`, the socket sends wrangler's `TailEventMessage` "
+    "(workers-sdk `packages/wrangler/src/tail/createTail.ts`)"
+)
 
 
 if __name__ == "__main__":
