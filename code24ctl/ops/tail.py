@@ -229,6 +229,8 @@ class _Stream:
 
     why: str = ""  # "closed" | "expired" | "silent" | "done"
     alive: bool = False
+    #: Why the connection counts as lost, in words (for "silent").
+    lost: str = ""
 
 
 def _stream(
@@ -253,6 +255,7 @@ def _stream(
         if now >= next_ping:
             if pong is not None and not pong.is_set():
                 state.why = "silent"
+                state.lost = f"no answer to a keep-alive ping within {ping_interval_s:g}s"
                 return state
             state.alive = state.alive or pong is not None
             pong = socket.ping(PING_PAYLOAD)
@@ -337,9 +340,14 @@ def run_tail(
         if on_open is not None:
             on_open(session)
         while True:
+            expires = expiry(session.expires_at)
+            if expires is not None and expires <= time.time():
+                # Already past on our clock: a clock that disagrees with the API's must not
+                # make every new session look expired (and open sessions without end).
+                expires = None
             try:
                 with connect(session.url) as socket:
-                    stream = _stream(socket, expiry(session.expires_at), on_raw, ping_interval_s)
+                    stream = _stream(socket, expires, on_raw, ping_interval_s)
             except (OSError, InvalidHandshake, InvalidURI) as exc:
                 if failures == 0:
                     raise NetworkError(
@@ -347,7 +355,7 @@ def run_tail(
                         f"({type(exc).__name__}: {exc})",
                         hint="check your network; the tail host must be reachable over wss://",
                     ) from None
-                stream = _Stream(why="silent")
+                stream = _Stream(why="silent", lost=f"cannot connect ({type(exc).__name__})")
             if stream.why in ("closed", "done"):
                 break
             if stream.why == "expired":
@@ -368,9 +376,8 @@ def run_tail(
                 )
             delay = backoff_s[failures - 1]
             note(
-                f"tail connection lost: no answer to a keep-alive ping within "
-                f"{ping_interval_s:g}s; reconnecting (attempt {failures} of {len(backoff_s)}) "
-                f"in {delay:g}s"
+                f"tail connection lost: {stream.lost}; reconnecting "
+                f"(attempt {failures} of {len(backoff_s)}) in {delay:g}s"
             )
             sleep(delay)
             session = replace(session)
