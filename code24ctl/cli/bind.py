@@ -190,6 +190,17 @@ def _print_notes(report: BindReport, env_name: str) -> None:
     for row in report.rows:
         for dropped in row.dropped_bindings:
             output.note(f"{row.alias}: binding {dropped} cannot be copied; recreate it by hand")
+        if row.dropped_schedules:
+            output.note(
+                f"warning: {row.alias}: {row.source} runs on cron schedules "
+                f"({', '.join(row.dropped_schedules)}); its copy in {report.namespace} keeps "
+                "none: a Worker in a dispatch namespace runs only when the dispatcher calls it"
+            )
+        for dropped in row.dropped_settings:
+            output.note(
+                f"{row.alias}: {dropped} is not carried: an upload takes only usage_model "
+                "standard, which the copy runs on"
+            )
     if report.dry_run:
         for row in report.rows:
             if row.carries and row.action in ("would-create", "would-update"):

@@ -46,8 +46,13 @@ def tail(
     worker, status, fallback reason, dispatch ms, request id), with the dispatcher's own log
     lines and exceptions under it.
 
+    It shows the dispatcher's events only: the user Workers' own console lines and exceptions
+    are not in the dispatcher's tail (tail a user Worker, or use Workers Logs, for those).
+
     Opens a tail session on the environment's dispatcher (what `wrangler tail` does); Ctrl-C
-    closes and deletes it. `--worker` and `--fallbacks-only` filter here, as the API cannot.
+    closes and deletes it. Like wrangler it pings the socket every 10 s and reconnects with
+    backoff when a ping goes unanswered, and opens a new session when one expires (saying so on
+    stderr). `--worker` and `--fallbacks-only` filter here, as the API cannot.
     The global --json means `--format json`: a stream has one document per line.
     """
     from code24ctl.cli.invocation import invocation
@@ -74,6 +79,7 @@ def tail(
         keep=TailFilter(worker=worker, fallbacks_only=fallbacks_only),
         max_events=max_events,
         on_open=lambda s: output.note(f"tailing {s.script} (session {s.id}); Ctrl-C to stop"),
+        on_note=output.note,
         on_close=lambda s, deleted: output.note(
             f"tail session {s.id} deleted" if deleted else f"tail session {s.id} had ended"
         ),

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from code24ctl import __version__
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.modules import sdk_files
-from code24ctl.errors import CloudflareAPIError
+from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -202,8 +202,12 @@ def upload_version(
     *,
     message: str | None = None,
 ) -> VersionInfo:
-    """``POST .../workers/scripts/{name}/versions``: the upload, annotated, not deployed."""
-    metadata = code.metadata()
+    """``POST .../workers/scripts/{name}/versions``: the upload, annotated, not deployed.
+
+    Only versioned metadata goes up (:func:`version_metadata`); the non-versioned settings
+    (``tags`` ...) are :func:`sync_script_settings`' business.
+    """
+    metadata, _settings = version_metadata(code.metadata())
     metadata["annotations"] = release_annotations(metadata["bindings"], message)
     with api_call(f"upload a version of {name}"):
         created = session.client.workers.scripts.versions.with_raw_response.create(
@@ -217,6 +221,65 @@ def upload_version(
     if not version.id:
         raise CloudflareAPIError(f"upload a version of {name}: the API returned no version id")
     return version
+
+
+def version_metadata(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split upload metadata into (what a version upload takes, the script settings).
+
+    A version upload takes the keys of the SDK's ``workers.scripts.version_create_params.
+    Metadata`` (``main_module``, ``bindings``, compatibility ...); ``tags``, ``logpush``,
+    ``observability`` and ``tail_consumers`` are settings of the script, not of a version, and
+    go through ``PATCH .../script-settings`` (SDK ``workers.scripts.settings.edit``; wrangler's
+    ``versions upload`` sends them there with ``patchNonVersionedScriptSettings``). Anything
+    else (``limits``, ``placement``, ``migrations`` ...) the version upload cannot carry at all:
+    :class:`UsageError`.
+    """
+    from cloudflare.types.workers.scripts.setting_edit_params import SettingEditParams
+    from cloudflare.types.workers.scripts.version_create_params import Metadata
+
+    versioned = Metadata.__required_keys__ | Metadata.__optional_keys__
+    settings_keys = (SettingEditParams.__required_keys__ | SettingEditParams.__optional_keys__) - {
+        "account_id"
+    }
+    upload = {key: value for key, value in metadata.items() if key in versioned}
+    settings = {key: value for key, value in metadata.items() if key in settings_keys}
+    rest = sorted(set(metadata) - versioned - settings_keys)
+    if rest:
+        raise UsageError(
+            f"a Worker version cannot carry {', '.join(rest)} (the Versions API's upload "
+            "metadata has no such field)",
+            hint="deploy with plain `code24ctl deploy`, which uploads the whole Worker",
+        )
+    return upload, settings
+
+
+def sync_script_settings(session: CloudflareSession, name: str, wanted: Mapping[str, Any]) -> bool:
+    """Make the script's non-versioned settings (:func:`version_metadata`'s second half) what
+    ``wanted`` says: read them, and patch only what differs (as wrangler does for tags after a
+    version upload). Whether anything was patched; a patch whose outcome is unknown is
+    followed by a read before it counts as failed."""
+    if not wanted:
+        return False
+    settings = session.client.workers.scripts.settings
+
+    def differing() -> dict[str, Any]:
+        with api_call(f"read the script settings of {name}"):
+            current = settings.with_raw_response.get(name, account_id=session.account_id)
+            now = _result(current.json())
+        return {key: value for key, value in wanted.items() if now.get(key) != value}
+
+    patch = differing()
+    if not patch:
+        return False
+    try:
+        with api_call(f"set the script settings ({', '.join(sorted(patch))}) of {name}"):
+            settings.with_raw_response.edit(name, account_id=session.account_id, **patch)
+    except CloudflareAPIError as exc:
+        if exc.status is not None and exc.status < 500:
+            raise
+        if differing():
+            raise
+    return True
 
 
 def list_versions(session: CloudflareSession, name: str, limit: int) -> list[VersionInfo]:

@@ -14,6 +14,7 @@ that cannot (their values are never readable) and so still need ``code24ctl secr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +40,16 @@ if TYPE_CHECKING:
 UNCARRIABLE_BINDING_TYPES = frozenset({"assets"})
 #: Settings the settings answer carries and the upload metadata takes back as they are
 #: (cloudflare-typescript 7.1 SettingGetResponse and ScriptUpdateParams.Metadata).
+#: ``usage_model`` is not among them: the docs (workers/configuration/multipart-upload-metadata)
+#: allow only ``standard`` in an upload, which is what a copy gets anyway, although the SDK's
+#: upload metadata lists ``bundled``, ``unbound`` and ``standard``; another value is reported as
+#: not carried (:attr:`WorkerCode.dropped_settings`).
 CARRIED_SETTINGS = (
     "observability",
     "tail_consumers",
     "logpush",
     "placement",
     "limits",
-    "usage_model",
 )
 #: Entry modules a folder may have, in order of preference.
 ENTRY_CANDIDATES = ("index.js", "index.mjs", "worker.js", "worker.mjs", "main.py", "index.py")
@@ -87,6 +91,11 @@ class WorkerCode:
     #: Durable Object classes the Worker itself implements (bindings without script_name).
     durable_object_classes: tuple[str, ...] = ()
     migrations: Mapping[str, Any] | None = None
+    #: The source's cron schedules: a copy in a namespace keeps none (wrangler drops them
+    #: silently too, workers-sdk #13840), so bind and doctor name them.
+    schedules: tuple[str, ...] = ()
+    #: The source's settings a copy cannot carry, as ``name value`` (``usage_model unbound``).
+    dropped_settings: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         """The upload's ``metadata`` part (never any secret; no flags key when there are none)."""
@@ -153,6 +162,11 @@ def split_bindings(
             secrets.append(item["name"])
         elif kind in UNCARRIABLE_BINDING_TYPES:
             dropped.append(f"{item['name']} ({kind})")
+        elif kind == "durable_object_namespace":
+            # namespace_id names the namespace of the Worker the binding was read from; a copy
+            # binds its own (wrangler's map-worker-metadata-bindings.ts keeps only name,
+            # class_name, script_name and environment of a downloaded binding).
+            carried.append({k: v for k, v in item.items() if k != "namespace_id"})
         else:
             carried.append(dict(item))
     return carried, sorted(secrets), dropped
@@ -191,6 +205,11 @@ def download_account_worker(
         )
     secret_keys = tuple(n.removesuffix(" (secret_key)") for n in read.secrets if "(" in n)
     classes = own_durable_object_classes(read.bindings)
+    dropped_settings = (
+        (f"usage_model {read.usage_model}",)
+        if read.usage_model not in (None, "", "standard")
+        else ()
+    )
     return WorkerCode(
         source=f"script {script}",
         modules=read.modules,
@@ -204,7 +223,15 @@ def download_account_worker(
         tags=read.tags,
         secret_keys=secret_keys,
         durable_object_classes=classes,
+        dropped_settings=dropped_settings,
     )
+
+
+def account_worker_schedules(session: CloudflareSession, script: str) -> tuple[str, ...]:
+    """The cron expressions of an account Worker's schedules (SDK ``schedules.get``)."""
+    with api_call(f"read the cron schedules of Worker {script}"):
+        answer = session.client.workers.scripts.schedules.get(script, account_id=session.account_id)
+    return tuple(item.cron for item in answer.schedules) if answer is not None else ()
 
 
 def read_namespace_worker(session: CloudflareSession, namespace: str, name: str) -> DeployedWorker:
@@ -244,6 +271,7 @@ class _ReadScript:
     service_worker: bool
     settings: Mapping[str, Any]
     tags: tuple[str, ...]
+    usage_model: str | None = None
 
 
 def _read_script(
@@ -288,13 +316,12 @@ def _read_script(
         service_worker=service_worker,
         settings=kept,
         tags=tuple(t for t in settings.get("tags") or () if isinstance(t, str)),
+        usage_model=str(settings["usage_model"]) if settings.get("usage_model") else None,
     )
 
 
 def _is_default(key: str, value: Any) -> bool:
     """Whether a setting holds what a fresh upload gets anyway (not worth carrying)."""
-    if key == "usage_model":
-        return bool(value == "standard")  # the only value an upload may set, and the default
     if key == "logpush":
         return value is False
     if key == "observability" and isinstance(value, Mapping):
@@ -405,10 +432,13 @@ def load_worker_code(
     config = resolved.config
     if worker.script is not None:
         try:
-            return download_account_worker(
+            code = download_account_worker(
                 session,
                 worker.script,
                 default_compatibility_date=config.compatibility_date,
+            )
+            return dataclasses.replace(
+                code, schedules=account_worker_schedules(session, worker.script)
             )
         except CloudflareAPIError as exc:
             if not is_not_found(exc, SCRIPT_NOT_FOUND):

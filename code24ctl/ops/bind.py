@@ -90,6 +90,10 @@ class BindRow(HoldsFailure):
     secret_keys_to_set: list[str] = Field(default_factory=list)
     # What the copy carries besides its code: settings, tags, migrations, bindings by name.
     carries: list[str] = Field(default_factory=list)
+    # The source's cron schedules: a copy in a namespace keeps none (workers-sdk #13840).
+    dropped_schedules: list[str] = Field(default_factory=list)
+    # The source's settings a copy cannot carry (``usage_model unbound``: uploads take standard).
+    dropped_settings: list[str] = Field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -379,6 +383,8 @@ def _plan_one(
         secret_keys_to_set=[name for name in code.secret_keys if name not in secrets_set],
         changes=compare(code, deployed) if deployed is not None else [],
         dropped_bindings=list(code.dropped),
+        dropped_schedules=list(code.schedules),
+        dropped_settings=list(code.dropped_settings),
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"

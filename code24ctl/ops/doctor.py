@@ -245,6 +245,13 @@ class _Doctor:
             return
         plan = plan_bind(self.session, self.resolved, bound, existing=set(bound))
         for row in plan.rows:
+            if row.dropped_schedules:
+                self.add(
+                    f"schedules {row.alias}",
+                    "warn",
+                    f"{row.source} runs on cron schedules ({', '.join(row.dropped_schedules)}); "
+                    f"its copy in {plan.namespace} keeps none",
+                )
             for name in row.secrets_to_set:
                 self.add(
                     f"secret {row.alias} {name}",

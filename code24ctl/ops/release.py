@@ -31,7 +31,9 @@ from code24ctl.cloudflare.versions import (
     list_deployments,
     list_versions,
     override_header,
+    sync_script_settings,
     upload_version,
+    version_metadata,
 )
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, UsageError
@@ -213,8 +215,9 @@ def _upload(
     message: str | None,
 ) -> VersionInfo:
     dispatcher = resolved.dispatcher()
+    _versioned, script_settings = version_metadata(code.metadata())
     try:
-        return upload_version(session, dispatcher, code, message=message)
+        version = upload_version(session, dispatcher, code, message=message)
     except CloudflareAPIError as exc:
         raise CloudflareAPIError(
             f"the Versions API refused the upload of {dispatcher} ({exc.message}); "
@@ -225,6 +228,9 @@ def _upload(
             "dispatcher in one step (without a gradual rollout); Workers for Platforms users "
             f"have met this for a dispatch-namespace binding ({WORKERS_SDK_10712})",
         ) from None
+    # Tags and the other non-versioned settings belong to the script, not to the version.
+    sync_script_settings(session, dispatcher, script_settings)
+    return version
 
 
 def _report(

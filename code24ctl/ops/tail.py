@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 TRACE_PROTOCOL = "trace-v1"
 #: How often a waiting receive wakes up, so Ctrl-C is seen promptly on every platform.
 RECEIVE_SLICE_S = 0.5
+#: wrangler's keep-alive (workers-sdk packages/wrangler/src/tail/index.ts): a ping every 10 s,
+#: and no pong before the next one means the connection is lost.
+PING_INTERVAL_S = 10.0
+PING_PAYLOAD = b"code24ctl tail ping"
+#: wrangler's reconnect backoff (same file): 1, 2, 4, 8, 16 s, then it gives up.
+RECONNECT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class TailRequest(BaseModel):
@@ -168,12 +175,20 @@ class TailFilter:
         return not (self.fallbacks_only and not request.fallback_reason)
 
 
+class Pong(Protocol):
+    """What a ping hands back: set once the matching pong arrived."""
+
+    def is_set(self) -> bool: ...
+
+
 class Socket(Protocol):
     """The part of a ``websockets`` sync connection tail uses."""
 
     def send(self, message: str) -> None: ...
 
     def recv(self, timeout: float | None = None) -> str | bytes: ...
+
+    def ping(self, data: bytes) -> Pong: ...
 
 
 Connect = Callable[[str], AbstractContextManager[Socket]]
@@ -190,24 +205,80 @@ def connect_trace(url: str) -> AbstractContextManager[Socket]:
         subprotocols=[Subprotocol(TRACE_PROTOCOL)],
         user_agent_header=f"code24ctl/{__version__}",
         open_timeout=30,
+        # A connection given up as silent would otherwise hold the reconnect for websockets'
+        # default 10 s, waiting for a closing handshake that never comes.
+        close_timeout=2,
         max_size=None,
     )
 
 
-def _events(socket: Socket) -> Iterator[Any]:
+def expiry(expires_at: str) -> float | None:
+    """``expires_at`` of a session as a POSIX time (None: not a time we can read)."""
+    try:
+        moment = datetime.datetime.fromisoformat(expires_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+@dataclass
+class _Stream:
+    """Reading one socket: why it stopped, and whether it got anything (message or pong)."""
+
+    why: str = ""  # "closed" | "expired" | "silent" | "done"
+    alive: bool = False
+    #: Why the connection counts as lost, in words (for "silent").
+    lost: str = ""
+
+
+def _stream(
+    socket: Socket,
+    expires: float | None,
+    on_raw: Callable[[Any], bool],
+    ping_interval_s: float,
+) -> _Stream:
+    """Read events until the socket closes, the session expires, a ping goes unanswered until
+    the next one is due, or ``on_raw`` says it has shown enough (True)."""
     from websockets.exceptions import ConnectionClosed
 
+    state = _Stream()
+    socket.send(json.dumps({"debug": False}))
+    next_ping = time.monotonic() + ping_interval_s
+    pong: Pong | None = None
     while True:
+        if expires is not None and time.time() >= expires:
+            state.why = "expired"
+            return state
+        now = time.monotonic()
+        if now >= next_ping:
+            if pong is not None and not pong.is_set():
+                state.why = "silent"
+                state.lost = f"no answer to a keep-alive ping within {ping_interval_s:g}s"
+                return state
+            state.alive = state.alive or pong is not None
+            pong = socket.ping(PING_PAYLOAD)
+            next_ping = now + ping_interval_s
+        wait = min(RECEIVE_SLICE_S, next_ping - now)
+        if expires is not None:
+            wait = min(wait, expires - time.time())
         try:
-            raw = socket.recv(timeout=RECEIVE_SLICE_S)
+            raw = socket.recv(timeout=max(wait, 0.001))
         except TimeoutError:
             continue
         except ConnectionClosed:
-            return
+            state.why = "closed"
+            return state
+        state.alive = True
         try:
-            yield json.loads(raw)
+            message = json.loads(raw)
         except ValueError:
             log.warning("tail: skipped a message that is not JSON")
+            continue
+        if on_raw(message):
+            state.why = "done"
+            return state
 
 
 @dataclass(frozen=True)
@@ -228,34 +299,85 @@ def run_tail(
     max_events: int | None = None,
     on_open: Callable[[TailSession], None] | None = None,
     on_close: Callable[[TailSession, bool], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     connect: Connect = connect_trace,
+    ping_interval_s: float = PING_INTERVAL_S,
+    backoff_s: tuple[float, ...] = RECONNECT_BACKOFF_S,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> TailOutcome:
-    """Tail ``script`` until ``max_events`` were shown, the tail ends, or the user interrupts
-    (KeyboardInterrupt propagates). The tail is deleted on every way out; ``on_close`` hears
-    whether it was (``False``: it had already expired)."""
+    """Tail ``script`` until ``max_events`` were shown, the socket closes, or the user
+    interrupts (KeyboardInterrupt propagates).
+
+    Like wrangler: the socket is pinged every ``ping_interval_s``; a ping unanswered when the
+    next is due means the connection is lost, and a new session is opened after each of the
+    ``backoff_s`` delays in turn before giving up (NetworkError). The backend stops delivering at
+    the session's ``expires_at`` without closing the socket, so at that moment a new session is
+    opened. ``on_note`` hears both, in a sentence. Every session is deleted once left; the last
+    on every way out, and ``on_close`` hears whether it was (``False``: it had already ended).
+    """
     from websockets.exceptions import InvalidHandshake, InvalidURI
 
     tail = open_tail(session, script)
     shown = 0
+    failures = 0
+    note = on_note or (lambda _text: None)
+
+    def on_raw(raw: Any) -> bool:
+        nonlocal shown
+        event = parse_event(raw)
+        if keep.keeps(event):
+            on_event(event)
+            shown += 1
+        return max_events is not None and shown >= max_events
+
+    def replace(old: TailSession) -> TailSession:
+        new = open_tail(session, script)
+        _close(session, old)
+        return new
+
     try:
         if on_open is not None:
             on_open(tail)
-        try:
-            with connect(tail.url) as socket:
-                socket.send(json.dumps({"debug": False}))
-                for raw in _events(socket):
-                    event = parse_event(raw)
-                    if not keep.keeps(event):
-                        continue
-                    on_event(event)
-                    shown += 1
-                    if max_events is not None and shown >= max_events:
-                        break
-        except (OSError, InvalidHandshake, InvalidURI) as exc:
-            raise NetworkError(
-                f"cannot open the tail WebSocket for {script} ({type(exc).__name__}: {exc})",
-                hint="check your network; the tail host must be reachable over wss://",
-            ) from None
+        while True:
+            expires = expiry(tail.expires_at)
+            if expires is not None and expires <= time.time():
+                # Already past on our clock: a clock that disagrees with the API's must not
+                # make every new session look expired (and open sessions without end).
+                expires = None
+            try:
+                with connect(tail.url) as socket:
+                    stream = _stream(socket, expires, on_raw, ping_interval_s)
+            except (OSError, InvalidHandshake, InvalidURI) as exc:
+                if failures == 0:
+                    raise NetworkError(
+                        f"cannot open the tail WebSocket for {script} "
+                        f"({type(exc).__name__}: {exc})",
+                        hint="check your network; the tail host must be reachable over wss://",
+                    ) from None
+                stream = _Stream(why="silent", lost=f"cannot connect ({type(exc).__name__})")
+            if stream.why in ("closed", "done"):
+                break
+            if stream.why == "expired":
+                old = tail
+                tail = replace(old)
+                note(f"tail session {old.id} expired at {old.expires_at}; opened session {tail.id}")
+                continue
+            failures = 0 if stream.alive else failures
+            failures += 1
+            if failures > len(backoff_s):
+                raise NetworkError(
+                    f"the tail connection for {script} is lost: {len(backoff_s)} reconnect "
+                    "attempts failed",
+                    hint="check your network, then run `code24ctl tail` again",
+                )
+            delay = backoff_s[failures - 1]
+            note(
+                f"tail connection lost: {stream.lost}; reconnecting "
+                f"(attempt {failures} of {len(backoff_s)}) in {delay:g}s"
+            )
+            sleep(delay)
+            tail = replace(tail)
+            note(f"reconnected: tail session {tail.id}")
     finally:
         deleted = _close(session, tail)
         if on_close is not None:

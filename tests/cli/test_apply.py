@@ -147,7 +147,7 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
 
     # New namespace: nothing to read back from it, each source is read once, then uploaded.
     assert worker_reads(cf_state, account) == {
-        alias: ["source v2", "source settings"] for alias in ALIASES
+        alias: ["source v2", "source settings", "source schedules"] for alias in ALIASES
     }
     # Looked up by the plan, and again by the step that creates it.
     assert [r.path for r in cf_state.requests(method="GET") if r.path == namespace_path] == [
@@ -160,7 +160,7 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
 
     assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
 
-    both = ["source v2", "source settings", "copy content", "copy settings"]
+    both = ["source v2", "source settings", "source schedules", "copy content", "copy settings"]
     assert {alias: sorted(reads) for alias, reads in worker_reads(cf_state, account).items()} == {
         alias: sorted(both) for alias in ALIASES
     }

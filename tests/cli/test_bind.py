@@ -38,6 +38,8 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
         "dropped_bindings": [],
         "secret_keys_to_set": [],
         "carries": [],
+        "dropped_schedules": [],
+        "dropped_settings": [],
     }
     base.update(extra)
     return base
@@ -884,3 +886,41 @@ def _without_progress(stderr: str) -> str:
     return "".join(
         line for line in stderr.splitlines(True) if not line.startswith(("bind: ", "bind ("))
     )
+
+
+def test_bind_warns_about_cron_schedules_and_an_uncarried_usage_model(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Any,
+    namespace: str,
+) -> None:
+    # A copy keeps no cron triggers (wrangler drops them silently: workers-sdk #13840), and an
+    # upload takes only usage_model standard (docs, multipart-upload-metadata).
+    source = STAGING_SCRIPTS["brand-worker"]
+    cf_state.set_schedules(cf_seed.account_id, source, ["*/30 * * * *", "0 3 * * *"])
+    cf_inprocess_client.workers.scripts.script_and_version_settings.edit(
+        source, account_id=cf_seed.account_id, settings={"usage_model": "unbound"}
+    )
+    cf_state.clear_requests()
+
+    result = run_cli("bind", "brand-worker", "--env", "staging", env=cf_env)
+
+    assert result.exit_code == 0, result.stderr
+    notes = _without_progress(result.stderr).splitlines()
+    assert (
+        f"warning: brand-worker: script {source} runs on cron schedules (*/30 * * * *, "
+        f"0 3 * * *); its copy in {NAMESPACE} keeps none: a Worker in a dispatch namespace runs "
+        "only when the dispatcher calls it"
+    ) in notes
+    assert (
+        "brand-worker: usage_model unbound is not carried: an upload takes only usage_model "
+        "standard, which the copy runs on"
+    ) in notes
+    (upload,) = cf_state.requests(method="PUT")
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata")).data)
+    assert "usage_model" not in metadata
+    rows = bind_json(run_cli, cf_env, "brand-worker", "--dry-run")
+    assert rows[0]["dropped_schedules"] == ["*/30 * * * *", "0 3 * * *"]
+    assert rows[0]["dropped_settings"] == ["usage_model unbound"]

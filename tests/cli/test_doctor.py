@@ -520,3 +520,24 @@ def test_a_worker_missing_a_declared_secret_is_a_warning_naming_the_secret_put(
         f"      fix: code24ctl secret put developer-worker {MULTI_MODULE_SECRET} --env staging"
     )
     assert result.stderr.strip() == "14 ok, 1 warn, 0 fail, 0 skipped"
+
+
+def test_a_bound_worker_whose_source_runs_on_cron_schedules_is_listed(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    set_up: None,
+    json_site: str,
+) -> None:
+    # A copy in a dispatch namespace keeps no cron triggers (workers-sdk #13840).
+    cf_state.set_schedules(cf_seed.account_id, "brand-worker-staging", ["*/30 * * * *"])
+
+    result = run_cli("doctor", "--env", "staging", "--base-url", json_site, env=cf_env)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "warn  schedules brand-worker: script brand-worker-staging runs on cron schedules "
+        f"(*/30 * * * *); its copy in {NAMESPACE} keeps none"
+    ) in result.stdout.splitlines()
+    assert result.stderr.strip() == "14 ok, 1 warn, 0 fail, 0 skipped"

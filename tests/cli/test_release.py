@@ -201,6 +201,63 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
     ]
 
 
+def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_settings(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Any,
+    v1: str,
+) -> None:
+    # The SDK's version-upload Metadata has no tags: they are the script's, not the version's.
+    # Here someone cleared them since the deploy, so the release puts them back through
+    # script-settings (as wrangler's versions upload does), and the split keeps them.
+    base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
+    cf_inprocess_client.workers.scripts.settings.edit(
+        DISPATCHER, account_id=cf_seed.account_id, tags=[]
+    )
+    cf_state.clear_requests()
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 0, result.stderr
+    (upload,) = cf_state.requests(method="POST", path_contains="/versions")
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata")).data)
+    assert sorted(metadata) == [
+        "annotations",
+        "bindings",
+        "compatibility_date",
+        "keep_bindings",
+        "main_module",
+    ]
+    assert writes(cf_state) == [
+        f"POST {base}/versions",
+        f"PATCH {base}/script-settings",
+        f"POST {base}/deployments",
+    ]
+    (patch,) = cf_state.requests(method="PATCH")
+    assert patch.json == {
+        "tags": [
+            "code24ctl-platform:code24",
+            "code24ctl-environment:staging",
+            "code24ctl-role:dispatcher",
+        ]
+    }
+    served = cf_state.account_script(cf_seed.account_id, DISPATCHER)
+    assert served is not None and served.tags == patch.json["tags"]
+
+
+def test_unchanged_tags_are_not_patched(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 0, result.stderr
+    assert cf_state.requests(method="PATCH") == []
+    assert [r.route for r in cf_state.requests(path_contains="/script-settings")] == [
+        "GET /accounts/{account_id}/workers/scripts/{script}/script-settings"
+    ]
+
+
 def test_gradual_json_follows_the_house_shape(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
 ) -> None:

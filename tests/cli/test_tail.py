@@ -3,14 +3,21 @@ WebSocket, client-side filters, and the session deleted however the command ends
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,3 +254,158 @@ def _read_lines(process: subprocess.Popen[bytes], count: int, timeout_s: float) 
                 break
             buffer += chunk
     return buffer.decode().splitlines()
+
+
+# ------------------------------------------------------------------------------------------
+# Expiring sessions and silent sockets
+
+
+@pytest.mark.usefixtures("dispatcher_deployed")
+def test_tail_opens_a_new_session_when_one_expires_and_says_so(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    # The emulator's first session lives one second: it then stops delivering without closing
+    # the socket, as the real backend does. The second event only exists once a new session
+    # is open, so tail shows it only if it noticed the expiry and opened one.
+    cf_state.tails.session_s = 1.0
+
+    def push_after_renewal() -> None:
+        deadline = time.monotonic() + 30
+        while not cf_state.tails.sessions(cf_seed.account_id, DISPATCHER):
+            time.sleep(0.01)
+        cf_state.tails.session_s = 3600.0  # the first session already has its one second
+        cf_state.tails.push(cf_seed.account_id, DISPATCHER, EVENTS[0])
+        while len(cf_state.tails.sessions(cf_seed.account_id, DISPATCHER)) < 2:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        cf_state.tails.push(cf_seed.account_id, DISPATCHER, EVENTS[2])
+
+    pusher = threading.Thread(target=push_after_renewal)
+    pusher.start()
+    result = run_cli("tail", "--env", "staging", "--max-events", "2", env=cf_env)
+    pusher.join()
+
+    assert result.exit_code == 0, result.output
+    first, second = cf_state.tails.sessions(cf_seed.account_id, DISPATCHER)
+    assert first.deleted and second.deleted
+    assert [line.split("  ")[-1] for line in result.stdout.splitlines()] == ["r1", "r3"]
+    expires = first.to_api("emulator")["expires_at"]
+    assert result.stderr == (
+        f"tailing {DISPATCHER} (session {first.id}); Ctrl-C to stop\n"
+        f"tail session {first.id} expired at {expires}; opened session {second.id}\n"
+        f"tail session {second.id} deleted\n"
+    )
+
+
+class SilentSocket:
+    """A WebSocket endpoint that completes the trace-v1 handshake and then answers nothing,
+    not even a ping: a connection that died without either side closing it."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"ws://127.0.0.1:{self._server.getsockname()[1]}/tail/silent"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
+            assert key is not None
+            guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+            accept = base64.b64encode(hashlib.sha1(key.group(1) + guid).digest())
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                b"Sec-WebSocket-Protocol: trace-v1\r\n\r\n"
+            )
+            while True:
+                chunk = conn.recv(4096)
+                # Gone, or the client's close frame (0x88): hang up without answering it.
+                if not chunk or chunk[:1] == b"\x88":
+                    return
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentSocket]:
+    server = SilentSocket()
+    yield server
+    server.close()
+
+
+@pytest.mark.usefixtures("dispatcher_deployed")
+def test_a_silent_socket_is_reconnected_with_backoff(
+    cf_client: Any, cf_state: EmulatorState, cf_seed: Code24Seed, silent: SilentSocket
+) -> None:
+    from code24ctl.cloudflare.session import CloudflareSession
+    from code24ctl.ops.tail import run_tail
+
+    cf_state.tails.next_urls = [silent.url]
+    push_all(cf_state, cf_seed, EVENTS[:2])
+    notes: list[str] = []
+    slept: list[float] = []
+    shown: list[str] = []
+    outcome = run_tail(
+        CloudflareSession.over(cf_client, cf_seed.account_id),
+        DISPATCHER,
+        lambda event: shown.append(event.request.request_id if event.request else "?"),
+        max_events=2,
+        on_note=notes.append,
+        ping_interval_s=0.2,
+        backoff_s=(0.05, 0.1),
+        sleep=slept.append,
+    )
+    first, second = cf_state.tails.sessions(cf_seed.account_id, DISPATCHER)
+    assert silent.connections == 1
+    assert shown == ["r1", "r2"]
+    assert slept == [0.05]
+    assert notes == [
+        "tail connection lost: no answer to a keep-alive ping within 0.2s; reconnecting "
+        "(attempt 1 of 2) in 0.05s",
+        f"reconnected: tail session {second.id}",
+    ]
+    assert first.deleted and second.deleted
+    assert outcome.session.id == second.id and outcome.deleted
+
+
+@pytest.mark.usefixtures("dispatcher_deployed")
+def test_tail_gives_up_after_the_last_backoff(
+    cf_client: Any, cf_state: EmulatorState, cf_seed: Code24Seed, silent: SilentSocket
+) -> None:
+    from code24ctl.cloudflare.session import CloudflareSession
+    from code24ctl.errors import NetworkError
+    from code24ctl.ops.tail import run_tail
+
+    cf_state.tails.next_urls = [silent.url] * 3
+    notes: list[str] = []
+    with pytest.raises(NetworkError) as lost:
+        run_tail(
+            CloudflareSession.over(cf_client, cf_seed.account_id),
+            DISPATCHER,
+            lambda event: None,
+            on_note=notes.append,
+            ping_interval_s=0.1,
+            backoff_s=(0.0, 0.0),
+            sleep=lambda _s: None,
+        )
+    assert lost.value.message == (
+        f"the tail connection for {DISPATCHER} is lost: 2 reconnect attempts failed"
+    )
+    assert silent.connections == 3
+    assert len(notes) == 4
+    assert all(s.deleted for s in cf_state.tails.sessions(cf_seed.account_id, DISPATCHER))

@@ -336,10 +336,15 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
         )
     assert codes(missing_ns.value)[0] == 100119
 
+    # A binding type the SDK's upload metadata does not define: refused before the emulator's
+    # own binding checks (contract.py), and recorded as the caller's type violation.
     telepathy: Any = {"main_module": "index.js", "bindings": [{"type": "telepathy", "name": "X"}]}
     with pytest.raises(BadRequestError) as unknown_type:
         scripts.update("w", account_id=ACCOUNT_ID, metadata=telepathy, files=js)
-    assert codes(unknown_type.value) == [10021]
+    assert codes(unknown_type.value) == [10026]
+    assert [v.split(": ", 1)[0] for v in cf_state.take_type_violations()] == [
+        f"request PUT /accounts/{ACCOUNT_ID}/workers/scripts/w"
+    ]
 
     with pytest.raises(BadRequestError) as bad_kv:
         scripts.update(
@@ -370,11 +375,12 @@ def test_upload_validation_errors(cf_state: EmulatorState, client: Cloudflare) -
 
 
 def test_settings_patch_keeps_secret_values(cf_state: EmulatorState, client: Cloudflare) -> None:
-    # A secret_text binding without text keeps the stored value; bindings left out are dropped.
+    # An inherit binding keeps the stored secret (the SDK's settings type requires text on a
+    # secret_text binding); bindings left out are dropped.
     settings: Any = {
         "bindings": [
             {"type": "plain_text", "name": "ENVIRONMENT", "text": "production"},
-            {"type": "secret_text", "name": MULTI_MODULE_SECRET},
+            {"type": "inherit", "name": MULTI_MODULE_SECRET},
         ],
         "compatibility_flags": [],
     }
@@ -701,3 +707,39 @@ def test_server_module_runs_standalone() -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_a_durable_object_binding_with_another_namespace_id_is_refused(
+    cf_state: EmulatorState, client: Cloudflare
+) -> None:
+    # The settings answer shows each Durable Object binding's namespace_id; an upload that
+    # names another Worker's (as a copy carrying its source's would) is refused (chosen: the
+    # real API's answer is not documented, README "Durable Object bindings").
+    cf_state.add_namespace(ACCOUNT_ID, NS)
+    js: Any = [
+        ("index.js", b"export class Room {}; export default {}", "application/javascript+module")
+    ]
+    rooms: Any = {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"}
+    first: Any = {
+        "main_module": "index.js",
+        "bindings": [rooms],
+        "migrations": {"new_tag": "v1", "new_sqlite_classes": ["Room"]},
+    }
+    client.workers.scripts.update("rooms", account_id=ACCOUNT_ID, metadata=first, files=js)
+    settings = client.workers.scripts.script_and_version_settings.get(
+        "rooms", account_id=ACCOUNT_ID
+    )
+    (shown,) = [b.to_dict() for b in settings.bindings or []]
+    account_namespace_id = shown["namespace_id"]
+    assert shown == {**rooms, "namespace_id": account_namespace_id}
+
+    copy: Any = {**first, "bindings": [{**rooms, "namespace_id": account_namespace_id}]}
+    ns_scripts = client.workers_for_platforms.dispatch.namespaces.scripts
+    with pytest.raises(BadRequestError) as refused:
+        ns_scripts.update(
+            "rooms", account_id=ACCOUNT_ID, dispatch_namespace=NS, metadata=copy, files=js
+        )
+    assert codes(refused.value) == [10021]
+    ns_scripts.update(
+        "rooms", account_id=ACCOUNT_ID, dispatch_namespace=NS, metadata=first, files=js
+    )

@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket
 
 from . import errors
 from .analytics import answer_sql
+from .contract import CALLED, CONTRACTS, answer_violations, refusal, request_violations
 from .errors import ApiError
 from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, now_iso
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
@@ -478,7 +479,7 @@ def script_put(ctx: Ctx) -> Response:
         modules,
         bindings_inherit=ctx.q("bindings_inherit"),
     )
-    answer = script.to_api()
+    answer = script.to_upload_api()
     if "namespace" not in ctx.params:
         # The version this PUT created and deployed, where wrangler reads it.
         versions = ctx.state.versions
@@ -547,26 +548,46 @@ def settings_patch(ctx: Ctx) -> Response:
     return ok(script.settings_to_api())
 
 
+# The script's own settings, which no version carries (SDK workers.scripts.settings; wrangler
+# patches them after a version upload, "patchNonVersionedScriptSettings").
+NON_VERSIONED_SETTINGS = ("logpush", "observability", "tags", "tail_consumers")
+
+
 def script_settings_get(ctx: Ctx) -> Response:
     script = _script(ctx)
-    return ok(
-        {
-            "logpush": script.logpush,
-            "observability": script.observability,
-            "tail_consumers": script.tail_consumers,
-        }
-    )
+    answer: dict[str, Any] = {
+        "logpush": script.logpush,
+        "tags": list(script.tags),
+        "tail_consumers": script.tail_consumers,
+    }
+    if script.observability:
+        answer["observability"] = script.observability
+    return ok(answer)
 
 
 def script_settings_patch(ctx: Ctx) -> Response:
     script = _script(ctx)
     body = ctx.json_object()
-    _apply_settings(
-        ctx,
-        script,
-        {k: body[k] for k in ("logpush", "observability", "tail_consumers") if k in body},
-    )
+    patch = {k: body[k] for k in NON_VERSIONED_SETTINGS if k in body}
+    tags = patch.get("tags")
+    # docs: workers-for-platforms/configuration/tags, "a maximum of eight tags per script".
+    if isinstance(tags, list) and len(tags) > 8:
+        raise errors.script_invalid("A script can have at most 8 tags.")
+    _apply_settings(ctx, script, patch)
     return script_settings_get(ctx)
+
+
+def schedules_get(ctx: Ctx) -> Response:
+    """An account Worker's cron schedules (SDK ``workers.scripts.schedules.get``)."""
+    script = _script(ctx)
+    return ok(
+        {
+            "schedules": [
+                {"cron": cron, "created_on": script.created_on, "modified_on": script.modified_on}
+                for cron in script.schedules
+            ]
+        }
+    )
 
 
 def bindings_get(ctx: Ctx) -> Response:
@@ -658,8 +679,11 @@ def tail_create(ctx: Ctx) -> Response:
 
 
 def tail_list(ctx: Ctx) -> Response:
+    """The newest live session, one object as the SDK's ``TailGetResponse`` has it."""
     live = ctx.state.tails.live(ctx.params["account_id"], _tailed_script(ctx))
-    return ok([s.to_api(ctx.headers.get("host", "127.0.0.1")) for s in live])
+    if not live:
+        raise errors.tail_not_found()
+    return ok(live[-1].to_api(ctx.headers.get("host", "127.0.0.1")))
 
 
 def tail_delete(ctx: Ctx) -> Response:
@@ -798,6 +822,7 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("PATCH", _WS + "/settings", "workers_scripts", settings_patch),
     ("GET", _WS + "/script-settings", "workers_scripts", script_settings_get),
     ("PATCH", _WS + "/script-settings", "workers_scripts", script_settings_patch),
+    ("GET", _WS + "/schedules", "workers_scripts", schedules_get),
     ("GET", _WS + "/secrets", "workers_scripts", secrets_list),
     ("PUT", _WS + "/secrets", "workers_scripts", secrets_put),
     ("GET", _WS + "/secrets/{secret}", "workers_scripts", secret_get),
@@ -920,6 +945,8 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
     route, params, known = match_route(method, path)
     record = _make_record(method, path, request, headers, body)
     record.route = route.key if route else None
+    if route is not None:
+        CALLED.add(route.key)
     state._record(record)
     delay = state.latency_s
     if delay:
@@ -943,7 +970,12 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
                 token = state._tokens.get(raw_token) if raw_token else None
                 _authorize(state, route, params, token)
                 ctx = Ctx(state, method, path, params, record.query, headers, body, token, record)
+                checked = state.type_checks
+                if checked:
+                    _check_request(state, route, params, record)
                 response = route.handler(ctx)
+                if checked:
+                    response = _check_answer(state, route, record, response)
         except ApiError as exc:
             response = error_response(exc)
         except Exception:
@@ -954,6 +986,44 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
         response.headers.setdefault(name, value)
     state._finish(record, response.status_code)
     return response
+
+
+def _check_request(
+    state: EmulatorState, route: ApiRoute, params: dict[str, str], record: RequestRecord
+) -> None:
+    """Refuse a request that does not fit the SDK's parameter type (contract.py)."""
+    contract = CONTRACTS.get(route.key)
+    if contract is None:
+        problem = "neither an SDK type nor a written reason (add it to contract.CONTRACTS)"
+        state.type_violations.append(f"{route.key}: {problem}")
+        raise errors.internal_error()
+    problems = request_violations(contract, params, record)
+    if problems:
+        state.type_violations.append(
+            f"request {record.method} {record.path}: " + "; ".join(problems)
+        )
+        raise refusal(problems)
+
+
+def _check_answer(
+    state: EmulatorState, route: ApiRoute, record: RequestRecord, response: Response
+) -> Response:
+    """A 500 instead of an answer that does not fit the SDK's model (contract.py)."""
+    contract = CONTRACTS[route.key]
+    if contract.shape in ("raw", "none") or response.status_code >= 400:
+        return response
+    try:
+        envelope = json.loads(bytes(response.body))
+    except ValueError:
+        problems = ["the answer is not JSON"]
+    else:
+        problems = answer_violations(contract, envelope.get("result"))
+    if not problems:
+        return response
+    state.type_violations.append(f"answer to {record.method} {record.path}: " + "; ".join(problems))
+    return error_response(
+        ApiError(500, 10002, "emulator answer does not fit the SDK model: " + problems[0])
+    )
 
 
 def _record_to_json(r: RequestRecord) -> dict[str, Any]:
@@ -1034,6 +1104,8 @@ async def _serve_control(state: EmulatorState, request: Request) -> Response:
     try:
         if method == "GET" and action == "health":
             return JSONResponse({"ok": True})
+        if method == "GET" and action == "type_violations":
+            return JSONResponse(state.type_violations)
         if method == "GET" and action == "counters":
             return JSONResponse(state.counters())
         if method == "GET" and action == "requests":
@@ -1054,6 +1126,8 @@ async def _serve_control(state: EmulatorState, request: Request) -> Response:
             state.clear_faults()
         elif method == "POST" and action == "clear_requests":
             state.clear_requests()
+        elif method == "POST" and action == "type_checks":
+            state.type_checks = bool(data.get("enabled", True))
         else:
             return JSONResponse({"error": f"unknown control {method} {action}"}, status_code=404)
     except (TypeError, ValueError) as exc:

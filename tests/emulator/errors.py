@@ -167,6 +167,18 @@ def durable_object_class_not_migrated(class_name: str) -> ApiError:
     )
 
 
+def durable_object_namespace_mismatch(binding: str, namespace_id: str, owner: str) -> ApiError:
+    """A Durable Object binding whose ``namespace_id`` is not the namespace of the class it
+    names (chosen: the refusal itself, code 10021 and wording. What the real API does with
+    another Worker's namespace_id is not documented; see README.md)."""
+    return ApiError(
+        400,
+        10021,
+        f"Durable Object binding '{binding}' names namespace_id '{namespace_id}', which is not "
+        f"the namespace of its class in Worker '{owner}'.",
+    )
+
+
 def kv_binding_not_found(binding: str, namespace_id: str) -> ApiError:
     """kv_namespace binding with an unknown id (chosen: code 10041 and wording)."""
     return ApiError(

@@ -34,6 +34,32 @@ __all__ = [
 ]
 
 
+# --- the suite's record of the endpoints called (contract.CALLED) ---------------------------
+#: pytest cache key: ``pytest --cache-show 'cloudflare-emulator/*'`` lists them after a run.
+CALLED_CACHE_KEY = "cloudflare-emulator/endpoints-called"
+_from_workers: set[str] = set()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hand this process's record to the controller (xdist) or keep it (no xdist)."""
+    from .contract import CALLED
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["cloudflare_endpoints_called"] = sorted(CALLED)
+        return
+    called = sorted(CALLED | _from_workers)
+    if called and session.config.cache is not None:
+        session.config.cache.set(CALLED_CACHE_KEY, called)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist: collect each worker's record of the endpoints called."""
+    output = getattr(node, "workeroutput", None) or {}
+    _from_workers.update(output.get("cloudflare_endpoints_called", ()))
+
+
 @pytest.fixture
 def cf_seed() -> Code24Seed:
     """Ids and tokens the seeded state uses (the seed is deterministic)."""
@@ -49,6 +75,11 @@ def cf_state() -> Iterator[EmulatorState]:
     if state.server_errors:
         pytest.fail(
             "the Cloudflare emulator hit internal errors:\n" + "\n".join(state.server_errors)
+        )
+    if state.type_violations:
+        pytest.fail(
+            "requests or answers that do not fit the cloudflare SDK's types "
+            "(tests/emulator/contract.py):\n" + "\n".join(state.type_violations)
         )
 
 

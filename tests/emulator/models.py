@@ -50,8 +50,6 @@ class Account:
             "created_on": self.created_on,
             "settings": {
                 "enforce_twofactor": False,
-                "api_access_enabled": None,
-                "access_approval_expiry": None,
                 "abuse_contact_email": None,
             },
         }
@@ -110,7 +108,7 @@ class Zone:
                 "page_rule_quota": 3,
                 "phishing_detected": False,
             },
-            "owner": {"id": None, "type": "user", "email": None},
+            "owner": {"id": None, "type": "user"},
             "account": {"id": self.account_id, "name": account_name},
             "tenant": {"id": None, "name": None},
             "tenant_unit": {"id": None},
@@ -182,6 +180,8 @@ class Script:
     metadata: dict[str, Any] = field(default_factory=dict)
     migration_tag: str | None = None
     durable_object_classes: list[str] = field(default_factory=list)
+    #: Cron expressions of the Worker's schedules (``GET .../schedules``; account Workers).
+    schedules: list[str] = field(default_factory=list)
 
     @property
     def entry_point(self) -> str | None:
@@ -257,10 +257,13 @@ class Script:
             "tags": list(self.tags),
             "tail_consumers": copy.deepcopy(self.tail_consumers),
             "last_deployed_from": "api",
-            "startup_time_ms": 1,
-            "entry_point": self.entry_point,
             "migration_tag": self.migration_tag,
         }
+
+    def to_upload_api(self) -> dict[str, Any]:
+        """The answer to an upload: :meth:`to_api` and the two fields only the SDK's
+        ``ScriptUpdateResponse`` has (``startup_time_ms``, ``entry_point``)."""
+        return {**self.to_api(), "startup_time_ms": 1, "entry_point": self.entry_point}
 
     def settings_to_api(self) -> dict[str, Any]:
         """The ``.../settings`` answer: bindings without secret values, compatibility, etc."""
@@ -273,7 +276,8 @@ class Script:
             "observability": copy.deepcopy(self.observability)
             if self.observability
             else {"enabled": False, "head_sampling_rate": 1},
-            "placement": copy.deepcopy(self.placement) if self.placement else {},
+            # Only when set: the SDK's Placement union has no empty member.
+            **({"placement": copy.deepcopy(self.placement)} if self.placement else {}),
             "tags": list(self.tags),
             "tail_consumers": copy.deepcopy(self.tail_consumers),
             "usage_model": self.usage_model,

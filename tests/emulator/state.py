@@ -183,6 +183,15 @@ class _FailRule:
     path_contains: str | None
 
 
+def durable_object_namespace_id(
+    account_id: str, namespace: str | None, script: str, class_name: str
+) -> str:
+    """The id of the Durable Object namespace of ``class_name`` in ``script`` (stable, so a
+    re-upload binds the same storage; the real id scheme is not public)."""
+    key = f"{account_id}/{namespace or ''}/{script}/{class_name}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, "emulator-do:" + key).hex
+
+
 class EmulatorState:
     """All accounts, tokens, zones, KV, namespaces, Workers and routes of the emulator."""
 
@@ -227,6 +236,25 @@ class EmulatorState:
         self.omit_cursor = False
         #: Versions and deployments of account Workers (tests/emulator/versions.py).
         self.versions = VersionStore()
+        #: Hold every request and answer to the SDK's types (contract.py); off: no checks.
+        self.type_checks = True
+        #: Requests refused and answers replaced because they did not fit the SDK's types,
+        #: as ``"METHOD path: problem"`` (the ``cf_state`` fixture fails the test on any).
+        self.type_violations: list[str] = []
+
+    def set_schedules(self, account_id: str, name: str, crons: Sequence[str]) -> None:
+        """Give an account Worker cron schedules (what ``PUT .../schedules`` would set)."""
+        with self.lock:
+            script = self._scripts[account_id].get(name)
+            if script is None:
+                raise errors.script_not_found()
+            script.schedules = list(crons)
+
+    def take_type_violations(self) -> list[str]:
+        """The recorded type violations, cleared (for a test that causes them on purpose)."""
+        with self.lock:
+            found, self.type_violations = self.type_violations, []
+            return found
 
     # ------------------------------------------------------------------ seeding
     def add_account(self, id: str, name: str = "Test account", wfp: bool = True) -> Account:
@@ -747,12 +775,22 @@ class EmulatorState:
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
             raise errors.script_invalid("compatibility_flags must be a list of strings.")
         for binding in bindings:
+            if binding.get("type") != "durable_object_namespace":
+                continue
             # A class of this Worker (no script_name) must have been created by a migration.
-            own_class = binding.get("type") == "durable_object_namespace" and not binding.get(
-                "script_name"
-            )
-            if own_class and binding.get("class_name") not in do_classes:
+            owner = binding.get("script_name") or name
+            if owner == name and binding.get("class_name") not in do_classes:
                 raise errors.durable_object_class_not_migrated(str(binding.get("class_name")))
+            expected = durable_object_namespace_id(
+                account_id, namespace, str(owner), str(binding.get("class_name"))
+            )
+            given = binding.get("namespace_id")
+            if given is not None and given != expected:
+                raise errors.durable_object_namespace_mismatch(
+                    str(binding["name"]), str(given), str(owner)
+                )
+            # As the settings answer shows it (the SDK's binding type has namespace_id).
+            binding["namespace_id"] = expected
         stamp = now_iso()
         script = Script(
             name=name,
@@ -772,6 +810,8 @@ class EmulatorState:
             tags=list(tags),
             migration_tag=migration_tag,
             durable_object_classes=sorted(do_classes),
+            # Triggers are not part of an upload: a re-upload keeps the Worker's schedules.
+            schedules=list(previous.schedules) if previous else [],
             tail_consumers=list(metadata.get("tail_consumers", []) or []),
             observability=metadata.get("observability"),
             placement=metadata.get("placement"),

@@ -12,8 +12,15 @@ What is emulated, and how far it is known to be right:
   ignored. A deleted or unknown session closes the socket with code 1008 (the real code is not
   documented).
 - events: every event pushed for the script (``state.tails.push``), those pushed before the
-  session opened included, so tests need no timing. Cloudflare streams only events that happen
-  while the session is open.
+  session opened included, so tests need no timing; a later session of the same script goes on
+  from where the earlier ones stopped delivering (nothing twice). Cloudflare streams only events
+  that happen while the session is open.
+- expiry: at ``expires_at`` the session stops delivering and the socket stays open, as
+  wrangler's ``packages/wrangler/src/tail/index.ts`` says of the real backend ("does not
+  actively close this WebSocket when the expiration time is reached — log delivery just
+  stops"). ``TailHub.session_s`` sets the lifetime (the real one is not documented).
+- ``TailHub.next_urls``: a fault for tests, the ``url`` the next sessions hand out instead of
+  the emulator's own (a socket that never answers a ping, say).
 - the event shape follows wrangler's ``TailEventMessage`` type (``outcome``, ``scriptName``,
   ``exceptions``, ``logs``, ``eventTimestamp``, ``event.request``). ``event.response.status`` is
   added the way workerd's Tail Worker type has it; no public source confirms the trace-v1 socket
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import secrets
 import threading
@@ -56,9 +64,22 @@ class TailSession:
     deleted: bool = False
     connections: int = 0
 
+    #: Events of the script this session starts after (those earlier sessions delivered).
+    start: int = 0
+    #: Events of the script delivered so far (an index into the script's events).
+    delivered: int = 0
+    url: str | None = None
+
+    @property
+    def expired(self) -> bool:
+        """Whether ``expires_at`` has passed (the session delivers nothing more)."""
+        return time.time() >= self.expires_at
+
     def to_api(self, host: str) -> dict[str, Any]:
-        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.expires_at))
-        return {"id": self.id, "url": f"ws://{host}/tail/{self.id}", "expires_at": expires}
+        stamp = datetime.datetime.fromtimestamp(self.expires_at, tz=datetime.UTC)
+        expires = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        url = self.url or f"ws://{host}/tail/{self.id}"
+        return {"id": self.id, "url": url, "expires_at": expires}
 
 
 @dataclass
@@ -70,6 +91,10 @@ class TailHub:
         default_factory=lambda: defaultdict(list)
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: How long a session lives, in seconds (the real lifetime is not documented).
+    session_s: float = SESSION_S
+    #: Fault: the ``url`` the next sessions hand out instead of the emulator's own.
+    next_urls: list[str] = field(default_factory=list)
 
     def push(self, account_id: str, script: str, event: Mapping[str, Any]) -> None:
         """Test hook: ``script`` produced ``event`` (a ``TailEventMessage``)."""
@@ -78,11 +103,20 @@ class TailHub:
 
     def create(self, account_id: str, script: str) -> TailSession:
         with self._lock:
+            earlier = [
+                s.delivered
+                for s in self._sessions.values()
+                if (s.account_id, s.script) == (account_id, script)
+            ]
+            start = max(earlier, default=0)
             session = TailSession(
                 id=secrets.token_hex(16),
                 account_id=account_id,
                 script=script,
-                expires_at=time.time() + SESSION_S,
+                expires_at=time.time() + self.session_s,
+                start=start,
+                delivered=start,
+                url=self.next_urls.pop(0) if self.next_urls else None,
             )
             self._sessions[session.id] = session
             return session
@@ -117,9 +151,13 @@ class TailHub:
         with self._lock:
             return self._sessions.get(tail_id)
 
-    def events_after(self, session: TailSession, seen: int) -> list[dict[str, Any]]:
+    def undelivered(self, session: TailSession) -> list[dict[str, Any]]:
+        """The script's events this session has not sent yet (none once it expired)."""
         with self._lock:
-            return list(self._events.get((session.account_id, session.script), [])[seen:])
+            if session.expired:
+                return []
+            events = self._events.get((session.account_id, session.script), [])
+            return list(events[session.delivered :])
 
 
 async def serve_tail_socket(state: EmulatorState, websocket: WebSocket) -> None:
@@ -147,12 +185,11 @@ async def serve_tail_socket(state: EmulatorState, websocket: WebSocket) -> None:
         closed.set()
 
     reader = asyncio.create_task(receive())
-    seen = 0
     try:
         while not closed.is_set() and not session.deleted:
-            for event in hub.events_after(session, seen):
+            for event in hub.undelivered(session):
                 await websocket.send_text(json.dumps(event))
-                seen += 1
+                session.delivered += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closed.wait(), _POLL_S)
         if not closed.is_set():

@@ -100,8 +100,12 @@ class WorkerVersion:
                     "limits": copy.deepcopy(script.limits) if script.limits else {},
                 },
             },
-            "startup_time_ms": 1,
         }
+
+    def to_upload_api(self) -> dict[str, Any]:
+        """The answer to the upload: :meth:`to_api` and ``startup_time_ms``, which only the
+        SDK's ``VersionCreateResponse`` has (wrangler logs it as "Worker Startup Time")."""
+        return {**self.to_api(), "startup_time_ms": 1}
 
 
 @dataclass
@@ -261,6 +265,10 @@ class VersionStore:
         served.bindings = [b for b in served.bindings if b.get("type") not in SECRET_BINDING_TYPES]
         served.bindings += copy.deepcopy(secrets)
         served.tag, served.created_on = current.tag, current.created_on
+        # Settings of the script, not of a version (wrangler: "non-versioned settings"), stay.
+        served.tags, served.logpush = list(current.tags), current.logpush
+        served.tail_consumers = copy.deepcopy(current.tail_consumers)
+        served.observability = copy.deepcopy(current.observability)
         served.modified_on = now_iso()
         container[name] = served
         return deployment
@@ -318,7 +326,7 @@ def version_upload(ctx: Ctx) -> Response:
         deploy=False,
     )
     version = store.versions(ctx.params["account_id"], ctx.params["script"])[0]
-    return ok(version.to_api())
+    return ok(version.to_upload_api())
 
 
 def versions_list(ctx: Ctx) -> Response:

@@ -50,11 +50,11 @@ function buildWorkers(input) {
   input.setups.forEach((setup, i) => {
     const aliases = {};
     const serviceBindings = {};
-    const overLimit = [];
+    const overLimit = {}; // alias -> the message its fetch() throws (null: the shim's default)
     Object.entries(setup.workers).forEach(([alias, behaviour], j) => {
       // The shim itself throws for a worker over its limit: no user worker behind it.
       if (behaviour.behaviour === "over_limit") {
-        overLimit.push(alias);
+        overLimit[alias] = behaviour.message ?? null;
         return;
       }
       const key = JSON.stringify(behaviour);

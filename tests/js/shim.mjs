@@ -14,19 +14,22 @@
 // carries them as the header X-Shim-Dispatch-Options (JSON), so a case can assert what the
 // user worker's limits and the outbound Worker's env would be.
 //
-// An alias in OVER_LIMIT throws what a user Worker over its custom limit throws ("the user
-// Worker will immediately throw an exception", custom-limits docs; the exact message is not
-// documented, this one is error 1102's wording).
+// An alias in OVER_LIMIT (alias -> message) throws what a user Worker over its custom limit
+// throws ("the user Worker will immediately throw an exception", custom-limits docs): the case's
+// message, or by default error 1102's wordings (the exact message is not documented).
 const OPTIONS_HEADER = "X-Shim-Dispatch-Options";
 
 export default function makeNamespace(env) {
   return {
     get(name, args, options) {
       const recorded = JSON.stringify(options ?? null);
-      if ((env.OVER_LIMIT ?? []).includes(name)) {
+      const overLimit = env.OVER_LIMIT ?? {};
+      if (Object.hasOwn(overLimit, name)) {
+        const message =
+          overLimit[name] ?? "Worker exceeded resource limits: exceeded CPU time limit.";
         return {
           async fetch() {
-            throw new Error("Worker exceeded resource limits: exceeded CPU time limit.");
+            throw new Error(message);
           },
         };
       }

@@ -151,10 +151,12 @@ class Throw(_Strict):
 
 
 class OverLimit(_Strict):
-    """Exceed the worker's custom limit. JS: the namespace shim's fetch() throws as the platform
-    does; Python: the worker answers as Cloudflare does over HTTP (503, ``error code: 1102``)."""
+    """Exceed the worker's custom limit. JS: the namespace shim's fetch() throws ``message``
+    (default: error 1102's wordings); Python: the worker answers as Cloudflare does over HTTP
+    (503, ``error code: 1102``), where no message travels."""
 
     behaviour: Literal["over_limit"]
+    message: str | None = None
 
 
 Behaviour = Annotated[

@@ -19,9 +19,12 @@ from tests.contract.conformance.corpus import (
     PROBE_RULES,
     RULES,
     Case,
+    OverLimit,
     documented_rules,
     load_cases,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # --- The real corpus ------------------------------------------------------------------------
 
@@ -58,14 +61,46 @@ def test_only_python_cases_say_why() -> None:
         assert case.note and "workerd" in case.note
 
 
-def test_only_js_cases_are_the_recording_ones_and_say_why() -> None:
+def _thrown_messages(case: Any) -> list[str]:
+    """The messages a case's over-limit workers throw (JS only: nothing travels over HTTP)."""
+    return [
+        b.message
+        for b in case.workers.values()
+        if isinstance(b, OverLimit) and b.message is not None
+    ]
+
+
+def test_only_js_cases_are_the_recording_ones_and_an_unknown_thrown_wording_and_say_why() -> None:
     limited = [case for case in load_cases() if case.only == ["js"]]
     assert limited, "the corpus shows the dispatcher recording each request"
+    recording = [case for case in limited if case.analytics is not None]
     for case in limited:
+        assert case.note, case.name
+        if case not in recording:
+            assert _thrown_messages(case), case.name
+    for case in recording:
         assert case.analytics in ("record", "throw"), case.name
         assert case.expect.data_points is not None, case.name
-        assert case.note, case.name
-    assert {case.analytics for case in limited} == {"record", "throw"}
+    assert {case.analytics for case in recording} == {"record", "throw"}
+
+
+def test_every_public_over_limit_wording_has_a_case_and_so_has_an_unknown_one() -> None:
+    source = (REPO_ROOT / "code24ctl" / "dispatch" / "dispatcher.js").read_text("utf-8")
+    listed = re.search(r"^const OVER_LIMIT_WORDINGS = \[(.*)\];$", source, re.MULTILINE)
+    assert listed is not None, "dispatcher.js has no one-line OVER_LIMIT_WORDINGS"
+    wordings = json.loads(f"[{listed.group(1)}]")
+    verdicts: dict[str, str] = {}
+    for case in load_cases():
+        for message in _thrown_messages(case):
+            reason = case.expect.headers.get("x-code24-fallback-reason")
+            verdicts[message] = str(reason)
+    for wording in wordings:
+        assert any(
+            wording in message.lower() and reason == "worker_over_limit"
+            for message, reason in verdicts.items()
+        ), f"no corpus case throws {wording!r}"
+    unknown = [m for m in verdicts if not any(w in m.lower() for w in wordings)]
+    assert unknown and all(verdicts[m] == "worker_error" for m in unknown)
 
 
 def test_every_case_sends_its_name_as_request_id_unless_it_tests_ids() -> None:
