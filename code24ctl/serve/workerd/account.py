@@ -1,0 +1,58 @@
+"""``serve --runtime workerd --from-account ENV``: production's code, read-only.
+
+For each alias, the Worker the environment's dispatch namespace holds under that name is read
+with the calls ``bind`` uses to compare (``.../dispatch/namespaces/{ns}/scripts/{name}/content``
+and ``.../settings``): GET requests only, nothing is ever uploaded. The modules are cached by
+content hash (:func:`code24ctl.serve.workerd.plan.cached_code`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, is_not_found
+from code24ctl.cloudflare.scripts import WorkerCode, read_namespace_worker
+from code24ctl.config import ResolvedConfig
+from code24ctl.errors import CloudflareAPIError
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
+
+_ENTRY_TYPES = ("application/javascript", "text/javascript", "text/x-python")
+
+
+def download_namespace_code(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    aliases: Iterable[str],
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, WorkerCode | None]:
+    """alias -> the code the namespace of ``resolved`` (a Cloudflare environment) holds for
+    it; None for an alias the namespace does not have (it answers worker_not_found there too)."""
+    namespace = resolved.namespace()
+    found: dict[str, WorkerCode | None] = {}
+    for alias in aliases:
+        progress(f"reading {alias} from dispatch namespace {namespace} ({resolved.env_name})")
+        try:
+            held = read_namespace_worker(client, account_id, namespace, alias)
+        except CloudflareAPIError as exc:
+            if is_not_found(exc, SCRIPT_NOT_FOUND):
+                found[alias] = None
+                continue
+            raise
+        entry = held.main_module
+        if entry is None:
+            entries = [m.name for m in held.modules if m.content_type.startswith(_ENTRY_TYPES)]
+            entry = entries[0] if entries else held.modules[0].name
+        found[alias] = WorkerCode(
+            source=f"{resolved.env_name} namespace {namespace}/{alias}",
+            modules=held.modules,
+            main_module=entry,
+            compatibility_date=held.compatibility_date,
+            compatibility_flags=held.compatibility_flags,
+            bindings=held.bindings,
+            secrets=held.secrets,
+        )
+    return found
