@@ -13,6 +13,7 @@ content hash). An alias with none of these answers ``worker_not_found``, as on C
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 from collections.abc import Mapping
@@ -123,10 +124,16 @@ def _is_service_worker(code: WorkerCode) -> bool:
 
 
 def _modules(code: WorkerCode, root: Path) -> list[dict[str, str]]:
+    """The modules, entry first, with their bytes: a reload that fails restarts the previous
+    plan from these, whatever the files hold by then."""
     entry = [m for m in code.modules if m.name == code.main_module]
     rest = [m for m in code.modules if m.name != code.main_module]
     return [
-        {"path": str(root / m.name), "content_type": m.content_type}
+        {
+            "path": str(root / m.name),
+            "content_type": m.content_type,
+            "contents": base64.b64encode(m.content).decode("ascii"),
+        }
         for m in entry + rest
         if m.content_type != "application/source-map"
     ]
@@ -185,13 +192,12 @@ class _Builder:
         upstream = (self.resolved.environment.upstreams or {}).get(alias)
         if self.demo:
             module = demo_module(alias)
+            code = read_local_worker(module, compatibility_date=config.compatibility_date)
             self.workers.append(
                 {
                     "name": worker_name(alias),
                     "root": str(module.parent),
-                    "modules": [
-                        {"path": str(module), "content_type": "application/javascript+module"}
-                    ],
+                    "modules": _modules(code, module.parent),
                     "compatibility_date": config.compatibility_date,
                     "vars": {"ALIAS": alias},
                 }

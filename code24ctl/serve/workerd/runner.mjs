@@ -110,12 +110,16 @@ function userWorker(spec) {
     serviceBindings: spec.services ?? {},
   };
   if (spec.service_worker) {
-    options.script = undefined;
+    options.script = Buffer.from(spec.modules[0].contents, "base64").toString("utf8");
     options.scriptPath = spec.modules[0].path;
   } else {
     // The entry module first: miniflare takes the first module as the entry point.
     options.modulesRoot = spec.root;
-    options.modules = spec.modules.map((m) => ({ type: moduleType(m.content_type), path: m.path }));
+    options.modules = spec.modules.map((m) => ({
+      type: moduleType(m.content_type),
+      path: m.path,
+      contents: Buffer.from(m.contents, "base64"),
+    }));
   }
   if (spec.outbound) options.outboundService = spec.outbound;
   return options;
