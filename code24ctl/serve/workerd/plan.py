@@ -192,12 +192,12 @@ class _Builder:
         upstream = (self.resolved.environment.upstreams or {}).get(alias)
         if self.demo:
             module = demo_module(alias)
-            code = read_local_worker(module, compatibility_date=config.compatibility_date)
+            sample = read_local_worker(module, compatibility_date=config.compatibility_date)
             self.workers.append(
                 {
                     "name": worker_name(alias),
                     "root": str(module.parent),
-                    "modules": _modules(code, module.parent),
+                    "modules": _modules(sample, module.parent),
                     "compatibility_date": config.compatibility_date,
                     "vars": {"ALIAS": alias},
                 }
@@ -208,9 +208,7 @@ class _Builder:
             self.add_path(alias)
         elif upstream is not None:
             self.add_upstream(alias, upstream)
-        elif self.account_code.get(alias) is not None:
-            code = self.account_code[alias]
-            assert code is not None
+        elif (code := self.account_code.get(alias)) is not None:
             folder = cached_code(code)
             shown = f"{code.source} (cached {folder.name[:12]})"
             self.add_code(alias, code, folder, [], {}, shown=shown)
