@@ -28,6 +28,9 @@ def doctor(
     """Check token, account, Workers for Platforms, namespace, each worker, the dispatcher and
     its bindings, routes, the outbound Worker, then probe every route.
 
+    For a local environment (serve's): Node.js 20+ and miniflare (for --runtime workerd), what
+    answers each alias, then probe the running serve.
+
     One line per check: ok / warn / fail / skip and the command that fixes it. Exit 1 if any
     check fails.
     """
@@ -35,15 +38,22 @@ def doctor(
 
     from code24ctl.cli.plan_view import field_line
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.doctor import run_doctor
+    from code24ctl.ops.doctor import run_doctor, run_local_doctor
 
-    session = cloudflare_session(load(config, env))
-    report = run_doctor(session.client, session.account_id, session.resolved, base_url=base_url)
+    resolved = load(config, env)
+    if resolved.is_local:
+        # serve's environment: Node.js and miniflare (workerd runtime), sources, a probe.
+        report = run_local_doctor(resolved, base_url=base_url)
+        namespace = None
+    else:
+        session = cloudflare_session(resolved)
+        report = run_doctor(session.client, session.account_id, resolved, base_url=base_url)
+        namespace = resolved.namespace()
     if json_output:
         output.emit_document(
             {"ok": report.ok, "checks": [c.model_dump(mode="json") for c in report.checks]},
             environment=report.environment,
-            namespace=session.resolved.namespace(),
+            namespace=namespace,
             summary=report.counts,
         )
     else:
