@@ -323,6 +323,64 @@ def test_from_account_serves_production_code_without_writing(
     assert [path.read_text() for path in cached] == [code]
 
 
+OUTBOUND = """export default {
+  async fetch(request, env) {
+    // Answers itself: nothing leaves the machine.
+    return Response.json({ outbound_saw: request.url, worker: env.worker, env: env.environment });
+  },
+};
+"""
+FETCHER = """export default {
+  async fetch() {
+    const answer = await fetch("https://api.example.invalid/lookup?q=1");
+    return Response.json({ via: await answer.json() });
+  },
+};
+"""
+
+
+def test_the_outbound_worker_sees_the_workers_subrequests(tmp_path: Path) -> None:
+    (tmp_path / "outbound").mkdir()
+    (tmp_path / "outbound" / "index.js").write_text(OUTBOUND)
+    (tmp_path / "fetcher").mkdir()
+    (tmp_path / "fetcher" / "index.js").write_text(FETCHER)
+    data: dict[str, Any] = {
+        "platform": "Test",
+        "compatibility_date": "2025-06-01",
+        "workers": {"fetcher": {"path": "fetcher"}},
+        "routes": [{"prefix": "/f", "worker": "fetcher"}],
+        "environments": {
+            "local": {
+                "base_url": "http://127.0.0.1:8799",
+                "upstreams": {},
+                "vars": {"ENVIRONMENT": "laptop"},
+                "outbound": {
+                    "worker": "outbound",
+                    "params": ["worker", "environment", "request_id"],
+                    "path": "outbound",
+                },
+            }
+        },
+    }
+    config = write_config(tmp_path, data=data)
+    serve = ServeProcess(tmp_path, "--runtime", "workerd", config=config)
+    try:
+        status, _, body = get(serve.port, "/f/x")
+    finally:
+        assert serve.stop() == 0
+    assert status == 200
+    assert json.loads(body) == {
+        "via": {
+            "outbound_saw": "https://api.example.invalid/lookup?q=1",
+            "worker": "fetcher",
+            "env": "laptop",
+        }
+    }
+    assert (
+        "note: the outbound Worker outbound gets request_id as undefined locally" in serve.stderr()
+    )
+
+
 def test_from_account_needs_the_workerd_runtime(tmp_path: Path, run_cli: RunCli) -> None:
     result = run_cli("serve", "--demo", "--from-account", "staging")
     assert result.exit_code == 2, result.stderr

@@ -172,7 +172,8 @@ def run_prepared(
 ) -> AccessLog:
     """Run the prepared serve until SIGINT/SIGTERM; returns its access log (to flush).
 
-    ``progress`` gets the lines of a first-use miniflare install (workerd runtime). Reloads
+    ``progress`` gets the workerd plan's notes and the lines of a first-use miniflare install
+    (workerd runtime). Reloads
     (SIGHUP, ``--watch``) are reported on the access log's stream.
     """
     from code24ctl.serve.server import ServeOptions, run_serve, settings_from_config
@@ -199,9 +200,11 @@ def run_prepared(
         from code24ctl.serve.workerd.node import node_runtime
         from code24ctl.serve.workerd.runtime import WorkerdOptions, run_workerd_serve
 
-        node = node_runtime(progress)
         plan = prepared.plan or plan_workerd(prepared)
         prepared.plan = plan
+        for line in plan.notes:
+            progress(line)
+        node = node_runtime(progress)
 
         def reload_plan() -> WorkerdPlan:
             prepared.resolved = reload_resolved()

@@ -282,6 +282,55 @@ class _Builder:
             alias, "path", f"{shown} ({form})", tuple(bindings.missing)
         )
 
+    def resolve_path(self, raw: str) -> Path:
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path(self.resolved.path).resolve().parent / path
+        return path
+
+    def add_outbound(self, raw: str, params: list[str]) -> None:
+        """The outbound Worker in front of every subrequest of the Workers run from code: one
+        instance per alias, so ``worker`` and ``environment`` can be the params it gets."""
+        path = self.resolve_path(raw)
+        config = self.resolved.config
+        code = read_local_worker(
+            path,
+            compatibility_date=config.compatibility_date,
+            compatibility_flags=config.compatibility_flags,
+            shown_as=raw,
+        )
+        folder = path if path.is_dir() else path.parent
+        wrangler, _ = read_wrangler_config(folder)
+        secrets = read_secrets(folder / SECRETS_FILE)
+        bindings = local_bindings(
+            [*code.bindings, *wrangler_bindings(wrangler)],
+            secrets=secrets,
+            workers=self.names(),
+            own_worker="",
+        )
+        environment = self.resolved.environment.vars.get("ENVIRONMENT", self.resolved.env_name)
+        for spec in list(self.workers):
+            if "forward_to" in spec or not spec["name"].startswith("alias-"):
+                continue
+            alias = spec["name"].removeprefix("alias-")
+            known = {"worker": alias, "environment": environment}
+            name = f"outbound-{alias}"
+            local = bindings.spec()
+            local["vars"] = {**local["vars"], **{p: known[p] for p in params if p in known}}
+            self.workers.append(
+                {
+                    "name": name,
+                    "root": str(folder),
+                    "modules": _modules(code, folder),
+                    "service_worker": _is_service_worker(code),
+                    "compatibility_date": config.compatibility_date,
+                    "compatibility_flags": list(config.compatibility_flags),
+                    **local,
+                }
+            )
+            spec["outbound"] = name
+        self.watched += [folder / m.name for m in code.modules] if path.is_dir() else [path]
+
     def add_upstream(self, alias: str, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme == "http" and parts.path in ("", "/"):
@@ -327,11 +376,19 @@ def build_plan(
             "(cloudflare/workerd#1291); they apply on Cloudflare only"
         )
     outbound = resolved.environment.outbound
-    if outbound is not None:
+    if outbound is not None and outbound.path is None:
         notes.append(
-            f"note: outbound Worker {outbound.worker} does not run locally (no source for it "
-            "here): the workers' subrequests go out directly"
+            f"note: outbound Worker {outbound.worker} does not run locally (give it a `path` "
+            "to run it): the workers' subrequests go out directly"
         )
+    elif outbound is not None:
+        builder.add_outbound(outbound.path or "", list(outbound.params))
+        unknown = [p for p in outbound.params if p in ("request_id", "route")]
+        if unknown:
+            notes.append(
+                f"note: the outbound Worker {outbound.worker} gets {', '.join(unknown)} as "
+                "undefined locally (known per call only on Cloudflare)"
+            )
     document = {
         "dispatcher": dispatcher_spec(resolved, started),
         "aliases": builder.aliases,

@@ -173,7 +173,8 @@ class _Supervisor:
                     shown = f"[{self.host}]" if ":" in self.host else self.host
                     admin_url = f"http://{shown}:{admin_port}"
                 if self.options.watch and self.options.reload is not None:
-                    watcher = asyncio.create_task(self._watch())
+                    # Stamped now, before the banner: a change made right after it counts.
+                    watcher = asyncio.create_task(self._watch(self._stamps()))
                     stack.callback(watcher.cancel)
                 on_ready(await self._info(ready, admin_url))
                 stopped = asyncio.create_task(self.stop.wait())
@@ -335,26 +336,28 @@ class _Supervisor:
         if self.on_reload is not None:
             self.on_reload(outcome)
 
-    async def _watch(self, interval_s: float = 1.0) -> None:
-        def stamps() -> dict[Path, tuple[float, int] | None]:
-            found: dict[Path, tuple[float, int] | None] = {}
-            for path in self.plan.watched:
-                try:
-                    status = os.stat(path)
-                except OSError:
-                    found[path] = None
-                else:
-                    found[path] = (status.st_mtime, status.st_size)
-            return found
+    def _stamps(self) -> dict[Path, tuple[float, int] | None]:
+        found: dict[Path, tuple[float, int] | None] = {}
+        for path in self.plan.watched:
+            try:
+                status = os.stat(path)
+            except OSError:
+                found[path] = None
+            else:
+                found[path] = (status.st_mtime_ns, status.st_size)
+        return found
 
-        seen = stamps()
+    async def _watch(
+        self, seen: dict[Path, tuple[float, int] | None], interval_s: float = 1.0
+    ) -> None:
+        """Reload whenever the config or a worker's file changes (the plan says which)."""
         while True:
             await asyncio.sleep(interval_s)
-            now = stamps()
+            now = self._stamps()
             if now != seen:
-                seen = now
                 await self._reload()
-                seen = stamps()
+                # What the reload read (or failed on) is the new baseline.
+                seen = now if self.last_error else self._stamps()
 
     async def _shutdown(self) -> None:
         process = self.process
