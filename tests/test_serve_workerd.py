@@ -428,6 +428,46 @@ def test_without_npm_it_prints_the_one_command(
     ) in result.stderr
 
 
+FAKE_NPM = """#!/bin/sh
+# Stands in for npm: "installs" by linking the tests' miniflare (no network in tests).
+prefix="$3"
+echo "npm http fetch GET 200 https://registry.npmjs.org/miniflare 12ms (cache hit)"
+mkdir -p "$prefix/node_modules"
+ln -s "{modules}/miniflare" "$prefix/node_modules/miniflare"
+echo "added 1 package in 0.1s"
+"""
+
+
+def test_first_use_installs_miniflare_with_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODE24_NODE_MODULES")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text(FAKE_NPM.replace("{modules}", str(NODE_MODULES)))
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    serve = ServeProcess(tmp_path, "--demo", "--runtime", "workerd")
+    try:
+        status, _, _ = get(serve.port, "/api/market/research", "POST", b"{}")
+        assert status == 200
+    finally:
+        assert serve.stop() == 0
+    prefix = tmp_path / "cache" / f"miniflare-{MINIFLARE_VERSION}"
+    err = serve.stderr()
+    assert err.startswith(
+        f"installing miniflare {MINIFLARE_VERSION} (workerd) into {prefix} (once) ...\n"
+        "  npm: npm http fetch GET 200 https://registry.npmjs.org/miniflare 12ms (cache hit)\n"
+        "  npm: added 1 package in 0.1s\n"
+        f"installed miniflare {MINIFLARE_VERSION}\n"
+    )
+    # The second start finds it: no install.
+    again = ServeProcess(tmp_path, "--demo", "--runtime", "workerd")
+    assert again.stop() == 0
+    assert "installing" not in again.stderr()
+
+
 def test_a_node_modules_without_miniflare_is_refused(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
