@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from code24ctl.cli.schemas import COMMAND_MODELS
 from code24ctl.cloudflare.client import API_ERROR_HINTS
 from tests.emulator.seeds import ACCOUNT_TOKEN, MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
@@ -388,7 +389,10 @@ def test_a_local_environment_checks_what_serve_needs(
 def test_local_doctor_names_the_miniflare_install(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("doctor", "--env", "local", "--json", env={"CODE24_CACHE_DIR": str(tmp_path)})
 
-    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    document = json.loads(result.stdout)
+    COMMAND_MODELS["doctor"].model_validate(document)
+    assert document["namespace"] is None
+    checks = {c["name"]: c for c in document["checks"]}
     assert checks["miniflare"]["status"] == "warn"
     assert checks["miniflare"]["fix"] == (
         f"npm install --prefix {tmp_path}/miniflare-4.20260426.0 --no-audit --no-fund "

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from code24ctl.cli.schemas import COMMAND_MODELS
 from code24ctl.serve.workerd.bindings import (
     local_bindings,
     read_secrets,
@@ -218,6 +219,7 @@ def test_done_when_path_workers_behind_the_real_dispatcher(tmp_path: Path, run_c
     assert "worker=kv status=200 reason=- ms=" in err
     assert err.rstrip().endswith("serve stopped")
     info = serve.info
+    COMMAND_MODELS["serve"].model_validate(info)
     assert info["runtime"] == "workerd"
     assert info["missing_bindings"] == {"kv": ["AI (ai): not emulated locally"]}
     assert info["upstreams"]["thrower"] == "path workers/thrower (modules)"

@@ -9,7 +9,7 @@ validate every command's output, success and failure, against it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -155,6 +155,9 @@ class ServeDocument(Document):
     demo: bool
     admin_url: str | None  # --metrics-port: /healthz and /metrics
     unreachable: list[str]  # aliases whose upstream refused a connection at start-up
+    runtime: Literal["python", "workerd"]
+    # --runtime workerd: per alias, the bindings its local Worker runs without, and why.
+    missing_bindings: dict[str, list[str]]
 
 
 class InitDocument(Document):
