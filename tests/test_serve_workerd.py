@@ -470,6 +470,32 @@ def test_first_use_installs_miniflare_with_progress(
     assert "installing" not in again.stderr()
 
 
+def test_offline_install_prints_the_one_command(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODE24_NODE_MODULES")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text("#!/bin/sh\necho 'npm error code ENOTFOUND'\nexit 1\n")
+    (bin_dir / "npm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    result = run_cli("serve", "--demo", "--runtime", "workerd", "--port", "0")
+    assert result.exit_code == 2, result.stderr
+    prefix = tmp_path / "cache" / f"miniflare-{MINIFLARE_VERSION}"
+    assert "  npm: npm error code ENOTFOUND\n" in result.stderr
+    assert (
+        f"error: installing miniflare {MINIFLARE_VERSION} failed (npm exit status 1; offline?)\n"
+        f"  hint: run this once when online: npm install --prefix {prefix} --no-audit "
+        f"--no-fund miniflare@{MINIFLARE_VERSION}"
+    ) in result.stderr
+
+
+def test_demo_ports_is_python_only(run_cli: RunCli) -> None:
+    result = run_cli("serve", "--demo", "--runtime", "workerd", "--demo-ports", "auto")
+    assert result.exit_code == 2
+    assert "--demo-ports only applies to the Python runtime" in result.stderr
+
+
 def test_a_node_modules_without_miniflare_is_refused(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

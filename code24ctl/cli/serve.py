@@ -228,17 +228,12 @@ def serve(
 def _account_code(prepared: PreparedServe) -> dict[str, WorkerCode | None]:
     """--from-account: read each alias without `path` or upstream from the account."""
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.serve.prepare import account_environment
+    from code24ctl.serve.prepare import account_aliases, account_environment
     from code24ctl.serve.workerd.account import download_namespace_code
 
     account = account_environment(prepared)
-    upstreams = prepared.resolved.environment.upstreams or {}
-    wanted = [
-        alias
-        for alias, worker in sorted(prepared.resolved.config.workers.items())
-        if worker.path is None and alias not in upstreams
-    ]
-    if not wanted or prepared.request.demo:
+    wanted = account_aliases(prepared)
+    if not wanted:
         return {}
     session = cloudflare_session(account)
     return download_namespace_code(session.client, session.account_id, account, wanted, note)

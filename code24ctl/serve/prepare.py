@@ -154,6 +154,19 @@ def account_environment(prepared: PreparedServe) -> ResolvedConfig:
     return resolved
 
 
+def account_aliases(prepared: PreparedServe) -> list[str]:
+    """``--from-account``: the aliases whose code comes from the account (those with neither
+    ``path`` nor an upstream URL; none with ``--demo``)."""
+    if prepared.request.demo:
+        return []
+    upstreams = prepared.resolved.environment.upstreams or {}
+    return [
+        alias
+        for alias, worker in sorted(prepared.resolved.config.workers.items())
+        if worker.path is None and alias not in upstreams
+    ]
+
+
 def plan_workerd(prepared: PreparedServe) -> WorkerdPlan:
     """The workerd plan of the prepared config (again, on each reload)."""
     from code24ctl.serve.workerd.plan import build_plan
