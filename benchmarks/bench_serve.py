@@ -928,6 +928,13 @@ def report(
         print(
             f"- serve, whole dispatch at c32: {full:,.0f} req/s = {1e6 / full:.0f} us per request"
         )
+    for name, label in (
+        ("serve-workerd", "serve --runtime workerd, the worker at its URL"),
+        ("serve-workerd-code", "serve --runtime workerd, the worker as JavaScript Worker code"),
+    ):
+        if (name, 32) in med:
+            rps = med[(name, 32)].rps
+            print(f"- {label}, at c32: {rps:,.0f} req/s = {1e6 / rps:.0f} us per request")
     print(
         f"- serve, a 404 (no upstream call) at c32: {refusals:,.0f} req/s = "
         f"{1e6 / refusals:.0f} us per request (uvicorn + the request side)"
