@@ -90,6 +90,41 @@ SERVICE_WORKER = """addEventListener("fetch", (event) => {
   event.respondWith(Response.json({ format: "service-worker", greeting: GREETING }));
 });
 """
+STORE = """export class Counter {
+  constructor(state) {
+    this.state = state;
+  }
+  async fetch() {
+    const n = ((await this.state.storage.get("n")) ?? 0) + 1;
+    await this.state.storage.put("n", n);
+    return Response.json({ n });
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    await env.FILES.put("a.txt", "stored in r2");
+    const file = await (await env.FILES.get("a.txt")).text();
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS notes (v TEXT)");
+    await env.DB.prepare("INSERT INTO notes (v) VALUES (?)").bind("row").run();
+    const { results } = await env.DB.prepare("SELECT count(*) AS c FROM notes").all();
+    const stub = env.COUNTER.get(env.COUNTER.idFromName("one"));
+    const counter = await (await stub.fetch("http://do/")).json();
+    return Response.json({ file, rows: results[0].c, counter: counter.n });
+  },
+};
+"""
+STORE_WRANGLER = """[[r2_buckets]]
+binding = "FILES"
+bucket_name = "files"
+[[d1_databases]]
+binding = "DB"
+database_name = "notes"
+database_id = "notes-id"
+[[durable_objects.bindings]]
+name = "COUNTER"
+class_name = "Counter"
+"""
 CALLER = """export default {
   async fetch(request, env) {
     const answer = await env.KV_WORKER.fetch("http://kv/note", {
@@ -115,6 +150,8 @@ def project(tmp_path: Path) -> Path:
         "sw/wrangler.json": '{\n  // comments are allowed\n  "vars": {"GREETING": "hi"},\n}\n',
         "caller/index.js": CALLER,
         "caller/wrangler.toml": '[[services]]\nbinding = "KV_WORKER"\nservice = "kv"\n',
+        "store/index.js": STORE,
+        "store/wrangler.toml": STORE_WRANGLER,
     }
     for name, text in files.items():
         (workers / name).parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +165,7 @@ def project(tmp_path: Path) -> Path:
             "kv": {"path": "workers/kv"},
             "sw": {"path": "workers/sw"},
             "caller": {"path": "workers/caller"},
+            "store": {"path": "workers/store"},
             "ghost": {"script": "ghost-worker"},
         },
         "routes": [
@@ -140,6 +178,7 @@ def project(tmp_path: Path) -> Path:
             },
             {"prefix": "/sw", "worker": "sw", "probe": {"path": "/sw"}},
             {"prefix": "/caller", "worker": "caller", "probe": {"path": "/caller"}},
+            {"prefix": "/store", "worker": "store", "probe": {"path": "/store"}},
             {"prefix": "/ghost", "worker": "ghost", "probe": {"path": "/ghost/x"}},
         ],
         "environments": {"local": {"base_url": "http://127.0.0.1:8799", "upstreams": {}}},
@@ -203,6 +242,14 @@ def test_done_when_path_workers_behind_the_real_dispatcher(tmp_path: Path, run_c
         assert json.loads(rows["/caller"]["body_excerpt"])["called"]["read_back"] == (
             "via service binding"
         )
+        # R2, D1 and a Durable Object of its own, kept across requests.
+        assert json.loads(rows["/store"]["body_excerpt"]) == {
+            "file": "stored in r2",
+            "rows": 1,
+            "counter": 1,
+        }
+        _, _, body = get(serve.port, "/store")
+        assert json.loads(body) == {"file": "stored in r2", "rows": 2, "counter": 2}
         status, headers, body = get(serve.port, "/kv/again", "POST", b'{"note": "second"}')
         assert status == 200 and json.loads(body)["read_back"] == "second"
         assert headers["X-Code24-Worker"] == "kv"
