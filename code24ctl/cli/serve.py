@@ -253,8 +253,8 @@ def _banner(info: ServeInfo, *, env_name: str, base_url: str | None, examples: l
         )
     for alias, missing in sorted(info.missing_bindings.items()):
         lines.append(
-            f"warning: {alias} runs without " + "; ".join(missing) + " (give the alias an "
-            "upstream URL instead of `path` to run it where those exist)"
+            f"warning: {alias} runs without " + "; ".join(missing) + " (to run it where "
+            "those exist, give the alias an upstream URL and no `path`)"
         )
     if info.admin_url:
         lines.append(f"admin: {info.admin_url}/healthz  {info.admin_url}/metrics")
