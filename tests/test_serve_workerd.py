@@ -33,6 +33,7 @@ from code24ctl.serve.workerd.node import MINIFLARE_VERSION
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_ROOT, RunCli
+from tests.support.http_servers import Answer, LocalServer
 from tests.support.serve_process import ServeProcess, repo_config
 from tests.support.staging import NAMESPACE, write_config, writes
 
@@ -428,6 +429,45 @@ def test_the_outbound_worker_sees_the_workers_subrequests(tmp_path: Path) -> Non
     assert (
         "note: the outbound Worker outbound gets request_id as undefined locally" in serve.stderr()
     )
+
+
+def test_a_service_binding_reaches_an_alias_at_its_upstream_url(tmp_path: Path) -> None:
+    """A worker's service binding to an alias that runs at an upstream URL (not from code)."""
+    (tmp_path / "caller").mkdir()
+    (tmp_path / "caller" / "index.js").write_text(
+        CALLER.replace("http://kv/note", "http://legacy/report")
+    )
+    (tmp_path / "caller" / "wrangler.toml").write_text(
+        '[[services]]\nbinding = "KV_WORKER"\nservice = "legacy-script"\n'
+    )
+    answer = Answer(200, b'{"read_back": "from the upstream"}', "application/json")
+    with LocalServer({"/report": answer}) as upstream:
+        data: dict[str, Any] = {
+            "platform": "Test",
+            "compatibility_date": "2025-06-01",
+            "workers": {
+                "caller": {"path": "caller"},
+                "legacy": {"script": "legacy-script"},
+            },
+            "routes": [
+                {"prefix": "/c", "worker": "caller"},
+                {"prefix": "/legacy", "worker": "legacy"},
+            ],
+            "environments": {
+                "local": {
+                    "base_url": "http://127.0.0.1:8799",
+                    "upstreams": {"legacy": upstream.url},
+                }
+            },
+        }
+        config = write_config(tmp_path, data=data)
+        serve = ServeProcess(tmp_path, "--runtime", "workerd", config=config)
+        try:
+            status, _, body = get(serve.port, "/c")
+        finally:
+            assert serve.stop() == 0
+    assert status == 200
+    assert json.loads(body) == {"called": {"read_back": "from the upstream"}}
 
 
 def test_from_account_needs_the_workerd_runtime(tmp_path: Path, run_cli: RunCli) -> None:

@@ -52,7 +52,7 @@ class LocalBindings:
     r2: dict[str, str] = field(default_factory=dict)
     d1: dict[str, str] = field(default_factory=dict)
     durable_objects: dict[str, dict[str, str]] = field(default_factory=dict)
-    services: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     #: ``NAME (type)`` of each binding the local worker does not get, with why.
     missing: list[str] = field(default_factory=list)
 
@@ -182,15 +182,16 @@ def local_bindings(
     *,
     secrets: Mapping[str, str],
     secret_names: Sequence[str] = (),
-    workers: Mapping[str, str],
+    workers: Mapping[str, str | Mapping[str, Any]],
     own_worker: str,
 ) -> LocalBindings:
     """Map API-form ``bindings`` onto miniflare's options.
 
     ``workers`` maps a service name (an alias, or the script name it has on Cloudflare) to the
-    miniflare worker running it: service bindings and Durable Objects of another script resolve
-    through it. ``secrets`` are the local values; every name in ``secret_names`` (the secrets
-    the worker has on Cloudflare) without a local value is named as missing.
+    miniflare worker running it (or, for an alias at an upstream URL, its external service):
+    service bindings and Durable Objects of another script resolve through it. ``secrets`` are
+    the local values; every name in ``secret_names`` (the secrets the worker has on
+    Cloudflare) without a local value is named as missing.
     """
     local = LocalBindings(secrets=dict(secrets))
     for binding in bindings:
@@ -210,21 +211,22 @@ def local_bindings(
             script = binding.get("script_name")
             target = {"className": str(binding.get("class_name"))}
             if script:
-                if script not in workers:
+                if not isinstance(workers.get(script), str):
                     local.missing.append(
                         f"{name} (durable_object_namespace): its class lives in Worker "
                         f"{script}, which does not run here"
                     )
                     continue
                 if workers[script] != own_worker:
-                    target["scriptName"] = workers[script]
+                    target["scriptName"] = str(workers[script])
             local.durable_objects[name] = target
         elif kind == "service":
             service = str(binding.get("service"))
             if service not in workers:
                 local.missing.append(f"{name} (service): Worker {service} does not run here")
                 continue
-            local.services[name] = workers[service]
+            found = workers[service]
+            local.services[name] = found if isinstance(found, str) else dict(found)
         elif kind in ("secret_text", "secret_key"):
             if name not in secrets:
                 local.missing.append(f"{name} ({kind}): no value in the local secrets file")

@@ -168,14 +168,34 @@ class _Builder:
     sources: dict[str, AliasSource] = field(default_factory=dict)
     watched: list[Path] = field(default_factory=list)
 
-    def names(self) -> dict[str, str]:
-        """Service name -> miniflare worker: each alias, and the Cloudflare script names the
-        aliases' copies go by (``bind`` names a copy after its alias)."""
-        found: dict[str, str] = {}
+    def target(self, alias: str) -> str | dict[str, Any] | None:
+        """What answers an alias in workerd: a miniflare worker's name, an external HTTP
+        service (an upstream URL), or None (nothing: worker_not_found)."""
+        worker = self.resolved.config.workers[alias]
+        upstream = (self.resolved.environment.upstreams or {}).get(alias)
+        if self.demo or worker.path is not None:
+            return worker_name(alias)
+        if upstream is not None:
+            parts = urlsplit(upstream)
+            if parts.scheme == "http" and parts.path in ("", "/"):
+                host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+                return {"external": {"address": f"{host}:{parts.port or 80}", "http": {}}}
+            return f"upstream-{alias}"  # https or a base path: a small forwarding Worker
+        if self.account_code.get(alias) is not None:
+            return worker_name(alias)
+        return None
+
+    def names(self) -> dict[str, str | dict[str, Any]]:
+        """Service name -> what runs it: each alias that runs here, and the Cloudflare script
+        names the aliases' copies go by (``bind`` names a copy after its alias)."""
+        found: dict[str, str | dict[str, Any]] = {}
         for alias, worker in self.resolved.config.workers.items():
-            found[alias] = worker_name(alias)
+            target = self.target(alias)
+            if target is None:
+                continue
+            found[alias] = target
             if worker.script:
-                found.setdefault(worker.script, worker_name(alias))
+                found.setdefault(worker.script, target)
         return found
 
     def folder_of(self, alias: str) -> Path:
@@ -332,22 +352,19 @@ class _Builder:
         self.watched += [folder / m.name for m in code.modules] if path.is_dir() else [path]
 
     def add_upstream(self, alias: str, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme == "http" and parts.path in ("", "/"):
-            port = parts.port or 80
-            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-            self.aliases[alias] = {"external": f"{host}:{port}"}
+        target = self.target(alias)
+        if isinstance(target, dict):
+            self.aliases[alias] = {"external": target["external"]["address"]}
         else:
-            # https or a base path: a small forwarding Worker puts the base in front.
-            name = f"upstream-{alias}"
+            assert target is not None
             self.workers.append(
                 {
-                    "name": name,
+                    "name": target,
                     "forward_to": url.rstrip("/"),
                     "compatibility_date": self.resolved.config.compatibility_date,
                 }
             )
-            self.aliases[alias] = {"worker": name}
+            self.aliases[alias] = {"worker": target}
         self.sources[alias] = AliasSource(alias, "upstream", url)
 
 
