@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -313,14 +314,41 @@ def test_watch_reloads_code_and_keeps_serving_a_broken_one(tmp_path: Path) -> No
         wait_for(serve, "warning: reload of ")
         status, _, body = get(serve.port, "/sw")
         assert status == 200 and json.loads(body)["format"] == "changed"
+        config.write_text(config.read_text() + "\nroutes: [not, a, route]\n")  # a bad config
+        wait_for(serve, "warning: reload of ", count=2)
+        status, _, body = get(serve.port, "/sw")
+        assert status == 200 and json.loads(body)["format"] == "changed"
     finally:
         assert serve.stop() == 0
+    err = serve.stderr()
+    assert (
+        f"warning: reload of {config} failed, still serving the previous config (7 routes): "
+        in (err)
+    )
+    assert "SyntaxError" in err
 
 
-def wait_for(serve: ServeProcess, text: str, timeout_s: float = 60) -> None:
+def test_a_busy_port_is_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [*SERVE, "--demo", "--runtime", "workerd", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=os.environ,
+        )
+    assert proc.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
+
+
+def wait_for(serve: ServeProcess, text: str, timeout_s: float = 60, count: int = 1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if text in serve.stderr():
+        if serve.stderr().count(text) >= count:
             return
         time.sleep(0.2)
     raise AssertionError(f"{text!r} never appeared:\n{serve.stderr()}")
