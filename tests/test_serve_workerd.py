@@ -354,6 +354,22 @@ def wait_for(serve: ServeProcess, text: str, timeout_s: float = 60, count: int =
     raise AssertionError(f"{text!r} never appeared:\n{serve.stderr()}")
 
 
+OUTBOUND = """export default {
+  async fetch(request, env) {
+    // Answers itself: nothing leaves the machine.
+    return Response.json({ outbound_saw: request.url, worker: env.worker, env: env.environment });
+  },
+};
+"""
+ACCOUNT_WORKER = """export default {
+  async fetch(request, env) {
+    const via = await (await fetch("https://api.example.invalid/x")).json();
+    return Response.json({ from: "account", tone: env.TONE, via });
+  },
+};
+"""
+
+
 def test_from_account_serves_production_code_without_writing(
     tmp_path: Path,
     cf_state: EmulatorState,
@@ -366,8 +382,12 @@ def test_from_account_serves_production_code_without_writing(
     account = cf_seed.account_id
     if cf_state.namespace(account, NAMESPACE) is None:
         cf_state.add_namespace(account, NAMESPACE)
-    code = (
-        "export default {fetch(r, env) {return Response.json({from: 'account', tone: env.TONE})}}"
+    code = ACCOUNT_WORKER
+    cf_state.add_account_script(
+        account,
+        "code24-outbound-staging",
+        {"outbound.js": (OUTBOUND, "application/javascript+module")},
+        main_module="outbound.js",
     )
     cf_state.add_namespace_script(
         account,
@@ -380,6 +400,10 @@ def test_from_account_serves_production_code_without_writing(
 
     def change(data: dict[str, Any]) -> None:
         data["environments"]["local"]["upstreams"] = {}
+        data["environments"]["staging"]["outbound"] = {
+            "worker": "code24-outbound-staging",
+            "params": ["worker"],
+        }
 
     config = write_config(tmp_path, change)
     before = len(writes(cf_state))
@@ -388,7 +412,16 @@ def test_from_account_serves_production_code_without_writing(
     )
     try:
         status, headers, body = get(serve.port, "/elite/brand/create", "POST", b"{}")
-        assert status == 200 and json.loads(body) == {"from": "account", "tone": "calm"}
+        assert status == 200
+        # The account's outbound Worker answers the worker's subrequest (nothing leaves).
+        assert json.loads(body) == {
+            "from": "account",
+            "tone": "calm",
+            "via": {
+                "outbound_saw": "https://api.example.invalid/x",
+                "worker": "brand-worker",
+            },  # no environment: only `worker` is among the params (undefined drops out)
+        }
         status, headers, _ = get(serve.port, "/api/market/research", "POST", b"{}")
         assert headers["X-Code24-Fallback-Reason"] == "worker_not_found"
     finally:
@@ -397,17 +430,11 @@ def test_from_account_serves_production_code_without_writing(
     assert serve.info["upstreams"]["brand-worker"].startswith(
         f"staging namespace {NAMESPACE}/brand-worker (cached "
     )
-    cached = list((tmp_path / "cache" / "workers").glob("*/index.js"))
-    assert [path.read_text() for path in cached] == [code]
+    cached = list((tmp_path / "cache" / "workers").glob("*/*.js"))
+    assert sorted(path.read_text() for path in cached) == sorted([code, OUTBOUND])
+    assert "reading outbound Worker code24-outbound-staging (staging)" in serve.stderr()
 
 
-OUTBOUND = """export default {
-  async fetch(request, env) {
-    // Answers itself: nothing leaves the machine.
-    return Response.json({ outbound_saw: request.url, worker: env.worker, env: env.environment });
-  },
-};
-"""
 FETCHER = """export default {
   async fetch() {
     const answer = await fetch("https://api.example.invalid/lookup?q=1");

@@ -12,7 +12,6 @@ from code24ctl.cli.output import note, stderr
 from code24ctl.constants import SERVE_DEFAULT_HOST
 
 if TYPE_CHECKING:
-    from code24ctl.cloudflare.scripts import WorkerCode
     from code24ctl.serve.prepare import PreparedServe
     from code24ctl.serve.server import ServeInfo
 
@@ -202,7 +201,7 @@ def serve(
     for line in prepared.notes:
         note(line)
     if from_account is not None:
-        prepared.account_code = _account_code(prepared)
+        _read_account(prepared)
     resolved = prepared.resolved
 
     def ready(info: ServeInfo) -> None:
@@ -225,18 +224,27 @@ def serve(
     log.flush(timeout=1.0)  # a stderr nobody reads must not keep the process from exiting
 
 
-def _account_code(prepared: PreparedServe) -> dict[str, WorkerCode | None]:
-    """--from-account: read each alias without `path` or upstream from the account."""
+def _read_account(prepared: PreparedServe) -> None:
+    """--from-account: read each alias without `path` or upstream, and the outbound Worker,
+    from the account (GET calls only)."""
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.serve.prepare import account_aliases, account_environment
-    from code24ctl.serve.workerd.account import download_namespace_code
+    from code24ctl.serve.prepare import (
+        account_aliases,
+        account_environment,
+        wants_account_outbound,
+    )
+    from code24ctl.serve.workerd.account import download_namespace_code, download_outbound
 
     account = account_environment(prepared)
     wanted = account_aliases(prepared)
-    if not wanted:
-        return {}
+    outbound = wants_account_outbound(prepared, account)
+    if not wanted and not outbound:
+        return
     session = cloudflare_session(account)
-    return download_namespace_code(session.client, session.account_id, account, wanted, note)
+    client, account_id = session.client, session.account_id
+    prepared.account_code = download_namespace_code(client, account_id, account, wanted, note)
+    if outbound:
+        prepared.account_outbound = download_outbound(client, account_id, account, note)
 
 
 def _banner(info: ServeInfo, *, env_name: str, base_url: str | None, examples: list[str]) -> None:

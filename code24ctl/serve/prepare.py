@@ -66,6 +66,8 @@ class PreparedServe:
     plan: WorkerdPlan | None = None
     #: ``--from-account``: the code read from the account, per alias (None: not held there).
     account_code: Mapping[str, WorkerCode | None] | None = None
+    #: ``--from-account``: the account's outbound Worker (name, code, params), if it has one.
+    account_outbound: tuple[str, WorkerCode, list[str]] | None = None
 
 
 def demo_ports(value: str | None) -> int | None:
@@ -154,6 +156,17 @@ def account_environment(prepared: PreparedServe) -> ResolvedConfig:
     return resolved
 
 
+def wants_account_outbound(prepared: PreparedServe, account: ResolvedConfig) -> bool:
+    """``--from-account``: whether the account's outbound Worker is to be read (it has one, and
+    the local environment gives none a ``path``)."""
+    local = prepared.resolved.environment.outbound
+    return (
+        not prepared.request.demo
+        and account.environment.outbound is not None
+        and (local is None or local.path is None)
+    )
+
+
 def account_aliases(prepared: PreparedServe) -> list[str]:
     """``--from-account``: the aliases whose code comes from the account (those with neither
     ``path`` nor an upstream URL; none with ``--demo``)."""
@@ -172,7 +185,10 @@ def plan_workerd(prepared: PreparedServe) -> WorkerdPlan:
     from code24ctl.serve.workerd.plan import build_plan
 
     return build_plan(
-        prepared.resolved, demo=prepared.request.demo, account_code=prepared.account_code
+        prepared.resolved,
+        demo=prepared.request.demo,
+        account_code=prepared.account_code,
+        account_outbound=prepared.account_outbound,
     )
 
 

@@ -12,7 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, is_not_found
-from code24ctl.cloudflare.scripts import WorkerCode, read_namespace_worker
+from code24ctl.cloudflare.scripts import (
+    WorkerCode,
+    download_account_worker,
+    read_namespace_worker,
+)
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError
 
@@ -20,6 +24,28 @@ if TYPE_CHECKING:
     from cloudflare import Cloudflare
 
 _ENTRY_TYPES = ("application/javascript", "text/javascript", "text/x-python")
+
+
+def download_outbound(
+    client: Cloudflare,
+    account_id: str,
+    resolved: ResolvedConfig,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[str, WorkerCode, list[str]] | None:
+    """The outbound Worker of ``resolved`` (a Cloudflare environment), as the account holds
+    it (the same GET calls as ``bind``'s copy of a ``script``): its name, code and params; None
+    when the environment has none."""
+    outbound = resolved.environment.outbound
+    if outbound is None:
+        return None
+    progress(f"reading outbound Worker {outbound.worker} ({resolved.env_name})")
+    code = download_account_worker(
+        client,
+        account_id,
+        outbound.worker,
+        default_compatibility_date=resolved.config.compatibility_date,
+    )
+    return outbound.worker, code, list(outbound.params)
 
 
 def download_namespace_code(

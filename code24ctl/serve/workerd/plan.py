@@ -308,9 +308,8 @@ class _Builder:
             path = Path(self.resolved.path).resolve().parent / path
         return path
 
-    def add_outbound(self, raw: str, params: list[str]) -> None:
-        """The outbound Worker in front of every subrequest of the Workers run from code: one
-        instance per alias, so ``worker`` and ``environment`` can be the params it gets."""
+    def add_outbound_path(self, raw: str, params: list[str]) -> None:
+        """The outbound Worker from its ``path`` (with the folder's bindings and secrets)."""
         path = self.resolve_path(raw)
         config = self.resolved.config
         code = read_local_worker(
@@ -322,9 +321,24 @@ class _Builder:
         folder = path if path.is_dir() else path.parent
         wrangler, _ = read_wrangler_config(folder)
         secrets = read_secrets(folder / SECRETS_FILE)
+        self.add_outbound(code, folder, params, wrangler_bindings(wrangler), secrets)
+        self.watched += [folder / m.name for m in code.modules] if path.is_dir() else [path]
+
+    def add_outbound(
+        self,
+        code: WorkerCode,
+        folder: Path,
+        params: list[str],
+        extra: list[dict[str, Any]] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        """The outbound Worker in front of every subrequest of the Workers run from code: one
+        instance per alias, so ``worker`` and ``environment`` can be the params it gets."""
+        config = self.resolved.config
         bindings = local_bindings(
-            [*code.bindings, *wrangler_bindings(wrangler)],
-            secrets=secrets,
+            [*code.bindings, *(extra or [])],
+            secrets=secrets or {},
+            secret_names=code.secrets,
             workers=self.names(),
             own_worker="",
         )
@@ -349,7 +363,6 @@ class _Builder:
                 }
             )
             spec["outbound"] = name
-        self.watched += [folder / m.name for m in code.modules] if path.is_dir() else [path]
 
     def add_upstream(self, alias: str, url: str) -> None:
         target = self.target(alias)
@@ -373,8 +386,13 @@ def build_plan(
     *,
     demo: bool = False,
     account_code: Mapping[str, WorkerCode | None] | None = None,
+    account_outbound: tuple[str, WorkerCode, list[str]] | None = None,
 ) -> WorkerdPlan:
-    """The runner's plan for a local environment (refused for a Cloudflare one, exit 2)."""
+    """The runner's plan for a local environment (refused for a Cloudflare one, exit 2).
+
+    ``account_outbound`` (``--from-account``): the account's outbound Worker (its name, code
+    and params), used when the local environment gives none a ``path``.
+    """
     from code24ctl.serve.server import settings_from_config
 
     settings = settings_from_config(resolved)  # refuses a Cloudflare environment
@@ -393,17 +411,24 @@ def build_plan(
             "(cloudflare/workerd#1291); they apply on Cloudflare only"
         )
     outbound = resolved.environment.outbound
-    if outbound is not None and outbound.path is None:
+    running: tuple[str, list[str]] | None = None
+    if outbound is not None and outbound.path is not None:
+        builder.add_outbound_path(outbound.path, list(outbound.params))
+        running = (outbound.worker, list(outbound.params))
+    elif account_outbound is not None:
+        name, code, params = account_outbound
+        builder.add_outbound(code, cached_code(code), params)
+        running = (name, params)
+    elif outbound is not None:
         notes.append(
             f"note: outbound Worker {outbound.worker} does not run locally (give it a `path` "
             "to run it): the workers' subrequests go out directly"
         )
-    elif outbound is not None:
-        builder.add_outbound(outbound.path or "", list(outbound.params))
-        unknown = [p for p in outbound.params if p in ("request_id", "route")]
+    if running is not None:
+        unknown = [p for p in running[1] if p in ("request_id", "route")]
         if unknown:
             notes.append(
-                f"note: the outbound Worker {outbound.worker} gets {', '.join(unknown)} as "
+                f"note: the outbound Worker {running[0]} gets {', '.join(unknown)} as "
                 "undefined locally (known per call only on Cloudflare)"
             )
     document = {
