@@ -215,14 +215,14 @@ async function stop(code = 0) {
 async function start(plan) {
   mf = new Miniflare(options(plan));
   await mf.ready;
-  current = plan;
   const url = await mf.unsafeGetDirectURL("dispatcher");
-  emit({ event: "ready", url: url.href.replace(/\/$/, ""), port: Number(url.port) });
+  // Later plans keep the port workerd got: a port of 0 would move on every reload.
+  current = { ...plan, port: Number(url.port) };
+  emit({ event: "ready", url: url.href.replace(/\/$/, ""), port: current.port });
 }
 
 async function reload(plan) {
-  // The socket keeps the port it has: a port of 0 would move on every reload.
-  const kept = { ...plan, port: current.port === 0 ? portOf(await mf.unsafeGetDirectURL("dispatcher")) : current.port };
+  const kept = { ...plan, port: current.port };
   try {
     await mf.setOptions(options(kept));
     current = kept;
@@ -232,16 +232,16 @@ async function reload(plan) {
     try {
       await mf.setOptions(options(current));
     } catch (again) {
-      emit({ event: "fatal", error: `reload failed (${error}); the previous plan did not restart: ${again?.message ?? again}` });
+      const why = again?.message ?? again;
+      emit({
+        event: "fatal",
+        error: `reload failed (${error}); the previous plan did not restart: ${why}`,
+      });
       await stop(1);
       return;
     }
     emit({ event: "reload_failed", error });
   }
-}
-
-function portOf(url) {
-  return Number(url.port);
 }
 
 process.on("SIGTERM", () => stop(0));
