@@ -30,6 +30,7 @@ from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import UsageError
 from code24ctl.serve.workerd.bindings import (
     SECRETS_FILE,
+    WRANGLER_FILES,
     local_bindings,
     read_secrets,
     read_wrangler_config,
@@ -201,10 +202,7 @@ class _Builder:
     def folder_of(self, alias: str) -> Path:
         raw = self.resolved.config.workers[alias].path
         assert raw is not None
-        path = Path(raw).expanduser()
-        if not path.is_absolute():
-            path = Path(self.resolved.path).resolve().parent / path
-        return path
+        return self.resolve_path(raw)
 
     def add(self, alias: str) -> None:
         config = self.resolved.config
@@ -251,12 +249,11 @@ class _Builder:
             shown_as=config.workers[alias].path,
         )
         folder = path if path.is_dir() else path.parent
-        wrangler, wrangler_file = read_wrangler_config(folder)
+        wrangler, _ = read_wrangler_config(folder)
         secrets = read_secrets(folder / SECRETS_FILE)
         self.watched += [folder / m.name if path.is_dir() else path for m in code.modules]
-        self.watched += [folder / SECRETS_FILE]
-        if wrangler_file is not None:
-            self.watched.append(wrangler_file)
+        # Each may appear later: a file that does not exist yet is watched too.
+        self.watched += [folder / SECRETS_FILE, *(folder / name for name in WRANGLER_FILES)]
         self.add_code(
             alias,
             code,
