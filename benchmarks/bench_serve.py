@@ -12,6 +12,10 @@ One small JSON worker (tests/support/upstreams.py, raw asyncio + httptools + uvl
            (benchmarks/serve_workerd.mjs)
 - serve:   ``python -m code24ctl serve`` (uvicorn + httptools + uvloop, its upstream pool),
            access log on (text, to a file)
+- serve-workerd: ``serve --runtime workerd``, each alias at the same worker's URL (the
+           deployed dispatcher.js in workerd, as `workerd`, but started and logged by serve)
+- serve-workerd-code: ``serve --runtime workerd`` with the worker as real JavaScript Worker
+           code (``path:``) answering the same JSON inside workerd: no HTTP hop to a worker
 
 wrk (1 thread) drives each at concurrency 1 and 32. Runs are interleaved: every round runs every
 contender at both concurrencies (the order rotates), and the table shows the median over rounds,
@@ -55,6 +59,15 @@ WORKER_ANSWER = {
     "competitors": [{"name": "acme", "threat": "medium"}, {"name": "globex", "threat": "low"}],
     "summary": "Crowded at the top, open in the mid-market.",
 }
+# The worker's answer as JavaScript Worker code (the serve-workerd-code contender).
+WORKER_CODE = (
+    "const BODY = JSON.stringify(" + json.dumps(WORKER_ANSWER) + ");\n"
+    "export default {\n"
+    "  async fetch() {\n"
+    '    return new Response(BODY, { headers: { "content-type": "application/json" } });\n'
+    "  },\n"
+    "};\n"
+)
 CONCURRENCIES = (1, 32)
 GOAL_THROUGHPUT_RATIO = 2.0
 GOAL_P99_MS = 15.0
@@ -239,25 +252,40 @@ def start_serve(
     source: Path | None = None,
     extra: tuple[str, ...] = (),
     name: str = "serve",
+    *,
+    code: bool = False,
 ) -> Contender:
+    """``code24ctl serve`` in front of the worker; ``code``: the aliases run WORKER_CODE as
+    ``path:`` Workers instead (workerd runtime)."""
     import yaml
 
     data = yaml.safe_load((source or ROOT / "namespaces.yaml").read_text(encoding="utf-8"))
     local = data["environments"]["local"]
     local["upstreams"] = {alias: f"http://127.0.0.1:{worker_port}" for alias in data["workers"]}
+    if code:
+        folder = work / "worker-code"
+        folder.mkdir(exist_ok=True)
+        (folder / "index.js").write_text(WORKER_CODE, encoding="utf-8")
+        local["upstreams"] = {}
+        for worker in data["workers"].values():
+            worker.pop("script", None)
+            worker["path"] = str(folder)
     config = work / f"namespaces-{time.monotonic_ns()}.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODE24_")}
+    # The workerd runtime uses the tests' miniflare (nothing installed for the benchmark).
+    env["CODE24_NODE_MODULES"] = str(ROOT / "tests" / "js" / "node_modules")
     proc = subprocess.Popen(
         [PYTHON, "-m", "code24ctl", "serve", "-c", str(config), "--port", "0", "--json", *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=(work / f"{name}.log").open("w"),
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CODE24_")},
+        env=env,
     )
     url = read_json_line(proc, timeout=120)["url"]
     wait_http(url, TARGET_PATH)
-    return Contender(name, url, TARGET_PATH, proc, "code24ctl serve, access log on")
+    return Contender(name, url, TARGET_PATH, proc, f"code24ctl serve {' '.join(extra)}".strip())
 
 
 def stop(contender: Contender) -> None:
@@ -282,10 +310,9 @@ def check_answer(contender: Contender) -> None:
     conn.close()
     if response.status != 200 or body != WORKER_ANSWER:
         raise RuntimeError(f"{contender.name} answered {response.status} {body!r}")
-    if (
-        contender.name in ("workerd", "serve")
-        and response.getheader("x-code24-fallback") != "false"
-    ):
+    if (contender.name == "workerd" or contender.name.startswith("serve")) and response.getheader(
+        "x-code24-fallback"
+    ) != "false":
         raise RuntimeError(f"{contender.name} did not dispatch: {response.getheaders()!r}")
 
 
@@ -741,6 +768,22 @@ def main() -> int:
             ("nginx", lambda: start_nginx(work, worker_port)),
             ("workerd", lambda: start_workerd(work, worker_port)),
             ("serve", lambda: start_serve(work, worker_port)),
+            (
+                "serve-workerd",
+                lambda: start_serve(
+                    work, worker_port, extra=("--runtime", "workerd"), name="serve-workerd"
+                ),
+            ),
+            (
+                "serve-workerd-code",
+                lambda: start_serve(
+                    work,
+                    worker_port,
+                    extra=("--runtime", "workerd"),
+                    name="serve-workerd-code",
+                    code=True,
+                ),
+            ),
         ]
         for name, starter in starters:
             got = starter()
@@ -847,7 +890,7 @@ def report(
     )
     print()
     print(
-        "| contender | c | req/s | p50 ms | p99 ms | req/s vs direct | serve/workerd req/s |"
+        "| contender | c | req/s | p50 ms | p99 ms | req/s vs direct | serve req/s / this |"
         " added p50 vs direct (c1) | errors |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
@@ -857,8 +900,8 @@ def report(
             floor = med[("direct", concurrency)]
             ratio = f"{run.rps / floor.rps:.2f}x"
             versus = ""
-            if name == "serve" and ("workerd", concurrency) in med:
-                versus = f"{run.rps / med[('workerd', concurrency)].rps:.2f}x"
+            if name not in ("direct", "serve") and ("serve", concurrency) in med:
+                versus = f"{med[('serve', concurrency)].rps / run.rps:.2f}x"
             added = ""
             if concurrency == 1 and name != "direct":
                 added = f"+{run.p50_ms - floor.p50_ms:.3f} ms"
@@ -885,6 +928,13 @@ def report(
         print(
             f"- serve, whole dispatch at c32: {full:,.0f} req/s = {1e6 / full:.0f} us per request"
         )
+    for name, label in (
+        ("serve-workerd", "serve --runtime workerd, the worker at its URL"),
+        ("serve-workerd-code", "serve --runtime workerd, the worker as JavaScript Worker code"),
+    ):
+        if (name, 32) in med:
+            rps = med[(name, 32)].rps
+            print(f"- {label}, at c32: {rps:,.0f} req/s = {1e6 / rps:.0f} us per request")
     print(
         f"- serve, a 404 (no upstream call) at c32: {refusals:,.0f} req/s = "
         f"{1e6 / refusals:.0f} us per request (uvicorn + the request side)"

@@ -29,24 +29,33 @@ def doctor(
     """Check token, account, Workers for Platforms, namespace, each worker, the dispatcher and
     its bindings, routes, the outbound Worker, then probe every route.
 
+    For a local environment (serve's): Node.js 20+ and miniflare (for --runtime workerd), what
+    answers each alias, then probe the running serve.
+
     One line per check: ok / warn / fail / skip and the command that fixes it. Exit 1 if any
     check fails.
     """
     from rich.text import Text
 
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.doctor import run_doctor
+    from code24ctl.ops.doctor import run_doctor, run_local_doctor
 
     resolved = load(config, env)
-    session = cloudflare_session(resolved)
-    report = run_doctor(session, resolved, base_url=base_url)
+    if resolved.is_local:
+        # serve's environment: Node.js and miniflare (workerd runtime), sources, a probe.
+        report = run_local_doctor(resolved, base_url=base_url)
+        namespace = None
+    else:
+        session = cloudflare_session(resolved)
+        report = run_doctor(session, resolved, base_url=base_url)
+        namespace = resolved.namespace()
     if json_output:
         from code24ctl.cli.schemas import DoctorDocument
 
         output.emit(
             DoctorDocument(
                 environment=report.environment,
-                namespace=resolved.namespace(),
+                namespace=namespace,
                 ok=report.ok,
                 checks=report.checks,
                 summary=report.counts,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -231,6 +231,9 @@ class ServeDocument(Document):
     demo: bool
     admin_url: str | None  # --metrics-port: /healthz and /metrics
     unreachable: list[str]  # aliases whose upstream refused a connection at start-up
+    runtime: Literal["python", "workerd"]
+    # --runtime workerd: per alias, the bindings its local Worker runs without, and why.
+    missing_bindings: dict[str, list[str]]
 
     @classmethod
     def of(cls, info: ServeInfo) -> ServeDocument:
@@ -246,6 +249,8 @@ class ServeDocument(Document):
             demo=bool(info.demo_workers),
             admin_url=info.admin_url,
             unreachable=list(info.unreachable),
+            runtime=info.runtime,
+            missing_bindings={alias: list(m) for alias, m in info.missing_bindings.items()},
         )
 
 

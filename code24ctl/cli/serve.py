@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from code24ctl.cli.globals import COMMAND_ENV_DEFAULTS
-from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
+from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption
 from code24ctl.cli.output import note, stderr
-from code24ctl.constants import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, SERVE_DEFAULT_HOST
-from code24ctl.errors import UsageError
+from code24ctl.constants import SERVE_DEFAULT_HOST
 
 if TYPE_CHECKING:
-    from code24ctl.serve.app import ServeSettings
+    from code24ctl.serve.prepare import PreparedServe
     from code24ctl.serve.server import ServeInfo
 
 HostOption = Annotated[
@@ -130,11 +126,34 @@ MaxConnectionsOption = Annotated[
 ]
 
 
+RuntimeOption = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        metavar="python|workerd",
+        help="python: the dispatch rules in Python in front of upstream URLs (fast, no Node.js); "
+        "workerd: the deployed dispatcher.js and each worker's own code (`path`) in workerd "
+        "(needs Node.js 20+; installs miniflare once)",
+    ),
+]
+FromAccountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from-account",
+        metavar="ENV",
+        help="workerd runtime: an alias without `path` or upstream runs the code ENV's "
+        "namespace holds for it (read-only, cached by content hash, never uploaded)",
+    ),
+]
+
+
 def serve(
     config: ConfigOption = None,
     env: EnvOption = None,
     host: HostOption = SERVE_DEFAULT_HOST,
     port: PortOption = None,
+    runtime: RuntimeOption = "python",
+    from_account: FromAccountOption = None,
     demo: DemoOption = False,
     demo_ports: DemoPortsOption = None,
     access_log: AccessLogOption = "text",
@@ -152,132 +171,96 @@ def serve(
     The environment defaults to local (serve only runs environments with upstreams). Listens
     until Ctrl+C or SIGTERM, then finishes in-flight requests and exits 0; SIGHUP reloads the
     config. With --json, one JSON document describing what runs is printed on stdout once it
-    is ready.
+    is ready. --runtime workerd runs the deployed dispatcher.js and the workers' own code.
     """
-    from code24ctl.config import config_path_from
-    from code24ctl.serve.access_log import ACCESS_LOG_FORMATS, AccessLog
     from code24ctl.serve.examples import example_requests
     from code24ctl.serve.limits import ClientLimits, default_max_connections
-    from code24ctl.serve.server import (
-        ReloadOutcome,
-        ServeOptions,
-        default_port,
-        is_loopback,
-        run_serve,
-        settings_from_config,
+    from code24ctl.serve.prepare import ServeRequest, prepare_serve, run_prepared
+
+    request = ServeRequest(
+        config=config,
+        env=env,
+        host=host,
+        port=port,
+        demo=demo,
+        demo_ports=demo_ports,
+        access_log=access_log,
+        metrics_port=metrics_port,
+        watch=watch,
+        limits=ClientLimits(
+            max_header_bytes=max_header_bytes,
+            max_url_bytes=max_url_bytes,
+            header_timeout_s=header_timeout,
+            idle_timeout_s=idle_timeout,
+            max_connections=max_connections or default_max_connections(),
+        ),
+        runtime=runtime,
+        from_account=from_account,
     )
-
-    explicit = config is not None or bool(os.environ.get(CONFIG_ENV_VAR))
-    if not explicit and not os.path.exists(DEFAULT_CONFIG_PATH) and not demo:
-        raise UsageError(
-            f"no ./{DEFAULT_CONFIG_PATH} here, and no --config or {CONFIG_ENV_VAR}",
-            hint="`code24ctl serve --demo` runs the built-in Code24 config with sample workers; "
-            "`code24ctl init` writes a starter config",
-        )
-    if demo and not explicit and not os.path.exists(DEFAULT_CONFIG_PATH):
-        # The demo must run anywhere after install: fall back to the Code24 config we ship.
-        from code24ctl.config import builtin_config_path
-
-        config = builtin_config_path()
-        note(f"no ./{DEFAULT_CONFIG_PATH} here: using the built-in Code24 config ({config})")
-    if access_log not in ACCESS_LOG_FORMATS:
-        raise UsageError(
-            f"--access-log {access_log!r} is not one of {', '.join(ACCESS_LOG_FORMATS)}"
-        )
-    if demo_ports is not None and not demo:
-        raise UsageError("--demo-ports only applies with --demo")
-    base_demo_port = _demo_ports(demo_ports)
-    resolved = load(config, env, default_env=COMMAND_ENV_DEFAULTS["serve"])
-    settings = settings_from_config(resolved)
-    limited = sorted(alias for alias, policy in settings.table.workers.items() if policy.limits)
-    if limited:
-        note(
-            f"note: serve cannot measure CPU time or count subrequests; the limits of "
-            f"{', '.join(limited)} apply on Cloudflare only (a worker answering "
-            "'error code: 1102' still gets worker_over_limit)"
-        )
-    env_name = resolved.env_name
-    config_file = str(config_path_from(config))
-    base_port = default_port(resolved)
-    listen_port = base_port if port is None else port
-    if not is_loopback(host):
-        note(
-            f"warning: listening on {host}, not loopback: other machines can reach "
-            "this dispatcher and the workers behind it"
-        )
+    prepared = prepare_serve(request)
+    for line in prepared.notes:
+        note(line)
+    if from_account is not None:
+        _read_account(prepared)
+    resolved = prepared.resolved
 
     def ready(info: ServeInfo) -> None:
         examples = example_requests(resolved.config, info.url)
-        _banner(info, env_name=env_name, base_url=resolved.environment.base_url, examples=examples)
+        _banner(
+            info,
+            env_name=resolved.env_name,
+            base_url=resolved.environment.base_url,
+            examples=examples,
+        )
         if json_output:
             from code24ctl.cli.output import emit
             from code24ctl.cli.schemas import ServeDocument
 
             emit(ServeDocument.of(info), indent=None)
 
-    def reload() -> ServeSettings:
-        return settings_from_config(load(config_file, env_name, default_env="local"))
-
-    # Once serving, stderr may stop being read: every later line goes through the log's
-    # writer, which never blocks serve.
-    log = AccessLog(access_log, sys.stderr)
-
-    def reloaded(outcome: ReloadOutcome) -> None:
-        if outcome.error is None:
-            log.message(f"reloaded {config_file}: {outcome.routes} routes")
-        else:
-            log.message(
-                f"warning: reload of {config_file} failed, still serving the previous config "
-                f"({outcome.routes} routes): {outcome.error}"
-            )
-
-    limits = ClientLimits(
-        max_header_bytes=max_header_bytes,
-        max_url_bytes=max_url_bytes,
-        header_timeout_s=header_timeout,
-        idle_timeout_s=idle_timeout,
-        max_connections=max_connections or default_max_connections(),
-    )
-    run_serve(
-        settings,
-        host=host,
-        port=listen_port,
-        demo=demo,
-        access_log=log,
-        on_ready=ready,
-        options=ServeOptions(
-            demo_ports=base_demo_port,
-            limits=limits,
-            admin_port=metrics_port,
-            metrics=metrics_port is not None,
-            reload=reload,
-            watch=config_file if watch else None,
-        ),
-        on_reload=reloaded,
-    )
+    log = run_prepared(prepared, on_ready=ready, progress=note)
     log.message("serve stopped")
     log.flush(timeout=1.0)  # a stderr nobody reads must not keep the process from exiting
 
 
-def _demo_ports(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if value == "auto":
-        return 0
-    if value.isdigit() and 1 <= int(value) <= 65535:
-        return int(value)
-    raise UsageError(f"--demo-ports {value!r} is not a port number or 'auto'")
+def _read_account(prepared: PreparedServe) -> None:
+    """--from-account: read each alias without `path` or upstream, and the outbound Worker,
+    from the account (GET calls only)."""
+    from code24ctl.cli.session import cloudflare_session
+    from code24ctl.serve.prepare import (
+        account_aliases,
+        account_environment,
+        wants_account_outbound,
+    )
+    from code24ctl.serve.workerd.account import download_namespace_code, download_outbound
+
+    account = account_environment(prepared)
+    wanted = account_aliases(prepared)
+    outbound = wants_account_outbound(prepared, account)
+    if not wanted and not outbound:
+        return
+    session = cloudflare_session(account)
+    prepared.account_code = download_namespace_code(session, account, wanted, note)
+    if outbound:
+        prepared.account_outbound = download_outbound(session, account, note)
 
 
 def _banner(info: ServeInfo, *, env_name: str, base_url: str | None, examples: list[str]) -> None:
-    lines = [f"code24ctl serve: environment {env_name} on {info.url}"]
+    runtime = "" if info.runtime == "python" else f" ({info.runtime})"
+    lines = [f"code24ctl serve{runtime}: environment {env_name} on {info.url}"]
     for prefix, worker in info.routes:
         upstream = info.upstreams.get(worker, "(no upstream: answers worker_not_found)")
         lines.append(f"  {prefix or '/':<18} -> {worker:<22} {upstream}")
     if info.demo_workers:
+        kind = "JavaScript Workers in workerd" if info.runtime == "workerd" else "workers"
         lines.append(
-            "demo: built-in sample workers answer every alias; designer-worker answers an HTML "
+            f"demo: built-in sample {kind} answer every alias; designer-worker answers an HTML "
             "'502 Bad Gateway' page, which the dispatcher turns into its JSON fallback."
+        )
+    for alias, missing in sorted(info.missing_bindings.items()):
+        lines.append(
+            f"warning: {alias} runs without " + "; ".join(missing) + " (to run it where "
+            "those exist, give the alias an upstream URL and no `path`)"
         )
     if info.admin_url:
         lines.append(f"admin: {info.admin_url}/healthz  {info.admin_url}/metrics")

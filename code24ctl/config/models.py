@@ -243,6 +243,9 @@ class OutboundConfig(_Strict):
 
     worker: WorkerName
     params: list[OutboundParam] = Field(default_factory=list)
+    # Its code, for `serve --runtime workerd` (a module file or folder, as a worker's `path`):
+    # locally it then sees every subrequest of the workers run from code.
+    path: str | None = None
 
 
 class AnalyticsConfig(_Strict):

@@ -46,6 +46,11 @@ class ServeInfo:
     admin_url: str | None = None
     # Aliases whose upstream refused a connection at start-up (a warning, not a refusal).
     unreachable: list[str] = field(default_factory=list)
+    # "python" (the rules in Python, in front of upstream URLs) or "workerd" (dispatcher.js and
+    # the workers' own code in workerd).
+    runtime: str = "python"
+    # workerd runtime: per alias, the bindings its local Worker does not get, and why.
+    missing_bindings: Mapping[str, list[str]] = field(default_factory=dict)
 
 
 def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:

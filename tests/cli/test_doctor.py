@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from code24ctl.cli.schemas import COMMAND_MODELS
 from code24ctl.cloudflare.client import API_ERROR_HINTS
 from tests.emulator.seeds import ACCOUNT_TOKEN, MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
@@ -360,11 +361,43 @@ def test_missing_token_is_exit_2(run_cli: RunCli, cf_env: dict[str, str]) -> Non
     assert result.stdout == ""
 
 
-def test_a_local_environment_is_refused(run_cli: RunCli, cf_env: dict[str, str]) -> None:
-    result = run_cli("doctor", "--env", "local", env=cf_env)
+def test_a_local_environment_checks_what_serve_needs(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    """No API call: Node.js and miniflare (--runtime workerd), each alias's source, a probe."""
+    modules = Path(__file__).parents[1] / "js" / "node_modules"
+    before = len(cf_state.requests())
+    with refused_port() as port:
+        env = dict(cf_env, CODE24_NODE_MODULES=str(modules))
+        base_url = f"http://127.0.0.1:{port}"
+        result = run_cli("doctor", "--env", "local", "--base-url", base_url, "--json", env=env)
 
-    assert result.exit_code == 2
-    assert "environment 'local' (from --env) is local" in result.stderr
+    assert result.exit_code == 1
+    assert statuses(result.stdout) == [
+        ("node", "ok"),
+        ("miniflare", "ok"),
+        ("sources", "ok"),
+        ("probe", "fail"),
+    ]
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["miniflare"]["detail"] == f"miniflare 4.20260426.0 in {modules / 'miniflare'}"
+    assert checks["sources"]["detail"].startswith("brand-worker: http://127.0.0.1:8790; ")
+    assert "error: doctor: 1 check(s) failed: probe" in result.stderr
+    assert len(cf_state.requests()) == before
+
+
+def test_local_doctor_names_the_miniflare_install(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("doctor", "--env", "local", "--json", env={"CODE24_CACHE_DIR": str(tmp_path)})
+
+    document = json.loads(result.stdout)
+    COMMAND_MODELS["doctor"].model_validate(document)
+    assert document["namespace"] is None
+    checks = {c["name"]: c for c in document["checks"]}
+    assert checks["miniflare"]["status"] == "warn"
+    assert checks["miniflare"]["fix"] == (
+        f"npm install --prefix {tmp_path}/miniflare-4.20260426.0 --no-audit --no-fund "
+        "miniflare@4.20260426.0"
+    )
 
 
 def test_api_unreachable_is_exit_3(run_cli: RunCli, cf_env: dict[str, str]) -> None:
