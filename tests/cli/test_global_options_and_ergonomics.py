@@ -587,6 +587,7 @@ HEAVY_AT_HELP = (
     "prometheus_client",
     "websockets",
     "aiohttp",
+    "yaml",
     "code24ctl.config.models",
     "code24ctl.cloudflare",
     "code24ctl.dispatch",
@@ -598,7 +599,8 @@ HEAVY_AT_HELP = (
 
 def test_help_imports_no_heavy_module() -> None:
     # `code24ctl --help` names the default environment (it reads the repo's namespaces.yaml),
-    # yet loads neither the SDK, the servers nor the config models: they load on first use.
+    # yet loads neither the SDK, the servers, PyYAML nor the config models: they load on first
+    # use (a plain config is read by a line scan, code24ctl.config.environments).
     script = (
         "import contextlib, io, runpy, sys\n"
         "sys.argv = ['code24ctl', '--help']\n"
