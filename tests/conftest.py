@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import pytest
-from typer.testing import CliRunner
 
-from tests.support.cli import AMBIENT_VARIABLES, REPO_CONFIG, CliResult, RunCli
+from tests.support.cli import AMBIENT_VARIABLES, RunCli, cli_runner
 from tests.support.clock import FakeClock
 
 pytest_plugins = ["tests.emulator.fixtures"]
@@ -34,23 +30,4 @@ def run_cli(api_clock: FakeClock) -> RunCli:
     Each run gets a fresh :class:`~code24ctl.cli.invocation.Invocation` whose Cloudflare
     sessions wait on ``api_clock``, as a real run would on the system clock.
     """
-    from code24ctl.cli import app
-    from code24ctl.cli.invocation import Invocation
-
-    def run(
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-        config: str | os.PathLike[str] | None = REPO_CONFIG,
-    ) -> CliResult:
-        argv = list(args)
-        variables = dict(env or {})
-        if config is not None and "CODE24_CONFIG" not in variables:
-            variables["CODE24_CONFIG"] = str(config)
-        invocation = Invocation(clock=api_clock)
-        result = CliRunner().invoke(app, argv, env=variables, input=input, obj=invocation)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return CliResult(result.exit_code, result.stdout, result.stderr)
-
-    return run
+    return cli_runner(api_clock)

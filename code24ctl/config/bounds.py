@@ -15,40 +15,20 @@ URL fields are bounded by the models (scheme, host, port range).
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 import yaml
 
-MIB = 1024 * 1024
-MAX_CONFIG_BYTES = 1 * MIB
+# The file's size bound lives apart, so ``--help`` can read a config within it without PyYAML.
+from code24ctl.config.size_bound import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES
+from code24ctl.config.size_bound import MIB as MIB
+from code24ctl.config.size_bound import BoundsExceeded as BoundsExceeded
+from code24ctl.config.size_bound import read_bounded as read_bounded
+
 MAX_DEPTH = 32
 MAX_EXPANDED_NODES = 100_000
 MAX_INT_DIGITS = 20
-
-
-class BoundsExceeded(Exception):
-    """The file breaks one of the bounds; ``line`` (1-based) says where, when known."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-
-def read_bounded(path: str) -> bytes:
-    """The file's bytes, refusing (before reading it all) a file over the size cap."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    if size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
-        whole = f" ({MAX_CONFIG_BYTES // MIB} MiB)" if MAX_CONFIG_BYTES % MIB == 0 else ""
-        raise BoundsExceeded(
-            f"the file is {max(size, len(data)):,} bytes; a config may be at most "
-            f"{MAX_CONFIG_BYTES:,} bytes{whole}"
-        )
-    return data
 
 
 _INT_DIGITS_RE = re.compile(r"[0-9a-fA-F]")

@@ -18,10 +18,17 @@ from tests.emulator.seeds import (
     Code24Seed,
 )
 from tests.emulator.state import EmulatorState
+from tests.support.builders import argv, rows_of, words
 from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.staging import ALIASES, NAMESPACE, STAGING_SCRIPTS, write_config, writes
 
 SCRIPTS = f"/accounts/{ACCOUNT_ID}/workers/dispatch/namespaces/{NAMESPACE}/scripts"
+JS = "application/javascript+module"
+
+
+def es_module(name: str, source: str) -> dict[str, tuple[str, str]]:
+    """A Worker of one ES module: what ``add_account_script`` takes as its modules."""
+    return {name: (source, JS)}
 
 
 def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -74,9 +81,12 @@ def namespace(cf_state: EmulatorState, cf_seed: Code24Seed) -> str:
 
 
 def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     rows = bind_json(run_cli, cf_env)
 
     assert rows == [
@@ -134,16 +144,14 @@ def test_bind_human_output_lists_the_secrets_still_to_set(
 ) -> None:
     result = run_cli("bind", "--env", "staging", env={**cf_env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
-    lines = [line.split() for line in result.stdout.splitlines()]
-    assert lines == [
-        ["alias", "action", "source", "secrets", "to", "set"],
-        ["competitive-analysis", "created", "script", "competitive-analysis-worker-staging", "-"],
-        ["market-research", "created", "script", "market-research-worker-staging", "-"],
-        ["brand-worker", "created", "script", "brand-worker-staging", "-"],
-        ["designer-worker", "created", "script", "designer-worker-staging", "-"],
-        ["developer-worker", "created", "script", "advanced-developer-worker-staging",
-         "OPENAI_API_KEY"],
-    ]  # fmt: skip
+    assert rows_of(result.stdout) == words(
+        "alias action source secrets to set",
+        "competitive-analysis created script competitive-analysis-worker-staging -",
+        "market-research created script market-research-worker-staging -",
+        "brand-worker created script brand-worker-staging -",
+        "designer-worker created script designer-worker-staging -",
+        "developer-worker created script advanced-developer-worker-staging OPENAI_API_KEY",
+    )
     assert _without_progress(result.stderr) == (
         f"5 created in dispatch namespace {NAMESPACE}\n"
         "1 secret(s) still to set (values cannot be copied): "
@@ -152,9 +160,12 @@ def test_bind_human_output_lists_the_secrets_still_to_set(
 
 
 def test_second_bind_uploads_nothing_and_secrets_survive_updates(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     bind_json(run_cli, cf_env)
     cf_state.clear_requests()
 
@@ -168,9 +179,10 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
     # Set the secret from stdin: it lands on the namespace copy and is never printed.
     value = "sk-live-SECRET-from-stdin"
     put = run_cli(
-        "secret", "put", "developer-worker", MULTI_MODULE_SECRET, "--env", "staging",
-        env=cf_env, input=value + "\n",
-    )  # fmt: skip
+        *argv(f"secret put developer-worker {MULTI_MODULE_SECRET} --env staging"),
+        env=cf_env,
+        input=value + "\n",
+    )
     assert put.exit_code == 0, put.stderr
     assert (
         put.stdout
@@ -191,13 +203,16 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
     source = cf_state.account_script(cf_seed.account_id, MULTI_MODULE_SCRIPT)
     assert source is not None
     modules = {n: (m.content, m.content_type) for n, m in source.modules.items()}
-    modules["lib/render.js"] = (b"export function render() { return {v: 2}; }\n",
-                                "application/javascript+module")  # fmt: skip
+    modules["lib/render.js"] = (b"export function render() { return {v: 2}; }\n", JS)
     cf_state.add_account_script(
-        cf_seed.account_id, MULTI_MODULE_SCRIPT, modules, main_module="index.js",
+        cf_seed.account_id,
+        MULTI_MODULE_SCRIPT,
+        modules,
+        main_module="index.js",
         bindings=[b for b in source.public_bindings() if b["type"] != "secret_text"],
-        compatibility_date="2024-11-11", compatibility_flags=["nodejs_compat", "url_standard"],
-    )  # fmt: skip
+        compatibility_date="2024-11-11",
+        compatibility_flags=["nodejs_compat", "url_standard"],
+    )
     cf_state.clear_requests()
     rows = bind_json(run_cli, cf_env)
     assert rows == [
@@ -235,9 +250,12 @@ def test_second_bind_uploads_nothing_and_secrets_survive_updates(
 
 
 def test_dry_run_writes_nothing(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     rows = bind_json(run_cli, cf_env, "--dry-run")
     env_binding = "binding ENVIRONMENT (plain_text)"
     assert rows == [
@@ -258,20 +276,20 @@ def test_dry_run_writes_nothing(
 
     bind_json(run_cli, cf_env)
     cf_state.add_account_script(
-        cf_seed.account_id, "brand-worker-staging",
-        {"worker.js": ("export default {fetch() { return Response.json({v: 2}); }};\n",
-                       "application/javascript+module")},
+        cf_seed.account_id,
+        "brand-worker-staging",
+        es_module("worker.js", "export default {fetch() { return Response.json({v: 2}); }};\n"),
         main_module="worker.js",
         bindings=[{"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"}],
-    )  # fmt: skip
+    )
     cf_state.clear_requests()
     result = run_cli("bind", "--env", "staging", "--dry-run", env=cf_env)
     assert result.exit_code == 0, result.stderr
     source = cf_state.account_script(cf_seed.account_id, "brand-worker-staging")
     held = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "brand-worker")
     assert source is not None and held is not None
-    old, new = (label(w.modules["worker.js"].content, "application/javascript+module")
-                for w in (held, source))  # fmt: skip
+    old = label(held.modules["worker.js"].content, JS)
+    new = label(source.modules["worker.js"].content, JS)
     # What changes, old -> new, under the worker it belongs to.
     assert result.stdout.splitlines()[-2:] == [
         "~ worker brand-worker (script brand-worker-staging)",
@@ -317,14 +335,18 @@ def test_a_missing_source_worker_points_at_the_config(
 
 
 def test_bind_named_aliases_only(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     rows = bind_json(run_cli, cf_env, "market-research", "brand-worker", "market-research")
     assert rows == [row("market-research", "created"), row("brand-worker", "created")]
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == [
-        "brand-worker", "market-research",
-    ]  # fmt: skip
+        "brand-worker",
+        "market-research",
+    ]
 
 
 def test_unknown_alias_is_exit_2_before_any_api_call(
@@ -358,9 +380,12 @@ def test_missing_token_is_exit_2_and_a_bad_token_never_printed(
 
 
 def test_bind_finishes_when_30_percent_of_calls_answer_429_or_html_503(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     cf_state.fail_ratio(0.3, kinds=(429, "html503"), seed=4, retry_after=0.05)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
@@ -387,9 +412,13 @@ def test_bind_finishes_when_30_percent_of_calls_answer_429_or_html_503(
 
 
 def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
-    namespace: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
     def rename(data: dict[str, Any]) -> None:
         data["workers"]["designer-worker"]["script"] = "designer-v2-{env}"
 
@@ -419,16 +448,17 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
     )
 
     cf_state.add_account_script(
-        cf_seed.account_id, "designer-v2-staging",
-        {"worker.js": ("export default {fetch() { return Response.json({}); }};\n",
-                       "application/javascript+module")},
+        cf_seed.account_id,
+        "designer-v2-staging",
+        es_module("worker.js", "export default {fetch() { return Response.json({}); }};\n"),
         main_module="worker.js",
-    )  # fmt: skip
+    )
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
     assert result.exit_code == 0, result.stderr
     assert [r["action"] for r in json.loads(result.stdout)["workers"]] == ["unchanged"] * 3 + [
-        "created", "unchanged",
-    ]  # fmt: skip
+        "created",
+        "unchanged",
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,9 +466,13 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
 
 
 def test_path_workers_upload_a_folder_and_a_single_file(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
-    namespace: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "workers" / "hello"
     (folder / "lib").mkdir(parents=True)
     (folder / "index.js").write_text('import {greet} from "./lib/greet.js";\nexport default {};\n')
@@ -463,14 +497,24 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     parts = upload.parts or []
     assert [(p.name, p.filename, p.content_type, p.data) for p in parts[:3]] == [
         ("files", "data.json", "text/plain", b'{"a": 1}\n'),
-        ("files", "index.js", "application/javascript+module",
-         b'import {greet} from "./lib/greet.js";\nexport default {};\n'),
-        ("files", "lib/greet.js", "application/javascript+module",
-         b"export const greet = () => 'hi';\n"),
-    ]  # fmt: skip
+        (
+            "files",
+            "index.js",
+            "application/javascript+module",
+            b'import {greet} from "./lib/greet.js";\nexport default {};\n',
+        ),
+        (
+            "files",
+            "lib/greet.js",
+            "application/javascript+module",
+            b"export const greet = () => 'hi';\n",
+        ),
+    ]
     assert (parts[3].name, parts[3].filename, parts[3].content_type) == (
-        "metadata", None, "application/json",
-    )  # fmt: skip
+        "metadata",
+        None,
+        "application/json",
+    )
     assert json.loads(parts[3].data) == {
         "main_module": "index.js",
         "bindings": [],
@@ -493,8 +537,9 @@ def test_path_workers_upload_a_folder_and_a_single_file(
     (folder / "lib" / "greet.js").write_text("export const greet = () => 'hello';\n")
     rows = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
     assert [(r["action"], [c["path"] for c in r["changes"]]) for r in rows] == [
-        ("updated", ["module lib/greet.js"]), ("unchanged", []),
-    ]  # fmt: skip
+        ("updated", ["module lib/greet.js"]),
+        ("unchanged", []),
+    ]
 
 
 def test_a_path_that_does_not_exist_fails_that_worker_only(
@@ -508,10 +553,12 @@ def test_a_path_that_does_not_exist_fails_that_worker_only(
     assert result.exit_code == 3
     rows = json.loads(result.stdout)["workers"]
     assert rows[2] == row(
-        "brand-worker", "failed", source="path nowhere",
+        "brand-worker",
+        "failed",
+        source="path nowhere",
         error="path nowhere: no such file or folder",
         hint="a worker's `path` is relative to the config file's folder",
-    )  # fmt: skip
+    )
     assert [r["action"] for r in rows] == ["created", "created", "failed", "created", "created"]
 
 
@@ -520,9 +567,12 @@ def test_a_path_that_does_not_exist_fails_that_worker_only(
 
 
 def test_unbind_asks_and_refuses_without_a_terminal(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
     namespace: str,
-) -> None:  # fmt: skip
+) -> None:
     bind_json(run_cli, cf_env)
     cf_state.clear_requests()
 
@@ -567,9 +617,7 @@ def test_unbind_dry_run_and_bad_names(
     cf_state.clear_requests()
     result = run_cli("unbind", "brand-worker", "--dry-run", "--env", "staging", env=cf_env)
     assert result.exit_code == 0, result.stderr
-    assert [line.split() for line in result.stdout.splitlines()] == [
-        ["alias", "action"], ["brand-worker", "would-delete"],
-    ]  # fmt: skip
+    assert rows_of(result.stdout) == words("alias action", "brand-worker would-delete")
     assert writes(cf_state) == []
 
     bad = run_cli("unbind", "Brand Worker", "--yes", "--env", "staging", env=cf_env)
@@ -603,15 +651,19 @@ def test_secret_put_errors(
     assert bad.stderr.startswith("error: 'API-KEY' is not a valid secret name\n")
 
     ok = run_cli(
-        "secret", "put", "brand-worker", "API_KEY", "--json", "--env", "staging",
-        env=cf_env, input="line one\nline two\n",
-    )  # fmt: skip
+        *argv("secret put brand-worker API_KEY --json --env staging"),
+        env=cf_env,
+        input="line one\nline two\n",
+    )
     assert ok.exit_code == 0, ok.stderr
     assert json.loads(ok.stdout) == {
-        "command": "secret put", "environment": "staging", "namespace": NAMESPACE,
-        "worker": "brand-worker", "secrets": [{"name": "API_KEY", "type": "secret_text"}],
+        "command": "secret put",
+        "environment": "staging",
+        "namespace": NAMESPACE,
+        "worker": "brand-worker",
+        "secrets": [{"name": "API_KEY", "type": "secret_text"}],
         "summary": {"set": 1},
-    }  # fmt: skip
+    }
     assert "line one" not in ok.output
     request = cf_state.requests(method="PUT", path_contains="/secrets")[-1]
     assert request.json == {"name": "API_KEY", "text": "line one\nline two", "type": "secret_text"}
@@ -649,7 +701,8 @@ SIGNING_KEY = {
 
 def _seed_rich_and_service_worker(state: EmulatorState, account_id: str) -> None:
     state.add_account_script(
-        account_id, "rich-worker-staging",
+        account_id,
+        "rich-worker-staging",
         {"index.js": (RICH_SOURCE, "application/javascript+module")},
         main_module="index.js",
         bindings=[
@@ -666,13 +719,14 @@ def _seed_rich_and_service_worker(state: EmulatorState, account_id: str) -> None
             "limits": {"cpu_ms": 50},
             "migrations": {"new_tag": "v3", "new_classes": ["Room"]},
         },
-    )  # fmt: skip
+    )
     state.add_account_script(
-        account_id, "sw-worker-staging",
+        account_id,
+        "sw-worker-staging",
         {"worker.js": (SERVICE_WORKER_SOURCE, "application/javascript")},
         main_module="",
         extra_metadata={"body_part": "worker.js"},
-    )  # fmt: skip
+    )
 
 
 def _rich_config(tmp_path: Path) -> Path:
@@ -684,19 +738,27 @@ def _rich_config(tmp_path: Path) -> Path:
 
 
 def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
-    cf_seed: Code24Seed, namespace: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+) -> None:
     _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
     config = _rich_config(tmp_path)
 
     rows = bind_json(run_cli, cf_env, "brand-worker", "designer-worker", config=config)
 
     assert rows == [
-        row("brand-worker", "created", source="script rich-worker-staging",
-            secret_keys_to_set=["SIGNING_KEY"]),
+        row(
+            "brand-worker",
+            "created",
+            source="script rich-worker-staging",
+            secret_keys_to_set=["SIGNING_KEY"],
+        ),
         row("designer-worker", "created", source="script sw-worker-staging"),
-    ]  # fmt: skip
+    ]
     (rich,) = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")
     parts = rich.parts or []
     assert [(p.name, p.filename, p.content_type) for p in parts] == [
@@ -750,16 +812,26 @@ def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
 
 
 def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
-    cf_seed: Code24Seed, namespace: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+) -> None:
     _seed_rich_and_service_worker(cf_state, cf_seed.account_id)
     config = _rich_config(tmp_path)
 
     result = run_cli(
-        "bind", "--env", "staging", "--dry-run", "brand-worker", "designer-worker",
-        env={**cf_env, "COLUMNS": "300"}, config=config,
-    )  # fmt: skip
+        "bind",
+        "--env",
+        "staging",
+        "--dry-run",
+        "brand-worker",
+        "designer-worker",
+        env={**cf_env, "COLUMNS": "300"},
+        config=config,
+    )
 
     assert result.exit_code == 0, result.stderr
     assert writes(cf_state) == []
@@ -776,15 +848,20 @@ def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
 
 
 def test_a_static_assets_binding_is_refused_by_name(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
-    cf_seed: Code24Seed, namespace: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+) -> None:
     cf_state.add_account_script(
-        cf_seed.account_id, "rich-worker-staging",
+        cf_seed.account_id,
+        "rich-worker-staging",
         {"index.js": ("export default {};\n", "application/javascript+module")},
         main_module="index.js",
         bindings=[{"type": "assets", "name": "ASSETS"}],
-    )  # fmt: skip
+    )
     config = _rich_config(tmp_path)
 
     result = run_cli(
@@ -802,16 +879,21 @@ def test_a_static_assets_binding_is_refused_by_name(
 
 
 def test_too_many_tags_for_the_copy_is_refused_before_upload(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
-    cf_seed: Code24Seed, namespace: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+) -> None:
     own = [f"t{i}" for i in range(6)]
     cf_state.add_account_script(
-        cf_seed.account_id, "rich-worker-staging",
+        cf_seed.account_id,
+        "rich-worker-staging",
         {"index.js": ("export default {};\n", "application/javascript+module")},
         main_module="index.js",
         extra_metadata={"tags": own},
-    )  # fmt: skip
+    )
     config = _rich_config(tmp_path)
 
     result = run_cli(
@@ -828,15 +910,22 @@ def test_too_many_tags_for_the_copy_is_refused_before_upload(
 
 
 def test_workers_shows_stale_copies_and_unbind_stale_removes_them_after_confirmation(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
-    cf_seed: Code24Seed, namespace: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    namespace: str,
+) -> None:
     bind_json(run_cli, cf_env)
     # Someone else's Worker in the namespace (no code24ctl tags): never stale.
     cf_state.add_namespace_script(
-        cf_seed.account_id, NAMESPACE, "tenant-7",
-        {"w.js": ("export default {};\n", "application/javascript+module")}, main_module="w.js",
-    )  # fmt: skip
+        cf_seed.account_id,
+        NAMESPACE,
+        "tenant-7",
+        {"w.js": ("export default {};\n", "application/javascript+module")},
+        main_module="w.js",
+    )
 
     def change(data: dict[str, Any]) -> None:
         del data["workers"]["designer-worker"]

@@ -239,9 +239,12 @@ def test_deploy_json_is_one_document_describing_everything(
     document = json.loads(result.stdout)
     assert document.pop("command") == "deploy"
     assert document.pop("summary") == {
-        "routes_create": 2, "routes_update": 0, "routes_delete": 0, "routes_unchanged": 0,
+        "routes_create": 2,
+        "routes_update": 0,
+        "routes_delete": 0,
+        "routes_unchanged": 0,
         "routes_conflict": 0,
-    }  # fmt: skip
+    }
     created_kv = kv_id(cf_state, cf_seed.account_id)
     module = dispatcher_module()
     routes = {r.pattern: r.id for r in cf_state.routes(cf_seed.zone_id)}

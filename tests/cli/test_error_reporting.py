@@ -21,10 +21,8 @@ TOKEN = "tok_SECRET_never_print_me_0123456789"
 def test_help_lists_every_contract_command(run_cli: RunCli) -> None:
     result = run_cli("--help", env={"COLUMNS": "120"})
     assert result.exit_code == 0
-    for command in (
-        "namespace", "bind", "unbind", "workers", "deploy", "probe", "serve", "doctor", "config",
-        "apply", "secret",
-    ):  # fmt: skip
+    commands = "namespace bind unbind workers deploy probe serve doctor config apply secret"
+    for command in commands.split():
         assert f" {command} " in result.stdout, command
 
 
@@ -147,9 +145,12 @@ def test_very_verbose_secret_put_never_shows_the_value(
 
 
 def test_an_unwritable_wrangler_toml_is_exit_2_after_the_dry_run(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState,
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
     cf_seed: Code24Seed,
-) -> None:  # fmt: skip
+) -> None:
     cf_state.add_namespace(cf_seed.account_id, "code24-workers-staging")
     target = tmp_path / "missing-dir" / "wrangler.toml"
     result = run_cli(

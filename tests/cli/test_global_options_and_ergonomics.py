@@ -21,6 +21,7 @@ import pytest
 from code24ctl.cli import output
 from tests.emulator.seeds import MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.support.builders import rows_of, words
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
 from tests.support.clock import FakeClock
 from tests.support.staging import ALIASES, NAMESPACE, write_config, writes
@@ -223,8 +224,12 @@ def test_show_completion_prints_a_script_for_each_shell(shell: str) -> None:
     }
     proc = subprocess.run(
         [sys.executable, "-m", "code24ctl", "--show-completion", shell],
-        env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "_CODE24CTL_COMPLETE" in proc.stdout
     assert {"bash": "complete_bash", "zsh": "complete_zsh", "fish": "complete_fish"}[shell] in (
@@ -242,14 +247,15 @@ def test_secret_list_shows_names_and_types_never_values(
     result = run_cli("secret", "list", "brand-worker", "--json", env=cf_env)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "command": "secret list", "environment": "staging", "namespace": NAMESPACE,
-        "worker": "brand-worker", "secrets": [{"name": "SESSION_KEY", "type": "secret_text"}],
+        "command": "secret list",
+        "environment": "staging",
+        "namespace": NAMESPACE,
+        "worker": "brand-worker",
+        "secrets": [{"name": "SESSION_KEY", "type": "secret_text"}],
         "summary": {"secrets": 1},
-    }  # fmt: skip
+    }
     text = run_cli("secret", "list", "brand-worker", env=cf_env)
-    assert [line.split() for line in text.stdout.splitlines()] == [
-        ["name", "type"], ["SESSION_KEY", "secret_text"],
-    ]  # fmt: skip
+    assert rows_of(text.stdout) == words("name type", "SESSION_KEY secret_text")
     assert "k-123456" not in text.output + result.output
 
 
@@ -278,9 +284,14 @@ def test_secret_delete(
     ],
 )
 def test_secret_put_from_file_sets_many(
-    run_cli: RunCli, cf_env: dict[str, str], bound: str, cf_state: EmulatorState,
-    tmp_path: Path, name: str, text: str,
-) -> None:  # fmt: skip
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    bound: str,
+    cf_state: EmulatorState,
+    tmp_path: Path,
+    name: str,
+    text: str,
+) -> None:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     result = run_cli("secret", "put", "market-research", "--from-file", str(path), env=cf_env)
@@ -534,8 +545,10 @@ def test_a_key_at_the_wrong_level_is_reported_where_it_is(run_cli: RunCli, tmp_p
         "under workers.<alias>"
     ) in result.stderr
 
-    config = write_config(tmp_path, lambda d: d["environments"]["staging"]["vars"].update(
-        base_url="https://x.example"))  # fmt: skip
+    def base_url_among_vars(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["vars"]["base_url"] = "https://x.example"
+
+    config = write_config(tmp_path, base_url_among_vars)
     result = run_cli("config", "validate", config=config)
     assert result.exit_code == 2
     assert (
@@ -587,6 +600,7 @@ HEAVY_AT_HELP = (
     "prometheus_client",
     "websockets",
     "aiohttp",
+    "yaml",
     "code24ctl.config.models",
     "code24ctl.cloudflare",
     "code24ctl.dispatch",
@@ -598,7 +612,8 @@ HEAVY_AT_HELP = (
 
 def test_help_imports_no_heavy_module() -> None:
     # `code24ctl --help` names the default environment (it reads the repo's namespaces.yaml),
-    # yet loads neither the SDK, the servers nor the config models: they load on first use.
+    # yet loads neither the SDK, the servers, PyYAML nor the config models: they load on first
+    # use (a plain config is read by a line scan, code24ctl.config.environments).
     script = (
         "import contextlib, io, runpy, sys\n"
         "sys.argv = ['code24ctl', '--help']\n"

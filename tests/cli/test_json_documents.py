@@ -19,6 +19,7 @@ from code24ctl.cli.documents import ERROR_CODES, Document, ErrorDocument
 from code24ctl.cli.schemas import COMMAND_MODELS
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.support.builders import argv
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, CliResult, RunCli
 from tests.support.http_servers import Answer, LocalServer
 from tests.support.staging import NAMESPACE, write_config
@@ -81,9 +82,13 @@ def json_site() -> Iterator[str]:
 
 
 def test_every_command_json_validates_on_success(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
-    json_site: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+    tmp_path: Path,
+) -> None:
     env = cf_env
     _check_success(run_cli("init", "-c", str(tmp_path / "n.yaml"), "--json"), "init")
     _check_success(run_cli("config", "validate", "--json"), "config validate")
@@ -111,12 +116,17 @@ def test_every_command_json_validates_on_success(
     assert cf_state.namespace(cf_seed.account_id, NAMESPACE) is None
 
 
+SERVE_JSON = "serve --port 0 --json --access-log off"
+
+
 def test_serve_json_validates() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "code24ctl", "serve", "-c", str(REPO_CONFIG), "--port", "0",
-         "--json", "--access-log", "off"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "code24ctl", *argv(SERVE_JSON), "-c", str(REPO_CONFIG)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -170,9 +180,13 @@ code24_dispatch_duration_seconds_sum{{{_LABELS}}} 0.004
 
 
 def test_release_plan_and_stats_json_validate_on_success(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
-    json_site: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+    tmp_path: Path,
+) -> None:
     def change(data: dict[str, Any]) -> None:
         data["environments"]["staging"]["base_url"] = json_site  # rollback probes afterwards
         data["environments"]["local"]["metrics_url"] = metrics_url

@@ -11,6 +11,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
 from code24ctl.probe.runner import excerpt, forwarded_path
 from tests.support import staging
-from tests.support.cli import RunCli
+from tests.support.builders import argv
+from tests.support.cli import AMBIENT_VARIABLES, CliResult, RunCli, cli_runner
+from tests.support.clock import FakeClock
 from tests.support.http_servers import Answer, Cycle, LocalServer, Reset, refused_port
 from tests.support.terminal import run_on_terminal
 
@@ -120,9 +123,14 @@ def _kind_routes() -> list[dict[str, Any]]:
     return routes
 
 
+def kinds_server() -> LocalServer:
+    """A server with a route for every kind of answer in :data:`ANSWERS`."""
+    return LocalServer({_probe_path(kind): answer for kind, answer in ANSWERS.items()})
+
+
 @pytest.fixture
 def kinds() -> Iterator[LocalServer]:
-    with LocalServer({_probe_path(kind): answer for kind, answer in ANSWERS.items()}) as server:
+    with kinds_server() as server:
         yield server
 
 
@@ -142,55 +150,74 @@ def _mask_latency(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Every kind of answer, one run
+# Every kind of answer, one run (shared by the tests below: the reset and timeout routes make
+# a run take seconds)
 
 
-def test_every_kind_of_answer_gets_its_verdict(
-    run_cli: RunCli, kinds_config: Path, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class KindsRun:
+    """One ``probe --json --junit`` of every kind of route, and what it left behind."""
+
+    result: CliResult
+    rows: dict[str, dict[str, Any]]
+    junit: Path
+
+    @property
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.result.stdout)
+        return document
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindsRun]:
+    tmp_path = tmp_path_factory.mktemp("every-kind")
     junit = tmp_path / "probe.xml"
-    result = run_cli(
-        "probe",
-        "--env",
-        "test",
-        "--json",
-        "--timeout",
-        PROBE_TIMEOUT,
-        "--max-latency-ms",
-        MAX_LATENCY,
-        "--junit",
-        str(junit),
-        config=kinds_config,
-    )
-    assert result.exit_code == 1
-    rows = _rows(result.stdout)
-    assert list(rows) == [f"/k/{kind}" for kind in KINDS] + ["/k/unprobed"]
-    expected = {
-        # kind: (verdict, outcome, status, error kind, cloudflare error)
-        "json": ("json", "pass", 200, None, None),
-        "html": ("html", "fail", 200, None, None),
-        "plain-html": ("html", "fail", 200, None, None),
-        "html-500": ("html", "fail", 500, None, None),
-        "stub": ("not-json", "fail", 404, None, 1042),
-        "empty": ("empty", "fail", 200, None, None),
-        "broken": ("not-json", "fail", 200, None, None),
-        "slow": ("json", "fail", 200, None, None),
-        "reset": ("error", "fail", None, "reset", None),
-        "timeout": ("error", "fail", None, "timeout", None),
-        "fallback": ("json", "pass", 200, None, None),
-    }
-    got = {
-        kind: (
-            row["verdict"],
-            row["outcome"],
-            row["status"],
-            row["error"],
-            row["cloudflare_error"],
+    with pytest.MonkeyPatch.context() as monkeypatch, kinds_server() as server:
+        for name in AMBIENT_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        config = write_config(tmp_path / "namespaces.yaml", server.url, _kind_routes())
+        result = cli_runner(FakeClock())(
+            *argv(f"probe --env test --json --timeout {PROBE_TIMEOUT}"),
+            *argv(f"--max-latency-ms {MAX_LATENCY}"),
+            *("--junit", str(junit)),
+            config=config,
         )
-        for kind, row in ((k, rows[f"/k/{k}"]) for k in KINDS)
-    }
+        yield KindsRun(result, _rows(result.stdout), junit)
+
+
+# kind: (verdict, outcome, status, error kind, cloudflare error)
+VERDICTS = {
+    "json": ("json", "pass", 200, None, None),
+    "html": ("html", "fail", 200, None, None),
+    "plain-html": ("html", "fail", 200, None, None),
+    "html-500": ("html", "fail", 500, None, None),
+    "stub": ("not-json", "fail", 404, None, 1042),
+    "empty": ("empty", "fail", 200, None, None),
+    "broken": ("not-json", "fail", 200, None, None),
+    "slow": ("json", "fail", 200, None, None),
+    "reset": ("error", "fail", None, "reset", None),
+    "timeout": ("error", "fail", None, "timeout", None),
+    "fallback": ("json", "pass", 200, None, None),
+}
+
+
+def test_every_route_is_reported_in_config_order_and_the_probe_fails(every_kind: KindsRun) -> None:
+    assert every_kind.result.exit_code == 1
+    assert list(every_kind.rows) == [f"/k/{kind}" for kind in KINDS] + ["/k/unprobed"]
+    assert set(VERDICTS) == set(KINDS)
+
+
+@pytest.mark.parametrize(("kind", "expected"), VERDICTS.items(), ids=list(VERDICTS))
+def test_every_kind_of_answer_gets_its_verdict(
+    every_kind: KindsRun, kind: str, expected: tuple[Any, ...]
+) -> None:
+    row = every_kind.rows[f"/k/{kind}"]
+    got = (row["verdict"], row["outcome"], row["status"], row["error"], row["cloudflare_error"])
     assert got == expected
 
+
+def test_each_failure_says_why(every_kind: KindsRun) -> None:
+    rows = every_kind.rows
     assert rows["/k/html"]["reason"] == "the body is an HTML document"
     assert rows["/k/plain-html"]["reason"] == "the body is an HTML document"
     assert rows["/k/plain-html"]["content_type"] == "text/plain; charset=utf-8"
@@ -205,15 +232,20 @@ def test_every_kind_of_answer_gets_its_verdict(
     assert rows["/k/timeout"]["latency_p50_ms"] is None
     assert rows["/k/reset"]["body_excerpt"] is None
 
-    slow = rows["/k/slow"]
+
+def test_a_slow_json_answer_fails_by_the_latency_limit(every_kind: KindsRun) -> None:
+    slow = every_kind.rows["/k/slow"]
     assert slow["slow"] is True
     assert slow["latency_p50_ms"] >= 600
     assert slow["problems"] == [
         f"latency {slow['latency_p95_ms']:.0f} ms is over the {MAX_LATENCY} ms limit"
     ]
-    assert rows["/k/json"]["slow"] is False
-    assert rows["/k/json"]["problems"] == []
+    assert every_kind.rows["/k/json"]["slow"] is False
+    assert every_kind.rows["/k/json"]["problems"] == []
 
+
+def test_the_dispatcher_headers_are_reported(every_kind: KindsRun) -> None:
+    rows = every_kind.rows
     dispatched = rows["/k/json"]
     assert dispatched["x_code24_worker"] == "json-worker"
     assert dispatched["fallback"] is False
@@ -227,12 +259,16 @@ def test_every_kind_of_answer_gets_its_verdict(
     assert rows["/k/html"]["fallback"] is None
     assert rows["/k/html"]["x_code24_worker"] is None
 
-    skipped = rows["/k/unprobed"]
+
+def test_a_route_without_a_probe_sample_is_skipped(every_kind: KindsRun) -> None:
+    skipped = every_kind.rows["/k/unprobed"]
     assert (skipped["verdict"], skipped["outcome"]) == ("skipped", "skip")
     assert skipped["reason"] == "no probe sample in the config"
     assert skipped["url"] is None
 
-    document = json.loads(result.stdout)
+
+def test_the_document_sums_up_with_its_settings_and_notes(every_kind: KindsRun) -> None:
+    document = every_kind.document
     assert document["ok"] is False
     assert document["summary"] == {
         "routes": 12,
@@ -254,15 +290,17 @@ def test_every_kind_of_answer_gets_its_verdict(
         "/k/unprobed: skipped, no probe sample in the config",
         "1 of 11 answered by fallback: upstream_html",
     ]
-    assert result.stderr == (
+
+
+def test_stderr_carries_the_notes_and_the_error_and_no_progress(every_kind: KindsRun) -> None:
+    stderr = every_kind.result.stderr
+    assert stderr == (
         "/k/unprobed: skipped, no probe sample in the config\n"
         "1 of 11 answered by fallback: upstream_html\n"
         "error: 9 of 12 routes failed the probe\n"
     )
     # More than a handful of routes, but stderr is not a terminal: no progress output.
-    assert "probing" not in result.stderr
-
-    _check_junit(junit, rows)
+    assert "probing" not in stderr
 
 
 def kinds_config_host(rows: dict[str, dict[str, Any]]) -> str:
@@ -271,20 +309,35 @@ def kinds_config_host(rows: dict[str, dict[str, Any]]) -> str:
     return str(url).split("/")[2]
 
 
-def _check_junit(path: Path, rows: dict[str, dict[str, Any]]) -> None:
-    root = ET.parse(path).getroot()
+def _junit_cases(run: KindsRun) -> dict[str, ET.Element]:
+    root = ET.parse(run.junit).getroot()
+    assert root.tag == "testsuites"
+    (suite,) = list(root)
+    return {str(case.get("name")): case for case in suite.iter("testcase")}
+
+
+def _junit_failures(run: KindsRun) -> dict[str, ET.Element]:
+    failures: dict[str, ET.Element] = {}
+    for name, case in _junit_cases(run).items():
+        failure = case.find("failure")
+        if failure is not None:
+            failures[name] = failure
+    return failures
+
+
+def test_junit_counts_every_route_as_a_test_case(every_kind: KindsRun) -> None:
+    root = ET.parse(every_kind.junit).getroot()
     assert root.tag == "testsuites"
     (suite,) = list(root)
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("12", "9", "1")
     assert suite.get("errors") == "0"
-    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    cases = _junit_cases(every_kind)
     assert len(cases) == 12
     assert {case.get("classname") for case in cases.values()} == {"code24ctl.probe.test"}
-    failures: dict[str, ET.Element] = {}
-    for name, case in cases.items():
-        failure = case.find("failure")
-        if failure is not None:
-            failures[str(name)] = failure
+
+
+def test_junit_failures_carry_their_verdict_and_the_answer(every_kind: KindsRun) -> None:
+    failures = _junit_failures(every_kind)
     assert len(failures) == 9
     types = {name.split(" ")[0]: failure.get("type") for name, failure in failures.items()}
     assert types == {
@@ -308,13 +361,17 @@ def _check_junit(path: Path, rows: dict[str, dict[str, Any]]) -> None:
     assert html.text.splitlines()[-1] == (
         "body: <!DOCTYPE html> <html><head><title>Worker threw exception</title></head></html>"
     )
-    (unprobed,) = [c for n, c in cases.items() if str(n).startswith("/k/unprobed")]
+
+
+def test_junit_skips_the_unprobed_route_and_times_the_passed_ones(every_kind: KindsRun) -> None:
+    cases = _junit_cases(every_kind)
+    (unprobed,) = [case for name, case in cases.items() if name.startswith("/k/unprobed")]
     skipped = unprobed.find("skipped")
     assert skipped is not None
     assert skipped.get("message") == "no probe sample in the config"
     passed = cases["/k/json (GET /k/json/probe)"]
     assert list(passed) == []
-    assert passed.get("time") == f"{rows['/k/json']['latency_p50_ms'] / 1000:.3f}"
+    assert passed.get("time") == f"{every_kind.rows['/k/json']['latency_p50_ms'] / 1000:.3f}"
 
 
 def test_verdicts_come_from_the_dispatch_classifier(run_cli: RunCli, kinds_config: Path) -> None:
@@ -378,9 +435,10 @@ def test_exit_0_when_every_route_answers_json(
     run_cli: RunCli, kinds: LocalServer, kinds_config: Path
 ) -> None:
     result = run_cli(
-        "probe", "--env", "test", "--route", "/k/json", "--route", "/k/fallback",
-        env=WIDE, config=kinds_config,
-    )  # fmt: skip
+        *argv("probe --env test --route /k/json --route /k/fallback"),
+        env=WIDE,
+        config=kinds_config,
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
         f"probed 2 of 2 routes on {kinds.url} (test): 2 passed (1 with a warning), 0 failed"
@@ -390,9 +448,9 @@ def test_exit_0_when_every_route_answers_json(
 
 def test_fail_on_fallback(run_cli: RunCli, kinds_config: Path) -> None:
     result = run_cli(
-        "probe", "--env", "test", "--route", "/k/fallback", "--fail-on-fallback", "--json",
+        *argv("probe --env test --route /k/fallback --fail-on-fallback --json"),
         config=kinds_config,
-    )  # fmt: skip
+    )
     assert result.exit_code == 1
     row = _rows(result.stdout)["/k/fallback"]
     assert (row["verdict"], row["outcome"]) == ("json", "fail")
@@ -409,9 +467,9 @@ def test_slow_route_fails_by_the_configured_limit(run_cli: RunCli, kinds_config:
     row = _rows(result.stdout)["/k/slow"]
     assert row["problems"] == [f"latency {row['latency_p95_ms']:.0f} ms is over the 500 ms limit"]
     relaxed = run_cli(
-        "probe", "--env", "test", "--route", "/k/slow", "--max-latency-ms", "5000",
+        *argv("probe --env test --route /k/slow --max-latency-ms 5000"),
         config=kinds_config,
-    )  # fmt: skip
+    )
     assert relaxed.exit_code == 0, relaxed.output
 
 
@@ -420,10 +478,9 @@ def test_refused_connection_is_an_error_with_its_reason(
 ) -> None:
     with refused_port() as port:
         result = run_cli(
-            "probe", "--env", "test", "--route", "/k/json", "--json",
-            "--base-url", f"http://127.0.0.1:{port}/",
+            *argv(f"probe --env test --route /k/json --json --base-url http://127.0.0.1:{port}/"),
             config=kinds_config,
-        )  # fmt: skip
+        )
     # Nothing answered at all: one cause, with a hint, and the network failure's exit 3.
     assert result.exit_code == 3
     document = json.loads(result.stdout)
@@ -442,9 +499,10 @@ def test_refused_connection_is_an_error_with_its_reason(
 def test_refused_in_the_table(run_cli: RunCli, kinds_config: Path) -> None:
     with refused_port() as port:
         result = run_cli(
-            "probe", "--env", "test", "--route", "/k/json", "--base-url",
-            f"http://127.0.0.1:{port}", env=WIDE, config=kinds_config,
-        )  # fmt: skip
+            *argv(f"probe --env test --route /k/json --base-url http://127.0.0.1:{port}"),
+            env=WIDE,
+            config=kinds_config,
+        )
     assert result.exit_code == 3
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     assert lines[1] == (
@@ -514,10 +572,8 @@ def test_repeat_reports_percentiles_and_the_worst_answer(tmp_path: Path, run_cli
     assert flaky["problems"] == ["html (2 of 4 answers): content type text/html"]
     assert sum(r.target == "/a/x" for r in server.requests) == 8  # two runs of four
     lines = _mask_latency(table.stdout).splitlines()
-    assert lines[1].split() == [
-        "ok", "/a", "a-worker", "200", "application/json", "json", "-", "-",
-        "p50", "N", "ms,", "p95", "N", "ms",
-    ]  # fmt: skip
+    steady_row = "ok /a a-worker 200 application/json json - - p50 N ms, p95 N ms"
+    assert lines[1].split() == steady_row.split()
     assert lines[2].split()[5:8] == ["html", "(2", "of"]
 
 
@@ -529,9 +585,9 @@ def test_concurrency_runs_requests_in_parallel(tmp_path: Path, run_cli: RunCli) 
         ]
         config = write_config(tmp_path / "c.yaml", server.url, routes)
         result = run_cli(
-            "probe", "--env", "test", "--concurrency", "8", "--max-latency-ms", "5000",
-            "--json", config=config,
-        )  # fmt: skip
+            *argv("probe --env test --concurrency 8 --max-latency-ms 5000 --json"),
+            config=config,
+        )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     # Serially this takes 3.2 s; the bound is loose on purpose (the benchmark measures speed).

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.support.builders import argv
 from tests.support.cli import RunCli
 from tests.support.http_servers import refused_port
 from tests.support.serve_process import ServeProcess, local_config
@@ -123,9 +124,9 @@ def test_a_sample_the_deployed_route_table_does_not_know_fails(
     try:
         base = f"http://127.0.0.1:{serve.port}"
         result = run_cli(
-            "probe", "--env", "local", "--base-url", base, "--route", "/api/new", "--json",
+            *argv(f"probe --env local --base-url {base} --route /api/new --json"),
             config=probed,
-        )  # fmt: skip
+        )
     finally:
         assert serve.stop() == 0
 

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from code24ctl.serve.access_log import AccessLog
+from tests.support.builders import argv
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, RunCli
 from tests.support.http_servers import refused_port
 from tests.support.serve_process import ServeProcess, local_config, repo_config
@@ -235,18 +236,17 @@ def test_demo_workers_take_the_configured_ports_so_probe_direct_shows_the_bug(
     try:
         assert serve.info["upstreams"] == upstreams
         result = run_cli(
-            "probe", "--env", "local", "--base-url", f"http://127.0.0.1:{serve.port}",
-            "--direct", "--json", config=config,
-        )  # fmt: skip
+            *argv(f"probe --env local --base-url http://127.0.0.1:{serve.port} --direct --json"),
+            config=config,
+        )
     finally:
         assert serve.stop() == 0
     assert result.exit_code == 0, result.stderr
     rows = {row["worker"]: row for row in json.loads(result.stdout)["routes"]}
     designer = rows["designer-worker"]
     # The original bug, diagnosed: the worker itself answers HTML, the dispatcher JSON.
-    assert (designer["direct"]["verdict"], designer["verdict"], designer["fallback"]) == (
-        "html", "json", True,
-    )  # fmt: skip
+    assert designer["direct"]["verdict"] == "html"
+    assert (designer["verdict"], designer["fallback"]) == ("json", True)
     assert designer["direct"]["url"] == upstreams["designer-worker"] + "/design/enhanced"
     assert {
         rows[alias]["direct"]["verdict"] for alias in ALIASES if alias != "designer-worker"

@@ -7,6 +7,7 @@ import re
 
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
+from tests.support.builders import rows_of, words
 from tests.support.cli import RunCli
 
 NS = "code24-workers-staging"
@@ -19,6 +20,24 @@ def _seed(state: EmulatorState, seed: Code24Seed, names: list[str]) -> None:
         state.add_namespace_script(seed.account_id, NS, name, MODULE, main_module="worker.js")
 
 
+def worker_row(
+    alias: str,
+    status: str,
+    source: str | None,
+    *,
+    modified_on: str | None = None,
+    secrets_missing: list[str] | None = None,
+) -> dict[str, object]:
+    """One row of the ``workers --json`` document."""
+    return {
+        "alias": alias,
+        "status": status,
+        "source": source,
+        "modified_on": modified_on,
+        "secrets_missing": secrets_missing or [],
+    }
+
+
 def test_workers_shows_bound_missing_and_not_in_config(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
 ) -> None:
@@ -26,21 +45,21 @@ def test_workers_shows_bound_missing_and_not_in_config(
 
     held = cf_state.namespace(cf_seed.account_id, NS)
     assert held is not None
-    when = {name: [s.modified_on[:10], s.modified_on[11:16]] for name, s in held.scripts.items()}
+    when = {
+        name: f"{s.modified_on[:10]} {s.modified_on[11:16]}" for name, s in held.scripts.items()
+    }
 
     result = run_cli("workers", "--env", "staging", env={**cf_env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
-    assert [line.split() for line in result.stdout.splitlines()] == [
-        ["alias", "status", "secrets", "missing", "source", "modified"],
-        ["competitive-analysis", "missing", "-", "script", "competitive-analysis-worker-staging",
-         "-"],
-        ["market-research", "bound", "-", "script", "market-research-worker-staging",
-         *when["market-research"]],
-        ["brand-worker", "bound", "-", "script", "brand-worker-staging", *when["brand-worker"]],
-        ["designer-worker", "missing", "-", "script", "designer-worker-staging", "-"],
-        ["developer-worker", "missing", "-", "script", "advanced-developer-worker-staging", "-"],
-        ["legacy-worker", "not-in-config", "-", "-", *when["legacy-worker"]],
-    ]  # fmt: skip
+    assert rows_of(result.stdout) == words(
+        "alias status secrets missing source modified",
+        "competitive-analysis missing - script competitive-analysis-worker-staging -",
+        f"market-research bound - script market-research-worker-staging {when['market-research']}",
+        f"brand-worker bound - script brand-worker-staging {when['brand-worker']}",
+        "designer-worker missing - script designer-worker-staging -",
+        "developer-worker missing - script advanced-developer-worker-staging -",
+        f"legacy-worker not-in-config - - {when['legacy-worker']}",
+    )
     assert result.stderr == (
         f"3 configured worker(s) not in {NS}: run `code24ctl bind`\n"
         f"1 Worker(s) in {NS} are not in the config "
@@ -75,34 +94,29 @@ def test_workers_json(
     assert result.stderr == ""
     document = json.loads(result.stdout)
     assert (document["command"], document["environment"], document["namespace"]) == (
-        "workers", "staging", NS
-    )  # fmt: skip
+        "workers",
+        "staging",
+        NS,
+    )
     assert document["summary"] == {
-        "bound": 1, "missing": 4, "not_in_config": 1, "secrets_missing": 0
-    }  # fmt: skip
+        "bound": 1,
+        "missing": 4,
+        "not_in_config": 1,
+        "secrets_missing": 0,
+    }
     rows = document["workers"]
     for row in rows:  # the API's timestamps, re-serialised by pydantic
         if row["modified_on"] is not None:
             assert row["modified_on"].replace("Z", "+00:00")[:19] == modified[row["alias"]][:19]
             row["modified_on"] = "set"
     assert rows == [
-        {"alias": "competitive-analysis", "status": "missing",
-         "source": "script competitive-analysis-worker-staging",
-         "modified_on": None, "secrets_missing": []},
-        {"alias": "market-research", "status": "missing",
-         "source": "script market-research-worker-staging",
-         "modified_on": None, "secrets_missing": []},
-        {"alias": "brand-worker", "status": "bound", "source": "script brand-worker-staging",
-         "modified_on": "set", "secrets_missing": []},
-        {"alias": "designer-worker", "status": "missing",
-         "source": "script designer-worker-staging",
-         "modified_on": None, "secrets_missing": []},
-        {"alias": "developer-worker", "status": "missing",
-         "source": "script advanced-developer-worker-staging",
-         "modified_on": None, "secrets_missing": []},
-        {"alias": "legacy-worker", "status": "not-in-config", "source": None,
-         "modified_on": "set", "secrets_missing": []},
-    ]  # fmt: skip
+        worker_row("competitive-analysis", "missing", "script competitive-analysis-worker-staging"),
+        worker_row("market-research", "missing", "script market-research-worker-staging"),
+        worker_row("brand-worker", "bound", "script brand-worker-staging", modified_on="set"),
+        worker_row("designer-worker", "missing", "script designer-worker-staging"),
+        worker_row("developer-worker", "missing", "script advanced-developer-worker-staging"),
+        worker_row("legacy-worker", "not-in-config", None, modified_on="set"),
+    ]
 
 
 def test_workers_lists_every_page_of_a_large_namespace(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.clock import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPO_CONFIG = REPO_ROOT / "namespaces.yaml"
@@ -36,3 +39,34 @@ class CliResult:
 
 
 RunCli = Callable[..., CliResult]
+
+
+def cli_runner(clock: FakeClock) -> RunCli:
+    """Run ``code24ctl ARGS`` in-process (the ``run_cli`` fixture; a module-scoped fixture may
+    build its own): ``env`` adds variables, ``input`` feeds stdin, ``config`` is the config.
+
+    Each run gets a fresh :class:`~code24ctl.cli.invocation.Invocation` whose Cloudflare
+    sessions wait on ``clock``, as a real run would on the system clock.
+    """
+    from typer.testing import CliRunner
+
+    from code24ctl.cli import app
+    from code24ctl.cli.invocation import Invocation
+
+    def run(
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        config: str | os.PathLike[str] | None = REPO_CONFIG,
+    ) -> CliResult:
+        argv = list(args)
+        variables = dict(env or {})
+        if config is not None and "CODE24_CONFIG" not in variables:
+            variables["CODE24_CONFIG"] = str(config)
+        invocation = Invocation(clock=clock)
+        result = CliRunner().invoke(app, argv, env=variables, input=input, obj=invocation)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run

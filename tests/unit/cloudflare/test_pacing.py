@@ -358,20 +358,29 @@ def check(response: httpx.Response, path: str = "/zones") -> None:
     check_answer(httpx.Request("GET", API + path), response)
 
 
+def answer(status: int, content: bytes = b"", content_type: str | None = None) -> httpx.Response:
+    """An answer with exactly this body and (if given) this content type."""
+    headers = {"content-type": content_type} if content_type else None
+    return httpx.Response(status, content=content, headers=headers)
+
+
 @pytest.mark.parametrize(
     ("response", "what"),
     [
         (html(200), "HTTP 200, text/html, an HTML page"),
-        (httpx.Response(200, text="<html>portal</html>", headers={"content-type": "text/plain"}),
-         "HTTP 200, text/plain, an HTML page"),
-        (httpx.Response(200, content=b""), "HTTP 200, no content type, an empty body"),
-        (httpx.Response(204), "HTTP 204, no content type, no content"),
-        (httpx.Response(200, content=b"{", headers={"content-type": "application/json"}),
-         "HTTP 200, application/json, JSON that does not parse"),
-        (httpx.Response(200, json=[1, 2]),
-         "HTTP 200, application/json, JSON without the v4 envelope"),
+        (answer(200, b"<html>portal</html>", "text/plain"), "HTTP 200, text/plain, an HTML page"),
+        (answer(200), "HTTP 200, no content type, an empty body"),
+        (answer(204), "HTTP 204, no content type, no content"),
+        (
+            answer(200, b"{", "application/json"),
+            "HTTP 200, application/json, JSON that does not parse",
+        ),
+        (
+            answer(200, b"[1, 2]", "application/json"),
+            "HTTP 200, application/json, JSON without the v4 envelope",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_2xx_that_is_not_a_v4_answer_is_refused(response: httpx.Response, what: str) -> None:
     with pytest.raises(InvalidAnswer) as caught:
         check(response)

@@ -114,11 +114,11 @@ def test_a_big_file_is_refused_by_its_size_before_it_is_read(
 def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import code24ctl.config.bounds
+    import code24ctl.config.size_bound
 
     text = REPO_CONFIG.read_text(encoding="utf-8")
     cap = len(text.encode()) + 100  # a small cap: parsing a whole MiB of YAML takes seconds
-    monkeypatch.setattr(code24ctl.config.bounds, "MAX_CONFIG_BYTES", cap)
+    monkeypatch.setattr(code24ctl.config.size_bound, "MAX_CONFIG_BYTES", cap)
     path = _write(tmp_path, text + "#" * 99 + "\n")
     assert path.stat().st_size == cap
     assert run_cli("config", "validate", config=path).exit_code == 0
