@@ -33,13 +33,23 @@ from .models import (
     now_iso,
 )
 from .tail import TailHub
+from .telemetry import TelemetryStore
 from .versions import VersionStore
 
 __all__ = ["FAMILIES", "KNOWN_BINDING_TYPES", "MODULE_CONTENT_TYPES", "EmulatorState", "Fault"]
 
 #: Path families a token's ``permissions`` can name (None = all of them).
 FAMILIES = frozenset(
-    {"account", "dispatch", "workers_scripts", "kv", "zones", "routes", "analytics"}
+    {
+        "account",
+        "dispatch",
+        "workers_scripts",
+        "kv",
+        "zones",
+        "routes",
+        "analytics",
+        "observability",
+    }
 )
 
 #: Binding types the upload metadata accepts (the SDK v5 ``MetadataBinding`` union).
@@ -207,6 +217,8 @@ class EmulatorState:
         # Analytics Engine datasets and tail sessions (analytics.py, tail.py).
         self.analytics = AnalyticsStore()
         self.tails = TailHub()
+        #: Workers Logs events and live tails (telemetry.py).
+        self.telemetry = TelemetryStore()
         self._log: list[RequestRecord] = []
         self._seq = 0
         self._by_route: Counter[str] = Counter()
