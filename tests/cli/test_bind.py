@@ -765,7 +765,8 @@ def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
     assert writes(cf_state) == []
     assert _without_progress(result.stderr).splitlines() == [
         f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
-        "brand-worker carries: observability, tail_consumers, logpush, placement, limits, "
+        "brand-worker carries: observability (Workers Logs on, head_sampling_rate 0.25), "
+        "tail_consumers, logpush, placement, limits, "
         f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
         "binding ENVIRONMENT (plain_text), binding ROOMS (durable_object_namespace)",
         f"designer-worker carries: tags ({', '.join(tags('designer-worker'))})",
@@ -924,3 +925,61 @@ def test_bind_warns_about_cron_schedules_and_an_uncarried_usage_model(
     rows = bind_json(run_cli, cf_env, "brand-worker", "--dry-run")
     assert rows[0]["dropped_schedules"] == ["*/30 * * * *", "0 3 * * *"]
     assert rows[0]["dropped_settings"] == ["usage_model unbound"]
+
+
+# --------------------------------------------------------------------------------------------
+# Workers Logs on the copies (observability)
+
+
+def test_configured_observability_goes_to_every_copy_and_the_plan_shows_it(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    namespace: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    def change(data: dict[str, Any]) -> None:
+        data["observability"] = {"enabled": True, "head_sampling_rate": 1}
+        data["workers"]["designer-worker"]["observability"] = {"head_sampling_rate": 0.5}
+
+    config = str(write_config(tmp_path, change))
+    plan = run_cli("plan", "--env", "staging", "--config", config, env=cf_env)
+    assert plan.exit_code == 0, plan.output
+    assert (
+        "       + worker designer-worker (script designer-worker-staging, observability (Workers "
+        "Logs on, head_sampling_rate 0.5))"
+    ) in plan.stdout.splitlines()
+    assert (
+        "       + worker brand-worker (script brand-worker-staging, observability (Workers Logs "
+        "on, head_sampling_rate 1))"
+    ) in plan.stdout.splitlines()
+
+    rows = bind_json(run_cli, cf_env, "--config", config)
+    assert {r["action"] for r in rows} == {"created"}
+    for alias in ALIASES:
+        copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, alias)
+        assert copy is not None
+        rate = 0.5 if alias == "designer-worker" else 1
+        assert copy.observability == {"enabled": True, "head_sampling_rate": rate}
+    # Once there, nothing differs; a change of the setting is an update of the copies.
+    assert {r["action"] for r in bind_json(run_cli, cf_env, "--config", config)} == {"unchanged"}
+
+    def off(data: dict[str, Any]) -> None:
+        change(data)
+        data["observability"]["enabled"] = False
+
+    config = str(write_config(tmp_path, off))
+    plan = run_cli("plan", "--env", "staging", "--config", config, env=cf_env)
+    assert (
+        '           ~ observability: {"enabled": true, "head_sampling_rate": 1.0} -> '
+        '{"enabled": false, "head_sampling_rate": 1.0}'
+    ) in plan.stdout.splitlines()
+
+
+def test_observability_sampling_outside_0_to_1_is_a_config_error(
+    run_cli: RunCli, cf_env: dict[str, str], tmp_path: Path
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["observability"] = {"head_sampling_rate": 2}
+
+    config = str(write_config(tmp_path, change))
+    result = run_cli("bind", "--env", "staging", "--config", config, env=cf_env)
+    assert result.exit_code == 2, result.output
+    assert "head_sampling_rate" in result.stderr
