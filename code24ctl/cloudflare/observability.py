@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PERMISSION_HINT",
     "Filter",
+    "copy_observability",
     "heartbeat",
     "leaf",
     "open_live_tail",
@@ -54,6 +55,16 @@ def _observability_call(action: str) -> Iterator[None]:
                 str(exc).split("\n", 1)[0], code=exc.code, status=exc.status, hint=PERMISSION_HINT
             ) from None
         raise
+
+
+def copy_observability(session: CloudflareSession, namespace: str, script: str) -> dict[str, Any]:
+    """The ``observability`` setting of ``script`` in the namespace ({} when it has none)."""
+    with api_call(f"read settings of {script} in dispatch namespace {namespace}"):
+        settings = session.client.workers_for_platforms.dispatch.namespaces.scripts.settings.get(
+            script, account_id=session.account_id, dispatch_namespace=namespace
+        )
+    found = settings.observability if settings is not None else None
+    return found.model_dump(exclude_none=True) if found is not None else {}
 
 
 def service_filter(scripts: Sequence[str]) -> Filter:

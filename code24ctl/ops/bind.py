@@ -235,7 +235,10 @@ class BindPlan:
 
 
 def _note(row: BindRow) -> str:
-    """The plan's note for an upload: its source, and Workers Logs when it carries them."""
+    """The plan's note for an upload: its source, and for a new copy its Workers Logs setting
+    (an update shows a changed setting among its fields)."""
+    if row.action != "would-create":
+        return row.source
     logs = [item for item in row.carries if item.startswith("observability")]
     return f"{row.source}, {logs[0]}" if logs else row.source
 
@@ -423,9 +426,11 @@ def managed_copy(
     settings = dict(code.settings)
     observability = resolved.config.observability_of(alias)
     if observability is not None:
-        # The config's Workers Logs setting replaces the source's (so `logs` finds the copy's
-        # lines whatever the source Worker has).
-        settings["observability"] = observability.model_dump()
+        # The config's Workers Logs keys win over the source's (so `logs` finds the copy's lines
+        # whatever the source Worker has); the source's other keys (logs, traces) stay.
+        source = settings.get("observability")
+        kept = dict(source) if isinstance(source, Mapping) else {}
+        settings["observability"] = kept | observability.model_dump()
     return dataclasses.replace(code, tags=tuple(tags), migrations=migrations, settings=settings)
 
 

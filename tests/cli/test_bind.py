@@ -45,6 +45,10 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
     return base
 
 
+#: What the repo's config turns on in every copy (its platform-wide ``observability``).
+LOGS_ON = {"enabled": True, "head_sampling_rate": 1.0}
+
+
 def tags(alias: str) -> list[str]:
     """The tags every Worker code24ctl writes on staging carries."""
     return [
@@ -111,6 +115,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
         ],
         "compatibility_flags": ["nodejs_compat"],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "compatibility_date": "2024-11-11",
         "tags": tags("developer-worker"),
     }
@@ -246,6 +251,7 @@ def test_dry_run_writes_nothing(
             "would-create",
             [MULTI_MODULE_SECRET] if alias == "developer-worker" else [],
             carries=[
+                "observability (Workers Logs on, head_sampling_rate 1)",
                 f"tags ({', '.join(tags(alias))})",
                 env_binding,
                 *(["binding CACHE (kv_namespace)"] if alias == "developer-worker" else []),
@@ -475,6 +481,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
         "main_module": "index.js",
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "compatibility_date": "2025-06-01",
         "tags": tags("brand-worker"),
     }
@@ -712,7 +719,8 @@ def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
             {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
         ],
         "keep_bindings": ["secret_text", "secret_key"],
-        "observability": OBSERVABILITY,
+        # The config's Workers Logs keys win; the source's others (logs) stay.
+        "observability": OBSERVABILITY | LOGS_ON,
         "tail_consumers": [{"service": "log-tail"}],
         "logpush": True,
         "placement": {"mode": "smart"},
@@ -737,6 +745,7 @@ def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
         "compatibility_date": "2024-09-23",
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "tags": tags("designer-worker"),
     }
     copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "designer-worker")
@@ -765,11 +774,12 @@ def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
     assert writes(cf_state) == []
     assert _without_progress(result.stderr).splitlines() == [
         f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
-        "brand-worker carries: observability (Workers Logs on, head_sampling_rate 0.25), "
+        "brand-worker carries: observability (Workers Logs on, head_sampling_rate 1), "
         "tail_consumers, logpush, placement, limits, "
         f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
         "binding ENVIRONMENT (plain_text), binding ROOMS (durable_object_namespace)",
-        f"designer-worker carries: tags ({', '.join(tags('designer-worker'))})",
+        "designer-worker carries: observability (Workers Logs on, head_sampling_rate 1), "
+        f"tags ({', '.join(tags('designer-worker'))})",
         "secret_key bindings still to set (WebCrypto keys; `secret put` cannot):",
         f"  brand-worker SIGNING_KEY: PUT .../dispatch/namespaces/{NAMESPACE}/scripts/"
         "brand-worker/secrets with type secret_key, algorithm, format, usages and the key",

@@ -392,8 +392,10 @@ class EmulatorState:
         compatibility_date: str | None = "2024-09-23",
         compatibility_flags: Sequence[str] = (),
         secrets: Mapping[str, str] | None = None,
+        observability: Mapping[str, Any] | None = None,
     ) -> Script:
-        """Upload a user Worker into a dispatch namespace (same validation as the API)."""
+        """Upload a user Worker into a dispatch namespace (same validation as the API);
+        ``observability`` is the upload metadata's (Workers Logs)."""
         return self._seed_script(
             account_id,
             namespace,
@@ -404,6 +406,7 @@ class EmulatorState:
             compatibility_date,
             compatibility_flags,
             secrets,
+            {"observability": dict(observability)} if observability else None,
         )
 
     def add_route(self, zone_id: str, pattern: str, script: str | None) -> str:
