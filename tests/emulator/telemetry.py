@@ -142,7 +142,12 @@ class TelemetryStore:
 
     def keys(self, account_id: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``TelemetryKeysResponse`` for every key of the stored events."""
-        events = [e for e in self.events(account_id) if _selected(e, body)]
+        start, end = body.get("from", 0), body.get("to", float("inf"))
+        events = [
+            e
+            for e in self.events(account_id)
+            if start <= e["timestamp"] <= end and _selected(e, body)
+        ]
         seen = _keys(events)
         last = max((e["timestamp"] for e in events), default=0)
         return [{"key": k, "type": t, "lastSeenAt": last} for k, t in sorted(seen.items())]
@@ -150,9 +155,11 @@ class TelemetryStore:
     def values(self, account_id: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``TelemetryValuesResponse`` for each distinct value of ``key``."""
         key = body["key"]
+        frame = body.get("timeframe") or {}
+        start, end = frame.get("from", 0), frame.get("to", float("inf"))
         out: dict[Any, dict[str, Any]] = {}
         for event in self.events(account_id):
-            if not _selected(event, body):
+            if not start <= event["timestamp"] <= end or not _selected(event, body):
                 continue
             value = lookup(event, key)
             if isinstance(value, str | int | float | bool) and value not in out:
