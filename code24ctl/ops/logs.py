@@ -244,6 +244,9 @@ def parse_event(event: Mapping[str, Any], dispatcher: str) -> LogLine:
         line.exception = str(error)
     if not line.message and isinstance(source, str):
         line.message = source
+    if not line.message and metadata.get("trigger"):
+        # The invocation itself (no log text): what triggered it, e.g. "POST /design/enhanced".
+        line.message = str(metadata["trigger"])
     return line
 
 

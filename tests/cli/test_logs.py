@@ -69,7 +69,9 @@ class Platform:
             "script": worker,
             "request_id": invocation,
             "namespace": NAMESPACE,
-            "url": f"https://staging.code24.dev{path}",
+            # The dispatcher strips /elite before the worker sees the path (routes' strip).
+            "url": f"https://staging.code24.dev{path.removeprefix('/elite')}",
+            "method": method,
         }
         if worker == "designer-worker":
             push(
@@ -254,7 +256,7 @@ def test_errors_only_shows_the_exception_and_the_dispatchers_judgement(
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].endswith("  designer-worker  exception  500  -")
+    assert lines[0].endswith("  designer-worker  exception  500  POST /design/enhanced")
     assert lines[1].endswith("  designer-worker  exception  -  designing: landing page")
     assert lines[2].endswith(
         "  designer-worker  exception  -  Cannot read properties of undefined (reading 'palette')"

@@ -38,6 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -389,6 +390,7 @@ def worker_event(
     code24_request_id: str | None = None,
     namespace: str | None = None,
     url: str = "https://staging.code24.dev/",
+    method: str = "GET",
     source: Mapping[str, Any] | str | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
@@ -409,7 +411,7 @@ def worker_event(
         "type": kind,
         "level": "error" if exception is not None else level,
         "origin": "fetch",
-        "trigger": "GET /",
+        "trigger": f"{method} {urlsplit(url).path or '/'}",
         "url": url,
     }
     if message is not None:
@@ -425,7 +427,7 @@ def worker_event(
         metadata["requestId"] = request_id
     if ray_id is not None:
         metadata["rayId"] = ray_id
-    event: dict[str, Any] = {"url": url, "method": "GET"}
+    event: dict[str, Any] = {"url": url, "method": method}
     if code24_request_id is not None:
         event["request"] = {"headers": {"x-code24-request-id": code24_request_id}}
     if status is not None:
