@@ -351,6 +351,14 @@ def test_bad_options_are_usage_errors(
     assert message in result.stderr
 
 
+def test_a_local_environment_has_no_workers_logs(run_cli: RunCli, cf_env: dict[str, str]) -> None:
+    result = run_cli("logs", "--env", "local", env=cf_env)
+    assert result.exit_code == 2, result.output
+    assert "is local (it has upstreams); this command needs a Cloudflare environment" in (
+        result.stderr
+    )
+
+
 def test_a_token_without_the_observability_permission_gets_a_hint_naming_it(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
 ) -> None:
