@@ -445,6 +445,8 @@ def follow_logs(
     """Stream the namespace's workers' events as they happen (a live tail) until ``max_lines``
     were shown, the socket closes, or the user interrupts (KeyboardInterrupt propagates after
     the socket is closed). A heartbeat goes out on opening and every ``heartbeat_s``."""
+    from websockets.exceptions import ConnectionClosed
+
     from code24ctl.cloudflare.observability import heartbeat, open_live_tail
 
     aliases = _aliases(resolved, query.workers)
@@ -471,10 +473,8 @@ def follow_logs(
                     raw = socket.recv(timeout=min(1.0, heartbeat_s))
                 except TimeoutError:
                     continue
-                except Exception as exc:
-                    if type(exc).__name__.startswith("ConnectionClosed"):
-                        break
-                    raise
+                except ConnectionClosed:
+                    break
                 try:
                     event = json.loads(raw)
                 except ValueError:

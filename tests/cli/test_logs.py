@@ -451,3 +451,36 @@ def _read_lines(process: subprocess.Popen[bytes], count: int, timeout_s: float) 
                 break
             buffer += chunk
     return buffer.decode().splitlines()
+
+
+def test_follow_errors_only_as_json_lines_stops_after_max_events(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    def push_when_open() -> None:
+        deadline = time.monotonic() + 30
+        while not cf_state.telemetry.heartbeats and time.monotonic() < deadline:
+            time.sleep(0.01)
+        push = cf_state.telemetry.push
+        push(
+            cf_seed.account_id, worker_event(script="brand-worker", timestamp_ms=T0, message="fine")
+        )
+        push(cf_seed.account_id, worker_event(
+            script="brand-worker", timestamp_ms=T0 + 1, outcome="exception",
+            exception=("RangeError", "too far", "RangeError: too far"),
+        ))  # fmt: skip
+
+    pusher = threading.Thread(target=push_when_open)
+    pusher.start()
+    result = run_cli(
+        "logs", "--env", "staging", "--follow", "--errors-only", "--json", "--max-events", "1",
+        env=cf_env,
+    )  # fmt: skip
+    pusher.join()
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert (line["worker"], line["exception"], line["message"]) == (
+        "brand-worker", "RangeError", "too far",
+    )  # fmt: skip
+    (tail,) = cf_state.telemetry.tails()
+    assert tail.filters[0]["operation"] == "in"  # every worker of the config
+    assert result.stderr.endswith("live tail closed\n")
