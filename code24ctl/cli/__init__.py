@@ -165,6 +165,7 @@ def _register() -> None:
         deploy,
         doctor,
         init,
+        logs,
         namespace,
         plan,
         probe,
@@ -192,6 +193,7 @@ def _register() -> None:
     app.command("doctor")(doctor.doctor)
     app.command("stats")(stats.stats)
     app.command("tail")(tail.tail)
+    app.command("logs")(logs.logs)
     app.command("versions")(versions.versions)
     app.command("promote")(promote.promote)
     app.command("rollback")(rollback.rollback)

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -141,7 +141,7 @@ def probe(
 
         output.emit(ProbeDocument(**dict(report), namespace=None))
     else:
-        render_report(report)
+        render_report(report, logs_hints=not resolved.is_local)
     for message in report.notes:
         output.note(message)
     unreachable = no_answer_error(report)
@@ -223,8 +223,10 @@ def _write_junit(path: Path, report: ProbeReport) -> None:
 DROP_ORDER = ("X-Code24-Worker", "content type", "worker", "direct", "latency", "fallback")
 
 
-def render_report(report: ProbeReport) -> None:
-    """The probe table, the failing routes' details and the summary line, on stdout."""
+def render_report(report: ProbeReport, *, logs_hints: bool = False) -> None:
+    """The probe table, the failing routes' details and the summary line, on stdout
+    (``logs_hints``: each failing or warning row ends with the `code24ctl logs` command that
+    shows its worker's lines for the requests the probe sent)."""
     console = output.stdout()
     direct = report.settings.direct
     columns = ["result", "route", "worker", "status", "content type", "verdict"]
@@ -257,11 +259,15 @@ def render_report(report: ProbeReport) -> None:
                 console.print(f"  cf-ray: {row.cf_ray}", markup=False)
             if row.body_excerpt and row.verdict != "json":
                 console.print(f"  body: {row.body_excerpt}", markup=False)
+            if logs_hints:
+                _logs_hint(console, report, row)
     warned = [row for row in report.routes if row.outcome == "pass" and row.warnings]
     if warned:
         console.print()
         for row in warned:
             console.print(f"{row.route}: warning: {'; '.join(row.warnings)}", markup=False)
+            if logs_hints:
+                _logs_hint(console, report, row)
     summary = report.summary
     flagged = f" ({summary.warned} with a warning)" if summary.warned else ""
     counts = f"{summary.passed} passed{flagged}, {summary.failed} failed"
@@ -274,6 +280,18 @@ def render_report(report: ProbeReport) -> None:
         f"{report.base_url} ({report.environment}{through}): {counts}",
         markup=False,
     )
+
+
+def _logs_hint(console: Any, report: ProbeReport, row: RouteResult) -> None:
+    from code24ctl.ops.logs import logs_command
+
+    ids = list(dict.fromkeys(row.request_ids))
+    if not ids:
+        return
+    if len(ids) > 1:
+        console.print(f"  request ids: {', '.join(ids)}", markup=False)
+    command = logs_command(report.environment, [row.worker], request_id=ids[0])
+    console.print(f"  logs: {command}", markup=False)
 
 
 def _result(row: RouteResult) -> str:

@@ -30,6 +30,7 @@ from code24ctl.ops.bind import (
 )
 from code24ctl.ops.deploy import DeployReport
 from code24ctl.ops.doctor import Check
+from code24ctl.ops.logs import LogsReport
 from code24ctl.ops.release import ReleaseReport, VersionsReport
 from code24ctl.ops.stats import StatsReport
 from code24ctl.ops.tail import TailEvent
@@ -265,6 +266,12 @@ class PlanCommandDocument(Document, PlanDocument):
     """``plan``: every change apply would make, the problems that stop it, what it read."""
 
 
+class LogsDocument(Document, LogsReport):
+    """``logs``: the workers' (and, for one request, the dispatcher's) events, oldest first."""
+
+    environment: str
+
+
 class StatsDocument(Document, StatsReport):
     """``stats``: traffic against the KPI targets, overall and by worker, route or reason."""
 
@@ -306,6 +313,7 @@ COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "promote": ReleaseDocument,
     "rollback": ReleaseDocument,
     "tail": TailLine,
+    "logs": LogsDocument,
 }
 
 __all__ = ["COMMAND_MODELS", "Document", "ErrorDocument"]

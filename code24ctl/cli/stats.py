@@ -87,7 +87,27 @@ def stats(
         _render(report)
     if not report.ok:
         missed = [_LABELS[c.name] for c in report.checks if c.ok is False]
-        raise CheckFailed(f"stats: {len(missed)} target(s) missed: {', '.join(missed)}")
+        raise CheckFailed(
+            f"stats: {len(missed)} target(s) missed: {', '.join(missed)}", hint=_logs_hint(report)
+        )
+
+
+def _logs_hint(report: StatsReport) -> str | None:
+    """When answers were not the workers' own JSON: the `code24ctl logs` command that shows
+    why (the workers that missed, when the report is by worker), over the same window."""
+    from code24ctl.ops.logs import logs_command
+
+    share_missed = any(
+        c.ok is False for c in report.checks if c.name in ("json_share", "fallback_share")
+    )
+    if report.source != "analytics_engine" or not share_missed:
+        return None
+    target = next(c.target for c in report.checks if c.name == "fallback_share")
+    workers = []
+    if report.by == "worker":
+        workers = [g.key for g in report.groups if g.key and (g.fallback_share or 0) > target]
+    command = logs_command(report.environment, workers, errors_only=True, since=report.since)
+    return f"see why: {command}"
 
 
 def _render(report: StatsReport) -> None:

@@ -46,8 +46,8 @@ def tail(
     worker, status, fallback reason, dispatch ms, request id), with the dispatcher's own log
     lines and exceptions under it.
 
-    It shows the dispatcher's events only: the user Workers' own console lines and exceptions
-    are not in the dispatcher's tail (tail a user Worker, or use Workers Logs, for those).
+    It shows the dispatcher's events only: the AI workers' own console lines and exceptions
+    are not in the dispatcher's tail; `code24ctl logs` shows those (Workers Logs).
 
     Opens a tail session on the environment's dispatcher (what `wrangler tail` does); Ctrl-C
     closes and deletes it. Like wrangler it pings the socket every 10 s and reconnects with

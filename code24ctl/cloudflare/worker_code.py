@@ -119,7 +119,8 @@ class WorkerCode:
     def carried(self) -> list[str]:
         """What the copy carries besides its code, for ``bind --dry-run``: each setting and
         binding by name."""
-        found = [f"{key}" for key in CARRIED_SETTINGS if key in self.settings]
+        settings = self.settings
+        found = [_setting(key, settings[key]) for key in CARRIED_SETTINGS if key in settings]
         if self.tags:
             found.append(f"tags ({', '.join(self.tags)})")
         if self.migrations is not None:
@@ -318,6 +319,16 @@ def _read_script(
         tags=tuple(t for t in settings.get("tags") or () if isinstance(t, str)),
         usage_model=str(settings["usage_model"]) if settings.get("usage_model") else None,
     )
+
+
+def _setting(key: str, value: Any) -> str:
+    """A carried setting by name; Workers Logs with whether it is on and its sampling."""
+    if key == "observability" and isinstance(value, Mapping):
+        state = "on" if value.get("enabled") else "off"
+        rate = value.get("head_sampling_rate")
+        sampled = f", head_sampling_rate {rate:g}" if isinstance(rate, int | float) else ""
+        return f"observability (Workers Logs {state}{sampled})"
+    return key
 
 
 def _is_default(key: str, value: Any) -> bool:

@@ -136,7 +136,8 @@ def compare(wanted: WorkerCode, held: WorkerCode | DeployedWorker) -> list[Diffe
     held_settings = getattr(held, "settings", {})
     for key, value in wanted.settings.items():
         if not _carries(value, held_settings, key):
-            found.append(Difference("settings", f"{key} differs"))
+            held_value = held_settings.get(key) if isinstance(held_settings, Mapping) else None
+            found.append(Difference("settings", key, held_value, value))
     if wanted.tags and sorted(wanted.tags) != sorted(getattr(held, "tags", ())):
         found.append(Difference("tags", f"tags (expected {_listed(sorted(wanted.tags))})"))
     return found

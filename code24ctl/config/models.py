@@ -164,6 +164,15 @@ class WorkerLimits(_Strict):
     subrequests: int | None = Field(default=None, gt=0)
 
 
+class ObservabilityConfig(_Strict):
+    """Workers Logs on a namespace copy: what an upload's ``metadata.observability`` takes
+    (SDK ``workers_for_platforms.dispatch.namespaces.script_update_params.MetadataObservability``:
+    ``enabled`` required, ``head_sampling_rate`` from 0 to 1, default 1)."""
+
+    enabled: bool = True
+    head_sampling_rate: float = Field(default=1.0, ge=0, le=1)
+
+
 class WorkerConfig(_Strict):
     """One AI worker: where its code comes from and what to answer when it fails."""
 
@@ -173,6 +182,8 @@ class WorkerConfig(_Strict):
     fallback_status: int = Field(default=DEFAULT_FALLBACK_STATUS, ge=200, le=599)
     timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0, le=900_000)
     limits: WorkerLimits | None = None
+    # Workers Logs on the copy (else the platform-wide ``observability``, else the source's own).
+    observability: ObservabilityConfig | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkerConfig:
@@ -324,11 +335,17 @@ class Config(_Strict):
     max_json_check_bytes: int = Field(default=DEFAULT_MAX_JSON_CHECK_BYTES, gt=0)
     probe: ProbeDefaults = Field(default_factory=ProbeDefaults)
     kpi: KpiTargets = Field(default_factory=KpiTargets)
+    # Workers Logs on every namespace copy whose worker sets none of its own.
+    observability: ObservabilityConfig | None = None
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     # The environment commands use without --env or CODE24_ENV.
     default_env: str | None = None
+
+    def observability_of(self, alias: str) -> ObservabilityConfig | None:
+        """The Workers Logs setting ``bind`` gives ``alias``'s copy (None: the source's own)."""
+        return self.workers[alias].observability or self.observability
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -218,7 +218,7 @@ class BindPlan:
                 action="create" if row.action == "would-create" else "update",
                 kind="worker",
                 name=row.alias,
-                note=row.source,
+                note=_note(row),
                 fields=list(row.changes),
             )
             for row in self.rows
@@ -232,6 +232,15 @@ class BindPlan:
             for row in self.rows
             if row.failed
         ]
+
+
+def _note(row: BindRow) -> str:
+    """The plan's note for an upload: its source, and for a new copy its Workers Logs setting
+    (an update shows a changed setting among its fields)."""
+    if row.action != "would-create":
+        return row.source
+    logs = [item for item in row.carries if item.startswith("observability")]
+    return f"{row.source}, {logs[0]}" if logs else row.source
 
 
 _T = TypeVar("_T")
@@ -403,7 +412,8 @@ def managed_copy(
 ) -> WorkerCode:
     """``code`` as code24ctl uploads it: its own tags plus the managed ones, and the
     ``migrations`` (from :func:`_migration`) that create the Durable Object classes the copy
-    lacks. Raises :class:`UsageError` when the tags would pass the limit of eight.
+    lacks, and the config's ``observability`` (Workers Logs) for the alias. Raises
+    :class:`UsageError` when the tags would pass the limit of eight.
     """
     own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
     tags = own + managed_tags(resolved, f"alias:{alias}")
@@ -413,7 +423,15 @@ def managed_copy(
             f"{len(tags)}, over Cloudflare's limit of {MAX_TAGS}",
             hint=f"remove tags from the source Worker: {', '.join(own)}",
         )
-    return dataclasses.replace(code, tags=tuple(tags), migrations=migrations)
+    settings = dict(code.settings)
+    observability = resolved.config.observability_of(alias)
+    if observability is not None:
+        # The config's Workers Logs keys win over the source's (so `logs` finds the copy's lines
+        # whatever the source Worker has); the source's other keys (logs, traces) stay.
+        source = settings.get("observability")
+        kept = dict(source) if isinstance(source, Mapping) else {}
+        settings["observability"] = kept | observability.model_dump()
+    return dataclasses.replace(code, tags=tuple(tags), migrations=migrations, settings=settings)
 
 
 def _migration(

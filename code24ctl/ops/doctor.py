@@ -31,7 +31,12 @@ from code24ctl.ops.deploy import (
     plan_routes,
 )
 from code24ctl.ops.release import describe, rollout_in_progress
-from code24ctl.probe.runner import ProbeOptions, fallback_summary, probe_environment
+from code24ctl.probe.runner import (
+    ProbeOptions,
+    RouteResult,
+    fallback_summary,
+    probe_environment,
+)
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -240,6 +245,31 @@ class _Doctor:
                 self.cmd(f"unbind {' '.join(extra)}") + "  (if they are not needed)",
             )
         self.secrets(bound)
+        self.workers_logs(bound)
+
+    def workers_logs(self, bound: list[str]) -> None:
+        """Each bound copy without Workers Logs: `code24ctl logs` would find nothing for it."""
+        from code24ctl.cloudflare.observability import copy_observability
+
+        namespace = self.resolved.namespace()
+        off: list[str] = []
+        for alias in bound:
+            try:
+                setting = copy_observability(self.session, namespace, alias)
+            except CloudflareAPIError as exc:
+                self.failed(f"workers logs {alias}", exc)
+                continue
+            if not setting.get("enabled"):
+                off.append(alias)
+        if off:
+            self.add(
+                "workers logs",
+                "warn",
+                f"Workers Logs is off for {', '.join(off)} in {namespace}: `code24ctl logs` "
+                "finds nothing for them",
+                f"set observability: {{enabled: true}} (platform-wide or under workers.<alias>) "
+                f"in {self.resolved.path}, then {self.cmd('bind')}",
+            )
 
     def secrets(self, bound: list[str]) -> None:
         """Each bound Worker whose source declares a secret its namespace copy lacks: a warning
@@ -395,6 +425,8 @@ class _Doctor:
             said = f"{passed} route(s) answer JSON at {report.base_url}"
             fallbacks = fallback_summary(report.routes)
             if fallbacks:
+                warned = [r for r in report.routes if r.warnings]
+                fix = f"{fix}; see why: {self._logs_command(warned)}"
                 self.add(CheckName.PROBE, "warn", f"{said}; {fallbacks}", fix)
             else:
                 self.add(CheckName.PROBE, "ok", said)
@@ -405,8 +437,14 @@ class _Doctor:
             CheckName.PROBE,
             "fail",
             f"{len(bad)} of {report.summary.routes} route(s) failing at {report.base_url}: {named}",
-            fix,
+            f"{fix}; see why: {self._logs_command(bad)}",
         )
+
+    def _logs_command(self, rows: list[RouteResult]) -> str:
+        from code24ctl.ops.logs import logs_command
+
+        workers = list(dict.fromkeys(row.worker for row in rows))
+        return logs_command(self.env, workers, errors_only=True, since="15m")
 
 
 def run_doctor(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -274,6 +275,9 @@ class Observation(BaseModel):
     fallback_reason: str | None = None
     cf_ray: str | None = None
     request_id: str | None = None
+    #: Every request's id: the dispatcher's ``X-Code24-Request-Id``, else the ``X-Request-Id``
+    #: the probe sent (which the dispatcher reuses), for ``code24ctl logs --request-id``.
+    request_ids: list[str] = Field(default_factory=list)
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     attempts: int = 0
@@ -369,6 +373,13 @@ class _Attempt:
     body: bytes = b""
     error: ErrorKind | None = None
     error_reason: str = ""
+    sent_request_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The dispatcher's id for this request, else the one the probe sent."""
+        answered = (self.headers or {}).get("x-code24-request-id")
+        return answered or self.sent_request_id
 
     @property
     def verdict(self) -> str:
@@ -393,6 +404,12 @@ async def _send(
     # Without a configured content type a raw body goes without one, as a plain fetch() sends
     # it (aiohttp would otherwise label bytes application/octet-stream).
     skip = () if _has_header(target.headers, "content-type") else ("Content-Type",)
+    headers = dict(target.headers)
+    sent_id: str | None = None
+    if not _has_header(headers, "x-request-id"):
+        # The dispatcher reuses a tame X-Request-Id as the request's id (dispatcher.js
+        # SANE_REQUEST_ID), so even an answer without X-Code24-Request-Id can be looked up.
+        sent_id = headers["X-Request-Id"] = f"probe-{secrets.token_hex(8)}"
     async with semaphore:
         started = time.perf_counter()
         try:
@@ -403,7 +420,7 @@ async def _send(
                     target.method,
                     url,
                     data=target.content,
-                    headers=target.headers,
+                    headers=headers,
                     skip_auto_headers=skip,
                     allow_redirects=False,
                 ) as response,
@@ -412,7 +429,7 @@ async def _send(
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             kind, reason = _describe_failure(exc, url, timeout_s)
             latency = (time.perf_counter() - started) * 1000
-            return _Attempt(latency, error=kind, error_reason=reason)
+            return _Attempt(latency, error=kind, error_reason=reason, sent_request_id=sent_id)
         latency = (time.perf_counter() - started) * 1000
     headers = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
     return _Attempt(
@@ -421,6 +438,7 @@ async def _send(
         status=response.status,
         headers=headers,
         body=body,
+        sent_request_id=sent_id,
     )
 
 
@@ -724,7 +742,8 @@ def _observe(url: str | None, attempts: list[_Attempt]) -> Observation:
         fallback=fallback,
         fallback_reason=headers.get("x-code24-fallback-reason") if fallback else None,
         cf_ray=headers.get("cf-ray"),
-        request_id=headers.get("x-code24-request-id"),
+        request_id=shown.request_id,
+        request_ids=[a.request_id for a in attempts if a.request_id],
         latency_p50_ms=_percentile(answered, 0.50),
         latency_p95_ms=_percentile(answered, 0.95),
         attempts=len(attempts),

@@ -36,7 +36,11 @@ FULL_PLAN = [
     "  1. namespace:",
     f"       + dispatch namespace {NAMESPACE}",
     "  2. bind:",
-    *[f"       + worker {alias} (script {STAGING_SCRIPTS[alias]})" for alias in ALIASES],
+    *[
+        f"       + worker {alias} (script {STAGING_SCRIPTS[alias]}, observability (Workers Logs "
+        "on, head_sampling_rate 1))"
+        for alias in ALIASES
+    ],
     "  3. deploy:",
     f"       + KV namespace {KV_TITLE}",
     f"       + dispatcher {DISPATCHER}",

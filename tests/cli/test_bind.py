@@ -52,6 +52,10 @@ def row(alias: str, action: str, secrets: list[str] | None = None, **extra: Any)
     return base
 
 
+#: What the repo's config turns on in every copy (its platform-wide ``observability``).
+LOGS_ON = {"enabled": True, "head_sampling_rate": 1.0}
+
+
 def tags(alias: str) -> list[str]:
     """The tags every Worker code24ctl writes on staging carries."""
     return [
@@ -121,6 +125,7 @@ def test_bind_copies_every_worker_and_the_multipart_body_is_exact(
         ],
         "compatibility_flags": ["nodejs_compat"],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "compatibility_date": "2024-11-11",
         "tags": tags("developer-worker"),
     }
@@ -264,6 +269,7 @@ def test_dry_run_writes_nothing(
             "would-create",
             [MULTI_MODULE_SECRET] if alias == "developer-worker" else [],
             carries=[
+                "observability (Workers Logs on, head_sampling_rate 1)",
                 f"tags ({', '.join(tags(alias))})",
                 env_binding,
                 *(["binding CACHE (kv_namespace)"] if alias == "developer-worker" else []),
@@ -519,6 +525,7 @@ def test_path_workers_upload_a_folder_and_a_single_file(
         "main_module": "index.js",
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "compatibility_date": "2025-06-01",
         "tags": tags("brand-worker"),
     }
@@ -774,7 +781,8 @@ def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
             {"type": "durable_object_namespace", "name": "ROOMS", "class_name": "Room"},
         ],
         "keep_bindings": ["secret_text", "secret_key"],
-        "observability": OBSERVABILITY,
+        # The config's Workers Logs keys win; the source's others (logs) stay.
+        "observability": OBSERVABILITY | LOGS_ON,
         "tail_consumers": [{"service": "log-tail"}],
         "logpush": True,
         "placement": {"mode": "smart"},
@@ -799,6 +807,7 @@ def test_bind_copies_settings_tags_a_durable_object_class_and_a_service_worker(
         "compatibility_date": "2024-09-23",
         "bindings": [],
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "tags": tags("designer-worker"),
     }
     copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, "designer-worker")
@@ -837,10 +846,12 @@ def test_bind_dry_run_shows_what_each_copy_carries_and_the_secret_key_hint(
     assert writes(cf_state) == []
     assert _without_progress(result.stderr).splitlines() == [
         f"dry run, nothing written: 2 would-create in dispatch namespace {NAMESPACE}",
-        "brand-worker carries: observability, tail_consumers, logpush, placement, limits, "
+        "brand-worker carries: observability (Workers Logs on, head_sampling_rate 1), "
+        "tail_consumers, logpush, placement, limits, "
         f"tags (team:ai, customer-7, {', '.join(tags('brand-worker'))}), migrations (Room), "
         "binding ENVIRONMENT (plain_text), binding ROOMS (durable_object_namespace)",
-        f"designer-worker carries: tags ({', '.join(tags('designer-worker'))})",
+        "designer-worker carries: observability (Workers Logs on, head_sampling_rate 1), "
+        f"tags ({', '.join(tags('designer-worker'))})",
         "secret_key bindings still to set (WebCrypto keys; `secret put` cannot):",
         f"  brand-worker SIGNING_KEY: PUT .../dispatch/namespaces/{NAMESPACE}/scripts/"
         "brand-worker/secrets with type secret_key, algorithm, format, usages and the key",
@@ -1013,3 +1024,61 @@ def test_bind_warns_about_cron_schedules_and_an_uncarried_usage_model(
     rows = bind_json(run_cli, cf_env, "brand-worker", "--dry-run")
     assert rows[0]["dropped_schedules"] == ["*/30 * * * *", "0 3 * * *"]
     assert rows[0]["dropped_settings"] == ["usage_model unbound"]
+
+
+# --------------------------------------------------------------------------------------------
+# Workers Logs on the copies (observability)
+
+
+def test_configured_observability_goes_to_every_copy_and_the_plan_shows_it(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed,
+    namespace: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    def change(data: dict[str, Any]) -> None:
+        data["observability"] = {"enabled": True, "head_sampling_rate": 1}
+        data["workers"]["designer-worker"]["observability"] = {"head_sampling_rate": 0.5}
+
+    config = str(write_config(tmp_path, change))
+    plan = run_cli("plan", "--env", "staging", "--config", config, env=cf_env)
+    assert plan.exit_code == 0, plan.output
+    assert (
+        "       + worker designer-worker (script designer-worker-staging, observability (Workers "
+        "Logs on, head_sampling_rate 0.5))"
+    ) in plan.stdout.splitlines()
+    assert (
+        "       + worker brand-worker (script brand-worker-staging, observability (Workers Logs "
+        "on, head_sampling_rate 1))"
+    ) in plan.stdout.splitlines()
+
+    rows = bind_json(run_cli, cf_env, "--config", config)
+    assert {r["action"] for r in rows} == {"created"}
+    for alias in ALIASES:
+        copy = cf_state.namespace_script(cf_seed.account_id, NAMESPACE, alias)
+        assert copy is not None
+        rate = 0.5 if alias == "designer-worker" else 1
+        assert copy.observability == {"enabled": True, "head_sampling_rate": rate}
+    # Once there, nothing differs; a change of the setting is an update of the copies.
+    assert {r["action"] for r in bind_json(run_cli, cf_env, "--config", config)} == {"unchanged"}
+
+    def off(data: dict[str, Any]) -> None:
+        change(data)
+        data["observability"]["enabled"] = False
+
+    config = str(write_config(tmp_path, off))
+    plan = run_cli("plan", "--env", "staging", "--config", config, env=cf_env)
+    assert (
+        '           ~ observability: {"enabled": true, "head_sampling_rate": 1.0} -> '
+        '{"enabled": false, "head_sampling_rate": 1.0}'
+    ) in plan.stdout.splitlines()
+
+
+def test_observability_sampling_outside_0_to_1_is_a_config_error(
+    run_cli: RunCli, cf_env: dict[str, str], tmp_path: Path
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["observability"] = {"head_sampling_rate": 2}
+
+    config = str(write_config(tmp_path, change))
+    result = run_cli("bind", "--env", "staging", "--config", config, env=cf_env)
+    assert result.exit_code == 2, result.output
+    assert "head_sampling_rate" in result.stderr

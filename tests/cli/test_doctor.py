@@ -13,7 +13,7 @@ from code24ctl.cli.schemas import COMMAND_MODELS
 from code24ctl.cloudflare.client import API_ERROR_HINTS
 from tests.emulator.seeds import ACCOUNT_TOKEN, MULTI_MODULE_SECRET, Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.support.cli import RunCli
+from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.http_servers import Answer, LocalServer, refused_port
 from tests.support.staging import (
     ALIASES,
@@ -50,9 +50,11 @@ def bind_directly(
     aliases: tuple[str, ...] = ALIASES,
     *,
     secrets: bool = True,
+    logs: bool = True,
 ) -> None:
     """Put workers into the namespace without going through code24ctl (with the secret the
-    developer-worker's source declares, unless ``secrets`` is False)."""
+    developer-worker's source declares, unless ``secrets`` is False; with Workers Logs on, as
+    the repo's config has it, unless ``logs`` is False)."""
     for alias in aliases:
         state.add_namespace_script(
             account_id,
@@ -68,6 +70,7 @@ def bind_directly(
             secrets={MULTI_MODULE_SECRET: "sk-test"}
             if secrets and alias == "developer-worker"
             else None,
+            observability={"enabled": True, "head_sampling_rate": 1} if logs else None,
         )
 
 
@@ -350,7 +353,11 @@ def test_routes_answering_html_fail_the_probe(
     assert probe["detail"].startswith(
         f"5 of 5 route(s) failing at {html_site}: /api/competitive html"
     )
-    assert probe["fix"] == f"code24ctl probe --env staging --base-url {html_site}"
+    workers = " ".join(f"--worker {alias}" for alias in ALIASES)
+    assert probe["fix"] == (
+        f"code24ctl probe --env staging --base-url {html_site}; see why: code24ctl logs --env "
+        f"staging {workers} --errors-only --since 15m"
+    )
 
 
 def test_missing_token_is_exit_2(run_cli: RunCli, cf_env: dict[str, str]) -> None:
@@ -574,3 +581,22 @@ def test_a_bound_worker_whose_source_runs_on_cron_schedules_is_listed(
         f"(*/30 * * * *); its copy in {NAMESPACE} keeps none"
     ) in result.stdout.splitlines()
     assert result.stderr.strip() == "14 ok, 1 warn, 0 fail, 0 skipped"
+
+
+def test_copies_without_workers_logs_are_a_warning_naming_the_config_key(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id, ("brand-worker", "designer-worker"), logs=False)
+    bind_directly(cf_state, cf_seed.account_id, ("competitive-analysis",))
+    result = run_cli("doctor", "--env", "staging", "--json", env=cf_env)
+    (check,) = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "workers logs"]
+    assert check == {
+        "name": "workers logs",
+        "status": "warn",
+        "detail": f"Workers Logs is off for brand-worker, designer-worker in {NAMESPACE}: "
+        "`code24ctl logs` finds nothing for them",
+        "fix": f"set observability: {{enabled: true}} (platform-wide or under workers.<alias>) "
+        f"in {REPO_CONFIG}, then code24ctl bind --env staging",
+        "differences": [],
+    }

@@ -146,6 +146,7 @@ def _rows(stdout: str) -> dict[str, dict[str, Any]]:
 
 def _mask_latency(text: str) -> str:
     text = re.sub(r"\d+ ms", "N ms", text)
+    text = re.sub(r"probe-[0-9a-f]{16}", "probe-ID", text)
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
@@ -415,11 +416,14 @@ skip    /k/unprobed  unprobed-worker  -       -                 skipped         
 
 /k/html: html: the body is an HTML document
   body: <!DOCTYPE html> <html><head><title>Worker threw exception</title></head></html>
+  logs: code24ctl logs --env test --worker html-worker --request-id probe-ID
 /k/stub: not-json: Cloudflare error stub 'error code: 1042'
   cf-ray: 8f1d2c3b4a596878-FRA
   body: error code: 1042
+  logs: code24ctl logs --env test --worker stub-worker --request-id probe-ID
 
 /k/fallback: warning: answered by the dispatcher's fallback (upstream_html): the worker answered, but not with JSON
+  logs: code24ctl logs --env test --worker fallback-worker --request-id probe-ID
 
 probed 4 of 5 routes on URL (test): 2 passed (1 with a warning), 2 failed, 1 skipped
 """  # noqa: E501
@@ -650,6 +654,7 @@ warn    /elite/brand   brand-worker     200     application/json  json     html 
 ok      /elite/design  designer-worker  200     application/json  json     -       -                -                    1 ms
 
 /elite/brand: warning: answered by the dispatcher's fallback (upstream_html): the worker answered, but not with JSON
+  logs: code24ctl logs --env test --worker brand-worker --request-id probe-ID
 
 probed 2 of 2 routes on URL (test): 2 passed (1 with a warning), 0 failed
 """  # noqa: E501

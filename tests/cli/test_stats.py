@@ -297,6 +297,7 @@ def test_staging_renders_the_emulator_rows_and_misses_the_targets(
     assert result.stderr == (
         f"stats: staging (Analytics Engine dataset {DATASET}, last 1h)\n"
         "error: stats: 2 target(s) missed: JSON share, fallback share\n"
+        "  hint: see why: code24ctl logs --env staging --errors-only --since 1h\n"
     )
 
 
@@ -499,3 +500,16 @@ def test_local_stats_read_a_known_mix_sent_through_a_real_serve(
     failed = [c["name"] for c in document["checks"] if c["ok"] is False]
     assert failed == ["json_share", "fallback_share"]
     assert relaxed.exit_code == 0, relaxed.output
+
+
+@pytest.mark.usefixtures("staging_points")
+def test_a_missed_share_by_worker_ends_with_the_logs_command_for_those_workers(
+    run_cli: RunCli, cf_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = staging_config(tmp_path)
+    result = run_cli("stats", "--env", "staging", "--by", "worker", config=config, env=cf_env)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "  hint: see why: code24ctl logs --env staging --worker brand-worker "
+        "--worker designer-worker --errors-only --since 1h"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -87,3 +88,78 @@ def test_tail_socket_needs_trace_v1_and_a_live_session(
         connect(created["url"], subprotocols=[Subprotocol("trace-v1")]),
     ):
         pass  # a deleted session is refused
+
+
+# ------------------------------------------------------------------------------------------
+# Workers Logs (telemetry): through the SDK's own calls, so its types parse the answers
+
+
+def test_telemetry_query_keys_and_values_through_the_sdk(
+    cf_client: Any, cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    from tests.emulator.telemetry import worker_event
+
+    account = cf_seed.account_id
+    t0 = 1_767_225_600_000
+    push = cf_state.telemetry.push
+    push(account, worker_event(script="a", timestamp_ms=t0, message="hello", status=200))
+    push(account, worker_event(script="b", timestamp_ms=t0 + 1, message="Hello again"))
+    push(account, worker_event(script="a", timestamp_ms=t0 + 2, exception=("E", "boom", "st")))
+    push(account, worker_event(script="a", timestamp_ms=t0 + 10_000, message="later"))
+    telemetry = cf_client.workers.observability.telemetry
+
+    answer = telemetry.query(
+        account_id=account,
+        query_id="q",
+        timeframe={"from": t0, "to": t0 + 5_000},
+        view="events",
+        limit=10,
+        parameters={
+            "filters": [
+                {"key": "$metadata.service", "operation": "in", "type": "string", "value": "a,b"},
+                {
+                    "kind": "group",
+                    "filterCombination": "or",
+                    "filters": [
+                        {"key": "$metadata.error", "operation": "exists", "type": "string"},
+                        {"key": "$metadata.message", "operation": "includes",
+                         "type": "string", "value": "again"},
+                    ],
+                },
+            ],
+        },
+    )  # fmt: skip
+    assert answer.events is not None and answer.events.events is not None
+    assert [e.metadata.message for e in answer.events.events] == ["boom", "Hello again"]
+    assert answer.run.status == "COMPLETED"
+
+    needle = telemetry.query(
+        account_id=account, query_id="q", timeframe={"from": t0, "to": t0 + 5_000},
+        parameters={"needle": {"value": "HELLO"}},
+    )  # fmt: skip
+    assert needle.events is not None and needle.events.events is not None
+    assert sorted(e.timestamp for e in needle.events.events) == [t0, t0 + 1]
+
+    keys = {k.key: k.type for k in telemetry.keys(account_id=account)}
+    assert keys["$metadata.service"] == "string"
+    assert keys["$metadata.statusCode"] == "number"
+    values = telemetry.values(
+        account_id=account, datasets=["cloudflare-workers"], key="$metadata.service",
+        type="string", timeframe={"from": t0, "to": t0 + 20_000},
+    )  # fmt: skip
+    assert sorted(v.value for v in values) == ["a", "b"]
+
+
+def test_a_query_with_from_after_to_or_another_view_is_refused(
+    cf_client: Any, cf_seed: Code24Seed
+) -> None:
+    import cloudflare
+
+    telemetry = cf_client.workers.observability.telemetry
+    with pytest.raises(cloudflare.BadRequestError):
+        telemetry.query(account_id=cf_seed.account_id, query_id="q", timeframe={"from": 2, "to": 1})
+    with pytest.raises(cloudflare.BadRequestError):
+        telemetry.query(
+            account_id=cf_seed.account_id, query_id="q", timeframe={"from": 1, "to": 2},
+            view="calculations",
+        )  # fmt: skip

@@ -35,6 +35,7 @@ from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, 
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
 from .state import EmulatorState, Fault
 from .tail import serve_tail_socket
+from .telemetry import serve_live_tail_socket
 from .versions import routes as version_routes
 from .versions import version_override
 
@@ -694,6 +695,33 @@ def tail_delete(ctx: Ctx) -> Response:
     return ok(None)
 
 
+def telemetry_query(ctx: Ctx) -> Response:
+    return ok(ctx.state.telemetry.query(ctx.params["account_id"], ctx.json_object()))
+
+
+def telemetry_keys(ctx: Ctx) -> Response:
+    return ok(ctx.state.telemetry.keys(ctx.params["account_id"], ctx.json_object()))
+
+
+def telemetry_values(ctx: Ctx) -> Response:
+    body = ctx.json_object()
+    if not isinstance(body.get("key"), str):
+        raise errors.bad_request("key is required")
+    return ok(ctx.state.telemetry.values(ctx.params["account_id"], body))
+
+
+def telemetry_live_tail(ctx: Ctx) -> Response:
+    tail = ctx.state.telemetry.open_tail(ctx.params["account_id"], ctx.json_object())
+    host = ctx.headers.get("host", "127.0.0.1")
+    return ok({"wsUrl": f"ws://{host}/observability/live-tail/{tail.id}"})
+
+
+def telemetry_heartbeat(ctx: Ctx) -> Response:
+    script = ctx.json_object().get("scriptId")
+    ctx.state.telemetry.heartbeat(ctx.params["account_id"], script)
+    return ok(None)
+
+
 def zones_list(ctx: Ctx) -> Response:
     assert ctx.token is not None
     state = ctx.state
@@ -788,6 +816,7 @@ _NSS = _NS + "/scripts/{script}"
 _WS = _A + "/workers/scripts/{script}"
 _KV = _A + "/storage/kv/namespaces"
 _Z = "/zones/{zone_id}"
+_OT = _A + "/workers/observability/telemetry"
 
 _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("GET", "/user/tokens/verify", None, verify_user_token),
@@ -831,6 +860,11 @@ _TABLE: list[tuple[str, str, str | None, Handler]] = [
     ("POST", _WS + "/tails", "workers_scripts", tail_create),
     ("DELETE", _WS + "/tails/{tail_id}", "workers_scripts", tail_delete),
     ("POST", _A + "/analytics_engine/sql", "analytics", analytics_sql),
+    ("POST", _OT + "/query", "observability", telemetry_query),
+    ("POST", _OT + "/keys", "observability", telemetry_keys),
+    ("POST", _OT + "/values", "observability", telemetry_values),
+    ("POST", _OT + "/live-tail", "observability", telemetry_live_tail),
+    ("POST", _OT + "/live-tail/heartbeat", "observability", telemetry_heartbeat),
     *version_routes(_WS),
     ("GET", _KV, "kv", kv_list),
     ("POST", _KV, "kv", kv_create),
@@ -1150,11 +1184,15 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def tail_socket(websocket: WebSocket) -> None:
         await serve_tail_socket(state, websocket)
 
+    async def live_tail_socket(websocket: WebSocket) -> None:
+        await serve_live_tail_socket(state, websocket)
+
     return Starlette(
         routes=[
             StarletteRoute(API_PREFIX + "/{path:path}", api, methods=_METHODS),
             StarletteRoute(API_PREFIX, api_root, methods=_METHODS),
             StarletteRoute(CONTROL_PREFIX + "/{action:path}", control, methods=["GET", "POST"]),
             WebSocketRoute("/tail/{tail_id}", tail_socket),
+            WebSocketRoute("/observability/live-tail/{tail_id}", live_tail_socket),
         ]
     )

@@ -216,6 +216,9 @@ def _without_files(params_type: Any) -> Any:
     )
 
 
+_REQUIRED_MARKERS = (typing_extensions.Required, typing_extensions.NotRequired)
+
+
 def _property_aliases(cls: Any) -> dict[str, str]:
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -223,6 +226,9 @@ def _property_aliases(cls: Any) -> dict[str, str]:
         return {}
     aliases: dict[str, str] = {}
     for name, hint in hints.items():
+        # ``Required[Annotated[str, PropertyInfo(alias=...)]]``: the alias sits inside.
+        while typing.get_origin(hint) in _REQUIRED_MARKERS:
+            (hint,) = typing.get_args(hint)
         if typing.get_origin(hint) is typing.Annotated:
             for meta in typing.get_args(hint)[1:]:
                 alias = getattr(meta, "alias", None)
@@ -389,6 +395,7 @@ def type_name(tp: Any) -> str:
 def _contracts() -> dict[str, Contract]:
     from cloudflare.types import accounts, kv, user, zones
     from cloudflare.types import workers as w
+    from cloudflare.types.workers import observability as wo
     from cloudflare.types.workers import scripts as ws
     from cloudflare.types.workers_for_platforms import dispatch as wd
     from cloudflare.types.workers_for_platforms.dispatch import namespaces as wn
@@ -400,6 +407,7 @@ def _contracts() -> dict[str, Contract]:
     s = a + "/workers/scripts/{script}"
     kvp = a + "/storage/kv/namespaces"
     z = "/zones/{zone_id}"
+    ot = a + "/workers/observability/telemetry"
     path_only = PATH_ONLY
     content = (
         "not JSON: multipart/form-data of the modules (or one script as text); the SDK reads "
@@ -514,6 +522,13 @@ def _contracts() -> dict[str, Contract]:
         ),
         f"GET {s}/deployments": Contract(ws.DeploymentListParams, ws.DeploymentListResponse),
         f"POST {s}/deployments": Contract(ws.DeploymentCreateParams, ws.Deployment),
+        f"POST {ot}/query": Contract(wo.TelemetryQueryParams, wo.TelemetryQueryResponse),
+        f"POST {ot}/keys": Contract(wo.TelemetryKeysParams, wo.TelemetryKeysResponse, "list"),
+        f"POST {ot}/values": Contract(wo.TelemetryValuesParams, wo.TelemetryValuesResponse, "list"),
+        f"POST {ot}/live-tail": Contract(wo.TelemetryLiveTailParams, wo.TelemetryLiveTailResponse),
+        f"POST {ot}/live-tail/heartbeat": Contract(
+            wo.TelemetryLiveTailHeartbeatParams, None, "none", response_reason=none
+        ),
         f"GET {kvp}": Contract(kv.NamespaceListParams, kv.Namespace, "list"),
         f"POST {kvp}": Contract(kv.NamespaceCreateParams, kv.Namespace),
         f"GET {kvp}/{{kv_id}}": Contract(None, kv.Namespace, request_reason=path_only),
@@ -585,6 +600,7 @@ def markdown_table() -> list[str]:
         reasons = [r for r in (contract.request_reason, contract.response_reason) if r]
         rows.append(f"| `{key}` | {request} | {answer} | {'; '.join(reasons)} |")
     rows.append(f"| `{TAIL_SOCKET}` | - | - | {TAIL_SOCKET_REASON} |")
+    rows.append(f"| `{LIVE_TAIL_SOCKET}` | - | - | {LIVE_TAIL_SOCKET_REASON} |")
     return rows
 
 
@@ -593,6 +609,13 @@ TAIL_SOCKET = "WS <session url> (trace-v1)"
 TAIL_SOCKET_REASON = (
     "no SDK type: the client sends `{debug}`, the socket sends wrangler's `TailEventMessage` "
     "(workers-sdk `packages/wrangler/src/tail/createTail.ts`)"
+)
+
+#: The Workers Logs live tail's WebSocket (``wsUrl``): no SDK type describes its messages.
+LIVE_TAIL_SOCKET = "WS <wsUrl> (live tail)"
+LIVE_TAIL_SOCKET_REASON = (
+    "no SDK type and no public description of the messages (unsettled): the emulator sends "
+    "one `EventsEvent` (the query answer's event shape) per message"
 )
 
 

@@ -33,13 +33,23 @@ from .models import (
     now_iso,
 )
 from .tail import TailHub
+from .telemetry import TelemetryStore
 from .versions import VersionStore
 
 __all__ = ["FAMILIES", "KNOWN_BINDING_TYPES", "MODULE_CONTENT_TYPES", "EmulatorState", "Fault"]
 
 #: Path families a token's ``permissions`` can name (None = all of them).
 FAMILIES = frozenset(
-    {"account", "dispatch", "workers_scripts", "kv", "zones", "routes", "analytics"}
+    {
+        "account",
+        "dispatch",
+        "workers_scripts",
+        "kv",
+        "zones",
+        "routes",
+        "analytics",
+        "observability",
+    }
 )
 
 #: Binding types the upload metadata accepts (the SDK v5 ``MetadataBinding`` union).
@@ -207,6 +217,8 @@ class EmulatorState:
         # Analytics Engine datasets and tail sessions (analytics.py, tail.py).
         self.analytics = AnalyticsStore()
         self.tails = TailHub()
+        #: Workers Logs events and live tails (telemetry.py).
+        self.telemetry = TelemetryStore()
         self._log: list[RequestRecord] = []
         self._seq = 0
         self._by_route: Counter[str] = Counter()
@@ -380,8 +392,10 @@ class EmulatorState:
         compatibility_date: str | None = "2024-09-23",
         compatibility_flags: Sequence[str] = (),
         secrets: Mapping[str, str] | None = None,
+        observability: Mapping[str, Any] | None = None,
     ) -> Script:
-        """Upload a user Worker into a dispatch namespace (same validation as the API)."""
+        """Upload a user Worker into a dispatch namespace (same validation as the API);
+        ``observability`` is the upload metadata's (Workers Logs)."""
         return self._seed_script(
             account_id,
             namespace,
@@ -392,6 +406,7 @@ class EmulatorState:
             compatibility_date,
             compatibility_flags,
             secrets,
+            {"observability": dict(observability)} if observability else None,
         )
 
     def add_route(self, zone_id: str, pattern: str, script: str | None) -> str:

@@ -195,7 +195,7 @@ CASES: list[tuple[str, WorkerCode, DeployedWorker, list[tuple[Any, ...]]]] = [
         "a carried setting differs",
         wanted(settings={"logpush": True}),
         held(settings={"logpush": False}),
-        [("settings", "logpush differs", None, None, "update")],
+        [("settings", "logpush", False, True, "update")],
     ),
     (
         "a setting that holds more is no change",
