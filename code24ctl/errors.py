@@ -86,7 +86,11 @@ class CheckFailed(Code24Error):
 
 
 class CloudflareAPIError(Code24Error):
-    """The Cloudflare API refused or failed an operation; ``code`` is the API's error code."""
+    """The Cloudflare API refused or failed an operation; ``code`` is the API's error code.
+
+    ``unknown_outcome``: the API may have carried the request out all the same (a 5xx); a
+    write that failed so is read back before anything is decided or reported.
+    """
 
     exit_code = EXIT_API
 
@@ -97,9 +101,11 @@ class CloudflareAPIError(Code24Error):
         code: int | None = None,
         status: int | None = None,
         hint: str | None = None,
+        unknown_outcome: bool = False,
     ) -> None:
         self.code = code
         self.status = status
+        self.unknown_outcome = unknown_outcome
         super().__init__(message, hint=hint)
 
 
@@ -131,9 +137,24 @@ class RouteConflictError(CloudflareAPIError):
 
 
 class NetworkError(Code24Error):
-    """The network failed before any answer (refused, reset, DNS, timeout)."""
+    """The network failed before any answer (refused, reset, DNS, timeout).
+
+    ``unknown_outcome``: the request was sent and its answer was lost (a reset, a cut body, no
+    answer in time), so the API may have carried it out; False when it never left (refused).
+    """
 
     exit_code = EXIT_API
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, unknown_outcome: bool = False
+    ) -> None:
+        self.unknown_outcome = unknown_outcome
+        super().__init__(message, hint=hint)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed write may have been carried out all the same (read it back)."""
+    return bool(getattr(exc, "unknown_outcome", False))
 
 
 class Aborted(Code24Error):

@@ -19,10 +19,12 @@ Who holds which pacer, policy and clock is the session's business
 
 from code24ctl.cloudflare.pacing.answer import (
     BODY_LOG_CHARS,
+    GAVE_UP,
     DeadlineExceeded,
     FailedAnswer,
     InvalidAnswer,
     check_answer,
+    gave_up,
     log_exchange,
 )
 from code24ctl.cloudflare.pacing.ratelimit import (
@@ -47,7 +49,9 @@ from code24ctl.cloudflare.pacing.retry import (
     api_timeout_from_env,
     decide,
     interactive_policy,
+    repeatable,
     retry_after_seconds,
+    sent_once,
 )
 from code24ctl.cloudflare.pacing.transport import PacedTransport, paced_http_client
 
@@ -59,6 +63,7 @@ __all__ = [
     "API_TIMEOUT_ENV_VAR",
     "BODY_LOG_CHARS",
     "DEFAULT_HEADROOM",
+    "GAVE_UP",
     "IDEMPOTENT_METHODS",
     "RETRYABLE_STATUSES",
     "SYSTEM_CLOCK",
@@ -75,9 +80,12 @@ __all__ = [
     "api_timeout_from_env",
     "check_answer",
     "decide",
+    "gave_up",
     "interactive_policy",
     "log_exchange",
     "paced_http_client",
     "parse_ratelimit",
+    "repeatable",
     "retry_after_seconds",
+    "sent_once",
 ]
