@@ -21,10 +21,32 @@ EXIT_API = 3
 EXIT_INTERRUPTED = 130
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change a command had already made when it failed or was interrupted (a route
+    created, a Worker uploaded, a version deployed): what the error report lists under
+    ``changes already made``, in text and in the ``--json`` error document."""
+
+    kind: str  # "route", "worker", "dispatcher", "KV namespace", "dispatch namespace", ...
+    name: str
+    action: str  # "created", "updated", "deleted", "deployed", ...
+    detail: str | None = None
+
+    def describe(self) -> str:
+        """``route x.dev/*: created (x.dev)``."""
+        said = f"{self.kind} {self.name}: {self.action}"
+        return f"{said} ({self.detail})" if self.detail else said
+
+
 class Code24Error(Exception):
-    """Base of every error code24ctl reports to the user."""
+    """Base of every error code24ctl reports to the user.
+
+    ``changes``: what the command had already changed when this error ended it (set by the
+    ops' change log, :class:`code24ctl.ops.changes.ChangeLog`).
+    """
 
     exit_code: int = EXIT_USAGE
+    changes: tuple[Change, ...] = ()
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         # Scrubbed at the source: messages also travel in --json rows and check details, not
@@ -217,12 +239,15 @@ class Failure:
     api_code: int | None = None
     exit_status: int = EXIT_API
     kind: str = "error"
+    changes: tuple[Change, ...] = ()
 
     @classmethod
     def of(cls, exc: Code24Error) -> Failure:
         """The failure ``exc`` describes (its message and hint are scrubbed already)."""
         api_code = exc.code if isinstance(exc, CloudflareAPIError) else None
-        return cls(exc.message, exc.hint or None, api_code, exc.exit_code, error_kind(exc))
+        return cls(
+            exc.message, exc.hint or None, api_code, exc.exit_code, error_kind(exc), exc.changes
+        )
 
     @property
     def names_api_code(self) -> bool:

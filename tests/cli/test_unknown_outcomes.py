@@ -11,9 +11,20 @@ import json
 import pytest
 
 from tests.emulator import EmulatorState
+from tests.emulator.seeds import ACCOUNT_ID, ZONE_NAME
 from tests.support.cli import RunCli
+from tests.support.staging import (
+    API_PATTERN,
+    DISPATCHER,
+    ELITE_PATTERN,
+    KV_TITLE,
+    NAMESPACE,
+    route_owners,
+    writes,
+)
 
 FAULTS = ("applied_500", "applied_cut", "reset")
+OLD_PATTERN = "staging.code24.dev/old/*"
 
 
 @pytest.mark.parametrize("kind", ["applied_cut", "reset"])
@@ -25,3 +36,117 @@ def test_a_read_whose_answer_is_cut_or_reset_is_retried(
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["namespaces"] == []
     assert [k for k, _, _ in cf_state.faults.served] == [kind]
+
+
+def _converged(run_cli: RunCli, cf_env: dict[str, str], state: EmulatorState) -> None:
+    """A second deploy writes nothing: the first left the true, whole state."""
+    before = len(writes(state))
+    again = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert again.exit_code == 0, again.stderr
+    assert writes(state)[before:] == []
+    assert f"dispatcher {DISPATCHER} unchanged" in again.stdout
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_namespace_create(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.faults.add("POST", "*/workers/dispatch/namespaces", kind)
+    result = run_cli("namespace", "create", "--env", "staging", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"created dispatch namespace {NAMESPACE}")
+    assert [ns.name for ns in cf_state.namespaces(ACCOUNT_ID)] == [NAMESPACE]
+    again = run_cli("namespace", "create", "--env", "staging", env=cf_env)
+    assert again.exit_code == 0, again.stderr
+    assert "already exists" in again.stdout + again.stderr
+    assert [ns.name for ns in cf_state.namespaces(ACCOUNT_ID)] == [NAMESPACE]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "line"),
+    [
+        ("POST", "*/storage/kv/namespaces", f"KV namespace {KV_TITLE}: created"),
+        ("POST", "*/workers/routes", f"route {API_PATTERN}: created (code24.dev)"),
+        ("PUT", f"*/workers/scripts/{DISPATCHER}", f"uploaded dispatcher {DISPATCHER}"),
+    ],
+    ids=["kv-namespace", "route-create", "dispatcher-upload"],
+)
+@pytest.mark.parametrize("kind", FAULTS)
+def test_deploy_writes(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    kind: str,
+    method: str,
+    path: str,
+    line: str,
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    cf_state.faults.add(method, path, kind)
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    assert any(out.startswith(line) for out in result.stdout.splitlines()), result.stdout
+    assert [kv.title for kv in cf_state.kv_namespaces(ACCOUNT_ID)].count(KV_TITLE) == 1
+    zone = cf_state.zone_id(ZONE_NAME)
+    assert route_owners(cf_state, zone) == {API_PATTERN: DISPATCHER, ELITE_PATTERN: DISPATCHER}
+    _converged(run_cli, cf_env, cf_state)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_route_delete(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    zone = cf_state.zone_id(ZONE_NAME)
+    cf_state.add_route(zone, OLD_PATTERN, DISPATCHER)
+    cf_state.faults.add("DELETE", "*/workers/routes/*", kind)
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert f"route {OLD_PATTERN}: deleted (no longer configured, code24.dev)" in result.stdout
+    assert OLD_PATTERN not in route_owners(cf_state, zone)
+    _converged(run_cli, cf_env, cf_state)
+
+
+# --------------------------------------------------------------------- what changed, on failure
+
+
+def test_a_partial_deploy_says_what_is_live(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    cf_state.faults.add("POST", "*/workers/routes", "json403", nth=2)
+    result = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert result.exit_code == 3
+    kv = next(kv.id for kv in cf_state.kv_namespaces(ACCOUNT_ID) if kv.title == KV_TITLE)
+    (version,) = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)
+    assert result.stderr.splitlines()[-4:] == [
+        "changes already made:",
+        f"  KV namespace {KV_TITLE}: created (id {kv})",
+        f"  dispatcher {DISPATCHER}: uploaded (version {version.id} live at 100%)",
+        f"  route {API_PATTERN}: created (code24.dev)",
+    ]
+    assert result.stderr.startswith(f"error: create route {ELITE_PATTERN}: Cloudflare API error")
+
+
+def test_a_partial_deploy_json_error_document_lists_the_changes(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    cf_state.faults.add("POST", "*/workers/routes", "json403", nth=2)
+    result = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+    assert result.exit_code == 3
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "cloudflare_api"
+    (version,) = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)
+    assert [(c["kind"], c["name"], c["action"]) for c in error["changes"]] == [
+        ("KV namespace", KV_TITLE, "created"),
+        ("dispatcher", DISPATCHER, "uploaded"),
+        ("route", API_PATTERN, "created"),
+    ]
+    assert error["changes"][1]["detail"] == f"version {version.id} live at 100%"
+    rerun = run_cli("deploy", "--env", "staging", env=cf_env)
+    assert rerun.exit_code == 0, rerun.stderr
+    assert f"route {ELITE_PATTERN}: created (code24.dev)" in rerun.stdout
+    assert f"route {API_PATTERN}: unchanged" in rerun.stdout
