@@ -43,8 +43,9 @@ from code24ctl.cloudflare.namespaces import (
     list_namespace_scripts,
     require_namespace,
 )
+from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.cloudflare.ownership import MANAGED_TAG_PREFIX, MAX_TAGS, managed_alias, managed_tags
-from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy
+from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, sent_once
 from code24ctl.cloudflare.worker_code import (
     DeployedWorker,
     WorkerCode,
@@ -471,14 +472,45 @@ def upload_worker(session: CloudflareSession, namespace: str, name: str, code: W
 
     The metadata keeps secret bindings already set on the namespace's copy (``keep_bindings``),
     so a re-bind never wipes what ``code24ctl secret put`` set.
+
+    An upload without a migration is safe to repeat (the transport does). One that carries a
+    Durable Object migration is not: sent again after it was applied, its ``old_tag`` no
+    longer matches and it is refused. So it is sent once, and when its answer is lost the
+    copy's migration tag is read back (:func:`write_checked`): the new tag means it landed.
     """
-    with api_call(f"upload Worker {name} to dispatch namespace {namespace}"):
-        session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
-            name,
-            account_id=session.account_id,
-            dispatch_namespace=namespace,
-            metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
-            files=sdk_files(code.modules),
+    what = f"upload Worker {name} to dispatch namespace {namespace}"
+
+    def upload() -> bool:
+        with api_call(what):
+            session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
+                name,
+                account_id=session.account_id,
+                dispatch_namespace=namespace,
+                metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+                files=sdk_files(code.modules),
+            )
+        return True
+
+    new_tag = (code.migrations or {}).get("new_tag")
+    if not new_tag:
+        upload()
+        return
+
+    def landed() -> bool | None:
+        try:
+            tag = namespace_migration_tag(session, namespace, name)
+        except CloudflareAPIError as exc:
+            if is_not_found(exc, SCRIPT_NOT_FOUND):
+                return None  # a first upload that did not land
+            raise
+        return True if tag == new_tag else None
+
+    with sent_once():
+        write_checked(
+            f"{what} (migration {new_tag})",
+            upload,
+            landed,
+            shows="code24ctl workers",
         )
 
 

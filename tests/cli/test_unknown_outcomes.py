@@ -7,6 +7,8 @@ Each case: the command states the true state, and the next run converges (change
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from tests.support.staging import (
     KV_TITLE,
     NAMESPACE,
     route_owners,
+    write_config,
     writes,
 )
 
@@ -150,3 +153,76 @@ def test_a_partial_deploy_json_error_document_lists_the_changes(
     assert rerun.exit_code == 0, rerun.stderr
     assert f"route {ELITE_PATTERN}: created (code24.dev)" in rerun.stdout
     assert f"route {API_PATTERN}: unchanged" in rerun.stdout
+
+
+# ------------------------------------------------------------------------------------- bind
+
+ROOMS = """export class Room {}
+export class Lobby {}
+export default { fetch() { return Response.json({ok: true}); } };
+"""
+
+
+def _source(state: EmulatorState, name: str, classes: list[str]) -> None:
+    state.add_account_script(
+        ACCOUNT_ID,
+        name,
+        {"index.js": (ROOMS, "application/javascript+module")},
+        main_module="index.js",
+        bindings=[
+            {"type": "durable_object_namespace", "name": c.upper(), "class_name": c}
+            for c in classes
+        ],
+        extra_metadata={"migrations": {"new_tag": "v1", "new_classes": classes}}
+        if classes
+        else None,
+    )
+
+
+def _bind_brand(run_cli: RunCli, env: dict[str, str], tmp_path: Path, script: str) -> Any:
+    def change(data: dict[str, Any]) -> None:
+        data["workers"]["brand-worker"]["script"] = script
+
+    config = write_config(tmp_path, change)
+    return run_cli("bind", "--env", "staging", "--json", "brand-worker", env=env, config=config)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_worker_upload(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    cf_state.faults.add("PUT", "*/dispatch/namespaces/*/scripts/brand-worker", kind)
+    result = _bind_brand(run_cli, cf_env, tmp_path, "brand-worker-{env}")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["workers"][0]["action"] == "created"
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    assert cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker") is not None
+    again = _bind_brand(run_cli, cf_env, tmp_path, "brand-worker-{env}")
+    assert json.loads(again.stdout)["workers"][0]["action"] == "unchanged"
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_upload_with_a_durable_object_migration(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    _source(cf_state, "rooms-staging", ["Room"])
+    _source(cf_state, "lobby-staging", ["Lobby", "Room"])
+    assert _bind_brand(run_cli, cf_env, tmp_path, "rooms-{env}").exit_code == 0
+    cf_state.faults.add("PUT", "*/dispatch/namespaces/*/scripts/brand-worker", kind)
+
+    result = _bind_brand(run_cli, cf_env, tmp_path, "lobby-{env}")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["workers"][0]["action"] == "updated"
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker")
+    assert copy is not None
+    assert copy.migration_tag == "code24ctl-v2"
+    uploads = cf_state.requests(method="PUT", path_contains="/scripts/brand-worker")
+    # Sent twice only when the first did not land (the reset); never refused on old_tag.
+    assert len(uploads) == (3 if kind == "reset" else 2)
+    assert "reading the state back" in result.stderr
+    again = _bind_brand(run_cli, cf_env, tmp_path, "lobby-{env}")
+    assert json.loads(again.stdout)["workers"][0]["action"] == "unchanged"
