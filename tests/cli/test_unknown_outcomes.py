@@ -226,3 +226,77 @@ def test_upload_with_a_durable_object_migration(
     assert "reading the state back" in result.stderr
     again = _bind_brand(run_cli, cf_env, tmp_path, "lobby-{env}")
     assert json.loads(again.stdout)["workers"][0]["action"] == "unchanged"
+
+
+# ------------------------------------------------------------------ deployments and settings
+
+
+def _deployed_once(run_cli: RunCli, cf_env: dict[str, str], state: EmulatorState) -> str:
+    state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    first = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
+    assert first.exit_code == 0, first.stderr
+    version_id: str = json.loads(first.stdout)["version_id"]
+    return version_id
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_deployment_create(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/deployments", kind)
+    result = run_cli("deploy", "--env", "staging", "--gradual", "10", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    new = json.loads(result.stdout)["version"]["id"]
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 10.0, old: 90.0}
+    posts = cf_state.requests(method="POST", path_contains="/deployments")
+    assert len(posts) == (2 if kind == "reset" else 1)
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    # The true state is what `versions` shows, and what promote starts from.
+    promoted = run_cli("promote", "--env", "staging", env=cf_env)
+    assert promoted.exit_code == 0, promoted.stderr
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 100.0}
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_script_settings(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    _deployed_once(run_cli, cf_env, cf_state)
+    script = cf_state.account_script(ACCOUNT_ID, DISPATCHER)
+    assert script is not None
+    wanted = list(script.tags)
+    with cf_state.lock:  # someone changed the script's tags by hand since
+        cf_state._scripts[ACCOUNT_ID][DISPATCHER].tags = ["someone-else"]
+    cf_state.faults.add("PATCH", f"*/workers/scripts/{DISPATCHER}/script-settings", kind)
+    result = run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    now = cf_state.account_script(ACCOUNT_ID, DISPATCHER)
+    assert now is not None
+    assert now.tags == wanted
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    patches = cf_state.requests(method="PATCH", path_contains="/script-settings")
+    assert len(patches) == (2 if kind == "reset" else 1)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_secret_put(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    assert _bind_brand(run_cli, cf_env, tmp_path, "brand-worker-{env}").exit_code == 0
+    cf_state.faults.add("PUT", "*/scripts/brand-worker/secrets", kind)
+    config = tmp_path / "namespaces.yaml"
+    args = ("secret", "put", "brand-worker", "API_KEY", "--env", "staging")
+    result = run_cli(*args, env=cf_env, config=config, input="s3cret")
+    assert result.exit_code == 0, result.stderr
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker")
+    assert copy is not None
+    assert copy.secrets == {"API_KEY": "s3cret"}
+    assert "API_KEY" in result.stdout + result.stderr
+    again = run_cli(*args, env=cf_env, config=config, input="s3cret")
+    assert again.exit_code == 0, again.stderr
+    copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker")
+    assert copy is not None
+    assert copy.secrets == {"API_KEY": "s3cret"}
