@@ -235,12 +235,14 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
     failed = report.failed
     if failed:
         codes = sorted({code for row in failed if (code := _api_code(row)) is not None})
-        raise CloudflareAPIError(
+        error = CloudflareAPIError(
             report.failure_summary(),
             code=codes[0] if len(codes) == 1 else None,
             hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
             "workers already bound are left unchanged",
         )
+        error.changes = report.changes_made()
+        raise error
 
 
 def _emit(report: BindReport, env_name: str) -> None:

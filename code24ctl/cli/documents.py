@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.cli.output import current_command
-from code24ctl.errors import ERROR_KINDS, Failure
+from code24ctl.errors import ERROR_KINDS, Change, Failure
 
 #: The keys every document starts with, in this order.
 ENVELOPE = ("command", "environment", "namespace")
@@ -40,17 +40,6 @@ class Document(BaseModel):
         return {key: body.pop(key) for key in ENVELOPE} | body
 
 
-class ChangeMade(BaseModel):
-    """One change the failed command had already made (``route``, ``x.dev/*``, ``created``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str
-    name: str
-    action: str
-    detail: str | None = None
-
-
 class ErrorBody(BaseModel):
     """What went wrong: a stable ``code``, the message and hint stderr shows, the exit status,
     and the changes already made before it (empty when nothing was changed)."""
@@ -62,7 +51,8 @@ class ErrorBody(BaseModel):
     hint: str | None
     exit_status: int
     api_code: int | None = None  # the Cloudflare API's error code, when it gave one
-    changes: list[ChangeMade] = Field(default_factory=list)
+    #: What the command had changed before it failed: ``{kind, name, action, detail}`` each.
+    changes: list[Change] = Field(default_factory=list)
 
 
 class ErrorDocument(BaseModel):
@@ -85,8 +75,5 @@ def error_body(failure: Failure) -> ErrorBody:
         hint=failure.hint,
         exit_status=failure.exit_status,
         api_code=failure.api_code,
-        changes=[
-            ChangeMade(kind=c.kind, name=c.name, action=c.action, detail=c.detail)
-            for c in failure.changes
-        ],
+        changes=list(failure.changes),
     )

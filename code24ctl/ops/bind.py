@@ -55,8 +55,9 @@ from code24ctl.cloudflare.worker_code import (
 from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
-from code24ctl.errors import CloudflareAPIError, Code24Error, Failure, UsageError
+from code24ctl.errors import Change, CloudflareAPIError, Code24Error, Failure, UsageError
 from code24ctl.names import did_you_mean
+from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
 
@@ -143,6 +144,14 @@ class BindReport(BaseModel):
         counts = {action.replace("-", "_"): self.count(action) for action in actions}
         counts["secrets_to_set"] = sum(len(row.secrets_to_set) for row in self.rows)
         return counts
+
+    def changes_made(self) -> tuple[Change, ...]:
+        """Each upload carried out, as a :class:`Change` (what a failed run had written)."""
+        return tuple(
+            Change("worker", row.alias, row.action, f"from {row.source}")
+            for row in self.rows
+            if row.action in ("created", "updated")
+        )
 
     def failure_summary(self, *, with_errors: bool = False) -> str:
         """``N of M worker(s) failed to bind: ...`` naming each failed alias (with its error
@@ -310,12 +319,20 @@ def plan_bind(
 
 
 def execute_bind(
-    session: CloudflareSession, plan: BindPlan, *, options: BindOptions | None = None
+    session: CloudflareSession,
+    plan: BindPlan,
+    *,
+    options: BindOptions | None = None,
+    log: ChangeLog | None = None,
 ) -> BindReport:
     """Carry a plan out: upload the code it read for each ``would-*`` row, leave its
     ``unchanged`` rows alone, and try its ``failed`` rows again from the start (perhaps a
     passing error). The caller has made sure the namespace exists. Never raises per alias.
+
+    Each upload is recorded in ``log`` as it lands; an interruption (Ctrl-C, SIGTERM) waits
+    for the uploads in flight and leaves carrying every upload made, those included.
     """
+    log = log or ChangeLog()
     options = options or BindOptions()
     workers = _concurrency(options.concurrency)
     resolved = plan.resolved
@@ -333,11 +350,14 @@ def execute_bind(
                 done, code = _plan_one(api, resolved, plan.namespace, row.alias, True)
                 if code is not None:
                     done = _upload_planned(api, plan.namespace, done, code)
+            if done.action in ("created", "updated"):
+                log.record("worker", done.alias, done.action, f"from {done.source}")
             if options.on_row is not None:
                 options.on_row(done)
             return done
 
-        rows = _run_all(one, plan.rows, workers)
+        with log.carried():
+            rows = _run_all(one, plan.rows, workers)
         usage = _usage(before, api.pacer.stats)
     total = ApiUsage(
         **{name: getattr(plan.api, name) + getattr(usage, name) for name in ApiUsage.model_fields}
@@ -555,6 +575,11 @@ def unbind_workers(
             return UnbindRow(alias=name, action="deleted")
 
         return _run_all(one, wanted, _concurrency(concurrency))
+
+
+def deletions(rows: Sequence[UnbindRow]) -> tuple[Change, ...]:
+    """Each Worker an unbind deleted, as a :class:`Change` (what a failed run had done)."""
+    return tuple(Change("worker", row.alias, "deleted") for row in rows if row.action == "deleted")
 
 
 def check_worker_names(names: Sequence[str]) -> list[str]:

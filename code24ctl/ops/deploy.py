@@ -569,12 +569,18 @@ def preview(plan: DeployPlan) -> DeployReport:
 
 
 def execute_deploy(
-    session: CloudflareSession, resolved: ResolvedConfig, plan: DeployPlan
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    plan: DeployPlan,
+    *,
+    log: ChangeLog | None = None,
 ) -> DeployReport:
     """Carry a plan out: KV namespace, dispatcher upload, routes, in that order.
 
     Refuses before writing anything: a missing namespace (:class:`CloudflareAPIError` 100119)
     and route conflicts (:class:`RouteConflictError`; plan with ``force`` to take them over).
+    Each write is recorded in ``log`` (a fresh one by default); an error or interruption
+    leaves carrying what was written before it.
     """
     if not plan.namespace_exists:
         raise namespace_missing(
@@ -583,7 +589,7 @@ def execute_deploy(
     if plan.conflicts:
         raise plan.conflict_error()
     result = DeployReport(**plan.model_copy(deep=True).model_dump(), dry_run=False)
-    with ChangeLog().carried() as log:
+    with (log or ChangeLog()).carried() as log:
         if result.kv is not None and result.kv.id is None:
             result.kv.id = create_kv_namespace(session, result.kv.title)
             result.kv.action = "created"

@@ -12,7 +12,7 @@ import pytest
 import code24ctl.ops.bind as bind_module
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
-from tests.support.staging import NAMESPACE, writes
+from tests.support.staging import NAMESPACE, STAGING_SCRIPTS, writes
 from tests.support.terminal import run_on_terminal
 
 
@@ -40,11 +40,14 @@ def test_ctrl_c_mid_bind_says_how_far_it_got(
     assert result.exit_code == 130
     assert result.stdout == ""
     # Without a terminal, a line per worker read and uploaded comes first.
-    assert result.stderr.splitlines()[-1] == (
+    lines = result.stderr.splitlines()
+    assert lines[-4:] == [
         "error: interrupted after 2 of 5 workers; rerun code24ctl bind --env staging to "
-        "finish, nothing is half-written"
-    )
-    assert [line.split(":")[0] for line in result.stderr.splitlines()[:-1]] == [
+        "finish, nothing is half-written",
+        "changes already made:",
+        *[f"  worker {alias}: created (from script {STAGING_SCRIPTS[alias]})" for alias in uploads],
+    ]
+    assert [line.split(":")[0] for line in lines[:-4]] == [
         *["bind (reading)"] * 5,
         *["bind"] * 2,
     ]
@@ -74,10 +77,13 @@ def test_sigterm_mid_bind_gives_ctrl_cs_summary_with_exit_143(
     result = run_cli("bind", "--env", "staging", "--concurrency", "1", env=cf_env)
 
     assert result.exit_code == 143
-    assert result.stderr.splitlines()[-1] == (
+    # The same summary as Ctrl-C's: how far it got, then what it wrote.
+    assert result.stderr.splitlines()[-3:] == [
         "error: terminated by SIGTERM after 1 of 5 workers; rerun code24ctl bind --env "
-        "staging to finish, nothing is half-written"
-    )
+        "staging to finish, nothing is half-written",
+        "changes already made:",
+        f"  worker {uploads[0]}: created (from script {STAGING_SCRIPTS[uploads[0]]})",
+    ]
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(uploads)
 
 

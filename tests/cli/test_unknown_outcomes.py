@@ -16,6 +16,7 @@ from tests.emulator import EmulatorState
 from tests.emulator.seeds import ACCOUNT_ID, ZONE_NAME
 from tests.support.cli import RunCli
 from tests.support.staging import (
+    ALIASES,
     API_PATTERN,
     DISPATCHER,
     ELITE_PATTERN,
@@ -300,3 +301,36 @@ def test_secret_put(
     copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker")
     assert copy is not None
     assert copy.secrets == {"API_KEY": "s3cret"}
+
+
+def test_a_failed_apply_lists_every_change_it_made_in_text_and_json(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.faults.add("POST", "*/workers/routes", "json403", nth=2)
+    result = run_cli("apply", "--env", "staging", "--yes", "--json", env=cf_env)
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    made = [(c["kind"], c["name"], c["action"]) for c in document["changes"]]
+    assert made[0] == ("dispatch namespace", NAMESPACE, "created")
+    assert sorted(name for kind, name, _ in made if kind == "worker") == sorted(ALIASES)
+    assert made[-3:] == [
+        ("KV namespace", KV_TITLE, "created"),
+        ("dispatcher", DISPATCHER, "uploaded"),
+        ("route", API_PATTERN, "created"),
+    ]
+    text = run_cli("apply", "--env", "staging", "--yes", env=cf_env)
+    assert text.exit_code == 0, text.stderr  # the rerun finishes: one route left to create
+    assert f"route {ELITE_PATTERN}" in text.stdout + text.stderr
+
+
+def test_a_failed_apply_in_text_ends_with_the_changes(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    cf_state.faults.add("POST", "*/workers/routes", "json403", nth=2)
+    result = run_cli("apply", "--env", "staging", "--yes", env=cf_env)
+    assert result.exit_code == 3
+    tail = result.stderr.split("changes already made:\n")[1].splitlines()
+    assert tail[-1] == f"  route {API_PATTERN}: created (code24.dev)"
+    assert len(tail) == len(ALIASES) + 3  # workers, KV, dispatcher, one route
