@@ -199,6 +199,8 @@ def plan_apply(
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
     existing = bound_names(session, namespace) if deploy.namespace_exists else set()
+    # --force also lets a copy's secret become the source's plain value (secret → plain_text).
+    options = dataclasses.replace(options or BindOptions(), force=force)
     bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
     steps.append(_deploy_step(deploy, resolved.env_name))

@@ -96,6 +96,9 @@ class BindRow(HoldsFailure):
     dropped_schedules: list[str] = Field(default_factory=list)
     # The source's settings a copy cannot carry (``usage_model unbound``: uploads take standard).
     dropped_settings: list[str] = Field(default_factory=list)
+    # Names the copy holds as a secret and the source as a plain binding: an upload would
+    # replace the secret with the plain value (``secret → plain_text``); refused unless forced.
+    secrets_shadowed: list[str] = Field(default_factory=list, exclude=True)
 
     @property
     def failed(self) -> bool:
@@ -194,13 +197,16 @@ RowCallback = Callable[[BindRow], None]
 @dataclass(frozen=True)
 class BindOptions:
     """How to bind: ``concurrency`` workers at a time, ``on_row`` called (from a worker thread)
-    as each alias is planned or carried out, and a pacer/retry policy to run under instead of
-    the session's (see :meth:`CloudflareSession.paced`)."""
+    as each alias is planned or carried out, a pacer/retry policy to run under instead of
+    the session's (see :meth:`CloudflareSession.paced`), and ``force`` (replace a copy's
+    secret with the source's plain binding of the same name)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     on_row: RowCallback | None = None
     pacer: Pacer | None = None
     policy: RetryPolicy | None = None
+    #: Upload even where a copy's secret would become the source's plain value.
+    force: bool = False
 
 
 @dataclass
@@ -302,7 +308,7 @@ def plan_bind(
         there = existing
 
         def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
-            done = _plan_one(api, resolved, namespace, alias, alias in there)
+            done = _plan_one(api, resolved, namespace, alias, alias in there, options.force)
             if options.on_row is not None:
                 options.on_row(done[0])
             return done
@@ -347,7 +353,9 @@ def execute_bind(
                 done = _upload_planned(api, plan.namespace, row, code)
             else:
                 # Failed in the plan: read it all again; it may have been bound meanwhile.
-                done, code = _plan_one(api, resolved, plan.namespace, row.alias, True)
+                done, code = _plan_one(
+                    api, resolved, plan.namespace, row.alias, True, options.force
+                )
                 if code is not None:
                     done = _upload_planned(api, plan.namespace, done, code)
             if done.action in ("created", "updated"):
@@ -383,9 +391,13 @@ def _plan_one(
     namespace: str,
     alias: str,
     exists: bool,
+    force: bool = False,
 ) -> tuple[BindRow, WorkerCode | None]:
     """Read one alias and compare; the code is returned with a ``would-create`` /
-    ``would-update`` row, so carrying the plan out needs no second read."""
+    ``would-update`` row, so carrying the plan out needs no second read.
+
+    A name the copy holds as a secret and the source as a plain binding fails the row
+    (``secret → plain_text``) unless ``force``: the upload would lose the secret."""
     source = resolved.config.workers[alias].source
     try:
         code = load_worker_code(session, resolved, alias)
@@ -396,6 +408,22 @@ def _plan_one(
     except Code24Error as exc:
         return _failed(alias, source, exc), None
     secrets_set = set(deployed.secrets) if deployed else set()
+    shadowed = sorted({str(b.get("name")) for b in code.bindings} & secrets_set)
+    if shadowed and not force:
+        kinds = {str(b.get("name")): str(b.get("type")) for b in code.bindings}
+        named = ", ".join(f"{name} (secret → {kinds[name]})" for name in shadowed)
+        refused = _failed(
+            alias,
+            source,
+            UsageError(
+                f"{source} binds {named} where the copy in {namespace} holds a secret: "
+                "uploading would replace the secret with the plain value",
+                hint=f"keep the secret: rename or remove the binding in {source}; or rerun "
+                "with --force to replace it",
+            ),
+        )
+        refused.secrets_shadowed = shadowed
+        return refused, None
     row = BindRow(
         alias=alias,
         action="would-create" if deployed is None else "would-update",
@@ -406,6 +434,7 @@ def _plan_one(
         dropped_bindings=list(code.dropped),
         dropped_schedules=list(code.schedules),
         dropped_settings=list(code.dropped_settings),
+        secrets_shadowed=shadowed,
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"

@@ -334,3 +334,55 @@ def test_a_failed_apply_in_text_ends_with_the_changes(
     tail = result.stderr.split("changes already made:\n")[1].splitlines()
     assert tail[-1] == f"  route {API_PATTERN}: created (code24.dev)"
     assert len(tail) == len(ALIASES) + 3  # workers, KV, dispatcher, one route
+
+
+# -------------------------------------------------------------- nothing lost: secret → plain
+
+
+def test_a_secret_on_the_copy_is_never_replaced_by_the_sources_plain_value(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    # The copy holds ENVIRONMENT as a secret (set with `secret put` before the source
+    # gained a plain ENVIRONMENT).
+    source = cf_state.account_script(ACCOUNT_ID, "designer-worker-staging")
+    assert source is not None
+    modules = {m.name: (m.content, m.content_type) for m in source.modules.values()}
+    cf_state.add_namespace_script(
+        ACCOUNT_ID, NAMESPACE, "designer-worker", modules, source.main_module or "",
+        secrets={"ENVIRONMENT": "kept"},
+    )  # fmt: skip
+    bind = ("bind", "designer-worker", "--env", "staging")
+    uploads = 0
+
+    dry = run_cli(*bind, "--dry-run", env=cf_env)
+    refused = run_cli(*bind, env=cf_env)
+
+    said = (
+        "script designer-worker-staging binds ENVIRONMENT (secret → plain_text) where the "
+        f"copy in {NAMESPACE} holds a secret: uploading would replace the secret with the "
+        "plain value"
+    )
+    for result in (dry, refused):
+        assert result.exit_code == 3
+        assert said in result.stderr
+        assert "rerun with --force to replace it" in result.stderr
+    copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "designer-worker")
+    assert copy is not None
+    assert copy.secrets == {"ENVIRONMENT": "kept"}
+    assert len(cf_state.requests(method="PUT", path_contains="/scripts/designer-worker")) == (
+        uploads
+    )
+
+    doctor = run_cli("doctor", "--env", "staging", "--json", env=cf_env)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    check = checks["secret designer-worker ENVIRONMENT"]
+    assert check["status"] == "warn"
+    assert check["detail"].startswith("secret → plain_text: the copy in")
+
+    forced = run_cli(*bind, "--force", env=cf_env)
+    assert forced.exit_code == 0, forced.stderr
+    copy = cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "designer-worker")
+    assert copy is not None
+    assert copy.secrets == {}
+    assert copy.binding("ENVIRONMENT")["type"] == "plain_text"
