@@ -101,7 +101,7 @@ def test_pacer_allows_the_budget_minus_headroom_per_sliding_window() -> None:
 
 def test_pacer_respects_the_per_ip_cap_of_200_a_second() -> None:
     clock = FakeClock()
-    pacer = Pacer(100_000, 300.0, headroom=0.0, clock=clock)
+    pacer = Pacer(100_000, 300.0, headroom=0.0, per_ip_headroom=0.0, clock=clock)
     assert [pacer.reserve() for _ in range(200)] == [0.0] * 200
     assert pacer.reserve() == pytest.approx(1.0)
     assert pacer.rate == 200
@@ -605,7 +605,7 @@ def test_a_long_wait_for_a_slot_is_said_with_its_reason_and_what_is_left(
 
 def test_a_short_wait_is_not_said(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    pacer = Pacer(100_000, 300.0, headroom=0.0, per_second=2, clock=clock)
+    pacer = Pacer(100_000, 300.0, headroom=0.0, per_second=2, per_ip_headroom=0.0, clock=clock)
     with caplog.at_level("WARNING", logger="code24ctl.cloudflare.pacing"):
         for _ in range(6):
             pacer.acquire()
@@ -613,10 +613,10 @@ def test_a_short_wait_is_not_said(caplog: pytest.LogCaptureFixture) -> None:
     assert clock.slept == pytest.approx(2.0)
 
 
-def test_the_per_ip_cap_keeps_the_same_headroom_as_the_budget() -> None:
+def test_the_per_ip_cap_keeps_headroom_too() -> None:
     pacer = Pacer(clock=FakeClock())
     assert pacer.rate == API_BUDGET_REQUESTS * (1 - DEFAULT_HEADROOM) / API_BUDGET_WINDOW_S
     sent = 0
     while pacer.reserve() == 0.0:
         sent += 1
-    assert sent == 180  # 200 a second less 10%
+    assert sent == 150  # 200 a second less 25% (PER_IP_HEADROOM)
