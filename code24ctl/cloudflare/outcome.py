@@ -42,7 +42,7 @@ def write_checked(
         if not outcome_unknown(exc):
             raise
         lost = exc
-    log.warning("%s: the answer was lost (%s); reading the state back", what, lost.message)
+    log.warning("%s; the outcome is unknown, reading the state back", lost.message)
     try:
         found = read_back()
     except Code24Error as exc:
@@ -53,7 +53,7 @@ def write_checked(
             unknown_outcome=True,
         ) from None
     if found is not None:
-        log.warning("%s: it was done (read back)", what)
+        log.warning("%s: done after all (read back)", what)
         return found
     if not repeat:
         raise CloudflareAPIError(
@@ -62,5 +62,5 @@ def write_checked(
             status=getattr(lost, "status", None),
             hint=lost.hint,
         ) from None
-    log.warning("%s: it was not done (read back); sending it again", what)
+    log.warning("%s: not done (read back); sending it again", what)
     return write_checked(what, write, read_back, shows=shows, repeat=False)

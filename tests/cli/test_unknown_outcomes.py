@@ -386,3 +386,24 @@ def test_a_secret_on_the_copy_is_never_replaced_by_the_sources_plain_value(
     assert copy is not None
     assert copy.secrets == {}
     assert copy.binding("ENVIRONMENT")["type"] == "plain_text"
+
+
+def test_when_even_the_read_back_fails_it_stops_naming_the_command_that_shows_it(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.faults.add("POST", "*/workers/dispatch/namespaces", "applied_cut")
+    # The look before the create passes; the read back after the lost answer fails.
+    cf_state.faults.add("GET", "*/workers/dispatch/namespaces*", "json500", nth=2, times=10)
+    result = run_cli("namespace", "create", "--env", "staging", env=cf_env)
+    assert result.exit_code == 3
+    assert (
+        f"error: create dispatch namespace {NAMESPACE}: cannot tell whether it was done: "
+        "the answer was lost"
+    ) in result.stderr
+    assert "  hint: `code24ctl namespace list` shows whether it was; rerun once it answers\n" in (
+        result.stderr
+    )
+    cf_state.clear_faults()
+    again = run_cli("namespace", "create", "--env", "staging", env=cf_env)
+    assert again.exit_code == 0, again.stderr
+    assert [ns.name for ns in cf_state.namespaces(ACCOUNT_ID)] == [NAMESPACE]

@@ -195,7 +195,7 @@ class Pacer:
                     with self._lock:
                         self.stats.waited_s += waited
                 return waited
-            if waited + delay > QUIET_WAIT_S:
+            if waited + delay > QUIET_WAIT_S and delay >= 0.1:
                 self._notice(reason, delay, waited)
             self._clock.sleep(delay)
             waited += delay
