@@ -9,8 +9,9 @@ the pacer is told the same budget. `script` mode copies 1,000 account Workers (d
 + settings, upload: 3 calls each); `path` mode uploads 1,000 local modules (1 call each). The
 script prints the wall time, the 429s met (the goal is none), the API calls made, and the time
 against two floors measured in the same run: the budget floor (calls / budget rate) and the
-latency floor (calls x mean call time / concurrency). `--rerun` also times a second bind, which
-must upload nothing.
+latency floor (calls x mean call time / concurrency), and the most requests the emulator saw in
+any one second beside the per-IP cap of 200 (the pacer keeps 10% headroom: 180). `--rerun`
+also times a second bind, which must upload nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from code24ctl.cloudflare.pacing import Pacer  # noqa: E402
+from code24ctl.cloudflare.pacing import API_PER_IP_REQUESTS, Pacer  # noqa: E402
 from code24ctl.cloudflare.session import CloudflareSession  # noqa: E402
 from code24ctl.config import resolve_config  # noqa: E402
 from code24ctl.ops.bind import BindOptions, BindReport, bind_workers  # noqa: E402
@@ -142,6 +143,17 @@ def run(
     return report, elapsed, control(port, "counters")
 
 
+def busiest_second(port: int) -> int:
+    """The most requests the emulator received in any sliding second of the run."""
+    stamps = sorted(record["time"] for record in control(port, "requests"))
+    most = start = 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
 def describe(
     label: str, report: BindReport, elapsed: float, counters: dict[str, Any], args: Any
 ) -> None:
@@ -161,6 +173,9 @@ def describe(
     print(f"  latency floor   {latency_floor:.2f} s  ({calls} x {args.latency_ms:.0f} ms / "
           f"{args.concurrency})  -> time / floor = {elapsed / latency_floor:.2f}")  # fmt: skip
     print(f"  waited for budget {report.api.waited_s:.2f} s (summed over threads)")
+    busiest = busiest_second(args.port)
+    print(f"  busiest second  {busiest} requests (per-IP cap {API_PER_IP_REQUESTS}; "
+          f"{'under' if busiest < API_PER_IP_REQUESTS else 'OVER'} the cap)")  # fmt: skip
 
 
 def main() -> None:
@@ -175,11 +190,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rerun", action="store_true", help="also time a second (no-op) bind")
     args = parser.parse_args()
+    args.port = port = free_port()
 
     from cloudflare import Cloudflare
 
     token = "bench_" + secrets.token_hex(16)
-    port = free_port()
     proc = start_emulator(port, token)
     try:
         base = f"http://127.0.0.1:{port}/client/v4"

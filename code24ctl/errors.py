@@ -21,10 +21,32 @@ EXIT_API = 3
 EXIT_INTERRUPTED = 130
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change a command had already made when it failed or was interrupted (a route
+    created, a Worker uploaded, a version deployed): what the error report lists under
+    ``changes already made``, in text and in the ``--json`` error document."""
+
+    kind: str  # "route", "worker", "dispatcher", "KV namespace", "dispatch namespace", ...
+    name: str
+    action: str  # "created", "updated", "deleted", "deployed", ...
+    detail: str | None = None
+
+    def describe(self) -> str:
+        """``route x.dev/*: created (x.dev)``."""
+        said = f"{self.kind} {self.name}: {self.action}"
+        return f"{said} ({self.detail})" if self.detail else said
+
+
 class Code24Error(Exception):
-    """Base of every error code24ctl reports to the user."""
+    """Base of every error code24ctl reports to the user.
+
+    ``changes``: what the command had already changed when this error ended it (set by the
+    ops' change log, :class:`code24ctl.ops.changes.ChangeLog`).
+    """
 
     exit_code: int = EXIT_USAGE
+    changes: tuple[Change, ...] = ()
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         # Scrubbed at the source: messages also travel in --json rows and check details, not
@@ -86,7 +108,11 @@ class CheckFailed(Code24Error):
 
 
 class CloudflareAPIError(Code24Error):
-    """The Cloudflare API refused or failed an operation; ``code`` is the API's error code."""
+    """The Cloudflare API refused or failed an operation; ``code`` is the API's error code.
+
+    ``unknown_outcome``: the API may have carried the request out all the same (a 5xx); a
+    write that failed so is read back before anything is decided or reported.
+    """
 
     exit_code = EXIT_API
 
@@ -97,9 +123,11 @@ class CloudflareAPIError(Code24Error):
         code: int | None = None,
         status: int | None = None,
         hint: str | None = None,
+        unknown_outcome: bool = False,
     ) -> None:
         self.code = code
         self.status = status
+        self.unknown_outcome = unknown_outcome
         super().__init__(message, hint=hint)
 
 
@@ -131,9 +159,24 @@ class RouteConflictError(CloudflareAPIError):
 
 
 class NetworkError(Code24Error):
-    """The network failed before any answer (refused, reset, DNS, timeout)."""
+    """The network failed before any answer (refused, reset, DNS, timeout).
+
+    ``unknown_outcome``: the request was sent and its answer was lost (a reset, a cut body, no
+    answer in time), so the API may have carried it out; False when it never left (refused).
+    """
 
     exit_code = EXIT_API
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, unknown_outcome: bool = False
+    ) -> None:
+        self.unknown_outcome = unknown_outcome
+        super().__init__(message, hint=hint)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed write may have been carried out all the same (read it back)."""
+    return bool(getattr(exc, "unknown_outcome", False))
 
 
 class Aborted(Code24Error):
@@ -196,12 +239,15 @@ class Failure:
     api_code: int | None = None
     exit_status: int = EXIT_API
     kind: str = "error"
+    changes: tuple[Change, ...] = ()
 
     @classmethod
     def of(cls, exc: Code24Error) -> Failure:
         """The failure ``exc`` describes (its message and hint are scrubbed already)."""
         api_code = exc.code if isinstance(exc, CloudflareAPIError) else None
-        return cls(exc.message, exc.hint or None, api_code, exc.exit_code, error_kind(exc))
+        return cls(
+            exc.message, exc.hint or None, api_code, exc.exit_code, error_kind(exc), exc.changes
+        )
 
     @property
     def names_api_code(self) -> bool:

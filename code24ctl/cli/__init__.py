@@ -79,6 +79,10 @@ def _report(exc: Code24Error, run: Invocation) -> None:
     if os.environ.get(DEBUG_ENV_VAR) == "1":
         sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
     sys.stderr.write(scrub(f"error: {exc.render()}") + "\n")
+    if exc.changes:
+        # What is live now, as the failure left it (a rerun starts from here).
+        lines = "".join(f"  {change.describe()}\n" for change in exc.changes)
+        sys.stderr.write(scrub(f"changes already made:\n{lines}"))
     sys.stderr.flush()
     global_options.emit_code24_error(exc, run)
 

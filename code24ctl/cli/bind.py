@@ -50,6 +50,15 @@ def bind(
     aliases: AliasesArgument = None,
     dry_run: DryRunOption = False,
     concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            metavar="",
+            help="replace a copy's secret where the source binds the same name as a plain "
+            "value (secret → plain_text); refused without it",
+        ),
+    ] = False,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
@@ -70,7 +79,7 @@ def bind(
     session = cloudflare_session(resolved, bulk=True)
     rerun = f"code24ctl bind --env {resolved.env_name}"
     progress = _Progress(len(selected), enabled=not json_output)
-    options = BindOptions(concurrency=concurrency, on_row=progress)
+    options = BindOptions(concurrency=concurrency, on_row=progress, force=force)
     with progress, output.interruptible("bind", rerun, progress.done):
         plan = plan_bind(session, resolved, selected, options=options)
         if dry_run:
@@ -235,12 +244,14 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
     failed = report.failed
     if failed:
         codes = sorted({code for row in failed if (code := _api_code(row)) is not None})
-        raise CloudflareAPIError(
+        error = CloudflareAPIError(
             report.failure_summary(),
             code=codes[0] if len(codes) == 1 else None,
             hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
             "workers already bound are left unchanged",
         )
+        error.changes = report.changes_made()
+        raise error
 
 
 def _emit(report: BindReport, env_name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.cli.output import current_command
-from code24ctl.errors import ERROR_KINDS, Failure
+from code24ctl.errors import ERROR_KINDS, Change, Failure
 
 #: The keys every document starts with, in this order.
 ENVELOPE = ("command", "environment", "namespace")
@@ -41,7 +41,8 @@ class Document(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """What went wrong: a stable ``code``, the message and hint stderr shows, the exit status."""
+    """What went wrong: a stable ``code``, the message and hint stderr shows, the exit status,
+    and the changes already made before it (empty when nothing was changed)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +51,8 @@ class ErrorBody(BaseModel):
     hint: str | None
     exit_status: int
     api_code: int | None = None  # the Cloudflare API's error code, when it gave one
+    #: What the command had changed before it failed: ``{kind, name, action, detail}`` each.
+    changes: list[Change] = Field(default_factory=list)
 
 
 class ErrorDocument(BaseModel):
@@ -72,4 +75,5 @@ def error_body(failure: Failure) -> ErrorBody:
         hint=failure.hint,
         exit_status=failure.exit_status,
         api_code=failure.api_code,
+        changes=list(failure.changes),
     )

@@ -218,10 +218,13 @@ def interruptible(
         yield
     except KeyboardInterrupt as exc:
         done = progress() if progress is not None else f"during {what}"
-        raise Interrupted(
+        interrupted = Interrupted(
             f"{interruption_word(exc)} {done}; rerun {rerun} to finish, nothing is half-written",
             exit_code=interruption_status(exc),
-        ) from None
+        )
+        # What was written before the signal, as the ops' change log left it on ``exc``.
+        interrupted.changes = tuple(getattr(exc, "changes", ()))
+        raise interrupted from None
 
 
 def current_command() -> str:

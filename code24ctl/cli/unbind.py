@@ -58,7 +58,7 @@ def unbind(
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import list_namespace_scripts
-    from code24ctl.ops.bind import check_worker_names, stale_workers, unbind_workers
+    from code24ctl.ops.bind import check_worker_names, deletions, stale_workers, unbind_workers
 
     if bool(aliases) == stale:
         raise UsageError("name the Workers to delete, or give --stale (not both)")
@@ -106,10 +106,12 @@ def unbind(
         if row.failure is not None:
             output.show_failure(row.alias, row.failure)
     if failed:
-        raise CloudflareAPIError(
+        error = CloudflareAPIError(
             f"{len(failed)} of {len(rows)} Worker(s) could not be deleted from {namespace}",
             hint="rerun `code24ctl unbind` with the same names; deleted ones show as not-bound",
         )
+        error.changes = deletions(rows)
+        raise error
 
 
 def _check_known(

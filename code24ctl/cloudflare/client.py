@@ -24,6 +24,7 @@ from code24ctl.cloudflare.pacing import (
     PacedTransport,
     Pacer,
     RetryPolicy,
+    gave_up,
     paced_http_client,
 )
 from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
@@ -153,15 +154,19 @@ def api_call(action: str) -> Iterator[None]:
     message reads as a sentence about the user's intent rather than an HTTP status.
     """
     import cloudflare
+    import httpx
 
     try:
         yield
     except cloudflare.APIStatusError as exc:
-        raise api_error_from(action, exc.status_code, exc.body, exc.response) from None
+        raise api_error_from(
+            action, exc.status_code, exc.body, exc.response, after=gave_up(exc.response)
+        ) from None
     except cloudflare.APITimeoutError:
         raise NetworkError(
             f"{action}: the Cloudflare API did not answer in time",
             hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            unknown_outcome=True,
         ) from None
     except cloudflare.APIConnectionError as exc:
         cause = exc.__cause__ or exc
@@ -174,10 +179,14 @@ def api_call(action: str) -> Iterator[None]:
                 f"{action}: {cause}",
                 hint=f"check your network, or CLOUDFLARE_BASE_URL if you set it; "
                 f"{API_TIMEOUT_ENV_VAR}=SECONDS changes how long one call may take",
+                unknown_outcome=cause.waiting_for != "waiting to connect",
             ) from None
+        never_sent = isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
+        lost = "" if never_sent else "; the answer was lost"
         raise NetworkError(
-            f"{action}: cannot reach the Cloudflare API ({type(cause).__name__})",
+            f"{action}: cannot reach the Cloudflare API ({type(cause).__name__}{lost})",
             hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            unknown_outcome=not never_sent,
         ) from None
     except (cloudflare.APIError, ValueError) as exc:
         # An answer that is not what the API documents (a body that fails the SDK's schema,
@@ -199,15 +208,27 @@ def invalid_answer_error(action: str, answer: InvalidAnswer) -> CloudflareAPIErr
 
 
 def api_error_from(
-    action: str, status: int, body: object, response: Any = None
+    action: str, status: int, body: object, response: Any = None, *, after: str = ""
 ) -> CloudflareAPIError:
-    """Build a :class:`CloudflareAPIError` from an API answer, never echoing an HTML page."""
+    """Build a :class:`CloudflareAPIError` from an API answer, never echoing an HTML page.
+
+    ``after`` ends the message (``gave up after 12 attempts over 300 s``). A 5xx leaves the
+    outcome unknown: the API may have carried the request out.
+    """
+    unknown = status >= 500
+    tail = f"; {after}" if after else ""
     errors = _envelope_errors(body)
     if errors:
         code, text = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        message = f"{action}: Cloudflare API error {code}: {text}{more} (HTTP {status})"
-        return CloudflareAPIError(message, code=code, status=status, hint=API_ERROR_HINTS.get(code))
+        message = f"{action}: Cloudflare API error {code}: {text}{more} (HTTP {status}){tail}"
+        return CloudflareAPIError(
+            message,
+            code=code,
+            status=status,
+            hint=API_ERROR_HINTS.get(code),
+            unknown_outcome=unknown,
+        )
     content_type = ""
     if response is not None:
         content_type = str(response.headers.get("content-type", ""))
@@ -223,9 +244,10 @@ def api_error_from(
     if status in (401, 403):
         hint = API_ERROR_HINTS[10000]
     return CloudflareAPIError(
-        f"{action}: the Cloudflare API answered HTTP {status} with {kind}",
+        f"{action}: the Cloudflare API answered HTTP {status} with {kind}{tail}",
         status=status,
         hint=hint,
+        unknown_outcome=unknown,
     )
 
 

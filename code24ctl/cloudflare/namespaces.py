@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from code24ctl.cloudflare.client import NAMESPACE_NOT_FOUND, api_call, is_not_found
+from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.config import check_names
 from code24ctl.errors import CloudflareAPIError
 from code24ctl.names import closest, suggestion
@@ -178,20 +179,35 @@ def create_namespace(session: CloudflareSession, name: str) -> CreateResult:
     existing = find_namespace(session, name)
     if existing is not None:
         return CreateResult(namespace=existing, created=False)
-    try:
+
+    def create() -> CreateResult:
         with api_call(f"create dispatch namespace {name}"):
             raw = session.client.workers_for_platforms.dispatch.namespaces.create(
                 account_id=session.account_id, name=name
             )
-    except CloudflareAPIError:
+        if raw is None or not raw.namespace_name:
+            return CreateResult(namespace=get_namespace(session, name), created=True)
+        return CreateResult(namespace=_info(raw), created=True)
+
+    def read_back() -> CreateResult | None:
+        found = find_namespace(session, name)
+        return CreateResult(namespace=found, created=True) if found is not None else None
+
+    try:
+        return write_checked(
+            f"create dispatch namespace {name}",
+            create,
+            read_back,
+            shows="code24ctl namespace list",
+        )
+    except CloudflareAPIError as exc:
+        if exc.unknown_outcome:
+            raise
         # Someone may have created it between our look and our create: that is still success.
         raced = find_namespace(session, name)
         if raced is not None:
             return CreateResult(namespace=raced, created=False)
         raise
-    if raw is None or not raw.namespace_name:
-        return CreateResult(namespace=get_namespace(session, name), created=True)
-    return CreateResult(namespace=_info(raw), created=True)
 
 
 def delete_namespace(session: CloudflareSession, name: str) -> None:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from code24ctl import __version__
 from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.modules import sdk_files
+from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.errors import CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
@@ -271,15 +272,16 @@ def sync_script_settings(session: CloudflareSession, name: str, wanted: Mapping[
     patch = differing()
     if not patch:
         return False
-    try:
-        with api_call(f"set the script settings ({', '.join(sorted(patch))}) of {name}"):
+    what = f"set the script settings ({', '.join(sorted(patch))}) of {name}"
+
+    def edit() -> bool:
+        with api_call(what):
             settings.with_raw_response.edit(name, account_id=session.account_id, **patch)
-    except CloudflareAPIError as exc:
-        if exc.status is not None and exc.status < 500:
-            raise
-        if differing():
-            raise
-    return True
+        return True
+
+    return write_checked(
+        what, edit, lambda: None if differing() else True, shows="code24ctl versions"
+    )
 
 
 def list_versions(session: CloudflareSession, name: str, limit: int) -> list[VersionInfo]:
@@ -335,14 +337,27 @@ def create_deployment(
 ) -> DeploymentInfo:
     """``POST .../deployments``: these versions at these percentages (totalling 100)."""
     split = ", ".join(f"{version_id} {percentage:g}%" for version_id, percentage in shares)
-    with api_call(f"deploy {split} of {name}"):
-        created = session.client.workers.scripts.deployments.create(
-            name,
-            account_id=session.account_id,
-            strategy="percentage",
-            versions=[{"version_id": v, "percentage": p} for v, p in shares],
-            annotations={"workers_message": truncate_bytes(message, MESSAGE_MAX_BYTES)}
-            if message
-            else {},
-        )
-        return _deployment(_as_dict(created))
+    what = f"deploy {split} of {name}"
+
+    def create() -> DeploymentInfo:
+        with api_call(what):
+            created = session.client.workers.scripts.deployments.create(
+                name,
+                account_id=session.account_id,
+                strategy="percentage",
+                versions=[{"version_id": v, "percentage": p} for v, p in shares],
+                annotations={"workers_message": truncate_bytes(message, MESSAGE_MAX_BYTES)}
+                if message
+                else {},
+            )
+            return _deployment(_as_dict(created))
+
+    def serving() -> DeploymentInfo | None:
+        # A lost answer: the split asked for serving now means the deployment was made.
+        now = current_deployment(session, name)
+        wanted = {(v, float(p)) for v, p in shares}
+        if now is not None and {(s.version_id, s.percentage) for s in now.versions} == wanted:
+            return now
+        return None
+
+    return write_checked(what, create, serving, shows="code24ctl versions")

@@ -24,8 +24,16 @@ from pydantic import BaseModel, Field
 from code24ctl.cloudflare.modules import fingerprint
 from code24ctl.cloudflare.namespaces import create_namespace
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import EXIT_API, EXIT_USAGE, Code24Error, Failure, RouteConflictError
+from code24ctl.errors import (
+    EXIT_API,
+    EXIT_USAGE,
+    Change,
+    Code24Error,
+    Failure,
+    RouteConflictError,
+)
 from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind, plan_bind
+from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
@@ -130,6 +138,8 @@ class ApplyResult(HoldsFailure):
     steps: list[StepResult]
     ok: bool
     secrets_to_set: dict[str, list[str]] = Field(default_factory=dict)
+    #: Every write carried out, in order (what is live now, when a step failed).
+    changes: list[Change] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """The ``summary`` of ``apply --json``: steps by status, and the secrets still to set."""
@@ -189,6 +199,8 @@ def plan_apply(
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
     existing = bound_names(session, namespace) if deploy.namespace_exists else set()
+    # --force also lets a copy's secret become the source's plain value (secret → plain_text).
+    options = dataclasses.replace(options or BindOptions(), force=force)
     bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
     steps.append(_deploy_step(deploy, resolved.env_name))
@@ -324,9 +336,22 @@ def execute_apply(
     """Run namespace create, bind and deploy in order; stop at the first failing step.
 
     A plan that holds problems is not started: every step is ``not run`` and nothing is
-    written. Never raises for a failing step: the result says which step failed, why, and
-    what to do next (:func:`failure` turns that into the error to exit with).
+    written. Never raises for a failing step: the result says which step failed, why, what
+    to do next (:func:`failure` turns that into the error to exit with) and what was written
+    before (``changes``); an interruption leaves carrying those changes.
     """
+    log = ChangeLog()
+    with log.carried():
+        return _execute(session, plan, options, on_step, log)
+
+
+def _execute(
+    session: CloudflareSession,
+    plan: ApplyPlan,
+    options: BindOptions | None,
+    on_step: StepCallback | None,
+    log: ChangeLog,
+) -> ApplyResult:
     env = plan.environment
     namespace = plan.document.namespace
     rerun = f"code24ctl apply --env {env}"
@@ -351,8 +376,10 @@ def execute_apply(
         record(step, "failed", failure.message)
         for later in STEPS[STEPS.index(step) + 1 :]:
             record(later, "not run", f"{step} failed")
+        changes = tuple(dict.fromkeys((*log.changes, *failure.changes)))
         result.ok = False
-        result.failure = failure
+        result.failure = dataclasses.replace(failure, changes=changes)
+        result.changes = list(changes)
         return result
 
     def failed(exc: Code24Error, next_step: str) -> Failure:
@@ -363,13 +390,14 @@ def execute_apply(
     except Code24Error as exc:
         return fail("namespace", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     if created.created:
+        log.record("dispatch namespace", namespace, "created")
         record("namespace", "done", f"created dispatch namespace {namespace}")
     else:
         record("namespace", "unchanged", f"dispatch namespace {namespace} exists")
 
     try:
         # The plan's downloads are uploaded as they are: nothing is read twice.
-        report = execute_bind(session, plan.bind, options=options)
+        report = execute_bind(session, plan.bind, options=options, log=log)
     except Code24Error as exc:
         return fail("bind", failed(exc, exc.hint or f"fix the error above, then {rerun}"))
     result.secrets_to_set = {r.alias: r.secrets_to_set for r in report.rows if r.secrets_to_set}
@@ -389,7 +417,7 @@ def execute_apply(
     try:
         # The namespace exists now (the first step made sure of it).
         ready = plan.deploy.model_copy(update={"namespace_exists": True})
-        deployed = execute_deploy(session, plan.bind.resolved, ready)
+        deployed = execute_deploy(session, plan.bind.resolved, ready, log=log)
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         return fail("deploy", failed(exc, hint))
@@ -407,6 +435,7 @@ def execute_apply(
         f"{len(writes)} route(s) written, "
         f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
     )
+    result.changes = list(log.changes)
     return result
 
 
@@ -419,8 +448,10 @@ def failure(result: ApplyResult) -> ApplyFailed:
     failed = next((s for s in result.steps if s.status == "failed"), None)
     where = f"at step {failed.step}" if failed is not None else "before writing anything"
     stopped = result.failure or Failure("the apply failed", exit_status=EXIT_API)
-    return ApplyFailed(
+    error = ApplyFailed(
         f"apply stopped {where}: {stopped.message}",
         hint=stopped.hint,
         exit_code=stopped.exit_status,
     )
+    error.changes = stopped.changes
+    return error

@@ -43,8 +43,9 @@ from code24ctl.cloudflare.namespaces import (
     list_namespace_scripts,
     require_namespace,
 )
+from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.cloudflare.ownership import MANAGED_TAG_PREFIX, MAX_TAGS, managed_alias, managed_tags
-from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy
+from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, sent_once
 from code24ctl.cloudflare.worker_code import (
     DeployedWorker,
     WorkerCode,
@@ -54,8 +55,9 @@ from code24ctl.cloudflare.worker_code import (
 from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import check_names
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
-from code24ctl.errors import CloudflareAPIError, Code24Error, Failure, UsageError
+from code24ctl.errors import Change, CloudflareAPIError, Code24Error, Failure, UsageError
 from code24ctl.names import did_you_mean
+from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
 
@@ -94,6 +96,9 @@ class BindRow(HoldsFailure):
     dropped_schedules: list[str] = Field(default_factory=list)
     # The source's settings a copy cannot carry (``usage_model unbound``: uploads take standard).
     dropped_settings: list[str] = Field(default_factory=list)
+    # Names the copy holds as a secret and the source as a plain binding: an upload would
+    # replace the secret with the plain value (``secret → plain_text``); refused unless forced.
+    secrets_shadowed: list[str] = Field(default_factory=list, exclude=True)
 
     @property
     def failed(self) -> bool:
@@ -143,6 +148,14 @@ class BindReport(BaseModel):
         counts["secrets_to_set"] = sum(len(row.secrets_to_set) for row in self.rows)
         return counts
 
+    def changes_made(self) -> tuple[Change, ...]:
+        """Each upload carried out, as a :class:`Change` (what a failed run had written)."""
+        return tuple(
+            Change("worker", row.alias, row.action, f"from {row.source}")
+            for row in self.rows
+            if row.action in ("created", "updated")
+        )
+
     def failure_summary(self, *, with_errors: bool = False) -> str:
         """``N of M worker(s) failed to bind: ...`` naming each failed alias (with its error
         and API code when ``with_errors``); empty when none failed."""
@@ -184,13 +197,16 @@ RowCallback = Callable[[BindRow], None]
 @dataclass(frozen=True)
 class BindOptions:
     """How to bind: ``concurrency`` workers at a time, ``on_row`` called (from a worker thread)
-    as each alias is planned or carried out, and a pacer/retry policy to run under instead of
-    the session's (see :meth:`CloudflareSession.paced`)."""
+    as each alias is planned or carried out, a pacer/retry policy to run under instead of
+    the session's (see :meth:`CloudflareSession.paced`), and ``force`` (replace a copy's
+    secret with the source's plain binding of the same name)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     on_row: RowCallback | None = None
     pacer: Pacer | None = None
     policy: RetryPolicy | None = None
+    #: Upload even where a copy's secret would become the source's plain value.
+    force: bool = False
 
 
 @dataclass
@@ -301,7 +317,7 @@ def plan_bind(
         there = existing
 
         def one(alias: str) -> tuple[BindRow, WorkerCode | None]:
-            done = _plan_one(api, resolved, namespace, alias, alias in there)
+            done = _plan_one(api, resolved, namespace, alias, alias in there, options.force)
             if options.on_row is not None:
                 options.on_row(done[0])
             return done
@@ -318,12 +334,20 @@ def plan_bind(
 
 
 def execute_bind(
-    session: CloudflareSession, plan: BindPlan, *, options: BindOptions | None = None
+    session: CloudflareSession,
+    plan: BindPlan,
+    *,
+    options: BindOptions | None = None,
+    log: ChangeLog | None = None,
 ) -> BindReport:
     """Carry a plan out: upload the code it read for each ``would-*`` row, leave its
     ``unchanged`` rows alone, and try its ``failed`` rows again from the start (perhaps a
     passing error). The caller has made sure the namespace exists. Never raises per alias.
+
+    Each upload is recorded in ``log`` as it lands; an interruption (Ctrl-C, SIGTERM) waits
+    for the uploads in flight and leaves carrying every upload made, those included.
     """
+    log = log or ChangeLog()
     options = options or BindOptions()
     workers = _concurrency(options.concurrency)
     resolved = plan.resolved
@@ -338,14 +362,19 @@ def execute_bind(
                 done = _upload_planned(api, plan.namespace, row, code)
             else:
                 # Failed in the plan: read it all again; it may have been bound meanwhile.
-                done, code = _plan_one(api, resolved, plan.namespace, row.alias, True)
+                done, code = _plan_one(
+                    api, resolved, plan.namespace, row.alias, True, options.force
+                )
                 if code is not None:
                     done = _upload_planned(api, plan.namespace, done, code)
+            if done.action in ("created", "updated"):
+                log.record("worker", done.alias, done.action, f"from {done.source}")
             if options.on_row is not None:
                 options.on_row(done)
             return done
 
-        rows = _run_all(one, plan.rows, workers)
+        with log.carried():
+            rows = _run_all(one, plan.rows, workers)
         usage = _usage(before, api.pacer.stats)
     total = ApiUsage(
         **{name: getattr(plan.api, name) + getattr(usage, name) for name in ApiUsage.model_fields}
@@ -371,9 +400,13 @@ def _plan_one(
     namespace: str,
     alias: str,
     exists: bool,
+    force: bool = False,
 ) -> tuple[BindRow, WorkerCode | None]:
     """Read one alias and compare; the code is returned with a ``would-create`` /
-    ``would-update`` row, so carrying the plan out needs no second read."""
+    ``would-update`` row, so carrying the plan out needs no second read.
+
+    A name the copy holds as a secret and the source as a plain binding fails the row
+    (``secret → plain_text``) unless ``force``: the upload would lose the secret."""
     source = resolved.config.workers[alias].source
     try:
         code = load_worker_code(session, resolved, alias)
@@ -384,6 +417,22 @@ def _plan_one(
     except Code24Error as exc:
         return _failed(alias, source, exc), None
     secrets_set = set(deployed.secrets) if deployed else set()
+    shadowed = sorted({str(b.get("name")) for b in code.bindings} & secrets_set)
+    if shadowed and not force:
+        kinds = {str(b.get("name")): str(b.get("type")) for b in code.bindings}
+        named = ", ".join(f"{name} (secret → {kinds[name]})" for name in shadowed)
+        refused = _failed(
+            alias,
+            source,
+            UsageError(
+                f"{source} binds {named} where the copy in {namespace} holds a secret: "
+                "uploading would replace the secret with the plain value",
+                hint=f"keep the secret: rename or remove the binding in {source}; or rerun "
+                "with --force to replace it",
+            ),
+        )
+        refused.secrets_shadowed = shadowed
+        return refused, None
     row = BindRow(
         alias=alias,
         action="would-create" if deployed is None else "would-update",
@@ -394,6 +443,7 @@ def _plan_one(
         dropped_bindings=list(code.dropped),
         dropped_schedules=list(code.schedules),
         dropped_settings=list(code.dropped_settings),
+        secrets_shadowed=shadowed,
     )
     if deployed is not None and not row.changes:
         row.action = "unchanged"
@@ -489,14 +539,45 @@ def upload_worker(session: CloudflareSession, namespace: str, name: str, code: W
 
     The metadata keeps secret bindings already set on the namespace's copy (``keep_bindings``),
     so a re-bind never wipes what ``code24ctl secret put`` set.
+
+    An upload without a migration is safe to repeat (the transport does). One that carries a
+    Durable Object migration is not: sent again after it was applied, its ``old_tag`` no
+    longer matches and it is refused. So it is sent once, and when its answer is lost the
+    copy's migration tag is read back (:func:`write_checked`): the new tag means it landed.
     """
-    with api_call(f"upload Worker {name} to dispatch namespace {namespace}"):
-        session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
-            name,
-            account_id=session.account_id,
-            dispatch_namespace=namespace,
-            metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
-            files=sdk_files(code.modules),
+    what = f"upload Worker {name} to dispatch namespace {namespace}"
+
+    def upload() -> bool:
+        with api_call(what):
+            session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
+                name,
+                account_id=session.account_id,
+                dispatch_namespace=namespace,
+                metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+                files=sdk_files(code.modules),
+            )
+        return True
+
+    new_tag = (code.migrations or {}).get("new_tag")
+    if not new_tag:
+        upload()
+        return
+
+    def landed() -> bool | None:
+        try:
+            tag = namespace_migration_tag(session, namespace, name)
+        except CloudflareAPIError as exc:
+            if is_not_found(exc, SCRIPT_NOT_FOUND):
+                return None  # a first upload that did not land
+            raise
+        return True if tag == new_tag else None
+
+    with sent_once():
+        write_checked(
+            f"{what} (migration {new_tag})",
+            upload,
+            landed,
+            shows="code24ctl workers",
         )
 
 
@@ -541,6 +622,11 @@ def unbind_workers(
             return UnbindRow(alias=name, action="deleted")
 
         return _run_all(one, wanted, _concurrency(concurrency))
+
+
+def deletions(rows: Sequence[UnbindRow]) -> tuple[Change, ...]:
+    """Each Worker an unbind deleted, as a :class:`Change` (what a failed run had done)."""
+    return tuple(Change("worker", row.alias, "deleted") for row in rows if row.action == "deleted")
 
 
 def check_worker_names(names: Sequence[str]) -> list[str]:

@@ -30,6 +30,7 @@ from code24ctl.cloudflare.client import (
 from code24ctl.cloudflare.listing import numbered_pages, single_page
 from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
+from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.cloudflare.ownership import managed_tags
 from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
 from code24ctl.cloudflare.worker_code import WorkerCode, download_account_worker
@@ -37,6 +38,7 @@ from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError
+from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.plan import PlannedChange
 
 if TYPE_CHECKING:
@@ -323,23 +325,32 @@ def find_kv_namespace(session: CloudflareSession, title: str) -> str | None:
 
 def create_kv_namespace(session: CloudflareSession, title: str) -> str:
     """Create the KV namespace ``title``; one created meanwhile by someone else is reused."""
-    try:
+
+    def create() -> str:
         with api_call(f"create KV namespace {title}"):
             created = session.client.kv.namespaces.create(
                 account_id=session.account_id, title=title
             )
+        if created is None or not created.id:
+            existing = find_kv_namespace(session, title)
+            if existing is None:
+                raise CloudflareAPIError(f"create KV namespace {title}: the API returned no id")
+            return existing
+        return created.id
+
+    try:
+        return write_checked(
+            f"create KV namespace {title}",
+            create,
+            lambda: find_kv_namespace(session, title),
+            shows="code24ctl deploy --dry-run",
+        )
     except CloudflareAPIError as exc:
         if exc.code == KV_TITLE_EXISTS:
             existing = find_kv_namespace(session, title)
             if existing is not None:
                 return existing
         raise
-    if created is None or not created.id:
-        existing = find_kv_namespace(session, title)
-        if existing is None:
-            raise CloudflareAPIError(f"create KV namespace {title}: the API returned no id")
-        return existing
-    return created.id
 
 
 class ZoneResolver:
@@ -558,12 +569,18 @@ def preview(plan: DeployPlan) -> DeployReport:
 
 
 def execute_deploy(
-    session: CloudflareSession, resolved: ResolvedConfig, plan: DeployPlan
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    plan: DeployPlan,
+    *,
+    log: ChangeLog | None = None,
 ) -> DeployReport:
     """Carry a plan out: KV namespace, dispatcher upload, routes, in that order.
 
     Refuses before writing anything: a missing namespace (:class:`CloudflareAPIError` 100119)
     and route conflicts (:class:`RouteConflictError`; plan with ``force`` to take them over).
+    Each write is recorded in ``log`` (a fresh one by default); an error or interruption
+    leaves carrying what was written before it.
     """
     if not plan.namespace_exists:
         raise namespace_missing(
@@ -572,17 +589,28 @@ def execute_deploy(
     if plan.conflicts:
         raise plan.conflict_error()
     result = DeployReport(**plan.model_copy(deep=True).model_dump(), dry_run=False)
-    if result.kv is not None and result.kv.id is None:
-        result.kv.id = create_kv_namespace(session, result.kv.title)
-        result.kv.action = "created"
-    if result.dispatcher_action == "upload":
-        code = dispatcher_code(resolved, result.kv.id if result.kv else None)
-        result.metadata = code.metadata()
-        result.version_id = upload_dispatcher(session, result.dispatcher, code)
-        result.uploaded = True
-    for route in result.routes:
-        apply_route(session.client, route, result.dispatcher)
+    with (log or ChangeLog()).carried() as log:
+        if result.kv is not None and result.kv.id is None:
+            result.kv.id = create_kv_namespace(session, result.kv.title)
+            result.kv.action = "created"
+            log.record("KV namespace", result.kv.title, "created", f"id {result.kv.id}")
+        if result.dispatcher_action == "upload":
+            code = dispatcher_code(resolved, result.kv.id if result.kv else None)
+            result.metadata = code.metadata()
+            result.version_id = upload_dispatcher(session, result.dispatcher, code)
+            result.uploaded = True
+            version = result.version_id or "(id not reported by the API)"
+            log.record(
+                "dispatcher", result.dispatcher, "uploaded", f"version {version} live at 100%"
+            )
+        for route in result.routes:
+            apply_route(session, route, result.dispatcher)
+            if route.applied:
+                log.record("route", route.pattern, _ROUTE_DONE[route.action], route.zone)
     return result
+
+
+_ROUTE_DONE = {"create": "created", "update": "taken over", "delete": "deleted"}
 
 
 def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -> str | None:
@@ -605,18 +633,43 @@ def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -
     return version_id_from_put(answer)
 
 
-def apply_route(client: Cloudflare, route: RouteChange, dispatcher: str) -> None:
-    """Create, take over or delete one route of the dispatcher; unchanged ones are left alone."""
+def apply_route(session: CloudflareSession, route: RouteChange, dispatcher: str) -> None:
+    """Create, take over or delete one route of the dispatcher; unchanged ones are left alone.
+
+    A create whose answer is lost is read back (:func:`write_checked`); a delete retried
+    after its answer was lost finds the route gone, which is what was asked.
+    """
+    client = session.client
     if route.action == "delete" and route.route_id:
-        with api_call(f"delete route {route.pattern} (no longer configured)"):
-            client.workers.routes.delete(route.route_id, zone_id=route.zone_id)
+        route_id = route.route_id
+        try:
+            with api_call(f"delete route {route.pattern} (no longer configured)"):
+                client.workers.routes.delete(route_id, zone_id=route.zone_id)
+        except CloudflareAPIError as exc:
+            if exc.status != 404:
+                raise
         route.applied = True
     elif route.action == "create":
-        with api_call(f"create route {route.pattern}"):
-            created = client.workers.routes.create(
-                zone_id=route.zone_id, pattern=route.pattern, script=dispatcher
-            )
-        route.route_id = created.id if created is not None else None
+
+        def create() -> str:
+            with api_call(f"create route {route.pattern}"):
+                created = client.workers.routes.create(
+                    zone_id=route.zone_id, pattern=route.pattern, script=dispatcher
+                )
+            return created.id if created is not None and created.id else ""
+
+        def read_back() -> str | None:
+            for route_id, pattern, script in list_routes(
+                client, _ZoneRef(route.zone, route.zone_id)
+            ):
+                if pattern == route.pattern and script == dispatcher:
+                    return route_id
+            return None
+
+        found = write_checked(
+            f"create route {route.pattern}", create, read_back, shows="code24ctl deploy --dry-run"
+        )
+        route.route_id = found or None
         route.applied = True
     elif route.action == "update" and route.route_id:
         with api_call(f"take over route {route.pattern} from {route.owner}"):

@@ -286,6 +286,17 @@ class _Doctor:
                     f"{row.source} runs on cron schedules ({', '.join(row.dropped_schedules)}); "
                     f"its copy in {plan.namespace} keeps none",
                 )
+            for name in row.secrets_shadowed:
+                self.add(
+                    f"secret {row.alias} {name}",
+                    "warn",
+                    f"secret → plain_text: the copy in {plan.namespace} holds secret {name}, "
+                    f"and {row.source} binds {name} as a plain value; a bind refuses to "
+                    "replace it",
+                    f"rename or remove {name} in {row.source}, or "
+                    + self.cmd(f"bind {row.alias}")
+                    + " --force to replace the secret",
+                )
             for name in row.secrets_to_set:
                 self.add(
                     f"secret {row.alias} {name}",

@@ -216,6 +216,11 @@ def run_prepared(
     def reloaded(outcome: ReloadOutcome) -> None:
         if outcome.error is None:
             log.message(f"reloaded {config_file}: {outcome.routes} routes")
+            if outcome.dropped:
+                log.message(
+                    f"warning: the reload dropped {len(outcome.dropped)} route(s), which now "
+                    f"answer route_not_found: {', '.join(outcome.dropped)}"
+                )
         else:
             log.message(
                 f"warning: reload of {config_file} failed, still serving the previous config "

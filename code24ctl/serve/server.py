@@ -245,10 +245,12 @@ class ServeOptions:
 
 @dataclass(frozen=True)
 class ReloadOutcome:
-    """What a reload did: ``error`` is None when the new config serves."""
+    """What a reload did: ``error`` is None when the new config serves; ``dropped`` names the
+    route prefixes the previous config served and the new one does not."""
 
     error: str | None
     routes: int
+    dropped: tuple[str, ...] = ()
 
 
 def run_serve(
@@ -319,30 +321,55 @@ class _Reloader:
             else:
                 if self.demo_urls:
                     settings = replace(settings, upstreams=self.demo_urls)
+                before = {_order(route) for route in app.settings.table.routes}
+                after = {_order(route) for route in settings.table.routes}
                 # Requests in flight keep the settings they started with.
                 app.settings = settings
                 self.reloads += 1
                 self.last_error = None
-                outcome = ReloadOutcome(None, len(settings.table.routes))
+                dropped = tuple(sorted(before - after))
+                outcome = ReloadOutcome(None, len(settings.table.routes), dropped)
         if self.on_reload is not None:
             self.on_reload(outcome)
 
 
-async def _watch(path: str, reload: Callable[[], None], interval_s: float = 1.0) -> None:
-    """Call ``reload`` whenever ``path``'s modification time or size changes."""
+#: How often ``--watch`` looks at the config file.
+WATCH_INTERVAL_S = 1.0
+#: How long the file must stay unchanged after a change before it is reloaded: an editor or a
+#: deploy script writing it in several steps is not read half-way (a truncated file can be
+#: valid YAML with fewer routes).
+WATCH_SETTLE_S = 0.5
 
-    def stamp() -> tuple[float, int] | None:
+
+async def _watch(
+    path: str,
+    reload: Callable[[], None],
+    interval_s: float = WATCH_INTERVAL_S,
+    settle_s: float = WATCH_SETTLE_S,
+) -> None:
+    """Call ``reload`` once ``path``'s modification time or size changed and then stayed the
+    same for ``settle_s``."""
+
+    def stamp() -> tuple[int, int] | None:
         try:
             status = os.stat(path)
         except OSError:
             return None
-        return (status.st_mtime, status.st_size)
+        return (status.st_mtime_ns, status.st_size)
 
     seen = stamp()
     while True:
         await asyncio.sleep(interval_s)
         now = stamp()
-        if now != seen and now is not None:
+        if now == seen or now is None:
+            continue
+        while True:  # settle: a quiet period after the last change
+            await asyncio.sleep(settle_s)
+            later = stamp()
+            if later == now:
+                break
+            now = later
+        if now is not None:
             seen = now
             reload()
 

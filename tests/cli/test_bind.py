@@ -444,10 +444,15 @@ def test_a_failing_worker_does_not_stop_the_others_and_a_rerun_finishes(
         "failed: designer-worker (API error 10007): the account Worker designer-v2-staging to copy"
         in result.stderr
     )
+    bound = [alias for alias in ALIASES if alias != "designer-worker"]
     assert result.stderr.endswith(
         "error: 1 of 5 worker(s) failed to bind: designer-worker\n"
         "  hint: fix what the messages above say, then rerun `code24ctl bind --env staging`: "
         "workers already bound are left unchanged\n"
+        "changes already made:\n"
+        + "".join(
+            f"  worker {alias}: created (from script {STAGING_SCRIPTS[alias]})\n" for alias in bound
+        )
     )
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(
         set(ALIASES) - {"designer-worker"}

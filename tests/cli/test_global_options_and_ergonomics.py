@@ -392,6 +392,7 @@ def test_a_failure_with_json_prints_one_error_document(run_cli: RunCli) -> None:
             "hint": "choose one of: staging, production, local",
             "exit_status": 2,
             "api_code": None,
+            "changes": [],
         }
     }
     bad_option = run_cli("--json", "workers", "--no-such-option")

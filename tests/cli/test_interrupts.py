@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 import code24ctl.ops.bind as bind_module
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
-from tests.support.staging import NAMESPACE, writes
+from tests.support.staging import ALIASES, NAMESPACE, STAGING_SCRIPTS, writes
 from tests.support.terminal import run_on_terminal
 
 
@@ -40,11 +43,14 @@ def test_ctrl_c_mid_bind_says_how_far_it_got(
     assert result.exit_code == 130
     assert result.stdout == ""
     # Without a terminal, a line per worker read and uploaded comes first.
-    assert result.stderr.splitlines()[-1] == (
+    lines = result.stderr.splitlines()
+    assert lines[-4:] == [
         "error: interrupted after 2 of 5 workers; rerun code24ctl bind --env staging to "
-        "finish, nothing is half-written"
-    )
-    assert [line.split(":")[0] for line in result.stderr.splitlines()[:-1]] == [
+        "finish, nothing is half-written",
+        "changes already made:",
+        *[f"  worker {alias}: created (from script {STAGING_SCRIPTS[alias]})" for alias in uploads],
+    ]
+    assert [line.split(":")[0] for line in lines[:-4]] == [
         *["bind (reading)"] * 5,
         *["bind"] * 2,
     ]
@@ -74,10 +80,13 @@ def test_sigterm_mid_bind_gives_ctrl_cs_summary_with_exit_143(
     result = run_cli("bind", "--env", "staging", "--concurrency", "1", env=cf_env)
 
     assert result.exit_code == 143
-    assert result.stderr.splitlines()[-1] == (
+    # The same summary as Ctrl-C's: how far it got, then what it wrote.
+    assert result.stderr.splitlines()[-3:] == [
         "error: terminated by SIGTERM after 1 of 5 workers; rerun code24ctl bind --env "
-        "staging to finish, nothing is half-written"
-    )
+        "staging to finish, nothing is half-written",
+        "changes already made:",
+        f"  worker {uploads[0]}: created (from script {STAGING_SCRIPTS[uploads[0]]})",
+    ]
     assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(uploads)
 
 
@@ -115,3 +124,52 @@ def _interrupt_at_prompt(
             os.write(terminal, answer)
 
     return run_on_terminal(args, REPO_CONFIG, env=env, stdin_on_terminal=True, on_prompt=respond)
+
+
+def test_sigterm_to_a_real_bind_process_reports_every_upload_and_the_rerun_converges(
+    cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Any
+) -> None:
+    """CI cancelling a job: a real process, a real signal, uploads in flight on two threads."""
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    cf_state.latency(60)  # long enough to be mid-run when the signal comes
+    command = [
+        sys.executable,
+        "-m",
+        "code24ctl",
+        "bind",
+        "--env",
+        "staging",
+        "-c",
+        str(REPO_CONFIG),
+    ]
+    process = subprocess.Popen(
+        [*command, "--concurrency", "2"],
+        env={**os.environ, **cf_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not cf_state.requests(method="PUT") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    stderr = err.decode()
+
+    assert process.returncode == 143, stderr
+    assert out == b""
+    assert "error: terminated by SIGTERM" in stderr
+    said = stderr.split("changes already made:\n")[1].splitlines()
+    written = cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE)
+    # Every upload that landed is reported (those in flight at the signal included).
+    assert sorted(line.split()[1].rstrip(":") for line in said) == written
+    assert written
+
+    cf_state.latency(0)
+    rerun = subprocess.run(command, env={**os.environ, **cf_env}, capture_output=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert cf_state.namespace_script_names(cf_seed.account_id, NAMESPACE) == sorted(ALIASES)
+    again = subprocess.run(
+        [*command, "--json"], env={**os.environ, **cf_env}, capture_output=True, timeout=60
+    )
+    assert again.returncode == 0
+    assert {w["action"] for w in json.loads(again.stdout)["workers"]} == {"unchanged"}

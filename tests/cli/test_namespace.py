@@ -230,8 +230,8 @@ def test_a_burst_of_rate_limits_is_ridden_out_visibly(
     assert json.loads(result.stdout)["namespaces"] == []
     assert cf_state.counters()["served_429"] == 3
     assert [line.split(": HTTP ")[1] for line in result.stderr.splitlines()] == [
-        "429; retry 2 of 3 in 0.1s",
-        "429; retry 3 of 3 in 0.1s",
+        "429; retry 2 in 0.1s (60 s left of this call)",
+        "429; retry 3 in 0.1s (60 s left of this call)",
     ]
 
 

@@ -31,9 +31,10 @@ from . import errors
 from .analytics import answer_sql
 from .contract import CALLED, CONTRACTS, answer_violations, refusal, request_violations
 from .errors import ApiError
+from .faults import APPLIED_KINDS, CONNECTION_KINDS
 from .models import SECRET_BINDING_TYPES, Module, RequestRecord, Script, Token, now_iso
 from .multipart import MultipartError, Part, build_multipart, parse_multipart
-from .state import EmulatorState, Fault
+from .state import EmulatorState, Fault, _normalize_kind
 from .tail import serve_tail_socket
 from .telemetry import serve_live_tail_socket
 from .versions import routes as version_routes
@@ -988,10 +989,19 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
     raw_token = _bearer(headers)
     response: Response
     fault = state._take_fault(path, raw_token or "anonymous")
+    switched = state.faults.take(method, path) if fault is None else None
+    if switched is not None:
+        record.fault = switched
+        if switched not in APPLIED_KINDS:
+            fault = Fault(switched, 0, None) if switched in CONNECTION_KINDS else None
+            if fault is None:
+                kind, status = _normalize_kind(switched)
+                fault = Fault(kind, status, None)
+    if fault is not None and fault.kind == "reset":
+        return await _reset(request)
     if fault is not None and fault.kind == "hang":
         record.fault = fault.kind
-        while not await request.is_disconnected():
-            await asyncio.sleep(0.02)
+        await _hang(request)
         response = Response(b"", status_code=499)
     elif fault is not None:
         record.fault = fault.kind
@@ -1018,8 +1028,58 @@ async def _serve_api(state: EmulatorState, request: Request) -> Response:
     response.headers.setdefault("cf-ray", _ray())
     for name, value in state._headers_for_answer().items():
         response.headers.setdefault(name, value)
+    if switched in APPLIED_KINDS:
+        # Carried out above; now the answer fails (faults.py).
+        if switched == "applied_hang":
+            await _hang(request)
+            response = Response(b"", status_code=499)
+        elif switched == "applied_cut":
+            response = CutResponse(response)
+        else:
+            response = error_response(ApiError(500, 10013, "Injected fault after the change"))
     state._finish(record, response.status_code)
     return response
+
+
+async def _hang(request: Request) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.02)
+
+
+def _connection(receive: Any) -> Any:
+    """The server's transport for this request (uvicorn's), or None in-process."""
+    return getattr(getattr(receive, "__self__", None), "transport", None)
+
+
+async def _reset(request: Request) -> Response:
+    """Close the connection with no answer (in-process, where there is none: an exception)."""
+    transport = _connection(request.receive)
+    if transport is None:
+        raise ConnectionResetError("emulator fault: reset")
+    transport.abort()
+    await asyncio.sleep(0.01)  # let the server see the connection go, so it answers nothing
+    return Response(b"", status_code=499)
+
+
+class CutResponse(Response):
+    """An answer whose headers promise the whole body, cut a third of the way into it."""
+
+    def __init__(self, whole: Response) -> None:
+        super().__init__(bytes(whole.body), status_code=whole.status_code)
+        self.raw_headers = whole.raw_headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = bytes(self.body)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        part = body[: len(body) // 3]
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+        transport = _connection(receive)
+        if transport is None:
+            raise ConnectionResetError("emulator fault: answer cut")
+        transport.abort()
+        await asyncio.sleep(0.01)
 
 
 def _check_request(
@@ -1156,6 +1216,8 @@ async def _serve_control(state: EmulatorState, request: Request) -> Response:
             state.rate_limit(data.get("requests"), float(data.get("window_s", 300.0)))
         elif method == "POST" and action == "ratelimit_headers":
             state.ratelimit_headers(data.get("ratelimit"), data.get("policy"))
+        elif method == "POST" and action == "faults":
+            state.faults.add(**data)
         elif method == "POST" and action == "clear_faults":
             state.clear_faults()
         elif method == "POST" and action == "clear_requests":

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import errors
 from .analytics import AnalyticsStore
+from .faults import Faults
 from .models import (
     SECRET_BINDING_TYPES,
     Account,
@@ -226,6 +227,8 @@ class EmulatorState:
         self._faults_served: Counter[str] = Counter()
         self._served_429 = 0
         self._fail_rules: list[_FailRule] = []
+        #: Per-method, per-path switches, some carried out before the answer fails (faults.py).
+        self.faults = Faults()
         self._ratio = 0.0
         self._ratio_kinds: list[tuple[str, int]] = []
         self._ratio_retry_after = "1"
@@ -592,6 +595,7 @@ class EmulatorState:
         with self.lock:
             self._ratelimit_headers = {}
             self._fail_rules.clear()
+            self.faults.clear()
             self._ratio = 0.0
             self._latency_s = 0.0
             self._rate_limit = None

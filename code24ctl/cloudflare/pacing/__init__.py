@@ -19,10 +19,12 @@ Who holds which pacer, policy and clock is the session's business
 
 from code24ctl.cloudflare.pacing.answer import (
     BODY_LOG_CHARS,
+    GAVE_UP,
     DeadlineExceeded,
     FailedAnswer,
     InvalidAnswer,
     check_answer,
+    gave_up,
     log_exchange,
 )
 from code24ctl.cloudflare.pacing.ratelimit import (
@@ -31,6 +33,7 @@ from code24ctl.cloudflare.pacing.ratelimit import (
     API_PER_IP_REQUESTS,
     API_PER_IP_WINDOW_S,
     DEFAULT_HEADROOM,
+    PER_IP_HEADROOM,
     SYSTEM_CLOCK,
     Clock,
     Pacer,
@@ -47,7 +50,9 @@ from code24ctl.cloudflare.pacing.retry import (
     api_timeout_from_env,
     decide,
     interactive_policy,
+    repeatable,
     retry_after_seconds,
+    sent_once,
 )
 from code24ctl.cloudflare.pacing.transport import PacedTransport, paced_http_client
 
@@ -59,7 +64,9 @@ __all__ = [
     "API_TIMEOUT_ENV_VAR",
     "BODY_LOG_CHARS",
     "DEFAULT_HEADROOM",
+    "GAVE_UP",
     "IDEMPOTENT_METHODS",
+    "PER_IP_HEADROOM",
     "RETRYABLE_STATUSES",
     "SYSTEM_CLOCK",
     "Clock",
@@ -75,9 +82,12 @@ __all__ = [
     "api_timeout_from_env",
     "check_answer",
     "decide",
+    "gave_up",
     "interactive_policy",
     "log_exchange",
     "paced_http_client",
     "parse_ratelimit",
+    "repeatable",
     "retry_after_seconds",
+    "sent_once",
 ]

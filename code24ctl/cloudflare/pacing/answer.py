@@ -27,6 +27,18 @@ class DeadlineExceeded(Exception):
         )
 
 
+#: The extension a last answer that still asked to retry carries: how many attempts were made
+#: and how long they took (``gave up after 12 attempts over 300 s ...``).
+GAVE_UP = "code24ctl.gave_up"
+
+
+def gave_up(response: object) -> str:
+    """What a last answer says of the attempts before it ('' when it was the first)."""
+    extensions = getattr(response, "extensions", None)
+    said = extensions.get(GAVE_UP, "") if isinstance(extensions, dict) else ""
+    return said if isinstance(said, str) else ""
+
+
 class InvalidAnswer(Exception):
     """A 2xx answer that is not what the v4 API sends (an HTML page, an empty body, a 204)."""
 

@@ -9,6 +9,7 @@ included) to both, and to whatever the API announces in its ``Ratelimit`` /
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -24,6 +25,18 @@ API_BUDGET_WINDOW_S = 300.0
 #: The documented per-IP cap: requests per second, whatever the token.
 API_PER_IP_REQUESTS = 200
 API_PER_IP_WINDOW_S = 1.0
+log = logging.getLogger("code24ctl.cloudflare.pacing")
+
+#: Share of the per-IP cap we leave unused. More than the budget's: a slot is taken a little
+#: before the request reaches the API (building it, threads waiting for the GIL, the pool),
+#: and a delay of d seconds lets up to d x rate more requests land in one second of the API's
+#: clock. At 32 threads delays of ~0.15 s were measured: 180 a second paced gave 205 seen in
+#: one second (benchmarks/bench_bind.py); 150 leaves room for that.
+PER_IP_HEADROOM = 0.25
+
+#: A wait for a slot longer than this is said on stderr (without -v), at most this often.
+QUIET_WAIT_S = 2.0
+
 #: Share of the budget we leave unused: other tools (wrangler, the dashboard) spend it too, and
 #: our clock starts a request slightly before the API's clock sees it.
 DEFAULT_HEADROOM = 0.1
@@ -100,6 +113,7 @@ class Pacer:
         *,
         headroom: float = DEFAULT_HEADROOM,
         per_second: int | None = API_PER_IP_REQUESTS,
+        per_ip_headroom: float = PER_IP_HEADROOM,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if requests <= 0 or window_s <= 0:
@@ -113,8 +127,12 @@ class Pacer:
         self.stats = PacerStats()
         self._clock = clock
         self._windows: dict[str, _Window] = {"budget": _Window(self.limit, window_s)}
+        if not 0 <= per_ip_headroom < 1:
+            raise ValueError("per_ip_headroom must be in [0, 1)")
         if per_second is not None:
-            self._windows["per-ip"] = _Window(per_second, API_PER_IP_WINDOW_S)
+            per_ip = max(1, int(per_second * (1 - per_ip_headroom)))
+            self._windows["per-ip"] = _Window(per_ip, API_PER_IP_WINDOW_S)
+        self._noticed_at: float | None = None
         self._paused_until = 0.0
         self._server_left: int | None = None
         self._server_reset_at = 0.0
@@ -127,37 +145,68 @@ class Pacer:
 
     def reserve(self) -> float:
         """Take a slot if one is free now (returns 0.0), else return how long to wait for one."""
+        return self._reserve()[0]
+
+    def _reserve(self) -> tuple[float, str]:
+        """:meth:`reserve`, and what the wait is for."""
         with self._lock:
             now = self._clock.monotonic()
             if self._paused_until > now:
-                return self._paused_until - now
+                return self._paused_until - now, "the API's Retry-After (HTTP 429)"
             if self._server_left is not None:
                 if now >= self._server_reset_at:
                     self._server_left = None
                 elif self._server_left <= 0:
-                    return self._server_reset_at - now
-            delay = max(w.wait(now) for w in self._windows.values())
+                    return self._server_reset_at - now, "the API's Ratelimit header (none left)"
+            waits = {name: w.wait(now) for name, w in self._windows.items()}
+            name, delay = max(waits.items(), key=lambda item: item[1])
             if delay > 0:
-                return delay
+                return delay, self._describe(name)
             for window in self._windows.values():
                 window.stamps.append(now)
             if self._server_left is not None:
                 self._server_left -= 1
             self.stats.sent += 1
-            return 0.0
+            return 0.0, ""
+
+    def _describe(self, name: str) -> str:
+        window = self._windows[name]
+        if name == "budget":
+            return (
+                f"the API budget ({window.limit} requests per {window.window_s:g} s, "
+                f"{self.budget} less {self.headroom:.0%} headroom)"
+            )
+        if name == "per-ip":
+            return f"the per-IP cap ({window.limit} requests per second)"
+        policy = name.removeprefix("policy:")
+        return f"the API's {policy} policy ({window.limit} per {window.window_s:g} s)"
 
     def acquire(self) -> float:
-        """Wait until one more request fits every budget, take its slot, return the wait."""
+        """Wait until one more request fits every budget, take its slot, return the wait.
+
+        A wait longer than :data:`QUIET_WAIT_S` is said on stderr with its reason and how long
+        is left, at most every :data:`QUIET_WAIT_S` whatever the number of threads waiting.
+        """
         waited = 0.0
         while True:
-            delay = self.reserve()
+            delay, reason = self._reserve()
             if delay == 0.0:
                 if waited:
                     with self._lock:
                         self.stats.waited_s += waited
                 return waited
+            if waited + delay > QUIET_WAIT_S and delay >= 0.1:
+                self._notice(reason, delay, waited)
             self._clock.sleep(delay)
             waited += delay
+
+    def _notice(self, reason: str, left: float, waited: float) -> None:
+        with self._lock:
+            now = self._clock.monotonic()
+            if self._noticed_at is not None and now - self._noticed_at < QUIET_WAIT_S:
+                return
+            self._noticed_at = now
+        log.warning("waiting for %s: %.1f s left (%.1f s waited so far)", reason, left, waited)
 
     def count(self, what: str) -> None:
         """Add one to a :class:`PacerStats` counter (thread-safe)."""

@@ -7,10 +7,13 @@ how long one call may take.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -21,6 +24,29 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524
 #: Methods that are safe to send twice (a 5xx or a broken connection may hide a success).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
+#: Set inside :func:`sent_once`: the request in flight must not be sent twice by the transport.
+_ONCE: contextvars.ContextVar[bool] = contextvars.ContextVar("code24ctl_sent_once", default=False)
+
+
+@contextmanager
+def sent_once() -> Iterator[None]:
+    """Requests sent inside the block are never repeated after a failure that may hide a
+    success (a 5xx, a cut answer, no answer), whatever their method: the caller reads the
+    state back and decides (an upload that carries a Durable Object migration is refused when
+    repeated). A 429 is still retried: the API did not carry it out.
+    """
+    token = _ONCE.set(True)
+    try:
+        yield
+    finally:
+        _ONCE.reset(token)
+
+
+def repeatable(method: str) -> bool:
+    """Whether a request with ``method`` may be sent again here (see :func:`sent_once`)."""
+    return method in IDEMPOTENT_METHODS and not _ONCE.get()
+
+
 #: Seconds one API call may take, retries included (overrides the policy; tests make it short).
 API_TIMEOUT_ENV_VAR = "CODE24_API_TIMEOUT"
 
@@ -30,11 +56,13 @@ class RetryPolicy:
     """How often and how long to retry an answer the API says may succeed later, and how long
     one call may take.
 
-    429: wait ``Retry-After`` (all threads, through the pacer) or back off. 5xx (JSON or an HTML
-    edge page) and network failures: back off exponentially with jitter, only for idempotent
-    methods. A ``Retry-After`` longer than ``max_retry_after_s`` or than what is left of
-    ``total_s`` is not waited for: the call fails and says so. ``connect_timeout_s`` and
-    ``read_timeout_s`` bound each attempt; ``total_s`` bounds the call, retries included.
+    429: wait ``Retry-After`` (all threads, through the pacer) or back off, until ``total_s``
+    runs out (``max_attempts`` does not end a run of 429s: the deadline does). 5xx (JSON or an
+    HTML edge page) and network failures, a body cut mid-answer included: back off
+    exponentially with jitter, only for idempotent methods. A ``Retry-After`` longer than
+    ``max_retry_after_s`` or than what is left of ``total_s`` is not waited for: the call
+    fails and says so. ``connect_timeout_s`` and ``read_timeout_s`` bound each attempt;
+    ``total_s`` bounds the call, retries included.
     """
 
     max_attempts: int = 10
@@ -127,15 +155,20 @@ def decide(
     outcome: httpx.Response | httpx.TransportError,
     attempts: int,
     left_s: float,
+    *,
+    again: bool | None = None,
 ) -> Retry | None:
     """Whether a call whose attempt number ``attempts`` ended in ``outcome`` (an answer or a
     network failure) is tried again, and after how long; ``None``: it ends with this outcome.
 
     ``left_s`` is what is left of the call's deadline: a wait that would overrun it is not
-    taken, nor is a ``Retry-After`` longer than the policy allows.
+    taken, nor is a ``Retry-After`` longer than the policy allows. ``again``: whether the
+    request may be sent twice (default: :func:`repeatable` for ``method``).
     """
+    if again is None:
+        again = repeatable(method)
     if isinstance(outcome, httpx.Response):
-        return _after_answer(policy, method, outcome, attempts, left_s)
+        return _after_answer(policy, again, outcome, attempts, left_s)
     if isinstance(outcome, httpx.TimeoutException) and left_s <= 0:
         return None
     limit = (
@@ -143,20 +176,19 @@ def decide(
         if isinstance(outcome, httpx.ConnectError)
         else policy.max_attempts
     )
-    if method not in IDEMPOTENT_METHODS or attempts >= limit:
+    if not again or attempts >= limit:
         return None
     delay = policy.backoff(attempts)
     return Retry(delay) if delay < left_s else None
 
 
 def _after_answer(
-    policy: RetryPolicy, method: str, response: httpx.Response, attempts: int, left_s: float
+    policy: RetryPolicy, again: bool, response: httpx.Response, attempts: int, left_s: float
 ) -> Retry | None:
     status = response.status_code
     if status not in RETRYABLE_STATUSES:
         return None
-    retryable = status == 429 or method in IDEMPOTENT_METHODS
-    if not retryable or attempts >= policy.max_attempts:
+    if status != 429 and (not again or attempts >= policy.max_attempts):
         return None
     hinted = retry_after_seconds(response.headers)
     if hinted is not None and hinted > policy.max_retry_after_s:

@@ -17,15 +17,25 @@ import time
 import httpx
 
 from code24ctl.cloudflare.pacing.answer import (
+    GAVE_UP,
     DeadlineExceeded,
     InvalidAnswer,
     check_answer,
     log_exchange,
 )
 from code24ctl.cloudflare.pacing.ratelimit import SYSTEM_CLOCK, Clock, Pacer
-from code24ctl.cloudflare.pacing.retry import RETRYABLE_STATUSES, Retry, RetryPolicy, decide
+from code24ctl.cloudflare.pacing.retry import (
+    RETRYABLE_STATUSES,
+    Retry,
+    RetryPolicy,
+    decide,
+    repeatable,
+)
 
 log = logging.getLogger("code24ctl.cloudflare.pacing")
+
+#: A wait longer than this is said on stderr (without -v), with its reason and length.
+QUIET_WAIT_S = 2.0
 
 #: What one attempt ends in: an answer, or a failure on the way to it.
 Outcome = httpx.Response | httpx.TransportError
@@ -67,22 +77,24 @@ class PacedTransport(httpx.BaseTransport):
         """Send ``request`` through the pacer, retrying per the policy, within its deadline."""
         self.pacer.acquire()
         call = _CallTime(self.policy.total_s)
+        again = repeatable(request.method)  # read here: the caller's context, not a thread's
         attempts = 0
         while True:
             if attempts:
                 self.pacer.count("retried")
             outcome = self._attempt(request, call)
             attempts += 1
-            retry = decide(self.policy, request.method, outcome, attempts, call.left())
+            retry = decide(self.policy, request.method, outcome, attempts, call.left(), again=again)
             if retry is None:
-                return self._final(request, outcome, call)
+                return self._final(request, outcome, call, attempts)
             self._wait(request, outcome, retry, attempts, call)
 
     def _attempt(self, request: httpx.Request, call: _CallTime) -> Outcome:
         """One attempt: send, count what came back, check an answer that ends the call.
 
-        A failure on the network is returned, not raised, for the policy to decide on; an
-        answer that is not the API's raises at once (no retry makes a proxy's page right).
+        A failure on the network is returned, not raised, for the policy to decide on (an
+        answer cut mid-body too: the whole body is read here); an answer that is not the
+        API's raises at once (no retry makes a proxy's page right).
         """
         try:
             response = self._send(request, call)
@@ -101,9 +113,20 @@ class PacedTransport(httpx.BaseTransport):
             raise
         return response
 
-    def _final(self, request: httpx.Request, outcome: Outcome, call: _CallTime) -> httpx.Response:
-        """The call's end: the last answer, or the last failure raised."""
+    def _final(
+        self, request: httpx.Request, outcome: Outcome, call: _CallTime, attempts: int
+    ) -> httpx.Response:
+        """The call's end: the last answer, or the last failure raised.
+
+        An answer that still asks to retry (429, 5xx) after several attempts carries, under
+        :data:`GAVE_UP`, how many attempts were made and how long they took.
+        """
         if isinstance(outcome, httpx.Response):
+            if attempts > 1 and outcome.status_code in RETRYABLE_STATUSES:
+                outcome.extensions[GAVE_UP] = (
+                    f"gave up after {attempts} attempts over {call.spent:.0f} s "
+                    f"(a call may take at most {self.policy.total_s:g} s)"
+                )
             return outcome
         if isinstance(outcome, httpx.TimeoutException) and call.left() <= 0:
             waiting = (
@@ -120,19 +143,17 @@ class PacedTransport(httpx.BaseTransport):
         """Wait before the next attempt, then take its slot from the pacer."""
         delay = retry.delay_s
         if isinstance(outcome, httpx.Response):
-            outcome.read()
             outcome.close()
-            # From the second retry on, say so without -v: a long silent wait looks hung.
-            log.log(
-                logging.WARNING if attempts >= 2 else logging.INFO,
-                "%s %s: HTTP %d; retry %d of %d in %.1fs",
-                request.method,
-                request.url.path,
-                outcome.status_code,
-                attempts,
-                self.policy.max_attempts - 1,
-                delay,
-            )
+            # From the second retry on, or a wait over QUIET_WAIT_S, say so without -v: a long
+            # silent wait looks hung.
+            level = logging.WARNING if attempts >= 2 or delay > QUIET_WAIT_S else logging.INFO
+            if outcome.status_code == 429:  # ended by the deadline, not by a count
+                log.log(level, "%s %s: HTTP 429; retry %d in %.1fs (%.0f s left of this call)",
+                        request.method, request.url.path, attempts, delay, call.left())  # fmt: skip
+            else:
+                log.log(level, "%s %s: HTTP %d; retry %d of %d in %.1fs", request.method,
+                        request.url.path, outcome.status_code, attempts,
+                        self.policy.max_attempts - 1, delay)  # fmt: skip
         else:
             log.info("%s %s: %s; retry in %.2fs", request.method, request.url.path,
                      type(outcome).__name__, delay)  # fmt: skip
@@ -163,13 +184,23 @@ class PacedTransport(httpx.BaseTransport):
         # the full time it stands for.
         began = time.monotonic()
         charge = 0.0
+        response: httpx.Response | None = None
         try:
             response = self.inner.handle_request(request)
+            # The whole answer inside the attempt: a body cut mid-answer is a network failure
+            # the policy decides on, like a reset before the answer.
+            response.read()
             if log.isEnabledFor(logging.DEBUG):
                 log_exchange(request, response, time.monotonic() - began)
             return response
         except httpx.TimeoutException as exc:
             charge = timeouts["connect" if isinstance(exc, httpx.ConnectTimeout) else "read"]
+            if response is not None:
+                response.close()
+            raise
+        except httpx.TransportError:
+            if response is not None:
+                response.close()
             raise
         finally:
             done.set()

@@ -6,8 +6,9 @@ the client leg was the largest single cost of a dispatch. serve needs little of 
 client does (no redirects, cookies, decompression, proxies, auto headers), so this is the
 bare client made complete enough to be a transparent hop:
 
-- one pool of idle connections per upstream origin (most recently used first), dropped after
-  :data:`KEEPALIVE_TIMEOUT_S` idle, at most :data:`MAX_CONNECTIONS` open at once;
+- one pool of idle connections per upstream origin (most recently used first), closed by a
+  timer within :data:`IDLE_SWEEP_S` of :data:`KEEPALIVE_TIMEOUT_S` idle, at most
+  :data:`MAX_CONNECTIONS` open at once;
 - request bodies as bytes (one write with the head) or a stream (``Content-Length`` as the
   client declared it, else chunked), written alongside reading the answer;
 - answers framed by ``Content-Length``, chunked, or the end of the connection; 1xx answers
@@ -41,6 +42,9 @@ from code24ctl.dispatch.classify import NO_BODY_STATUSES
 # Below the 5 s idle timeout of uvicorn, Node and workerd servers, so a pooled connection is
 # dropped here before the worker drops it under a request.
 KEEPALIVE_TIMEOUT_S = 4.0
+# How often idle connections past KEEPALIVE_TIMEOUT_S are looked for and closed (a timer, so
+# an idle pool closes them too, not only when it is next used).
+IDLE_SWEEP_S = 0.5
 MAX_CONNECTIONS = 512
 # A connection opened ahead (UpstreamPool.prewarm) that takes longer than this is given up.
 SPARE_CONNECT_TIMEOUT_S = 5.0
@@ -542,6 +546,7 @@ class UpstreamPool:
         self._open: set[_Connection] = set()
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._spares: dict[Origin, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
 
     def origin(self, base: str) -> Origin:
@@ -730,7 +735,27 @@ class UpstreamPool:
             return
         conn.idle_since = time.monotonic()
         self._idle_conns.setdefault(conn.origin, []).append(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(IDLE_SWEEP_S, self._sweep)
         self._wake_one()
+
+    def _sweep(self) -> None:
+        """Close the connections idle longer than the keep-alive timeout; again while any
+        are idle. One timer for the pool: a timer a connection would cost every request."""
+        self._sweeper = None
+        if self.closed:
+            return
+        cutoff = time.monotonic() - self.keepalive_timeout_s
+        waiting = False
+        for idle in list(self._idle_conns.values()):
+            # Oldest first: connections go back at the end and are reused from the end.
+            while idle and (idle[0].idle_since < cutoff or idle[0].state is ConnState.CLOSED):
+                conn = idle.pop(0)
+                conn.close()
+                self.forget(conn)
+            waiting = waiting or bool(idle)
+        if waiting:
+            self._sweeper = self.loop.call_later(IDLE_SWEEP_S, self._sweep)
 
     def forget(self, conn: _Connection) -> None:
         if conn in self._open:
@@ -754,6 +779,9 @@ class UpstreamPool:
     async def close(self) -> None:
         """Close every connection; the pool takes no more requests."""
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for spare in list(self._spares.values()):
             spare.cancel()
         for conn in list(self._open):

@@ -14,8 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from code24ctl.cloudflare.client import Credentials, make_client
+from code24ctl.cloudflare.client import Credentials, api_call, make_client
 from code24ctl.cloudflare.pacing import (
+    API_BUDGET_REQUESTS,
+    API_BUDGET_WINDOW_S,
+    DEFAULT_HEADROOM,
     DeadlineExceeded,
     InvalidAnswer,
     PacedTransport,
@@ -24,10 +27,14 @@ from code24ctl.cloudflare.pacing import (
     RetryPolicy,
     check_answer,
     decide,
+    gave_up,
     parse_ratelimit,
+    repeatable,
     retry_after_seconds,
+    sent_once,
 )
 from code24ctl.cloudflare.session import open_session
+from code24ctl.errors import CloudflareAPIError
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.clock import FakeClock
@@ -94,7 +101,7 @@ def test_pacer_allows_the_budget_minus_headroom_per_sliding_window() -> None:
 
 def test_pacer_respects_the_per_ip_cap_of_200_a_second() -> None:
     clock = FakeClock()
-    pacer = Pacer(100_000, 300.0, headroom=0.0, clock=clock)
+    pacer = Pacer(100_000, 300.0, headroom=0.0, per_ip_headroom=0.0, clock=clock)
     assert [pacer.reserve() for _ in range(200)] == [0.0] * 200
     assert pacer.reserve() == pytest.approx(1.0)
     assert pacer.rate == 200
@@ -509,3 +516,116 @@ def test_a_pacer_given_to_bulk_work_is_the_one_its_calls_go_through(
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 0)
     worker_status(session, resolved)
     assert (own.stats.sent, session_pacer.stats.sent) == (1, 1)
+
+
+# ------------------------------------------------------- cut answers, writes sent once, waits
+
+
+class CutStream(httpx.SyncByteStream):
+    """A body that ends a third of the way in, as a connection closed mid-answer does."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield json.dumps(ENVELOPE).encode()[:20]
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def cut(status: int = 200) -> httpx.Response:
+    return httpx.Response(status, headers={"content-type": "application/json"}, stream=CutStream())
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_an_answer_cut_mid_body_is_retried_for_a_request_safe_to_repeat(method: str) -> None:
+    clock = FakeClock()
+    inner, seen = scripted(cut(), envelope())
+    transport = transport_over(inner, clock)
+    answer = send(transport, method)
+    assert answer.status_code == 200
+    assert answer.json() == ENVELOPE
+    assert len(seen) == 2
+    assert transport.pacer.stats.network_errors == 1
+
+
+def test_an_answer_cut_mid_body_ends_a_post_for_the_caller_to_read_back() -> None:
+    inner, seen = scripted(cut(), envelope())
+    with pytest.raises(httpx.RemoteProtocolError):
+        send(transport_over(inner, FakeClock()), "POST")
+    assert len(seen) == 1
+
+
+def test_a_put_sent_once_is_not_repeated_after_a_5xx_or_a_cut_but_is_after_a_429() -> None:
+    clock = FakeClock()
+    inner, seen = scripted(envelope(429, headers={"Retry-After": "1"}), html(500), cut())
+    transport = transport_over(inner, clock)
+    with sent_once():
+        assert send(transport, "PUT").status_code == 500
+        with pytest.raises(httpx.RemoteProtocolError):
+            send(transport, "PUT")
+    assert len(seen) == 3
+    assert repeatable("PUT") and not repeatable("POST")
+
+
+def test_a_run_of_429s_ends_at_the_deadline_not_after_ten_attempts_and_says_so() -> None:
+    clock = FakeClock()
+    inner, seen = scripted(*(envelope(429, headers={"Retry-After": "10"}) for _ in range(40)))
+    transport = transport_over(inner, clock, RetryPolicy(total_s=300.0))
+    answer = send(transport)
+    assert answer.status_code == 429
+    assert len(seen) == 30  # 29 waits of 10 s; the 30th would overrun 300 s
+    assert gave_up(answer) == (
+        "gave up after 30 attempts over 290 s (a call may take at most 300 s)"
+    )
+
+
+def test_the_give_up_reaches_the_error_message() -> None:
+    clock = FakeClock()
+    inner, _ = scripted(*(envelope(429, headers={"Retry-After": "10"}) for _ in range(4)))
+    policy = RetryPolicy(total_s=35.0)
+    pacer = Pacer(clock=clock)
+    client = make_client(
+        Credentials(token="t" * 40, base_url=API),
+        pacer=pacer,
+        policy=policy,
+        transport=inner,
+        clock=clock,
+    )
+    with pytest.raises(CloudflareAPIError) as raised, api_call("list zones"):
+        client.zones.list()
+    assert raised.value.message == (
+        "list zones: the Cloudflare API answered HTTP 429 with no JSON; "
+        "gave up after 4 attempts over 30 s (a call may take at most 35 s)"
+    )
+    assert not raised.value.unknown_outcome
+
+
+def test_a_long_wait_for_a_slot_is_said_with_its_reason_and_what_is_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    pacer = Pacer(10, 30.0, headroom=0.0, per_second=None, clock=clock)
+    for _ in range(10):
+        pacer.acquire()
+    with caplog.at_level("WARNING", logger="code24ctl.cloudflare.pacing"):
+        assert pacer.acquire() == pytest.approx(30.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "waiting for the API budget (10 requests per 30 s, 10 less 0% headroom): "
+        "30.0 s left (0.0 s waited so far)"
+    ]
+
+
+def test_a_short_wait_is_not_said(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    pacer = Pacer(100_000, 300.0, headroom=0.0, per_second=2, per_ip_headroom=0.0, clock=clock)
+    with caplog.at_level("WARNING", logger="code24ctl.cloudflare.pacing"):
+        for _ in range(6):
+            pacer.acquire()
+    assert caplog.records == []
+    assert clock.slept == pytest.approx(2.0)
+
+
+def test_the_per_ip_cap_keeps_headroom_too() -> None:
+    pacer = Pacer(clock=FakeClock())
+    assert pacer.rate == API_BUDGET_REQUESTS * (1 - DEFAULT_HEADROOM) / API_BUDGET_WINDOW_S
+    sent = 0
+    while pacer.reserve() == 0.0:
+        sent += 1
+    assert sent == 150  # 200 a second less 25% (PER_IP_HEADROOM)

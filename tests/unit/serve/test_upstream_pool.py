@@ -403,3 +403,26 @@ def test_out_of_file_descriptors_is_not_a_missing_worker() -> None:
         await pool.close()
 
     run(main)
+
+
+def test_idle_connections_are_closed_by_a_timer_within_a_second_of_the_limit() -> None:
+    """Not only when the pool is next used: an idle pool closes them too."""
+
+    async def main() -> None:
+        base, seen, server = await raw_server(fixed(OK))
+        pool = UpstreamPool(keepalive_timeout_s=0.5)
+        responses = await asyncio.gather(*(pool.request(base, "GET", "/", []) for _ in range(40)))
+        for response in responses:
+            await body_of(response)
+            response.release()
+        conns = [conn for idle in pool._idle_conns.values() for conn in idle]
+        assert seen.connections == len(conns) == pool.open_connections() == 40
+        await asyncio.sleep(0.4)
+        assert pool.open_connections() == 40  # not before the limit
+        await asyncio.sleep(0.5 + 1.0 - 0.4)  # the limit, and one second more
+        assert pool.open_connections() == 0
+        assert all(conn.closed for conn in conns)
+        await pool.close()
+        server.close()
+
+    run(main)
