@@ -29,7 +29,7 @@ from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind,
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
-from code24ctl.ops.release import rollout_error, rollout_in_progress
+from code24ctl.ops.release import read_release_state, rollout_error, rollout_in_progress
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -72,6 +72,8 @@ class PlanDocument(BaseModel):
     force: bool = False
     summary: PlanSummary
     steps: list[PlanStep]
+    # The split deployment a dispatcher upload would end (release state words), if any.
+    rollout: str | None = None
     read_digest: str = ""
 
     @property
@@ -174,7 +176,9 @@ def plan_apply(
     """What apply would create, update or delete, step by step, from reads only.
 
     A new dispatcher upload over an unfinished gradual rollout is refused (exit 2) unless
-    ``ignore_rollout``: the upload would end the rollout at 100% of a third version.
+    ``ignore_rollout``: the upload would end the rollout at 100% of a third version. With
+    ``ignore_rollout`` the plan names the rollout it would end (``rollout``): ``plan`` shows
+    it and still exits 0 or 1.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
     :func:`execute_apply` of this plan writes without reading it all again.
@@ -182,12 +186,15 @@ def plan_apply(
     resolved.require_cloudflare()
     namespace = resolved.namespace()
     deploy = plan_deploy(session, resolved, force=force)
-    if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
+    rollout = None
+    if deploy.dispatcher_action == "upload" and deploy.namespace_exists:
         split = rollout_in_progress(session, resolved)
-        if split is not None:
+        if split is not None and not ignore_rollout:
             error = rollout_error(resolved, split, "apply would replace it with a new version")
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
+        if split is not None:
+            rollout = read_release_state(session, resolved).words
     existing = bound_names(session, namespace) if deploy.namespace_exists else set()
     bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
@@ -201,6 +208,7 @@ def plan_apply(
         force=force,
         summary=summarize(changes, problems),
         steps=steps,
+        rollout=rollout,
     )
     read = {
         "plan": document.model_dump(mode="json"),

@@ -1,14 +1,17 @@
 """Dispatcher releases end to end: versions, deploy --gradual/--canary, probe --version,
 promote, rollback, and what doctor and apply say about a split deployment.
 
-The CLI runs in-process against the Cloudflare emulator over HTTP; probes go to a real HTTP
-server on 127.0.0.1 that stands in for the zone and records every request it received.
+The CLI runs in-process against the Cloudflare emulator over HTTP; probes go to the test site
+(tests/emulator/site.py), a real HTTP server on 127.0.0.1 that answers each request as the
+dispatcher version the emulator's deployment routes it to (overrides only for a version in the
+deployment, after the propagation delay), names that version in X-Code24-Dispatcher-Version,
+and records every request it received.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,10 @@ import pytest
 
 from code24ctl import __version__
 from tests.emulator.seeds import Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
-from tests.support.http_servers import Answer, LocalServer, ReceivedRequest
+from tests.support.http_servers import Answer, Behaviour
 from tests.support.staging import DISPATCHER, NAMESPACE, write_config, writes
 
 OVERRIDE = "cloudflare-workers-version-overrides"
@@ -27,16 +31,17 @@ HTML_PAGE = Answer(502, b"<!DOCTYPE html><html><body>Bad gateway</body></html>",
 PROBED_ROUTES = 5  # the routes of the repo's config that have a probe sample
 
 
-def html_when_overridden(request: ReceivedRequest) -> Answer | None:
-    """A zone whose new dispatcher version is broken: the override reaches an HTML page."""
-    return HTML_PAGE if OVERRIDE in request.headers else None
+def broken_except(good: str) -> Callable[[str], Behaviour | None]:
+    """Every dispatcher version but ``good`` answers an HTML page."""
+    return lambda version: None if version == good else HTML_PAGE
 
 
 @pytest.fixture
-def zone() -> Iterator[LocalServer]:
-    """The site the probes go to: every path answers JSON."""
-    with LocalServer({}, default=JSON_OK) as server:
-        yield server
+def zone(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterator[VersionSite]:
+    """The site the probes go to: every version answers JSON on every path."""
+    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
+    with site.running():
+        yield site
 
 
 def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
@@ -50,7 +55,7 @@ def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
 
 
 @pytest.fixture
-def config(tmp_path: Path, zone: LocalServer) -> Path:
+def config(tmp_path: Path, zone: VersionSite) -> Path:
     return staging_config(tmp_path, zone.url)
 
 
@@ -66,7 +71,7 @@ def cli(run_cli: RunCli, cf_env: dict[str, str], config: Path) -> RunCli:
 
 
 @pytest.fixture
-def v1(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, zone: LocalServer) -> str:
+def v1(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, zone: VersionSite) -> str:
     """The staging dispatcher deployed with plain ``deploy``; returns that version's id."""
     cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
     result = cli("deploy", "--env", "staging", "--json")
@@ -177,8 +182,14 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
         f"uploaded: {v2} #2 (code24ctl {__version__}, config {config}, 'new timeouts')",
         "",
         f"after: {v2} at 10%, {v1} at 90%",
+        f"state: split: stable {v1} at 90%, candidate {v2} at 10%",
         f"gradual done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
         "to 100%, `code24ctl rollback --env staging` takes it back",
+    ]
+    # Every step says a line as it starts.
+    assert result.stderr.splitlines() == [
+        f"gradual: uploading a new version of {DISPATCHER}",
+        f"gradual: deploying version {v2} at 10%, {v1} at 90%",
     ]
     base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
     assert writes(cf_state) == [f"POST {base}/versions", f"POST {base}/deployments"]
@@ -352,9 +363,9 @@ def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
 
 
 def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
-    zone.choose = html_when_overridden
+    zone.choose = broken_except(v1)
 
     result = cli("deploy", "--env", "staging", "--canary", "10")
 
@@ -366,21 +377,37 @@ def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
         [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
         [{"version_id": v1, "percentage": 100.0}],
     ]
-    # Only the probe through the override ran, and every request carried it.
-    assert len(zone.requests) == PROBED_ROUTES
+    # Only the probe through the override ran (after one request that waited for v2), and
+    # every request carried the override.
+    assert len(zone.requests) == 1 + PROBED_ROUTES
     assert {r.headers[OVERRIDE] for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
     lines = result.stdout.splitlines()
     assert lines[4] == f"probe of version {v2} through the version override header:"
-    assert lines[-4:-2] == [
+    assert lines[-5:-3] == [
         f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 0 passed, 5 failed",
         "",
     ]
-    assert lines[-2:] == [
+    assert lines[-3:] == [
         f"after: {v1} at 100%",
+        f"state: one version: {v1} at 100%",
         "canary failed: the probe through the override failed; the deployment is back as it "
         f"was ({v1} 100%); version {v2} takes no traffic",
     ]
     assert "/api/competitive: html: " in result.stdout
+    # Every step said a line as it started, the wait for v2 included.
+    assert result.stderr.splitlines() == [
+        f"canary: uploading a new version of {DISPATCHER}",
+        f"canary: deploying version {v2} at 0% beside {v1} (100%), so that the version "
+        "override reaches it",
+        f"canary: probing version {v2} through the version override",
+        f"waiting up to 10 s for version {v2} to answer through the version override",
+        f"version {v2} answered after 0.0 s (1 requests)",
+        f"canary: the probe through the override failed: putting back {v1} 100%",
+        f"answers by dispatcher version: {v2} {PROBED_ROUTES}",
+        "error: the probe through the override failed; the deployment is back as it was "
+        f"({v1} 100%); version {v2} takes no traffic",
+    ]
     assert result.stderr.endswith(
         "error: the probe through the override failed; the deployment is back as it was "
         f"({v1} 100%); version {v2} takes no traffic\n"
@@ -388,10 +415,11 @@ def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
 
 
 def test_canary_failing_after_the_split_puts_the_deployment_back(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
-    # The new version is fine through the override, but the split reaches a broken path.
-    zone.choose = lambda r: None if OVERRIDE in r.headers else HTML_PAGE
+    # The new version is fine through the override, but after the split an answer is broken
+    # (here the old version's: 90% of the traffic).
+    zone.choose = lambda version: HTML_PAGE if version == v1 else None
 
     result = cli("deploy", "--env", "staging", "--canary", "10", "--json")
 
@@ -412,9 +440,13 @@ def test_canary_failing_after_the_split_puts_the_deployment_back(
     assert "error: the probe at 10% failed; the deployment is back as it was" in result.stderr
 
 
-def test_canary_with_passing_probes_ends_at_the_percentage(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+def test_canary_waits_for_the_override_to_apply_and_ends_at_the_percentage(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
+    # Cloudflare applies the override a moment after the deployment change; until then the
+    # requests that carry it are answered by v1, which must not count as v2 passing.
+    zone.propagation_delay_s = 1.2
+
     result = cli("deploy", "--env", "staging", "--canary", "10", "--repeat", "4")
 
     assert result.exit_code == 0, result.stderr
@@ -422,14 +454,28 @@ def test_canary_with_passing_probes_ends_at_the_percentage(
     assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
     overridden = [r for r in zone.requests if OVERRIDE in r.headers]
     plain = [r for r in zone.requests if OVERRIDE not in r.headers]
-    # --repeat is for the probe after the split; the one through the override sends one each.
-    assert len(overridden) == PROBED_ROUTES
+    waited = len(overridden) - PROBED_ROUTES
+    assert waited >= 3  # 0.5 s apart over 1.2 s: v1 answered the first ones
+    assert zone.served[: waited - 1] == [v1] * (waited - 1)
+    # Once v2 answered, the probe proper: every route through the override, all from v2.
+    assert zone.served[waited - 1 : len(overridden)] == [v2] * (PROBED_ROUTES + 1)
     assert {r.headers[OVERRIDE] for r in overridden} == {f'{DISPATCHER}="{v2}"'}
+    # --repeat is for the probe after the split; the one through the override sends one each.
     assert len(plain) == PROBED_ROUTES * 4
     assert zone.requests[: len(overridden)] == overridden
+    assert f"  0.0 s: still answered by version {v1}" not in result.stderr
+    assert f"version {v2} answered after 1." in result.stderr
     assert "probe after the split (4 requests per route):" in result.stdout
-    assert result.stdout.splitlines()[-2:] == [
+    # The split is visible: the answers after it are counted per version.
+    after_split = zone.served[len(overridden) :]
+    counted = {v: after_split.count(v) for v in (v1, v2)}
+    assert counted[v2] >= 1 and counted[v1] >= 15
+    assert f"answers by dispatcher version: {v1} {counted[v1]}, {v2} {counted[v2]}" in (
+        result.stderr
+    )
+    assert result.stdout.splitlines()[-3:] == [
         f"after: {v2} at 10%, {v1} at 90%",
+        f"state: split: stable {v1} at 90%, candidate {v2} at 10%",
         f"canary done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
         "to 100%, `code24ctl rollback --env staging` takes it back",
     ]
@@ -456,7 +502,7 @@ def test_canary_without_a_base_url_stops_before_writing(
 
 
 def test_probe_version_sends_the_override_on_every_request(
-    cli: RunCli, cf_state: EmulatorState, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, zone: VersionSite
 ) -> None:
     version = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
 
@@ -474,7 +520,7 @@ def test_probe_version_sends_the_override_on_every_request(
 
 
 def test_probe_version_new_asks_the_api_for_the_newest_version(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "5").exit_code == 0
     v2 = newest(cf_state, cf_seed)
@@ -487,7 +533,7 @@ def test_probe_version_new_asks_the_api_for_the_newest_version(
     assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
 
 
-def test_probe_without_version_sends_no_override(cli: RunCli, zone: LocalServer) -> None:
+def test_probe_without_version_sends_no_override(cli: RunCli, zone: VersionSite) -> None:
     result = cli("probe", "--env", "staging", "--json")
 
     assert result.exit_code == 0, result.stderr
@@ -500,7 +546,7 @@ def test_probe_without_version_sends_no_override(cli: RunCli, zone: LocalServer)
 
 
 def test_promote_then_rollback_then_versions(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     v2 = newest(cf_state, cf_seed)
@@ -589,7 +635,7 @@ def test_versions_table_names_the_config_each_version_carries(
     cf_seed: Code24Seed,
     v1: str,
     tmp_path: Path,
-    zone: LocalServer,
+    zone: VersionSite,
 ) -> None:
     (tmp_path / "changed").mkdir()
     other = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
@@ -661,7 +707,7 @@ def test_apply_refuses_to_deploy_over_an_unfinished_rollout_unless_told(
     cf_seed: Code24Seed,
     v1: str,
     tmp_path: Path,
-    zone: LocalServer,
+    zone: VersionSite,
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     (tmp_path / "changed").mkdir()
@@ -745,10 +791,10 @@ def test_canary_that_cannot_put_the_deployment_back_says_how(
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     v1: str,
-    zone: LocalServer,
+    zone: VersionSite,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    zone.choose = html_when_overridden
+    zone.choose = broken_except(v1)
     refuse_deployments(monkeypatch, cf_state, 2)
 
     result = cli("deploy", "--env", "staging", "--canary", "10")
