@@ -440,6 +440,39 @@ def test_canary_failing_after_the_split_puts_the_deployment_back(
     assert "error: the probe at 10% failed; the deployment is back as it was" in result.stderr
 
 
+def test_canary_whose_version_never_answers_puts_the_deployment_back(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    # The override never takes effect: every request is answered by v1. Before, this passed
+    # the probe "through the override" on v1's answers and went on to the split.
+    zone.propagation_delay_s = 3600
+
+    result = cli("deploy", "--env", "staging", "--canary", "10", "--wait", "1", "--json")
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert set(zone.served) == {v1}
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    document = json.loads(result.stdout)
+    assert [run["stage"] for run in document["probes"]] == ["override"]
+    probe = document["probes"][0]["report"]
+    assert probe["version_wait"]["applied"] is False
+    assert probe["summary"]["version_not_applied"] == PROBED_ROUTES
+    assert document["restored"] is True
+    assert document["state"]["words"] == f"one version: {v1} at 100%"
+    message = (
+        f"the probe through the override (version_not_applied: version {v2} never answered "
+        f"within 1 s) failed; the deployment is back as it was ({v1} 100%); version {v2} "
+        "takes no traffic"
+    )
+    assert document["error"] == message
+    assert result.stderr.endswith(f"error: {message}\n")
+
+
 def test_canary_waits_for_the_override_to_apply_and_ends_at_the_percentage(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
@@ -502,21 +535,77 @@ def test_canary_without_a_base_url_stops_before_writing(
 
 
 def test_probe_version_sends_the_override_on_every_request(
-    cli: RunCli, cf_state: EmulatorState, zone: VersionSite
+    cli: RunCli, cf_state: EmulatorState, v1: str, zone: VersionSite
 ) -> None:
-    version = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
-
-    result = cli("probe", "--env", "staging", "--version", version, "--repeat", "3")
+    result = cli("probe", "--env", "staging", "--version", v1, "--repeat", "3", "--json")
 
     assert result.exit_code == 0, result.stderr
-    assert len(zone.requests) == PROBED_ROUTES * 3
-    assert [r.headers.get(OVERRIDE) for r in zone.requests] == [f'{DISPATCHER}="{version}"'] * len(
+    # One request found v1 answering, then the probe proper.
+    assert len(zone.requests) == 1 + PROBED_ROUTES * 3
+    assert [r.headers.get(OVERRIDE) for r in zone.requests] == [f'{DISPATCHER}="{v1}"'] * len(
         zone.requests
     )
-    assert result.stdout.splitlines()[-1] == (
-        f"probed 5 of 5 routes on {zone.url} (staging, version {version}): 5 passed, 0 failed"
-    )
+    document = json.loads(result.stdout)
+    assert document["version"] == v1
+    assert document["version_wait"] == {
+        "version": v1,
+        "applied": True,
+        "attempts": 1,
+        "waited_ms": document["version_wait"]["waited_ms"],
+        "limit_s": 10.0,
+    }
+    assert document["dispatcher_versions"] == {v1: PROBED_ROUTES * 3}
+    assert {row["dispatcher_version"] for row in document["routes"]} == {v1}
     assert cf_state.requests() == []  # an explicit id needs no API call
+
+
+def test_probe_version_fails_with_version_not_applied_when_the_override_is_ignored(
+    cli: RunCli, cf_state: EmulatorState, v1: str, zone: VersionSite
+) -> None:
+    # A version that is not in the deployment: Cloudflare ignores the override and routes the
+    # requests by the percentages, to v1, without an error.
+    other = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
+
+    result = cli("probe", "--env", "staging", "--version", other, "--wait", "1")
+
+    assert result.exit_code == 1
+    assert set(zone.served) == {v1}
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{other}"'}
+    waits = len(zone.requests) - PROBED_ROUTES
+    assert waits == 2  # at 0 s and 0.5 s; another 0.5 s would pass the 1 s bound
+    lines = result.stdout.splitlines()
+    assert lines[-1] == (
+        f"probed 5 of 5 routes on {zone.url} (staging, version {other}): 0 passed, 5 failed"
+    )
+    assert (
+        f"/api/competitive: version_not_applied: 1 of 1 answers came from another dispatcher "
+        f"version ({v1}), not {other}"
+    ) in lines
+    assert result.stderr.splitlines() == [
+        f"waiting up to 1 s for version {other} to answer through the version override",
+        f"answers by dispatcher version: {v1} {PROBED_ROUTES}",
+        f"version {other} did not answer within 1 s ({waits} requests): the override was not "
+        "applied (is the version in the current deployment?)",
+        "error: 5 of 5 routes failed the probe",
+    ]
+    assert cf_state.requests() == []
+
+
+def test_probe_version_json_names_the_failure_reason(
+    cli: RunCli, v1: str, zone: VersionSite
+) -> None:
+    other = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
+
+    result = cli("probe", "--env", "staging", "--version", other, "--wait", "0", "--json")
+
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["version_wait"]["applied"] is False
+    assert document["version_wait"]["attempts"] == 1
+    assert document["summary"]["version_not_applied"] == PROBED_ROUTES
+    assert {row["version_not_applied"] for row in document["routes"]} == {True}
+    assert {row["outcome"] for row in document["routes"]} == {"fail"}
+    assert document["dispatcher_versions"] == {v1: PROBED_ROUTES}
 
 
 def test_probe_version_new_asks_the_api_for_the_newest_version(
@@ -533,12 +622,26 @@ def test_probe_version_new_asks_the_api_for_the_newest_version(
     assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
 
 
-def test_probe_without_version_sends_no_override(cli: RunCli, zone: VersionSite) -> None:
-    result = cli("probe", "--env", "staging", "--json")
+def test_probe_without_version_sends_no_override_and_counts_answers_per_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.clear()
+
+    result = cli("probe", "--env", "staging", "--repeat", "10", "--json")
 
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["version"] is None
+    document = json.loads(result.stdout)
+    assert document["version"] is None
+    assert document["version_wait"] is None
     assert all(OVERRIDE not in r.headers for r in zone.requests)
+    # A 90/10 split is visible: each version's answers, as the site served them.
+    assert document["dispatcher_versions"] == {v1: zone.served.count(v1), v2: zone.served.count(v2)}
+    assert zone.served.count(v2) >= 3
+    assert (
+        f"answers by dispatcher version: {v1} {zone.served.count(v1)}, {v2} {zone.served.count(v2)}"
+    ) in result.stderr
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,26 +653,43 @@ def test_promote_then_rollback_then_versions(
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     v2 = newest(cf_state, cf_seed)
+    zone.clear()
 
-    promoted = cli("promote", "--env", "staging")
+    promoted = cli("promote", "--env", "staging", "--yes")
 
     assert promoted.exit_code == 0, promoted.stderr
     assert split(cf_state, cf_seed) == {v2: 100.0}
-    assert promoted.stdout.splitlines()[-1] == f"promote done: version {v2} serves 100%"
+    # The candidate was probed through the override before it took the traffic.
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
+    assert promoted.stdout.splitlines()[-2:] == [
+        f"state: one version: {v2} at 100%",
+        f"promote done: version {v2} serves 100%",
+    ]
+    assert promoted.stderr.splitlines()[:3] == [
+        f"promote of {DISPATCHER} (staging)",
+        f"  now: split: stable {v1} at 90%, candidate {v2} at 10%",
+        f"  to:  {v2} at 100%",
+    ]
 
-    again = cli("promote", "--env", "staging")
-    assert again.exit_code == 0
-    assert f"version {v2} already serves 100%: nothing to do" in again.stderr
-    assert len(deployment_writes(cf_state, cf_seed)) == 2
+    cf_state.clear_requests()
+    again = cli("promote", "--env", "staging", "--yes")
+    assert again.exit_code == 2
+    assert again.stdout == ""
+    assert (
+        f"error: nothing to promote: the dispatcher {DISPATCHER} is not split (one version: "
+        f"{v2} at 100%)"
+    ) in again.stderr
+    assert writes(cf_state) == []
 
     refused = cli("rollback", "--env", "staging")  # no terminal, no --yes
     assert refused.exit_code == 2
     assert "refusing to continue without confirmation" in refused.stderr
     assert split(cf_state, cf_seed) == {v2: 100.0}
-    assert f"  now: {v2} at 100%" in refused.stderr
-    assert f"  to:  {v1} at 100%" in refused.stderr
+    assert f"  now: one version: {v2} at 100%" in refused.stderr
+    assert f"  to:  {v1} at 100% (the previous version that served 100%)" in refused.stderr
 
-    zone.requests.clear()
+    zone.clear()
     rolled = cli("rollback", "--env", "staging", "--yes")
 
     assert rolled.exit_code == 0, rolled.stderr
@@ -591,14 +711,85 @@ def test_promote_then_rollback_then_versions(
     assert {v["code24ctl_version"] for v in document["versions"]} == {__version__}
     assert {v["config_hash"] for v in document["versions"]} == {document["config_hash"]}
     assert document["deployment"]["versions"] == [{"version_id": v1, "percentage": 100.0}]
+    assert document["state"]["words"] == f"one version: {v1} at 100%"
     assert document["summary"] == {"versions": 2, "serving": 1, "split": False}
+
+
+def test_promote_with_no_split_changes_nothing(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    # An upload that never passed its probe (an interrupted canary left it) is not promoted.
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    assert cli("rollback", "--env", "staging", "--yes").exit_code == 0
+    cf_state.clear_requests()
+
+    result = cli("promote", "--env", "staging", "--yes")
+
+    assert result.exit_code == 2
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "nothing to promote" in result.stderr
+    assert (
+        "hint: `code24ctl deploy --env staging --canary PERCENT` starts a release; "
+        "`code24ctl promote --env staging VERSION_ID` takes a named version to 100%"
+    ) in result.stderr
+
+
+def test_promote_refuses_a_candidate_whose_probe_fails(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.choose = broken_except(v1)
+    cf_state.clear_requests()
+
+    result = cli("promote", "--env", "staging", "--yes")
+
+    assert result.exit_code == 1
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert result.stderr.endswith(
+        f"error: the probe through the override failed; nothing was changed ({v2} 10%, {v1} 90%)\n"
+    )
+
+
+def test_promote_a_named_version_by_prefix(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+
+    result = cli("promote", "--env", "staging", v1[:8], "--yes", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert json.loads(result.stdout)["version"]["id"] == v1
+
+
+def test_rollback_during_a_split_returns_to_the_stable_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    # Three versions: v1, then v2 promoted, then v3 at 10%. The stable version of the split is
+    # v2 (it served 100% before), not v1 (the last one at 100% before v2).
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v3 = newest(cf_state, cf_seed)
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert f"  now: split: stable {v2} at 90%, candidate {v3} at 10%" in result.stderr
+    assert f"  to:  {v2} at 100% (the stable version of the split)" in result.stderr
 
 
 def test_rollback_to_a_named_version(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
-    assert cli("promote", "--env", "staging").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
 
     result = cli("rollback", "--env", "staging", v1, "--yes", "--json")
 
@@ -608,6 +799,65 @@ def test_rollback_to_a_named_version(
     assert document["command"] == "rollback"
     assert document["version"]["id"] == v1
     assert [run["stage"] for run in document["probes"]] == ["after"]
+
+
+def test_rollback_to_a_unique_prefix(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+
+    result = cli("rollback", "--env", "staging", v1[:4], "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+@pytest.mark.parametrize("given", ["zzzz", "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"])
+def test_rollback_to_an_unknown_version_is_exit_2_with_the_recent_versions(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, given: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+
+    result = cli("rollback", "--env", "staging", given, "--yes")
+
+    assert result.exit_code == 2
+    assert writes(cf_state) == []
+    assert f"error: no version of {DISPATCHER} has an id starting with {given!r}" in result.stderr
+    assert (
+        f"hint: recent versions: {v2} #2, {v1} #1 (`code24ctl versions --env staging` lists them)"
+    ) in result.stderr
+    assert "run bind" not in result.stderr
+
+
+def test_rollback_across_a_changed_secret_explains_and_forces_once_confirmed(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Any,
+    v1: str,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    cf_inprocess_client.workers.scripts.secrets.update(
+        DISPATCHER, account_id=cf_seed.account_id, name="API_KEY", text="new", type="secret_text"
+    )
+    cf_state.clear_requests()
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    creates = cf_state.requests(method="POST", path_contains="/deployments")
+    assert [r.query_value("force") for r in creates] == [None, "true"]
+    assert (
+        f"the API refused: secrets changed since version {v1} was deployed (API_KEY); rolling "
+        "back anyway runs that version with the secrets as they are now"
+    ) in result.stderr
+    assert v2 != v1
 
 
 def test_rollback_with_no_earlier_stable_version_asks_for_one(
@@ -625,8 +875,9 @@ def test_versions_of_a_dispatcher_never_deployed(cli: RunCli, cf_state: Emulator
 
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"dispatcher {DISPATCHER}: no deployment"
-    assert result.stdout.splitlines()[1].split()[0] == "traffic"
-    assert len(result.stdout.splitlines()) == 2
+    assert result.stdout.splitlines()[1] == "state: not deployed"
+    assert result.stdout.splitlines()[2].split()[0] == "traffic"
+    assert len(result.stdout.splitlines()) == 3
 
 
 def test_versions_table_names_the_config_each_version_carries(
@@ -652,6 +903,8 @@ def test_versions_table_names_the_config_each_version_carries(
     assert lines[0].startswith(
         f"split deployment of {DISPATCHER} (staging): {v2} 10%, {v1} 90% (since "
     )
+    assert lines[1] == f"state: split: stable {v1} at 90%, candidate {v2} at 10%"
+    lines.pop(1)
     assert lines[1].split() == [
         "traffic",
         "version",
@@ -688,7 +941,7 @@ def test_doctor_warns_about_a_split_deployment(
     assert checks["deployment"] == {
         "name": "deployment",
         "status": "warn",
-        "detail": f"split between two versions: {v2} 10%, {v1} 90% (an unfinished gradual "
+        "detail": f"split: stable {v1} at 90%, candidate {v2} at 10% (an unfinished gradual "
         "rollout or canary)",
         "fix": "code24ctl promote --env staging  (or code24ctl rollback --env staging)",
         "differences": [],
