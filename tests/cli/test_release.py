@@ -11,6 +11,9 @@ and records every request it received.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -1064,3 +1067,150 @@ def test_canary_that_cannot_put_the_deployment_back_says_how(
     # The hint works: the 0% version leaves the deployment.
     assert cli("rollback", "--env", "staging", v1, "--yes").exit_code == 0
     assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Interrupts: a signal at each step of a canary leaves the deployment as it was
+
+
+CANARY_STEPS = [
+    "canary: uploading",
+    "canary: deploying version {v2} at 0%",
+    "canary: probing version {v2} through",
+    "waiting up to",
+    "canary: deploying version {v2} at 10%",
+    "canary: probing after the split",
+]
+
+
+def signal_at(
+    monkeypatch: pytest.MonkeyPatch, start: str, signum: int = signal.SIGINT
+) -> list[str]:
+    """Deliver ``signum`` to this process as the step line starting with ``start`` is printed
+    (``{v2}`` stands for any version id); returns the lines printed."""
+    from code24ctl.cli import output
+
+    real = output.note
+    printed: list[str] = []
+    pattern = re.compile(re.escape(start).replace(re.escape("{v2}"), "[0-9a-f-]+"))
+
+    def note(message: str) -> None:
+        real(message)
+        printed.append(message)
+        if pattern.match(message) and not any(pattern.match(p) for p in printed[:-1]):
+            os.kill(os.getpid(), signum)
+            signal.sigtimedwait([], 0)  # delivered here, as the step starts
+
+    monkeypatch.setattr(output, "note", note)
+    return printed
+
+
+@pytest.mark.parametrize("step", range(len(CANARY_STEPS)))
+def test_a_sigint_at_each_canary_step_leaves_the_deployment_as_it_was(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+    step: int,
+) -> None:
+    before = cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0]
+    signal_at(monkeypatch, CANARY_STEPS[step])
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    versions = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    error = result.stderr.splitlines()[-1]
+    if step == 0:
+        assert len(versions) == 1
+        assert error == (
+            f"error: interrupted while uploading a new version of {DISPATCHER}; nothing was "
+            f"uploaded; the deployment is unchanged ({v1} 100%)"
+        )
+        # Nothing was written, so the deployment that serves is still the very same one.
+        assert cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0].id == before.id
+        return
+    v2 = versions[0].id
+    assert v2 != v1
+    if step == 1:
+        assert deployment_writes(cf_state, cf_seed) == []
+        assert error == (
+            f"error: interrupted while deploying version {v2} at 0% beside {v1} (100%), so "
+            f"that the version override reaches it; uploaded version {v2} (it takes no "
+            f"traffic); the deployment is unchanged ({v1} 100%)"
+        )
+        return
+    deployed = f"{v1} 100%, {v2} 0%" if step < 5 else f"{v2} 10%, {v1} 90%"
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)][-1] == [
+        {"version_id": v1, "percentage": 100.0}
+    ]
+    assert f"canary: putting back {v1} 100%" in result.stderr
+    assert error.startswith("error: interrupted while ")
+    assert error.endswith(
+        f"; uploaded version {v2} (it takes no traffic); deployed {deployed}; put back {v1} 100%"
+    )
+
+
+def test_a_sigterm_mid_canary_puts_it_back_and_exits_143(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "canary: probing after the split", signal.SIGTERM)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 143
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    v2 = newest(cf_state, cf_seed)
+    assert result.stderr.splitlines()[-1] == (
+        "error: terminated by SIGTERM while probing after the split (10 requests per route); "
+        f"uploaded version {v2} (it takes no traffic); deployed {v2} 10%, {v1} 90%; put back "
+        f"{v1} 100%"
+    )
+
+
+def test_a_sigint_during_gradual_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "gradual: deploying version")
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert deployment_writes(cf_state, cf_seed) == []
+    assert "the deployment is unchanged" in result.stderr.splitlines()[-1]
+
+
+def test_an_interrupt_that_cannot_put_it_back_names_the_command_that_does(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "canary: probing after the split")
+    refuse_deployments(monkeypatch, cf_state, 3)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 130
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    lines = result.stderr.splitlines()
+    assert lines[-2].startswith(
+        f"error: interrupted while probing after the split (10 requests per route); uploaded "
+        f"version {v2} (it takes no traffic); deployed {v2} 10%, {v1} 90%; putting back "
+        f"{v1} 100% failed ("
+    )
+    assert lines[-2].endswith(f"): the deployment is still {v2} 10%, {v1} 90%")
+    assert lines[-1] == f"  hint: put it back with `code24ctl rollback --env staging {v1} --yes`"
