@@ -1214,3 +1214,72 @@ def test_an_interrupt_that_cannot_put_it_back_names_the_command_that_does(
     )
     assert lines[-2].endswith(f"): the deployment is still {v2} 10%, {v1} 90%")
     assert lines[-1] == f"  hint: put it back with `code24ctl rollback --env staging {v1} --yes`"
+
+
+# --------------------------------------------------------------------------------------------
+# Plain deploy and plan during a split
+
+
+def test_plain_deploy_during_a_split_is_refused_unless_told(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: VersionSite,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    (tmp_path / "changed").mkdir()
+    changed = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+    cf_state.clear_requests()
+
+    refused = cli("deploy", "--env", "staging", config=changed)
+
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert (
+        f"error: the dispatcher {DISPATCHER} is in an unfinished gradual rollout ({v2} 10%, "
+        f"{v1} 90%); deploy would replace it with a new version"
+    ) in refused.stderr
+    assert "or rerun deploy with --ignore-rollout" in refused.stderr
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+
+    # Nothing to upload: the split is not touched, so there is nothing to refuse.
+    assert cli("deploy", "--env", "staging").exit_code == 0
+
+    forced = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_plan_during_a_split_shows_the_rollout_with_the_usual_exit_codes(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: VersionSite,
+    changed: bool,
+) -> None:
+    assert cli("apply", "--env", "staging", "--yes").exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    config = None
+    if changed:
+        (tmp_path / "changed").mkdir()
+        config = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+
+    result = cli(
+        "plan", "--env", "staging", "--exit-code", **({"config": config} if config else {})
+    )
+
+    assert result.exit_code == (1 if changed else 0), result.stderr
+    rollout = (
+        f"  rollout in progress (split: stable {v1} at 90%, candidate {v2} at 10%): the "
+        "dispatcher upload would end it"
+    )
+    assert (rollout in result.stdout) is changed
