@@ -1283,3 +1283,25 @@ def test_plan_during_a_split_shows_the_rollout_with_the_usual_exit_codes(
         "dispatcher upload would end it"
     )
     assert (rollout in result.stdout) is changed
+
+
+# --------------------------------------------------------------------------------------------
+# A dispatcher name must be able to key the override header
+
+
+@pytest.mark.parametrize("name", ["9dispatcher", "_dispatcher", "-dispatcher"])
+def test_config_validate_refuses_a_dispatcher_name_the_override_cannot_key(
+    run_cli: RunCli, tmp_path: Path, name: str
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["dispatcher"] = name
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("config", "validate", config=config)
+
+    assert result.exit_code == 2
+    assert (
+        f"environments.staging: dispatcher '{name}' cannot key the Cloudflare-Workers-Version-"
+        "Overrides header (an RFC 8941 dictionary key starts with a lowercase letter)"
+    ) in result.stderr.replace("\n", " ")
