@@ -63,6 +63,8 @@ class VersionSite:
     #: Picks a version's behaviour by id when it returns one (before :attr:`answers`).
     choose: Callable[[str], Behaviour | None] | None = None
     default: Answer = JSON_OK
+    #: The port to listen on (0: any free one).
+    port: int = 0
     #: The version that answered each request, in order.
     served: list[str] = field(default_factory=list)
     _draws: int = 0
@@ -86,7 +88,7 @@ class VersionSite:
     @contextmanager
     def running(self) -> Iterator[VersionSite]:
         """Serve on 127.0.0.1 for as long as the context lasts."""
-        with LocalServer({}, default=self.default, choose=self._answer) as server:
+        with LocalServer({}, default=self.default, choose=self._answer, port=self.port) as server:
             self._server = server
             yield self
 
@@ -97,7 +99,7 @@ class VersionSite:
         if not found:
             return None
         current = found[0]
-        shares = {v["version_id"]: float(v["percentage"]) for v in current.versions}
+        shares = {str(v["version_id"]): float(v["percentage"]) for v in current.versions}
         header = request.headers.get(OVERRIDE_HEADER)
         overrides = parse_overrides(header) if header is not None else None
         wanted = (overrides or {}).get(self.script)
