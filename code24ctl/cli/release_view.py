@@ -75,8 +75,8 @@ def render_release(report: ReleaseReport) -> None:
     say(f"dispatcher {report.dispatcher} ({report.environment})")
     say(f"before: {split_line(report.before)}")
     if report.version is not None:
-        verb = {"gradual": "uploaded", "canary": "uploaded", "rollback": "to"}
-        say(f"{verb.get(report.strategy, 'newest')}: {version_line(report.version)}")
+        verb = {"gradual": "uploaded", "canary": "uploaded"}
+        say(f"{verb.get(report.strategy, 'to')}: {version_line(report.version)}")
     for run in report.probes:
         say()
         if run.stage == "override":

@@ -190,7 +190,9 @@ def plan_apply(
     if deploy.dispatcher_action == "upload" and deploy.namespace_exists:
         split = rollout_in_progress(session, resolved)
         if split is not None and not ignore_rollout:
-            error = rollout_error(resolved, split, "apply would replace it with a new version")
+            error = rollout_error(
+                resolved, split, "apply would replace it with a new version", session
+            )
             error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
             raise error
         if split is not None:

@@ -276,12 +276,19 @@ def rollout_in_progress(
     return found if found is not None and found.split else None
 
 
-def rollout_error(resolved: ResolvedConfig, deployment: DeploymentInfo, what: str) -> UsageError:
-    """The refusal to ``what`` over an unfinished gradual rollout (exit 2)."""
+def rollout_error(
+    resolved: ResolvedConfig,
+    deployment: DeploymentInfo,
+    what: str,
+    session: CloudflareSession | None = None,
+) -> UsageError:
+    """The refusal to ``what`` over an unfinished gradual rollout (exit 2), naming the release
+    state in the words every command uses (read through ``session`` when given)."""
     env = resolved.env_name
+    words = read_release_state(session, resolved).words if session else describe(deployment)
     return UsageError(
         f"the dispatcher {resolved.dispatcher()} is in an unfinished gradual rollout "
-        f"({describe(deployment)}); {what}",
+        f"({words}); {what}",
         hint=f"finish it first with `code24ctl promote --env {env}` or "
         f"`code24ctl rollback --env {env}`",
     )
@@ -297,14 +304,20 @@ def refuse_over_rollout(
         return
     split = rollout_in_progress(session, resolved)
     if split is not None:
-        error = rollout_error(resolved, split, f"{command} would replace it with a new version")
+        error = rollout_error(
+            resolved, split, f"{command} would replace it with a new version", session
+        )
         error.hint = f"{error.hint}, or rerun {command} with --ignore-rollout"
         raise error
 
 
-def _single(resolved: ResolvedConfig, deployment: DeploymentInfo) -> str:
+def _single(
+    session: CloudflareSession, resolved: ResolvedConfig, deployment: DeploymentInfo
+) -> str:
     if deployment.split:
-        raise rollout_error(resolved, deployment, "a new release would start from two versions")
+        raise rollout_error(
+            resolved, deployment, "a new release would start from two versions", session
+        )
     return deployment.versions[0].version_id
 
 
@@ -486,7 +499,7 @@ def gradual(
     require_versions(resolved)
     check_percent(percent)
     before = serving(session, resolved)
-    old = _single(resolved, before)
+    old = _single(session, resolved, before)
     code = release_code(session, resolved)
     report = _report(resolved, "deploy", "gradual", before)
     steps = _Steps("gradual", say)
@@ -593,7 +606,7 @@ def canary(
     # Probe settings are checked before anything is written (no base_url, no samples: exit 2).
     plan_probe(resolved, base)
     before = serving(session, resolved)
-    old = _single(resolved, before)
+    old = _single(session, resolved, before)
     code = release_code(session, resolved)
     report = _report(resolved, "deploy", "canary", before)
     note = message or f"code24ctl deploy --canary {percent:g}"

@@ -1239,8 +1239,8 @@ def test_plain_deploy_during_a_split_is_refused_unless_told(
     assert refused.exit_code == 2
     assert refused.stdout == ""
     assert (
-        f"error: the dispatcher {DISPATCHER} is in an unfinished gradual rollout ({v2} 10%, "
-        f"{v1} 90%); deploy would replace it with a new version"
+        f"error: the dispatcher {DISPATCHER} is in an unfinished gradual rollout (split: "
+        f"stable {v1} at 90%, candidate {v2} at 10%); deploy would replace it with a new version"
     ) in refused.stderr
     assert "or rerun deploy with --ignore-rollout" in refused.stderr
     assert writes(cf_state) == []

@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
             state, seed.account_id, STAGING_DISPATCHER, args.propagation_delay, port=args.site_port
         )
     with EmulatorServer(state, host=args.host, port=args.port) as server, _running(site):
-        if site is not None:
-            print(f"  test site for {STAGING_DISPATCHER} on {site.url}", file=sys.stderr)
         print(f"Cloudflare emulator on {server.url}", file=sys.stderr)
         print(f"  export CLOUDFLARE_BASE_URL={server.api_base}", file=sys.stderr)
         if seed is not None:
@@ -84,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  controls: {server.url}/__emulator/{{snapshot,counters,requests}}", file=sys.stderr
         )
+        if site is not None:
+            print(f"  test site for {STAGING_DISPATCHER} on {site.url}", file=sys.stderr)
         try:
             while True:
                 time.sleep(3600)
