@@ -241,6 +241,7 @@ def test_every_kind_of_answer_gets_its_verdict(
         "skipped": 1,
         "warned": 1,
         "fallbacks": 1,
+        "version_not_applied": 0,
     }
     assert document["settings"] == {
         "repeat": 1,
