@@ -48,6 +48,7 @@ from code24ctl.errors import (
     CloudflareAPIError,
     Code24Error,
     Interrupted,
+    NetworkError,
     UsageError,
     interruption_status,
     interruption_word,
@@ -378,6 +379,31 @@ def _report(
     )
 
 
+def _deploy(
+    session: CloudflareSession,
+    name: str,
+    shares: list[tuple[str, float]],
+    *,
+    message: str | None = None,
+    force: bool = False,
+) -> DeploymentInfo:
+    """:func:`create_deployment`; when its outcome is unknown (5xx, no answer), the deployment
+    is read before anything is decided: one that is what was asked for counts as done."""
+    try:
+        return create_deployment(session, name, shares, message=message, force=force)
+    except (CloudflareAPIError, NetworkError) as exc:
+        if isinstance(exc, CloudflareAPIError) and exc.status is not None and exc.status < 500:
+            raise
+        try:
+            now = current_deployment(session, name)
+        except Code24Error:
+            raise exc from None
+        wanted = {(v, float(p)) for v, p in shares}
+        if now is not None and {(s.version_id, s.percentage) for s in now.versions} == wanted:
+            return now
+        raise
+
+
 def check_percent(percent: float) -> None:
     """A release percentage is more than 0 and at most 100."""
     if not 0 < percent <= 100:
@@ -461,7 +487,7 @@ def _interrupted(
     deployed = describe(now)
     steps.say(f"{steps.strategy}: putting back {describe(before)}")
     try:
-        create_deployment(
+        _deploy(
             session,
             report.dispatcher,
             [(s.version_id, s.percentage) for s in before.versions],
@@ -510,7 +536,7 @@ def gradual(
         new = report.version.id
         steps.start(f"deploying version {new} at {percent:g}%, {old} at {100 - percent:g}%")
         with _unchanged_on_failure(before, report.version):
-            report.after = create_deployment(
+            report.after = _deploy(
                 session,
                 report.dispatcher,
                 _split(new, old, percent),
@@ -621,7 +647,7 @@ def canary(
             "override reaches it"
         )
         with _unchanged_on_failure(before, new):
-            report.after = create_deployment(
+            report.after = _deploy(
                 session, dispatcher, [(old, 100.0), (new.id, 0.0)], message=f"{note} (probe)"
             )
         report.changed = True
@@ -638,9 +664,7 @@ def canary(
 
         steps.start(f"deploying version {new.id} at {percent:g}%, {old} at {100 - percent:g}%")
         try:
-            report.after = create_deployment(
-                session, dispatcher, _split(new.id, old, percent), message=note
-            )
+            report.after = _deploy(session, dispatcher, _split(new.id, old, percent), message=note)
         except CloudflareAPIError as exc:
             what = f"deploying it at {percent:g}% ({exc.message})"
             return _restore(session, report, before, what, steps)
@@ -666,7 +690,7 @@ def _restore(
     shares = [(s.version_id, s.percentage) for s in before.versions]
     steps.start(f"{what} failed: putting back {describe(before)}")
     try:
-        report.after = create_deployment(
+        report.after = _deploy(
             session, report.dispatcher, shares, message="code24ctl canary failed"
         )
     except Code24Error as exc:
@@ -846,7 +870,7 @@ def run_promote(
         report.state = plan.state
         return report
     say(f"promote: deploying version {plan.target.id} at 100%")
-    report.after = create_deployment(
+    report.after = _deploy(
         session, report.dispatcher, [(plan.target.id, 100.0)], message="code24ctl promote"
     )
     report.changed = True
@@ -944,9 +968,7 @@ def run_rollback(
         say(f"rollback: deploying version {plan.target.id} at 100%")
         shares = [(plan.target.id, 100.0)]
         try:
-            report.after = create_deployment(
-                session, plan.dispatcher, shares, message="code24ctl rollback"
-            )
+            report.after = _deploy(session, plan.dispatcher, shares, message="code24ctl rollback")
         except CloudflareAPIError as exc:
             secrets = changed_secrets(exc)
             if secrets is None:
@@ -957,7 +979,7 @@ def run_rollback(
                     f"it was deployed ({', '.join(secrets) or 'not named'}); nothing was changed"
                 ) from None
             say(f"rollback: deploying version {plan.target.id} at 100% (forced)")
-            report.after = create_deployment(
+            report.after = _deploy(
                 session, plan.dispatcher, shares, message="code24ctl rollback", force=True
             )
             report.notes.append(

@@ -1305,3 +1305,33 @@ def test_config_validate_refuses_a_dispatcher_name_the_override_cannot_key(
         f"environments.staging: dispatcher '{name}' cannot key the Cloudflare-Workers-Version-"
         "Overrides header (an RFC 8941 dictionary key starts with a lowercase letter)"
     ) in result.stderr.replace("\n", " ")
+
+
+def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.emulator.errors import ApiError
+
+    store = cf_state.versions
+    real = store.deploy
+    calls = [0]
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        # The first create is applied but its answer is a 500; later ones (retries) fail.
+        calls[0] += 1
+        if calls[0] == 1:
+            real(*args, **kwargs)
+        raise ApiError(500, 10002, "An unknown error has occurred")
+
+    monkeypatch.setattr(store, "deploy", deploy)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert f"after: {v2} at 10%, {v1} at 90%" in result.stdout
