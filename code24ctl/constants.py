@@ -16,3 +16,7 @@ DEFAULT_WORKER_CONCURRENCY = 4
 MAX_WORKER_CONCURRENCY = 32
 # How many requests probe has in flight at once (probe --concurrency).
 DEFAULT_PROBE_CONCURRENCY = 16
+# How long a probe with a dispatcher version waits, at most, for the override to take effect
+# (probe --wait, deploy --wait). Cloudflare says "up to a couple of seconds" after a deployment
+# change (docs: versions-and-deployments/version-overrides); the exact bound is not published.
+DEFAULT_VERSION_WAIT_S = 10.0

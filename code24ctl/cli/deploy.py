@@ -18,7 +18,8 @@ from code24ctl.cli.options import (
     load,
 )
 from code24ctl.cli.plan_view import plan_lines
-from code24ctl.cli.release_view import finish_release
+from code24ctl.cli.release_view import WaitOption, finish_release
+from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -68,6 +69,15 @@ def deploy(
             "--repeat", min=1, metavar="N", help="--canary: requests per route after the split"
         ),
     ] = 10,
+    wait: WaitOption = DEFAULT_VERSION_WAIT_S,
+    ignore_rollout: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-rollout",
+            metavar="",
+            help="upload the dispatcher even over a split deployment (ends the rollout)",
+        ),
+    ] = False,
     dry_run: DryRunOption = False,
     force: ForceOption = False,
     wrangler_toml: WranglerTomlOption = None,
@@ -85,7 +95,9 @@ def deploy(
     Prints the version the upload created.
 
     --gradual and --canary release a new version beside the current one instead (the
-    "Releasing the dispatcher" section of the README); routes are not touched then.
+    "Releasing the dispatcher" section of the README); routes are not touched then. A plain
+    deploy over a split deployment (an unfinished canary or gradual rollout) is refused (exit
+    2) unless --ignore-rollout: the upload would end the split at 100% of a third version.
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.deploy import execute_deploy, plan_deploy, preview
@@ -101,6 +113,7 @@ def deploy(
             canary=canary,
             message=message,
             repeat=repeat,
+            wait=wait,
             config=config,
             env=env,
             json_output=json_output,
@@ -118,6 +131,10 @@ def deploy(
         output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"),
     ):
         plan = plan_deploy(session, resolved, force=force)
+        if plan.dispatcher_action == "upload" and not dry_run and not ignore_rollout:
+            from code24ctl.ops.release import refuse_over_rollout
+
+            refuse_over_rollout(session, resolved, "deploy", plan.namespace_exists)
         report = preview(plan) if dry_run else execute_deploy(session, resolved, plan)
     # The deploy's own result first: a failing export below never hides it.
     if json_output:
@@ -202,6 +219,7 @@ def _release(
     canary: float | None,
     message: str | None,
     repeat: int,
+    wait: float,
     config: str | None,
     env: str | None,
     json_output: bool,
@@ -216,7 +234,7 @@ def _release(
     release.require_versions(resolved)
     session = cloudflare_session(resolved)
     if gradual is not None:
-        report = release.gradual(session, resolved, gradual, message=message)
+        report = release.gradual(session, resolved, gradual, message=message, say=output.note)
     else:
         assert canary is not None
         report = release.canary(
@@ -225,5 +243,7 @@ def _release(
             canary,
             message=message,
             repeat=repeat,
+            wait_s=wait,
+            say=output.note,
         )
     finish_release(report, json_output)

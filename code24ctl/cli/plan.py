@@ -62,7 +62,9 @@ def plan(
     """
     from code24ctl.ops.apply import refusal
 
-    _session, made = make_plan(config, env, force, concurrency, "plan")
+    # A plan is only shown: during a split it says what apply would do (and that apply would
+    # need --ignore-rollout) instead of refusing.
+    _session, made = make_plan(config, env, force, concurrency, "plan", ignore_rollout=True)
     if out is not None:
         _save(out, made)
     if json_output:
@@ -168,6 +170,14 @@ def show_plan(made: ApplyPlan, *, to_stdout: bool = False) -> None:
             say(f"       ! {problem.message}")
         if step.unchanged:
             say(f"       ({len(step.unchanged)} unchanged)")
+    if document.rollout is not None and document.rollout_ends:
+        say(
+            f"  rollout in progress ({document.rollout}): the dispatcher upload would end it "
+            "at 100% of a new version; apply needs --ignore-rollout for that, or finish the "
+            f"rollout first (code24ctl promote / rollback --env {document.environment})"
+        )
+    elif document.rollout is not None:
+        say(f"  rollout in progress ({document.rollout}): apply leaves it as it is")
     summary = document.summary
     if to_stdout:
         say(

@@ -13,7 +13,7 @@ import typer
 from code24ctl.cli import output
 from code24ctl.cli.completion import route_prefixes as complete_route_prefixes
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
-from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
+from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY, DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
@@ -97,9 +97,19 @@ def probe(
             "--version",
             metavar="VERSION_ID",
             help="send every request to this dispatcher version (Cloudflare-Workers-Version-"
-            "Overrides); 'new' for the newest version",
+            "Overrides); 'new' for the newest version. An answer from any other version "
+            "fails its route (version_not_applied)",
         ),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            metavar="S",
+            help="with --version: wait up to S seconds for the override to take effect",
+        ),
+    ] = DEFAULT_VERSION_WAIT_S,
 ) -> None:
     """Send every route's probe request and say which answer JSON.
 
@@ -107,10 +117,19 @@ def probe(
     are skipped. A route fails when its answer is not JSON, is slow, comes from a fallback for
     a worker that is not serving (worker_not_found, worker_error, worker_timeout), or is the
     dispatcher's own route_not_found. A fallback for a worker that answered HTML or non-JSON
-    is a warning (a failure with --fail-on-fallback). Exit status 0 when no route failed; 1
+    is a warning (a failure with --fail-on-fallback). Every answer names the dispatcher
+    version that made it: --version first waits (--wait) for that version to answer, then
+    fails any route answered by another (version_not_applied); without --version the answers
+    are counted per version. Exit status 0 when no route failed; 1
     otherwise; 2 for bad usage or config; 3 when no route answered at all.
     """
-    from code24ctl.probe.runner import ProbeOptions, no_answer_error, plan_probe, run_plan
+    from code24ctl.probe.runner import (
+        ProbeOptions,
+        no_answer_error,
+        plan_probe,
+        run_plan,
+        wait_lines,
+    )
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
@@ -122,6 +141,7 @@ def probe(
     options = ProbeOptions(
         headers=headers,
         version=version,
+        version_wait_s=wait,
         base_url=base_url,
         repeat=repeat,
         concurrency=concurrency,
@@ -132,8 +152,9 @@ def probe(
         direct=direct,
     )
     plan = plan_probe(resolved, options)
+    on_wait = wait_lines(output.note, version, wait) if version is not None else None
     with _progress(plan, enabled=not json_output) as on_progress:
-        report = run_plan(plan, on_progress)
+        report = run_plan(plan, on_progress, on_wait)
     if junit is not None:
         _write_junit(junit, report)
     if json_output:

@@ -3,14 +3,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.probe import render_report
+from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.versions import DeploymentInfo, VersionInfo
     from code24ctl.ops.release import ReleaseReport
+
+
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        metavar="S",
+        help="wait up to S seconds for the new version to answer through the version override "
+        f"[default: {DEFAULT_VERSION_WAIT_S:g}]",
+        show_default=False,
+    ),
+]
 
 
 def finish_release(report: ReleaseReport, json_output: bool) -> None:
@@ -59,8 +75,8 @@ def render_release(report: ReleaseReport) -> None:
     say(f"dispatcher {report.dispatcher} ({report.environment})")
     say(f"before: {split_line(report.before)}")
     if report.version is not None:
-        verb = {"gradual": "uploaded", "canary": "uploaded", "rollback": "to"}
-        say(f"{verb.get(report.strategy, 'newest')}: {version_line(report.version)}")
+        verb = {"gradual": "uploaded", "canary": "uploaded"}
+        say(f"{verb.get(report.strategy, 'to')}: {version_line(report.version)}")
     for run in report.probes:
         say()
         if run.stage == "override":
@@ -70,8 +86,12 @@ def render_release(report: ReleaseReport) -> None:
         else:
             say("probe after the rollback:")
         render_report(run.report)
+        for note in run.report.notes:
+            output.note(note)
     say()
     say(f"after: {split_line(report.after)}")
+    if report.state is not None:
+        say(f"state: {report.state.words}")
     if report.error:
         say(f"{report.strategy} failed: {report.error}")
     elif report.strategy in ("gradual", "canary") and report.version is not None:

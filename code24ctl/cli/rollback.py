@@ -1,4 +1,5 @@
-"""``code24ctl rollback``: the dispatcher back to an earlier version at 100%, then probed."""
+"""``code24ctl rollback``: the dispatcher back to its stable version (or a named one) at 100%,
+then probed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.cli.release_view import finish_release, split_line, version_line
+from code24ctl.cli.release_view import finish_release, version_line
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ def rollback(
         str | None,
         typer.Argument(
             metavar="VERSION_ID",
-            help="the version to return to [default: the last one that served 100%]",
+            help="the version to return to; a unique prefix is enough [default: the stable "
+            "version of a split, else the last one that served 100%]",
             show_default=False,
         ),
     ] = None,
@@ -29,11 +31,13 @@ def rollback(
     env: EnvOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Return the dispatcher to the previous version (or VERSION_ID) at 100%, then probe.
+    """Return the dispatcher to its stable version (or VERSION_ID) at 100%, then probe.
 
+    During a split: the stable version. Otherwise the previous version that served 100%.
     Shows the versions involved and asks first; --yes skips the question, and without a
-    terminal it refuses unless --yes. Exit 1 when the probe afterwards fails (the rollback
-    stays in place).
+    terminal it refuses unless --yes. When the API refuses because secrets changed since that
+    version, it says which, asks again, and retries with force. An unknown VERSION_ID is exit 2.
+    Exit 1 when the probe afterwards fails (the rollback stays in place).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.release import plan_rollback, require_versions, run_rollback
@@ -47,15 +51,24 @@ def rollback(
     question = f"Roll the dispatcher of {plan.environment} back to version {plan.target.id}?"
     if not output.confirm(question, yes=yes):
         raise Aborted(f"nothing was changed in {plan.environment}")
-    report = run_rollback(session, resolved, plan)
+
+    def confirm_force(secrets: list[str]) -> bool:
+        output.note(
+            f"the API refused: secrets changed since version {plan.target.id} was deployed "
+            f"({', '.join(secrets) or 'not named'}); rolling back anyway runs that version "
+            "with the secrets as they are now"
+        )
+        return output.confirm(f"Roll back to {plan.target.id} anyway (force)?", yes=yes)
+
+    report = run_rollback(session, resolved, plan, confirm_force=confirm_force, say=output.note)
     finish_release(report, json_output)
 
 
 def _show_rollback(plan: RollbackPlan) -> None:
     output.note(f"rollback of {plan.dispatcher} ({plan.environment})")
-    output.note(f"  now: {split_line(plan.before)}")
+    output.note(f"  now: {plan.state.words}")
     for version in plan.involved:
         if version.id != plan.target.id:
             output.note(f"    {version_line(version)}")
-    output.note(f"  to:  {plan.target.id} at 100%")
+    output.note(f"  to:  {plan.target.id} at 100% ({plan.reason})")
     output.note(f"    {version_line(plan.target)}")

@@ -56,6 +56,7 @@ def _render(report: VersionsReport) -> None:
             f"(since {deployment.created_on or '?'})",
             markup=False,
         )
+    console.print(f"state: {report.state.words}", markup=False)
     table = output.table(
         "traffic", "version", "#", "created", "author", "code24ctl", "config", "message"
     )

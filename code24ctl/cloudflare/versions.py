@@ -45,6 +45,11 @@ OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides"
 TAG_MAX_BYTES = 100
 MESSAGE_MAX_BYTES = 1000
 CONFIG_HASH_CHARS = 12
+#: The API's refusal to deploy a version from before a secret changed, unless forced
+#: (wrangler's ``CANNOT_ROLLBACK_WITH_MODIFIED_SECERT_CODE``; its message ends with
+#: "The following secrets have changed: A, B").
+SECRETS_CHANGED = 10220
+SECRETS_CHANGED_MARKER = "The following secrets have changed:"
 _TAG = re.compile(r"^code24ctl/(?P<version>\S+) config/(?P<config>[0-9a-f]+)$")
 _BARE_UUID = re.compile(r"^[0-9a-fA-F]{32}$")
 
@@ -334,8 +339,14 @@ def create_deployment(
     shares: Sequence[tuple[str, float]],
     *,
     message: str | None = None,
+    force: bool = False,
 ) -> DeploymentInfo:
-    """``POST .../deployments``: these versions at these percentages (totalling 100)."""
+    """``POST .../deployments``: these versions at these percentages (totalling 100).
+
+    ``force``: deploy even where the API refuses by default (a version from before a secret
+    changed: :data:`SECRETS_CHANGED`)."""
+    from cloudflare import omit
+
     split = ", ".join(f"{version_id} {percentage:g}%" for version_id, percentage in shares)
     what = f"deploy {split} of {name}"
 
@@ -349,6 +360,7 @@ def create_deployment(
                 annotations={"workers_message": truncate_bytes(message, MESSAGE_MAX_BYTES)}
                 if message
                 else {},
+                force=True if force else omit,
             )
             return _deployment(_as_dict(created))
 

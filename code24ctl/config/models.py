@@ -301,6 +301,14 @@ class EnvironmentConfig(_Strict):
                 )
         elif self.base_url is None:
             raise ValueError("a local environment (with 'upstreams') needs 'base_url'")
+        if self.upstreams is None and self.dispatcher and not self.dispatcher[0].islower():
+            # RFC 8941 section 3.2: a dictionary key starts with a lowercase letter or "*".
+            raise ValueError(
+                f"dispatcher {self.dispatcher!r} cannot key the Cloudflare-Workers-Version-"
+                "Overrides header (an RFC 8941 dictionary key starts with a lowercase letter), "
+                "so a canary's probe could never reach its new version: start the name with a "
+                "lowercase letter"
+            )
         if self.outbound is not None and self.outbound.worker == self.dispatcher:
             raise ValueError(
                 f"outbound worker {self.outbound.worker!r} is the dispatcher itself: every "

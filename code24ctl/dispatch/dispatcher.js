@@ -10,6 +10,9 @@
 //                  options = {limits: {cpuMs, subRequests}, outbound: {<param>: value}} as the
 //                  table says (same rule as dispatch_options in code24ctl/dispatch/routing.py)
 //   ANALYTICS      optional Analytics Engine dataset: one data point per request (see record)
+//   CF_VERSION_METADATA  version metadata binding {id, tag, timestamp}: its id is sent in
+//                  X-Code24-Dispatcher-Version on every answer (D6), so a probe can tell which
+//                  version answered a Cloudflare-Workers-Version-Overrides request
 //
 // The one rule above all others: nothing escapes `fetch` as an exception. An uncaught throw
 // becomes Cloudflare's HTML error page 1101, which is exactly the failure this Worker exists
@@ -85,6 +88,13 @@ export default {
     // Filled in as the request goes; the catch-all and record() use whatever is known by then.
     const state = { requestId: null, environment: "", started: Date.now() };
     const response = await answer(request, env, state);
+    // D6: every answer, fallbacks and refusals included, names the version that made it. Every
+    // Response here was built by this Worker, so its headers are mutable.
+    try {
+      response.headers.set("X-Code24-Dispatcher-Version", dispatcherVersion(env));
+    } catch {
+      // Never let the label cost the answer.
+    }
     record(request, response, env, state);
     return response;
   },
@@ -662,6 +672,13 @@ function envelope(code, alias, requestId) {
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
+
+// The version id of the version metadata binding; "unknown" without one (an upload that forgot
+// it), never a value a client could have sent.
+function dispatcherVersion(env) {
+  const id = env?.CF_VERSION_METADATA?.id;
+  return typeof id === "string" && id !== "" ? id : "unknown";
+}
 
 function envText(env, name) {
   const value = env?.[name];

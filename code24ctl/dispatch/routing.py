@@ -419,6 +419,12 @@ def choose_request_id(client_value: str | None, new_id: Callable[[], str] = new_
     return new_id()
 
 
+# D6: every answer names the dispatcher version that made it, so a probe can tell whether a
+# version override was applied. ``serve`` is no uploaded version: it answers ``local``.
+DISPATCHER_VERSION_HEADER = "X-Code24-Dispatcher-Version"
+LOCAL_DISPATCHER_VERSION = "local"
+
+
 def format_dispatch_ms(elapsed_ms: float) -> str:
     """``X-Code24-Dispatch-Ms``: milliseconds with at most two decimals, never negative."""
     value = round(max(0.0, elapsed_ms), 2)
@@ -440,6 +446,7 @@ def dispatch_headers(
         ("X-Code24-Environment", environment),
         (REQUEST_ID_HEADER, request_id),
         ("X-Code24-Fallback", "false" if fallback_reason is None else "true"),
+        (DISPATCHER_VERSION_HEADER, LOCAL_DISPATCHER_VERSION),
     ]
     if fallback_reason is not None:
         headers.append(("X-Code24-Fallback-Reason", fallback_reason))
@@ -588,4 +595,5 @@ def refusal_headers(environment: str, request_id: str) -> list[tuple[str, str]]:
         ("Content-Type", "application/json"),
         (REQUEST_ID_HEADER, request_id),
         ("X-Code24-Environment", environment),
+        (DISPATCHER_VERSION_HEADER, LOCAL_DISPATCHER_VERSION),
     ]

@@ -37,7 +37,7 @@ from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
-from code24ctl.ops.release import rollout_error, rollout_in_progress
+from code24ctl.ops.release import read_release_state, rollout_error, rollout_in_progress
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -80,6 +80,10 @@ class PlanDocument(BaseModel):
     force: bool = False
     summary: PlanSummary
     steps: list[PlanStep]
+    # The split deployment serving now (release state words), if any.
+    rollout: str | None = None
+    # Whether the plan's dispatcher upload would end that split.
+    rollout_ends: bool = False
     read_digest: str = ""
 
     @property
@@ -184,7 +188,9 @@ def plan_apply(
     """What apply would create, update or delete, step by step, from reads only.
 
     A new dispatcher upload over an unfinished gradual rollout is refused (exit 2) unless
-    ``ignore_rollout``: the upload would end the rollout at 100% of a third version.
+    ``ignore_rollout``: the upload would end the rollout at 100% of a third version. With
+    ``ignore_rollout`` the plan names the rollout it would end (``rollout``): ``plan`` shows
+    it and still exits 0 or 1.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
     :func:`execute_apply` of this plan writes without reading it all again.
@@ -192,12 +198,20 @@ def plan_apply(
     resolved.require_cloudflare()
     namespace = resolved.namespace()
     deploy = plan_deploy(session, resolved, force=force)
-    if deploy.dispatcher_action == "upload" and deploy.namespace_exists and not ignore_rollout:
-        split = rollout_in_progress(session, resolved)
-        if split is not None:
-            error = rollout_error(resolved, split, "apply would replace it with a new version")
-            error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
-            raise error
+    rollout = None
+    if deploy.namespace_exists:
+        # Read once: a split is named in the plan whether or not apply would end it.
+        state = read_release_state(session, resolved)
+        if state.kind == "split":
+            rollout = state.words
+            if deploy.dispatcher_action == "upload" and not ignore_rollout:
+                split = rollout_in_progress(session, resolved)
+                if split is not None:
+                    error = rollout_error(
+                        resolved, split, "apply would replace it with a new version", session
+                    )
+                    error.hint = f"{error.hint}, or rerun apply with --ignore-rollout"
+                    raise error
     existing = bound_names(session, namespace) if deploy.namespace_exists else set()
     # --force also lets a copy's secret become the source's plain value (secret → plain_text).
     options = dataclasses.replace(options or BindOptions(), force=force)
@@ -213,6 +227,8 @@ def plan_apply(
         force=force,
         summary=summarize(changes, problems),
         steps=steps,
+        rollout=rollout,
+        rollout_ends=rollout is not None and deploy.dispatcher_action == "upload",
     )
     read = {
         "plan": document.model_dump(mode="json"),

@@ -52,6 +52,9 @@ METADATA_BINDING = "METADATA"
 ROUTE_TABLE_BINDING = "ROUTE_TABLE"
 #: The Workers Analytics Engine dataset dispatcher.js writes one data point per request to.
 ANALYTICS_BINDING = "ANALYTICS"
+#: The version metadata binding ({id, tag, timestamp}) whose id dispatcher.js sends in
+#: X-Code24-Dispatcher-Version (docs/dispatch.md, D6; wrangler's ``[version_metadata]``).
+VERSION_METADATA_BINDING = "CF_VERSION_METADATA"
 # Shown in a dry run's metadata where the KV namespace id will go once it is created.
 KV_ID_PLACEHOLDER = "<created on deploy>"
 
@@ -228,7 +231,8 @@ def dispatcher_bindings(
 
     ``DISPATCHER`` (dispatch namespace, with the outbound Worker when configured),
     ``METADATA`` (KV, when the environment names one), the vars as plain text, and the route
-    table as the ``json`` binding ``ROUTE_TABLE``, then ``ANALYTICS`` (an Analytics Engine
+    table as the ``json`` binding ``ROUTE_TABLE``, ``CF_VERSION_METADATA`` (the version the
+    answers name), then ``ANALYTICS`` (an Analytics Engine
     dataset, when the environment configures ``analytics``).
     """
     environment = resolved.require_cloudflare()
@@ -260,6 +264,7 @@ def dispatcher_bindings(
             "json": compile_route_table(resolved.config, resolved.env_name),
         }
     )
+    bindings.append({"type": "version_metadata", "name": VERSION_METADATA_BINDING})
     if environment.analytics is not None:
         # As wrangler uploads an analytics_engine_datasets entry.
         bindings.append(

@@ -30,7 +30,7 @@ from code24ctl.ops.deploy import (
     find_kv_namespace,
     plan_routes,
 )
-from code24ctl.ops.release import describe, rollout_in_progress
+from code24ctl.ops.release import read_release_state
 from code24ctl.probe.runner import (
     ProbeOptions,
     RouteResult,
@@ -357,16 +357,15 @@ class _Doctor:
         """A deployment split between two versions is a rollout someone has to finish."""
 
         try:
-            split = rollout_in_progress(self.session, self.resolved)
+            state = read_release_state(self.session, self.resolved)
         except CloudflareAPIError as exc:
             self.failed(CheckName.DEPLOYMENT, exc)
             return
-        if split is not None:
+        if state.kind == "split":
             self.add(
                 CheckName.DEPLOYMENT,
                 "warn",
-                f"split between two versions: {describe(split)} (an unfinished gradual "
-                "rollout or canary)",
+                f"{state.words} (an unfinished gradual rollout or canary)",
                 f"{self.cmd('promote')}  (or {self.cmd('rollback')})",
             )
 

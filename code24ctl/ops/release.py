@@ -15,6 +15,7 @@ from back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
@@ -22,12 +23,16 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from code24ctl.cloudflare.versions import (
+    SECRETS_CHANGED,
+    SECRETS_CHANGED_MARKER,
     DeploymentInfo,
+    TrafficShare,
     VersionInfo,
     config_hash,
     create_deployment,
     current_deployment,
     get_version,
+    hyphenated,
     list_deployments,
     list_versions,
     override_header,
@@ -36,9 +41,28 @@ from code24ctl.cloudflare.versions import (
     version_metadata,
 )
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, UsageError
+from code24ctl.constants import DEFAULT_VERSION_WAIT_S
+from code24ctl.errors import (
+    Aborted,
+    CheckFailed,
+    CloudflareAPIError,
+    Code24Error,
+    Interrupted,
+    NetworkError,
+    UsageError,
+    interruption_status,
+    interruption_word,
+)
 from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
-from code24ctl.probe.runner import ProbeOptions, ProbeReport, plan_probe, run_plan
+from code24ctl.probe.runner import (
+    VERSION_NOT_APPLIED,
+    ProbeOptions,
+    ProbeReport,
+    WaitCallback,
+    plan_probe,
+    run_plan,
+    wait_lines,
+)
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -51,6 +75,74 @@ ProbeStage = Literal["override", "split", "after"]
 CANARY_REPEAT = 10
 DEFAULT_VERSIONS_LIMIT = 10
 WORKERS_SDK_10712 = "https://github.com/cloudflare/workers-sdk/issues/10712"
+
+
+class ReleaseState(BaseModel):
+    """The one release state: nothing deployed, one version at 100%, or a split between a
+    *stable* version (the one that served 100% before) and a *candidate*.
+
+    ``words`` is how every command names it."""
+
+    kind: Literal["none", "single", "split"]
+    stable: TrafficShare | None = None
+    candidate: TrafficShare | None = None
+    words: str
+
+
+def release_state(history: list[DeploymentInfo]) -> ReleaseState:
+    """The state of the serving deployment (``history[0]``), newest first.
+
+    In a split, the stable version is the one of the two that the newest earlier deployment
+    served at 100%; without such a deployment, the one with the larger share.
+    """
+    if not history or not history[0].versions:
+        return ReleaseState(kind="none", words="not deployed")
+    now = history[0]
+    if not now.split:
+        only = now.versions[0]
+        return ReleaseState(
+            kind="single", stable=only, words=f"one version: {only.version_id} at 100%"
+        )
+    ids = {s.version_id for s in now.versions}
+    stable_id = None
+    for earlier in history[1:]:
+        full = [s.version_id for s in earlier.versions if s.percentage == 100]
+        if full and full[0] in ids:
+            stable_id = full[0]
+            break
+    if stable_id is None:
+        # The larger share; on a tie the second listed (releases list the new one first).
+        stable_id = max(reversed(now.versions), key=lambda s: s.percentage).version_id
+    stable = next(s for s in now.versions if s.version_id == stable_id)
+    candidate = next(s for s in now.versions if s.version_id != stable_id)
+    return ReleaseState(
+        kind="split",
+        stable=stable,
+        candidate=candidate,
+        words=f"split: stable {stable.version_id} at {stable.percentage:g}%, candidate "
+        f"{candidate.version_id} at {candidate.percentage:g}%",
+    )
+
+
+def read_release_state(session: CloudflareSession, resolved: ResolvedConfig) -> ReleaseState:
+    """The dispatcher's release state now (``not deployed`` when it never was)."""
+    from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, is_not_found
+
+    try:
+        return release_state(list_deployments(session, resolved.dispatcher()))
+    except CloudflareAPIError as exc:
+        if is_not_found(exc, SCRIPT_NOT_FOUND):
+            return release_state([])
+        raise
+
+
+def state_after(report: ReleaseReport) -> ReleaseState:
+    """The state a release left, from its ``before`` and ``after`` (no API call): the
+    version that served 100% before is the stable one of a split."""
+    history = [d for d in (report.after, report.before) if d is not None]
+    if report.after is report.before:
+        history = history[:1]
+    return release_state(history)
 
 
 class VersionRow(VersionInfo):
@@ -77,6 +169,7 @@ class VersionsReport(BaseModel):
     # The config hash the config would upload now (compare with each version's).
     config_hash: str | None
     deployment: DeploymentInfo | None
+    state: ReleaseState
     versions: list[VersionRow]
     summary: VersionsSummary
 
@@ -111,6 +204,8 @@ class ReleaseReport(BaseModel):
     changed: bool
     # A canary that failed after changing the deployment put ``before`` back.
     restored: bool = False
+    # The release state it left (the same words as ``versions``, ``doctor``, ``plan``).
+    state: ReleaseState | None = None
     error: str | None = None
     involved: list[VersionInfo] = Field(default_factory=list)
     probes: list[ProbeRun] = Field(default_factory=list)
@@ -131,7 +226,10 @@ class RollbackPlan(BaseModel):
     namespace: str
     dispatcher: str
     before: DeploymentInfo
+    state: ReleaseState
     target: VersionInfo
+    # Why this version: named, the stable one of a split, or the previous one at 100%.
+    reason: str
     involved: list[VersionInfo]
 
 
@@ -179,20 +277,48 @@ def rollout_in_progress(
     return found if found is not None and found.split else None
 
 
-def rollout_error(resolved: ResolvedConfig, deployment: DeploymentInfo, what: str) -> UsageError:
-    """The refusal to ``what`` over an unfinished gradual rollout (exit 2)."""
+def rollout_error(
+    resolved: ResolvedConfig,
+    deployment: DeploymentInfo,
+    what: str,
+    session: CloudflareSession | None = None,
+) -> UsageError:
+    """The refusal to ``what`` over an unfinished gradual rollout (exit 2), naming the release
+    state in the words every command uses (read through ``session`` when given)."""
     env = resolved.env_name
+    words = read_release_state(session, resolved).words if session else describe(deployment)
     return UsageError(
         f"the dispatcher {resolved.dispatcher()} is in an unfinished gradual rollout "
-        f"({describe(deployment)}); {what}",
+        f"({words}); {what}",
         hint=f"finish it first with `code24ctl promote --env {env}` or "
         f"`code24ctl rollback --env {env}`",
     )
 
 
-def _single(resolved: ResolvedConfig, deployment: DeploymentInfo) -> str:
+def refuse_over_rollout(
+    session: CloudflareSession, resolved: ResolvedConfig, command: str, deployed: bool = True
+) -> None:
+    """Refuse (exit 2) a plain upload of the dispatcher over a split deployment: it would end
+    the rollout at 100% of a third version (wrangler asks the same:
+    ``confirm-latest-deployment-overwrite``)."""
+    if not deployed:
+        return
+    split = rollout_in_progress(session, resolved)
+    if split is not None:
+        error = rollout_error(
+            resolved, split, f"{command} would replace it with a new version", session
+        )
+        error.hint = f"{error.hint}, or rerun {command} with --ignore-rollout"
+        raise error
+
+
+def _single(
+    session: CloudflareSession, resolved: ResolvedConfig, deployment: DeploymentInfo
+) -> str:
     if deployment.split:
-        raise rollout_error(resolved, deployment, "a new release would start from two versions")
+        raise rollout_error(
+            resolved, deployment, "a new release would start from two versions", session
+        )
     return deployment.versions[0].version_id
 
 
@@ -253,6 +379,31 @@ def _report(
     )
 
 
+def _deploy(
+    session: CloudflareSession,
+    name: str,
+    shares: list[tuple[str, float]],
+    *,
+    message: str | None = None,
+    force: bool = False,
+) -> DeploymentInfo:
+    """:func:`create_deployment`; when its outcome is unknown (5xx, no answer), the deployment
+    is read before anything is decided: one that is what was asked for counts as done."""
+    try:
+        return create_deployment(session, name, shares, message=message, force=force)
+    except (CloudflareAPIError, NetworkError) as exc:
+        if isinstance(exc, CloudflareAPIError) and exc.status is not None and exc.status < 500:
+            raise
+        try:
+            now = current_deployment(session, name)
+        except Code24Error:
+            raise exc from None
+        wanted = {(v, float(p)) for v, p in shares}
+        if now is not None and {(s.version_id, s.percentage) for s in now.versions} == wanted:
+            return now
+        raise
+
+
 def check_percent(percent: float) -> None:
     """A release percentage is more than 0 and at most 100."""
     if not 0 < percent <= 100:
@@ -261,6 +412,98 @@ def check_percent(percent: float) -> None:
 
 def _split(new: str, old: str, percent: float) -> list[tuple[str, float]]:
     return [(new, 100.0)] if percent >= 100 else [(new, percent), (old, 100 - percent)]
+
+
+# --------------------------------------------------------------------------------------------
+# Steps and interrupts
+
+Say = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    """The default ``say``: no step lines."""
+
+
+class _Steps:
+    """Where a release got: each step says one line as it starts (nothing is silent for
+    seconds), and an interrupt names the step it came in."""
+
+    def __init__(self, strategy: str, say: Say) -> None:
+        self.strategy = strategy
+        self.say = say
+        self.current = "before anything was written"
+        self.upload_started = False
+
+    def start(self, what: str) -> None:
+        self.current = what
+        self.say(f"{self.strategy}: {what}")
+
+
+def _same(a: DeploymentInfo, b: DeploymentInfo) -> bool:
+    return {(s.version_id, s.percentage) for s in a.versions} == {
+        (s.version_id, s.percentage) for s in b.versions
+    }
+
+
+def _interrupted(
+    session: CloudflareSession,
+    report: ReleaseReport,
+    before: DeploymentInfo,
+    steps: _Steps,
+    exc: BaseException,
+) -> Interrupted:
+    """After Ctrl-C or SIGTERM: read what serves now, put ``before`` back if it changed, and
+    say what was uploaded, what was deployed and what was put back."""
+    status = interruption_status(exc)
+    env = report.environment
+    back = before.versions[0].version_id if len(before.versions) == 1 else None
+    fix = (
+        f"`code24ctl rollback --env {env} {back} --yes`"
+        if back
+        else (f"`code24ctl rollback --env {env}`")
+    )
+    if report.version is not None:
+        uploaded = f"uploaded version {report.version.id} (it takes no traffic)"
+    elif steps.upload_started:
+        uploaded = "the upload was under way (any version it made takes no traffic)"
+    else:
+        uploaded = "nothing was uploaded"
+    head = f"{interruption_word(exc)} while {steps.current}; {uploaded}"
+    try:
+        # What an interrupted write did is unknown: read before deciding anything.
+        now = current_deployment(session, report.dispatcher)
+    except (Code24Error, KeyboardInterrupt) as read_error:
+        why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
+        return Interrupted(
+            f"{head}; the deployment could not be read ({why}): it may not be as before "
+            f"({describe(before)})",
+            hint=f"check with `code24ctl versions --env {env}`; put it back with {fix}",
+            exit_code=status,
+        )
+    if now is None or _same(now, before):
+        return Interrupted(
+            f"{head}; the deployment is unchanged ({describe(before)})", exit_code=status
+        )
+    deployed = describe(now)
+    steps.say(f"{steps.strategy}: putting back {describe(before)}")
+    try:
+        _deploy(
+            session,
+            report.dispatcher,
+            [(s.version_id, s.percentage) for s in before.versions],
+            message=f"code24ctl {steps.strategy} interrupted: put back",
+        )
+    except (Code24Error, KeyboardInterrupt) as put_error:
+        why = put_error.message if isinstance(put_error, Code24Error) else "interrupted again"
+        return Interrupted(
+            f"{head}; deployed {deployed}; putting back {describe(before)} failed ({why}): "
+            f"the deployment is still {deployed}",
+            hint=f"put it back with {fix}",
+            exit_code=status,
+        )
+    return Interrupted(
+        f"{head}; deployed {deployed}; put back {describe(before)}", exit_code=status
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,23 +516,36 @@ def gradual(
     percent: float,
     *,
     message: str | None = None,
+    say: Say = _quiet,
 ) -> ReleaseReport:
-    """Upload a version and deploy it at ``percent``, the serving version at the rest."""
+    """Upload a version and deploy it at ``percent``, the serving version at the rest.
+
+    Ctrl-C or SIGTERM at any step puts the deployment it started from back
+    (:class:`~code24ctl.errors.Interrupted`, saying what was done)."""
     require_versions(resolved)
     check_percent(percent)
     before = serving(session, resolved)
-    old = _single(resolved, before)
+    old = _single(session, resolved, before)
     code = release_code(session, resolved)
     report = _report(resolved, "deploy", "gradual", before)
-    report.version = _upload(session, resolved, code, message)
-    with _unchanged_on_failure(before, report.version):
-        report.after = create_deployment(
-            session,
-            report.dispatcher,
-            _split(report.version.id, old, percent),
-            message=message or f"code24ctl deploy --gradual {percent:g}",
-        )
-    report.changed = True
+    steps = _Steps("gradual", say)
+    try:
+        steps.start(f"uploading a new version of {report.dispatcher}")
+        steps.upload_started = True
+        report.version = _upload(session, resolved, code, message)
+        new = report.version.id
+        steps.start(f"deploying version {new} at {percent:g}%, {old} at {100 - percent:g}%")
+        with _unchanged_on_failure(before, report.version):
+            report.after = _deploy(
+                session,
+                report.dispatcher,
+                _split(new, old, percent),
+                message=message or f"code24ctl deploy --gradual {percent:g}",
+            )
+        report.changed = True
+    except KeyboardInterrupt as exc:
+        raise _interrupted(session, report, before, steps, exc) from None
+    report.state = state_after(report)
     return report
 
 
@@ -312,11 +568,37 @@ def _unchanged_on_failure(before: DeploymentInfo, version: VersionInfo) -> Itera
 # deploy --canary
 
 
-ProbeRunner = Callable[[ResolvedConfig, ProbeOptions], ProbeReport]
+ProbeRunner = Callable[[ResolvedConfig, ProbeOptions, WaitCallback | None], ProbeReport]
 
 
-def _run_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbeReport:
-    return run_plan(plan_probe(resolved, options))
+def _run_probe(
+    resolved: ResolvedConfig, options: ProbeOptions, on_wait: WaitCallback | None = None
+) -> ProbeReport:
+    return run_plan(plan_probe(resolved, options), on_wait=on_wait)
+
+
+def _through_override(
+    options: ProbeOptions, dispatcher: str, version_id: str, wait_s: float
+) -> ProbeOptions:
+    return options.model_copy(
+        update={
+            "headers": (override_header(dispatcher, version_id),),
+            "version": version_id,
+            "version_wait_s": wait_s,
+        }
+    )
+
+
+def _override_failure(report: ProbeReport, version_id: str) -> str:
+    waited = report.version_wait
+    if waited is not None and not waited.applied:
+        return (
+            f"the probe through the override ({VERSION_NOT_APPLIED}: version {version_id} never "
+            f"answered within {waited.limit_s:g} s)"
+        )
+    if report.summary.version_not_applied:
+        return f"the probe through the override ({VERSION_NOT_APPLIED})"
+    return "the probe through the override"
 
 
 def canary(
@@ -328,15 +610,20 @@ def canary(
     repeat: int = CANARY_REPEAT,
     probe_options: ProbeOptions | None = None,
     probe: ProbeRunner = _run_probe,
+    wait_s: float = DEFAULT_VERSION_WAIT_S,
+    say: Say = _quiet,
 ) -> ReleaseReport:
     """Upload, probe through the override at 0%, split at ``percent``, probe again.
 
-    The probe through the override sends ``probe_options`` as they are (every request reaches
-    the new version); the one after the split sends each request ``repeat`` times, so that
-    samples reach both versions.
+    The probe through the override first waits (at most ``wait_s``) for the new version to
+    answer, and fails any answer from another version (``version_not_applied``): an override
+    Cloudflare has not applied yet is routed by the percentages, to the old version. The probe
+    after the split sends each request ``repeat`` times, so that samples reach both versions.
 
     Never raises for a failed probe: ``ok`` is False, the deployment it started from is back
     (``restored``) and ``error`` says what failed (:func:`failure` makes the exit-1 error).
+    Ctrl-C or SIGTERM at any step puts the deployment back too, and raises
+    :class:`~code24ctl.errors.Interrupted` saying what was uploaded, deployed and put back.
     """
     require_versions(resolved)
     check_percent(percent)
@@ -345,39 +632,50 @@ def canary(
     # Probe settings are checked before anything is written (no base_url, no samples: exit 2).
     plan_probe(resolved, base)
     before = serving(session, resolved)
-    old = _single(resolved, before)
+    old = _single(session, resolved, before)
     code = release_code(session, resolved)
     report = _report(resolved, "deploy", "canary", before)
-    new = _upload(session, resolved, code, message)
-    report.version = new
     note = message or f"code24ctl deploy --canary {percent:g}"
-    with _unchanged_on_failure(before, new):
-        report.after = create_deployment(
-            session,
-            dispatcher,
-            [(old, 100.0), (new.id, 0.0)],
-            message=f"{note} (probe)",
-        )
-    report.changed = True
-
-    through = base.model_copy(
-        update={"headers": (override_header(dispatcher, new.id),), "version": new.id}
-    )
-    first = probe(resolved, through)
-    report.add_probe("override", first)
-    if not first.ok:
-        return _restore(session, report, before, "the probe through the override")
-
+    steps = _Steps("canary", say)
     try:
-        report.after = create_deployment(
-            session, dispatcher, _split(new.id, old, percent), message=note
+        steps.start(f"uploading a new version of {dispatcher}")
+        steps.upload_started = True
+        new = _upload(session, resolved, code, message)
+        report.version = new
+        steps.start(
+            f"deploying version {new.id} at 0% beside {old} (100%), so that the version "
+            "override reaches it"
         )
-    except CloudflareAPIError as exc:
-        return _restore(session, report, before, f"deploying it at {percent:g}% ({exc.message})")
-    second = probe(resolved, base.model_copy(update={"repeat": repeat}))
-    report.add_probe("split", second)
-    if not second.ok:
-        return _restore(session, report, before, f"the probe at {percent:g}%")
+        with _unchanged_on_failure(before, new):
+            report.after = _deploy(
+                session, dispatcher, [(old, 100.0), (new.id, 0.0)], message=f"{note} (probe)"
+            )
+        report.changed = True
+
+        steps.start(f"probing version {new.id} through the version override")
+        first = probe(
+            resolved,
+            _through_override(base, dispatcher, new.id, wait_s),
+            wait_lines(say, new.id, wait_s),
+        )
+        report.add_probe("override", first)
+        if not first.ok:
+            return _restore(session, report, before, _override_failure(first, new.id), steps)
+
+        steps.start(f"deploying version {new.id} at {percent:g}%, {old} at {100 - percent:g}%")
+        try:
+            report.after = _deploy(session, dispatcher, _split(new.id, old, percent), message=note)
+        except CloudflareAPIError as exc:
+            what = f"deploying it at {percent:g}% ({exc.message})"
+            return _restore(session, report, before, what, steps)
+        steps.start(f"probing after the split ({repeat} requests per route)")
+        second = probe(resolved, base.model_copy(update={"repeat": repeat}), None)
+        report.add_probe("split", second)
+        if not second.ok:
+            return _restore(session, report, before, f"the probe at {percent:g}%", steps)
+    except KeyboardInterrupt as exc:
+        raise _interrupted(session, report, before, steps, exc) from None
+    report.state = state_after(report)
     return report
 
 
@@ -386,11 +684,13 @@ def _restore(
     report: ReleaseReport,
     before: DeploymentInfo,
     what: str,
+    steps: _Steps,
 ) -> ReleaseReport:
     report.ok = False
     shares = [(s.version_id, s.percentage) for s in before.versions]
+    steps.start(f"{what} failed: putting back {describe(before)}")
     try:
-        report.after = create_deployment(
+        report.after = _deploy(
             session, report.dispatcher, shares, message="code24ctl canary failed"
         )
     except Code24Error as exc:
@@ -398,12 +698,14 @@ def _restore(
             f"{what} failed, and putting the deployment back failed too: {exc.message}; the "
             f"deployment is now {describe(report.after or before)}"
         )
+        report.state = state_after(report)
         return report
     report.restored = True
     report.error = (
         f"{what} failed; the deployment is back as it was ({describe(before)}); "
         f"version {report.version.id if report.version else '?'} takes no traffic"
     )
+    report.state = state_after(report)
     return report
 
 
@@ -421,26 +723,163 @@ def failure(report: ReleaseReport) -> Code24Error:
 
 
 # --------------------------------------------------------------------------------------------
-# promote, rollback
+# Naming a version
 
 
-def promote(session: CloudflareSession, resolved: ResolvedConfig) -> ReleaseReport:
-    """Deploy the newest version at 100% (nothing is written when it already is)."""
+#: How many of the newest versions a version id prefix is looked up among.
+RESOLVE_LIMIT = 100
+_FULL_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def resolve_version(session: CloudflareSession, resolved: ResolvedConfig, text: str) -> VersionInfo:
+    """The version ``text`` names: its id, or a prefix of exactly one recent version's id.
+
+    An unknown or ambiguous id is a usage error (exit 2) that lists the recent versions.
+    """
+    dispatcher = resolved.dispatcher()
+    wanted = text.strip().lower()
+    recent = list_versions(session, dispatcher, RESOLVE_LIMIT) if wanted else []
+    matches = [v for v in recent if v.id.lower().startswith(wanted)] if wanted else []
+    exact = [v for v in matches if v.id.lower() == wanted]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(
+        f"{v.id}" + (f" #{v.number}" if v.number is not None else "") for v in recent[:5]
+    )
+    versions_cmd = f"`code24ctl versions --env {resolved.env_name}`"
+    if len(matches) > 1:
+        raise UsageError(
+            f"version id {text!r} is ambiguous: {len(matches)} versions of {dispatcher} start "
+            f"with it ({', '.join(v.id for v in matches[:5])})",
+            hint="give more of the id",
+        )
+    if _FULL_ID.match(wanted):
+        try:
+            return get_version(session, dispatcher, hyphenated(wanted.replace("-", "")))
+        except CloudflareAPIError as exc:
+            if exc.status != 404:
+                raise
+    raise UsageError(
+        f"no version of {dispatcher} has an id starting with {text!r}",
+        hint=f"recent versions: {listing or 'none'} ({versions_cmd} lists them)",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# promote
+
+
+class PromotePlan(BaseModel):
+    """What ``promote`` will do: ``target`` to 100%, from ``before``."""
+
+    environment: str
+    namespace: str
+    dispatcher: str
+    before: DeploymentInfo
+    state: ReleaseState
+    target: VersionInfo
+    # The target is in the serving deployment, so the override reaches it: probed first.
+    in_deployment: bool
+
+
+def plan_promote(
+    session: CloudflareSession, resolved: ResolvedConfig, version_id: str | None = None
+) -> PromotePlan:
+    """The candidate of the split (or ``version_id``); with no split and no version named,
+    there is nothing to promote (exit 2, nothing is written)."""
     require_versions(resolved)
-    before = serving(session, resolved)
-    newest = list_versions(session, resolved.dispatcher(), 1)
-    if not newest:
-        raise UsageError(f"the dispatcher {resolved.dispatcher()} has no versions")
-    report = _report(resolved, "promote", "promote", before)
-    report.version = newest[0]
-    if before.share_of(newest[0].id) == 100 and not before.split:
-        report.notes.append(f"version {newest[0].id} already serves 100%: nothing to do")
+    history = list_deployments(session, resolved.dispatcher())
+    if not history or not history[0].versions:
+        raise _not_deployed(resolved)
+    state = release_state(history)
+    before = history[0]
+    if version_id is None:
+        if state.candidate is None:
+            raise UsageError(
+                f"nothing to promote: the dispatcher {resolved.dispatcher()} is not split "
+                f"({state.words})",
+                hint=f"`code24ctl deploy --env {resolved.env_name} --canary PERCENT` starts a "
+                f"release; `code24ctl promote --env {resolved.env_name} VERSION_ID` takes a "
+                "named version to 100%",
+            )
+        target = get_version(session, resolved.dispatcher(), state.candidate.version_id)
+    else:
+        target = resolve_version(session, resolved, version_id)
+    return PromotePlan(
+        environment=resolved.env_name,
+        namespace=resolved.namespace(),
+        dispatcher=resolved.dispatcher(),
+        before=before,
+        state=state,
+        target=target,
+        in_deployment=before.share_of(target.id) is not None,
+    )
+
+
+def probe_candidate(
+    resolved: ResolvedConfig,
+    plan: PromotePlan,
+    *,
+    probe_options: ProbeOptions | None = None,
+    probe: ProbeRunner = _run_probe,
+    wait_s: float = DEFAULT_VERSION_WAIT_S,
+    say: Say = _quiet,
+) -> ProbeReport | None:
+    """Probe the promotion's target through the override (None when it is not in the
+    deployment, so the override cannot reach it, or the environment has nothing to probe)."""
+    if not plan.in_deployment or plan.before.share_of(plan.target.id) == 100:
+        return None
+    options = _through_override(
+        probe_options or ProbeOptions(), plan.dispatcher, plan.target.id, wait_s
+    )
+    try:
+        plan_probe(resolved, options)
+    except UsageError:
+        return None
+    say(f"promote: probing version {plan.target.id} through the version override")
+    return probe(resolved, options, wait_lines(say, plan.target.id, wait_s))
+
+
+def run_promote(
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    plan: PromotePlan,
+    probed: ProbeReport | None,
+    *,
+    say: Say = _quiet,
+) -> ReleaseReport:
+    """Deploy the plan's target at 100% unless ``probed`` failed (then nothing is written)."""
+    report = _report(resolved, "promote", "promote", plan.before)
+    report.version = plan.target
+    if probed is not None:
+        report.add_probe("override", probed)
+        if not probed.ok:
+            report.ok = False
+            report.error = (
+                f"{_override_failure(probed, plan.target.id)} failed; nothing was changed "
+                f"({describe(plan.before)})"
+            )
+            report.state = plan.state
+            return report
+    if plan.before.share_of(plan.target.id) == 100:
+        report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
+        report.state = plan.state
         return report
-    report.after = create_deployment(
-        session, report.dispatcher, [(newest[0].id, 100.0)], message="code24ctl promote"
+    say(f"promote: deploying version {plan.target.id} at 100%")
+    report.after = _deploy(
+        session, report.dispatcher, [(plan.target.id, 100.0)], message="code24ctl promote"
     )
     report.changed = True
+    report.state = state_after(report)
     return report
+
+
+# --------------------------------------------------------------------------------------------
+# rollback
 
 
 def plan_rollback(
@@ -448,40 +887,61 @@ def plan_rollback(
     resolved: ResolvedConfig,
     version_id: str | None = None,
 ) -> RollbackPlan:
-    """Which version a rollback returns to: ``version_id``, or the last one that served 100%.
-
-    The default is wrangler's: the newest earlier deployment with a version at 100%, other than
-    the version serving 100% now.
-    """
+    """Which version a rollback returns to: ``version_id`` (a unique prefix is enough); the
+    stable version during a split; else the previous version that served 100% (wrangler's
+    rule: the newest earlier deployment with a version at 100%, other than the one now)."""
     require_versions(resolved)
     dispatcher = resolved.dispatcher()
     history = list_deployments(session, dispatcher)
     if not history or not history[0].versions:
         raise _not_deployed(resolved)
     before = history[0]
-    if version_id is None:
+    state = release_state(history)
+    if version_id is not None:
+        target = resolve_version(session, resolved, version_id)
+        reason = "the version named"
+    elif state.stable is not None and state.candidate is not None:
+        target = get_version(session, dispatcher, state.stable.version_id)
+        reason = "the stable version of the split"
+    else:
         now = {s.version_id for s in before.versions if s.percentage == 100}
+        found = None
         for earlier in history[1:]:
             stable = [s.version_id for s in earlier.versions if s.percentage == 100]
             if stable and stable[0] not in now:
-                version_id = stable[0]
+                found = stable[0]
                 break
-        if version_id is None:
+        if found is None:
             raise UsageError(
                 f"no earlier version of {dispatcher} served 100% of the traffic",
                 hint=f"name one: `code24ctl rollback --env {resolved.env_name} VERSION_ID` "
                 f"(`code24ctl versions --env {resolved.env_name}` lists them)",
             )
-    target = get_version(session, dispatcher, version_id)
+        target = get_version(session, dispatcher, found)
+        reason = "the previous version that served 100%"
     involved = [get_version(session, dispatcher, s.version_id) for s in before.versions]
     return RollbackPlan(
         environment=resolved.env_name,
         namespace=resolved.namespace(),
         dispatcher=dispatcher,
         before=before,
+        state=state,
         target=target,
+        reason=reason,
         involved=[v for v in involved if v.id != target.id] + [target],
     )
+
+
+def changed_secrets(exc: CloudflareAPIError) -> list[str] | None:
+    """The secrets named by the API's "secrets have changed" refusal (None: another error)."""
+    if exc.code != SECRETS_CHANGED:
+        return None
+    text = exc.message
+    at = text.find(SECRETS_CHANGED_MARKER)
+    if at < 0:
+        return []
+    tail = text[at + len(SECRETS_CHANGED_MARKER) :].split("(HTTP")[0]
+    return [name.strip(" .;") for name in tail.split(",") if name.strip(" .;")]
 
 
 def run_rollback(
@@ -491,28 +951,51 @@ def run_rollback(
     *,
     probe_options: ProbeOptions | None = None,
     probe: ProbeRunner = _run_probe,
+    confirm_force: Callable[[list[str]], bool] | None = None,
+    say: Say = _quiet,
 ) -> ReleaseReport:
-    """Deploy the plan's target at 100%, then probe (a failing probe leaves it deployed)."""
+    """Deploy the plan's target at 100%, then probe (a failing probe leaves it deployed).
+
+    When the API refuses because secrets changed since the target was deployed, ask
+    ``confirm_force(secret names)``; once it says yes, retry with ``force`` (as wrangler's
+    rollback does); otherwise :class:`~code24ctl.errors.Aborted`, nothing changed."""
     report = _report(resolved, "rollback", "rollback", plan.before)
     report.version = plan.target
     report.involved = plan.involved
     if plan.before.share_of(plan.target.id) == 100 and not plan.before.split:
         report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
     else:
-        report.after = create_deployment(
-            session,
-            plan.dispatcher,
-            [(plan.target.id, 100.0)],
-            message="code24ctl rollback",
-        )
+        say(f"rollback: deploying version {plan.target.id} at 100%")
+        shares = [(plan.target.id, 100.0)]
+        try:
+            report.after = _deploy(session, plan.dispatcher, shares, message="code24ctl rollback")
+        except CloudflareAPIError as exc:
+            secrets = changed_secrets(exc)
+            if secrets is None:
+                raise
+            if confirm_force is None or not confirm_force(secrets):
+                raise Aborted(
+                    f"the API refused the rollback to {plan.target.id}: secrets changed since "
+                    f"it was deployed ({', '.join(secrets) or 'not named'}); nothing was changed"
+                ) from None
+            say(f"rollback: deploying version {plan.target.id} at 100% (forced)")
+            report.after = _deploy(
+                session, plan.dispatcher, shares, message="code24ctl rollback", force=True
+            )
+            report.notes.append(
+                f"forced across changed secrets ({', '.join(secrets) or 'not named'}): version "
+                f"{plan.target.id} now runs with the secrets as they are"
+            )
         report.changed = True
+    report.state = state_after(report)
     options = probe_options or ProbeOptions()
     try:
         plan_probe(resolved, options)
     except UsageError as exc:
         report.notes.append(f"not probed: {exc.message}")
         return report
-    after = probe(resolved, options)
+    say("rollback: probing")
+    after = probe(resolved, options, None)
     report.add_probe("after", after)
     if not after.ok:
         report.ok = False
@@ -557,6 +1040,7 @@ def list_release_state(
         dispatcher=dispatcher,
         config_hash=expected,
         deployment=deployment,
+        state=read_release_state(session, resolved),
         versions=rows,
         summary=VersionsSummary(
             versions=len(rows),

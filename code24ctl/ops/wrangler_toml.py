@@ -122,6 +122,8 @@ def render_wrangler_toml(
             )
             text = json.dumps(binding["json"], ensure_ascii=False, separators=(",", ":"))
             vars_lines.append(f"{toml_key(binding_name)} = {toml_string(text)}")
+        elif kind == "version_metadata":
+            other += ["", "[version_metadata]", f"binding = {toml_string(binding_name)}"]
         else:
             other += ["", f"# binding {binding_name} of type {kind} has no wrangler.toml form here"]
     lines += other

@@ -29,6 +29,16 @@ A route without a sample is ``skipped``: reported, never failing (a route may ha
 sample request); if no selected route has a sample at all there is nothing to prove, which is a
 usage error. When no probed route got any answer at all, :func:`no_answer_error` gives the one
 cause (the CLI exits 3 with it, as for any network failure).
+
+Every answer of the dispatcher names the version that made it (``X-Code24-Dispatcher-Version``,
+docs/dispatch.md D6). A probe with a ``version`` (the ``Cloudflare-Workers-Version-Overrides``
+header of ``probe --version`` and of a canary) first waits, at most ``version_wait_s``, for one
+answer from that version: Cloudflare can take a couple of seconds to apply an override after a
+deployment change, and routes a request whose override is not applied by the percentages,
+without an error (developers.cloudflare.com/workers/configuration/versions-and-deployments/
+version-overrides/). Then any answer from another version fails its route
+(``version_not_applied``). Without a ``version``, the report counts the answers per version, so
+a split is visible.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl import __version__
 from code24ctl.config import ResolvedConfig, RouteConfig
-from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY
+from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY, DEFAULT_VERSION_WAIT_S
 from code24ctl.dispatch.classify import Classification, classify_answer
 from code24ctl.dispatch.routing import Route, forwarded_target, split_target
 from code24ctl.errors import NetworkError, UsageError
@@ -64,10 +74,19 @@ ProbeVerdict = Literal["json", "html", "not-json", "empty", "error", "skipped"]
 ErrorKind = Literal["refused", "reset", "timeout", "protocol", "network"]
 Outcome = Literal["pass", "fail", "skip"]
 ProgressCallback = Callable[[int, int], None]
+# (attempts so far, seconds waited, the version that answered the last one or None)
+WaitCallback = Callable[[int, float, str | None], None]
 
 DEFAULT_CONCURRENCY = DEFAULT_PROBE_CONCURRENCY
 EXCERPT_CHARS = 200
 USER_AGENT = f"code24ctl-probe/{__version__}"
+#: Seconds between two requests while waiting for the version.
+VERSION_POLL_S = 0.5
+#: The failure reason of an answer from another dispatcher version than the one asked for.
+VERSION_NOT_APPLIED = "version_not_applied"
+#: How an answer without ``X-Code24-Dispatcher-Version`` (a dispatcher uploaded before it, or
+#: not a dispatcher) is counted.
+NO_VERSION = "none"
 
 # Fallback reasons that mean the worker behind the route is not serving: failures by default.
 NOT_SERVING_REASONS = frozenset(
@@ -101,8 +120,10 @@ class ProbeOptions(BaseModel):
     direct: bool = False
     # Sent with every request (the version override header of ``probe --version``).
     headers: tuple[tuple[str, str], ...] = ()
-    # The dispatcher version these requests ask for, named in the report.
+    # The dispatcher version these requests ask for: answers from another one fail.
     version: str | None = None
+    # With ``version``: how long to wait, at most, for the first answer from it.
+    version_wait_s: float = Field(default=DEFAULT_VERSION_WAIT_S, ge=0)
 
 
 class ProbeSettings(BaseModel):
@@ -142,6 +163,7 @@ class ProbePlan:
     notes: tuple[str, ...]
     order: tuple[str, ...]  # route prefixes in config order, probed and skipped alike
     version: str | None = None
+    version_wait_s: float = DEFAULT_VERSION_WAIT_S
 
 
 def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
@@ -215,6 +237,7 @@ def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
         notes=tuple(notes),
         order=tuple(route.prefix for route in routes),
         version=options.version,
+        version_wait_s=options.version_wait_s,
     )
 
 
@@ -278,6 +301,10 @@ class Observation(BaseModel):
     #: Every request's id: the dispatcher's ``X-Code24-Request-Id``, else the ``X-Request-Id``
     #: the probe sent (which the dispatcher reuses), for ``code24ctl logs --request-id``.
     request_ids: list[str] = Field(default_factory=list)
+    # The dispatcher version that made the shown answer (X-Code24-Dispatcher-Version).
+    dispatcher_version: str | None = None
+    # Answers per dispatcher version (``none``: an answer without the header).
+    dispatcher_versions: dict[str, int] = Field(default_factory=dict)
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     attempts: int = 0
@@ -302,6 +329,8 @@ class RouteResult(Observation):
     fallback_reasons: dict[str, int] = Field(default_factory=dict)
     # The dispatcher's own refusal (``route_not_found``, ...) when it answered instead of a worker.
     refused: str | None = None
+    # Some answers came from another dispatcher version than the one asked for.
+    version_not_applied: bool = False
     direct: Observation | None = None
 
 
@@ -314,6 +343,17 @@ class ProbeSummary(BaseModel):
     skipped: int
     warned: int = 0  # passed with a warning
     fallbacks: int = 0  # probed routes with at least one answer from a fallback
+    version_not_applied: int = 0  # routes with an answer from another dispatcher version
+
+
+class VersionWait(BaseModel):
+    """The wait for the asked-for version to answer, before the probe proper."""
+
+    version: str
+    applied: bool
+    attempts: int
+    waited_ms: float
+    limit_s: float
 
 
 class ProbeReport(BaseModel):
@@ -325,6 +365,10 @@ class ProbeReport(BaseModel):
     summary: ProbeSummary
     # The dispatcher version every request asked for (``--version``), if any.
     version: str | None = None
+    # With ``version``: how the wait for it went.
+    version_wait: VersionWait | None = None
+    # Answers per dispatcher version, over every route (a split shows both).
+    dispatcher_versions: dict[str, int] = Field(default_factory=dict)
     settings: ProbeSettings
     duration_ms: float
     notes: list[str]
@@ -360,6 +404,7 @@ _KEPT_HEADERS = (
     "x-code24-fallback",
     "x-code24-fallback-reason",
     "x-code24-request-id",
+    "x-code24-dispatcher-version",
     "cf-ray",
 )
 
@@ -390,6 +435,13 @@ class _Attempt:
         return self.headers is not None and (
             self.headers.get("x-code24-fallback", "").strip().lower() == "true"
         )
+
+    @property
+    def dispatcher_version(self) -> str | None:
+        """The version that answered; None without an answer."""
+        if self.headers is None:
+            return None
+        return self.headers.get("x-code24-dispatcher-version") or NO_VERSION
 
 
 async def _send(
@@ -486,10 +538,76 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
             stack.append(os_error)
 
 
+async def wait_for_version(
+    plan: ProbePlan,
+    client: aiohttp.ClientSession,
+    on_wait: WaitCallback | None = None,
+) -> VersionWait | None:
+    """Send the plan's first request until an answer comes from ``plan.version``, at most
+    ``plan.version_wait_s`` seconds (None when the plan asks for no version)."""
+    if plan.version is None:
+        return None
+    target = plan.targets[0]
+    semaphore = asyncio.Semaphore(1)
+    started = time.perf_counter()
+    attempts = 0
+    while True:
+        attempt = await _send(client, target, target.url, plan.settings.timeout_s, semaphore)
+        attempts += 1
+        waited = time.perf_counter() - started
+        seen = attempt.dispatcher_version
+        if on_wait is not None:
+            on_wait(attempts, waited, seen)
+        if seen == plan.version:
+            return VersionWait(
+                version=plan.version,
+                applied=True,
+                attempts=attempts,
+                waited_ms=round(waited * 1000, 1),
+                limit_s=plan.version_wait_s,
+            )
+        if waited + VERSION_POLL_S > plan.version_wait_s:
+            return VersionWait(
+                version=plan.version,
+                applied=False,
+                attempts=attempts,
+                waited_ms=round(waited * 1000, 1),
+                limit_s=plan.version_wait_s,
+            )
+        await asyncio.sleep(VERSION_POLL_S)
+
+
+#: While waiting for a version, a progress line at most this often (seconds).
+WAIT_LINE_S = 2.0
+
+
+def wait_lines(say: Callable[[str], None], version: str, limit_s: float) -> WaitCallback:
+    """A :data:`WaitCallback` that tells ``say`` (one line each) that the wait started, how it
+    goes every :data:`WAIT_LINE_S` seconds, and how it ended."""
+    last = [-WAIT_LINE_S]
+
+    def on_wait(attempts: int, waited: float, seen: str | None) -> None:
+        if attempts == 1:
+            say(
+                f"waiting up to {limit_s:g} s for version {version} to answer through the "
+                "version override"
+            )
+            last[0] = 0.0
+        if seen == version:
+            say(f"version {version} answered after {waited:.1f} s ({attempts} requests)")
+        elif waited - last[0] >= WAIT_LINE_S:
+            last[0] = waited
+            say(f"  {waited:.1f} s: still answered by version {seen or 'none (no answer)'}")
+
+    return on_wait
+
+
 async def probe_routes(
     plan: ProbePlan,
     client: aiohttp.ClientSession,
     on_progress: ProgressCallback | None = None,
+    *,
+    version_wait: VersionWait | None = None,
 ) -> ProbeReport:
     """Send the plan's requests over ``client``, at most ``concurrency`` at a time.
 
@@ -527,7 +645,9 @@ async def probe_routes(
 
     rows: dict[str, RouteResult] = {}
     for index, target in enumerate(plan.targets):
-        rows[target.route] = _route_result(target, via[index], direct[index], settings)
+        rows[target.route] = _route_result(
+            target, via[index], direct[index], settings, plan.version
+        )
     for route in plan.skipped:
         rows[route.prefix] = RouteResult(
             route=route.prefix,
@@ -544,8 +664,21 @@ async def probe_routes(
         skipped=sum(row.outcome == "skip" for row in ordered),
         warned=sum(row.outcome == "pass" and bool(row.warnings) for row in ordered),
         fallbacks=sum(bool(row.fallback_reasons) for row in ordered),
+        version_not_applied=sum(row.version_not_applied for row in ordered),
     )
+    versions: Counter[str] = Counter()
+    for row in ordered:
+        versions.update(row.dispatcher_versions)
     notes = list(plan.notes)
+    if set(versions) - {NO_VERSION, "local"}:
+        counted = ", ".join(f"{v} {n}" for v, n in versions.most_common())
+        notes.append(f"answers by dispatcher version: {counted}")
+    if version_wait is not None and not version_wait.applied:
+        notes.append(
+            f"version {version_wait.version} did not answer within {version_wait.limit_s:g} s "
+            f"({version_wait.attempts} requests): the override was not applied (is the version "
+            "in the current deployment?)"
+        )
     line = fallback_summary(ordered)
     if line:
         notes.append(line)
@@ -555,6 +688,8 @@ async def probe_routes(
         ok=summary.failed == 0,
         summary=summary,
         version=plan.version,
+        version_wait=version_wait,
+        dispatcher_versions=dict(versions.most_common()),
         settings=settings,
         duration_ms=round(duration_ms, 1),
         notes=notes,
@@ -613,15 +748,23 @@ async def run_probe(
     on_progress: ProgressCallback | None = None,
 ) -> ProbeReport:
     """Plan from the config and options, then probe over ``client``."""
-    return await probe_routes(plan_probe(resolved, options), client, on_progress)
+    plan = plan_probe(resolved, options)
+    waited = await wait_for_version(plan, client)
+    return await probe_routes(plan, client, on_progress, version_wait=waited)
 
 
-def run_plan(plan: ProbePlan, on_progress: ProgressCallback | None = None) -> ProbeReport:
-    """Probe a plan from synchronous code, over a client from :func:`make_client`."""
+def run_plan(
+    plan: ProbePlan,
+    on_progress: ProgressCallback | None = None,
+    on_wait: WaitCallback | None = None,
+) -> ProbeReport:
+    """Probe a plan from synchronous code, over a client from :func:`make_client` (waiting
+    for the plan's version first, if it names one)."""
 
     async def main() -> ProbeReport:
         async with make_client(plan.settings.concurrency, plan.settings.timeout_s) as client:
-            return await probe_routes(plan, client, on_progress)
+            waited = await wait_for_version(plan, client, on_wait)
+            return await probe_routes(plan, client, on_progress, version_wait=waited)
 
     return asyncio.run(main())
 
@@ -644,9 +787,19 @@ def _route_result(
     via: list[_Attempt],
     direct: list[_Attempt],
     settings: ProbeSettings,
+    version: str | None = None,
 ) -> RouteResult:
     seen = _observe(target.url, via)
     problems: list[str] = []
+    answered = [a.dispatcher_version for a in via if a.dispatcher_version is not None]
+    others = Counter(v for v in answered if v != version)
+    not_applied = version is not None and bool(others)
+    if not_applied:
+        named = ", ".join(f"{v} \u00d7{n}" if n > 1 else v for v, n in others.most_common())
+        problems.append(
+            f"{VERSION_NOT_APPLIED}: {sum(others.values())} of {len(answered)} answers came "
+            f"from another dispatcher version ({named}), not {version}"
+        )
     if seen.verdict != "json":
         count = seen.verdict_counts.get(seen.verdict, 0)
         share = f" ({count} of {seen.attempts} answers)" if count != seen.attempts else ""
@@ -692,7 +845,8 @@ def _route_result(
         warnings=warnings,
         fallback_reasons=dict(reasons),
         refused=refused,
-        direct=_observe(target.direct_url, direct) if target.direct_url else None,
+        version_not_applied=not_applied,
+        direct=_observe(target.direct_url, direct, dispatcher=False) if target.direct_url else None,
     )
 
 
@@ -715,7 +869,7 @@ def _refusal(attempt: _Attempt) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _observe(url: str | None, attempts: list[_Attempt]) -> Observation:
+def _observe(url: str | None, attempts: list[_Attempt], *, dispatcher: bool = True) -> Observation:
     # The worst answer stands for the route; among equals, a fallback (the thing to explain).
     shown = min(attempts, key=lambda a: (_SEVERITY[a.verdict], not a.fallback))
     counts: dict[str, int] = {}
@@ -744,6 +898,12 @@ def _observe(url: str | None, attempts: list[_Attempt]) -> Observation:
         cf_ray=headers.get("cf-ray"),
         request_id=shown.request_id,
         request_ids=[a.request_id for a in attempts if a.request_id],
+        dispatcher_version=shown.dispatcher_version if dispatcher else None,
+        dispatcher_versions=dict(
+            Counter(v for a in attempts if (v := a.dispatcher_version) is not None).most_common()
+        )
+        if dispatcher
+        else {},
         latency_p50_ms=_percentile(answered, 0.50),
         latency_p95_ms=_percentile(answered, 0.95),
         attempts=len(attempts),

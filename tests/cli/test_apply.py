@@ -174,7 +174,8 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
         namespace_path,
         namespace_path,
     ]
-    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 2
+    # Its content and settings, and its deployments (the plan names a split in progress).
+    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 3
     assert writes(cf_state) == []
 
 

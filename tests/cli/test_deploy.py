@@ -55,6 +55,7 @@ def expected_bindings(kv_id: str, dispatcher: dict[str, Any] | None = None) -> l
         {"type": "plain_text", "name": "ENVIRONMENT", "text": "staging"},
         {"type": "plain_text", "name": "PLATFORM_NAME", "text": "Code24"},
         {"type": "json", "name": "ROUTE_TABLE", "json": staging_route_table()},
+        {"type": "version_metadata", "name": "CF_VERSION_METADATA"},
     ]
 
 
@@ -158,7 +159,8 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
     assert result.stdout.splitlines() == [
         f"KV namespace {KV_TITLE}: created (id {created_kv})",
         f"uploaded dispatcher {DISPATCHER} (dispatcher.js {len(module.content)} bytes); "
-        "bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE",
+        "bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE, "
+        "CF_VERSION_METADATA",
         f"version {version_id} deployed at 100%",
         f"route {API_PATTERN}: created (code24.dev)",
         f"route {ELITE_PATTERN}: created (code24.dev)",
@@ -345,7 +347,8 @@ def test_second_deploy_with_no_change_writes_nothing(
     assert result.stdout.splitlines() == [
         f"KV namespace {KV_TITLE}: found (id {kv_id(cf_state, cf_seed.account_id)})",
         f"dispatcher {DISPATCHER} unchanged "
-        "(bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE)",
+        "(bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE, "
+        "CF_VERSION_METADATA)",
         f"route {API_PATTERN}: unchanged",
         f"route {ELITE_PATTERN}: unchanged",
     ]
@@ -375,7 +378,7 @@ def test_a_changed_config_is_uploaded_again_but_routes_are_left_alone(
     document = json.loads(result.stdout)
     assert document["uploaded"] is True
     assert [r["action"] for r in document["routes"]] == ["unchanged", "unchanged"]
-    table = document["metadata"]["bindings"][-1]["json"]
+    table = document["metadata"]["bindings"][-2]["json"]
     assert table["workers"]["brand-worker"]["timeout_ms"] == 5000
 
 
@@ -622,6 +625,7 @@ def test_wrangler_toml_is_the_equivalent_configuration(
             }
         ],
         "kv_namespaces": [{"binding": "METADATA", "id": kv_id(cf_state, cf_seed.account_id)}],
+        "version_metadata": {"binding": "CF_VERSION_METADATA"},
         "routes": [
             {"pattern": API_PATTERN, "zone_name": "code24.dev"},
             {"pattern": ELITE_PATTERN, "zone_name": "code24.dev"},
@@ -836,6 +840,7 @@ def test_an_environment_without_kv_gets_no_metadata_binding(
         "ENVIRONMENT",
         "PLATFORM_NAME",
         "ROUTE_TABLE",
+        "CF_VERSION_METADATA",
     ]
     assert cf_state.requests(path_contains="/storage/kv") == []
 

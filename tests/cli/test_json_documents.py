@@ -184,15 +184,19 @@ def test_release_plan_and_stats_json_validate_on_success(
     cf_env: dict[str, str],
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
-    json_site: str,
     tmp_path: Path,
 ) -> None:
+    from tests.emulator.site import VersionSite
+    from tests.support.staging import DISPATCHER
+
     def change(data: dict[str, Any]) -> None:
-        data["environments"]["staging"]["base_url"] = json_site  # rollback probes afterwards
+        # promote probes the candidate through the override; rollback probes afterwards.
+        data["environments"]["staging"]["base_url"] = site.url
         data["environments"]["local"]["metrics_url"] = metrics_url
 
     metrics_text = Answer(200, ONE_REQUEST_METRICS, "text/plain; version=0.0.4; charset=utf-8")
-    with LocalServer({"/metrics": metrics_text}) as metrics:
+    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
+    with LocalServer({"/metrics": metrics_text}) as metrics, site.running():
         metrics_url = metrics.url + "/metrics"
         config = write_config(tmp_path, change)
 
@@ -204,7 +208,7 @@ def test_release_plan_and_stats_json_validate_on_success(
         _check_success(cli("deploy"), "deploy")
         assert cli("deploy", "--gradual", "10").exit_code == 0
         _check_success(cli("versions"), "versions")
-        _check_success(cli("promote"), "promote")
+        _check_success(cli("promote", "--yes"), "promote")
         _check_success(cli("rollback", "--yes"), "rollback")
         # One request is too few for the kpi targets (exit 1); the document still validates.
         _check_success(cli("stats", "--env", "local"), "stats", (0, 1))

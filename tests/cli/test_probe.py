@@ -278,6 +278,7 @@ def test_the_document_sums_up_with_its_settings_and_notes(every_kind: KindsRun) 
         "skipped": 1,
         "warned": 1,
         "fallbacks": 1,
+        "version_not_applied": 0,
     }
     assert document["settings"] == {
         "repeat": 1,

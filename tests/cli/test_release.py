@@ -1,14 +1,20 @@
 """Dispatcher releases end to end: versions, deploy --gradual/--canary, probe --version,
 promote, rollback, and what doctor and apply say about a split deployment.
 
-The CLI runs in-process against the Cloudflare emulator over HTTP; probes go to a real HTTP
-server on 127.0.0.1 that stands in for the zone and records every request it received.
+The CLI runs in-process against the Cloudflare emulator over HTTP; probes go to the test site
+(tests/emulator/site.py), a real HTTP server on 127.0.0.1 that answers each request as the
+dispatcher version the emulator's deployment routes it to (overrides only for a version in the
+deployment, after the propagation delay), names that version in X-Code24-Dispatcher-Version,
+and records every request it received.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,10 @@ import pytest
 
 from code24ctl import __version__
 from tests.emulator.seeds import Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
-from tests.support.http_servers import Answer, LocalServer, ReceivedRequest
+from tests.support.http_servers import Answer, Behaviour
 from tests.support.staging import DISPATCHER, NAMESPACE, write_config, writes
 
 OVERRIDE = "cloudflare-workers-version-overrides"
@@ -27,16 +34,17 @@ HTML_PAGE = Answer(502, b"<!DOCTYPE html><html><body>Bad gateway</body></html>",
 PROBED_ROUTES = 5  # the routes of the repo's config that have a probe sample
 
 
-def html_when_overridden(request: ReceivedRequest) -> Answer | None:
-    """A zone whose new dispatcher version is broken: the override reaches an HTML page."""
-    return HTML_PAGE if OVERRIDE in request.headers else None
+def broken_except(good: str) -> Callable[[str], Behaviour | None]:
+    """Every dispatcher version but ``good`` answers an HTML page."""
+    return lambda version: None if version == good else HTML_PAGE
 
 
 @pytest.fixture
-def zone() -> Iterator[LocalServer]:
-    """The site the probes go to: every path answers JSON."""
-    with LocalServer({}, default=JSON_OK) as server:
-        yield server
+def zone(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterator[VersionSite]:
+    """The site the probes go to: every version answers JSON on every path."""
+    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
+    with site.running():
+        yield site
 
 
 def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
@@ -50,7 +58,7 @@ def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
 
 
 @pytest.fixture
-def config(tmp_path: Path, zone: LocalServer) -> Path:
+def config(tmp_path: Path, zone: VersionSite) -> Path:
     return staging_config(tmp_path, zone.url)
 
 
@@ -66,7 +74,7 @@ def cli(run_cli: RunCli, cf_env: dict[str, str], config: Path) -> RunCli:
 
 
 @pytest.fixture
-def v1(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, zone: LocalServer) -> str:
+def v1(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, zone: VersionSite) -> str:
     """The staging dispatcher deployed with plain ``deploy``; returns that version's id."""
     cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
     result = cli("deploy", "--env", "staging", "--json")
@@ -177,8 +185,14 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
         f"uploaded: {v2} #2 (code24ctl {__version__}, config {config}, 'new timeouts')",
         "",
         f"after: {v2} at 10%, {v1} at 90%",
+        f"state: split: stable {v1} at 90%, candidate {v2} at 10%",
         f"gradual done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
         "to 100%, `code24ctl rollback --env staging` takes it back",
+    ]
+    # Every step says a line as it starts.
+    assert result.stderr.splitlines() == [
+        f"gradual: uploading a new version of {DISPATCHER}",
+        f"gradual: deploying version {v2} at 10%, {v1} at 90%",
     ]
     base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
     assert writes(cf_state) == [f"POST {base}/versions", f"POST {base}/deployments"]
@@ -352,9 +366,9 @@ def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
 
 
 def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
-    zone.choose = html_when_overridden
+    zone.choose = broken_except(v1)
 
     result = cli("deploy", "--env", "staging", "--canary", "10")
 
@@ -366,21 +380,37 @@ def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
         [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
         [{"version_id": v1, "percentage": 100.0}],
     ]
-    # Only the probe through the override ran, and every request carried it.
-    assert len(zone.requests) == PROBED_ROUTES
+    # Only the probe through the override ran (after one request that waited for v2), and
+    # every request carried the override.
+    assert len(zone.requests) == 1 + PROBED_ROUTES
     assert {r.headers[OVERRIDE] for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
     lines = result.stdout.splitlines()
     assert lines[4] == f"probe of version {v2} through the version override header:"
-    assert lines[-4:-2] == [
+    assert lines[-5:-3] == [
         f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 0 passed, 5 failed",
         "",
     ]
-    assert lines[-2:] == [
+    assert lines[-3:] == [
         f"after: {v1} at 100%",
+        f"state: one version: {v1} at 100%",
         "canary failed: the probe through the override failed; the deployment is back as it "
         f"was ({v1} 100%); version {v2} takes no traffic",
     ]
     assert "/api/competitive: html: " in result.stdout
+    # Every step said a line as it started, the wait for v2 included.
+    assert result.stderr.splitlines() == [
+        f"canary: uploading a new version of {DISPATCHER}",
+        f"canary: deploying version {v2} at 0% beside {v1} (100%), so that the version "
+        "override reaches it",
+        f"canary: probing version {v2} through the version override",
+        f"waiting up to 10 s for version {v2} to answer through the version override",
+        f"version {v2} answered after 0.0 s (1 requests)",
+        f"canary: the probe through the override failed: putting back {v1} 100%",
+        f"answers by dispatcher version: {v2} {PROBED_ROUTES}",
+        "error: the probe through the override failed; the deployment is back as it was "
+        f"({v1} 100%); version {v2} takes no traffic",
+    ]
     assert result.stderr.endswith(
         "error: the probe through the override failed; the deployment is back as it was "
         f"({v1} 100%); version {v2} takes no traffic\n"
@@ -388,10 +418,11 @@ def test_canary_with_a_failing_probe_puts_the_deployment_back_and_exits_1(
 
 
 def test_canary_failing_after_the_split_puts_the_deployment_back(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
-    # The new version is fine through the override, but the split reaches a broken path.
-    zone.choose = lambda r: None if OVERRIDE in r.headers else HTML_PAGE
+    # The new version is fine through the override, but after the split an answer is broken
+    # (here the old version's: 90% of the traffic).
+    zone.choose = lambda version: HTML_PAGE if version == v1 else None
 
     result = cli("deploy", "--env", "staging", "--canary", "10", "--json")
 
@@ -412,9 +443,46 @@ def test_canary_failing_after_the_split_puts_the_deployment_back(
     assert "error: the probe at 10% failed; the deployment is back as it was" in result.stderr
 
 
-def test_canary_with_passing_probes_ends_at_the_percentage(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+def test_canary_whose_version_never_answers_puts_the_deployment_back(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
+    # The override never takes effect: every request is answered by v1. Before, this passed
+    # the probe "through the override" on v1's answers and went on to the split.
+    zone.propagation_delay_s = 3600
+
+    result = cli("deploy", "--env", "staging", "--canary", "10", "--wait", "1", "--json")
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert set(zone.served) == {v1}
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    document = json.loads(result.stdout)
+    assert [run["stage"] for run in document["probes"]] == ["override"]
+    probe = document["probes"][0]["report"]
+    assert probe["version_wait"]["applied"] is False
+    assert probe["summary"]["version_not_applied"] == PROBED_ROUTES
+    assert document["restored"] is True
+    assert document["state"]["words"] == f"one version: {v1} at 100%"
+    message = (
+        f"the probe through the override (version_not_applied: version {v2} never answered "
+        f"within 1 s) failed; the deployment is back as it was ({v1} 100%); version {v2} "
+        "takes no traffic"
+    )
+    assert document["error"] == message
+    assert result.stderr.endswith(f"error: {message}\n")
+
+
+def test_canary_waits_for_the_override_to_apply_and_ends_at_the_percentage(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    # Cloudflare applies the override a moment after the deployment change; until then the
+    # requests that carry it are answered by v1, which must not count as v2 passing.
+    zone.propagation_delay_s = 1.2
+
     result = cli("deploy", "--env", "staging", "--canary", "10", "--repeat", "4")
 
     assert result.exit_code == 0, result.stderr
@@ -422,14 +490,28 @@ def test_canary_with_passing_probes_ends_at_the_percentage(
     assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
     overridden = [r for r in zone.requests if OVERRIDE in r.headers]
     plain = [r for r in zone.requests if OVERRIDE not in r.headers]
-    # --repeat is for the probe after the split; the one through the override sends one each.
-    assert len(overridden) == PROBED_ROUTES
+    waited = len(overridden) - PROBED_ROUTES
+    assert waited >= 3  # 0.5 s apart over 1.2 s: v1 answered the first ones
+    assert zone.served[: waited - 1] == [v1] * (waited - 1)
+    # Once v2 answered, the probe proper: every route through the override, all from v2.
+    assert zone.served[waited - 1 : len(overridden)] == [v2] * (PROBED_ROUTES + 1)
     assert {r.headers[OVERRIDE] for r in overridden} == {f'{DISPATCHER}="{v2}"'}
+    # --repeat is for the probe after the split; the one through the override sends one each.
     assert len(plain) == PROBED_ROUTES * 4
     assert zone.requests[: len(overridden)] == overridden
+    assert f"  0.0 s: still answered by version {v1}" not in result.stderr
+    assert f"version {v2} answered after 1." in result.stderr
     assert "probe after the split (4 requests per route):" in result.stdout
-    assert result.stdout.splitlines()[-2:] == [
+    # The split is visible: the answers after it are counted per version.
+    after_split = zone.served[len(overridden) :]
+    counted = {v: after_split.count(v) for v in (v1, v2)}
+    assert counted[v2] >= 1 and counted[v1] >= 15
+    assert f"answers by dispatcher version: {v1} {counted[v1]}, {v2} {counted[v2]}" in (
+        result.stderr
+    )
+    assert result.stdout.splitlines()[-3:] == [
         f"after: {v2} at 10%, {v1} at 90%",
+        f"state: split: stable {v1} at 90%, candidate {v2} at 10%",
         f"canary done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
         "to 100%, `code24ctl rollback --env staging` takes it back",
     ]
@@ -456,25 +538,81 @@ def test_canary_without_a_base_url_stops_before_writing(
 
 
 def test_probe_version_sends_the_override_on_every_request(
-    cli: RunCli, cf_state: EmulatorState, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, v1: str, zone: VersionSite
 ) -> None:
-    version = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
-
-    result = cli("probe", "--env", "staging", "--version", version, "--repeat", "3")
+    result = cli("probe", "--env", "staging", "--version", v1, "--repeat", "3", "--json")
 
     assert result.exit_code == 0, result.stderr
-    assert len(zone.requests) == PROBED_ROUTES * 3
-    assert [r.headers.get(OVERRIDE) for r in zone.requests] == [f'{DISPATCHER}="{version}"'] * len(
+    # One request found v1 answering, then the probe proper.
+    assert len(zone.requests) == 1 + PROBED_ROUTES * 3
+    assert [r.headers.get(OVERRIDE) for r in zone.requests] == [f'{DISPATCHER}="{v1}"'] * len(
         zone.requests
     )
-    assert result.stdout.splitlines()[-1] == (
-        f"probed 5 of 5 routes on {zone.url} (staging, version {version}): 5 passed, 0 failed"
-    )
+    document = json.loads(result.stdout)
+    assert document["version"] == v1
+    assert document["version_wait"] == {
+        "version": v1,
+        "applied": True,
+        "attempts": 1,
+        "waited_ms": document["version_wait"]["waited_ms"],
+        "limit_s": 10.0,
+    }
+    assert document["dispatcher_versions"] == {v1: PROBED_ROUTES * 3}
+    assert {row["dispatcher_version"] for row in document["routes"]} == {v1}
     assert cf_state.requests() == []  # an explicit id needs no API call
 
 
+def test_probe_version_fails_with_version_not_applied_when_the_override_is_ignored(
+    cli: RunCli, cf_state: EmulatorState, v1: str, zone: VersionSite
+) -> None:
+    # A version that is not in the deployment: Cloudflare ignores the override and routes the
+    # requests by the percentages, to v1, without an error.
+    other = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
+
+    result = cli("probe", "--env", "staging", "--version", other, "--wait", "1")
+
+    assert result.exit_code == 1
+    assert set(zone.served) == {v1}
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{other}"'}
+    waits = len(zone.requests) - PROBED_ROUTES
+    assert waits == 2  # at 0 s and 0.5 s; another 0.5 s would pass the 1 s bound
+    lines = result.stdout.splitlines()
+    assert lines[-1] == (
+        f"probed 5 of 5 routes on {zone.url} (staging, version {other}): 0 passed, 5 failed"
+    )
+    assert (
+        f"/api/competitive: version_not_applied: 1 of 1 answers came from another dispatcher "
+        f"version ({v1}), not {other}"
+    ) in lines
+    assert result.stderr.splitlines() == [
+        f"waiting up to 1 s for version {other} to answer through the version override",
+        f"answers by dispatcher version: {v1} {PROBED_ROUTES}",
+        f"version {other} did not answer within 1 s ({waits} requests): the override was not "
+        "applied (is the version in the current deployment?)",
+        "error: 5 of 5 routes failed the probe",
+    ]
+    assert cf_state.requests() == []
+
+
+def test_probe_version_json_names_the_failure_reason(
+    cli: RunCli, v1: str, zone: VersionSite
+) -> None:
+    other = "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"
+
+    result = cli("probe", "--env", "staging", "--version", other, "--wait", "0", "--json")
+
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["version_wait"]["applied"] is False
+    assert document["version_wait"]["attempts"] == 1
+    assert document["summary"]["version_not_applied"] == PROBED_ROUTES
+    assert {row["version_not_applied"] for row in document["routes"]} == {True}
+    assert {row["outcome"] for row in document["routes"]} == {"fail"}
+    assert document["dispatcher_versions"] == {v1: PROBED_ROUTES}
+
+
 def test_probe_version_new_asks_the_api_for_the_newest_version(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "5").exit_code == 0
     v2 = newest(cf_state, cf_seed)
@@ -487,12 +625,26 @@ def test_probe_version_new_asks_the_api_for_the_newest_version(
     assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
 
 
-def test_probe_without_version_sends_no_override(cli: RunCli, zone: LocalServer) -> None:
-    result = cli("probe", "--env", "staging", "--json")
+def test_probe_without_version_sends_no_override_and_counts_answers_per_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.clear()
+
+    result = cli("probe", "--env", "staging", "--repeat", "10", "--json")
 
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["version"] is None
+    document = json.loads(result.stdout)
+    assert document["version"] is None
+    assert document["version_wait"] is None
     assert all(OVERRIDE not in r.headers for r in zone.requests)
+    # A 90/10 split is visible: each version's answers, as the site served them.
+    assert document["dispatcher_versions"] == {v1: zone.served.count(v1), v2: zone.served.count(v2)}
+    assert zone.served.count(v2) >= 3
+    assert (
+        f"answers by dispatcher version: {v1} {zone.served.count(v1)}, {v2} {zone.served.count(v2)}"
+    ) in result.stderr
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,30 +652,47 @@ def test_probe_without_version_sends_no_override(cli: RunCli, zone: LocalServer)
 
 
 def test_promote_then_rollback_then_versions(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: LocalServer
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     v2 = newest(cf_state, cf_seed)
+    zone.clear()
 
-    promoted = cli("promote", "--env", "staging")
+    promoted = cli("promote", "--env", "staging", "--yes")
 
     assert promoted.exit_code == 0, promoted.stderr
     assert split(cf_state, cf_seed) == {v2: 100.0}
-    assert promoted.stdout.splitlines()[-1] == f"promote done: version {v2} serves 100%"
+    # The candidate was probed through the override before it took the traffic.
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
+    assert promoted.stdout.splitlines()[-2:] == [
+        f"state: one version: {v2} at 100%",
+        f"promote done: version {v2} serves 100%",
+    ]
+    assert promoted.stderr.splitlines()[:3] == [
+        f"promote of {DISPATCHER} (staging)",
+        f"  now: split: stable {v1} at 90%, candidate {v2} at 10%",
+        f"  to:  {v2} at 100%",
+    ]
 
-    again = cli("promote", "--env", "staging")
-    assert again.exit_code == 0
-    assert f"version {v2} already serves 100%: nothing to do" in again.stderr
-    assert len(deployment_writes(cf_state, cf_seed)) == 2
+    cf_state.clear_requests()
+    again = cli("promote", "--env", "staging", "--yes")
+    assert again.exit_code == 2
+    assert again.stdout == ""
+    assert (
+        f"error: nothing to promote: the dispatcher {DISPATCHER} is not split (one version: "
+        f"{v2} at 100%)"
+    ) in again.stderr
+    assert writes(cf_state) == []
 
     refused = cli("rollback", "--env", "staging")  # no terminal, no --yes
     assert refused.exit_code == 2
     assert "refusing to continue without confirmation" in refused.stderr
     assert split(cf_state, cf_seed) == {v2: 100.0}
-    assert f"  now: {v2} at 100%" in refused.stderr
-    assert f"  to:  {v1} at 100%" in refused.stderr
+    assert f"  now: one version: {v2} at 100%" in refused.stderr
+    assert f"  to:  {v1} at 100% (the previous version that served 100%)" in refused.stderr
 
-    zone.requests.clear()
+    zone.clear()
     rolled = cli("rollback", "--env", "staging", "--yes")
 
     assert rolled.exit_code == 0, rolled.stderr
@@ -545,14 +714,85 @@ def test_promote_then_rollback_then_versions(
     assert {v["code24ctl_version"] for v in document["versions"]} == {__version__}
     assert {v["config_hash"] for v in document["versions"]} == {document["config_hash"]}
     assert document["deployment"]["versions"] == [{"version_id": v1, "percentage": 100.0}]
+    assert document["state"]["words"] == f"one version: {v1} at 100%"
     assert document["summary"] == {"versions": 2, "serving": 1, "split": False}
+
+
+def test_promote_with_no_split_changes_nothing(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    # An upload that never passed its probe (an interrupted canary left it) is not promoted.
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    assert cli("rollback", "--env", "staging", "--yes").exit_code == 0
+    cf_state.clear_requests()
+
+    result = cli("promote", "--env", "staging", "--yes")
+
+    assert result.exit_code == 2
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "nothing to promote" in result.stderr
+    assert (
+        "hint: `code24ctl deploy --env staging --canary PERCENT` starts a release; "
+        "`code24ctl promote --env staging VERSION_ID` takes a named version to 100%"
+    ) in result.stderr
+
+
+def test_promote_refuses_a_candidate_whose_probe_fails(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.choose = broken_except(v1)
+    cf_state.clear_requests()
+
+    result = cli("promote", "--env", "staging", "--yes")
+
+    assert result.exit_code == 1
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert result.stderr.endswith(
+        f"error: the probe through the override failed; nothing was changed ({v2} 10%, {v1} 90%)\n"
+    )
+
+
+def test_promote_a_named_version_by_prefix(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+
+    result = cli("promote", "--env", "staging", v1[:8], "--yes", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert json.loads(result.stdout)["version"]["id"] == v1
+
+
+def test_rollback_during_a_split_returns_to_the_stable_version(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    # Three versions: v1, then v2 promoted, then v3 at 10%. The stable version of the split is
+    # v2 (it served 100% before), not v1 (the last one at 100% before v2).
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v3 = newest(cf_state, cf_seed)
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert f"  now: split: stable {v2} at 90%, candidate {v3} at 10%" in result.stderr
+    assert f"  to:  {v2} at 100% (the stable version of the split)" in result.stderr
 
 
 def test_rollback_to_a_named_version(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
-    assert cli("promote", "--env", "staging").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
 
     result = cli("rollback", "--env", "staging", v1, "--yes", "--json")
 
@@ -562,6 +802,65 @@ def test_rollback_to_a_named_version(
     assert document["command"] == "rollback"
     assert document["version"]["id"] == v1
     assert [run["stage"] for run in document["probes"]] == ["after"]
+
+
+def test_rollback_to_a_unique_prefix(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+
+    result = cli("rollback", "--env", "staging", v1[:4], "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+@pytest.mark.parametrize("given", ["zzzz", "0b9f3a1e-6c55-4c7e-9d4e-2f1a7b3c5d60"])
+def test_rollback_to_an_unknown_version_is_exit_2_with_the_recent_versions(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, given: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+
+    result = cli("rollback", "--env", "staging", given, "--yes")
+
+    assert result.exit_code == 2
+    assert writes(cf_state) == []
+    assert f"error: no version of {DISPATCHER} has an id starting with {given!r}" in result.stderr
+    assert (
+        f"hint: recent versions: {v2} #2, {v1} #1 (`code24ctl versions --env staging` lists them)"
+    ) in result.stderr
+    assert "run bind" not in result.stderr
+
+
+def test_rollback_across_a_changed_secret_explains_and_forces_once_confirmed(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Any,
+    v1: str,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    cf_inprocess_client.workers.scripts.secrets.update(
+        DISPATCHER, account_id=cf_seed.account_id, name="API_KEY", text="new", type="secret_text"
+    )
+    cf_state.clear_requests()
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    creates = cf_state.requests(method="POST", path_contains="/deployments")
+    assert [r.query_value("force") for r in creates] == [None, "true"]
+    assert (
+        f"the API refused: secrets changed since version {v1} was deployed (API_KEY); rolling "
+        "back anyway runs that version with the secrets as they are now"
+    ) in result.stderr
+    assert v2 != v1
 
 
 def test_rollback_with_no_earlier_stable_version_asks_for_one(
@@ -579,8 +878,9 @@ def test_versions_of_a_dispatcher_never_deployed(cli: RunCli, cf_state: Emulator
 
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"dispatcher {DISPATCHER}: no deployment"
-    assert result.stdout.splitlines()[1].split()[0] == "traffic"
-    assert len(result.stdout.splitlines()) == 2
+    assert result.stdout.splitlines()[1] == "state: not deployed"
+    assert result.stdout.splitlines()[2].split()[0] == "traffic"
+    assert len(result.stdout.splitlines()) == 3
 
 
 def test_versions_table_names_the_config_each_version_carries(
@@ -589,7 +889,7 @@ def test_versions_table_names_the_config_each_version_carries(
     cf_seed: Code24Seed,
     v1: str,
     tmp_path: Path,
-    zone: LocalServer,
+    zone: VersionSite,
 ) -> None:
     (tmp_path / "changed").mkdir()
     other = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
@@ -606,6 +906,8 @@ def test_versions_table_names_the_config_each_version_carries(
     assert lines[0].startswith(
         f"split deployment of {DISPATCHER} (staging): {v2} 10%, {v1} 90% (since "
     )
+    assert lines[1] == f"state: split: stable {v1} at 90%, candidate {v2} at 10%"
+    lines.pop(1)
     assert lines[1].split() == [
         "traffic",
         "version",
@@ -642,7 +944,7 @@ def test_doctor_warns_about_a_split_deployment(
     assert checks["deployment"] == {
         "name": "deployment",
         "status": "warn",
-        "detail": f"split between two versions: {v2} 10%, {v1} 90% (an unfinished gradual "
+        "detail": f"split: stable {v1} at 90%, candidate {v2} at 10% (an unfinished gradual "
         "rollout or canary)",
         "fix": "code24ctl promote --env staging  (or code24ctl rollback --env staging)",
         "differences": [],
@@ -661,7 +963,7 @@ def test_apply_refuses_to_deploy_over_an_unfinished_rollout_unless_told(
     cf_seed: Code24Seed,
     v1: str,
     tmp_path: Path,
-    zone: LocalServer,
+    zone: VersionSite,
 ) -> None:
     assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     (tmp_path / "changed").mkdir()
@@ -745,10 +1047,10 @@ def test_canary_that_cannot_put_the_deployment_back_says_how(
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     v1: str,
-    zone: LocalServer,
+    zone: VersionSite,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    zone.choose = html_when_overridden
+    zone.choose = broken_except(v1)
     refuse_deployments(monkeypatch, cf_state, 2)
 
     result = cli("deploy", "--env", "staging", "--canary", "10")
@@ -765,3 +1067,271 @@ def test_canary_that_cannot_put_the_deployment_back_says_how(
     # The hint works: the 0% version leaves the deployment.
     assert cli("rollback", "--env", "staging", v1, "--yes").exit_code == 0
     assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Interrupts: a signal at each step of a canary leaves the deployment as it was
+
+
+CANARY_STEPS = [
+    "canary: uploading",
+    "canary: deploying version {v2} at 0%",
+    "canary: probing version {v2} through",
+    "waiting up to",
+    "canary: deploying version {v2} at 10%",
+    "canary: probing after the split",
+]
+
+
+def signal_at(
+    monkeypatch: pytest.MonkeyPatch, start: str, signum: int = signal.SIGINT
+) -> list[str]:
+    """Deliver ``signum`` to this process as the step line starting with ``start`` is printed
+    (``{v2}`` stands for any version id); returns the lines printed."""
+    from code24ctl.cli import output
+
+    real = output.note
+    printed: list[str] = []
+    pattern = re.compile(re.escape(start).replace(re.escape("{v2}"), "[0-9a-f-]+"))
+
+    def note(message: str) -> None:
+        real(message)
+        printed.append(message)
+        if pattern.match(message) and not any(pattern.match(p) for p in printed[:-1]):
+            os.kill(os.getpid(), signum)
+            signal.sigtimedwait([], 0)  # delivered here, as the step starts
+
+    monkeypatch.setattr(output, "note", note)
+    return printed
+
+
+@pytest.mark.parametrize("step", range(len(CANARY_STEPS)))
+def test_a_sigint_at_each_canary_step_leaves_the_deployment_as_it_was(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+    step: int,
+) -> None:
+    before = cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0]
+    signal_at(monkeypatch, CANARY_STEPS[step])
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    versions = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    error = result.stderr.splitlines()[-1]
+    if step == 0:
+        assert len(versions) == 1
+        assert error == (
+            f"error: interrupted while uploading a new version of {DISPATCHER}; nothing was "
+            f"uploaded; the deployment is unchanged ({v1} 100%)"
+        )
+        # Nothing was written, so the deployment that serves is still the very same one.
+        assert cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0].id == before.id
+        return
+    v2 = versions[0].id
+    assert v2 != v1
+    if step == 1:
+        assert deployment_writes(cf_state, cf_seed) == []
+        assert error == (
+            f"error: interrupted while deploying version {v2} at 0% beside {v1} (100%), so "
+            f"that the version override reaches it; uploaded version {v2} (it takes no "
+            f"traffic); the deployment is unchanged ({v1} 100%)"
+        )
+        return
+    deployed = f"{v1} 100%, {v2} 0%" if step < 5 else f"{v2} 10%, {v1} 90%"
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)][-1] == [
+        {"version_id": v1, "percentage": 100.0}
+    ]
+    assert f"canary: putting back {v1} 100%" in result.stderr
+    assert error.startswith("error: interrupted while ")
+    assert error.endswith(
+        f"; uploaded version {v2} (it takes no traffic); deployed {deployed}; put back {v1} 100%"
+    )
+
+
+def test_a_sigterm_mid_canary_puts_it_back_and_exits_143(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "canary: probing after the split", signal.SIGTERM)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 143
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    v2 = newest(cf_state, cf_seed)
+    assert result.stderr.splitlines()[-1] == (
+        "error: terminated by SIGTERM while probing after the split (10 requests per route); "
+        f"uploaded version {v2} (it takes no traffic); deployed {v2} 10%, {v1} 90%; put back "
+        f"{v1} 100%"
+    )
+
+
+def test_a_sigint_during_gradual_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "gradual: deploying version")
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert deployment_writes(cf_state, cf_seed) == []
+    assert "the deployment is unchanged" in result.stderr.splitlines()[-1]
+
+
+def test_an_interrupt_that_cannot_put_it_back_names_the_command_that_does(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "canary: probing after the split")
+    refuse_deployments(monkeypatch, cf_state, 3)
+
+    result = cli("deploy", "--env", "staging", "--canary", "10")
+
+    assert result.exit_code == 130
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    lines = result.stderr.splitlines()
+    assert lines[-2].startswith(
+        f"error: interrupted while probing after the split (10 requests per route); uploaded "
+        f"version {v2} (it takes no traffic); deployed {v2} 10%, {v1} 90%; putting back "
+        f"{v1} 100% failed ("
+    )
+    assert lines[-2].endswith(f"): the deployment is still {v2} 10%, {v1} 90%")
+    assert lines[-1] == f"  hint: put it back with `code24ctl rollback --env staging {v1} --yes`"
+
+
+# --------------------------------------------------------------------------------------------
+# Plain deploy and plan during a split
+
+
+def test_plain_deploy_during_a_split_is_refused_unless_told(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: VersionSite,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    (tmp_path / "changed").mkdir()
+    changed = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+    cf_state.clear_requests()
+
+    refused = cli("deploy", "--env", "staging", config=changed)
+
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert (
+        f"error: the dispatcher {DISPATCHER} is in an unfinished gradual rollout (split: "
+        f"stable {v1} at 90%, candidate {v2} at 10%); deploy would replace it with a new version"
+    ) in refused.stderr
+    assert "or rerun deploy with --ignore-rollout" in refused.stderr
+    assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+
+    # Nothing to upload: the split is not touched, so there is nothing to refuse.
+    assert cli("deploy", "--env", "staging").exit_code == 0
+
+    forced = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_plan_during_a_split_shows_the_rollout_with_the_usual_exit_codes(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    tmp_path: Path,
+    zone: VersionSite,
+    changed: bool,
+) -> None:
+    assert cli("apply", "--env", "staging", "--yes").exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    config = None
+    if changed:
+        (tmp_path / "changed").mkdir()
+        config = staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+
+    result = cli(
+        "plan", "--env", "staging", "--exit-code", **({"config": config} if config else {})
+    )
+
+    assert result.exit_code == (1 if changed else 0), result.stderr
+    rollout = f"  rollout in progress (split: stable {v1} at 90%, candidate {v2} at 10%): "
+    ends = "the dispatcher upload would end it at 100% of a new version"
+    assert (rollout + ends if changed else rollout + "apply leaves it as it is") in (
+        result.stdout.splitlines()
+    ) or (rollout + ends) in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# A dispatcher name must be able to key the override header
+
+
+@pytest.mark.parametrize("name", ["9dispatcher", "_dispatcher", "-dispatcher"])
+def test_config_validate_refuses_a_dispatcher_name_the_override_cannot_key(
+    run_cli: RunCli, tmp_path: Path, name: str
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["dispatcher"] = name
+
+    config = write_config(tmp_path, change)
+
+    result = run_cli("config", "validate", config=config)
+
+    assert result.exit_code == 2
+    assert (
+        f"environments.staging: dispatcher '{name}' cannot key the Cloudflare-Workers-Version-"
+        "Overrides header (an RFC 8941 dictionary key starts with a lowercase letter)"
+    ) in result.stderr.replace("\n", " ")
+
+
+def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.emulator.errors import ApiError
+
+    store = cf_state.versions
+    real = store.deploy
+    calls = [0]
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        # The first create is applied but its answer is a 500; later ones (retries) fail.
+        calls[0] += 1
+        if calls[0] == 1:
+            real(*args, **kwargs)
+        raise ApiError(500, 10002, "An unknown error has occurred")
+
+    monkeypatch.setattr(store, "deploy", deploy)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10")
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert f"after: {v2} at 10%, {v1} at 90%" in result.stdout

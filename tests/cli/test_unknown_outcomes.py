@@ -253,10 +253,9 @@ def test_deployment_create(
     posts = cf_state.requests(method="POST", path_contains="/deployments")
     assert len(posts) == (2 if kind == "reset" else 1)
     assert [k for k, _, _ in cf_state.faults.served] == [kind]
-    # The true state is what `versions` shows, and what promote starts from.
-    promoted = run_cli("promote", "--env", "staging", env=cf_env)
-    assert promoted.exit_code == 0, promoted.stderr
-    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 100.0}
+    # The true state is what `versions` shows, and what promote and rollback start from.
+    shown = json.loads(run_cli("versions", "--env", "staging", "--json", env=cf_env).stdout)
+    assert {row["id"]: row["percentage"] for row in shown["versions"]} == {new: 10.0, old: 90.0}
 
 
 @pytest.mark.parametrize("kind", FAULTS)

@@ -312,3 +312,79 @@ def test_the_override_header_is_recorded(
     assert recorded[-1]["version_override"] == header
     assert cf_state.requests()[-1].headers[OVERRIDE_HEADER] == header
     assert json.dumps(recorded)  # the control answer stays plain JSON
+
+
+# --------------------------------------------------------------------------------------------
+# The test site (site.py): which version answers a request
+
+
+def _ask(site: Any, override: str | None = None) -> str:
+    headers = {"Cloudflare-Workers-Version-Overrides": override} if override else {}
+    answer = httpx.get(site.url + "/x", headers=headers)
+    assert answer.json() == {"ok": True}
+    version: str = answer.headers["x-code24-dispatcher-version"]
+    return version
+
+
+def test_the_site_honours_an_override_only_for_a_deployed_version_after_the_delay(
+    cf_state: EmulatorState, client: Cloudflare, account: str, v1: str
+) -> None:
+    import time
+
+    from tests.emulator.site import VersionSite
+
+    v2 = upload(client, account, "green")["id"]
+    v3 = upload(client, account, "red")["id"]
+    site = VersionSite(cf_state, account, SCRIPT, propagation_delay_s=0.5)
+    with site.running():
+        deploy(client, account, (v1, 100), (v2, 0))
+        # Too soon after the deployment change: routed by the percentages, without an error.
+        assert _ask(site, f'{SCRIPT}="{v2}"') == v1
+        time.sleep(0.6)
+        assert _ask(site, f'{SCRIPT}="{v2}"') == v2
+        # Not in the deployment, another Worker's key, or not a valid dictionary: ignored.
+        assert _ask(site, f'{SCRIPT}="{v3}"') == v1
+        assert _ask(site, f'other-worker="{v2}"') == v1
+        assert _ask(site, f"{SCRIPT}={v2}") == v1
+        assert _ask(site) == v1
+    assert site.served == [v1, v2, v1, v1, v1, v1]
+
+
+def test_the_site_splits_by_the_percentages(
+    cf_state: EmulatorState, client: Cloudflare, account: str, v1: str
+) -> None:
+    from tests.emulator.site import VersionSite
+
+    v2 = upload(client, account, "green")["id"]
+    site = VersionSite(cf_state, account, SCRIPT)
+    with site.running():
+        deploy(client, account, (v2, 10), (v1, 90))
+        seen = [_ask(site) for _ in range(100)]
+    assert seen.count(v2) == 10
+    assert seen.count(v1) == 90
+
+
+def test_a_rollback_across_a_changed_secret_is_refused_unless_forced(
+    cf_state: EmulatorState, client: Cloudflare, account: str, v1: str
+) -> None:
+    v2 = upload(client, account, "green")["id"]
+    deploy(client, account, (v2, 100))
+    client.workers.scripts.secrets.update(
+        SCRIPT, account_id=account, name="API_KEY", text="s3cret", type="secret_text"
+    )
+
+    with pytest.raises(BadRequestError) as refused:
+        deploy(client, account, (v1, 100))
+    assert refused.value.status_code == 400
+    assert "10220" in str(refused.value)
+    assert "The following secrets have changed: API_KEY" in str(refused.value)
+    assert cf_state.versions.split(account, SCRIPT) == {v2: 100.0}
+
+    client.workers.scripts.deployments.create(
+        SCRIPT,
+        account_id=account,
+        strategy="percentage",
+        versions=[{"version_id": v1, "percentage": 100}],
+        force=True,
+    )
+    assert cf_state.versions.split(account, SCRIPT) == {v1: 100.0}

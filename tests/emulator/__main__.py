@@ -5,10 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .seeds import seed_code24
 from .server import EmulatorServer
 from .state import EmulatorState
+
+if TYPE_CHECKING:
+    from .site import VersionSite
+
+
+STAGING_DISPATCHER = "code24-dynamic-dispatcher-staging"
+
+
+@contextmanager
+def _running(site: VersionSite | None) -> Iterator[None]:
+    if site is None:
+        yield
+        return
+    with site.running():
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window")
     parser.add_argument("--window", type=float, default=300.0, help="rate limit window (s)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--site-port",
+        type=int,
+        default=None,
+        help="also serve the test site (site.py) for the staging dispatcher on this port",
+    )
+    parser.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=0.0,
+        help="seconds before the site honours a version override after a deployment change",
+    )
     parser.add_argument(
         "--token",
         default=None,
@@ -35,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         state.rate_limit(args.rate_limit, args.window)
     if args.latency_ms:
         state.latency(args.latency_ms)
-    with EmulatorServer(state, host=args.host, port=args.port) as server:
+    site = None
+    if args.site_port is not None and seed is not None:
+        from .site import VersionSite
+
+        site = VersionSite(
+            state, seed.account_id, STAGING_DISPATCHER, args.propagation_delay, port=args.site_port
+        )
+    with EmulatorServer(state, host=args.host, port=args.port) as server, _running(site):
         print(f"Cloudflare emulator on {server.url}", file=sys.stderr)
         print(f"  export CLOUDFLARE_BASE_URL={server.api_base}", file=sys.stderr)
         if seed is not None:
@@ -45,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  controls: {server.url}/__emulator/{{snapshot,counters,requests}}", file=sys.stderr
         )
+        if site is not None:
+            print(f"  test site for {STAGING_DISPATCHER} on {site.url}", file=sys.stderr)
         try:
             while True:
                 time.sleep(3600)

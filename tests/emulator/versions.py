@@ -22,6 +22,7 @@ with the most traffic; no public source says what the real API shows for a split
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,9 @@ MAX_DEPLOYMENT_VERSIONS = 2
 # at 1000 bytes (SDK version_create_params.MetadataAnnotations docstrings).
 TAG_MAX_BYTES = 100
 MESSAGE_MAX_BYTES = 1000
+# wrangler's CANNOT_ROLLBACK_WITH_MODIFIED_SECERT_CODE (versions/rollback): a deployment of an
+# older version after a secret changed, refused unless ``?force=true``.
+SECRETS_CHANGED = 10220
 
 
 @dataclass
@@ -117,6 +121,8 @@ class WorkerDeployment:
     source: str
     versions: list[dict[str, Any]]
     annotations: dict[str, str] = field(default_factory=dict)
+    # When it started serving (time.monotonic), for the test site's propagation delay.
+    applied_at: float = field(default_factory=time.monotonic)
 
     def to_api(self) -> dict[str, Any]:
         """As the SDK's ``Deployment`` model says."""
@@ -220,8 +226,13 @@ class VersionStore:
         account_id: str,
         name: str,
         body: dict[str, Any],
+        *,
+        force: bool = False,
     ) -> WorkerDeployment:
-        """Validate and store a deployment; the Worker then serves its largest version."""
+        """Validate and store a deployment; the Worker then serves its largest version.
+
+        A version that is not in the current deployment and whose secrets differ from the
+        Worker's now is refused with 10220 unless ``force`` (wrangler's rollback)."""
         history = self._history.get((account_id, name))
         if history is None or name not in container:
             raise errors.script_not_found()
@@ -248,6 +259,26 @@ class VersionStore:
         total = sum(s["percentage"] for s in split)
         if abs(total - 100) > PERCENT_EPSILON:
             raise _invalid(f"Percentages add up to {total:g}, but must total exactly 100.")
+        serving_now = (
+            {v["version_id"] for v in history.deployments[-1].versions}
+            if history.deployments
+            else set()
+        )
+        secrets_now = _secrets(container[name])
+        for share in split:
+            if force or share["version_id"] in serving_now:
+                continue
+            then = _secrets(known[share["version_id"]].snapshot)
+            changed = sorted(
+                n for n in set(then) | set(secrets_now) if then.get(n) != secrets_now.get(n)
+            )
+            if changed:
+                raise ApiError(
+                    400,
+                    SECRETS_CHANGED,
+                    f"Cannot deploy version {share['version_id']}: secrets have changed since it "
+                    f"was deployed. The following secrets have changed: {', '.join(changed)}",
+                )
         deployment = WorkerDeployment(
             id=str(uuid.uuid4()),
             created_on=now_iso(),
@@ -272,6 +303,14 @@ class VersionStore:
         served.modified_on = now_iso()
         container[name] = served
         return deployment
+
+
+def _secrets(script: Script) -> dict[str, Any]:
+    return {
+        str(b.get("name")): b.get("text")
+        for b in script.bindings
+        if b.get("type") in SECRET_BINDING_TYPES
+    }
 
 
 def _annotations(raw: Any) -> dict[str, str]:
@@ -369,12 +408,16 @@ def deployments_list(ctx: Ctx) -> Response:
 
 
 def deployment_create(ctx: Ctx) -> Response:
-    """``POST .../deployments`` (``?force=true`` accepted; nothing here needs forcing)."""
+    """``POST .../deployments`` (``?force=true`` deploys across changed secrets)."""
     from .app import ok
 
     container, _script = _account_script(ctx)
     deployment = ctx.state.versions.deploy(
-        container, ctx.params["account_id"], ctx.params["script"], ctx.json_object()
+        container,
+        ctx.params["account_id"],
+        ctx.params["script"],
+        ctx.json_object(),
+        force=(ctx.q("force") or "").lower() == "true",
     )
     return ok(deployment.to_api())
 

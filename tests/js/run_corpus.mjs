@@ -72,6 +72,8 @@ function buildWorkers(input) {
         ROUTE_TABLE: setup.route_table,
         ENVIRONMENT: setup.environment,
         PLATFORM_NAME: setup.platform_name,
+        // The version metadata binding as `serve --runtime workerd` provides it locally.
+        CF_VERSION_METADATA: { id: "local", tag: "", timestamp: "1970-01-01T00:00:00.000Z" },
       },
       wrappedBindings: {
         DISPATCHER: `shim-${i}`,

@@ -9,6 +9,8 @@ D7) that no case should have to repeat:
 
 - ``X-Code24-Request-Id`` and ``X-Code24-Environment`` are on every answer; the id is the
   client's ``X-Request-Id`` when that was sane, else 32 lowercase hex digits.
+- ``X-Code24-Dispatcher-Version`` is ``local`` on every answer (serve's value, and the id of the
+  version metadata binding the JS harness gives the dispatcher).
 - A dispatched answer (``X-Code24-Worker`` present) has ``X-Code24-Fallback: true|false``,
   ``X-Code24-Fallback-Reason`` exactly when true, and a numeric ``X-Code24-Dispatch-Ms``.
   Refusals (no worker header) have none of the fallback or upstream headers.
@@ -27,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from code24ctl.dispatch.routing import LOCAL_DISPATCHER_VERSION
 from tests.contract.conformance.corpus import SANE_REQUEST_ID, Case
 
 MESSAGES = {
@@ -150,6 +153,11 @@ def _invariants(case: Case, status: int, headers: dict[str, str], body: Any) -> 
             problems.append(f"x-code24-request-id {rid!r}, expected the client's {sent!r}")
     elif not GENERATED_ID.match(rid):
         problems.append(f"x-code24-request-id {rid!r} is not a new id (32 lowercase hex)")
+    version = headers.get("x-code24-dispatcher-version")
+    if version != LOCAL_DISPATCHER_VERSION:
+        problems.append(
+            f"x-code24-dispatcher-version {version!r}, expected {LOCAL_DISPATCHER_VERSION!r}"
+        )
     env = headers.get("x-code24-environment")
     if env != case.environment:
         problems.append(f"x-code24-environment {env!r}, expected {case.environment!r}")

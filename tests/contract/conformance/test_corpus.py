@@ -305,6 +305,7 @@ def _answer(
         "x-code24-fallback": "false",
         "x-code24-upstream-status": "200",
         "x-code24-dispatch-ms": "3",
+        "x-code24-dispatcher-version": "local",
     }
     base.update(headers or {})
     text = body if isinstance(body, str) else json.dumps({"ok": True} if body is None else body)
@@ -371,6 +372,10 @@ _FALLBACK = {"x-code24-fallback": "true", "x-code24-fallback-reason": "upstream_
     [
         (_answer(headers={"x-code24-request-id": "other"}), "expected the client's 'c'"),
         (_answer(headers={"x-code24-environment": "prod"}), "x-code24-environment 'prod'"),
+        (
+            _answer(headers={"x-code24-dispatcher-version": "forged"}),
+            "x-code24-dispatcher-version 'forged', expected 'local'",
+        ),
         (_answer(headers={"x-code24-fallback": "yes"}), "expected 'true' or 'false'"),
         (_answer(headers={"x-code24-fallback-reason": "x"}), "x-code24-fallback-reason 'x'"),
         (_answer(headers={"x-code24-dispatch-ms": "3ms"}), "not a number of milliseconds"),
@@ -412,6 +417,7 @@ def test_checker_invariants_on_refusals(tmp_path: Path) -> None:
         "content-type": "application/json",
         "x-code24-request-id": "0" * 32,
         "x-code24-environment": "test-env",
+        "x-code24-dispatcher-version": "local",
     }
     answer = {"name": "c", "status": 404, "headers": good, "body": json.dumps(envelope)}
     assert check(case, answer) == []

@@ -372,6 +372,7 @@ def test_dispatch_headers_pass_through() -> None:
         ("X-Code24-Environment", "local"),
         ("X-Code24-Request-Id", "r1"),
         ("X-Code24-Fallback", "false"),
+        ("X-Code24-Dispatcher-Version", "local"),
         ("X-Code24-Upstream-Status", "200"),
         ("X-Code24-Dispatch-Ms", "1.5"),
     ]
@@ -390,6 +391,7 @@ def test_dispatch_headers_fallback_without_answer() -> None:
         ("X-Code24-Environment", "staging"),
         ("X-Code24-Request-Id", "r2"),
         ("X-Code24-Fallback", "true"),
+        ("X-Code24-Dispatcher-Version", "local"),
         ("X-Code24-Fallback-Reason", "worker_timeout"),
         ("X-Code24-Dispatch-Ms", "300"),
     ]
@@ -400,6 +402,7 @@ def test_refusal_headers() -> None:
         ("Content-Type", "application/json"),
         ("X-Code24-Request-Id", "r3"),
         ("X-Code24-Environment", "local"),
+        ("X-Code24-Dispatcher-Version", "local"),
     ]
 
 
