@@ -34,7 +34,7 @@ from code24ctl.ops.logs import LogsReport
 from code24ctl.ops.release import ReleaseReport, VersionsReport
 from code24ctl.ops.stats import StatsReport
 from code24ctl.ops.tail import TailEvent
-from code24ctl.probe.runner import ProbeReport
+from code24ctl.probe.report import ProbeReport
 
 if TYPE_CHECKING:
     from code24ctl.serve.server import ServeInfo

@@ -31,12 +31,9 @@ from code24ctl.ops.deploy import (
     plan_routes,
 )
 from code24ctl.ops.release import read_release_state
-from code24ctl.probe.runner import (
-    ProbeOptions,
-    RouteResult,
-    fallback_summary,
-    probe_environment,
-)
+from code24ctl.probe.plan import ProbeOptions
+from code24ctl.probe.report import RouteResult, fallback_summary
+from code24ctl.probe.runner import probe_environment
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession

@@ -54,15 +54,10 @@ from code24ctl.errors import (
     interruption_word,
 )
 from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
-from code24ctl.probe.runner import (
-    VERSION_NOT_APPLIED,
-    ProbeOptions,
-    ProbeReport,
-    WaitCallback,
-    plan_probe,
-    run_plan,
-    wait_lines,
-)
+from code24ctl.probe.plan import ProbeOptions, plan_probe
+from code24ctl.probe.report import ProbeReport
+from code24ctl.probe.runner import VERSION_NOT_APPLIED, run_plan
+from code24ctl.probe.send import WaitCallback, wait_lines
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
