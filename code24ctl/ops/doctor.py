@@ -20,7 +20,7 @@ from code24ctl.cloudflare.namespaces import list_namespaces
 from code24ctl.cloudflare.worker_diff import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
-from code24ctl.ops.bind import plan_bind, worker_status
+from code24ctl.ops.bind import plan_bind
 from code24ctl.ops.deploy import (
     DISPATCHER_BINDING,
     build_metadata,
@@ -31,6 +31,7 @@ from code24ctl.ops.deploy import (
     plan_routes,
 )
 from code24ctl.ops.release import read_release_state
+from code24ctl.ops.worker_status import worker_status
 from code24ctl.probe.plan import ProbeOptions
 from code24ctl.probe.report import RouteResult, fallback_summary
 from code24ctl.probe.runner import probe_environment
