@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from code24ctl.config import ResolvedConfig, RouteConfig
 from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY, DEFAULT_VERSION_WAIT_S
-from code24ctl.dispatch.routing import Route, forwarded_target, split_target
+from code24ctl.dispatch.route_table import Route
+from code24ctl.dispatch.routing import forwarded_target, split_target
 from code24ctl.errors import UsageError
 from code24ctl.names import did_you_mean
 from code24ctl.route_defaults import prefix_matches

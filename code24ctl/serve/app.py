@@ -12,16 +12,14 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from code24ctl.dispatch.answers import Reason
+from code24ctl.dispatch.route_table import Route, RouteTable, match_route
 from code24ctl.dispatch.routing import (
-    Reason,
-    Route,
-    RouteTable,
     body_too_large,
     choose_request_id,
     forward_request_headers,
     forwarded_target,
     is_bad_path,
-    match_route,
     split_target,
 )
 from code24ctl.serve.access_log import AccessLog

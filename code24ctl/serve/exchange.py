@@ -14,17 +14,15 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from code24ctl.dispatch.answers import Reason, fallback_answer, refusal_answer
+from code24ctl.dispatch.route_table import WorkerPolicy
 from code24ctl.dispatch.routing import (
     Judgement,
-    Reason,
-    WorkerPolicy,
     bytes_to_judge,
     dispatch_headers,
-    fallback_answer,
     forward_response_headers,
     judge_answer,
     new_request_id,
-    refusal_answer,
     refusal_headers,
 )
 from code24ctl.serve.http.protocol import (
