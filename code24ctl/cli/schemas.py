@@ -22,7 +22,7 @@ from code24ctl.config import ValidationSummary
 from code24ctl.ops.apply import ApplyResult, PlanDocument
 from code24ctl.ops.bind import BindRow
 from code24ctl.ops.deploy import DeployReport
-from code24ctl.ops.doctor import Check
+from code24ctl.ops.doctor_report import Check
 from code24ctl.ops.logs import LogsReport
 from code24ctl.ops.pool import ApiUsage
 from code24ctl.ops.release import ReleaseReport, VersionsReport
