@@ -25,8 +25,8 @@ from code24ctl.ops.deploy import (
     dispatcher_differences,
     dispatcher_module,
     find_kv_namespace,
-    plan_routes,
 )
+from code24ctl.ops.deploy_routes import plan_routes
 from code24ctl.ops.doctor_report import Check, CheckName, CheckStatus, DoctorReport
 from code24ctl.ops.release import read_release_state
 from code24ctl.ops.worker_status import worker_status
