@@ -37,7 +37,8 @@ from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
-from code24ctl.ops.release import read_release_state, rollout_error, rollout_in_progress
+from code24ctl.ops.release import rollout_error, rollout_in_progress
+from code24ctl.ops.release_state import read_release_state
 from code24ctl.ops.unbind import bound_names
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from code24ctl.ops.deploy import (
 )
 from code24ctl.ops.deploy_routes import plan_routes
 from code24ctl.ops.doctor_report import Check, CheckName, CheckStatus, DoctorReport
-from code24ctl.ops.release import read_release_state
+from code24ctl.ops.release_state import read_release_state
 from code24ctl.ops.worker_status import worker_status
 from code24ctl.probe.plan import ProbeOptions
 from code24ctl.probe.report import RouteResult, fallback_summary
