@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from code24ctl.config import Config, ResolvedConfig  # noqa: E402
-from code24ctl.probe.runner import ProbeOptions, make_client, run_probe  # noqa: E402
+from code24ctl.probe.plan import ProbeOptions  # noqa: E402
+from code24ctl.probe.runner import run_probe  # noqa: E402
+from code24ctl.probe.send import make_client  # noqa: E402
 
 
 def _config(base_url: str, routes: int) -> ResolvedConfig:

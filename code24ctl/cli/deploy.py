@@ -23,7 +23,8 @@ from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from code24ctl.ops.deploy import DeployReport, RouteChange
+    from code24ctl.ops.deploy import DeployReport
+    from code24ctl.ops.deploy_routes import RouteChange
 
 WranglerTomlOption = Annotated[
     Path | None,

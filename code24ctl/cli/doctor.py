@@ -38,7 +38,8 @@ def doctor(
     from rich.text import Text
 
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.doctor import run_doctor, run_local_doctor
+    from code24ctl.ops.doctor import run_doctor
+    from code24ctl.ops.doctor_local import run_local_doctor
 
     resolved = load(config, env)
     if resolved.is_local:

@@ -18,13 +18,9 @@ from code24ctl.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
     from code24ctl.config import ResolvedConfig
-    from code24ctl.probe.runner import (
-        Observation,
-        ProbePlan,
-        ProbeReport,
-        ProgressCallback,
-        RouteResult,
-    )
+    from code24ctl.probe.plan import ProbePlan
+    from code24ctl.probe.report import Observation, ProbeReport, RouteResult
+    from code24ctl.probe.runner import ProgressCallback
 
 # More routes than this and a person at a terminal gets a progress bar.
 HANDFUL = 5
@@ -123,13 +119,10 @@ def probe(
     are counted per version. Exit status 0 when no route failed; 1
     otherwise; 2 for bad usage or config; 3 when no route answered at all.
     """
-    from code24ctl.probe.runner import (
-        ProbeOptions,
-        no_answer_error,
-        plan_probe,
-        run_plan,
-        wait_lines,
-    )
+    from code24ctl.probe.plan import ProbeOptions, plan_probe
+    from code24ctl.probe.report import no_answer_error
+    from code24ctl.probe.runner import run_plan
+    from code24ctl.probe.send import wait_lines
 
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")

@@ -20,21 +20,18 @@ from code24ctl.cli.documents import Document, ErrorDocument
 from code24ctl.cloudflare.namespaces import NamespaceInfo
 from code24ctl.config import ValidationSummary
 from code24ctl.ops.apply import ApplyResult, PlanDocument
-from code24ctl.ops.bind import (
-    ApiUsage,
-    BindRow,
-    UnbindAction,
-    UnbindRow,
-    WorkerState,
-    WorkerStatusRow,
-)
+from code24ctl.ops.bind import BindRow
 from code24ctl.ops.deploy import DeployReport
-from code24ctl.ops.doctor import Check
+from code24ctl.ops.doctor_report import Check
 from code24ctl.ops.logs import LogsReport
-from code24ctl.ops.release import ReleaseReport, VersionsReport
+from code24ctl.ops.pool import ApiUsage
+from code24ctl.ops.release import ReleaseReport
 from code24ctl.ops.stats import StatsReport
 from code24ctl.ops.tail import TailEvent
-from code24ctl.probe.runner import ProbeReport
+from code24ctl.ops.unbind import UnbindAction, UnbindRow
+from code24ctl.ops.versions import VersionsReport
+from code24ctl.ops.worker_status import WorkerState, WorkerStatusRow
+from code24ctl.probe.report import ProbeReport
 
 if TYPE_CHECKING:
     from code24ctl.serve.server import ServeInfo

@@ -42,7 +42,7 @@ def _session(
 ) -> tuple[ResolvedConfig, CloudflareSession]:
     """Config, alias checked against the namespace (did you mean), then the client."""
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.bind import check_worker_names
+    from code24ctl.ops.unbind import check_worker_names
 
     resolved = load(config, env)
     resolved.require_cloudflare()
@@ -53,7 +53,7 @@ def _session(
 
 
 def _require_bound(session: CloudflareSession, resolved: ResolvedConfig, alias: str) -> None:
-    from code24ctl.ops.bind import bound_names
+    from code24ctl.ops.unbind import bound_names
 
     namespace = resolved.namespace()
     present = bound_names(session, namespace, resolved.env_name)

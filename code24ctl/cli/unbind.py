@@ -58,7 +58,8 @@ def unbind(
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import list_namespace_scripts
-    from code24ctl.ops.bind import check_worker_names, deletions, stale_workers, unbind_workers
+    from code24ctl.ops.unbind import check_worker_names, deletions, unbind_workers
+    from code24ctl.ops.worker_status import stale_workers
 
     if bool(aliases) == stale:
         raise UsageError("name the Workers to delete, or give --stale (not both)")

@@ -10,7 +10,7 @@ from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 
 if TYPE_CHECKING:
-    from code24ctl.ops.release import VersionsReport
+    from code24ctl.ops.versions import VersionsReport
 
 
 def versions(
@@ -29,7 +29,8 @@ def versions(
     bindings it carries ("current" when that is what the config would upload now).
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.release import list_release_state, require_versions
+    from code24ctl.ops.release import require_versions
+    from code24ctl.ops.versions import list_release_state
 
     resolved = load(config, env)
     require_versions(resolved)

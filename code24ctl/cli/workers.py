@@ -14,8 +14,8 @@ def workers(
     """Compare configured aliases with the env's namespace: bound, missing, stale (written by
     code24ctl, no longer configured), not in config, and the secrets each copy still lacks."""
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.bind import worker_status
     from code24ctl.ops.secrets import secrets_missing
+    from code24ctl.ops.worker_status import worker_status
 
     resolved = load(config, env)
     session = cloudflare_session(resolved, bulk=True)

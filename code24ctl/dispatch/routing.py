@@ -2,29 +2,34 @@
 unless asked for).
 
 ``code24ctl serve`` is built on these; the JavaScript dispatcher implements the same rules and the
-conformance corpus (tests/contract/conformance/cases.yaml) holds both to them. The order a
-dispatcher applies them in:
+conformance corpus (tests/contract/conformance/cases.yaml) holds both to them. Each rule lives in
+one place: the route table and its lookup (D1) in :mod:`code24ctl.dispatch.route_table`, the
+answers the dispatcher makes itself (D5, D7) in :mod:`code24ctl.dispatch.answers`, the answer
+classifier (D4) in :mod:`code24ctl.dispatch.classify`, the rest here. The order a dispatcher
+applies them in:
 
 1. :func:`is_bad_path` on the raw request target (D2, 400 ``bad_path``);
-2. :func:`match_route` on the raw path (D1, 404 ``route_not_found``);
+2. :func:`~code24ctl.dispatch.route_table.match_route` on the raw path (D1, 404
+   ``route_not_found``);
 3. the body limit, :func:`body_too_large` (D2, 413 ``payload_too_large``);
 4. forward (D3) to :func:`forwarded_target` with :func:`forward_request_headers` and the id from
    :func:`choose_request_id` (the JavaScript dispatcher also passes :func:`dispatch_options`);
 5. judge the answer (D4): :func:`bytes_to_judge` says how much of the body to read first,
    :func:`judge_answer` says pass through or fall back (and why);
-6. answer: :func:`fallback_answer` / :func:`refusal_answer` (D5, D7), with
-   :func:`dispatch_headers` (D6).
+6. answer: :func:`~code24ctl.dispatch.answers.fallback_answer` /
+   :func:`~code24ctl.dispatch.answers.refusal_answer` (D5, D7), with :func:`dispatch_headers`
+   (D6) or :func:`refusal_headers`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
+from code24ctl.dispatch.answers import Reason
 from code24ctl.dispatch.classify import (
     NO_BODY_STATUSES,
     SNIFF_BYTES,
@@ -32,6 +37,7 @@ from code24ctl.dispatch.classify import (
     is_html_media_type,
     is_json_media_type,
 )
+from code24ctl.dispatch.route_table import Route, RouteTable
 
 # Re-exported: the route table's defaults and the prefix rule are part of these rules (the
 # tests hold dispatcher.js to routing.DEFAULT_*); they live in route_defaults.py so config can
@@ -41,49 +47,6 @@ from code24ctl.route_defaults import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_
 from code24ctl.route_defaults import DEFAULT_MAX_JSON_CHECK_BYTES as DEFAULT_MAX_JSON_CHECK_BYTES
 from code24ctl.route_defaults import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
 from code24ctl.route_defaults import prefix_matches as prefix_matches
-
-Reason = Literal[
-    "route_not_found",
-    "bad_path",
-    "payload_too_large",
-    "worker_not_found",
-    "worker_error",
-    "worker_timeout",
-    "worker_over_limit",
-    "upstream_html",
-    "upstream_not_json",
-    "internal_error",
-]
-
-ERROR_MESSAGES: Mapping[Reason, str] = {
-    "route_not_found": "No route matches this path.",
-    "bad_path": "The request path is not allowed.",
-    "payload_too_large": "The request body is larger than the dispatcher accepts.",
-    "worker_not_found": "The worker is not deployed in the namespace.",
-    "worker_error": "The worker failed before answering.",
-    "worker_timeout": "The worker did not answer in time.",
-    "worker_over_limit": "The worker exceeded its CPU or subrequest limit.",
-    "upstream_html": "The worker answered with an HTML page instead of JSON.",
-    "upstream_not_json": "The worker answered with something other than JSON.",
-    "internal_error": "The dispatcher failed unexpectedly.",
-}
-
-# Status of the error envelope for each reason. Worker failures use it only when the worker has
-# no configured fallback.
-ERROR_STATUS: Mapping[Reason, int] = {
-    "route_not_found": 404,
-    "bad_path": 400,
-    "payload_too_large": 413,
-    "worker_not_found": 502,
-    "worker_error": 502,
-    "worker_timeout": 504,
-    # Cloudflare's custom-limits example (workers-for-platforms/configuration/custom-limits)
-    # answers a user Worker's limit exception with 500.
-    "worker_over_limit": 500,
-    "upstream_html": 502,
-    "upstream_not_json": 502,
-    "internal_error": 500,
-}
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -108,9 +71,6 @@ METADATA_PREFIX = "x-code24-"
 VERSION_HEADERS = frozenset(
     {"cloudflare-workers-version-overrides", "cloudflare-workers-version-key"}
 )
-# What an outbound Worker may be told about each call, as ``env.<name>``
-# (``get(alias, {}, {outbound: {...}})``); namespaces.yaml names a subset.
-OUTBOUND_PARAMS = ("worker", "environment", "request_id", "route")
 # A Worker reached over HTTP reports an exceeded CPU or memory limit as Cloudflare error 1102
 # (support/troubleshooting/http-status-codes/cloudflare-1xxx-errors/error-1102); to a client
 # that is not a browser the answer is the plain text "error code: 1102".
@@ -121,150 +81,6 @@ _NEVER_FORWARDED = HOP_BY_HOP | VERSION_HEADERS
 
 _DOT_SEGMENT = re.compile(r"^(?:\.|%2e){1,2}$", re.IGNORECASE)
 _ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
-
-
-# ------------------------------------------------------------------------------------------
-# The route table
-
-
-@dataclass(frozen=True)
-class Route:
-    """One row of the route table: raw-path prefix, worker alias, leading part to strip."""
-
-    prefix: str
-    worker: str
-    strip: str
-
-
-@dataclass(frozen=True)
-class WorkerPolicy:
-    """How long to wait for a worker and what to answer when it fails."""
-
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
-    fallback: Any = None
-    fallback_status: int = DEFAULT_FALLBACK_STATUS
-    # Custom limits as the table holds them: {"cpu_ms": int, "subrequests": int}, either absent.
-    limits: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RouteTable:
-    """The compiled route table (``compile_route_table``'s document), checked and typed.
-
-    ``routes`` is kept longest prefix first so the first match is the longest one.
-    """
-
-    routes: tuple[Route, ...]
-    workers: Mapping[str, WorkerPolicy] = field(default_factory=dict)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_json_check_bytes: int = DEFAULT_MAX_JSON_CHECK_BYTES
-    outbound_params: tuple[str, ...] = ()
-    # The routes by prefix, for match_route: built once, so a lookup never scans the table.
-    index: Mapping[str, Route] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "index", route_index(self.routes))
-
-    @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> RouteTable:
-        """Check and type a route table document; raises ``ValueError`` naming the problem."""
-        if document.get("version") != 1:
-            raise ValueError(f"route table version {document.get('version')!r} is not 1")
-        raw_routes = document.get("routes")
-        if not isinstance(raw_routes, list):
-            raise ValueError("route table 'routes' is not a list")
-        routes: list[Route] = []
-        for index, raw in enumerate(raw_routes):
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"route {index} is not a mapping")
-            prefix, worker = raw.get("prefix"), raw.get("worker")
-            strip = raw.get("strip", prefix)
-            # "" is the catch-all ("/" in namespaces.yaml, compiled to the empty prefix).
-            if not isinstance(prefix, str) or not (prefix == "" or prefix.startswith("/")):
-                raise ValueError(f"route {index}: prefix must be '' or start with '/'")
-            if not isinstance(worker, str) or not worker:
-                raise ValueError(f"route {index}: worker must be a name")
-            if strip is None:
-                strip = prefix
-            if not isinstance(strip, str):
-                raise ValueError(f"route {index}: strip must be a string")
-            # "/api/" and "/api" are the same prefix; "/" (stored as "") matches every path.
-            routes.append(Route(prefix.rstrip("/"), worker, strip.rstrip("/")))
-        routes.sort(key=lambda route: -len(route.prefix))
-        raw_workers = document.get("workers") or {}
-        if not isinstance(raw_workers, Mapping):
-            raise ValueError("route table 'workers' is not a mapping")
-        workers = {alias: _policy(alias, raw) for alias, raw in raw_workers.items()}
-        return cls(
-            routes=tuple(routes),
-            workers=workers,
-            max_body_bytes=_limit(document, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-            max_json_check_bytes=_limit(
-                document, "max_json_check_bytes", DEFAULT_MAX_JSON_CHECK_BYTES
-            ),
-            outbound_params=_outbound_params(document.get("outbound_params")),
-        )
-
-    def policy(self, alias: str) -> WorkerPolicy:
-        """The worker's policy (defaults when the table does not list it)."""
-        return self.workers.get(alias) or WorkerPolicy()
-
-
-def _policy(alias: str, raw: Any) -> WorkerPolicy:
-    if raw is None:
-        return WorkerPolicy()
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"worker {alias!r}: settings are not a mapping")
-    timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
-    status = raw.get("fallback_status", DEFAULT_FALLBACK_STATUS)
-    if timeout_ms is None:
-        timeout_ms = DEFAULT_TIMEOUT_MS
-    if status is None:
-        status = DEFAULT_FALLBACK_STATUS
-    if not _is_int(timeout_ms) or timeout_ms <= 0:
-        raise ValueError(f"worker {alias!r}: timeout_ms must be a positive integer")
-    if not _is_int(status) or not 200 <= status <= 599:
-        raise ValueError(f"worker {alias!r}: fallback_status must be an HTTP status 200-599")
-    return WorkerPolicy(timeout_ms, raw.get("fallback"), status, _limits(alias, raw.get("limits")))
-
-
-def _limits(alias: str, raw: Any) -> dict[str, int]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping) or not set(raw) <= {"cpu_ms", "subrequests"}:
-        raise ValueError(f"worker {alias!r}: limits must be a mapping of cpu_ms, subrequests")
-    limits: dict[str, int] = {}
-    for name in ("cpu_ms", "subrequests"):
-        value = raw.get(name)
-        if value is None:
-            continue
-        if not _is_int(value) or value <= 0:
-            raise ValueError(f"worker {alias!r}: limits.{name} must be a positive integer")
-        limits[name] = int(value)
-    return limits
-
-
-def _outbound_params(raw: Any) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(name in OUTBOUND_PARAMS for name in raw):
-        raise ValueError(
-            f"route table 'outbound_params' must list names from {', '.join(OUTBOUND_PARAMS)}"
-        )
-    return tuple(raw)
-
-
-def _limit(document: Mapping[str, Any], name: str, default: int) -> int:
-    value = document.get(name)
-    if value is None:
-        return default
-    if not _is_int(value) or value < 0:
-        raise ValueError(f"route table {name!r} must be a non-negative integer")
-    return int(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # ------------------------------------------------------------------------------------------
@@ -297,34 +113,6 @@ def is_bad_path(target: str) -> bool:
     elif _ENCODED_SEPARATOR.search(path):
         return True
     return any(_DOT_SEGMENT.fullmatch(segment) for segment in path.split("/"))
-
-
-def route_index(routes: Iterable[Route]) -> dict[str, Route]:
-    """Routes by prefix, for :func:`match_route`. Of two routes with one prefix, the first
-    longest-first (stable) wins, as in a scan of the table sorted longest first."""
-    index: dict[str, Route] = {}
-    for route in sorted(routes, key=lambda route: -len(route.prefix)):
-        index.setdefault("" if route.prefix == "/" else route.prefix, route)
-    return index
-
-
-def match_route(routes: Sequence[Route] | Mapping[str, Route], path: str) -> Route | None:
-    """The route with the longest prefix matching ``path`` on a segment boundary, or None.
-
-    Looks up each segment boundary of ``path`` from the longest candidate down, so the cost
-    depends on the path, not on the size of the table. Pass the table's ``index`` (a
-    sequence of routes is indexed first, in any order).
-    """
-    # dict first: the table's index is one, and an ABC check costs more than the lookup.
-    index = routes if isinstance(routes, (dict, Mapping)) else route_index(routes)
-    route = index.get(path)
-    end = len(path)
-    while route is None and end > 0:
-        end = path.rfind("/", 0, end)
-        if end < 0:
-            return None
-        route = index.get(path[:end])  # path[:0] is "", the catch-all
-    return route
 
 
 def strip_path(path: str, strip: str) -> str:
@@ -554,39 +342,7 @@ def judge_answer(
 
 
 # ------------------------------------------------------------------------------------------
-# Answers the dispatcher makes itself (D5, D7)
-
-
-def error_envelope(reason: Reason, worker: str | None, request_id: str) -> dict[str, Any]:
-    """``{"error": {"code", "message", "worker", "request_id"}}``."""
-    return {
-        "error": {
-            "code": reason,
-            "message": ERROR_MESSAGES[reason],
-            "worker": worker,
-            "request_id": request_id,
-        }
-    }
-
-
-def json_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON, as ``JSON.stringify`` writes it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def fallback_answer(
-    policy: WorkerPolicy, reason: Reason, worker: str, request_id: str
-) -> tuple[int, bytes]:
-    """(status, JSON body) for a worker failure: its configured fallback with
-    ``fallback_status``, else the error envelope with 502 (504 for ``worker_timeout``)."""
-    if policy.fallback is not None:
-        return policy.fallback_status, json_bytes(policy.fallback)
-    return ERROR_STATUS[reason], json_bytes(error_envelope(reason, worker, request_id))
-
-
-def refusal_answer(reason: Reason, worker: str | None, request_id: str) -> tuple[int, bytes]:
-    """(status, JSON body) for an answer made without the worker: 400, 404, 413, 500."""
-    return ERROR_STATUS[reason], json_bytes(error_envelope(reason, worker, request_id))
+# Headers of the answers the dispatcher makes itself (D5, D7; the bodies: answers.py)
 
 
 def refusal_headers(environment: str, request_id: str) -> list[tuple[str, str]]:

@@ -32,12 +32,14 @@ from code24ctl.errors import (
     Failure,
     RouteConflictError,
 )
-from code24ctl.ops.bind import BindOptions, BindPlan, bound_names, execute_bind, plan_bind
+from code24ctl.ops.bind import BindOptions, BindPlan, execute_bind, plan_bind
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
-from code24ctl.ops.release import read_release_state, rollout_error, rollout_in_progress
+from code24ctl.ops.release import rollout_error, rollout_in_progress
+from code24ctl.ops.release_state import read_release_state
+from code24ctl.ops.unbind import bound_names
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession

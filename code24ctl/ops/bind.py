@@ -1,4 +1,4 @@
-"""Put the configured workers into a dispatch namespace, take them out, and say which are there.
+"""Put the configured workers into a dispatch namespace.
 
 Public API (``apply`` and ``doctor`` use it; keep it stable):
 
@@ -9,10 +9,9 @@ Public API (``apply`` and ``doctor`` use it; keep it stable):
   read twice) and returns a :class:`BindReport` (``created`` / ``updated`` / ``unchanged`` /
   ``failed``). One failing worker never stops the others. :func:`bind_workers` is both.
   :class:`BindOptions` holds how (concurrency, progress callback, pacer).
-- :func:`unbind_workers` deletes Workers from the namespace (:class:`UnbindRow` each).
-- :func:`worker_status` compares configured aliases with the namespace's contents
-  (:class:`WorkerStatusRow`: ``bound`` / ``missing`` / ``stale`` / ``not-in-config``);
-  :func:`stale_workers` names the Workers code24ctl wrote that the config no longer names.
+
+Taking Workers out is :mod:`code24ctl.ops.unbind`; saying which are there,
+:mod:`code24ctl.ops.worker_status`; the thread pool they share, :mod:`code24ctl.ops.pool`.
 
 Idempotency stores nothing locally: an alias already in the namespace is read back (modules and
 settings) and compared with what would be uploaded; equal means ``unchanged`` and no upload.
@@ -22,55 +21,43 @@ one pacer, the SDK's retries off), from a thread pool of ``concurrency`` workers
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
-from code24ctl.cloudflare.migrations import (
-    class_migration,
-    namespace_migration_tag,
-    own_durable_object_classes,
-)
-from code24ctl.cloudflare.modules import sdk_files
 from code24ctl.cloudflare.namespaces import (
-    NamespaceScript,
-    list_namespace_scripts,
     require_namespace,
 )
-from code24ctl.cloudflare.outcome import write_checked
-from code24ctl.cloudflare.ownership import MANAGED_TAG_PREFIX, MAX_TAGS, managed_alias, managed_tags
-from code24ctl.cloudflare.pacing import Pacer, PacerStats, RetryPolicy, sent_once
+from code24ctl.cloudflare.pacing import Pacer, RetryPolicy
 from code24ctl.cloudflare.worker_code import (
-    DeployedWorker,
     WorkerCode,
     load_worker_code,
-    read_namespace_worker,
 )
 from code24ctl.cloudflare.worker_diff import Difference, compare
-from code24ctl.config import check_names
-from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY
-from code24ctl.errors import Change, CloudflareAPIError, Code24Error, Failure, UsageError
+from code24ctl.errors import Change, Code24Error, Failure, UsageError
 from code24ctl.names import did_you_mean
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange
+from code24ctl.ops.pool import (
+    DEFAULT_CONCURRENCY,
+    ApiUsage,
+    checked_concurrency,
+    run_all,
+    snapshot,
+    usage_between,
+)
+from code24ctl.ops.unbind import bound_names
+from code24ctl.ops.worker_copy import copy_migration, managed_copy, read_deployed, upload_worker
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.config import ResolvedConfig
 
-DEFAULT_CONCURRENCY = DEFAULT_WORKER_CONCURRENCY
-MAX_CONCURRENCY = MAX_WORKER_CONCURRENCY
 
 BindAction = Literal["created", "updated", "unchanged", "failed", "would-create", "would-update"]
-UnbindAction = Literal["deleted", "not-bound", "failed", "would-delete"]
-WorkerState = Literal["bound", "missing", "stale", "not-in-config"]
 
 
 class BindRow(HoldsFailure):
@@ -103,16 +90,6 @@ class BindRow(HoldsFailure):
     @property
     def failed(self) -> bool:
         return self.action == "failed"
-
-
-class ApiUsage(BaseModel):
-    """What a run cost in API requests (retries included)."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0  # 429 answers met
-    server_errors: int = 0  # 5xx answers met (HTML edge pages included)
-    waited_s: float = 0.0  # time spent waiting for the budget
 
 
 class BindReport(BaseModel):
@@ -170,25 +147,6 @@ class BindReport(BaseModel):
         else:
             named = ", ".join(row.alias for row in failed)
         return f"{len(failed)} of {len(self.rows)} worker(s) failed to bind: {named}"
-
-
-class UnbindRow(HoldsFailure):
-    """The outcome of removing one Worker from the namespace (a ``failed`` one holds its
-    :class:`Failure`, printed as ``error``, ``code`` and ``hint``)."""
-
-    failure_after: ClassVar[str] = "action"
-
-    alias: str
-    action: UnbindAction
-
-
-class WorkerStatusRow(BaseModel):
-    """One alias in ``code24ctl workers``: configured and/or present in the namespace."""
-
-    alias: str
-    status: WorkerState
-    source: str | None = None  # where the config takes its code from (None: not configured)
-    modified_on: datetime | None = None  # when the namespace's copy last changed
 
 
 RowCallback = Callable[[BindRow], None]
@@ -259,10 +217,6 @@ def _note(row: BindRow) -> str:
     return f"{row.source}, {logs[0]}" if logs else row.source
 
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
 # --------------------------------------------------------------------------------------------
 # Selecting aliases and checking the namespace
 
@@ -308,9 +262,9 @@ def plan_bind(
     options = options or BindOptions()
     selected = select_aliases(resolved, aliases)
     namespace = resolved.namespace()
-    workers = _concurrency(options.concurrency)
+    workers = checked_concurrency(options.concurrency)
     with session.paced(options.pacer, options.policy) as api:
-        before = _snapshot(api.pacer.stats)
+        before = snapshot(api.pacer.stats)
         if existing is None:
             require_namespace(api, namespace, resolved.env_name)
             existing = bound_names(api, namespace, resolved.env_name)
@@ -322,8 +276,8 @@ def plan_bind(
                 options.on_row(done[0])
             return done
 
-        results = _run_all(one, selected, workers)
-        usage = _usage(before, api.pacer.stats)
+        results = run_all(one, selected, workers)
+        usage = usage_between(before, api.pacer.stats)
     return BindPlan(
         resolved=resolved,
         namespace=namespace,
@@ -349,10 +303,10 @@ def execute_bind(
     """
     log = log or ChangeLog()
     options = options or BindOptions()
-    workers = _concurrency(options.concurrency)
+    workers = checked_concurrency(options.concurrency)
     resolved = plan.resolved
     with session.paced(options.pacer, options.policy) as api:
-        before = _snapshot(api.pacer.stats)
+        before = snapshot(api.pacer.stats)
 
         def one(row: BindRow) -> BindRow:
             code = plan.codes.get(row.alias)
@@ -374,8 +328,8 @@ def execute_bind(
             return done
 
         with log.carried():
-            rows = _run_all(one, plan.rows, workers)
-        usage = _usage(before, api.pacer.stats)
+            rows = run_all(one, plan.rows, workers)
+        usage = usage_between(before, api.pacer.stats)
     total = ApiUsage(
         **{name: getattr(plan.api, name) + getattr(usage, name) for name in ApiUsage.model_fields}
     )
@@ -411,8 +365,8 @@ def _plan_one(
     try:
         code = load_worker_code(session, resolved, alias)
         source = code.source
-        deployed = _read_deployed(session, namespace, alias) if exists else None
-        migrations = _migration(session, namespace, alias, code, deployed)
+        deployed = read_deployed(session, namespace, alias) if exists else None
+        migrations = copy_migration(session, namespace, alias, code, deployed)
         code = managed_copy(code, resolved, alias, migrations=migrations)
     except Code24Error as exc:
         return _failed(alias, source, exc), None
@@ -453,62 +407,6 @@ def _plan_one(
     return row, code
 
 
-def managed_copy(
-    code: WorkerCode,
-    resolved: ResolvedConfig,
-    alias: str,
-    *,
-    migrations: Mapping[str, Any] | None = None,
-) -> WorkerCode:
-    """``code`` as code24ctl uploads it: its own tags plus the managed ones, and the
-    ``migrations`` (from :func:`_migration`) that create the Durable Object classes the copy
-    lacks, and the config's ``observability`` (Workers Logs) for the alias. Raises
-    :class:`UsageError` when the tags would pass the limit of eight.
-    """
-    own = [tag for tag in code.tags if not tag.startswith(MANAGED_TAG_PREFIX)]
-    tags = own + managed_tags(resolved, f"alias:{alias}")
-    if len(tags) > MAX_TAGS:
-        raise UsageError(
-            f"{code.source} has {len(own)} tags; with code24ctl's 3 the copy would have "
-            f"{len(tags)}, over Cloudflare's limit of {MAX_TAGS}",
-            hint=f"remove tags from the source Worker: {', '.join(own)}",
-        )
-    settings = dict(code.settings)
-    observability = resolved.config.observability_of(alias)
-    if observability is not None:
-        # The config's Workers Logs keys win over the source's (so `logs` finds the copy's lines
-        # whatever the source Worker has); the source's other keys (logs, traces) stay.
-        source = settings.get("observability")
-        kept = dict(source) if isinstance(source, Mapping) else {}
-        settings["observability"] = kept | observability.model_dump()
-    return dataclasses.replace(code, tags=tuple(tags), migrations=migrations, settings=settings)
-
-
-def _migration(
-    session: CloudflareSession,
-    namespace: str,
-    alias: str,
-    code: WorkerCode,
-    deployed: DeployedWorker | None,
-) -> dict[str, Any] | None:
-    """The migration the copy's upload needs (:func:`class_migration`): on a first upload, one
-    creating every class the Worker implements; on an update, one creating the classes the copy
-    does not have yet, after the copy's migration tag (read only then, as wrangler does).
-
-    The classes are created as SQLite-backed (``new_sqlite_classes``): the settings answer does
-    not say which backend the source used, a copy starts with empty storage either way, and a
-    SQLite-backed class offers every storage API a key-value one does (plus SQL), so code written
-    for either runs.
-    """
-    if deployed is None:
-        return class_migration(alias, code.durable_object_classes, (), None)
-    existing = own_durable_object_classes(deployed.bindings)
-    if set(code.durable_object_classes) <= set(existing):
-        return None
-    tag = namespace_migration_tag(session, namespace, alias)
-    return class_migration(alias, code.durable_object_classes, existing, tag)
-
-
 def _upload_planned(
     session: CloudflareSession, namespace: str, row: BindRow, code: WorkerCode
 ) -> BindRow:
@@ -523,215 +421,3 @@ def _upload_planned(
 
 def _failed(alias: str, source: str, exc: Code24Error) -> BindRow:
     return BindRow(alias=alias, action="failed", source=source, failure=Failure.of(exc))
-
-
-def _read_deployed(session: CloudflareSession, namespace: str, alias: str) -> DeployedWorker | None:
-    try:
-        return read_namespace_worker(session, namespace, alias)
-    except CloudflareAPIError as exc:
-        if is_not_found(exc, SCRIPT_NOT_FOUND):
-            return None  # deleted since we listed the namespace: a create
-        raise
-
-
-def upload_worker(session: CloudflareSession, namespace: str, name: str, code: WorkerCode) -> None:
-    """Upload ``code`` into the namespace as ``name`` (multipart: metadata + one part a module).
-
-    The metadata keeps secret bindings already set on the namespace's copy (``keep_bindings``),
-    so a re-bind never wipes what ``code24ctl secret put`` set.
-
-    An upload without a migration is safe to repeat (the transport does). One that carries a
-    Durable Object migration is not: sent again after it was applied, its ``old_tag`` no
-    longer matches and it is refused. So it is sent once, and when its answer is lost the
-    copy's migration tag is read back (:func:`write_checked`): the new tag means it landed.
-    """
-    what = f"upload Worker {name} to dispatch namespace {namespace}"
-
-    def upload() -> bool:
-        with api_call(what):
-            session.client.workers_for_platforms.dispatch.namespaces.scripts.update(
-                name,
-                account_id=session.account_id,
-                dispatch_namespace=namespace,
-                metadata=code.metadata(),  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
-                files=sdk_files(code.modules),
-            )
-        return True
-
-    new_tag = (code.migrations or {}).get("new_tag")
-    if not new_tag:
-        upload()
-        return
-
-    def landed() -> bool | None:
-        try:
-            tag = namespace_migration_tag(session, namespace, name)
-        except CloudflareAPIError as exc:
-            if is_not_found(exc, SCRIPT_NOT_FOUND):
-                return None  # a first upload that did not land
-            raise
-        return True if tag == new_tag else None
-
-    with sent_once():
-        write_checked(
-            f"{what} (migration {new_tag})",
-            upload,
-            landed,
-            shows="code24ctl workers",
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# unbind
-
-
-def unbind_workers(
-    session: CloudflareSession,
-    namespace: str,
-    names: Sequence[str],
-    *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    dry_run: bool = False,
-    present: set[str] | None = None,
-    pacer: Pacer | None = None,
-    policy: RetryPolicy | None = None,
-) -> list[UnbindRow]:
-    """Delete ``names`` from the namespace (one row each; a failure never stops the others).
-
-    ``present`` (from :func:`bound_names`) saves listing the namespace again; names not in it
-    are ``not-bound`` and not deleted.
-    """
-    wanted = list(dict.fromkeys(check_worker_names(names)))
-    with session.paced(pacer, policy) as api:
-        there = present if present is not None else bound_names(api, namespace)
-
-        def one(name: str) -> UnbindRow:
-            if name not in there:
-                return UnbindRow(alias=name, action="not-bound")
-            if dry_run:
-                return UnbindRow(alias=name, action="would-delete")
-            try:
-                with api_call(f"delete Worker {name} from dispatch namespace {namespace}"):
-                    api.client.workers_for_platforms.dispatch.namespaces.scripts.delete(
-                        name, account_id=api.account_id, dispatch_namespace=namespace
-                    )
-            except Code24Error as exc:
-                if isinstance(exc, CloudflareAPIError) and is_not_found(exc, SCRIPT_NOT_FOUND):
-                    return UnbindRow(alias=name, action="not-bound")
-                return UnbindRow(alias=name, action="failed", failure=Failure.of(exc))
-            return UnbindRow(alias=name, action="deleted")
-
-        return _run_all(one, wanted, _concurrency(concurrency))
-
-
-def deletions(rows: Sequence[UnbindRow]) -> tuple[Change, ...]:
-    """Each Worker an unbind deleted, as a :class:`Change` (what a failed run had done)."""
-    return tuple(Change("worker", row.alias, "deleted") for row in rows if row.action == "deleted")
-
-
-def check_worker_names(names: Sequence[str]) -> list[str]:
-    """Refuse (exit 2) names that cannot be Worker names, before any API call."""
-    return check_names(names, "Worker name")
-
-
-def bound_names(
-    session: CloudflareSession, namespace: str, env_name: str | None = None
-) -> set[str]:
-    """The names of the Workers the namespace holds (all pages)."""
-    listing = list_namespace_scripts(session, namespace, env_name)
-    return {script.id for script in listing}
-
-
-# --------------------------------------------------------------------------------------------
-# worker status
-
-
-def worker_status(
-    session: CloudflareSession,
-    resolved: ResolvedConfig,
-    *,
-    pacer: Pacer | None = None,
-    policy: RetryPolicy | None = None,
-) -> list[WorkerStatusRow]:
-    """Configured aliases against the namespace: ``bound`` / ``missing``, then the namespace's
-    other Workers (sorted by name): ``stale`` when their tags say code24ctl wrote them for this
-    platform and environment (the config no longer names them), else ``not-in-config``.
-
-    One paged listing; a missing namespace raises :class:`CloudflareAPIError` (code 100119).
-    """
-    namespace = resolved.namespace()
-    with session.paced(pacer, policy) as api:
-        listing = list_namespace_scripts(api, namespace, resolved.env_name)
-        scripts = {s.id: s for s in listing}
-    rows: list[WorkerStatusRow] = []
-    for alias, worker in resolved.config.workers.items():
-        held = scripts.get(alias)
-        rows.append(
-            WorkerStatusRow(
-                alias=alias,
-                status="bound" if held else "missing",
-                source=worker.source,
-                modified_on=held.modified_on if held else None,
-            )
-        )
-    stale = set(_stale(listing, resolved))
-    for name in sorted(set(scripts) - set(resolved.config.workers)):
-        rows.append(
-            WorkerStatusRow(
-                alias=name,
-                status="stale" if name in stale else "not-in-config",
-                modified_on=scripts[name].modified_on,
-            )
-        )
-    return rows
-
-
-def stale_workers(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> list[str]:
-    """The Workers of a namespace listing that code24ctl wrote for this platform and
-    environment (their tags say so) but the config no longer names, sorted."""
-    return sorted(_stale(listing, resolved))
-
-
-def _stale(listing: Sequence[NamespaceScript], resolved: ResolvedConfig) -> Iterator[str]:
-    configured = set(resolved.config.workers)
-    for script in listing:
-        if script.id not in configured and managed_alias(script.tags, resolved) is not None:
-            yield script.id
-
-
-# --------------------------------------------------------------------------------------------
-# shared machinery
-
-
-def _concurrency(value: int) -> int:
-    if not 1 <= value <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {value}")
-    return value
-
-
-def _run_all(work: Callable[[_T], _R], items: Sequence[_T], workers: int) -> list[_R]:
-    if workers == 1 or len(items) <= 1:
-        return [work(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="code24ctl")
-    try:
-        futures: list[Future[_R]] = [pool.submit(work, item) for item in items]
-        return [future.result() for future in futures]
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-
-
-def _snapshot(stats: PacerStats) -> PacerStats:
-    return PacerStats(**vars(stats))
-
-
-def _usage(before: PacerStats, after: PacerStats) -> ApiUsage:
-    return ApiUsage(
-        requests=after.sent - before.sent,
-        retries=after.retried - before.retried,
-        throttled=after.throttled - before.throttled,
-        server_errors=after.server_errors - before.server_errors,
-        waited_s=round(after.waited_s - before.waited_s, 3),
-    )

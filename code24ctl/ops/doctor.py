@@ -10,17 +10,14 @@ exit 3 like every other command, since no row could say anything useful.
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from code24ctl.cloudflare.client import api_call
 from code24ctl.cloudflare.namespaces import list_namespaces
 from code24ctl.cloudflare.worker_diff import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
-from code24ctl.ops.bind import plan_bind, worker_status
+from code24ctl.ops.bind import plan_bind
 from code24ctl.ops.deploy import (
     DISPATCHER_BINDING,
     build_metadata,
@@ -28,63 +25,21 @@ from code24ctl.ops.deploy import (
     dispatcher_differences,
     dispatcher_module,
     find_kv_namespace,
-    plan_routes,
 )
-from code24ctl.ops.release import read_release_state
-from code24ctl.probe.runner import (
-    ProbeOptions,
-    RouteResult,
-    fallback_summary,
-    probe_environment,
-)
+from code24ctl.ops.deploy_routes import plan_routes
+from code24ctl.ops.doctor_report import Check, CheckName, CheckStatus, DoctorReport
+from code24ctl.ops.release_state import read_release_state
+from code24ctl.ops.worker_status import worker_status
+from code24ctl.probe.plan import ProbeOptions
+from code24ctl.probe.report import RouteResult, fallback_summary
+from code24ctl.probe.runner import probe_environment
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
 
-CheckStatus = Literal["ok", "warn", "fail", "skip"]
 # The API's code for "this account lacks Workers for Platforms".
 WFP_NOT_AVAILABLE = 10121
 TOKEN_REFUSED_STATUSES = (400, 401, 403)
-
-
-class CheckName(StrEnum):
-    """The name of each doctor check, in the order they run (one copy: the checks, the rows
-    skipped when the token or account fails, and the report use these)."""
-
-    TOKEN = "token"
-    ACCOUNT = "account"
-    WORKERS_FOR_PLATFORMS = "workers for platforms"
-    NAMESPACE = "namespace"
-    WORKERS = "workers"
-    DISPATCHER = "dispatcher"
-    DEPLOYMENT = "deployment"
-    ROUTES = "routes"
-    OUTBOUND = "outbound"
-    # A local environment (serve): what `serve --runtime workerd` needs, and each alias's source.
-    NODE = "node"
-    MINIFLARE = "miniflare"
-    SOURCES = "sources"
-    PROBE = "probe"
-
-
-class Check(BaseModel):
-    """One line of the doctor's report."""
-
-    name: str
-    status: CheckStatus
-    detail: str
-    fix: str | None = None
-    # What differs, old -> new, when the check compares something deployed with the config.
-    differences: list[Difference] = Field(default_factory=list)
-
-
-class DoctorReport(BaseModel):
-    """Every check, in order; ``ok`` is False when any check failed (exit 1)."""
-
-    environment: str
-    ok: bool
-    counts: dict[str, int]
-    checks: list[Check]
 
 
 class _DeployedBinding(NamedTuple):
@@ -94,7 +49,10 @@ class _DeployedBinding(NamedTuple):
     binding: dict[str, Any] | None = None
 
 
-class _Doctor:
+class Doctor:
+    """One doctor run: each check adds its row to ``checks`` (``run_doctor`` and
+    ``run_local_doctor`` choose which checks run, in order)."""
+
     def __init__(
         self, session: CloudflareSession, resolved: ResolvedConfig, base_url: str | None
     ) -> None:
@@ -470,7 +428,7 @@ def run_doctor(
     :class:`~code24ctl.errors.UsageError` for a local environment.
     """
     resolved.require_cloudflare()
-    doctor = _Doctor(session, resolved, base_url)
+    doctor = Doctor(session, resolved, base_url)
     if doctor.token() and doctor.account():
         namespace_ok = doctor.namespaces()
         doctor.workers(namespace_ok)
@@ -498,63 +456,6 @@ def run_doctor(
         ok=counts["fail"] == 0,
         counts=counts,
         checks=doctor.checks,
-    )
-
-
-def run_local_doctor(resolved: ResolvedConfig, *, base_url: str | None = None) -> DoctorReport:
-    """The checks of a local environment: Node.js 20+ and the pinned miniflare (which only
-    ``serve --runtime workerd`` needs: missing, they warn), what answers each alias in that
-    runtime, then a probe of the running serve. Never raises for a failed check."""
-    from code24ctl.serve.workerd import node as runtime_node
-    from code24ctl.serve.workerd.plan import build_plan
-
-    # No Cloudflare session: none of the checks below calls the API.
-    doctor = _Doctor(cast("CloudflareSession", None), resolved, base_url)
-    python_only = "`serve --runtime workerd` needs it (the Python runtime does not)"
-    try:
-        path, version = runtime_node.find_node()
-    except UsageError as exc:
-        doctor.add(CheckName.NODE, "warn", f"{exc.message}; {python_only}", exc.hint)
-    else:
-        doctor.add(CheckName.NODE, "ok", f"{path} {version}")
-    try:
-        folder = runtime_node.miniflare_dir()
-    except UsageError as exc:
-        doctor.add(CheckName.MINIFLARE, "fail", exc.message, exc.hint)
-    else:
-        if folder is None:
-            doctor.add(
-                CheckName.MINIFLARE,
-                "warn",
-                f"miniflare {runtime_node.MINIFLARE_VERSION} is not installed yet (the first "
-                "`serve --runtime workerd` installs it)",
-                runtime_node.install_command(),
-            )
-        else:
-            doctor.add(
-                CheckName.MINIFLARE, "ok", f"miniflare {runtime_node.MINIFLARE_VERSION} in {folder}"
-            )
-    try:
-        plan = build_plan(resolved)
-    except UsageError as exc:
-        doctor.add(CheckName.SOURCES, "fail", exc.message, exc.hint)
-    else:
-        kinds = [f"{alias}: {source.shown}" for alias, source in sorted(plan.sources.items())]
-        missing = [
-            f"{alias} runs without {'; '.join(source.missing)}"
-            for alias, source in sorted(plan.sources.items())
-            if source.missing
-        ]
-        if missing:
-            doctor.add(CheckName.SOURCES, "warn", "; ".join(missing))
-        else:
-            doctor.add(CheckName.SOURCES, "ok", "; ".join(kinds))
-    doctor.probe()
-    counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
-    for check in doctor.checks:
-        counts[check.status] += 1
-    return DoctorReport(
-        environment=resolved.env_name, ok=counts["fail"] == 0, counts=counts, checks=doctor.checks
     )
 
 

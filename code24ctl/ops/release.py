@@ -1,4 +1,4 @@
-"""Release the dispatcher version by version: gradual, canary, promote, rollback, and the list.
+"""Release the dispatcher version by version: gradual, canary, promote, rollback.
 
 Every release starts from the deployment serving now and ends in a deployment whose
 percentages total 100. A version is uploaded with the same modules and bindings as ``deploy``
@@ -11,6 +11,9 @@ current deployment (developers.cloudflare.com/workers/configuration/versions-and
 gradual-deployments/#version-overrides). It probes the version through that header, then
 splits the traffic and probes again; a failure at any point puts the deployment it started
 from back.
+
+The release state every command names is :mod:`code24ctl.ops.release_state`; the ``versions``
+listing, :mod:`code24ctl.ops.versions`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ from code24ctl.cloudflare.versions import (
     SECRETS_CHANGED,
     SECRETS_CHANGED_MARKER,
     DeploymentInfo,
-    TrafficShare,
     VersionInfo,
-    config_hash,
     create_deployment,
     current_deployment,
     get_version,
@@ -54,15 +55,11 @@ from code24ctl.errors import (
     interruption_word,
 )
 from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
-from code24ctl.probe.runner import (
-    VERSION_NOT_APPLIED,
-    ProbeOptions,
-    ProbeReport,
-    WaitCallback,
-    plan_probe,
-    run_plan,
-    wait_lines,
-)
+from code24ctl.ops.release_state import ReleaseState, read_release_state, release_state
+from code24ctl.probe.plan import ProbeOptions, plan_probe
+from code24ctl.probe.report import ProbeReport
+from code24ctl.probe.runner import VERSION_NOT_APPLIED, run_plan
+from code24ctl.probe.send import WaitCallback, wait_lines
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -73,67 +70,7 @@ ProbeStage = Literal["override", "split", "after"]
 #: Requests per route in a canary's probe after the split, unless told otherwise: enough that
 #: a sample reaches both versions at 10% (1 - 0.9**10 is about 65% per route).
 CANARY_REPEAT = 10
-DEFAULT_VERSIONS_LIMIT = 10
 WORKERS_SDK_10712 = "https://github.com/cloudflare/workers-sdk/issues/10712"
-
-
-class ReleaseState(BaseModel):
-    """The one release state: nothing deployed, one version at 100%, or a split between a
-    *stable* version (the one that served 100% before) and a *candidate*.
-
-    ``words`` is how every command names it."""
-
-    kind: Literal["none", "single", "split"]
-    stable: TrafficShare | None = None
-    candidate: TrafficShare | None = None
-    words: str
-
-
-def release_state(history: list[DeploymentInfo]) -> ReleaseState:
-    """The state of the serving deployment (``history[0]``), newest first.
-
-    In a split, the stable version is the one of the two that the newest earlier deployment
-    served at 100%; without such a deployment, the one with the larger share.
-    """
-    if not history or not history[0].versions:
-        return ReleaseState(kind="none", words="not deployed")
-    now = history[0]
-    if not now.split:
-        only = now.versions[0]
-        return ReleaseState(
-            kind="single", stable=only, words=f"one version: {only.version_id} at 100%"
-        )
-    ids = {s.version_id for s in now.versions}
-    stable_id = None
-    for earlier in history[1:]:
-        full = [s.version_id for s in earlier.versions if s.percentage == 100]
-        if full and full[0] in ids:
-            stable_id = full[0]
-            break
-    if stable_id is None:
-        # The larger share; on a tie the second listed (releases list the new one first).
-        stable_id = max(reversed(now.versions), key=lambda s: s.percentage).version_id
-    stable = next(s for s in now.versions if s.version_id == stable_id)
-    candidate = next(s for s in now.versions if s.version_id != stable_id)
-    return ReleaseState(
-        kind="split",
-        stable=stable,
-        candidate=candidate,
-        words=f"split: stable {stable.version_id} at {stable.percentage:g}%, candidate "
-        f"{candidate.version_id} at {candidate.percentage:g}%",
-    )
-
-
-def read_release_state(session: CloudflareSession, resolved: ResolvedConfig) -> ReleaseState:
-    """The dispatcher's release state now (``not deployed`` when it never was)."""
-    from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, is_not_found
-
-    try:
-        return release_state(list_deployments(session, resolved.dispatcher()))
-    except CloudflareAPIError as exc:
-        if is_not_found(exc, SCRIPT_NOT_FOUND):
-            return release_state([])
-        raise
 
 
 def state_after(report: ReleaseReport) -> ReleaseState:
@@ -143,35 +80,6 @@ def state_after(report: ReleaseReport) -> ReleaseState:
     if report.after is report.before:
         history = history[:1]
     return release_state(history)
-
-
-class VersionRow(VersionInfo):
-    """A version as ``versions`` lists it: with its share of the serving deployment."""
-
-    percentage: float | None = None
-
-
-class VersionsSummary(BaseModel):
-    """Counts of the ``versions`` document."""
-
-    versions: int
-    serving: int
-    split: bool
-
-
-class VersionsReport(BaseModel):
-    """``code24ctl versions --json``."""
-
-    command: Literal["versions"] = "versions"
-    environment: str
-    namespace: str
-    dispatcher: str
-    # The config hash the config would upload now (compare with each version's).
-    config_hash: str | None
-    deployment: DeploymentInfo | None
-    state: ReleaseState
-    versions: list[VersionRow]
-    summary: VersionsSummary
 
 
 class ProbeRun(BaseModel):
@@ -1003,48 +911,3 @@ def run_rollback(
             f"the probe after the rollback failed; version {plan.target.id} stays at 100%"
         )
     return report
-
-
-# --------------------------------------------------------------------------------------------
-# versions
-
-
-def list_release_state(
-    session: CloudflareSession,
-    resolved: ResolvedConfig,
-    *,
-    limit: int = DEFAULT_VERSIONS_LIMIT,
-) -> VersionsReport:
-    """The newest ``limit`` versions (plus any serving one older than that) and the deployment."""
-    require_versions(resolved)
-    dispatcher = resolved.dispatcher()
-    deployment = current_deployment(session, dispatcher)
-    # A dispatcher never deployed has no versions (the API says "no such Worker").
-    newest = list_versions(session, dispatcher, limit) if deployment else []
-    rows = [VersionRow(**v.model_dump()) for v in newest]
-    listed = {row.id for row in rows}
-    for share in deployment.versions if deployment else []:
-        if share.version_id not in listed:
-            older = get_version(session, dispatcher, share.version_id)
-            rows.append(VersionRow(**older.model_dump()))
-    for row in rows:
-        row.percentage = deployment.share_of(row.id) if deployment else None
-    title = resolved.environment.kv_namespace
-    kv_id = find_kv_namespace(session, title) if title else None
-    expected = None
-    if not title or kv_id:
-        expected = config_hash(dispatcher_code(resolved, kv_id).metadata()["bindings"])
-    return VersionsReport(
-        environment=resolved.env_name,
-        namespace=resolved.namespace(),
-        dispatcher=dispatcher,
-        config_hash=expected,
-        deployment=deployment,
-        state=read_release_state(session, resolved),
-        versions=rows,
-        summary=VersionsSummary(
-            versions=len(rows),
-            serving=len(deployment.versions) if deployment else 0,
-            split=bool(deployment and deployment.split),
-        ),
-    )

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from code24ctl.probe.runner import ProbeReport, RouteResult
+from code24ctl.probe.report import ProbeReport, RouteResult
 
 # Characters XML 1.0 cannot carry at all (not even escaped); a worker's body may hold them.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

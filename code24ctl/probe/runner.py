@@ -7,12 +7,14 @@ without a ``probe`` sample in the config).
 
 Three layers, so the CLI, ``doctor`` and the benchmark share one engine:
 
-* :func:`plan_probe` (pure): config + options -> :class:`ProbePlan` (what to send where), or a
-  :class:`~code24ctl.errors.UsageError`;
-* :func:`probe_routes` / :func:`run_probe` (async): send the plan's requests over an injected
-  ``aiohttp.ClientSession`` at most ``concurrency`` at a time -> :class:`ProbeReport`;
+* :func:`~code24ctl.probe.plan.plan_probe` (pure, ``probe/plan.py``): config + options ->
+  a ``ProbePlan`` (what to send where), or a :class:`~code24ctl.errors.UsageError`;
+* :func:`probe_routes` / :func:`run_probe` (async, here): send the plan's requests over an
+  injected ``aiohttp.ClientSession`` at most ``concurrency`` at a time (one attempt is
+  ``probe/send.py``) and turn the attempts into a ``ProbeReport`` (``probe/report.py``);
 * :func:`run_plan` / :func:`probe_environment` (sync): build the client with
-  :func:`make_client`, the one place a probe client is made, and run the above.
+  :func:`~code24ctl.probe.send.make_client`, the one place a probe client is made, and run
+  the above.
 
 A route passes when its answer is ``json``, its p95 latency is within ``max_latency_ms``, and
 the dispatcher answered for the worker. A post-deploy probe must not be green over a dead
@@ -46,47 +48,39 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from code24ctl import __version__
-from code24ctl.config import ResolvedConfig, RouteConfig
-from code24ctl.constants import DEFAULT_PROBE_CONCURRENCY, DEFAULT_VERSION_WAIT_S
-from code24ctl.dispatch.classify import Classification, classify_answer
-from code24ctl.dispatch.routing import Route, forwarded_target, split_target
-from code24ctl.errors import NetworkError, UsageError
-from code24ctl.names import did_you_mean
-from code24ctl.route_defaults import prefix_matches
+from code24ctl.config import ResolvedConfig
+from code24ctl.probe.plan import ProbeOptions, ProbePlan, ProbeSettings, ProbeTarget, plan_probe
+from code24ctl.probe.report import (
+    Observation,
+    ProbeReport,
+    ProbeSummary,
+    ProbeVerdict,
+    RouteResult,
+    VersionWait,
+    fallback_summary,
+)
+from code24ctl.probe.send import (
+    NO_VERSION,
+    Attempt,
+    WaitCallback,
+    make_client,
+    send,
+    wait_for_version,
+)
 
 if TYPE_CHECKING:
     import aiohttp
 
-# A row's verdict: the classifier's (classify.Verdict), or no answer at all, or no sample to send
-# (docs/dispatch.md, D8).
-ProbeVerdict = Literal["json", "html", "not-json", "empty", "error", "skipped"]
-ErrorKind = Literal["refused", "reset", "timeout", "protocol", "network"]
-Outcome = Literal["pass", "fail", "skip"]
 ProgressCallback = Callable[[int, int], None]
-# (attempts so far, seconds waited, the version that answered the last one or None)
-WaitCallback = Callable[[int, float, str | None], None]
 
-DEFAULT_CONCURRENCY = DEFAULT_PROBE_CONCURRENCY
 EXCERPT_CHARS = 200
-USER_AGENT = f"code24ctl-probe/{__version__}"
-#: Seconds between two requests while waiting for the version.
-VERSION_POLL_S = 0.5
 #: The failure reason of an answer from another dispatcher version than the one asked for.
 VERSION_NOT_APPLIED = "version_not_applied"
-#: How an answer without ``X-Code24-Dispatcher-Version`` (a dispatcher uploaded before it, or
-#: not a dispatcher) is counted.
-NO_VERSION = "none"
 
 # Fallback reasons that mean the worker behind the route is not serving: failures by default.
 NOT_SERVING_REASONS = frozenset(
@@ -94,512 +88,10 @@ NOT_SERVING_REASONS = frozenset(
 )
 # A fallback without a reason header is counted under this name.
 UNKNOWN_REASON = "unknown"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"})
 
 # The order in which a row picks the answer it shows when --repeat got different answers:
 # the worst one, so a flaky route is never reported by its good answers.
 _SEVERITY: dict[str, int] = {"error": 0, "html": 1, "not-json": 2, "empty": 3, "json": 4}
-
-
-# --------------------------------------------------------------------------------------------
-# Options and plan
-
-
-class ProbeOptions(BaseModel):
-    """What the caller asked for; ``None`` means "the config's default"."""
-
-    model_config = ConfigDict(frozen=True)
-
-    base_url: str | None = None
-    repeat: int = Field(default=1, ge=1)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
-    timeout_s: float | None = Field(default=None, gt=0)
-    max_latency_ms: int | None = Field(default=None, gt=0)
-    fail_on_fallback: bool = False
-    routes: tuple[str, ...] = ()
-    direct: bool = False
-    # Sent with every request (the version override header of ``probe --version``).
-    headers: tuple[tuple[str, str], ...] = ()
-    # The dispatcher version these requests ask for: answers from another one fail.
-    version: str | None = None
-    # With ``version``: how long to wait, at most, for the first answer from it.
-    version_wait_s: float = Field(default=DEFAULT_VERSION_WAIT_S, ge=0)
-
-
-class ProbeSettings(BaseModel):
-    """The settings a probe actually ran with (options over config defaults)."""
-
-    repeat: int
-    concurrency: int
-    timeout_s: float
-    max_latency_ms: int
-    fail_on_fallback: bool
-    direct: bool
-
-
-@dataclass(frozen=True)
-class ProbeTarget:
-    """One route's sample request, ready to send (to the dispatcher and maybe the worker)."""
-
-    route: str
-    worker: str
-    method: str
-    path: str
-    url: str
-    direct_url: str | None
-    content: bytes | None
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class ProbePlan:
-    """Everything :func:`probe_routes` needs; built by :func:`plan_probe`."""
-
-    environment: str
-    base_url: str
-    settings: ProbeSettings
-    targets: tuple[ProbeTarget, ...]
-    skipped: tuple[RouteConfig, ...]
-    notes: tuple[str, ...]
-    order: tuple[str, ...]  # route prefixes in config order, probed and skipped alike
-    version: str | None = None
-    version_wait_s: float = DEFAULT_VERSION_WAIT_S
-
-
-def plan_probe(resolved: ResolvedConfig, options: ProbeOptions) -> ProbePlan:
-    """Decide what to send where, validating the options against the config."""
-    config = resolved.config
-    environment = resolved.environment
-    settings = ProbeSettings(
-        repeat=options.repeat,
-        concurrency=options.concurrency,
-        timeout_s=options.timeout_s or config.probe.timeout_s,
-        max_latency_ms=options.max_latency_ms or config.probe.max_latency_ms,
-        fail_on_fallback=options.fail_on_fallback,
-        direct=options.direct,
-    )
-    base_url = _base_url(resolved, options.base_url)
-    routes = _select_routes(resolved, options.routes)
-    direct_bases = {**(environment.upstreams or {}), **environment.direct}
-
-    targets: list[ProbeTarget] = []
-    skipped: list[RouteConfig] = []
-    notes: list[str] = []
-    for route in routes:
-        sample = route.probe
-        if sample is None:
-            skipped.append(route)
-            notes.append(f"{route.prefix}: skipped, no probe sample in the config")
-            continue
-        direct_url = None
-        if options.direct:
-            direct_base = direct_bases.get(route.worker)
-            if direct_base is None:
-                key = "upstreams" if environment.is_local else "direct"
-                notes.append(
-                    f"{route.prefix}: no direct URL for worker {route.worker} "
-                    f"(set environments.{resolved.env_name}.{key}.{route.worker})"
-                )
-            else:
-                direct_url = direct_base + forwarded_path(route, sample.path)
-        headers = dict(sample.headers)
-        headers.update(options.headers)
-        content: bytes | None = None
-        if sample.has_json:
-            content = json.dumps(sample.json_body).encode()
-            if not any(name.lower() == "content-type" for name in headers):
-                headers["Content-Type"] = "application/json"
-        elif sample.body is not None:
-            content = sample.body.encode()
-        targets.append(
-            ProbeTarget(
-                route=route.prefix,
-                worker=route.worker,
-                method=sample.method,
-                path=sample.path,
-                url=base_url + sample.path,
-                direct_url=direct_url,
-                content=content,
-                headers=headers,
-            )
-        )
-    if not targets:
-        raise UsageError(
-            "nothing to probe: no selected route has a probe sample",
-            hint=f"add a 'probe: {{method, path, json}}' to the routes in {resolved.path}",
-        )
-    return ProbePlan(
-        environment=resolved.env_name,
-        base_url=base_url,
-        settings=settings,
-        targets=tuple(targets),
-        skipped=tuple(skipped),
-        notes=tuple(notes),
-        order=tuple(route.prefix for route in routes),
-        version=options.version,
-        version_wait_s=options.version_wait_s,
-    )
-
-
-def forwarded_path(route: RouteConfig, path: str) -> str:
-    """``path`` as the dispatcher forwards it to the route's worker (docs/dispatch.md, D1)."""
-    bare, query = split_target(path)
-    return forwarded_target(Route(route.prefix, route.worker, route.effective_strip), bare, query)
-
-
-def _base_url(resolved: ResolvedConfig, override: str | None) -> str:
-    if override is not None:
-        parts = urlsplit(override)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-            raise UsageError(f"--base-url {override!r} is not an http(s) URL like https://host")
-        return override.rstrip("/")
-    base = resolved.environment.base_url
-    if base is None:
-        raise UsageError(
-            f"environment {resolved.env_name!r} (from {resolved.env_origin}) has no base_url "
-            "to probe",
-            hint=f"set environments.{resolved.env_name}.base_url in {resolved.path} "
-            "or pass --base-url URL",
-        )
-    return base
-
-
-def _select_routes(resolved: ResolvedConfig, prefixes: Sequence[str]) -> list[RouteConfig]:
-    routes = list(resolved.config.routes)
-    if not prefixes:
-        return routes
-    wanted = [prefix.rstrip("/") or "/" for prefix in prefixes]
-    chosen = [r for r in routes if any(prefix_matches(r.prefix, want) for want in wanted)]
-    if not chosen:
-        raise UsageError(
-            f"no route under {', '.join(map(repr, prefixes))}"
-            + did_you_mean(wanted[0], [r.prefix for r in routes]),
-            hint=f"configured routes: {', '.join(r.prefix for r in routes)}",
-        )
-    return chosen
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-class Observation(BaseModel):
-    """What one URL answered, over ``attempts`` requests (the worst answer is shown)."""
-
-    url: str | None = None
-    verdict: ProbeVerdict
-    reason: str
-    cloudflare_error: int | None = None
-    error: ErrorKind | None = None
-    status: int | None = None
-    content_type: str | None = None
-    x_code24_worker: str | None = None
-    fallback: bool | None = None
-    fallback_reason: str | None = None
-    cf_ray: str | None = None
-    request_id: str | None = None
-    #: Every request's id: the dispatcher's ``X-Code24-Request-Id``, else the ``X-Request-Id``
-    #: the probe sent (which the dispatcher reuses), for ``code24ctl logs --request-id``.
-    request_ids: list[str] = Field(default_factory=list)
-    # The dispatcher version that made the shown answer (X-Code24-Dispatcher-Version).
-    dispatcher_version: str | None = None
-    # Answers per dispatcher version (``none``: an answer without the header).
-    dispatcher_versions: dict[str, int] = Field(default_factory=dict)
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    attempts: int = 0
-    verdict_counts: dict[str, int] = Field(default_factory=dict)
-    fallback_count: int = 0
-    body_excerpt: str | None = None
-
-
-class RouteResult(Observation):
-    """One row of the report: a route, probed through the dispatcher (and maybe directly)."""
-
-    route: str
-    worker: str
-    method: str | None = None
-    path: str | None = None
-    outcome: Outcome
-    slow: bool = False
-    problems: list[str] = Field(default_factory=list)
-    # Fallbacks for a worker that answered, but not with JSON (failures with fail_on_fallback).
-    warnings: list[str] = Field(default_factory=list)
-    # Every fallback reason met, with how many answers had it.
-    fallback_reasons: dict[str, int] = Field(default_factory=dict)
-    # The dispatcher's own refusal (``route_not_found``, ...) when it answered instead of a worker.
-    refused: str | None = None
-    # Some answers came from another dispatcher version than the one asked for.
-    version_not_applied: bool = False
-    direct: Observation | None = None
-
-
-class ProbeSummary(BaseModel):
-    """Counts over the rows."""
-
-    routes: int
-    passed: int
-    failed: int
-    skipped: int
-    warned: int = 0  # passed with a warning
-    fallbacks: int = 0  # probed routes with at least one answer from a fallback
-    version_not_applied: int = 0  # routes with an answer from another dispatcher version
-
-
-class VersionWait(BaseModel):
-    """The wait for the asked-for version to answer, before the probe proper."""
-
-    version: str
-    applied: bool
-    attempts: int
-    waited_ms: float
-    limit_s: float
-
-
-class ProbeReport(BaseModel):
-    """Everything a probe found; ``ok`` is the exit status (0 only when every route passed)."""
-
-    environment: str
-    base_url: str
-    ok: bool
-    summary: ProbeSummary
-    # The dispatcher version every request asked for (``--version``), if any.
-    version: str | None = None
-    # With ``version``: how the wait for it went.
-    version_wait: VersionWait | None = None
-    # Answers per dispatcher version, over every route (a split shows both).
-    dispatcher_versions: dict[str, int] = Field(default_factory=dict)
-    settings: ProbeSettings
-    duration_ms: float
-    notes: list[str]
-    routes: list[RouteResult]
-
-
-# --------------------------------------------------------------------------------------------
-# Sending
-
-
-def make_client(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
-    """The probe's HTTP client: one pool of at most ``concurrency`` kept-alive connections.
-
-    aiohttp, not httpx: httpcore's pool does O(connections^2) bookkeeping per request
-    (encode/httpx#3215) and ran 1,000 requests at concurrency 64 at 14x the ideal time where
-    aiohttp stays within 1.2x (benchmarks/README.md, "probe"). Redirects are not followed
-    (per request): a redirect is what the caller would get, and it is not JSON. Must be called
-    inside a running event loop.
-    """
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0),
-        timeout=aiohttp.ClientTimeout(total=timeout_s),
-        headers={"User-Agent": USER_AGENT},
-    )
-
-
-# The response headers a row reports (lowercase).
-_KEPT_HEADERS = (
-    "content-type",
-    "x-code24-worker",
-    "x-code24-fallback",
-    "x-code24-fallback-reason",
-    "x-code24-request-id",
-    "x-code24-dispatcher-version",
-    "cf-ray",
-)
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    latency_ms: float
-    classification: Classification | None = None
-    status: int | None = None
-    headers: dict[str, str] | None = None
-    body: bytes = b""
-    error: ErrorKind | None = None
-    error_reason: str = ""
-    sent_request_id: str | None = None
-
-    @property
-    def request_id(self) -> str | None:
-        """The dispatcher's id for this request, else the one the probe sent."""
-        answered = (self.headers or {}).get("x-code24-request-id")
-        return answered or self.sent_request_id
-
-    @property
-    def verdict(self) -> str:
-        return self.classification.verdict if self.classification else "error"
-
-    @property
-    def fallback(self) -> bool:
-        return self.headers is not None and (
-            self.headers.get("x-code24-fallback", "").strip().lower() == "true"
-        )
-
-    @property
-    def dispatcher_version(self) -> str | None:
-        """The version that answered; None without an answer."""
-        if self.headers is None:
-            return None
-        return self.headers.get("x-code24-dispatcher-version") or NO_VERSION
-
-
-async def _send(
-    client: aiohttp.ClientSession,
-    target: ProbeTarget,
-    url: str,
-    timeout_s: float,
-    semaphore: asyncio.Semaphore,
-) -> _Attempt:
-    import aiohttp
-
-    # Without a configured content type a raw body goes without one, as a plain fetch() sends
-    # it (aiohttp would otherwise label bytes application/octet-stream).
-    skip = () if _has_header(target.headers, "content-type") else ("Content-Type",)
-    headers = dict(target.headers)
-    sent_id: str | None = None
-    if not _has_header(headers, "x-request-id"):
-        # The dispatcher reuses a tame X-Request-Id as the request's id (dispatcher.js
-        # SANE_REQUEST_ID), so even an answer without X-Code24-Request-Id can be looked up.
-        sent_id = headers["X-Request-Id"] = f"probe-{secrets.token_hex(8)}"
-    async with semaphore:
-        started = time.perf_counter()
-        try:
-            # The timeout covers the whole request, body included.
-            async with (
-                asyncio.timeout(timeout_s),
-                client.request(
-                    target.method,
-                    url,
-                    data=target.content,
-                    headers=headers,
-                    skip_auto_headers=skip,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                body = await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            kind, reason = _describe_failure(exc, url, timeout_s)
-            latency = (time.perf_counter() - started) * 1000
-            return _Attempt(latency, error=kind, error_reason=reason, sent_request_id=sent_id)
-        latency = (time.perf_counter() - started) * 1000
-    headers = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
-    return _Attempt(
-        latency,
-        classification=classify_answer(response.status, headers.get("content-type"), body),
-        status=response.status,
-        headers=headers,
-        body=body,
-        sent_request_id=sent_id,
-    )
-
-
-def _has_header(headers: dict[str, str], name: str) -> bool:
-    return any(key.lower() == name for key in headers)
-
-
-def _describe_failure(exc: BaseException, url: str, timeout_s: float) -> tuple[ErrorKind, str]:
-    import aiohttp
-
-    where = urlsplit(url)
-    origin = where.netloc
-    causes = list(_causes(exc))
-    if any(isinstance(c, TimeoutError) for c in causes):
-        return "timeout", f"no complete answer within {timeout_s:g} s"
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return "refused", f"connection refused by {origin}"
-    if any(isinstance(c, ConnectionResetError | BrokenPipeError) for c in causes):
-        return "reset", f"connection reset by {origin}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return "protocol", f"{origin} closed the connection before a complete answer"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "protocol", f"{origin} sent a malformed answer: {exc.message}"
-    detail = next((str(c) for c in causes if str(c)), type(exc).__name__)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "network", f"cannot connect to {origin}: {exc.os_error}"
-    return "network", f"{origin}: {detail}"
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, what caused it, and the members of any exception group on the way."""
-    stack: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack.extend((current.__cause__, current.__context__))
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        os_error = getattr(current, "os_error", None)  # aiohttp.ClientConnectorError
-        if isinstance(os_error, BaseException):
-            stack.append(os_error)
-
-
-async def wait_for_version(
-    plan: ProbePlan,
-    client: aiohttp.ClientSession,
-    on_wait: WaitCallback | None = None,
-) -> VersionWait | None:
-    """Send the plan's first request until an answer comes from ``plan.version``, at most
-    ``plan.version_wait_s`` seconds (None when the plan asks for no version)."""
-    if plan.version is None:
-        return None
-    target = plan.targets[0]
-    semaphore = asyncio.Semaphore(1)
-    started = time.perf_counter()
-    attempts = 0
-    while True:
-        attempt = await _send(client, target, target.url, plan.settings.timeout_s, semaphore)
-        attempts += 1
-        waited = time.perf_counter() - started
-        seen = attempt.dispatcher_version
-        if on_wait is not None:
-            on_wait(attempts, waited, seen)
-        if seen == plan.version:
-            return VersionWait(
-                version=plan.version,
-                applied=True,
-                attempts=attempts,
-                waited_ms=round(waited * 1000, 1),
-                limit_s=plan.version_wait_s,
-            )
-        if waited + VERSION_POLL_S > plan.version_wait_s:
-            return VersionWait(
-                version=plan.version,
-                applied=False,
-                attempts=attempts,
-                waited_ms=round(waited * 1000, 1),
-                limit_s=plan.version_wait_s,
-            )
-        await asyncio.sleep(VERSION_POLL_S)
-
-
-#: While waiting for a version, a progress line at most this often (seconds).
-WAIT_LINE_S = 2.0
-
-
-def wait_lines(say: Callable[[str], None], version: str, limit_s: float) -> WaitCallback:
-    """A :data:`WaitCallback` that tells ``say`` (one line each) that the wait started, how it
-    goes every :data:`WAIT_LINE_S` seconds, and how it ended."""
-    last = [-WAIT_LINE_S]
-
-    def on_wait(attempts: int, waited: float, seen: str | None) -> None:
-        if attempts == 1:
-            say(
-                f"waiting up to {limit_s:g} s for version {version} to answer through the "
-                "version override"
-            )
-            last[0] = 0.0
-        if seen == version:
-            say(f"version {version} answered after {waited:.1f} s ({attempts} requests)")
-        elif waited - last[0] >= WAIT_LINE_S:
-            last[0] = waited
-            say(f"  {waited:.1f} s: still answered by version {seen or 'none (no answer)'}")
-
-    return on_wait
 
 
 async def probe_routes(
@@ -626,9 +118,9 @@ async def probe_routes(
     total = len(jobs)
     done = 0
 
-    async def run(index: int, url: str) -> _Attempt:
+    async def run(index: int, url: str) -> Attempt:
         nonlocal done
-        attempt = await _send(client, plan.targets[index], url, settings.timeout_s, semaphore)
+        attempt = await send(client, plan.targets[index], url, settings.timeout_s, semaphore)
         done += 1
         if on_progress is not None:
             on_progress(done, total)
@@ -638,8 +130,8 @@ async def probe_routes(
     attempts = await asyncio.gather(*(run(index, url) for index, _direct, url in jobs))
     duration_ms = (time.perf_counter() - started) * 1000
 
-    via: list[list[_Attempt]] = [[] for _ in plan.targets]
-    direct: list[list[_Attempt]] = [[] for _ in plan.targets]
+    via: list[list[Attempt]] = [[] for _ in plan.targets]
+    direct: list[list[Attempt]] = [[] for _ in plan.targets]
     for (index, is_direct, _url), attempt in zip(jobs, attempts, strict=True):
         (direct if is_direct else via)[index].append(attempt)
 
@@ -697,50 +189,6 @@ async def probe_routes(
     )
 
 
-def fallback_summary(rows: Sequence[RouteResult]) -> str:
-    """``3 of 5 answered by fallback: worker_not_found`` and each other reason ("" when none).
-
-    A reason met by more than one route carries its count after a multiplication sign.
-
-    Counted by route (a route is counted once per reason it met), over the probed routes.
-    """
-    probed = [row for row in rows if row.outcome != "skip"]
-    reasons: Counter[str] = Counter()
-    for row in probed:
-        reasons.update(row.fallback_reasons.keys())
-    hit = sum(bool(row.fallback_reasons) for row in probed)
-    if not hit:
-        return ""
-    named = ", ".join(
-        name if count == 1 else f"{name} \u00d7{count}" for name, count in reasons.most_common()
-    )
-    return f"{hit} of {len(probed)} answered by fallback: {named}"
-
-
-def no_answer_error(report: ProbeReport) -> NetworkError | None:
-    """One clear error when no probed route got any answer at all (refused, DNS, timeout).
-
-    None when at least one answer came back, or nothing was probed. The causes are named once
-    each, not once per route, with a hint for where to look.
-    """
-    probed = [row for row in report.routes if row.outcome != "skip"]
-    if not probed or any(set(row.verdict_counts) != {"error"} for row in probed):
-        return None
-    causes = list(dict.fromkeys(row.reason for row in probed))
-    host = urlsplit(report.base_url).hostname or report.base_url
-    kinds = {row.error for row in probed}
-    if host in LOCAL_HOSTS:
-        hint = f"is code24ctl serve running? (code24ctl serve --env {report.environment})"
-    elif kinds <= {"network"}:
-        hint = f"does {host} resolve? check the environment's base_url or pass --base-url"
-    else:
-        hint = f"is {host} reachable from here? check the environment's base_url or pass --base-url"
-    return NetworkError(
-        f"no route answered at {report.base_url} ({len(probed)} probed): {'; '.join(causes)}",
-        hint=hint,
-    )
-
-
 async def run_probe(
     resolved: ResolvedConfig,
     client: aiohttp.ClientSession,
@@ -784,8 +232,8 @@ def probe_environment(
 
 def _route_result(
     target: ProbeTarget,
-    via: list[_Attempt],
-    direct: list[_Attempt],
+    via: list[Attempt],
+    direct: list[Attempt],
     settings: ProbeSettings,
     version: str | None = None,
 ) -> RouteResult:
@@ -850,7 +298,7 @@ def _route_result(
     )
 
 
-def _refusal(attempt: _Attempt) -> str | None:
+def _refusal(attempt: Attempt) -> str | None:
     """The reason code of an answer the dispatcher made without any worker, else None.
 
     The dispatcher's refusals carry its request id but no ``X-Code24-Worker``, and the error
@@ -869,7 +317,7 @@ def _refusal(attempt: _Attempt) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _observe(url: str | None, attempts: list[_Attempt], *, dispatcher: bool = True) -> Observation:
+def _observe(url: str | None, attempts: list[Attempt], *, dispatcher: bool = True) -> Observation:
     # The worst answer stands for the route; among equals, a fallback (the thing to explain).
     shown = min(attempts, key=lambda a: (_SEVERITY[a.verdict], not a.fallback))
     counts: dict[str, int] = {}

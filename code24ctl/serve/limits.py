@@ -11,7 +11,7 @@ import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from code24ctl.dispatch.routing import json_bytes
+from code24ctl.dispatch.answers import json_bytes
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_URL_BYTES = 16 * 1024

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from code24ctl.config import ResolvedConfig
-from code24ctl.dispatch.routing import RouteTable
+from code24ctl.dispatch.route_table import RouteTable
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import UsageError
 from code24ctl.serve.access_log import AccessLog

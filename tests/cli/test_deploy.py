@@ -14,7 +14,8 @@ from code24ctl import __version__
 from code24ctl.cloudflare.versions import config_hash
 from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
-from code24ctl.ops.deploy import dispatcher_module, route_host, zone_candidates
+from code24ctl.ops.deploy import dispatcher_module
+from code24ctl.ops.deploy_routes import route_host, zone_candidates
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli

@@ -21,7 +21,8 @@ import yaml
 from code24ctl import __version__
 from code24ctl.config import RouteConfig
 from code24ctl.dispatch import classify
-from code24ctl.probe.runner import excerpt, forwarded_path
+from code24ctl.probe.plan import forwarded_path
+from code24ctl.probe.runner import excerpt
 from tests.support import staging
 from tests.support.builders import argv
 from tests.support.cli import AMBIENT_VARIABLES, CliResult, RunCli, cli_runner
@@ -378,9 +379,9 @@ def test_junit_skips_the_unprobed_route_and_times_the_passed_ones(every_kind: Ki
 
 def test_verdicts_come_from_the_dispatch_classifier(run_cli: RunCli, kinds_config: Path) -> None:
     """Each answered row says exactly what the dispatcher's classifier says of the same bytes."""
-    import code24ctl.probe.runner
+    import code24ctl.probe.send
 
-    assert vars(code24ctl.probe.runner)["classify_answer"] is classify.classify_answer
+    assert vars(code24ctl.probe.send)["classify_answer"] is classify.classify_answer
     answered = [k for k, a in ANSWERS.items() if isinstance(a, Answer) and k != "timeout"]
     args = [arg for kind in answered for arg in ("--route", f"/k/{kind}")]
     result = run_cli("probe", "--env", "test", "--json", *args, config=kinds_config)

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from code24ctl.config.environments import resolve_environment
-from code24ctl.dispatch.routing import RouteTable, dispatch_options, match_route, split_target
+from code24ctl.dispatch.route_table import RouteTable, match_route
+from code24ctl.dispatch.routing import dispatch_options, split_target
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.route_defaults import DEFAULT_TIMEOUT_MS
 from tests.contract.conformance.checker import Actual, check

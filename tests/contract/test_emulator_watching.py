@@ -14,6 +14,7 @@ from websockets.typing import Subprotocol
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.server import EmulatorServer
 from tests.emulator.state import EmulatorState
+from tests.support.builders import any_of, log_filter, timeframe
 from tests.support.staging import DISPATCHER, add_other_worker
 
 
@@ -111,32 +112,29 @@ def test_telemetry_query_keys_and_values_through_the_sdk(
     answer = telemetry.query(
         account_id=account,
         query_id="q",
-        timeframe={"from": t0, "to": t0 + 5_000},
+        timeframe=timeframe(t0, 5_000),
         view="events",
         limit=10,
         parameters={
             "filters": [
-                {"key": "$metadata.service", "operation": "in", "type": "string", "value": "a,b"},
-                {
-                    "kind": "group",
-                    "filterCombination": "or",
-                    "filters": [
-                        {"key": "$metadata.error", "operation": "exists", "type": "string"},
-                        {"key": "$metadata.message", "operation": "includes",
-                         "type": "string", "value": "again"},
-                    ],
-                },
+                log_filter("$metadata.service", "in", "a,b"),
+                any_of(
+                    log_filter("$metadata.error", "exists"),
+                    log_filter("$metadata.message", "includes", "again"),
+                ),
             ],
         },
-    )  # fmt: skip
+    )
     assert answer.events is not None and answer.events.events is not None
     assert [e.metadata.message for e in answer.events.events] == ["boom", "Hello again"]
     assert answer.run.status == "COMPLETED"
 
     needle = telemetry.query(
-        account_id=account, query_id="q", timeframe={"from": t0, "to": t0 + 5_000},
+        account_id=account,
+        query_id="q",
+        timeframe=timeframe(t0, 5_000),
         parameters={"needle": {"value": "HELLO"}},
-    )  # fmt: skip
+    )
     assert needle.events is not None and needle.events.events is not None
     assert sorted(e.timestamp for e in needle.events.events) == [t0, t0 + 1]
 
@@ -144,9 +142,12 @@ def test_telemetry_query_keys_and_values_through_the_sdk(
     assert keys["$metadata.service"] == "string"
     assert keys["$metadata.statusCode"] == "number"
     values = telemetry.values(
-        account_id=account, datasets=["cloudflare-workers"], key="$metadata.service",
-        type="string", timeframe={"from": t0, "to": t0 + 20_000},
-    )  # fmt: skip
+        account_id=account,
+        datasets=["cloudflare-workers"],
+        key="$metadata.service",
+        type="string",
+        timeframe=timeframe(t0, 20_000),
+    )
     assert sorted(v.value for v in values) == ["a", "b"]
 
 
@@ -160,6 +161,8 @@ def test_a_query_with_from_after_to_or_another_view_is_refused(
         telemetry.query(account_id=cf_seed.account_id, query_id="q", timeframe={"from": 2, "to": 1})
     with pytest.raises(cloudflare.BadRequestError):
         telemetry.query(
-            account_id=cf_seed.account_id, query_id="q", timeframe={"from": 1, "to": 2},
+            account_id=cf_seed.account_id,
+            query_id="q",
+            timeframe=timeframe(1, 1),
             view="calculations",
-        )  # fmt: skip
+        )

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import httptools
 
 from code24ctl.dispatch.classify import NO_BODY_STATUSES
-from code24ctl.dispatch.routing import RouteTable
+from code24ctl.dispatch.route_table import RouteTable
 from code24ctl.serve.access_log import AccessLog
 from code24ctl.serve.app import ServeSettings
 from code24ctl.serve.limits import ClientLimits

@@ -62,7 +62,8 @@ def test_a_failure_adds_its_api_code_once(message: str, code: int) -> None:
 
 def test_a_failed_row_prints_and_reads_back_the_keys_it_always_had() -> None:
     from code24ctl.errors import Failure
-    from code24ctl.ops.bind import BindRow, UnbindRow
+    from code24ctl.ops.bind import BindRow
+    from code24ctl.ops.unbind import UnbindRow
 
     failure = Failure("refused", "do this", 10021)
     row = BindRow(alias="a", action="failed", source="path a", failure=failure)

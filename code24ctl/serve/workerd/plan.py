@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from code24ctl.cloudflare.worker_code import WorkerCode, read_local_worker
 from code24ctl.config import ResolvedConfig
-from code24ctl.dispatch.routing import RouteTable
+from code24ctl.dispatch.route_table import RouteTable
 from code24ctl.dispatch.table import compile_route_table
 from code24ctl.errors import UsageError
 from code24ctl.serve.workerd.bindings import (

@@ -493,7 +493,7 @@ def test_a_pacer_given_to_bulk_work_is_the_one_its_calls_go_through(
     cf_state: EmulatorState, cf_seed: Code24Seed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from code24ctl.config import resolve_config
-    from code24ctl.ops.bind import worker_status
+    from code24ctl.ops.worker_status import worker_status
     from tests.emulator import IN_PROCESS_API_BASE, create_app
     from tests.emulator.inprocess import InProcessTransport
     from tests.support.cli import REPO_CONFIG

@@ -1,4 +1,5 @@
-"""The pure dispatch rules (code24ctl/dispatch/routing.py), value by value."""
+"""The pure dispatch rules (code24ctl/dispatch/routing.py, route_table.py, answers.py), one
+value at a time."""
 
 from __future__ import annotations
 
@@ -13,30 +14,29 @@ import pytest
 
 from code24ctl.config import resolve_config
 from code24ctl.dispatch import classify, routing
-from code24ctl.dispatch.routing import (
+from code24ctl.dispatch.answers import (
     ERROR_MESSAGES,
     ERROR_STATUS,
     Reason,
-    Route,
-    RouteTable,
-    WorkerPolicy,
+    error_envelope,
+    fallback_answer,
+    refusal_answer,
+)
+from code24ctl.dispatch.route_table import Route, RouteTable, WorkerPolicy, match_route
+from code24ctl.dispatch.routing import (
     body_too_large,
     bytes_to_judge,
     choose_request_id,
     dispatch_headers,
     dispatch_options,
-    error_envelope,
-    fallback_answer,
     format_dispatch_ms,
     forward_request_headers,
     forward_response_headers,
     forwarded_target,
     is_bad_path,
     judge_answer,
-    match_route,
     new_request_id,
     prefix_matches,
-    refusal_answer,
     refusal_headers,
     split_target,
     strip_path,
