@@ -19,7 +19,7 @@ from code24ctl.cli.options import (
 )
 from code24ctl.cli.plan_view import plan_lines
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
-from code24ctl.errors import CloudflareAPIError
+from code24ctl.errors import EXIT_USAGE, CloudflareAPIError, UsageError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -235,11 +235,15 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
     failed = report.failed
     if failed:
         codes = sorted({code for row in failed if (code := _api_code(row)) is not None})
+        hint = (
+            f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
+            "workers already bound are left unchanged"
+        )
+        if all(row.failure is not None and row.failure.exit_status == EXIT_USAGE for row in failed):
+            # Only local problems (a missing path, a .ts file): the API was never at fault.
+            raise UsageError(report.failure_summary(), hint=hint)
         raise CloudflareAPIError(
-            report.failure_summary(),
-            code=codes[0] if len(codes) == 1 else None,
-            hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
-            "workers already bound are left unchanged",
+            report.failure_summary(), code=codes[0] if len(codes) == 1 else None, hint=hint
         )
 
 

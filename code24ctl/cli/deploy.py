@@ -81,7 +81,7 @@ def deploy(
     Bindings: DISPATCHER (the env's namespace), METADATA (KV, found by title or created), the
     vars, and ROUTE_TABLE (routes, fallbacks, timeouts). --dry-run prints the plan (+ create,
     ~ update with each field old -> new, - delete) and writes nothing. A route routed to
-    another Worker is a conflict (exit 3) unless --force.
+    another Worker is a conflict (exit 2) unless --force.
     Prints the version the upload created.
 
     --gradual and --canary release a new version beside the current one instead (the

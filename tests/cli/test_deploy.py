@@ -432,7 +432,7 @@ def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
 
     refused = run_cli("deploy", "--env", "staging", env=cf_env)
 
-    assert refused.exit_code == 3
+    assert refused.exit_code == 2  # the user decides: --force or other routes
     assert refused.stdout == ""
     assert (
         f"route conflict on zone code24.dev: {API_PATTERN} (routed to legacy-router)"
@@ -460,7 +460,7 @@ def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
     ]
 
 
-def test_dry_run_reports_a_conflict_and_exits_3(
+def test_dry_run_reports_a_conflict_and_exits_2(
     run_cli: RunCli,
     cf_env: dict[str, str],
     cf_state: EmulatorState,
@@ -472,7 +472,7 @@ def test_dry_run_reports_a_conflict_and_exits_3(
 
     result = run_cli("deploy", "--env", "staging", "--dry-run", "--json", env=cf_env)
 
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     document = json.loads(result.stdout)
     assert [(r["pattern"], r["action"], r["owner"]) for r in document["routes"]] == [
         (API_PATTERN, "create", None),
@@ -481,7 +481,7 @@ def test_dry_run_reports_a_conflict_and_exits_3(
     assert "(routed to legacy-router)" in result.stderr
     assert writes(cf_state) == []
     human = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
-    assert human.exit_code == 3
+    assert human.exit_code == 2
     assert (
         f"! route {ELITE_PATTERN}: conflict, routed to legacy-router "
         "(rerun with --force to take it)" in human.stdout.splitlines()
