@@ -86,3 +86,94 @@ def test_a_folder_of_typescript_sources_says_build_it_first(
     (row,) = json.loads(result.stdout)["workers"]
     assert row["error"] == "path brand: the folder holds no module files (only TypeScript sources)"
     assert row["hint"].startswith("build it first")
+
+
+# --------------------------------------------------------------------------------------------
+# config validate: every problem in one pass, each located
+
+
+def _ten_mistakes(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+
+    def break_it(data: dict[str, Any]) -> None:
+        data["compatibility_date"] = "2025-13-01"  # 1: no such month
+        data["workers"]["brand-worker"] = {"path": "nowhere"}  # 2: missing path
+        data["workers"]["designer-worker"] = {"path": "empty"}  # 3: empty folder
+        data["workers"]["market-research"]["timeout_msec"] = 5  # 4: unknown key
+        data["routes"][0]["worker"] = "competitive"  # 5: unknown worker
+        staging = data["environments"]["staging"]
+        staging["vars"]["ROUTE_TABLE"] = "mine"  # 6: a binding the dispatcher needs
+        staging["zone"] = "${CODE24_TEST_ZONE}"  # 7: unset variable
+        staging["routes"] = ["staging.code24.dev/api/*", "staging.code24.dev/admin/*"]
+        # 8: /elite/* prefixes unreachable on staging (a warning), 9: /admin/* reaches nothing
+        data["environments"]["production"]["base_url"] = "https://code24.dev:99999"  # 10
+        data["environments"]["local"]["upstreams"]["ghost"] = "http://127.0.0.1:9"  # 11
+
+    return write_config(tmp_path, break_it)
+
+
+def test_config_validate_reports_every_mistake_at_once(tmp_path: Path) -> None:
+    config = _ten_mistakes(tmp_path)
+    result = run_subprocess("config", "validate", "--config", str(config))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    found = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    where = [line.removeprefix(f"{config}:").split(": ", 2)[:2] for line in found]
+    fields = [field for _, field in where]
+    assert fields == [
+        "compatibility_date",
+        "workers.market-research.timeout_msec",
+        "workers.brand-worker.path",
+        "workers.designer-worker.path",
+        "routes[0].worker",
+        "environments.staging.zone",
+        "environments.staging.vars.ROUTE_TABLE",
+        "environments.production.base_url",
+        "environments.local.upstreams.ghost",
+    ]
+    text = "\n".join(found)
+    assert "'2025-13-01' is not a date like 2025-01-01" in text
+    assert "path nowhere: no such file or folder" in text
+    assert "path empty: the folder holds no module files" in text
+    assert "environment variable CODE24_TEST_ZONE is not set" in text
+    assert "ROUTE_TABLE is a binding the dispatcher needs" in text
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 4, result.stderr  # /elite/brand, /elite/design, /elite/develop, /admin
+    assert "no zone route reaches prefix /elite/brand (routes[2])" in warnings[0]
+    assert "zone route staging.code24.dev/admin/* reaches no prefix" in warnings[-1]
+
+
+def test_config_validate_strict_fails_on_warnings_alone(tmp_path: Path) -> None:
+    def narrow(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["routes"] = ["staging.code24.dev/api/*"]
+
+    config = write_config(tmp_path, narrow)
+    relaxed = run_subprocess("config", "validate", "--config", str(config))
+    assert relaxed.exit_code == 0, relaxed.stderr
+    assert relaxed.stdout.startswith(f"{config}: ok")
+    assert relaxed.stderr.count("warning: ") == 3  # /elite/brand, /elite/design, /elite/develop
+    strict = run_subprocess("config", "validate", "--strict", "--config", str(config))
+    assert strict.exit_code == 2
+    assert strict.stdout == ""
+    assert strict.stderr.count("(a warning; --strict fails on it)") == 3
+
+
+def test_a_compatibility_date_in_the_future_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, lambda d: d.update(compatibility_date="2999-01-01"))
+    result = run_subprocess("config", "validate", "--config", str(config))
+    assert result.exit_code == 2
+    assert "compatibility_date: 2999-01-01 is in the future" in result.stderr
+
+
+def test_an_unset_account_variable_is_named_when_it_is_needed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, lambda d: d.update(account_id="${ACME_ACCOUNT}"))
+    result = run_subprocess(
+        "workers", "--env", "staging", "--config", str(config),
+        env={"CLOUDFLARE_API_TOKEN": "t" * 40},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: no Cloudflare account id: account_id in {config} is ${{ACME_ACCOUNT}}, "
+        "and neither ACME_ACCOUNT nor CLOUDFLARE_ACCOUNT_ID is set\n"
+    )
+    assert "the config has none" not in result.stderr
