@@ -168,13 +168,13 @@ def serve(
     )
 
     explicit = config is not None or bool(os.environ.get(CONFIG_ENV_VAR))
-    if not explicit and not os.path.exists(DEFAULT_CONFIG_PATH) and not demo:
+    if not explicit and not os.path.exists(config_path_from(None)) and not demo:
         raise UsageError(
             f"no ./{DEFAULT_CONFIG_PATH} here, and no --config or {CONFIG_ENV_VAR}",
             hint="`code24ctl serve --demo` runs the built-in Code24 config with sample workers; "
             "`code24ctl init` writes a starter config",
         )
-    if demo and not explicit and not os.path.exists(DEFAULT_CONFIG_PATH):
+    if demo and not explicit and not os.path.exists(config_path_from(None)):
         # The demo must run anywhere after install: fall back to the Code24 config we ship.
         from code24ctl.config import builtin_config_path
 

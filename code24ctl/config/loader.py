@@ -33,7 +33,8 @@ from code24ctl.config.checks import Location, offline_problems, reference_proble
 from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
 from code24ctl.config.paths import builtin_config_path as builtin_config_path
 from code24ctl.config.paths import config_path_from as config_path_from
-from code24ctl.constants import CONFIG_ENV_VAR, TOKEN_ENV_VAR
+from code24ctl.config.paths import missing_config_origin
+from code24ctl.constants import TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 from code24ctl.names import did_you_mean
 
@@ -182,10 +183,8 @@ def _read(path: str) -> str:
     except BoundsExceeded as exc:
         raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except FileNotFoundError:
-        raise UsageError(
-            f"config file {path} not found",
-            hint=f"pass --config PATH or set {CONFIG_ENV_VAR}; the repo ships namespaces.yaml",
-        ) from None
+        origin, hint = missing_config_origin(path)
+        raise UsageError(f"config file {path} not found ({origin})", hint=hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
 

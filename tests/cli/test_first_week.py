@@ -177,3 +177,46 @@ def test_an_unset_account_variable_is_named_when_it_is_needed(tmp_path: Path) ->
         "and neither ACME_ACCOUNT nor CLOUDFLARE_ACCOUNT_ID is set\n"
     )
     assert "the config has none" not in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Config discovery: walk up to the repository root, and say where it looked
+
+
+def test_the_config_is_found_in_a_parent_folder_up_to_the_repository_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    config = write_config(repo)
+    deep = repo / "workers" / "brand"
+    deep.mkdir(parents=True)
+    result = run_subprocess("config", "validate", cwd=deep)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"{config}: ok")
+
+
+def test_no_config_up_to_the_repository_root_names_the_folders_searched(tmp_path: Path) -> None:
+    write_config(tmp_path)  # above the repository root: not searched
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    deep = repo / "src"
+    deep.mkdir()
+    result = run_subprocess("config", "validate", cwd=deep)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: config file namespaces.yaml not found (looked in {deep} and its parents up "
+        f"to {repo})\n"
+        "  hint: pass --config PATH or set CODE24_CONFIG; `code24ctl init` writes a starter file\n"
+    )
+
+
+def test_a_missing_config_from_code24_config_says_where_the_path_came_from(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "gone.yaml"
+    result = run_subprocess("config", "validate", env={"CODE24_CONFIG": str(missing)})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: config file {missing} not found (the path comes from CODE24_CONFIG)\n"
+        "  hint: point CODE24_CONFIG at your namespaces.yaml or unset it; "
+        "`code24ctl init` writes a starter file\n"
+    )
