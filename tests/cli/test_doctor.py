@@ -239,7 +239,7 @@ def test_a_route_owned_by_another_worker_fails_with_deploy_force(
     bind_directly(cf_state, cf_seed.account_id)
     add_other_worker(cf_state, cf_seed.account_id)
     cf_state.add_route(cf_seed.zone_id, ELITE_PATTERN, "legacy-router")
-    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 3
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 2
 
     result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
 

@@ -220,3 +220,63 @@ def test_a_missing_config_from_code24_config_says_where_the_path_came_from(
         "  hint: point CODE24_CONFIG at your namespaces.yaml or unset it; "
         "`code24ctl init` writes a starter file\n"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# wrangler habits: versions list, deployments list, whoami; no write suggested for a read
+
+
+@pytest.mark.parametrize(
+    "habit",
+    [("versions", "list"), ("deployments", "list"), ("deployments", "status")],
+    ids=" ".join,
+)
+def test_wrangler_habits_run_the_read_only_versions_command(
+    habit: tuple[str, ...], cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    ours = run_subprocess("versions", "--env", "staging", "--json", env=cf_env)
+    theirs = run_subprocess(*habit, "--env", "staging", "--json", env=cf_env)
+    assert theirs.exit_code == ours.exit_code, theirs.stderr
+    assert theirs.stderr == ours.stderr
+    assert json.loads(theirs.stdout) == json.loads(ours.stdout)
+    assert writes(cf_state) == []
+
+
+def test_whoami_names_the_token_and_the_account(
+    cf_env: dict[str, str], cf_seed: Code24Seed, cf_state: EmulatorState
+) -> None:
+    result = run_subprocess("whoami", "--env", "staging", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ok    token: user token, active"
+    assert lines[1].startswith("ok    account: ") and f"({cf_seed.account_id})" in lines[1]
+    document = json.loads(
+        run_subprocess("whoami", "--env", "staging", "--json", env=cf_env).stdout
+    )
+    assert (document["command"], document["account_id"], document["ok"]) == (
+        "whoami", cf_seed.account_id, True,
+    )  # fmt: skip
+    assert writes(cf_state) == []
+
+
+def test_whoami_with_a_refused_token_is_exit_1(cf_env: dict[str, str]) -> None:
+    result = run_subprocess(
+        "whoami", "--env", "staging", env={**cf_env, "CLOUDFLARE_API_TOKEN": "x" * 40}
+    )
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith("FAIL  token: Cloudflare refused the token")
+    assert result.stdout.splitlines()[2] == "skip  account: needs a valid token"
+
+
+@pytest.mark.parametrize("typo", ["deployments-list", "deplyments", "applyy", "binds"])
+def test_a_typo_is_never_answered_with_a_write_command(typo: str) -> None:
+    result = run_subprocess(typo)
+    assert result.exit_code == 2
+    assert f"No such command '{typo}'." in result.stderr
+    for write in ("deploy", "apply", "bind", "unbind", "rollback", "promote"):
+        assert f"Did you mean '{write}'" not in result.stderr
+
+
+def test_a_typo_of_a_read_command_is_answered() -> None:
+    result = run_subprocess("verions")
+    assert "Did you mean 'versions'?" in result.stderr
