@@ -531,6 +531,9 @@ def test_unbind_asks_and_refuses_without_a_terminal(
     assert refused.stdout == ""
     assert refused.stderr == (
         f"dispatch namespace {NAMESPACE} holds 1 of them: brand-worker\n"
+        "warning: /elite/brand still routes to brand-worker in staging: the live dispatcher "
+        "code24-dynamic-dispatcher-staging would answer there with the fallback "
+        "(worker_not_found) until it is bound again or the route is removed\n"
         "error: refusing to continue without confirmation: no terminal to ask on\n"
         "  hint: rerun with --yes if you are sure\n"
     )

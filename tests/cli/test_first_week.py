@@ -15,7 +15,7 @@ import pytest
 
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.support.cli import run_subprocess
+from tests.support.cli import REPO_CONFIG, run_subprocess
 from tests.support.staging import NAMESPACE, write_config, writes
 
 
@@ -250,9 +250,7 @@ def test_whoami_names_the_token_and_the_account(
     lines = result.stdout.splitlines()
     assert lines[0] == "ok    token: user token, active"
     assert lines[1].startswith("ok    account: ") and f"({cf_seed.account_id})" in lines[1]
-    document = json.loads(
-        run_subprocess("whoami", "--env", "staging", "--json", env=cf_env).stdout
-    )
+    document = json.loads(run_subprocess("whoami", "--env", "staging", "--json", env=cf_env).stdout)
     assert (document["command"], document["account_id"], document["ok"]) == (
         "whoami", cf_seed.account_id, True,
     )  # fmt: skip
@@ -280,3 +278,48 @@ def test_a_typo_is_never_answered_with_a_write_command(typo: str) -> None:
 def test_a_typo_of_a_read_command_is_answered() -> None:
     result = run_subprocess("verions")
     assert "Did you mean 'versions'?" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Destructive prompts name what breaks
+
+
+def test_unbind_says_which_routes_still_lead_to_the_worker(
+    cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed, namespace: str
+) -> None:
+    cf_state.add_namespace_script(
+        cf_seed.account_id, NAMESPACE, "brand-worker",
+        {"index.js": ("export default {};\n", "application/javascript+module")}, "index.js",
+    )  # fmt: skip
+    result = run_subprocess(
+        "unbind", "brand-worker", "--env", "staging", "--config", str(REPO_CONFIG), env=cf_env
+    )
+    assert result.exit_code == 2  # no terminal, no --yes: refused
+    assert result.stderr.splitlines()[1] == (
+        "warning: /elite/brand still routes to brand-worker in staging: the live dispatcher "
+        "code24-dynamic-dispatcher-staging would answer there with the fallback "
+        "(worker_not_found) until it is bound again or the route is removed"
+    )
+    assert writes(cf_state) == []
+
+
+def test_namespace_delete_names_the_environment_and_the_live_dispatcher(
+    cf_env: dict[str, str], cf_state: EmulatorState, namespace: str
+) -> None:
+    deployed = run_subprocess(
+        "deploy", "--env", "staging", "--config", str(REPO_CONFIG), env=cf_env
+    )
+    assert deployed.exit_code == 0, deployed.stderr
+    before = len(writes(cf_state))
+    result = run_subprocess(
+        "namespace", "delete", NAMESPACE, "--config", str(REPO_CONFIG), env=cf_env
+    )
+    assert result.exit_code == 2
+    assert f"warning: {NAMESPACE} is the staging environment's namespace ({REPO_CONFIG})" in (
+        result.stderr.splitlines()
+    )
+    assert (
+        "warning: the live dispatcher code24-dynamic-dispatcher-staging is bound to it: every "
+        "route of staging (staging.code24.dev/api/*, staging.code24.dev/elite/*) would then fail"
+    ) in result.stderr.splitlines()
+    assert len(writes(cf_state)) == before
