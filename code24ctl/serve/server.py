@@ -264,6 +264,11 @@ def run_serve(
     that fails to load is reported through ``on_reload`` and the old one keeps serving.
     """
     options = replace(options or ServeOptions(), demo=demo)
+    if port and options.admin_port == port:
+        raise UsageError(
+            f"--metrics-port {port} is also the port serve listens on (--port or base_url)",
+            hint="choose another port for --metrics-port",
+        )
     sock = bind_socket(host, port)
     try:
         import uvloop

@@ -8,6 +8,8 @@ name what breaks, and the wrangler habits.
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
-from tests.support.cli import REPO_CONFIG, run_subprocess
+from tests.support.cli import REPO_CONFIG, CliResult, run_subprocess
 from tests.support.staging import NAMESPACE, write_config, writes
 
 
@@ -323,3 +325,47 @@ def test_namespace_delete_names_the_environment_and_the_live_dispatcher(
         "route of staging (staging.code24.dev/api/*, staging.code24.dev/elite/*) would then fail"
     ) in result.stderr.splitlines()
     assert len(writes(cf_state)) == before
+
+
+# --------------------------------------------------------------------------------------------
+# serve: a taken port is a clean error (exit 2), with --json an error document
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def _serve(*args: str) -> CliResult:
+    return run_subprocess("serve", "--env", "local", "--config", str(REPO_CONFIG), *args)
+
+
+def _assert_clean_error(result: CliResult, message: str) -> None:
+    assert result.exit_code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+    document = json.loads(result.stdout)
+    assert document["error"]["code"] == "usage"
+    assert document["error"]["exit_status"] == 2
+    assert message in document["error"]["message"]
+
+
+def test_serve_with_a_taken_metrics_port_is_a_clean_error(taken_port: int) -> None:
+    result = _serve("--port", "0", "--metrics-port", str(taken_port), "--json")
+    _assert_clean_error(result, f"cannot listen on 127.0.0.1:{taken_port} for --metrics-port")
+
+
+def test_serve_with_the_same_port_twice_is_a_clean_error(taken_port: int) -> None:
+    port = str(taken_port + 1 if taken_port < 65535 else taken_port - 1)
+    result = _serve("--port", port, "--metrics-port", port, "--json")
+    _assert_clean_error(result, f"--metrics-port {port} is also the port serve listens on")
+
+
+def test_serve_demo_with_a_taken_demo_port_is_a_clean_error(taken_port: int) -> None:
+    result = _serve("--demo", "--port", "0", "--demo-ports", str(taken_port), "--json")
+    _assert_clean_error(result, f"on 127.0.0.1:{taken_port}: Address already in use")
+    assert "--demo-ports" in json.loads(result.stdout)["error"]["hint"]
