@@ -18,6 +18,7 @@ import pytest
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, CliResult, run_subprocess
+from tests.support.http_servers import refused_port
 from tests.support.staging import NAMESPACE, write_config, writes
 
 
@@ -426,3 +427,68 @@ def test_no_command_crashes_on_a_bad_port_or_path(
     assert result.exit_code in (0, 1, 2, 3), result.stderr
     if result.exit_code:
         assert result.stderr.strip(), "a failure says why"
+
+
+# --------------------------------------------------------------------------------------------
+# Hints name the setting or source that caused the problem
+
+
+def test_probe_base_url_with_nothing_listening_names_the_url_not_serve(
+    cf_env: dict[str, str],
+) -> None:
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        result = run_subprocess(
+            "probe", "--env", "staging", "--base-url", url, "--config", str(REPO_CONFIG),
+            env=cf_env,
+        )  # fmt: skip
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == (
+        f"  hint: nothing answers at {url} (from --base-url): start what should listen "
+        "there, or fix the URL"
+    )
+    assert "code24ctl serve --env staging" not in result.stderr
+
+
+@pytest.fixture
+def self_signed_https(tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate; yields its URL."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_probe_of_a_self_signed_https_url_names_the_certificate_and_ssl_cert_file(
+    self_signed_https: str, cf_env: dict[str, str]
+) -> None:
+    result = run_subprocess(
+        "probe", "--env", "staging", "--base-url", self_signed_https, "--route", "/api/market",
+        "--config", str(REPO_CONFIG), env=cf_env,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert "the TLS certificate of 127.0.0.1:" in result.stderr
+    assert "is not trusted: self-signed certificate" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "  hint: 127.0.0.1's certificate is not trusted here (self-signed, or from a private "
+        "CA): set SSL_CERT_FILE to a CA bundle that holds its issuer; the URL came from "
+        "--base-url"
+    )
