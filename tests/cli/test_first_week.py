@@ -492,3 +492,32 @@ def test_probe_of_a_self_signed_https_url_names_the_certificate_and_ssl_cert_fil
         "CA): set SSL_CERT_FILE to a CA bundle that holds its issuer; the URL came from "
         "--base-url"
     )
+
+
+def test_a_wrong_account_id_is_named_with_its_source(cf_env: dict[str, str]) -> None:
+    wrong = "f" * 32
+    result = run_subprocess(
+        "workers", "--env", "staging", "--config", str(REPO_CONFIG),
+        env={**cf_env, "CLOUDFLARE_ACCOUNT_ID": wrong},
+    )  # fmt: skip
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == (
+        "  hint: the account id is wrong or the token cannot see it: check "
+        f"CLOUDFLARE_ACCOUNT_ID; or account {wrong} (from CLOUDFLARE_ACCOUNT_ID) may not be "
+        "yours: `code24ctl whoami` tells a wrong account from a wrong token"
+    )
+
+
+def test_a_base_url_without_client_v4_names_the_variable(cf_env: dict[str, str]) -> None:
+    base = cf_env["CLOUDFLARE_BASE_URL"].removesuffix("/client/v4")
+    result = run_subprocess(
+        "workers", "--env", "staging", "--config", str(REPO_CONFIG),
+        env={**cf_env, "CLOUDFLARE_BASE_URL": base},
+    )  # fmt: skip
+    assert result.exit_code == 3
+    assert "cloudflarestatus" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"  hint: CLOUDFLARE_BASE_URL is {base!r}: the API answers in its JSON envelope, so "
+        "check that it is the API's address and ends in /client/v4 (or unset "
+        "CLOUDFLARE_BASE_URL to use Cloudflare's)"
+    )
