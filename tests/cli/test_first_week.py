@@ -521,3 +521,56 @@ def test_a_base_url_without_client_v4_names_the_variable(cf_env: dict[str, str])
         "check that it is the API's address and ends in /client/v4 (or unset "
         "CLOUDFLARE_BASE_URL to use Cloudflare's)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Output: ids never split, no trailing spaces, no escapes with --no-color / NO_COLOR
+
+
+def test_versions_on_a_narrow_terminal_drops_columns_not_ids(
+    cf_env: dict[str, str], namespace: str
+) -> None:
+    deployed = run_subprocess(
+        "deploy", "--env", "staging", "--config", str(REPO_CONFIG), env=cf_env
+    )
+    assert deployed.exit_code == 0, deployed.stderr
+    wide = run_subprocess("versions", "--env", "staging", "--json", env=cf_env)
+    ids = [v["id"] for v in json.loads(wide.stdout)["versions"]]
+    result = run_subprocess(
+        "versions", "--env", "staging", "--config", str(REPO_CONFIG),
+        env={**cf_env, "COLUMNS": "60"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:2] == ["traffic", "version"]
+    assert [line.split()[1] for line in lines[2:]] == ids  # each id whole, on its own row
+    assert "(left out to fit: message, author, code24ctl, config, created; see --json)" in (
+        result.stderr
+    )
+    assert all(len(line) <= 60 for line in lines[1:])
+
+
+def test_tables_have_no_trailing_spaces(
+    cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    cf_state.add_namespace(cf_seed.account_id, "a-much-longer-namespace-name-for-padding")
+    result = run_subprocess("namespace", "list", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == []
+
+
+@pytest.mark.parametrize(
+    "plain", [{"args": ["--no-color"]}, {"env": {"NO_COLOR": "1"}}], ids=["--no-color", "NO_COLOR"]
+)
+def test_no_color_means_no_escape_codes_at_all(
+    plain: dict[str, Any], cf_env: dict[str, str]
+) -> None:
+    env = {**cf_env, "CLOUDFLARE_API_TOKEN": "x" * 40, "FORCE_COLOR": "1", **plain.get("env", {})}
+    colored = run_subprocess("whoami", "--env", "staging", env={**env, "NO_COLOR": ""})
+    assert "\x1b[" in colored.stdout  # FORCE_COLOR: a terminal's output, with its styles
+    result = run_subprocess("whoami", "--env", "staging", *plain.get("args", []), env=env)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("FAIL  token:")
+    assert "\x1b" not in result.stdout + result.stderr
