@@ -98,11 +98,10 @@ def test_dry_run_previews_a_new_environment_and_names_the_missing_namespace(
     result = run_cli("deploy", "--env", "staging", "--dry-run", "--show-metadata", env=cf_env)
 
     assert result.exit_code == 3
-    document, plan = result.stdout.split("\n}\n")
-    metadata = json.loads(document + "}")
+    metadata = json.loads(result.stdout)  # stdout is the metadata alone: `| jq` works
     assert metadata["main_module"] == "dispatcher.js"
     assert [b["name"] for b in metadata["bindings"]][:2] == ["DISPATCHER", "METADATA"]
-    assert "+ route staging.code24.dev/api/* (code24.dev)" in plan.splitlines()
+    assert "+ route staging.code24.dev/api/* (code24.dev)" in result.stderr.splitlines()
     assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
     assert "run `code24ctl namespace create --env staging` first" in result.stderr
     assert writes(cf_state) == []

@@ -574,3 +574,29 @@ def test_no_color_means_no_escape_codes_at_all(
     assert result.exit_code == 1
     assert result.stdout.startswith("FAIL  token:")
     assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_show_metadata_stdout_is_the_json_alone(cf_env: dict[str, str], namespace: str) -> None:
+    result = run_subprocess(
+        "deploy", "--env", "staging", "--dry-run", "--show-metadata", "--config", str(REPO_CONFIG),
+        env=cf_env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["main_module"] == "dispatcher.js"
+    assert "dry run: nothing was written" in result.stderr
+
+
+def test_a_dry_run_with_wrangler_toml_says_what_was_not_written(
+    tmp_path: Path, cf_env: dict[str, str], cf_state: EmulatorState, namespace: str
+) -> None:
+    out = tmp_path / "wrangler.toml"
+    result = run_subprocess(
+        "deploy", "--env", "staging", "--dry-run", "--wrangler-toml", str(out),
+        "--config", str(REPO_CONFIG), env=cf_env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    notes = result.stderr.splitlines()
+    assert "dry run: nothing was written to Cloudflare" in notes
+    assert f"wrote {out}" in notes
+    assert "dry run: nothing was written" not in notes
+    assert writes(cf_state) == []
