@@ -416,9 +416,18 @@ async def _send(
             return _Attempt(latency, error=kind, error_reason=reason)
         latency = (time.perf_counter() - started) * 1000
     headers = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
+    classification = classify_answer(response.status, headers.get("content-type"), body)
+    location = response.headers.get("location")
+    if 300 <= response.status < 400 and location:
+        # Probe does not follow redirects (a caller of the API would not either): say where
+        # it was sent, rather than describing the redirect's (usually empty) body.
+        classification = Classification(
+            classification.verdict,
+            f"a redirect (HTTP {response.status}) to {location}, which probe does not follow",
+        )
     return _Attempt(
         latency,
-        classification=classify_answer(response.status, headers.get("content-type"), body),
+        classification=classification,
         status=response.status,
         headers=headers,
         body=body,

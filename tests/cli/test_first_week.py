@@ -18,7 +18,7 @@ import pytest
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, CliResult, run_subprocess
-from tests.support.http_servers import refused_port
+from tests.support.http_servers import Answer, LocalServer, refused_port
 from tests.support.staging import NAMESPACE, write_config, writes
 
 
@@ -600,3 +600,17 @@ def test_a_dry_run_with_wrangler_toml_says_what_was_not_written(
     assert f"wrote {out}" in notes
     assert "dry run: nothing was written" not in notes
     assert writes(cf_state) == []
+
+
+def test_probe_names_a_redirect_and_where_it_leads(cf_env: dict[str, str]) -> None:
+    login = "https://login.example.invalid/sso?next=%2Fapi"
+    redirect = Answer(302, b"", content_type=None, headers=(("Location", login),))
+    with LocalServer({}, default=redirect) as site:
+        result = run_subprocess(
+            "probe", "--env", "staging", "--base-url", site.url, "--route", "/api/market",
+            "--json", "--config", str(REPO_CONFIG), env=cf_env,
+        )  # fmt: skip
+    (row,) = json.loads(result.stdout)["routes"]
+    assert row["status"] == 302
+    assert row["reason"] == f"a redirect (HTTP 302) to {login}, which probe does not follow"
+    assert "no body" not in result.stdout + result.stderr
