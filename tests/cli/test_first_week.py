@@ -614,3 +614,26 @@ def test_probe_names_a_redirect_and_where_it_leads(cf_env: dict[str, str]) -> No
     assert row["status"] == 302
     assert row["reason"] == f"a redirect (HTTP 302) to {login}, which probe does not follow"
     assert "no body" not in result.stdout + result.stderr
+
+
+def test_serve_names_the_local_upstream_that_refused(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.support.serve_process import ServeProcess, local_config
+
+    with refused_port() as port:
+        upstream = f"http://127.0.0.1:{port}"
+        config = local_config(tmp_path, {"brand-worker": upstream})
+        serve = ServeProcess(tmp_path, "--env", "local", config=config)
+        try:
+            answer = httpx.post(f"http://127.0.0.1:{serve.port}/elite/brand/create", json={})
+            assert answer.headers["x-code24-fallback-reason"] == "worker_not_found"
+            httpx.post(f"http://127.0.0.1:{serve.port}/elite/brand/create", json={})
+        finally:
+            assert serve.stop() == 0
+    notes = [line for line in serve.stderr().splitlines() if "refused the connection" in line]
+    assert notes == [
+        f"warning: upstream brand-worker at {upstream} refused the connection (is it "
+        "running?); answered worker_not_found. Start it, or fix "
+        "environments.local.upstreams.brand-worker"
+    ]
