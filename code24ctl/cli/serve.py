@@ -275,10 +275,9 @@ def _banner(info: ServeInfo, *, env_name: str, base_url: str | None, examples: l
         upstream = info.upstreams.get(worker, "(no upstream: answers worker_not_found)")
         lines.append(f"  {prefix or '/':<18} -> {worker:<22} {upstream}")
     if info.demo_workers:
-        lines.append(
-            "demo: built-in sample workers answer every alias; designer-worker answers an HTML "
-            "'502 Bad Gateway' page, which the dispatcher turns into its JSON fallback."
-        )
+        from code24ctl.serve.demo import describe_demo
+
+        lines.append(describe_demo(info.demo_workers))
     if info.admin_url:
         lines.append(f"admin: {info.admin_url}/healthz  {info.admin_url}/metrics")
     if info.unreachable:

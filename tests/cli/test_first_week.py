@@ -637,3 +637,23 @@ def test_serve_names_the_local_upstream_that_refused(tmp_path: Path) -> None:
         "running?); answered worker_not_found. Start it, or fix "
         "environments.local.upstreams.brand-worker"
     ]
+
+
+def test_serve_demo_with_the_users_config_describes_that_config(tmp_path: Path) -> None:
+    from tests.support.serve_process import ServeProcess
+
+    def own(data: dict[str, Any]) -> None:
+        data["workers"] = {"pricing": {"script": "pricing-{env}"}}
+        data["routes"] = [{"prefix": "/pricing", "worker": "pricing"}]
+        data["environments"]["local"]["upstreams"] = {"pricing": "http://127.0.0.1:9"}
+
+    config = write_config(tmp_path, own)
+    demo = ("--env", "local", "--demo", "--demo-ports", "auto")
+    serve = ServeProcess(tmp_path, *demo, config=config)
+    assert serve.stop() == 0
+    text = serve.stderr()
+    assert (
+        "demo: built-in sample workers answer every alias: pricing answer a small JSON object "
+        "naming the worker and path." in text.splitlines()
+    )
+    assert "designer-worker" not in text
