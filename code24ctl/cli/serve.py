@@ -225,6 +225,8 @@ def serve(
     def reloaded(outcome: ReloadOutcome) -> None:
         if outcome.error is None:
             log.message(f"reloaded {config_file}: {outcome.routes} routes")
+            if outcome.note:
+                log.message(f"warning: {outcome.note}")
         else:
             log.message(
                 f"warning: reload of {config_file} failed, still serving the previous config "

@@ -81,6 +81,8 @@ class ServeSettings:
     table: RouteTable
     environment: str
     upstreams: Mapping[str, str]
+    # The port the environment's base_url names (a reload that changes it cannot move serve).
+    base_port: int | None = None
 
 
 class _UploadState:

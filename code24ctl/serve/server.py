@@ -68,6 +68,7 @@ def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:
         table=table,
         environment=environment.vars.get("ENVIRONMENT", resolved.env_name),
         upstreams=dict(environment.upstreams or {}),
+        base_port=default_port(resolved),
     )
 
 
@@ -244,6 +245,8 @@ class ReloadOutcome:
 
     error: str | None
     routes: int
+    # What the reload could not apply (a new base_url port: serve keeps its socket).
+    note: str | None = None
 
 
 def run_serve(
@@ -292,6 +295,7 @@ class _Reloader:
         self.demo_urls = demo_urls
         self.on_reload = on_reload
         self.app: DispatchApp | None = None
+        self.listening: int | None = None  # the port serve listens on, once it does
         self.reloads = 0
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
@@ -319,13 +323,25 @@ class _Reloader:
             else:
                 if self.demo_urls:
                     settings = replace(settings, upstreams=self.demo_urls)
+                note = _port_note(app.settings.base_port, settings.base_port, self.listening)
                 # Requests in flight keep the settings they started with.
                 app.settings = settings
                 self.reloads += 1
                 self.last_error = None
-                outcome = ReloadOutcome(None, len(settings.table.routes))
+                outcome = ReloadOutcome(None, len(settings.table.routes), note)
         if self.on_reload is not None:
             self.on_reload(outcome)
+
+
+def _port_note(old: int | None, new: int | None, listening: int | None) -> str | None:
+    """What to say when a reload moves base_url's port: serve cannot follow without a restart."""
+    if old is None or new is None or old == new:
+        return None
+    where = f"serve keeps listening on port {listening}" if listening else "serve keeps its port"
+    return (
+        f"base_url's port changed from {old} to {new}, but {where}: restart serve to move "
+        "(probe --env finds it at the new port only then)"
+    )
 
 
 async def _watch(path: str, reload: Callable[[], None], interval_s: float = 1.0) -> None:
@@ -342,7 +358,9 @@ async def _watch(path: str, reload: Callable[[], None], interval_s: float = 1.0)
     while True:
         await asyncio.sleep(interval_s)
         now = stamp()
-        if now != seen and now is not None:
+        if now != seen:
+            # Gone (moved, deleted) reloads too: the failure says the file is missing, and the
+            # previous config keeps serving.
             seen = now
             reload()
 
@@ -404,6 +422,7 @@ async def _serve_main(
             )
         )
         reloader.app = serve.app
+        reloader.listening = serve.port
         admin_url = None
         if options.admin_port is not None:
 

@@ -657,3 +657,49 @@ def test_serve_demo_with_the_users_config_describes_that_config(tmp_path: Path) 
         "naming the worker and path." in text.splitlines()
     )
     assert "designer-worker" not in text
+
+
+def _wait_for(serve: Any, text: str, timeout: float = 20) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in serve.stderr():
+        assert time.monotonic() < deadline, f"never saw {text!r} in:\n{serve.stderr()}"
+        time.sleep(0.05)
+
+
+def test_watch_says_a_new_base_url_port_needs_a_restart(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.support.serve_process import ServeProcess, local_config
+
+    config = local_config(tmp_path, {"brand-worker": "http://127.0.0.1:9"})
+    serve = ServeProcess(tmp_path, "--watch", config=config)
+    try:
+        data = yaml.safe_load(config.read_text())
+        data["environments"]["local"]["base_url"] = "http://127.0.0.1:8799"
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        _wait_for(serve, "warning: base_url's port")
+    finally:
+        assert serve.stop() == 0
+    assert (
+        f"warning: base_url's port changed from 8787 to 8799, but serve keeps listening on "
+        f"port {serve.port}: restart serve to move (probe --env finds it at the new port only "
+        "then)"
+    ) in serve.stderr().splitlines()
+
+
+def test_watch_says_when_the_config_is_moved_away(tmp_path: Path) -> None:
+    from tests.support.serve_process import ServeProcess, local_config
+
+    config = local_config(tmp_path, {"brand-worker": "http://127.0.0.1:9"})
+    serve = ServeProcess(tmp_path, "--watch", config=config)
+    try:
+        config.rename(tmp_path / "moved.yaml")
+        _wait_for(serve, "warning: reload of ")
+    finally:
+        assert serve.stop() == 0
+    assert (
+        f"warning: reload of {config} failed, still serving the previous config (5 routes): "
+        f"config file {config} not found (the path comes from --config)"
+    ) in serve.stderr().splitlines()
