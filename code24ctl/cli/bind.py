@@ -59,7 +59,8 @@ def bind(
     A `script` worker is copied from the account (modules, entry point, compatibility date and
     flags, bindings except secrets); a `path` worker is uploaded from disk. Workers that already
     match are left unchanged. Secrets cannot be copied: the summary counts those still to set
-    and names the command that lists them. Exit 3 if any worker failed (rerun to finish).
+    and names the command that lists them. Exit 3 if any worker failed at the API (rerun to
+    finish); exit 2 when every failure is local (a missing or unbuilt `path`).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import BindOptions, execute_bind, plan_bind, select_aliases
