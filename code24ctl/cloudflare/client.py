@@ -161,7 +161,7 @@ def api_call(action: str) -> Iterator[None]:
     except cloudflare.APITimeoutError:
         raise NetworkError(
             f"{action}: the Cloudflare API did not answer in time",
-            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            hint=_network_hint(),
         ) from None
     except cloudflare.APIConnectionError as exc:
         cause = exc.__cause__ or exc
@@ -172,12 +172,12 @@ def api_call(action: str) -> Iterator[None]:
         if isinstance(cause, DeadlineExceeded):
             raise NetworkError(
                 f"{action}: {cause}",
-                hint=f"check your network, or CLOUDFLARE_BASE_URL if you set it; "
+                hint=f"{_network_hint()}; "
                 f"{API_TIMEOUT_ENV_VAR}=SECONDS changes how long one call may take",
             ) from None
         raise NetworkError(
             f"{action}: cannot reach the Cloudflare API ({type(cause).__name__})",
-            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            hint=_network_hint(),
         ) from None
     except (cloudflare.APIError, ValueError) as exc:
         # An answer that is not what the API documents (a body that fails the SDK's schema,
@@ -186,6 +186,15 @@ def api_call(action: str) -> Iterator[None]:
             f"{action}: the Cloudflare API answered something unexpected ({type(exc).__name__})",
             hint="retry later; if it persists, check CLOUDFLARE_BASE_URL and the API status",
         ) from None
+
+
+def _network_hint() -> str:
+    """Where to look when the API cannot be reached: the network, or the address we were told
+    to use (named with its value when CLOUDFLARE_BASE_URL is set)."""
+    base_url = os.environ.get(BASE_URL_ENV_VAR)
+    if base_url:
+        return f"check {BASE_URL_ENV_VAR} ({base_url!r}), then your network"
+    return "check your network"
 
 
 def invalid_answer_error(action: str, answer: InvalidAnswer) -> CloudflareAPIError:

@@ -703,3 +703,17 @@ def test_watch_says_when_the_config_is_moved_away(tmp_path: Path) -> None:
         f"warning: reload of {config} failed, still serving the previous config (5 routes): "
         f"config file {config} not found (the path comes from --config)"
     ) in serve.stderr().splitlines()
+
+
+def test_an_html_502_from_a_wrong_base_url_names_the_variable(cf_env: dict[str, str]) -> None:
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    with LocalServer({}, default=Answer(502, page, content_type="text/html")) as proxy:
+        base = f"{proxy.url}/client/v4"
+        result = run_subprocess(
+            "workers", "--env", "staging", "--config", str(REPO_CONFIG),
+            # A deadline shorter than the first backoff: one answer, no real-time retries.
+            env={**cf_env, "CLOUDFLARE_BASE_URL": base, "CODE24_API_TIMEOUT": "0.1"},
+        )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert "cloudflarestatus" not in result.stderr
+    assert f"  hint: CLOUDFLARE_BASE_URL is {base!r}" in result.stderr
