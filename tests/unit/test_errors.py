@@ -160,3 +160,13 @@ def test_a_route_conflict_is_a_decision_for_the_user_not_an_api_failure() -> Non
 
     error = RouteConflictError("dispatcher", [RouteConflict("a.dev/api/*", "a.dev", "legacy")])
     assert (error.exit_code, error_kind(error)) == (2, "conflict")
+
+
+def test_the_help_names_the_same_exit_statuses_as_the_readme() -> None:
+    import re
+
+    from code24ctl.cli import app
+
+    assert app.info.help is not None
+    said = app.info.help.split("Exit status:", 1)[1]
+    assert {int(n) for n in re.findall(r"\b\d{1,3}\b", said)} == _readme_statuses()
