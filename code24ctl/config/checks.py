@@ -39,7 +39,8 @@ def reference_problems(data: Mapping[str, Any]) -> Found:
         found.append(
             (
                 ("default_env",),
-                f"unknown environment {default_env!r} (environments: {', '.join(environments)})",
+                f"unknown environment {default_env!r} "
+                f"(environments: {', '.join(map(str, environments))})",
             )
         )
     seen: dict[str, int] = {}
@@ -51,7 +52,8 @@ def reference_problems(data: Mapping[str, Any]) -> Found:
             found.append(
                 (
                     ("routes", index, "worker"),
-                    f"unknown worker {worker!r} (configured: {', '.join(sorted(workers))})",
+                    f"unknown worker {worker!r} "
+                    f"(configured: {', '.join(sorted(map(str, workers)))})",
                 )
             )
         if isinstance(prefix, str):

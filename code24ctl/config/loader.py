@@ -76,8 +76,10 @@ def validate_config(
     problems, warnings = list(loaded.problems), list(loaded.warnings)
     environments = loaded.data.get("environments")
     for env_name in environments if isinstance(environments, dict) else {}:
+        if not isinstance(env_name, str):
+            continue  # not a name: the models say so
         # {env} expansions must validate too, and paths that name {env} exist per environment.
-        each = _collect(path, str(env_name), thorough=True)
+        each = _collect(path, env_name, thorough=True)
         problems.extend(each.problems)
         warnings.extend(each.warnings)
     if strict:

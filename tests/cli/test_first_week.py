@@ -742,3 +742,37 @@ def test_an_html_502_from_a_wrong_base_url_names_the_variable(cf_env: dict[str, 
     assert result.exit_code == 3, result.stderr
     assert "cloudflarestatus" not in result.stderr
     assert f"  hint: CLOUDFLARE_BASE_URL is {base!r}" in result.stderr
+
+
+HOSTILE_TYPES = """\
+platform: X
+compatibility_date: 2025-01-01
+default_env: nope
+workers:
+  1: {script: a}
+  b: {path: 5}
+routes:
+  - 7
+  - {prefix: /a, worker: zz}
+  - {prefix: 9, worker: b}
+environments:
+  2: {namespace: n, dispatcher: d, routes: [5, "x.dev/a/*"], vars: [1, 2]}
+  e: {namespace: n, dispatcher: d, routes: "x.dev/*", vars: {ROUTE_TABLE: 1}, upstreams: 5}
+"""
+
+
+@pytest.mark.parametrize("command", [("config", "validate"), ("workers", "--env", "e")])
+def test_wrong_types_everywhere_are_problems_not_a_crash(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    config = tmp_path / "namespaces.yaml"
+    config.write_text(HOSTILE_TYPES)
+    result = run_subprocess(*command, "--config", str(config))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert f"{config}:9: routes[1].worker: unknown worker 'zz' (configured: 1, b)" in (
+        result.stderr
+    )
+    assert f"{config}:13: environments.e.vars.ROUTE_TABLE: ROUTE_TABLE is a binding" in (
+        result.stderr
+    )
