@@ -139,6 +139,8 @@ def _date_problems(data: Mapping[str, Any]) -> Found:
         date = datetime.date.fromisoformat(value)
     except ValueError:
         return [(("compatibility_date",), f"{value!r} is not a date like 2025-01-01")]
+    # Cloudflare refuses a date later than its own today (workerd's compatibility-date.c++,
+    # "Can't set compatibility date in the future"; tests/emulator/README.md cites it).
     today = datetime.datetime.now(datetime.UTC).date()
     if date > today:
         return [
