@@ -144,7 +144,11 @@ class RouteConflictError(CloudflareAPIError):
     """Routes the dispatcher needs are routed to other Workers; ``--force`` takes them over.
 
     Carries the conflicts, so callers decide on them, not on the wording of the message.
+    Exit 2, not 3: the API answered fine; the config and the account disagree, and the user
+    decides (``--force``, or other routes).
     """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, dispatcher: str, conflicts: Sequence[RouteConflict]) -> None:
         self.dispatcher = dispatcher
@@ -264,6 +268,7 @@ class Failure:
 # Most specific first: the first class in an error's MRO found here names its kind.
 _KINDS: dict[type[Code24Error], str] = {
     ConfigError: "config",
+    RouteConflictError: "conflict",
     Aborted: "aborted",
     UsageError: "usage",
     CheckFailed: "check_failed",

@@ -22,11 +22,13 @@ from typer.core import TyperGroup
 
 from code24ctl import __version__
 from code24ctl.cli import globals as global_options
+from code24ctl.cli import typer_compat
 from code24ctl.cli.invocation import Invocation, of_context
 from code24ctl.cli.options import CONFIG_HELP, ENV_HELP, JSON_HELP
 from code24ctl.cli.signals import terminating_signals
 from code24ctl.constants import DEBUG_ENV_VAR
 from code24ctl.errors import Code24Error, interruption_status, interruption_word
+from code24ctl.names import closest
 from code24ctl.redact import scrub
 
 
@@ -62,6 +64,20 @@ class Code24Group(global_options.PlainHelp, TyperGroup):
                 run,
             )
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """The command for ``args``, with wrangler's habits understood (``versions list``,
+        ``deployments list``) and a suggestion for a typo that never proposes a write."""
+        args = wrangler_habit(args)
+        try:
+            return super().resolve_command(ctx, args)
+        except typer_compat.ClickException as exc:
+            if args and args[0] not in self.commands:
+                guess = closest(args[0], [c for c in self.commands if c in READ_COMMANDS])
+                exc.message = f"No such command {args[0]!r}." + (  # type: ignore[attr-defined]
+                    f" Did you mean {guess!r}?" if guess else ""
+                )
+            raise
+
     def invoke(self, ctx: Any) -> Any:  # ctx: the (vendored) click Context
         try:
             return super().invoke(ctx)
@@ -73,6 +89,30 @@ class Code24Group(global_options.PlainHelp, TyperGroup):
             sys.stderr.write(f"{word}\n")
             global_options.emit_error("interrupted", word, None, status, of_context(ctx))
             raise typer.Exit(status) from None
+
+
+#: Commands that only read: the only ones a suggestion for a typo may name (someone who typed
+#: `deployments` wanted to look, not to deploy).
+READ_COMMANDS = frozenset(
+    {"workers", "plan", "probe", "serve", "doctor", "stats", "tail", "versions", "config",
+     "whoami"}
+)  # fmt: skip
+
+#: wrangler's words for our read commands: ``(command, subcommand)`` -> our command line.
+WRANGLER_HABITS: dict[tuple[str, ...], list[str]] = {
+    ("versions", "list"): ["versions"],
+    ("deployments", "list"): ["versions"],
+    ("deployments", "status"): ["versions"],
+    ("deployments",): ["versions"],
+}
+
+
+def wrangler_habit(args: list[str]) -> list[str]:
+    """``args`` with a wrangler habit at its start translated into our command."""
+    for words, ours in WRANGLER_HABITS.items():
+        if tuple(args[: len(words)]) == words:
+            return [*ours, *args[len(words) :]]
+    return args
 
 
 def _report(exc: Code24Error, run: Invocation) -> None:
@@ -94,8 +134,9 @@ app = global_options.Code24Typer(
     "namespaces, the JSON-always dispatcher Worker, its routes, and probes that prove every "
     "route answers JSON.\n\nGlobal options (-c, -e, --json, -v, --no-color) go before or after "
     "the command.\n\nExit status: 0 ok, 1 a check found problems (or `plan --exit-code`: "
-    "changes pending), 2 bad usage or config (or a refused confirmation), 3 the Cloudflare API "
-    "or the network failed, 130 interrupted.",
+    "changes pending), 2 bad usage or config (a local path that cannot be uploaded, a route "
+    "another Worker holds, a refused confirmation), 3 the Cloudflare API or the network "
+    "failed, 130 interrupted (143/129: SIGTERM/SIGHUP).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -181,6 +222,7 @@ def _register() -> None:
         tail,
         unbind,
         versions,
+        whoami,
         workers,
     )
 
@@ -199,6 +241,7 @@ def _register() -> None:
     app.command("tail")(tail.tail)
     app.command("logs")(logs.logs)
     app.command("versions")(versions.versions)
+    app.command("whoami")(whoami.whoami)
     app.command("promote")(promote.promote)
     app.command("rollback")(rollback.rollback)
     app.add_typer(config_cmd.app, name="config")

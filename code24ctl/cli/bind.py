@@ -19,7 +19,7 @@ from code24ctl.cli.options import (
 )
 from code24ctl.cli.plan_view import plan_lines
 from code24ctl.constants import DEFAULT_WORKER_CONCURRENCY
-from code24ctl.errors import CloudflareAPIError
+from code24ctl.errors import EXIT_USAGE, CloudflareAPIError, Code24Error, UsageError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -68,7 +68,8 @@ def bind(
     A `script` worker is copied from the account (modules, entry point, compatibility date and
     flags, bindings except secrets); a `path` worker is uploaded from disk. Workers that already
     match are left unchanged. Secrets cannot be copied: the summary counts those still to set
-    and names the command that lists them. Exit 3 if any worker failed (rerun to finish).
+    and names the command that lists them. Exit 3 if any worker failed at the API (rerun to
+    finish); exit 2 when every failure is local (a missing or unbuilt `path`).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.bind import BindOptions, execute_bind, plan_bind, select_aliases
@@ -244,12 +245,18 @@ def _fail_if_any(report: BindReport, env_name: str) -> None:
     failed = report.failed
     if failed:
         codes = sorted({code for row in failed if (code := _api_code(row)) is not None})
-        error = CloudflareAPIError(
-            report.failure_summary(),
-            code=codes[0] if len(codes) == 1 else None,
-            hint=f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
-            "workers already bound are left unchanged",
+        hint = (
+            f"fix what the messages above say, then rerun `code24ctl bind --env {env_name}`: "
+            "workers already bound are left unchanged"
         )
+        error: Code24Error
+        if all(row.failure is not None and row.failure.exit_status == EXIT_USAGE for row in failed):
+            # Only local problems (a missing path, a .ts file): the API was never at fault.
+            error = UsageError(report.failure_summary(), hint=hint)
+        else:
+            error = CloudflareAPIError(
+                report.failure_summary(), code=codes[0] if len(codes) == 1 else None, hint=hint
+            )
         error.changes = report.changes_made()
         raise error
 

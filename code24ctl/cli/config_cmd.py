@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.globals import Code24SubGroup, Code24Typer
@@ -14,15 +16,20 @@ app = Code24Typer(
 
 
 @app.command("validate")
-def validate(config: ConfigOption = None, json_output: JsonOption = False) -> None:
-    """Validate the file for every environment it defines (exit 2 with located problems)."""
-    from code24ctl.config import ValidationSummary, config_path_from, load_config, resolve_config
+def validate(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on warnings too (for CI).")
+    ] = False,
+) -> None:
+    """Validate the file for every environment it defines: every problem at once, each
+    located (exit 2); with --strict, warnings fail too."""
+    from code24ctl.config import ValidationSummary, config_path_from
+    from code24ctl.config.loader import validate_config
 
     path = config_path_from(config)
-    warned: set[str] = set()
-    loaded = load_config(path, warned=warned)
-    for env_name in loaded.environments:
-        resolve_config(path, env_name, warned=warned)  # {env} expansions must validate too
+    loaded = validate_config(path, strict=strict)
     summary = ValidationSummary(
         path=path,
         valid=True,

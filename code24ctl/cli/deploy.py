@@ -23,6 +23,8 @@ from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from code24ctl.ops.deploy import DeployReport
     from code24ctl.ops.deploy_routes import RouteChange
 
@@ -92,7 +94,7 @@ def deploy(
     Bindings: DISPATCHER (the env's namespace), METADATA (KV, found by title or created), the
     vars, and ROUTE_TABLE (routes, fallbacks, timeouts). --dry-run prints the plan (+ create,
     ~ update with each field old -> new, - delete) and writes nothing. A route routed to
-    another Worker is a conflict (exit 3) unless --force.
+    another Worker is a conflict (exit 2) unless --force.
     Prints the version the upload created.
 
     --gradual and --canary release a new version beside the current one instead (the
@@ -143,12 +145,14 @@ def deploy(
 
         output.emit(DeployDocument(**dict(report), summary=report.counts()))
     else:
+        # --show-metadata: stdout is the metadata alone (for jq); the report goes to stderr.
+        console = output.stderr() if show_metadata else output.stdout()
         if show_metadata:
             output.emit_json(report.metadata)
         if dry_run:
-            _render_dry_run(report)
+            _render_dry_run(report, console, writes_files=export is not None)
         else:
-            _render(report)
+            _render(report, console)
     if export is not None:
         for path in export.write(report, deployed=not dry_run):
             output.note(f"wrote {path}")
@@ -179,9 +183,7 @@ def _route_line(route: RouteChange, dry_run: bool) -> str:
     return f"route {route.pattern}: {route.action}"
 
 
-def _render_dry_run(report: DeployReport) -> None:
-
-    console = output.stdout()
+def _render_dry_run(report: DeployReport, console: Console, *, writes_files: bool) -> None:
     changes = report.changes()
     for line in plan_lines(changes):
         console.print(line, markup=False)
@@ -191,11 +193,15 @@ def _render_dry_run(report: DeployReport) -> None:
         )
     if not changes:
         console.print(f"dispatcher {report.dispatcher}: nothing to change", markup=False)
-    output.note("dry run: nothing was written")
+    # With --wrangler-toml the export below is still written: say exactly what is not.
+    output.note(
+        "dry run: nothing was written to Cloudflare"
+        if writes_files
+        else "dry run: nothing was written"
+    )
 
 
-def _render(report: DeployReport) -> None:
-    console = output.stdout()
+def _render(report: DeployReport, console: Console) -> None:
     names = ", ".join(str(b["name"]) for b in report.metadata["bindings"])
     if report.kv is not None:
         console.print(

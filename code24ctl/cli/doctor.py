@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +11,9 @@ from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, load
 from code24ctl.cli.plan_view import field_line
 from code24ctl.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from code24ctl.ops.doctor_report import Check
 
 BaseUrlOption = Annotated[
     str | None,
@@ -35,8 +39,6 @@ def doctor(
     One line per check: ok / warn / fail / skip and the command that fixes it. Exit 1 if any
     check fails.
     """
-    from rich.text import Text
-
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.doctor import run_doctor
     from code24ctl.ops.doctor_local import run_local_doctor
@@ -63,16 +65,7 @@ def doctor(
             )
         )
     else:
-        console = output.stdout()
-        for check in report.checks:
-            line = Text()
-            line.append(_MARKS[check.status], style=_STYLES[check.status])
-            line.append(f"  {check.name}: {check.detail}")
-            for found in check.differences:
-                line.append(f"\n      {field_line(found)}")
-            if check.fix and check.status in ("fail", "warn"):
-                line.append(f"\n      fix: {check.fix}")
-            console.print(line)
+        print_checks(report.checks)
         counts = report.counts
         output.note(
             f"{counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail, "
@@ -81,3 +74,19 @@ def doctor(
     if not report.ok:
         failed = [c.name for c in report.checks if c.status == "fail"]
         raise CheckFailed(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}")
+
+
+def print_checks(checks: Sequence[Check]) -> None:
+    """One line per check on stdout (``ok``/``warn``/``FAIL``/``skip``), with its fix."""
+    from rich.text import Text
+
+    console = output.stdout()
+    for check in checks:
+        line = Text()
+        line.append(_MARKS[check.status], style=_STYLES[check.status])
+        line.append(f"  {check.name}: {check.detail}")
+        for found in check.differences:
+            line.append(f"\n      {field_line(found)}")
+        if check.fix and check.status in ("fail", "warn"):
+            line.append(f"\n      fix: {check.fix}")
+        console.print(line)

@@ -151,8 +151,11 @@ def delete(
 
     Without a terminal and without --yes it refuses (exit 2) and deletes nothing.
     """
+    from code24ctl.cli.invocation import invocation
     from code24ctl.cli.session import account_session
     from code24ctl.cloudflare.namespaces import delete_namespace, namespace_for_delete
+    from code24ctl.config import config_path_from
+    from code24ctl.ops.consequences import namespace_delete_consequences
     from code24ctl.ops.secrets import count_namespace_secrets
 
     session = account_session(config)
@@ -168,8 +171,14 @@ def delete(
         f"dispatch namespace {info.name} holds {count} Worker(s) and {held} secret(s); "
         "they are deleted with it"
     )
+    breaks = namespace_delete_consequences(
+        session, info.name, config_path_from(config if config is not None else invocation().config)
+    )
+    for consequence in breaks.said:
+        output.note(f"warning: {consequence}")
+    live = " and break the live dispatcher's routes" if breaks.live else ""
     if not output.confirm(
-        f"Delete {info.name}, its {count} Worker(s) and {held} secret(s)?", yes=yes
+        f"Delete {info.name}, its {count} Worker(s) and {held} secret(s){live}?", yes=yes
     ):
         raise Aborted(f"kept dispatch namespace {info.name}; nothing was deleted")
     delete_namespace(session, name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -44,12 +45,15 @@ def stdout() -> Console:
     # Piped or redirected, tables get room (unless COLUMNS says otherwise) instead of being cut
     # to 80 columns.
     width = None if sys.stdout.isatty() else (_columns() or PIPE_WIDTH)
+    plain = _no_color()
     return Console(
-        file=cast("IO[str]", Scrubbed(sys.stdout)),
+        file=cast("IO[str]", TrimmedLines(sys.stdout)),
         highlight=False,
         soft_wrap=True,
         width=width,
-        no_color=_no_color(),
+        no_color=plain,
+        # no_color alone keeps bold and dim: without a colour system there are no escapes.
+        color_system=None if plain else "auto",
     )
 
 
@@ -68,12 +72,14 @@ def stderr() -> Console:
     from rich.console import Console
 
     # markup=False: messages carry API text and paths whose "[...]" rich would eat as markup.
+    plain = _no_color()
     return Console(
         file=cast("IO[str]", Scrubbed(sys.stderr)),
         highlight=False,
         soft_wrap=True,
         markup=False,
-        no_color=_no_color(),
+        no_color=plain,
+        color_system=None if plain else "auto",
     )
 
 
@@ -95,13 +101,26 @@ class Scrubbed:
         return getattr(self._stream, name)
 
 
+class TrimmedLines(Scrubbed):
+    """Stdout for rich: a table pads its last column with spaces, which end up in files and
+    diffs; each line loses its trailing spaces (before any closing escape code)."""
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with trailing spaces removed from every line."""
+        return super().write(_TRAILING_SPACES.sub(r"\1\n", text))
+
+
+_TRAILING_SPACES = re.compile(r" +((?:\x1b\[[0-9;]*m)*)\n")
+
+
 def write_file(path: Path, text: str) -> None:
     """Write a file we produce (wrangler.toml, a JUnit report) with secrets masked."""
     path.write_text(scrub(text), encoding="utf-8")
 
 
 def _no_color() -> bool | None:
-    return True if invocation().no_color else None
+    # NO_COLOR (any value, https://no-color.org) means what --no-color means.
+    return True if invocation().no_color or os.environ.get("NO_COLOR") else None
 
 
 def table(*headers: str) -> Table:

@@ -158,7 +158,7 @@ def probe(
         render_report(report, logs_hints=not resolved.is_local)
     for message in report.notes:
         output.note(message)
-    unreachable = no_answer_error(report)
+    unreachable = no_answer_error(report, from_flag=base_url is not None, local=resolved.is_local)
     if unreachable is not None:
         raise unreachable
     if not report.ok:

@@ -203,6 +203,14 @@ class DoctorDocument(Document):
     summary: Summary
 
 
+class WhoamiDocument(Document):
+    """``whoami``: the token and account checks, and the account id used."""
+
+    account_id: str
+    ok: bool
+    checks: list[Check]
+
+
 class ConfigValidateDocument(Document, ValidationSummary):
     """``config validate``: what the file defines."""
 
@@ -291,6 +299,7 @@ COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "namespace get": NamespaceDocument,
     "namespace delete": NamespaceDeletedDocument,
     "workers": WorkersDocument,
+    "whoami": WhoamiDocument,
     "bind": BindDocument,
     "unbind": UnbindDocument,
     "secret list": SecretsDocument,

@@ -252,11 +252,12 @@ def _banner(info: ServeInfo, *, env_name: str, base_url: str | None, examples: l
         upstream = info.upstreams.get(worker, "(no upstream: answers worker_not_found)")
         lines.append(f"  {prefix or '/':<18} -> {worker:<22} {upstream}")
     if info.demo_workers:
-        kind = "JavaScript Workers in workerd" if info.runtime == "workerd" else "workers"
-        lines.append(
-            f"demo: built-in sample {kind} answer every alias; designer-worker answers an HTML "
-            "'502 Bad Gateway' page, which the dispatcher turns into its JSON fallback."
-        )
+        from code24ctl.serve.demo import describe_demo
+
+        described = describe_demo(info.demo_workers)
+        if info.runtime == "workerd":
+            described = described.replace("sample workers", "sample JavaScript Workers in workerd")
+        lines.append(described)
     for alias, missing in sorted(info.missing_bindings.items()):
         lines.append(
             f"warning: {alias} runs without " + "; ".join(missing) + " (to run it where "

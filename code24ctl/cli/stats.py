@@ -143,21 +143,26 @@ def _render(report: StatsReport) -> None:
         console.print(reasons)
 
     if report.by is not None and report.groups:
+        from rich.markup import escape
+
         console.print()
-        groups = output.table(
-            report.by, "requests", "JSON share", "fallback share", "p50", "p95", "p99"
+        # Group keys are names and prefixes to copy: columns go before a key is split.
+        output.print_table(
+            [report.by, "requests", "JSON share", "fallback share", "p50", "p95", "p99"],
+            [
+                [
+                    escape(group.key or "(none)"),
+                    _count(group.requests),
+                    _percent(group.json_share),
+                    _percent(group.fallback_share),
+                    _ms(group.p50_ms),
+                    _ms(group.p95_ms),
+                    _ms(group.p99_ms),
+                ]
+                for group in report.groups
+            ],
+            drop_order=["p50", "p99", "fallback share", "JSON share", "p95"],
         )
-        for group in report.groups:
-            groups.add_row(
-                group.key or "(none)",
-                _count(group.requests),
-                _percent(group.json_share),
-                _percent(group.fallback_share),
-                _ms(group.p50_ms),
-                _ms(group.p95_ms),
-                _ms(group.p99_ms),
-            )
-        console.print(groups)
     if summary.requests == 0:
         output.note("no requests in this window: nothing to judge")
 

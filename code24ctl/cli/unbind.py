@@ -58,6 +58,7 @@ def unbind(
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.cloudflare.namespaces import list_namespace_scripts
+    from code24ctl.ops.consequences import unbind_consequences
     from code24ctl.ops.unbind import check_worker_names, deletions, unbind_workers
     from code24ctl.ops.worker_status import stale_workers
 
@@ -77,10 +78,15 @@ def unbind(
     else:
         _check_known(names, present, resolved.config.workers, namespace)
     doomed = [name for name in names if name in present]
+    breaks = unbind_consequences(resolved, doomed)
     if doomed and not dry_run:
         listed = ", ".join(doomed)
         output.note(f"dispatch namespace {namespace} holds {len(doomed)} of them: {listed}")
-        if not output.confirm(f"Delete {listed} from {namespace}?", yes=yes):
+    for consequence in breaks:
+        output.note(f"warning: {consequence}")
+    if doomed and not dry_run:
+        still = " (routes still lead to it)" if breaks else ""
+        if not output.confirm(f"Delete {listed} from {namespace}{still}?", yes=yes):
             raise Aborted(f"kept {listed} in {namespace}; nothing was deleted")
     verb = "checking" if dry_run else "deleting"
     with output.heartbeat(f"unbind: {verb} {len(names)} Worker(s) in {namespace}"):

@@ -58,14 +58,14 @@ def _render(report: VersionsReport) -> None:
             markup=False,
         )
     console.print(f"state: {report.state.words}", markup=False)
-    table = output.table(
-        "traffic", "version", "#", "created", "author", "code24ctl", "config", "message"
-    )
+    from rich.markup import escape
+
+    rows = []
     for row in report.versions:
         config = row.config_hash or "-"
         if row.config_hash and row.config_hash == report.config_hash:
             config += " (current)"
-        table.add_row(
+        cells = [
             "-" if row.percentage is None else f"{row.percentage:g}%",
             row.id,
             "-" if row.number is None else str(row.number),
@@ -74,5 +74,11 @@ def _render(report: VersionsReport) -> None:
             row.code24ctl_version or "-",
             config,
             row.message or (f"tag {row.tag}" if row.tag else "-"),
-        )
-    console.print(table)
+        ]
+        rows.append([escape(cell) for cell in cells])
+    # An id split over lines cannot be copied: narrow terminals lose columns instead.
+    output.print_table(
+        ["traffic", "version", "#", "created", "author", "code24ctl", "config", "message"],
+        rows,
+        drop_order=["message", "author", "code24ctl", "config", "created", "#"],
+    )

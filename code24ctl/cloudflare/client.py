@@ -27,7 +27,7 @@ from code24ctl.cloudflare.pacing import (
     gave_up,
     paced_http_client,
 )
-from code24ctl.constants import BASE_URL_ENV_VAR, TOKEN_ENV_VAR
+from code24ctl.constants import ACCOUNT_ENV_VAR, BASE_URL_ENV_VAR, TOKEN_ENV_VAR
 from code24ctl.dispatch.classify import looks_like_html
 from code24ctl.errors import CloudflareAPIError, NetworkError, UsageError
 
@@ -165,7 +165,7 @@ def api_call(action: str) -> Iterator[None]:
     except cloudflare.APITimeoutError:
         raise NetworkError(
             f"{action}: the Cloudflare API did not answer in time",
-            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            hint=_network_hint(),
             unknown_outcome=True,
         ) from None
     except cloudflare.APIConnectionError as exc:
@@ -177,7 +177,7 @@ def api_call(action: str) -> Iterator[None]:
         if isinstance(cause, DeadlineExceeded):
             raise NetworkError(
                 f"{action}: {cause}",
-                hint=f"check your network, or CLOUDFLARE_BASE_URL if you set it; "
+                hint=f"{_network_hint()}; "
                 f"{API_TIMEOUT_ENV_VAR}=SECONDS changes how long one call may take",
                 unknown_outcome=cause.waiting_for != "waiting to connect",
             ) from None
@@ -185,7 +185,7 @@ def api_call(action: str) -> Iterator[None]:
         lost = "" if never_sent else "; the answer was lost"
         raise NetworkError(
             f"{action}: cannot reach the Cloudflare API ({type(cause).__name__}{lost})",
-            hint="check your network, or CLOUDFLARE_BASE_URL if you set it",
+            hint=_network_hint(),
             unknown_outcome=not never_sent,
         ) from None
     except (cloudflare.APIError, ValueError) as exc:
@@ -195,6 +195,15 @@ def api_call(action: str) -> Iterator[None]:
             f"{action}: the Cloudflare API answered something unexpected ({type(exc).__name__})",
             hint="retry later; if it persists, check CLOUDFLARE_BASE_URL and the API status",
         ) from None
+
+
+def _network_hint() -> str:
+    """Where to look when the API cannot be reached: the network, or the address we were told
+    to use (named with its value when CLOUDFLARE_BASE_URL is set)."""
+    base_url = os.environ.get(BASE_URL_ENV_VAR)
+    if base_url:
+        return f"check {BASE_URL_ENV_VAR} ({base_url!r}), then your network"
+    return "check your network"
 
 
 def invalid_answer_error(action: str, answer: InvalidAnswer) -> CloudflareAPIError:
@@ -222,12 +231,11 @@ def api_error_from(
         code, text = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         message = f"{action}: Cloudflare API error {code}: {text}{more} (HTTP {status}){tail}"
+        hint = API_ERROR_HINTS.get(code)
+        if code in ACCOUNT_OR_TOKEN_CODES or status in (401, 403):
+            hint = _account_or_token_hint(response, hint)
         return CloudflareAPIError(
-            message,
-            code=code,
-            status=status,
-            hint=API_ERROR_HINTS.get(code),
-            unknown_outcome=unknown,
+            message, code=code, status=status, hint=hint, unknown_outcome=unknown
         )
     content_type = ""
     if response is not None:
@@ -242,13 +250,46 @@ def api_error_from(
         else "Cloudflare had a problem: retry later; if it persists, see www.cloudflarestatus.com"
     )
     if status in (401, 403):
-        hint = API_ERROR_HINTS[10000]
+        hint = _account_or_token_hint(response, API_ERROR_HINTS[10000])
+    elif os.environ.get(BASE_URL_ENV_VAR):
+        # Not the API's envelope: with the API's address set by hand, that address is the
+        # likeliest cause, not Cloudflare.
+        hint = (
+            f"{BASE_URL_ENV_VAR} is {os.environ[BASE_URL_ENV_VAR]!r}: the API answers in its "
+            f"JSON envelope, so check that it is the API's address and ends in /client/v4 "
+            f"(or unset {BASE_URL_ENV_VAR} to use Cloudflare's)"
+        )
     return CloudflareAPIError(
         f"{action}: the Cloudflare API answered HTTP {status} with {kind}{tail}",
         status=status,
         hint=hint,
         unknown_outcome=unknown,
     )
+
+
+#: API codes that mean the token or the account is wrong, and the answer cannot tell which.
+ACCOUNT_OR_TOKEN_CODES = frozenset({10000, 7003, 9109})
+
+
+def _account_or_token_hint(response: Any, hint: str | None) -> str | None:
+    """``hint``, preceded by the account the request named and where that id came from: a
+    wrong account id is refused like a wrong token (``whoami`` tells them apart)."""
+    url = getattr(getattr(response, "request", None), "url", None)
+    path = str(getattr(url, "path", "") or "")
+    parts = path.split("/")
+    if "accounts" not in parts or parts.index("accounts") + 1 >= len(parts):
+        return hint
+    account = parts[parts.index("accounts") + 1]
+    source = (
+        ACCOUNT_ENV_VAR
+        if os.environ.get(ACCOUNT_ENV_VAR, "").strip() == account
+        else "account_id in the config"
+    )
+    named = (
+        f"account {account} (from {source}) may not be yours: `code24ctl whoami` tells a "
+        "wrong account from a wrong token"
+    )
+    return f"{hint}; or {named}" if hint else named
 
 
 def _envelope_errors(body: object) -> list[tuple[int, str]]:

@@ -57,6 +57,12 @@ ENTRY_CANDIDATES = ("index.js", "index.mjs", "worker.js", "worker.mjs", "main.py
 SKIPPED_FILES = frozenset(
     {"package.json", "package-lock.json", "tsconfig.json", "wrangler.json", "wrangler.jsonc"}
 )
+#: Sources that must be built into JavaScript before an upload (wrangler bundles them; we do not).
+UNBUILT_SUFFIXES = frozenset({".ts", ".mts", ".cts", ".tsx", ".jsx"})
+BUILD_IT_FIRST = (
+    "build it first (e.g. `npx esbuild src/index.ts --bundle --format=esm "
+    "--outfile=dist/index.js`) and point the worker's `path` at the built .js file or folder"
+)
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
 ENTRY_TYPES = frozenset(
     {
@@ -369,12 +375,25 @@ def read_local_worker(
     """
     source = f"path {shown_as or path}"
     if path.is_file():
+        if path.suffix in UNBUILT_SUFFIXES:
+            raise UsageError(
+                f"{source}: {path.name} is TypeScript, which Workers do not run as it is",
+                hint=BUILD_IT_FIRST,
+            )
         modules = [_module(path.name, path)]
         entry = path.name
     elif path.is_dir():
         modules = [_module(file.relative_to(path).as_posix(), file) for file in _module_files(path)]
         if not modules:
-            raise UsageError(f"{source}: the folder holds no module files")
+            unbuilt = any(f.suffix in UNBUILT_SUFFIXES for f in path.rglob("*") if f.is_file())
+            raise UsageError(
+                f"{source}: the folder holds no module files"
+                + (" (only TypeScript sources)" if unbuilt else ""),
+                hint=BUILD_IT_FIRST
+                if unbuilt
+                else "a Worker's folder holds .js, .mjs or .py "
+                "modules, with index.js (or worker.js, main.py) as its entry",
+            )
         entry = _folder_entry(path, modules, source)
     else:
         raise UsageError(

@@ -15,6 +15,8 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,10 +29,12 @@ from code24ctl.config.bounds import (
     check_nesting,
     read_bounded,
 )
+from code24ctl.config.checks import Location, offline_problems, reference_problems
 from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
 from code24ctl.config.paths import builtin_config_path as builtin_config_path
 from code24ctl.config.paths import config_path_from as config_path_from
-from code24ctl.constants import CONFIG_ENV_VAR, TOKEN_ENV_VAR
+from code24ctl.config.paths import missing_config_origin
+from code24ctl.constants import TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 from code24ctl.names import did_you_mean
 
@@ -40,10 +44,11 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def load_config(path: str | os.PathLike[str], *, warned: set[str] | None = None) -> Config:
-    """Read and validate the file with ``{env}`` left as written (``config validate``).
+    """Read and validate the file with ``{env}`` left as written.
 
-    Warnings (a value shaped like a token) are logged once per ``warned``: a caller that
-    loads the file more than once (once per environment) passes the same set to each load.
+    Warnings (a value shaped like a token, a prefix no zone route reaches) are logged once per
+    ``warned``: a caller that loads the file more than once (once per environment) passes the
+    same set to each load.
     """
     return _load(str(path), None, set() if warned is None else warned)
 
@@ -57,16 +62,65 @@ def resolve_config(
     return ResolvedConfig(path=str(path), env_name=env_name, config=config)
 
 
+def validate_config(
+    path: str | os.PathLike[str], *, strict: bool = False, warned: set[str] | None = None
+) -> Config:
+    """``config validate``: the file as written and for each environment it defines, with
+    every problem of every pass reported at once (one :class:`ConfigError`, sorted by line).
+
+    ``strict`` turns warnings into problems (for CI).
+    """
+    path = str(path)
+    warned = set() if warned is None else warned
+    loaded = _collect(path, None, thorough=True)
+    problems, warnings = list(loaded.problems), list(loaded.warnings)
+    environments = loaded.data.get("environments")
+    for env_name in environments if isinstance(environments, dict) else {}:
+        if not isinstance(env_name, str):
+            continue  # not a name: the models say so
+        # {env} expansions must validate too, and paths that name {env} exist per environment.
+        each = _collect(path, env_name, thorough=True)
+        problems.extend(each.problems)
+        warnings.extend(each.warnings)
+    if strict:
+        problems.extend(
+            ConfigProblem(w.field, f"{w.message} (a warning; --strict fails on it)", w.line)
+            for w in warnings
+        )
+    else:
+        _warn_once(path, warnings, warned)
+    if problems or loaded.config is None:
+        raise ConfigError(path, _ordered(problems))
+    return loaded.config
+
+
 def _load(path: str, env_name: str | None, warned: set[str]) -> Config:
+    loaded = _collect(path, env_name)
+    _warn_once(path, loaded.warnings, warned)
+    if loaded.problems or loaded.config is None:
+        raise ConfigError(path, _ordered(loaded.problems))
+    return loaded.config
+
+
+@dataclass
+class _Loaded:
+    """One read of the file: the data, the config when it validated, and what was found."""
+
+    data: dict[str, Any]
+    config: Config | None
+    problems: list[ConfigProblem]
+    warnings: list[ConfigProblem]
+
+
+def _collect(path: str, env_name: str | None, *, thorough: bool = False) -> _Loaded:
+    """Read the file once and gather every problem, from every check, without stopping at
+    the first phase that finds one (only YAML that cannot be read stops it)."""
     text = _read(path)
     data, lines = _parse_yaml(path, text)
     problems: list[ConfigProblem] = []
     unset: dict[tuple[str, ...], str] = {}
     warnings: list[ConfigProblem] = []
     data = _expand_variables(data, (), lines, problems, unset, warnings)
-    _warn_once(path, warnings, warned)
-    if problems:
-        raise ConfigError(path, problems)
     if env_name is not None:
         environments = data.get("environments") if isinstance(data, dict) else None
         if isinstance(environments, dict) and env_name not in environments:
@@ -75,10 +129,54 @@ def _load(path: str, env_name: str | None, warned: set[str]) -> Config:
                 hint=f"choose one of: {', '.join(map(str, environments))}",
             )
         data = _expand_env_name(data, env_name)
+    errors, cautions = offline_problems(data, Path(path).parent, unset, thorough=thorough)
+    problems.extend(_located(errors, lines))
+    warnings.extend(_located(cautions, lines))
+    # A value refused while expanding was emptied: what the models then say about that
+    # value (or the object holding it) is a consequence, not another mistake.
+    spoiled = [p.field for p in problems]
+    config: Config | None = None
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
+        config._unset_variables = {_dotted(at): name for at, name in unset.items()}
     except ValidationError as exc:
-        raise ConfigError(path, _problems_from(exc, lines, unset)) from None
+        problems.extend(
+            p
+            for p in _problems_from(exc, lines, unset)
+            if not any(_related(p.field, field) for field in spoiled)
+        )
+        if not _has_reference_problems(exc):
+            # The cross-field checks run only on fields that validated; run them on the
+            # data too, so a bad field does not hide an unknown worker.
+            problems.extend(_located(reference_problems(data), lines))
+    return _Loaded(data, config, problems, warnings)
+
+
+def _related(one: str, other: str) -> bool:
+    """Whether two dotted fields are the same, or one holds the other."""
+    inner, outer = (one, other) if len(one) >= len(other) else (other, one)
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+def _has_reference_problems(exc: ValidationError) -> bool:
+    return any(
+        isinstance((error.get("ctx") or {}).get("error"), ReferenceProblems)
+        for error in exc.errors(include_url=False)
+    )
+
+
+def _located(found: list[tuple[Location, str]], lines: Lines) -> list[ConfigProblem]:
+    located = []
+    for location, message in found:
+        where = tuple(str(part) for part in location)
+        located.append(ConfigProblem(_dotted(where), message, _line(lines, where)))
+    return located
+
+
+def _ordered(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """Each problem once, in the file's order (unlocated ones first: they concern the file)."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: -1 if p.line is None else p.line)
 
 
 def _read(path: str) -> str:
@@ -87,10 +185,8 @@ def _read(path: str) -> str:
     except BoundsExceeded as exc:
         raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except FileNotFoundError:
-        raise UsageError(
-            f"config file {path} not found",
-            hint=f"pass --config PATH or set {CONFIG_ENV_VAR}; the repo ships namespaces.yaml",
-        ) from None
+        origin, hint = missing_config_origin(path)
+        raise UsageError(f"config file {path} not found ({origin})", hint=hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc}")]) from None
 

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -350,6 +351,13 @@ class Config(_Strict):
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     # The environment commands use without --env or CODE24_ENV.
     default_env: str | None = None
+    # Each setting left empty by an unset lone ${VAR}, and that variable's name (dotted key ->
+    # name; set by the loader), so later errors name the variable instead of "none".
+    _unset_variables: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def unset_variable(self, key: str) -> str | None:
+        """The unset variable that left ``key`` (dotted) empty, if one did."""
+        return self._unset_variables.get(key)
 
     def observability_of(self, alias: str) -> ObservabilityConfig | None:
         """The Workers Logs setting ``bind`` gives ``alias``'s copy (None: the source's own)."""
@@ -357,49 +365,9 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        problems: list[tuple[Location, str]] = []
-        if self.default_env is not None and self.default_env not in self.environments:
-            problems.append(
-                (
-                    ("default_env",),
-                    f"unknown environment {self.default_env!r} "
-                    f"(environments: {', '.join(self.environments)})",
-                )
-            )
-        seen: dict[str, int] = {}
-        for index, route in enumerate(self.routes):
-            if route.worker not in self.workers:
-                problems.append(
-                    (
-                        ("routes", index, "worker"),
-                        f"unknown worker {route.worker!r} "
-                        f"(configured: {', '.join(sorted(self.workers))})",
-                    )
-                )
-            if route.prefix in seen:
-                problems.append(
-                    (
-                        ("routes", index, "prefix"),
-                        f"duplicate prefix {route.prefix!r} (also routes[{seen[route.prefix]}])",
-                    )
-                )
-            seen.setdefault(route.prefix, index)
-        for env_name, environment in self.environments.items():
-            for var in environment.vars:
-                if var in EnvironmentConfig.model_fields:
-                    problems.append(
-                        (
-                            ("environments", env_name, "vars", var),
-                            "not a variable name but an environment setting: indent it one "
-                            f"level less (under environments.{env_name})",
-                        )
-                    )
-            for key in ("upstreams", "direct"):
-                for alias in getattr(environment, key) or {}:
-                    if alias not in self.workers:
-                        problems.append(
-                            (("environments", env_name, key, alias), f"unknown worker {alias!r}")
-                        )
+        from code24ctl.config.checks import reference_problems
+
+        problems = reference_problems(self.model_dump(by_alias=True))
         if problems:
             raise ReferenceProblems(problems)
         return self
@@ -511,6 +479,19 @@ class ResolvedConfig:
                 hint=f"check {ACCOUNT_ENV_VAR} or account_id in {self.path}",
             )
         if not account:
+            variable = self.config.unset_variable("account_id")
+            if variable is not None and variable != ACCOUNT_ENV_VAR:
+                raise UsageError(
+                    f"no Cloudflare account id: account_id in {self.path} is ${{{variable}}}, "
+                    f"and neither {variable} nor {ACCOUNT_ENV_VAR} is set",
+                    hint=f"export {variable}=<account id> (or {ACCOUNT_ENV_VAR})",
+                )
+            if variable is not None:
+                raise UsageError(
+                    f"no Cloudflare account id: account_id in {self.path} is "
+                    f"${{{ACCOUNT_ENV_VAR}}}, which is not set",
+                    hint=f"export {ACCOUNT_ENV_VAR}=<account id>",
+                )
             raise UsageError(
                 f"no Cloudflare account id: {ACCOUNT_ENV_VAR} is not set and the config has none",
                 hint=f"export {ACCOUNT_ENV_VAR}=<account id> or set account_id in {self.path}",

@@ -304,6 +304,7 @@ def _deploy_step(plan: DeployPlan, env_name: str) -> PlanStep:
                     message=f"route {route.pattern} is routed to {route.owner or 'no Worker'}",
                     hint=f"rerun `code24ctl apply --env {env_name} --force` to take it over "
                     "for the dispatcher, or remove it from the environment's routes",
+                    exit_status=EXIT_USAGE,  # as RouteConflictError: the user decides
                 )
             )
     return step
@@ -424,6 +425,9 @@ def _execute(
         advice = f"{'; '.join(sorted(hints))}; then " if hints else "fix them, then "
         summary = report.failure_summary(with_errors=True)
         next_step = f"{advice}rerun `{rerun}` (workers already bound are left unchanged)"
+        statuses = {r.failure.exit_status for r in report.failed if r.failure is not None}
+        if statuses == {EXIT_USAGE}:
+            return fail("bind", Failure(summary, next_step, None, EXIT_USAGE, "usage"))
         return fail("bind", Failure(summary, next_step, None, EXIT_API, "cloudflare_api"))
     record(
         "bind",

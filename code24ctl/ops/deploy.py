@@ -106,7 +106,7 @@ class DeployPlan(BaseModel):
         return [route for route in self.routes if route.action == "conflict"]
 
     def conflict_error(self) -> RouteConflictError:
-        """The error for this plan's route conflicts (exit 3), naming each and its owner."""
+        """The error for this plan's route conflicts (exit 2), naming each and its owner."""
         return RouteConflictError(
             self.dispatcher,
             [RouteConflict(r.pattern, r.zone, r.owner) for r in self.conflicts],

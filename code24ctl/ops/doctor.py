@@ -459,5 +459,22 @@ def run_doctor(
     )
 
 
+def run_whoami(session: CloudflareSession, resolved: ResolvedConfig) -> DoctorReport:
+    """``whoami``: the token (user or account-owned, active) and the account it reaches; the
+    first two checks of the doctor, never raising for a failed one."""
+    resolved.require_cloudflare()
+    doctor = Doctor(session, resolved, None)
+    if doctor.token():
+        doctor.account()
+    else:
+        doctor.add(CheckName.ACCOUNT, "skip", "needs a valid token")
+    counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
+    for check in doctor.checks:
+        counts[check.status] += 1
+    return DoctorReport(
+        environment=resolved.env_name, ok=counts["fail"] == 0, counts=counts, checks=doctor.checks
+    )
+
+
 def _short(exc: CloudflareAPIError) -> str:
     return exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -412,7 +413,14 @@ def fetch_metrics(url: str, timeout_s: float = 10.0) -> str:
     import httpx
 
     try:
+        urlsplit(url).port  # noqa: B018 (out of range: ValueError, before a socket sees it)
         answer = httpx.get(url, timeout=timeout_s)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+        raise UsageError(
+            f"{url} is not a URL serve's metrics can be read at ({exc})",
+            hint="check --metrics-url (or the environment's metrics_url): "
+            "http://127.0.0.1:PORT/metrics",
+        ) from None
     except httpx.HTTPError as exc:
         raise NetworkError(
             f"cannot read serve's metrics at {url} ({type(exc).__name__})",

@@ -146,11 +146,15 @@ def fallback_summary(rows: Sequence[RouteResult]) -> str:
     return f"{hit} of {len(probed)} answered by fallback: {named}"
 
 
-def no_answer_error(report: ProbeReport) -> NetworkError | None:
+def no_answer_error(
+    report: ProbeReport, *, from_flag: bool = False, local: bool = True
+) -> NetworkError | None:
     """One clear error when no probed route got any answer at all (refused, DNS, timeout).
 
     None when at least one answer came back, or nothing was probed. The causes are named once
-    each, not once per route, with a hint for where to look.
+    each, not once per route, with a hint that names where the URL came from (``from_flag``:
+    ``--base-url``; else the environment's ``base_url``, ``local`` when it is served by
+    ``code24ctl serve``).
     """
     probed = [row for row in report.routes if row.outcome != "skip"]
     if not probed or any(set(row.verdict_counts) != {"error"} for row in probed):
@@ -158,12 +162,26 @@ def no_answer_error(report: ProbeReport) -> NetworkError | None:
     causes = list(dict.fromkeys(row.reason for row in probed))
     host = urlsplit(report.base_url).hostname or report.base_url
     kinds = {row.error for row in probed}
-    if host in LOCAL_HOSTS:
+    source = "--base-url" if from_flag else f"base_url of environment {report.environment}"
+    check = (
+        "check --base-url" if from_flag else "check the environment's base_url or pass --base-url"
+    )
+    if any("TLS certificate" in cause for cause in causes):
+        hint = (
+            f"{host}'s certificate is not trusted here (self-signed, or from a private CA): "
+            f"set SSL_CERT_FILE to a CA bundle that holds its issuer; the URL came from {source}"
+        )
+    elif host in LOCAL_HOSTS and local:
         hint = f"is code24ctl serve running? (code24ctl serve --env {report.environment})"
+    elif host in LOCAL_HOSTS:
+        hint = (
+            f"nothing answers at {report.base_url} (from {source}): start what should "
+            "listen there, or fix the URL"
+        )
     elif kinds <= {"network"}:
-        hint = f"does {host} resolve? check the environment's base_url or pass --base-url"
+        hint = f"does {host} resolve? {check}"
     else:
-        hint = f"is {host} reachable from here? check the environment's base_url or pass --base-url"
+        hint = f"is {host} reachable from here? {check}"
     return NetworkError(
         f"no route answered at {report.base_url} ({len(probed)} probed): {'; '.join(causes)}",
         hint=hint,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,9 +146,18 @@ async def send(
             return Attempt(latency, error=kind, error_reason=reason, sent_request_id=sent_id)
         latency = (time.perf_counter() - started) * 1000
     headers = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
+    classification = classify_answer(response.status, headers.get("content-type"), body)
+    location = response.headers.get("location")
+    if 300 <= response.status < 400 and location:
+        # Probe does not follow redirects (a caller of the API would not either): say where
+        # it was sent, rather than describing the redirect's (usually empty) body.
+        classification = Classification(
+            classification.verdict,
+            f"a redirect (HTTP {response.status}) to {location}, which probe does not follow",
+        )
     return Attempt(
         latency,
-        classification=classify_answer(response.status, headers.get("content-type"), body),
+        classification=classification,
         status=response.status,
         headers=headers,
         body=body,
@@ -176,6 +186,15 @@ def _describe_failure(exc: BaseException, url: str, timeout_s: float) -> tuple[E
     if isinstance(exc, aiohttp.ClientResponseError):
         return "protocol", f"{origin} sent a malformed answer: {exc.message}"
     detail = next((str(c) for c in causes if str(c)), type(exc).__name__)
+    # aiohttp's own certificate error subclasses ssl's without its attributes: read them
+    # from whichever carries them.
+    certificates = [c for c in causes if isinstance(c, ssl.SSLCertVerificationError)]
+    if certificates:
+        why = next(
+            (m for c in certificates if (m := getattr(c, "verify_message", None))),
+            "verification failed",
+        )
+        return "network", f"the TLS certificate of {origin} is not trusted: {why}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "network", f"cannot connect to {origin}: {exc.os_error}"
     return "network", f"{origin}: {detail}"

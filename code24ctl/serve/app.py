@@ -64,6 +64,8 @@ class ServeSettings:
     table: RouteTable
     environment: str
     upstreams: Mapping[str, str]
+    # The port the environment's base_url names (a reload that changes it cannot move serve).
+    base_port: int | None = None
 
 
 class DispatchApp:
@@ -86,8 +88,23 @@ class DispatchApp:
         self._pool_factory = pool_factory
         # An "off" log writes nothing: not even its line's fields are worked out per request.
         self._access_log = access_log if access_log is None or access_log.form != "off" else None
+        # serve's own notes go to the log's stream whatever its form (even "off").
+        self._notes = access_log
+        self._refused_noted: set[str] = set()
         self.metrics = metrics
         self.pool: UpstreamPool | None = None
+
+    def _note_refused(self, alias: str, base: str) -> None:
+        """Once per worker: the client gets worker_not_found (the dispatcher's contract), the
+        operator gets the local cause, the upstream that refused and the key that names it."""
+        if self._notes is None or alias in self._refused_noted:
+            return
+        self._refused_noted.add(alias)
+        self._notes.message(
+            f"warning: upstream {alias} at {base} refused the connection (is it running?); "
+            f"answered worker_not_found. Start it, or fix environments."
+            f"{self.settings.environment}.upstreams.{alias}"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -263,6 +280,7 @@ class DispatchApp:
                 await exchange.refuse_own("over_capacity", alias)
                 return
             except UpstreamConnectError:
+                self._note_refused(alias, base)
                 await exchange.fall_back("worker_not_found")
                 return
             except (UpstreamBroken, OSError, UploadStopped):

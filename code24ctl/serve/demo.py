@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -104,6 +107,24 @@ ANSWERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+def describe_demo(aliases: Iterable[str]) -> str:
+    """What the demo workers do for these aliases (the config's own, not Code24's)."""
+    names = sorted(aliases)
+    samples = [a for a in names if a in ANSWERS]
+    generic = [a for a in names if a not in ANSWERS and a != HTML_ALIAS]
+    parts = []
+    if samples:
+        parts.append(f"{', '.join(samples)} answer sample JSON for their routes")
+    if generic:
+        parts.append(f"{', '.join(generic)} answer a small JSON object naming the worker and path")
+    if HTML_ALIAS in names:
+        parts.append(
+            f"{HTML_ALIAS} answers an HTML '502 Bad Gateway' page, which the dispatcher turns "
+            "into its JSON fallback"
+        )
+    return "demo: built-in sample workers answer every alias: " + "; ".join(parts) + "."
+
+
 def _handler(alias: str) -> Callable[[web.BaseRequest], Any]:
     from aiohttp import web
 
@@ -163,9 +184,14 @@ async def running_demo_workers(
                 wanted = base_port + number if base_port else 0
             try:
                 await web.TCPSite(runner, "127.0.0.1", wanted).start()
-            except OSError:
+            except OSError as exc:
                 if not wanted or base_port is not None:
-                    raise
+                    raise UsageError(
+                        f"cannot start the demo worker {alias} on 127.0.0.1:{wanted}: "
+                        f"{os.strerror(exc.errno) if exc.errno else exc}",
+                        hint="choose other ports with --demo-ports N (N, N+1, ... one per "
+                        "worker), or --demo-ports auto for any free ones",
+                    ) from None
                 await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]
             urls[alias] = f"http://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+
+from code24ctl.errors import UsageError
 
 REQUESTS_METRIC = "code24_dispatch_requests_total"
 DURATION_METRIC = "code24_dispatch_duration_seconds"
@@ -126,7 +129,14 @@ async def running_admin(
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, host, port, limit=16 * 1024)
+    try:
+        server = await asyncio.start_server(handle, host, port, limit=16 * 1024)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UsageError(
+            f"cannot listen on {host}:{port} for --metrics-port: {why}",
+            hint="choose another port with --metrics-port (not the one --port serves on)",
+        ) from None
     try:
         yield server.sockets[0].getsockname()[1]
     finally:

@@ -96,7 +96,7 @@ def prepare_serve(request: ServeRequest) -> PreparedServe:
     notes: list[str] = []
     config = request.config
     explicit = config is not None or bool(os.environ.get(CONFIG_ENV_VAR))
-    if not explicit and not os.path.exists(DEFAULT_CONFIG_PATH):
+    if not explicit and not os.path.exists(config_path_from(None)):
         if not request.demo:
             raise UsageError(
                 f"no ./{DEFAULT_CONFIG_PATH} here, and no --config or {CONFIG_ENV_VAR}",
@@ -221,6 +221,8 @@ def run_prepared(
                     f"warning: the reload dropped {len(outcome.dropped)} route(s), which now "
                     f"answer route_not_found: {', '.join(outcome.dropped)}"
                 )
+            if outcome.note:
+                log.message(f"warning: {outcome.note}")
         else:
             log.message(
                 f"warning: reload of {config_file} failed, still serving the previous config "

@@ -73,6 +73,7 @@ def settings_from_config(resolved: ResolvedConfig) -> ServeSettings:
         table=table,
         environment=environment.vars.get("ENVIRONMENT", resolved.env_name),
         upstreams=dict(environment.upstreams or {}),
+        base_port=default_port(resolved),
     )
 
 
@@ -251,6 +252,8 @@ class ReloadOutcome:
     error: str | None
     routes: int
     dropped: tuple[str, ...] = ()
+    # What the reload could not apply (a new base_url port: serve keeps its socket).
+    note: str | None = None
 
 
 def run_serve(
@@ -271,6 +274,11 @@ def run_serve(
     that fails to load is reported through ``on_reload`` and the old one keeps serving.
     """
     options = replace(options or ServeOptions(), demo=demo)
+    if port and options.admin_port == port:
+        raise UsageError(
+            f"--metrics-port {port} is also the port serve listens on (--port or base_url)",
+            hint="choose another port for --metrics-port",
+        )
     sock = bind_socket(host, port)
     try:
         import uvloop
@@ -294,6 +302,7 @@ class _Reloader:
         self.demo_urls = demo_urls
         self.on_reload = on_reload
         self.app: DispatchApp | None = None
+        self.listening: int | None = None  # the port serve listens on, once it does
         self.reloads = 0
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
@@ -323,12 +332,13 @@ class _Reloader:
                     settings = replace(settings, upstreams=self.demo_urls)
                 before = {_order(route) for route in app.settings.table.routes}
                 after = {_order(route) for route in settings.table.routes}
+                note = _port_note(app.settings.base_port, settings.base_port, self.listening)
                 # Requests in flight keep the settings they started with.
                 app.settings = settings
                 self.reloads += 1
                 self.last_error = None
                 dropped = tuple(sorted(before - after))
-                outcome = ReloadOutcome(None, len(settings.table.routes), dropped)
+                outcome = ReloadOutcome(None, len(settings.table.routes), dropped, note)
         if self.on_reload is not None:
             self.on_reload(outcome)
 
@@ -341,6 +351,17 @@ WATCH_INTERVAL_S = 1.0
 WATCH_SETTLE_S = 0.5
 
 
+def _port_note(old: int | None, new: int | None, listening: int | None) -> str | None:
+    """What to say when a reload moves base_url's port: serve cannot follow without a restart."""
+    if old is None or new is None or old == new:
+        return None
+    where = f"serve keeps listening on port {listening}" if listening else "serve keeps its port"
+    return (
+        f"base_url's port changed from {old} to {new}, but {where}: restart serve to move "
+        "(probe --env finds it at the new port only then)"
+    )
+
+
 async def _watch(
     path: str,
     reload: Callable[[], None],
@@ -348,7 +369,7 @@ async def _watch(
     settle_s: float = WATCH_SETTLE_S,
 ) -> None:
     """Call ``reload`` once ``path``'s modification time or size changed and then stayed the
-    same for ``settle_s``."""
+    same for ``settle_s``, or once the file is gone."""
 
     def stamp() -> tuple[int, int] | None:
         try:
@@ -361,15 +382,17 @@ async def _watch(
     while True:
         await asyncio.sleep(interval_s)
         now = stamp()
-        if now == seen or now is None:
+        if now == seen:
             continue
-        while True:  # settle: a quiet period after the last change
+        while now is not None:  # settle: a quiet period after the last change
             await asyncio.sleep(settle_s)
             later = stamp()
             if later == now:
                 break
             now = later
-        if now is not None:
+        # Gone (moved, deleted) reloads too: the failure says the file is missing, and the
+        # previous config keeps serving.
+        if now != seen:
             seen = now
             reload()
 
@@ -431,6 +454,7 @@ async def _serve_main(
             )
         )
         reloader.app = serve.app
+        reloader.listening = serve.port
         admin_url = None
         if options.admin_port is not None:
 

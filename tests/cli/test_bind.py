@@ -562,7 +562,7 @@ def test_a_path_that_does_not_exist_fails_that_worker_only(
 
     config = write_config(tmp_path, local)
     result = run_cli("bind", "--env", "staging", "--json", env=cf_env, config=config)
-    assert result.exit_code == 3
+    assert result.exit_code == 2  # a local problem, not the API's
     rows = json.loads(result.stdout)["workers"]
     assert rows[2] == row(
         "brand-worker",
@@ -593,6 +593,9 @@ def test_unbind_asks_and_refuses_without_a_terminal(
     assert refused.stdout == ""
     assert refused.stderr == (
         f"dispatch namespace {NAMESPACE} holds 1 of them: brand-worker\n"
+        "warning: /elite/brand still routes to brand-worker in staging: the live dispatcher "
+        "code24-dynamic-dispatcher-staging would answer there with the fallback "
+        "(worker_not_found) until it is bound again or the route is removed\n"
         "error: refusing to continue without confirmation: no terminal to ask on\n"
         "  hint: rerun with --yes if you are sure\n"
     )
@@ -884,7 +887,7 @@ def test_a_static_assets_binding_is_refused_by_name(
         "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
     )
 
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     (failed,) = json.loads(result.stdout)["workers"]
     assert failed["action"] == "failed"
     assert failed["error"] == (
@@ -916,7 +919,7 @@ def test_too_many_tags_for_the_copy_is_refused_before_upload(
         "bind", "--env", "staging", "--json", "brand-worker", env=cf_env, config=config
     )
 
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     (failed,) = json.loads(result.stdout)["workers"]
     assert failed["error"] == (
         "script rich-worker-staging has 6 tags; with code24ctl's 3 the copy would have 9, "

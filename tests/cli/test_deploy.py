@@ -100,11 +100,10 @@ def test_dry_run_previews_a_new_environment_and_names_the_missing_namespace(
     result = run_cli("deploy", "--env", "staging", "--dry-run", "--show-metadata", env=cf_env)
 
     assert result.exit_code == 3
-    document, plan = result.stdout.split("\n}\n")
-    metadata = json.loads(document + "}")
+    metadata = json.loads(result.stdout)  # stdout is the metadata alone: `| jq` works
     assert metadata["main_module"] == "dispatcher.js"
     assert [b["name"] for b in metadata["bindings"]][:2] == ["DISPATCHER", "METADATA"]
-    assert "+ route staging.code24.dev/api/* (code24.dev)" in plan.splitlines()
+    assert "+ route staging.code24.dev/api/* (code24.dev)" in result.stderr.splitlines()
     assert "dispatch namespace code24-workers-staging does not exist" in result.stderr
     assert "run `code24ctl namespace create --env staging` first" in result.stderr
     assert writes(cf_state) == []
@@ -439,7 +438,7 @@ def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
 
     refused = run_cli("deploy", "--env", "staging", env=cf_env)
 
-    assert refused.exit_code == 3
+    assert refused.exit_code == 2  # the user decides: --force or other routes
     assert refused.stdout == ""
     assert (
         f"route conflict on zone code24.dev: {API_PATTERN} (routed to legacy-router)"
@@ -467,7 +466,7 @@ def test_a_route_owned_by_another_worker_is_a_conflict_until_forced(
     ]
 
 
-def test_dry_run_reports_a_conflict_and_exits_3(
+def test_dry_run_reports_a_conflict_and_exits_2(
     run_cli: RunCli,
     cf_env: dict[str, str],
     cf_state: EmulatorState,
@@ -479,7 +478,7 @@ def test_dry_run_reports_a_conflict_and_exits_3(
 
     result = run_cli("deploy", "--env", "staging", "--dry-run", "--json", env=cf_env)
 
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     document = json.loads(result.stdout)
     assert [(r["pattern"], r["action"], r["owner"]) for r in document["routes"]] == [
         (API_PATTERN, "create", None),
@@ -488,7 +487,7 @@ def test_dry_run_reports_a_conflict_and_exits_3(
     assert "(routed to legacy-router)" in result.stderr
     assert writes(cf_state) == []
     human = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
-    assert human.exit_code == 3
+    assert human.exit_code == 2
     assert (
         f"! route {ELITE_PATTERN}: conflict, routed to legacy-router "
         "(rerun with --force to take it)" in human.stdout.splitlines()

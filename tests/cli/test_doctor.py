@@ -243,7 +243,7 @@ def test_a_route_owned_by_another_worker_fails_with_deploy_force(
     bind_directly(cf_state, cf_seed.account_id)
     add_other_worker(cf_state, cf_seed.account_id)
     cf_state.add_route(cf_seed.zone_id, ELITE_PATTERN, "legacy-router")
-    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 3
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 2
 
     result = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
 
@@ -459,6 +459,15 @@ def test_a_token_refused_on_the_zone_routes_read_fails_only_the_routes(
     assert "SECRET" not in result.output
 
 
+def _refused_hint(cf_env: dict[str, str]) -> str:
+    """A 403 on an account path: the token hint, and the account the request named."""
+    return (
+        f"{API_ERROR_HINTS[10000]}; or account {cf_env['CLOUDFLARE_ACCOUNT_ID']} (from "
+        "CLOUDFLARE_ACCOUNT_ID) may not be yours: `code24ctl whoami` tells a wrong account "
+        "from a wrong token"
+    )
+
+
 def test_a_failed_dispatcher_settings_read_fails_the_dispatcher_and_skips_outbound(
     run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, set_up: None, json_site: str
 ) -> None:
@@ -473,7 +482,7 @@ def test_a_failed_dispatcher_settings_read_fails_the_dispatcher_and_skips_outbou
         "status": "fail",
         "detail": f"read settings of Worker {DISPATCHER}: "
         "Cloudflare API error 10000: Injected fault (HTTP 403)",
-        "fix": API_ERROR_HINTS[10000],
+        "fix": _refused_hint(cf_env),
         "differences": [],
     }
     assert rows["outbound"] == {
@@ -503,7 +512,7 @@ def test_a_failed_namespace_listing_fails_the_workers_row(
         "status": "fail",
         "detail": f"list Workers in dispatch namespace {NAMESPACE}: "
         "Cloudflare API error 10000: Injected fault (HTTP 403)",
-        "fix": API_ERROR_HINTS[10000],
+        "fix": _refused_hint(cf_env),
         "differences": [],
     }
     assert not any(name.startswith("worker ") for name in rows)

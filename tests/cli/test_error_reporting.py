@@ -66,7 +66,9 @@ def test_unreachable_api_is_exit_3_without_the_token(run_cli: RunCli, unreachabl
         else:
             assert result.stdout == ""
         assert "cannot reach the Cloudflare API" in result.stderr
-        assert "hint: check your network, or CLOUDFLARE_BASE_URL" in result.stderr
+        assert f"hint: check CLOUDFLARE_BASE_URL ({unreachable_api!r}), then your network" in (
+            result.stderr
+        )
         assert TOKEN not in result.output
 
 

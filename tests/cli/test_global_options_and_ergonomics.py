@@ -341,6 +341,7 @@ def test_namespace_delete_says_how_many_secrets_go_with_it(
     assert result.stderr == (
         f"dispatch namespace {NAMESPACE} holds 5 Worker(s) and 1 secret(s); "
         "they are deleted with it\n"
+        f"warning: {NAMESPACE} is the staging environment's namespace ({REPO_CONFIG})\n"
     )
 
 

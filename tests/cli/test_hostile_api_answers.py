@@ -110,8 +110,8 @@ def test_an_api_that_never_answers_ends_at_the_deadline_with_progress(
     ) in result.stderr
     assert "still waiting for 127.0.0.1 (GET " in result.stderr
     assert (
-        "hint: check your network, or CLOUDFLARE_BASE_URL if you set it; "
-        "CODE24_API_TIMEOUT=SECONDS changes how long one call may take"
+        f"hint: check CLOUDFLARE_BASE_URL ({cf_env['CLOUDFLARE_BASE_URL']!r}), then your "
+        "network; CODE24_API_TIMEOUT=SECONDS changes how long one call may take"
     ) in result.stderr
     assert [r.fault for r in cf_state.requests()] == ["hang"]
 

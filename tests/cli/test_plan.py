@@ -158,7 +158,7 @@ def test_a_plan_with_a_conflict_exits_with_its_cause(
 
     result = run_cli("plan", "--env", "staging", "--exit-code", env=cf_env)
 
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert f"       ! route {API_PATTERN} is routed to legacy-router" in result.stdout
     assert result.stdout.splitlines()[-1] == "9 to create, 0 to update, 0 to delete, 1 problem(s)"
     assert result.stderr.startswith(

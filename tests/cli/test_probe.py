@@ -498,8 +498,9 @@ def test_refused_connection_is_an_error_with_its_reason(
     assert row["problems"] == [f"error: connection refused by 127.0.0.1:{port}"]
     assert result.stderr == (
         f"error: no route answered at http://127.0.0.1:{port} (1 probed): connection refused "
-        f"by 127.0.0.1:{port}\n  hint: is code24ctl serve running? (code24ctl serve --env test)\n"
-    )
+        f"by 127.0.0.1:{port}\n  hint: nothing answers at http://127.0.0.1:{port} (from "
+        "--base-url): start what should listen there, or fix the URL\n"
+    )  # test is a Cloudflare environment: `serve --env test` would be refused
 
 
 def test_refused_in_the_table(run_cli: RunCli, kinds_config: Path) -> None:

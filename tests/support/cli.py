@@ -70,3 +70,29 @@ def cli_runner(clock: FakeClock) -> RunCli:
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+def run_subprocess(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = 60,
+) -> CliResult:
+    """Run ``python -m code24ctl ARGS`` as a subprocess without a terminal (stdin closed, both
+    streams piped), with only ``env`` and PATH in its environment: what CI and pipes see."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT)}
+    environment.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "code24ctl", *args],
+        env=environment,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

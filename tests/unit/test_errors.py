@@ -82,3 +82,93 @@ def test_a_failed_row_prints_and_reads_back_the_keys_it_always_had() -> None:
     ok = UnbindRow(alias="b", action="deleted").model_dump(mode="json")
     assert ok == {"alias": "b", "action": "deleted", "error": None, "code": None, "hint": None}
     assert UnbindRow.model_validate(ok).failure is None
+
+
+# --------------------------------------------------------------------------------------------
+# Exit statuses: every error class holds the status the README's "Exit status" table gives it
+
+#: Each error class and the status it exits with (the README's table, row by row).
+DOCUMENTED_STATUS = {
+    "Code24Error": 2,
+    "UsageError": 2,
+    "ConfigError": 2,
+    "Aborted": 2,
+    "StalePlan": 2,
+    "RouteConflictError": 2,
+    "CheckFailed": 1,
+    "CloudflareAPIError": 3,
+    "NetworkError": 3,
+    "ApplyFailed": 3,  # carries its cause's status; 3 when built without one
+    "Interrupted": 130,
+    "WorkerdStopped": 1,  # serve --runtime workerd: workerd stopped on its own
+}
+
+
+def _every_error_class() -> dict[str, type]:
+    import importlib
+    import pkgutil
+
+    import code24ctl
+    from code24ctl.errors import Code24Error
+
+    for module in pkgutil.walk_packages(code24ctl.__path__, "code24ctl."):
+        importlib.import_module(module.name)
+    found: dict[str, type] = {}
+    todo: list[type] = [Code24Error]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def _readme_statuses() -> set[int]:
+    import re
+
+    from tests.support.cli import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text()
+    table = text.split("## Exit status", 1)[1].split("\n\n", 2)[1]
+    statuses: set[int] = set()
+    for row in table.splitlines()[2:]:
+        statuses.update(int(n) for n in re.findall(r"\d+", row.split("|")[1]))
+    return statuses
+
+
+def test_every_error_class_exits_with_its_documented_status() -> None:
+    classes = _every_error_class()
+    # A new error class must be added here, with the status the README gives it.
+    assert set(classes) == set(DOCUMENTED_STATUS)
+    statuses = {name: cls.exit_code for name, cls in classes.items()}
+    statuses["ApplyFailed"] = classes["ApplyFailed"]("x", hint=None).exit_code
+    assert statuses == DOCUMENTED_STATUS
+
+
+def test_the_readme_exit_status_table_names_every_status_an_error_can_have() -> None:
+    statuses = _readme_statuses()
+    assert statuses == {0, 1, 2, 3, 130, 143, 129}
+    assert set(DOCUMENTED_STATUS.values()) <= statuses
+    import signal
+
+    from code24ctl.errors import Interrupted, Terminated, interruption_status
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        assert interruption_status(Terminated(signum)) in statuses
+    assert Interrupted("x", exit_code=143).exit_code in statuses
+
+
+def test_a_route_conflict_is_a_decision_for_the_user_not_an_api_failure() -> None:
+    from code24ctl.errors import RouteConflict, RouteConflictError, error_kind
+
+    error = RouteConflictError("dispatcher", [RouteConflict("a.dev/api/*", "a.dev", "legacy")])
+    assert (error.exit_code, error_kind(error)) == (2, "conflict")
+
+
+def test_the_help_names_the_same_exit_statuses_as_the_readme() -> None:
+    import re
+
+    from code24ctl.cli import app
+
+    assert app.info.help is not None
+    said = app.info.help.split("Exit status:", 1)[1]
+    assert {int(n) for n in re.findall(r"\b\d{1,3}\b", said)} == _readme_statuses()

@@ -361,3 +361,35 @@ def test_every_name_the_config_package_exports_loads() -> None:
 
     for name in code24ctl.config.__all__:
         assert getattr(code24ctl.config, name) is not None, name
+
+
+def test_the_reserved_binding_names_are_the_dispatchers_own() -> None:
+    from code24ctl.config.checks import DISPATCHER_BINDINGS
+    from code24ctl.ops import deploy
+
+    assert set(DISPATCHER_BINDINGS) == {
+        deploy.DISPATCHER_BINDING,
+        deploy.METADATA_BINDING,
+        deploy.ROUTE_TABLE_BINDING,
+        deploy.ANALYTICS_BINDING,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pattern_path", "prefix", "reaches"),
+    [
+        ("/api/*", "/api/market", True),
+        ("/api/*", "/elite/brand", False),
+        ("/*", "/elite/brand", True),
+        ("/elite/brand/v2*", "/elite/brand", True),
+        ("/elite/brand", "/elite/brand", True),
+        ("/elite/brandx/*", "/elite/brand", False),
+        ("/api*", "/api/market", True),
+    ],
+)
+def test_a_zone_route_reaches_a_prefix_on_a_segment_boundary(
+    pattern_path: str, prefix: str, reaches: bool
+) -> None:
+    from code24ctl.config.checks import _reaches
+
+    assert _reaches(pattern_path, prefix) is reaches
