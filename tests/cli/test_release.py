@@ -215,7 +215,7 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
     ]
 
 
-def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_settings(
+def test_a_version_upload_carries_versioned_metadata_only_and_settings_go_to_script_settings(
     cli: RunCli,
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
@@ -223,11 +223,12 @@ def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_
     v1: str,
 ) -> None:
     # The SDK's version-upload Metadata has no tags: they are the script's, not the version's.
-    # Here someone cleared them since the deploy, so the release puts them back through
+    # Nor Workers Logs (observability), which the config turns on for the dispatcher. Here
+    # someone cleared both since the deploy, so the release puts them back through
     # script-settings (as wrangler's versions upload does), and the split keeps them.
     base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
     cf_inprocess_client.workers.scripts.settings.edit(
-        DISPATCHER, account_id=cf_seed.account_id, tags=[]
+        DISPATCHER, account_id=cf_seed.account_id, tags=[], observability={"enabled": False}
     )
     cf_state.clear_requests()
 
@@ -250,11 +251,12 @@ def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_
     ]
     (patch,) = cf_state.requests(method="PATCH")
     assert patch.json == {
+        "observability": {"enabled": True, "head_sampling_rate": 1.0},
         "tags": [
             "code24ctl-platform:code24",
             "code24ctl-environment:staging",
             "code24ctl-role:dispatcher",
-        ]
+        ],
     }
     served = cf_state.account_script(cf_seed.account_id, DISPATCHER)
     assert served is not None and served.tags == patch.json["tags"]
