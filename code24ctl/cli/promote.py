@@ -35,7 +35,8 @@ def promote(
     --yes). With no split there is nothing to promote (exit 2); VERSION_ID names a version
     explicitly. A version outside the deployment is never taken to 100% unprobed: once you
     confirm, it goes in at 0% and is probed through the override, as `deploy --canary` does;
-    a failing probe, or Ctrl-C, puts the deployment back (exit 1, 130).
+    a failing probe, or Ctrl-C, puts the deployment back (exit 1, 130). An environment with
+    nothing to probe (no base_url) is refused before the question (exit 2).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.release import plan_promote, probe_candidate, require_versions, run_promote

@@ -919,6 +919,18 @@ def plan_promote(
     )
 
 
+def require_probe(resolved: ResolvedConfig, options: ProbeOptions, command: str) -> None:
+    """Refuse (exit 2) to release a version when the environment has nothing to probe."""
+    try:
+        plan_probe(resolved, options)
+    except UsageError as exc:
+        raise UsageError(
+            f"{command} probes the version before it takes traffic, and cannot here: {exc.message}",
+            # Release commands take the config's base_url only (no --base-url option).
+            hint=(exc.hint or "").replace(" or pass --base-url URL", "") or None,
+        ) from None
+
+
 def probe_candidate(
     resolved: ResolvedConfig,
     plan: PromotePlan,
@@ -929,22 +941,17 @@ def probe_candidate(
     say: Say = _quiet,
 ) -> ProbeReport | None:
     """Probe the promotion's target through the override, before anything is written (None
-    when it already serves 100%, when the environment has nothing to probe, or when it is not
-    in the deployment: then :func:`run_promote` puts it in at 0% and probes it, and the probe
-    settings are checked here, so that a promotion that cannot be probed stops before the
-    question, exit 2)."""
-    if not plan.in_deployment:
-        plan_probe(resolved, probe_options or ProbeOptions())
-        return None
+    when it already serves 100%, or when it is not in the deployment: then
+    :func:`run_promote` puts it in at 0% and probes it). An environment with nothing to probe
+    stops here, before the question (exit 2): no version goes to 100% unprobed."""
     if plan.before.share_of(plan.target.id) == 100:
+        return None
+    require_probe(resolved, probe_options or ProbeOptions(), "promote")
+    if not plan.in_deployment:
         return None
     options = _through_override(
         probe_options or ProbeOptions(), plan.dispatcher, plan.target.id, wait_s
     )
-    try:
-        plan_probe(resolved, options)
-    except UsageError:
-        return None
     say(f"promote: probing version {plan.target.id} through the version override")
     return probe(resolved, options, wait_lines(say, plan.target.id, wait_s))
 
@@ -1064,9 +1071,8 @@ def plan_rollback(
         s.version_id == target.id and s.percentage == 100 for d in history for s in d.versions
     )
     if not proven:
-        # It is probed before it takes traffic: an environment that cannot be probed stops
-        # here, before the question and before anything is written.
-        plan_probe(resolved, ProbeOptions())
+        # Before the question and before anything is written.
+        require_probe(resolved, ProbeOptions(), "rollback")
     return RollbackPlan(
         environment=resolved.env_name,
         namespace=resolved.namespace(),

@@ -1456,7 +1456,7 @@ def test_promote_of_a_version_whose_override_never_applies_fails_version_not_app
     )
 
 
-def test_promote_of_a_version_outside_the_deployment_without_a_base_url_writes_nothing(
+def test_a_release_that_cannot_be_probed_is_refused_before_anything_is_written(
     run_cli: RunCli,
     cf_env: dict[str, str],
     tmp_path: Path,
@@ -1475,8 +1475,22 @@ def test_promote_of_a_version_outside_the_deployment_without_a_base_url_writes_n
         result = run_cli(command, "--env", "staging", unproven, "--yes", env=cf_env, config=bare)
 
         assert result.exit_code == 2, result.stderr
-        assert "base_url" in result.stderr
+        assert f"error: {command} probes the version before it takes traffic, and cannot " in (
+            result.stderr
+        )
+        assert f"  hint: set environments.staging.base_url in {bare}\n" in result.stderr
         assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+    # Nor the candidate of a split: the override would reach it, but there is nowhere to send.
+    assert run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env).exit_code == 0
+    cf_state.clear_requests()
+    refused = run_cli("promote", "--env", "staging", "--yes", env=cf_env, config=bare)
+    assert refused.exit_code == 2
+    assert writes(cf_state) == []
+    # A rollback to a version that served 100% needs no probe first.
+    rolled = run_cli("rollback", "--env", "staging", "--yes", env=cf_env, config=bare)
+    assert rolled.exit_code == 0, rolled.stderr
     assert split(cf_state, cf_seed) == {v1: 100.0}
 
 
