@@ -465,13 +465,11 @@ def _interrupted(
     env = report.environment
     fix = f"`code24ctl rollback --env {env} {_back_to(before)} --yes`"
     head = f"{interruption_word(exc)} while {steps.current}"
-    if not steps.uploads:
-        pass
-    elif report.version is not None:
+    if steps.uploads and report.version is not None:
         head += f"; uploaded version {report.version.id} (it takes no traffic)"
-    elif steps.upload_started:
+    elif steps.uploads and steps.upload_started:
         head += "; the upload was under way (any version it made takes no traffic)"
-    else:
+    elif steps.uploads:
         head += "; nothing was uploaded"
     try:
         # What an interrupted write did is unknown: read before deciding anything.
