@@ -33,7 +33,10 @@ def promote(
     The candidate is probed through the version override first (a failing probe changes
     nothing, exit 1), then you are asked (--yes for CI; without a terminal it refuses unless
     --yes). With no split there is nothing to promote (exit 2); VERSION_ID names a version
-    explicitly.
+    explicitly. A version outside the deployment is never taken to 100% unprobed: once you
+    confirm, it goes in at 0% and is probed through the override, as `deploy --canary` does;
+    a failing probe, or Ctrl-C, puts the deployment back (exit 1, 130). An environment with
+    nothing to probe (no base_url) is refused before the question (exit 2).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.release import plan_promote, probe_candidate, require_versions, run_promote
@@ -47,9 +50,14 @@ def promote(
     output.note(f"  to:  {plan.target.id} at 100%")
     output.note(f"    {version_line(plan.target)}")
     probed = probe_candidate(resolved, plan, wait_s=wait, say=output.note)
+    if not plan.in_deployment:
+        output.note(
+            f"  version {plan.target.id} is not in the deployment: it goes in at 0% and is "
+            "probed through the version override before it takes traffic"
+        )
     if probed is None or probed.ok:
         question = f"Promote version {plan.target.id} of {plan.environment} to 100%?"
         if not output.confirm(question, yes=yes):
             raise Aborted(f"nothing was changed in {plan.environment}")
-    report = run_promote(session, resolved, plan, probed, say=output.note)
+    report = run_promote(session, resolved, plan, probed, wait_s=wait, say=output.note)
     finish_release(report, json_output)

@@ -9,7 +9,7 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.cli.release_view import finish_release, version_line
+from code24ctl.cli.release_view import WaitOption, finish_release, version_line
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ def rollback(
         ),
     ] = None,
     yes: YesOption = False,
+    wait: WaitOption = 10.0,
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
@@ -37,7 +38,10 @@ def rollback(
     Shows the versions involved and asks first; --yes skips the question, and without a
     terminal it refuses unless --yes. When the API refuses because secrets changed since that
     version, it says which, asks again, and retries with force. An unknown VERSION_ID is exit 2.
-    Exit 1 when the probe afterwards fails (the rollback stays in place).
+    Exit 1 when the probe afterwards fails (the rollback stays in place). A version that
+    never served 100% is probed through the version override before it takes traffic (put in
+    at 0% first, as `deploy --canary` does; a failing probe puts the deployment back, exit 1).
+    Ctrl-C once the rollback may have been sent leaves it, and says what serves.
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.release import plan_rollback, require_versions, run_rollback
@@ -60,7 +64,9 @@ def rollback(
         )
         return output.confirm(f"Roll back to {plan.target.id} anyway (force)?", yes=yes)
 
-    report = run_rollback(session, resolved, plan, confirm_force=confirm_force, say=output.note)
+    report = run_rollback(
+        session, resolved, plan, confirm_force=confirm_force, wait_s=wait, say=output.note
+    )
     finish_release(report, json_output)
 
 
@@ -72,3 +78,8 @@ def _show_rollback(plan: RollbackPlan) -> None:
             output.note(f"    {version_line(version)}")
     output.note(f"  to:  {plan.target.id} at 100% ({plan.reason})")
     output.note(f"    {version_line(plan.target)}")
+    if not plan.proven:
+        output.note(
+            f"  version {plan.target.id} never served 100%: it is probed through the version "
+            "override before it takes traffic"
+        )

@@ -126,7 +126,7 @@ class WorkerCode:
         """What the copy carries besides its code, for ``bind --dry-run``: each setting and
         binding by name."""
         settings = self.settings
-        found = [_setting(key, settings[key]) for key in CARRIED_SETTINGS if key in settings]
+        found = [setting_words(key, settings[key]) for key in CARRIED_SETTINGS if key in settings]
         if self.tags:
             found.append(f"tags ({', '.join(self.tags)})")
         if self.migrations is not None:
@@ -327,7 +327,7 @@ def _read_script(
     )
 
 
-def _setting(key: str, value: Any) -> str:
+def setting_words(key: str, value: Any) -> str:
     """A carried setting by name; Workers Logs with whether it is on and its sampling."""
     if key == "observability" and isinstance(value, Mapping):
         state = "on" if value.get("enabled") else "off"

@@ -344,7 +344,8 @@ class Config(_Strict):
     max_json_check_bytes: int = Field(default=DEFAULT_MAX_JSON_CHECK_BYTES, gt=0)
     probe: ProbeDefaults = Field(default_factory=ProbeDefaults)
     kpi: KpiTargets = Field(default_factory=KpiTargets)
-    # Workers Logs on every namespace copy whose worker sets none of its own.
+    # Workers Logs on every namespace copy whose worker sets none of its own, and on the
+    # dispatcher (deploy), so that `logs --request-id` finds the dispatcher's line.
     observability: ObservabilityConfig | None = None
     workers: dict[WorkerName, WorkerConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)

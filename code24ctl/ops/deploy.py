@@ -34,7 +34,12 @@ from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
 from code24ctl.cloudflare.outcome import write_checked
 from code24ctl.cloudflare.ownership import managed_tags
 from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
-from code24ctl.cloudflare.worker_code import WorkerCode, download_account_worker
+from code24ctl.cloudflare.worker_code import (
+    CARRIED_SETTINGS,
+    WorkerCode,
+    download_account_worker,
+    setting_words,
+)
 from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.table import compile_route_table
@@ -124,6 +129,7 @@ class DeployPlan(BaseModel):
                     kind="dispatcher",
                     name=self.dispatcher,
                     fields=list(self.differences),
+                    note=None if self.deployed else self._new_settings(),
                 )
             )
         for route in self.routes:
@@ -131,6 +137,16 @@ class DeployPlan(BaseModel):
             if change is not None:
                 found.append(change)
         return found
+
+    def _new_settings(self) -> str | None:
+        # A first upload has no differences to list; its settings (Workers Logs) are named,
+        # as bind names a copy's.
+        words = [
+            setting_words(key, self.metadata[key])
+            for key in CARRIED_SETTINGS
+            if key in self.metadata
+        ]
+        return ", ".join(words) or None
 
     def problems(self) -> list[str]:
         """What stops the plan from being carried out, one line each."""
@@ -231,9 +247,19 @@ def dispatcher_bindings(
     return bindings
 
 
+def dispatcher_settings(resolved: ResolvedConfig) -> dict[str, Any]:
+    """The dispatcher's own settings from the config: the platform-wide ``observability``
+    (Workers Logs), so that ``logs --request-id`` finds the dispatcher's line beside the
+    workers'. Unset in the config: none (the deployed setting stays as it is)."""
+    observability = resolved.config.observability
+    return {"observability": observability.model_dump()} if observability is not None else {}
+
+
 def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> WorkerCode:
     """The dispatcher upload: the packaged ``dispatcher.js``, the config's compatibility date
-    and flags, and :func:`dispatcher_bindings`."""
+    and flags, :func:`dispatcher_bindings` and :func:`dispatcher_settings` (a version upload
+    sends the settings through script settings: :func:`~code24ctl.cloudflare.versions.
+    version_metadata`)."""
     return WorkerCode(
         source=f"the packaged {MAIN_MODULE}",
         modules=(dispatcher_module(),),
@@ -242,6 +268,7 @@ def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> Wo
         compatibility_flags=tuple(resolved.config.compatibility_flags),
         bindings=tuple(dispatcher_bindings(resolved, kv_namespace_id)),
         tags=tuple(managed_tags(resolved, "role:dispatcher")),
+        settings=dispatcher_settings(resolved),
     )
 
 
@@ -333,6 +360,7 @@ def _code_from_metadata(metadata: Mapping[str, Any], module: Module) -> WorkerCo
         compatibility_date=metadata.get("compatibility_date"),
         compatibility_flags=tuple(metadata.get("compatibility_flags") or ()),
         bindings=tuple(metadata["bindings"]),
+        settings={key: metadata[key] for key in CARRIED_SETTINGS if key in metadata},
     )
 
 

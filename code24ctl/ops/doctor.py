@@ -10,6 +10,7 @@ exit 3 like every other command, since no row could say anything useful.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from code24ctl.cloudflare.client import api_call
@@ -275,6 +276,7 @@ class Doctor:
         if deployed is None:
             self.add(CheckName.DISPATCHER, "fail", f"{name} is not deployed", self.cmd("deploy"))
             return _DeployedBinding(read=True)
+        self.dispatcher_logs(name, deployed.settings.get("observability"))
         found = next((b for b in deployed.bindings if b.get("name") == DISPATCHER_BINDING), None)
         binding = _DeployedBinding(read=True, binding=dict(found) if found is not None else None)
         kv_title = self.resolved.environment.kv_namespace
@@ -310,6 +312,27 @@ class Doctor:
                 differences,
             )
         return binding
+
+    def dispatcher_logs(self, name: str, setting: object) -> None:
+        """The dispatcher without Workers Logs: `code24ctl logs --request-id` cannot show its
+        own line for a request (the workers' lines, yes)."""
+        if isinstance(setting, Mapping) and setting.get("enabled"):
+            return
+        wanted = self.resolved.config.observability
+        if wanted is not None and wanted.enabled:
+            fix = self.cmd("deploy") + "  (the config turns it on)"
+        else:
+            fix = (
+                "set observability: {enabled: true} (platform-wide) in "
+                f"{self.resolved.path}, then {self.cmd('deploy')}"
+            )
+        self.add(
+            "dispatcher logs",
+            "warn",
+            f"Workers Logs is off for the dispatcher {name}: `code24ctl logs --request-id` "
+            "cannot show the dispatcher's own line for a request",
+            fix,
+        )
 
     def deployment(self) -> None:
         """A deployment split between two versions is a rollout someone has to finish."""

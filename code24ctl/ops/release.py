@@ -110,8 +110,10 @@ class ReleaseReport(BaseModel):
     before: DeploymentInfo | None
     after: DeploymentInfo | None
     changed: bool
-    # A canary that failed after changing the deployment put ``before`` back.
+    # A release that failed after changing the deployment put ``before`` back ...
     restored: bool = False
+    # ... or tried to, and could not (``error`` says what serves; exit 3).
+    put_back_failed: bool = False
     # The release state it left (the same words as ``versions``, ``doctor``, ``plan``).
     state: ReleaseState | None = None
     error: str | None = None
@@ -139,6 +141,9 @@ class RollbackPlan(BaseModel):
     # Why this version: named, the stable one of a split, or the previous one at 100%.
     reason: str
     involved: list[VersionInfo]
+    # The target served 100% in a deployment of the history: it goes straight to 100% and is
+    # probed afterwards. Otherwise it is probed through the override before it takes traffic.
+    proven: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,10 +341,12 @@ class _Steps:
     """Where a release got: each step says one line as it starts (nothing is silent for
     seconds), and an interrupt names the step it came in."""
 
-    def __init__(self, strategy: str, say: Say) -> None:
+    def __init__(self, strategy: str, say: Say, *, uploads: bool = True) -> None:
         self.strategy = strategy
         self.say = say
         self.current = "before anything was written"
+        # promote and rollback upload nothing: an interrupt says nothing about uploads.
+        self.uploads = uploads
         self.upload_started = False
 
     def start(self, what: str) -> None:
@@ -364,19 +371,14 @@ def _interrupted(
     say what was uploaded, what was deployed and what was put back."""
     status = interruption_status(exc)
     env = report.environment
-    back = before.versions[0].version_id if len(before.versions) == 1 else None
-    fix = (
-        f"`code24ctl rollback --env {env} {back} --yes`"
-        if back
-        else (f"`code24ctl rollback --env {env}`")
-    )
-    if report.version is not None:
-        uploaded = f"uploaded version {report.version.id} (it takes no traffic)"
-    elif steps.upload_started:
-        uploaded = "the upload was under way (any version it made takes no traffic)"
-    else:
-        uploaded = "nothing was uploaded"
-    head = f"{interruption_word(exc)} while {steps.current}; {uploaded}"
+    fix = f"`code24ctl rollback --env {env} {_back_to(before)} --yes`"
+    head = f"{interruption_word(exc)} while {steps.current}"
+    if steps.uploads and report.version is not None:
+        head += f"; uploaded version {report.version.id} (it takes no traffic)"
+    elif steps.uploads and steps.upload_started:
+        head += "; the upload was under way (any version it made takes no traffic)"
+    elif steps.uploads:
+        head += "; nothing was uploaded"
     try:
         # What an interrupted write did is unknown: read before deciding anything.
         now = current_deployment(session, report.dispatcher)
@@ -411,6 +413,55 @@ def _interrupted(
         )
     return Interrupted(
         f"{head}; deployed {deployed}; put back {describe(before)}", exit_code=status
+    )
+
+
+def _back_to(before: DeploymentInfo) -> str:
+    """The version a deployment that could not be put back returns to at 100%: the one that
+    served 100%, or the stable one of a split (the larger share)."""
+    stable = release_state([before]).stable
+    return stable.version_id if stable is not None else before.versions[0].version_id
+
+
+def _interrupted_keeping(
+    session: CloudflareSession,
+    report: ReleaseReport,
+    before: DeploymentInfo,
+    steps: _Steps,
+    exc: BaseException,
+    target: str,
+) -> Interrupted:
+    """A rollback to a proven version, interrupted once its deployment may have been sent: it
+    is not undone (what it started from is what the operator is leaving). Read what serves
+    and say exactly that, and the one command that finishes the job."""
+    status = interruption_status(exc)
+    env = report.environment
+    head = f"{interruption_word(exc)} while {steps.current}"
+    finish = f"finish it with `code24ctl rollback --env {env} {target} --yes`"
+    try:
+        now = current_deployment(session, report.dispatcher)
+    except (Code24Error, KeyboardInterrupt) as read_error:
+        why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
+        return Interrupted(
+            f"{head}; the deployment could not be read ({why}): it is either as before "
+            f"({describe(before)}) or {target} 100%",
+            hint=f"check with `code24ctl versions --env {env}`; {finish}",
+            exit_code=status,
+        )
+    if now is not None and now.share_of(target) == 100:
+        return Interrupted(
+            f"{head}; the rollback is in place ({describe(now)}), but it was not probed afterwards",
+            hint=f"probe it with `code24ctl probe --env {env}`",
+            exit_code=status,
+        )
+    if now is None or _same(now, before):
+        return Interrupted(
+            f"{head}; the deployment is unchanged ({describe(before)})",
+            hint=finish,
+            exit_code=status,
+        )
+    return Interrupted(
+        f"{head}; the deployment is now {describe(now)}", hint=finish, exit_code=status
     )
 
 
@@ -458,14 +509,16 @@ def gradual(
 
 
 @contextmanager
-def _unchanged_on_failure(before: DeploymentInfo, version: VersionInfo) -> Iterator[None]:
+def _unchanged_on_failure(
+    before: DeploymentInfo, version: VersionInfo, *, uploaded: bool = True
+) -> Iterator[None]:
     """A failed deployment create: say that what serves is unchanged."""
     try:
         yield
     except CloudflareAPIError as exc:
         raise CloudflareAPIError(
             f"{exc.message}; the deployment is unchanged ({describe(before)}); version "
-            f"{version.id} was uploaded and takes no traffic",
+            f"{version.id} {'was uploaded and ' if uploaded else ''}takes no traffic",
             code=exc.code,
             status=exc.status,
             hint=exc.hint,
@@ -509,6 +562,53 @@ def _override_failure(report: ProbeReport, version_id: str) -> str:
     return "the probe through the override"
 
 
+Deploy = Callable[[list[tuple[str, float]], str], DeploymentInfo]
+
+
+def _stage_and_probe(
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    report: ReleaseReport,
+    before: DeploymentInfo,
+    version: VersionInfo,
+    steps: _Steps,
+    *,
+    base: ProbeOptions,
+    probe: ProbeRunner,
+    wait_s: float,
+    message: str,
+    deploy: Deploy | None = None,
+) -> ProbeReport:
+    """The canary's first steps, shared by ``promote`` and ``rollback`` of a version that has
+    not proven itself: when ``version`` is not in ``before``, deploy it at 0% beside the
+    version serving 100% (the stable one of a split: a deployment holds two versions at most),
+    because the override reaches only a version in the deployment; then probe it through the
+    override, waiting up to ``wait_s`` for the override to apply (``version_not_applied``
+    when it never does). The caller puts ``before`` back when the probe fails."""
+    dispatcher = report.dispatcher
+    if before.share_of(version.id) is None:
+        beside = _back_to(before)
+        steps.start(
+            f"deploying version {version.id} at 0% beside {beside} (100%), so that the version "
+            "override reaches it"
+        )
+        with _unchanged_on_failure(before, version, uploaded=steps.uploads):
+            shares = [(beside, 100.0), (version.id, 0.0)]
+            if deploy is None:
+                report.after = _deploy(session, dispatcher, shares, message=message)
+            else:
+                report.after = deploy(shares, message)
+        report.changed = True
+    steps.start(f"probing version {version.id} through the version override")
+    first = probe(
+        resolved,
+        _through_override(base, dispatcher, version.id, wait_s),
+        wait_lines(steps.say, version.id, wait_s),
+    )
+    report.add_probe("override", first)
+    return first
+
+
 def canary(
     session: CloudflareSession,
     resolved: ResolvedConfig,
@@ -550,23 +650,18 @@ def canary(
         steps.upload_started = True
         new = _upload(session, resolved, code, message)
         report.version = new
-        steps.start(
-            f"deploying version {new.id} at 0% beside {old} (100%), so that the version "
-            "override reaches it"
-        )
-        with _unchanged_on_failure(before, new):
-            report.after = _deploy(
-                session, dispatcher, [(old, 100.0), (new.id, 0.0)], message=f"{note} (probe)"
-            )
-        report.changed = True
-
-        steps.start(f"probing version {new.id} through the version override")
-        first = probe(
+        first = _stage_and_probe(
+            session,
             resolved,
-            _through_override(base, dispatcher, new.id, wait_s),
-            wait_lines(say, new.id, wait_s),
+            report,
+            before,
+            new,
+            steps,
+            base=base,
+            probe=probe,
+            wait_s=wait_s,
+            message=f"{note} (probe)",
         )
-        report.add_probe("override", first)
         if not first.ok:
             return _restore(session, report, before, _override_failure(first, new.id), steps)
 
@@ -599,9 +694,10 @@ def _restore(
     steps.start(f"{what} failed: putting back {describe(before)}")
     try:
         report.after = _deploy(
-            session, report.dispatcher, shares, message="code24ctl canary failed"
+            session, report.dispatcher, shares, message=f"code24ctl {steps.strategy} failed"
         )
     except Code24Error as exc:
+        report.put_back_failed = True
         report.error = (
             f"{what} failed, and putting the deployment back failed too: {exc.message}; the "
             f"deployment is now {describe(report.after or before)}"
@@ -621,8 +717,8 @@ def failure(report: ReleaseReport) -> Code24Error:
     """The error a failed release exits with: 1 (a probe failed), 3 when the deployment could
     not be put back (the API failed)."""
     message = report.error or "the release failed"
-    if report.strategy == "canary" and not report.restored and report.before is not None:
-        back = " ".join(f"{s.version_id}" for s in report.before.versions[:1])
+    if report.put_back_failed and report.before is not None:
+        back = _back_to(report.before)
         return CloudflareAPIError(
             message,
             hint=f"put it back with `code24ctl rollback --env {report.environment} {back} --yes`",
@@ -690,7 +786,8 @@ class PromotePlan(BaseModel):
     before: DeploymentInfo
     state: ReleaseState
     target: VersionInfo
-    # The target is in the serving deployment, so the override reaches it: probed first.
+    # The target is in the serving deployment, so the override reaches it: probed before
+    # anything is written. Otherwise it goes in at 0% first (as a canary's version does).
     in_deployment: bool
 
 
@@ -728,6 +825,18 @@ def plan_promote(
     )
 
 
+def require_probe(resolved: ResolvedConfig, options: ProbeOptions, command: str) -> None:
+    """Refuse (exit 2) to release a version when the environment has nothing to probe."""
+    try:
+        plan_probe(resolved, options)
+    except UsageError as exc:
+        raise UsageError(
+            f"{command} probes the version before it takes traffic, and cannot here: {exc.message}",
+            # Release commands take the config's base_url only (no --base-url option).
+            hint=(exc.hint or "").replace(" or pass --base-url URL", "") or None,
+        ) from None
+
+
 def probe_candidate(
     resolved: ResolvedConfig,
     plan: PromotePlan,
@@ -737,17 +846,18 @@ def probe_candidate(
     wait_s: float = DEFAULT_VERSION_WAIT_S,
     say: Say = _quiet,
 ) -> ProbeReport | None:
-    """Probe the promotion's target through the override (None when it is not in the
-    deployment, so the override cannot reach it, or the environment has nothing to probe)."""
-    if not plan.in_deployment or plan.before.share_of(plan.target.id) == 100:
+    """Probe the promotion's target through the override, before anything is written (None
+    when it already serves 100%, or when it is not in the deployment: then
+    :func:`run_promote` puts it in at 0% and probes it). An environment with nothing to probe
+    stops here, before the question (exit 2): no version goes to 100% unprobed."""
+    if plan.before.share_of(plan.target.id) == 100:
+        return None
+    require_probe(resolved, probe_options or ProbeOptions(), "promote")
+    if not plan.in_deployment:
         return None
     options = _through_override(
         probe_options or ProbeOptions(), plan.dispatcher, plan.target.id, wait_s
     )
-    try:
-        plan_probe(resolved, options)
-    except UsageError:
-        return None
     say(f"promote: probing version {plan.target.id} through the version override")
     return probe(resolved, options, wait_lines(say, plan.target.id, wait_s))
 
@@ -758,30 +868,65 @@ def run_promote(
     plan: PromotePlan,
     probed: ProbeReport | None,
     *,
+    probe_options: ProbeOptions | None = None,
+    probe: ProbeRunner = _run_probe,
+    wait_s: float = DEFAULT_VERSION_WAIT_S,
     say: Say = _quiet,
 ) -> ReleaseReport:
-    """Deploy the plan's target at 100% unless ``probed`` failed (then nothing is written)."""
-    report = _report(resolved, "promote", "promote", plan.before)
+    """Deploy the plan's target at 100% unless ``probed`` failed (then nothing is written).
+
+    A target outside the deployment has not been probed yet (the override cannot reach it):
+    it goes in at 0% and is probed through the override first, as a canary's version is; a
+    failed probe puts the deployment back (``ok`` False, ``restored``). Ctrl-C or SIGTERM
+    once anything may have been written puts the deployment back too
+    (:class:`~code24ctl.errors.Interrupted`)."""
+    before = plan.before
+    report = _report(resolved, "promote", "promote", before)
     report.version = plan.target
+    target = plan.target.id
     if probed is not None:
         report.add_probe("override", probed)
         if not probed.ok:
             report.ok = False
             report.error = (
-                f"{_override_failure(probed, plan.target.id)} failed; nothing was changed "
-                f"({describe(plan.before)})"
+                f"{_override_failure(probed, target)} failed; nothing was changed "
+                f"({describe(before)})"
             )
             report.state = plan.state
             return report
-    if plan.before.share_of(plan.target.id) == 100:
-        report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
+    if before.share_of(target) == 100:
+        report.notes.append(f"version {target} already serves 100%: nothing to do")
         report.state = plan.state
         return report
-    say(f"promote: deploying version {plan.target.id} at 100%")
-    report.after = _deploy(
-        session, report.dispatcher, [(plan.target.id, 100.0)], message="code24ctl promote"
-    )
-    report.changed = True
+    steps = _Steps("promote", say, uploads=False)
+    try:
+        if not plan.in_deployment:
+            first = _stage_and_probe(
+                session,
+                resolved,
+                report,
+                before,
+                plan.target,
+                steps,
+                base=probe_options or ProbeOptions(),
+                probe=probe,
+                wait_s=wait_s,
+                message="code24ctl promote (probe)",
+            )
+            if not first.ok:
+                return _restore(session, report, before, _override_failure(first, target), steps)
+        steps.start(f"deploying version {target} at 100%")
+        try:
+            report.after = _deploy(
+                session, report.dispatcher, [(target, 100.0)], message="code24ctl promote"
+            )
+        except CloudflareAPIError as exc:
+            if not report.changed:
+                raise
+            return _restore(session, report, before, f"deploying it at 100% ({exc.message})", steps)
+        report.changed = True
+    except KeyboardInterrupt as exc:
+        raise _interrupted(session, report, before, steps, exc) from None
     report.state = state_after(report)
     return report
 
@@ -828,6 +973,12 @@ def plan_rollback(
         target = get_version(session, dispatcher, found)
         reason = "the previous version that served 100%"
     involved = [get_version(session, dispatcher, s.version_id) for s in before.versions]
+    proven = any(
+        s.version_id == target.id and s.percentage == 100 for d in history for s in d.versions
+    )
+    if not proven:
+        # Before the question and before anything is written.
+        require_probe(resolved, ProbeOptions(), "rollback")
     return RollbackPlan(
         environment=resolved.env_name,
         namespace=resolved.namespace(),
@@ -837,6 +988,7 @@ def plan_rollback(
         target=target,
         reason=reason,
         involved=[v for v in involved if v.id != target.id] + [target],
+        proven=proven,
     )
 
 
@@ -860,41 +1012,88 @@ def run_rollback(
     probe_options: ProbeOptions | None = None,
     probe: ProbeRunner = _run_probe,
     confirm_force: Callable[[list[str]], bool] | None = None,
+    wait_s: float = DEFAULT_VERSION_WAIT_S,
     say: Say = _quiet,
 ) -> ReleaseReport:
     """Deploy the plan's target at 100%, then probe (a failing probe leaves it deployed).
 
+    A target that never served 100% (``plan.proven`` False) has not proven itself: it is
+    probed through the override first, put into the deployment at 0% when it is not there,
+    as a canary's version is; a failed probe puts the deployment back (``restored``).
+
     When the API refuses because secrets changed since the target was deployed, ask
     ``confirm_force(secret names)``; once it says yes, retry with ``force`` (as wrangler's
-    rollback does); otherwise :class:`~code24ctl.errors.Aborted`, nothing changed."""
-    report = _report(resolved, "rollback", "rollback", plan.before)
+    rollback does); otherwise :class:`~code24ctl.errors.Aborted`, nothing changed.
+
+    Ctrl-C or SIGTERM: while an unproven target is being probed, the deployment is put back;
+    once the deployment of a proven target may have been sent, it is not undone, and the
+    :class:`~code24ctl.errors.Interrupted` says what serves and the command that finishes."""
+    before = plan.before
+    target = plan.target.id
+    report = _report(resolved, "rollback", "rollback", before)
     report.version = plan.target
     report.involved = plan.involved
-    if plan.before.share_of(plan.target.id) == 100 and not plan.before.split:
-        report.notes.append(f"version {plan.target.id} already serves 100%: nothing to do")
-    else:
-        say(f"rollback: deploying version {plan.target.id} at 100%")
-        shares = [(plan.target.id, 100.0)]
+    forced: list[str] = []
+
+    def deploy(shares: list[tuple[str, float]], message: str) -> DeploymentInfo:
         try:
-            report.after = _deploy(session, plan.dispatcher, shares, message="code24ctl rollback")
+            return _deploy(session, plan.dispatcher, shares, message=message, force=bool(forced))
         except CloudflareAPIError as exc:
             secrets = changed_secrets(exc)
-            if secrets is None:
+            if secrets is None or forced:
                 raise
             if confirm_force is None or not confirm_force(secrets):
                 raise Aborted(
-                    f"the API refused the rollback to {plan.target.id}: secrets changed since "
-                    f"it was deployed ({', '.join(secrets) or 'not named'}); nothing was changed"
+                    f"the API refused the rollback to {target}: secrets changed since "
+                    f"it was deployed ({', '.join(secrets) or 'not named'}); the deployment "
+                    f"is unchanged ({describe(report.after or before)})"
                 ) from None
-            say(f"rollback: deploying version {plan.target.id} at 100% (forced)")
-            report.after = _deploy(
-                session, plan.dispatcher, shares, message="code24ctl rollback", force=True
+            forced.append(", ".join(secrets) or "not named")
+            steps.say("rollback: deploying again, forced across the changed secrets")
+            return _deploy(session, plan.dispatcher, shares, message=message, force=True)
+
+    steps = _Steps("rollback", say, uploads=False)
+    if before.share_of(target) == 100 and not before.split:
+        report.notes.append(f"version {target} already serves 100%: nothing to do")
+    elif not plan.proven:
+        try:
+            first = _stage_and_probe(
+                session,
+                resolved,
+                report,
+                before,
+                plan.target,
+                steps,
+                base=probe_options or ProbeOptions(),
+                probe=probe,
+                wait_s=wait_s,
+                message="code24ctl rollback (probe)",
+                deploy=deploy,
             )
-            report.notes.append(
-                f"forced across changed secrets ({', '.join(secrets) or 'not named'}): version "
-                f"{plan.target.id} now runs with the secrets as they are"
-            )
+            if not first.ok:
+                return _restore(session, report, before, _override_failure(first, target), steps)
+            steps.start(f"deploying version {target} at 100%")
+            try:
+                report.after = deploy([(target, 100.0)], "code24ctl rollback")
+            except CloudflareAPIError as exc:
+                if not report.changed:
+                    raise
+                what = f"deploying it at 100% ({exc.message})"
+                return _restore(session, report, before, what, steps)
+            report.changed = True
+        except KeyboardInterrupt as exc:
+            raise _interrupted(session, report, before, steps, exc) from None
+        _forced_note(report, forced, target)
+        report.state = state_after(report)
+        return report
+    else:
+        try:
+            steps.start(f"deploying version {target} at 100%")
+            report.after = deploy([(target, 100.0)], "code24ctl rollback")
+        except KeyboardInterrupt as exc:
+            raise _interrupted_keeping(session, report, before, steps, exc, target) from None
         report.changed = True
+    _forced_note(report, forced, target)
     report.state = state_after(report)
     options = probe_options or ProbeOptions()
     try:
@@ -902,12 +1101,21 @@ def run_rollback(
     except UsageError as exc:
         report.notes.append(f"not probed: {exc.message}")
         return report
-    say("rollback: probing")
-    after = probe(resolved, options, None)
+    try:
+        steps.start("probing")
+        after = probe(resolved, options, None)
+    except KeyboardInterrupt as exc:
+        raise _interrupted_keeping(session, report, before, steps, exc, target) from None
     report.add_probe("after", after)
     if not after.ok:
         report.ok = False
-        report.error = (
-            f"the probe after the rollback failed; version {plan.target.id} stays at 100%"
-        )
+        report.error = f"the probe after the rollback failed; version {target} stays at 100%"
     return report
+
+
+def _forced_note(report: ReleaseReport, forced: list[str], target: str) -> None:
+    if forced:
+        report.notes.append(
+            f"forced across changed secrets ({forced[0]}): version {target} now runs with the "
+            "secrets as they are"
+        )

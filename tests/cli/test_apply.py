@@ -43,7 +43,7 @@ FULL_PLAN = [
     ],
     "  3. deploy:",
     f"       + KV namespace {KV_TITLE}",
-    f"       + dispatcher {DISPATCHER}",
+    f"       + dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1))",
     f"       + route {API_PATTERN} (code24.dev)",
     f"       + route {ELITE_PATTERN} (code24.dev)",
 ]

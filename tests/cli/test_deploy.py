@@ -42,6 +42,8 @@ DISPATCHER_TAGS = [
     "code24ctl-environment:staging",
     "code24ctl-role:dispatcher",
 ]
+# The repo config's platform-wide Workers Logs, which deploy gives the dispatcher too.
+LOGS_ON = {"enabled": True, "head_sampling_rate": 1.0}
 
 
 def staging_route_table() -> dict[str, Any]:
@@ -185,6 +187,7 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
         "compatibility_date": "2025-06-01",
         "bindings": bindings,
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "tags": DISPATCHER_TAGS,
         # Every upload is a version that says which code24ctl and which config it carries.
         "annotations": {
@@ -260,6 +263,7 @@ def test_deploy_json_is_one_document_describing_everything(
             "compatibility_date": "2025-06-01",
             "bindings": expected_bindings(created_kv),
             "keep_bindings": ["secret_text", "secret_key"],
+            "observability": LOGS_ON,
             "tags": DISPATCHER_TAGS,
         },
         "modules": [
@@ -511,7 +515,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     # The plan only: the upload metadata needs --show-metadata (or --json).
     assert result.stdout.splitlines() == [
         f"+ KV namespace {KV_TITLE}",
-        f"+ dispatcher {DISPATCHER}",
+        f"+ dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1))",
         f"+ route {API_PATTERN} (code24.dev)",
         f"+ route {ELITE_PATTERN} (code24.dev)",
     ]
@@ -531,6 +535,7 @@ def test_show_metadata_prints_the_upload_metadata(
         "compatibility_date": "2025-06-01",
         "bindings": expected_bindings("<created on deploy>"),
         "keep_bindings": ["secret_text", "secret_key"],
+        "observability": LOGS_ON,
         "tags": DISPATCHER_TAGS,
     }
 
@@ -911,3 +916,36 @@ def test_removing_every_route_from_the_config_deletes_the_dispatchers_routes(
         f"route {ELITE_PATTERN}: deleted (no longer configured, code24.dev)",
     ]
     assert route_owners(cf_state, cf_seed.zone_id) == {}
+
+
+def test_deploy_carries_the_platform_workers_logs_to_the_dispatcher_and_plans_the_change(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    cf_inprocess_client: Any,
+    with_namespace: None,
+) -> None:
+    # The platform-wide observability is the dispatcher's too: `logs --request-id` shows its
+    # line beside the workers'. Someone turned it off since (off is read back as no setting);
+    # the plan shows it coming back.
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    cf_inprocess_client.workers.scripts.settings.edit(
+        DISPATCHER, account_id=cf_seed.account_id, observability={"enabled": False}
+    )
+    cf_state.clear_requests()
+
+    planned = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+
+    assert planned.exit_code == 0, planned.stderr
+    assert planned.stdout.splitlines() == [
+        f"~ dispatcher {DISPATCHER}",
+        '    ~ observability: (none) -> {"enabled": true, "head_sampling_rate": 1.0}',
+    ]
+
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    (upload,) = cf_state.requests(method="PUT")
+    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata part")).data)
+    assert metadata["observability"] == LOGS_ON
+    again = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
+    assert again.stdout.splitlines() == [f"dispatcher {DISPATCHER}: nothing to change"]

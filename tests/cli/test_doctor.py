@@ -611,3 +611,54 @@ def test_copies_without_workers_logs_are_a_warning_naming_the_config_key(
         f"in {REPO_CONFIG}, then code24ctl bind --env staging",
         "differences": [],
     }
+
+
+def test_a_dispatcher_without_workers_logs_is_a_warning_naming_the_config_key(
+    tmp_path: Path,
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    json_site: str,
+) -> None:
+    # Without the platform-wide observability, deploy leaves the dispatcher's Workers Logs as
+    # they are (off, for a new Worker): `logs --request-id` cannot find its line.
+    def change(data: dict[str, Any]) -> None:
+        del data["observability"]
+        for worker in data["workers"].values():
+            worker["observability"] = {"enabled": True}
+
+    config = write_config(tmp_path, change)
+    cf_state.add_namespace(cf_seed.account_id, NAMESPACE)
+    bind_directly(cf_state, cf_seed.account_id)
+    assert run_cli("deploy", "--env", "staging", env=cf_env, config=config).exit_code == 0
+
+    result = run_cli(
+        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=config
+    )
+
+    assert result.exit_code == 0, result.output
+    assert checks(result.stdout)["dispatcher logs"] == {
+        "name": "dispatcher logs",
+        "status": "warn",
+        "detail": f"Workers Logs is off for the dispatcher {DISPATCHER}: `code24ctl logs "
+        "--request-id` cannot show the dispatcher's own line for a request",
+        "fix": f"set observability: {{enabled: true}} (platform-wide) in {config}, then "
+        "code24ctl deploy --env staging",
+        "differences": [],
+    }
+    assert checks(result.stdout)["dispatcher"]["status"] == "ok"
+
+    # The repo config turns it on: deploy is the fix, and after it the warning is gone.
+    stale = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+    assert checks(stale.stdout)["dispatcher logs"]["fix"] == (
+        "code24ctl deploy --env staging  (the config turns it on)"
+    )
+    dispatcher = checks(stale.stdout)["dispatcher"]
+    assert [(d["path"], d["old"], d["new"]) for d in dispatcher["differences"]] == [
+        ("observability", None, {"enabled": True, "head_sampling_rate": 1.0})
+    ]
+    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
+    fixed = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+    assert "dispatcher logs" not in checks(fixed.stdout)
+    assert checks(fixed.stdout)["dispatcher"]["status"] == "ok"

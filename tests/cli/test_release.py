@@ -215,7 +215,7 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
     ]
 
 
-def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_settings(
+def test_a_version_upload_carries_versioned_metadata_only_and_settings_go_to_script_settings(
     cli: RunCli,
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
@@ -223,11 +223,12 @@ def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_
     v1: str,
 ) -> None:
     # The SDK's version-upload Metadata has no tags: they are the script's, not the version's.
-    # Here someone cleared them since the deploy, so the release puts them back through
+    # Nor Workers Logs (observability), which the config turns on for the dispatcher. Here
+    # someone cleared both since the deploy, so the release puts them back through
     # script-settings (as wrangler's versions upload does), and the split keeps them.
     base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
     cf_inprocess_client.workers.scripts.settings.edit(
-        DISPATCHER, account_id=cf_seed.account_id, tags=[]
+        DISPATCHER, account_id=cf_seed.account_id, tags=[], observability={"enabled": False}
     )
     cf_state.clear_requests()
 
@@ -250,11 +251,12 @@ def test_a_version_upload_carries_versioned_metadata_only_and_tags_go_to_script_
     ]
     (patch,) = cf_state.requests(method="PATCH")
     assert patch.json == {
+        "observability": {"enabled": True, "head_sampling_rate": 1.0},
         "tags": [
             "code24ctl-platform:code24",
             "code24ctl-environment:staging",
             "code24ctl-role:dispatcher",
-        ]
+        ],
     }
     served = cf_state.account_script(cf_seed.account_id, DISPATCHER)
     assert served is not None and served.tags == patch.json["tags"]
@@ -1335,3 +1337,368 @@ def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
     v2 = newest(cf_state, cf_seed)
     assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
     assert f"after: {v2} at 10%, {v1} at 90%" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# promote / rollback of a version that has not proven itself: probed as a canary's version is
+
+
+@pytest.fixture
+def unproven(cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str) -> str:
+    """A version that served 10% and was rolled back, so never 100%: v1 serves 100%."""
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("rollback", "--env", "staging", "--yes").exit_code == 0
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    cf_state.clear_requests()
+    return v2
+
+
+def shares(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
+    return [{"version_id": v, "percentage": p} for v, p in pairs]
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_a_version_outside_the_deployment_goes_in_at_0_and_is_probed_before_100(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    zone: VersionSite,
+    command: str,
+) -> None:
+    v2 = unproven
+    # The override applies a moment after the 0% deployment: until then v1 answers, which
+    # must not count as v2 passing.
+    zone.propagation_delay_s = 0.8
+    zone.clear()
+
+    result = cli(command, "--env", "staging", v2[:8], "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        shares((v1, 100.0), (v2, 0.0)),
+        shares((v2, 100.0)),
+    ]
+    # Every probe request went through the override, and v2 answered every one that counted.
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert zone.served[-PROBED_ROUTES:] == [v2] * PROBED_ROUTES
+    assert v1 in zone.served  # the wait saw the old version first
+    assert f"probe of version {v2} through the version override header:" in result.stdout
+    assert "probe after the rollback:" not in result.stdout
+    assert result.stdout.splitlines()[-2:] == [
+        f"state: one version: {v2} at 100%",
+        f"{command} done: version {v2} serves 100%",
+    ]
+    steps = [line for line in result.stderr.splitlines() if line.startswith(f"{command}: ")]
+    assert steps == [
+        f"{command}: deploying version {v2} at 0% beside {v1} (100%), so that the version "
+        "override reaches it",
+        f"{command}: probing version {v2} through the version override",
+        f"{command}: deploying version {v2} at 100%",
+    ]
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_a_version_outside_the_deployment_whose_probe_fails_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    zone: VersionSite,
+    command: str,
+) -> None:
+    v2 = unproven
+    zone.choose = broken_except(v1)
+
+    result = cli(command, "--env", "staging", v2, "--yes", "--json")
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        shares((v1, 100.0), (v2, 0.0)),
+        shares((v1, 100.0)),
+    ]
+    document = json.loads(result.stdout)
+    assert document["restored"] is True
+    assert document["put_back_failed"] is False
+    assert [run["stage"] for run in document["probes"]] == ["override"]
+    message = (
+        f"the probe through the override failed; the deployment is back as it was ({v1} "
+        f"100%); version {v2} takes no traffic"
+    )
+    assert document["error"] == message
+    assert result.stderr.endswith(f"error: {message}\n")
+
+
+def test_promote_of_a_version_whose_override_never_applies_fails_version_not_applied(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    zone: VersionSite,
+) -> None:
+    v2 = unproven
+    zone.propagation_delay_s = 3600
+
+    result = cli("promote", "--env", "staging", v2, "--yes", "--wait", "1")
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert result.stderr.endswith(
+        f"error: the probe through the override (version_not_applied: version {v2} never "
+        f"answered within 1 s) failed; the deployment is back as it was ({v1} 100%); version "
+        f"{v2} takes no traffic\n"
+    )
+
+
+def test_a_release_that_cannot_be_probed_is_refused_before_anything_is_written(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    tmp_path: Path,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"].pop("base_url", None)
+
+    (tmp_path / "bare").mkdir()
+    bare = write_config(tmp_path / "bare", change)
+
+    for command in ("promote", "rollback"):
+        result = run_cli(command, "--env", "staging", unproven, "--yes", env=cf_env, config=bare)
+
+        assert result.exit_code == 2, result.stderr
+        assert f"error: {command} probes the version before it takes traffic, and cannot " in (
+            result.stderr
+        )
+        assert f"  hint: set environments.staging.base_url in {bare}\n" in result.stderr
+        assert writes(cf_state) == []
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+    # Nor the candidate of a split: the override would reach it, but there is nowhere to send.
+    assert run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env).exit_code == 0
+    cf_state.clear_requests()
+    refused = run_cli("promote", "--env", "staging", "--yes", env=cf_env, config=bare)
+    assert refused.exit_code == 2
+    assert writes(cf_state) == []
+    # A rollback to a version that served 100% needs no probe first.
+    rolled = run_cli("rollback", "--env", "staging", "--yes", env=cf_env, config=bare)
+    assert rolled.exit_code == 0, rolled.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
+def test_promote_of_a_third_version_during_a_split_probes_it_beside_the_stable_one(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+) -> None:
+    # A deployment holds two versions at most: the third goes in beside the stable one.
+    v2 = unproven
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v3 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+
+    result = cli("promote", "--env", "staging", v2, "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        shares((v1, 100.0), (v2, 0.0)),
+        shares((v2, 100.0)),
+    ]
+    assert v3 != v2
+
+
+def test_rollback_to_a_version_that_served_100_percent_is_not_staged(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    # v1 served 100% before: a rollback to it is the way out, not a release; it goes straight
+    # to 100% and is probed afterwards.
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    cf_state.clear_requests()
+    zone.clear()
+
+    result = cli("rollback", "--env", "staging", v1, "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [shares((v1, 100.0))]
+    assert not any(OVERRIDE in r.headers for r in zone.requests)
+    assert "probe after the rollback:" in result.stdout
+    assert v2 != v1
+
+
+# --------------------------------------------------------------------------------------------
+# Interrupts during promote and rollback
+
+
+def signal_after_deployment(
+    monkeypatch: pytest.MonkeyPatch, state: EmulatorState, call: int, signum: int
+) -> None:
+    """Deliver ``signum`` to this process once the emulator has applied the ``call``-th
+    deployment create (1-based), before its answer: the interrupt comes after the POST."""
+    store = state.versions
+    real = store.deploy
+    seen = [0]
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        answer = real(*args, **kwargs)
+        if seen[0] == call:
+            os.kill(os.getpid(), signum)
+        return answer
+
+    monkeypatch.setattr(store, "deploy", deploy)
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated by SIGTERM")],
+)
+def test_an_interrupt_after_promote_deployed_puts_the_split_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: int,
+    status: int,
+    word: str,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+    signal_after_deployment(monkeypatch, cf_state, 1, signum)
+
+    result = cli("promote", "--env", "staging", "--yes")
+
+    assert result.exit_code == status
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        shares((v2, 100.0)),
+        shares((v2, 10.0), (v1, 90.0)),
+    ]
+    assert f"promote: putting back {v2} 10%, {v1} 90%" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {word} while deploying version {v2} at 100%; deployed {v2} 100%; put back "
+        f"{v2} 10%, {v1} 90%"
+    )
+
+
+def test_an_interrupt_while_promote_probes_an_outside_version_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v2 = unproven
+    signal_at(monkeypatch, "promote: probing version", signal.SIGTERM)
+
+    result = cli("promote", "--env", "staging", v2, "--yes")
+
+    assert result.exit_code == 143
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert result.stderr.splitlines()[-1] == (
+        f"error: terminated by SIGTERM while probing version {v2} through the version "
+        f"override; deployed {v1} 100%, {v2} 0%; put back {v1} 100%"
+    )
+
+
+def test_an_interrupt_after_the_rollback_deployed_leaves_it_and_says_so(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The rollback is the way out of the version it started from: once sent, it is not undone.
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    cf_state.clear_requests()
+    signal_after_deployment(monkeypatch, cf_state, 1, signal.SIGINT)
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert len(deployment_writes(cf_state, cf_seed)) == 1
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: interrupted while deploying version {v1} at 100%; the rollback is in place "
+        f"({v1} 100%), but it was not probed afterwards",
+        "  hint: probe it with `code24ctl probe --env staging`",
+    ]
+
+
+def test_a_sigterm_during_the_probe_after_a_rollback_leaves_it(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    signal_at(monkeypatch, "rollback: probing", signal.SIGTERM)
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 143
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert result.stderr.splitlines()[-2] == (
+        f"error: terminated by SIGTERM while probing; the rollback is in place ({v1} 100%), "
+        "but it was not probed afterwards"
+    )
+
+
+def test_an_interrupt_before_the_rollback_was_sent_names_the_command_that_finishes_it(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+    signal_at(monkeypatch, "rollback: deploying version")
+
+    result = cli("rollback", "--env", "staging", "--yes")
+
+    assert result.exit_code == 130
+    assert deployment_writes(cf_state, cf_seed) == []
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: interrupted while deploying version {v1} at 100%; the deployment is "
+        f"unchanged ({v2} 10%, {v1} 90%)",
+        f"  hint: finish it with `code24ctl rollback --env staging {v1} --yes`",
+    ]
+
+
+def test_an_interrupt_while_rollback_probes_an_unproven_version_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v2 = unproven
+    signal_at(monkeypatch, "rollback: probing version")
+
+    result = cli("rollback", "--env", "staging", v2, "--yes")
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert result.stderr.splitlines()[-1] == (
+        f"error: interrupted while probing version {v2} through the version override; "
+        f"deployed {v1} 100%, {v2} 0%; put back {v1} 100%"
+    )
