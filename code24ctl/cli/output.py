@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, cast
-
-import typer
 
 from code24ctl.cli import typer_compat
 from code24ctl.cli.invocation import Invocation, invocation
@@ -207,8 +206,9 @@ def is_terminal() -> bool:
 def confirm(question: str, *, yes: bool, nothing_done: str = "nothing was changed") -> bool:
     """Ask before a destructive step. Without a terminal and without --yes, refuse (exit 2).
 
-    Ctrl-C at the question is an interruption like any other (exit 130), saying
-    ``nothing_done``; answering no is the caller's refusal.
+    Ctrl-C at the question is an interruption like any other (exit 130; SIGTERM 143, SIGHUP
+    129), saying ``nothing_done``, whenever it lands (see :func:`_typed_line`); answering no
+    is the caller's refusal.
     """
     if yes:
         return True
@@ -219,9 +219,47 @@ def confirm(question: str, *, yes: bool, nothing_done: str = "nothing was change
         )
 
     try:
-        return typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # what Typer raises for Ctrl-C (and a closed stdin) at a prompt
-        raise Interrupted(f"interrupted at the prompt: {nothing_done}") from None
+        while True:
+            answer = _typed_line(f"{question} [y/N]: ").strip().lower()
+            if answer in ("y", "yes"):
+                return True
+            if answer in ("", "n", "no"):
+                return False
+            sys.stderr.write("Error: invalid input\n")
+    except (KeyboardInterrupt, EOFError) as exc:  # Ctrl-C (SIGTERM...), or Ctrl-D
+        sys.stderr.write("\n")  # the error goes below the prompt, not after it
+        raise Interrupted(
+            f"{interruption_word(exc)} at the prompt: {nothing_done}",
+            exit_code=interruption_status(exc),
+        ) from None
+
+
+#: How often the wait for an answer looks at a signal that came before it began.
+PROMPT_POLL_S = 0.1
+
+
+def _typed_line(prompt: str) -> str:
+    """Show ``prompt`` on stderr and return the line typed on stdin (EOFError: none will come).
+
+    Not ``input()`` (what Typer's prompts use): a Ctrl-C landing after the prompt is shown but
+    before ``input()`` blocks in ``read()`` sets Python's flag and interrupts nothing, and
+    ``read()`` then waits for a line that never comes; the Ctrl-C is lost. Waiting in
+    ``select()`` with a timeout instead returns to Python at least every
+    :data:`PROMPT_POLL_S`, where that Ctrl-C raises; one during the wait interrupts it at once.
+    """
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real stream: nothing to wait on
+        fd = None
+    if fd is not None:
+        while not select.select([fd], [], [], PROMPT_POLL_S)[0]:
+            pass
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from code24ctl.cloudflare.client import SCRIPT_NOT_FOUND, api_call, is_not_found
 from code24ctl.cloudflare.namespaces import (
     list_namespace_scripts,
 )
-from code24ctl.cloudflare.pacing import Pacer, RetryPolicy
+from code24ctl.cloudflare.outcome import write_checked
+from code24ctl.cloudflare.pacing import Pacer, RetryPolicy, sent_once
 from code24ctl.config import check_names
 from code24ctl.errors import Change, CloudflareAPIError, Code24Error, Failure
 from code24ctl.ops.failures import HoldsFailure
@@ -62,10 +63,7 @@ def unbind_workers(
             if dry_run:
                 return UnbindRow(alias=name, action="would-delete")
             try:
-                with api_call(f"delete Worker {name} from dispatch namespace {namespace}"):
-                    api.client.workers_for_platforms.dispatch.namespaces.scripts.delete(
-                        name, account_id=api.account_id, dispatch_namespace=namespace
-                    )
+                delete_worker(api, namespace, name)
             except Code24Error as exc:
                 if isinstance(exc, CloudflareAPIError) and is_not_found(exc, SCRIPT_NOT_FOUND):
                     return UnbindRow(alias=name, action="not-bound")
@@ -73,6 +71,36 @@ def unbind_workers(
             return UnbindRow(alias=name, action="deleted")
 
         return run_all(one, wanted, checked_concurrency(concurrency))
+
+
+def delete_worker(session: CloudflareSession, namespace: str, name: str) -> None:
+    """Delete ``name`` from the namespace; a missing Worker raises (``SCRIPT_NOT_FOUND``).
+
+    Sent once, not repeated by the transport: a repeat after a DELETE that was carried out but
+    whose answer was lost meets "not found", which would report our own delete as a Worker
+    that was never there. So a lost answer is read back (:func:`write_checked`): the Worker
+    gone means this delete was carried out; still there, it is sent once more.
+    """
+    what = f"delete Worker {name} from dispatch namespace {namespace}"
+    scripts = session.client.workers_for_platforms.dispatch.namespaces.scripts
+
+    def delete() -> bool:
+        with sent_once(), api_call(what):
+            scripts.delete(name, account_id=session.account_id, dispatch_namespace=namespace)
+        return True
+
+    def gone() -> bool | None:
+        try:
+            with api_call(f"read Worker {name} in dispatch namespace {namespace}"):
+                scripts.get(name, account_id=session.account_id, dispatch_namespace=namespace)
+        except CloudflareAPIError as exc:
+            if is_not_found(exc, SCRIPT_NOT_FOUND):
+                return True
+            raise
+        return None
+
+    # Only the DELETE is sent once; the read back is an ordinary read, retried as any.
+    write_checked(what, delete, gone, shows="code24ctl workers")
 
 
 def deletions(rows: Sequence[UnbindRow]) -> tuple[Change, ...]:

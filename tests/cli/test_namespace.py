@@ -7,6 +7,7 @@ import json
 from tests.emulator.seeds import Code24Seed
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
+from tests.support.clock import FakeClock
 
 STAGING_NS = "code24-workers-staging"
 
@@ -232,6 +233,22 @@ def test_a_burst_of_rate_limits_is_ridden_out_visibly(
     assert [line.split(": HTTP ")[1] for line in result.stderr.splitlines()] == [
         "429; retry 2 in 0.1s (60 s left of this call)",
         "429; retry 3 in 0.1s (60 s left of this call)",
+    ]
+
+
+def test_a_long_retry_after_is_said_once_with_its_reason_and_the_time_left(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, api_clock: FakeClock
+) -> None:
+    cf_state.fail_next(1, status=429, retry_after=30)
+    result = run_cli("namespace", "list", "--json", env=cf_env)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["namespaces"] == []
+    assert cf_state.counters()["served_429"] == 1
+    assert api_clock.sleeps == [30.0]  # the Retry-After, waited once (on the fake clock)
+    # One line for the one wait: the transport's, not also the pacer's "waiting for ...".
+    assert result.stderr.splitlines() == [
+        f"warning: GET /client/v4/accounts/{cf_env['CLOUDFLARE_ACCOUNT_ID']}/workers/dispatch/"
+        "namespaces: HTTP 429; retry 1 in 30.0s (60 s left of this call)"
     ]
 
 

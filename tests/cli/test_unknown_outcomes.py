@@ -229,6 +229,35 @@ def test_upload_with_a_durable_object_migration(
     assert json.loads(again.stdout)["workers"][0]["action"] == "unchanged"
 
 
+@pytest.mark.parametrize("kind", FAULTS)
+def test_unbind_after_a_lost_delete_answer_says_deleted(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    cf_state.add_namespace(ACCOUNT_ID, NAMESPACE)
+    assert _bind_brand(run_cli, cf_env, tmp_path, "brand-worker-{env}").exit_code == 0
+    cf_state.faults.add("DELETE", "*/dispatch/namespaces/*/scripts/brand-worker", kind)
+    config = tmp_path / "namespaces.yaml"
+    unbind = ("unbind", "brand-worker", "--yes", "--json", "--env", "staging")
+
+    result = run_cli(*unbind, env=cf_env, config=config)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(row["alias"], row["action"]) for row in document["workers"]] == [
+        ("brand-worker", "deleted")
+    ]
+    assert document["summary"] == {"deleted": 1, "would_delete": 0, "not_bound": 0, "failed": 0}
+    assert [k for k, _, _ in cf_state.faults.served] == [kind]
+    assert cf_state.namespace_script(ACCOUNT_ID, NAMESPACE, "brand-worker") is None
+    deletes = cf_state.requests(method="DELETE", path_contains="/scripts/brand-worker")
+    # Sent again only when the read back found the Worker still there (the reset).
+    assert len(deletes) == (2 if kind == "reset" else 1)
+    assert "reading the state back" in result.stderr
+    again = run_cli(*unbind, env=cf_env, config=config)
+    assert again.exit_code == 0, again.stderr
+    assert [row["action"] for row in json.loads(again.stdout)["workers"]] == ["not-bound"]
+
+
 # ------------------------------------------------------------------ deployments and settings
 
 

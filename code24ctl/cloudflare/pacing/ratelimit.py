@@ -134,6 +134,8 @@ class Pacer:
             self._windows["per-ip"] = _Window(per_ip, API_PER_IP_WINDOW_S)
         self._noticed_at: float | None = None
         self._paused_until = 0.0
+        #: The end of the last pause its caller already said on stderr (see :meth:`pause`).
+        self._said_until = 0.0
         self._server_left: int | None = None
         self._server_reset_at = 0.0
         self._lock = threading.Lock()
@@ -152,7 +154,9 @@ class Pacer:
         with self._lock:
             now = self._clock.monotonic()
             if self._paused_until > now:
-                return self._paused_until - now, "the API's Retry-After (HTTP 429)"
+                # A pause its caller said is not said again: one line per wait.
+                said = self._paused_until <= self._said_until
+                return self._paused_until - now, "" if said else "the API's Retry-After (HTTP 429)"
             if self._server_left is not None:
                 if now >= self._server_reset_at:
                     self._server_left = None
@@ -185,7 +189,8 @@ class Pacer:
         """Wait until one more request fits every budget, take its slot, return the wait.
 
         A wait longer than :data:`QUIET_WAIT_S` is said on stderr with its reason and how long
-        is left, at most every :data:`QUIET_WAIT_S` whatever the number of threads waiting.
+        is left, at most every :data:`QUIET_WAIT_S` whatever the number of threads waiting
+        (a pause already said by its caller is not said again).
         """
         waited = 0.0
         while True:
@@ -195,7 +200,7 @@ class Pacer:
                     with self._lock:
                         self.stats.waited_s += waited
                 return waited
-            if waited + delay > QUIET_WAIT_S and delay >= 0.1:
+            if reason and waited + delay > QUIET_WAIT_S and delay >= 0.1:
                 self._notice(reason, delay, waited)
             self._clock.sleep(delay)
             waited += delay
@@ -213,12 +218,18 @@ class Pacer:
         with self._lock:
             setattr(self.stats, what, getattr(self.stats, what) + 1)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every thread for ``seconds`` (from now), e.g. a 429's ``Retry-After``."""
+    def pause(self, seconds: float, *, said: bool = False) -> None:
+        """Hold every thread for ``seconds`` (from now), e.g. a 429's ``Retry-After``.
+
+        ``said``: the caller has said this wait on stderr (reason and length), so threads
+        waiting it out stay quiet; a later, longer pause is said again.
+        """
         with self._lock:
             until = self._clock.monotonic() + max(0.0, seconds)
             if until > self._paused_until:
                 self._paused_until = until
+                if said:
+                    self._said_until = until
 
     def observe(self, headers: httpx.Headers) -> None:
         """Learn from the API's ``Ratelimit`` and ``Ratelimit-Policy`` headers, when sent.

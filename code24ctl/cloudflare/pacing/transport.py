@@ -142,11 +142,13 @@ class PacedTransport(httpx.BaseTransport):
     ) -> None:
         """Wait before the next attempt, then take its slot from the pacer."""
         delay = retry.delay_s
+        said = False
         if isinstance(outcome, httpx.Response):
             outcome.close()
             # From the second retry on, or a wait over QUIET_WAIT_S, say so without -v: a long
             # silent wait looks hung.
             level = logging.WARNING if attempts >= 2 or delay > QUIET_WAIT_S else logging.INFO
+            said = level == logging.WARNING
             if outcome.status_code == 429:  # ended by the deadline, not by a count
                 log.log(level, "%s %s: HTTP 429; retry %d in %.1fs (%.0f s left of this call)",
                         request.method, request.url.path, attempts, delay, call.left())  # fmt: skip
@@ -158,7 +160,9 @@ class PacedTransport(httpx.BaseTransport):
             log.info("%s %s: %s; retry in %.2fs", request.method, request.url.path,
                      type(outcome).__name__, delay)  # fmt: skip
         if retry.shared:
-            self.pacer.pause(delay)  # everyone waits: the budget is shared
+            # Everyone waits (the budget is shared); said above, so the pacer does not say it
+            # again to the thread that met the 429 nor to those waiting beside it.
+            self.pacer.pause(delay, said=said)
         else:
             self.clock.sleep(delay)
             call.spend(delay)

@@ -612,6 +612,41 @@ def test_a_long_wait_for_a_slot_is_said_with_its_reason_and_what_is_left(
     ]
 
 
+def test_a_pause_its_caller_said_is_not_said_again_by_the_threads_waiting_it_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    pacer = Pacer(1000, 300.0, headroom=0.0, per_second=None, clock=clock)
+    with caplog.at_level("WARNING", logger="code24ctl.cloudflare.pacing"):
+        pacer.pause(30.0, said=True)  # the transport's 429 line said this one
+        threads = [threading.Thread(target=pacer.acquire) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert caplog.records == []
+        pacer.pause(45.0)  # a longer pause nobody said: said once, whoever waits
+        pacer.acquire()
+        pacer.acquire()
+    assert [r.getMessage() for r in caplog.records] == [
+        "waiting for the API's Retry-After (HTTP 429): 45.0 s left (0.0 s waited so far)"
+    ]
+
+
+def test_one_line_for_a_long_retry_after_through_the_transport(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    inner, seen = scripted(envelope(429, headers={"Retry-After": "45"}), envelope())
+    with caplog.at_level("WARNING", logger="code24ctl.cloudflare.pacing"):
+        assert send(transport_over(inner, clock)).status_code == 200
+    assert len(seen) == 2
+    assert clock.sleeps == [45.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "GET /client/v4/zones: HTTP 429; retry 1 in 45.0s (900 s left of this call)"
+    ]
+
+
 def test_a_short_wait_is_not_said(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     pacer = Pacer(100_000, 300.0, headroom=0.0, per_second=2, per_ip_headroom=0.0, clock=clock)
