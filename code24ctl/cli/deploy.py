@@ -233,7 +233,7 @@ def _release(
 ) -> None:
     """``deploy --gradual PERCENT`` / ``deploy --canary PERCENT``: a new version, split."""
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops import release
+    from code24ctl.ops import release, rollout
 
     if gradual is not None and canary is not None:
         raise UsageError("--gradual and --canary do not go together: choose one")
@@ -241,10 +241,10 @@ def _release(
     release.require_versions(resolved)
     session = cloudflare_session(resolved)
     if gradual is not None:
-        report = release.gradual(session, resolved, gradual, message=message, say=output.note)
+        report = rollout.gradual(session, resolved, gradual, message=message, say=output.note)
     else:
         assert canary is not None
-        report = release.canary(
+        report = rollout.canary(
             session,
             resolved,
             canary,

@@ -39,7 +39,8 @@ def promote(
     nothing to probe (no base_url) is refused before the question (exit 2).
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.release import plan_promote, probe_candidate, require_versions, run_promote
+    from code24ctl.ops.promote import plan_promote, probe_candidate, run_promote
+    from code24ctl.ops.release import require_versions
 
     resolved = load(config, env)
     require_versions(resolved)

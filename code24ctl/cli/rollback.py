@@ -44,7 +44,8 @@ def rollback(
     Ctrl-C once the rollback may have been sent leaves it, and says what serves.
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.release import plan_rollback, require_versions, run_rollback
+    from code24ctl.ops.release import require_versions
+    from code24ctl.ops.rollback import plan_rollback, run_rollback
 
     resolved = load(config, env)
     require_versions(resolved)

@@ -21,19 +21,20 @@ if TYPE_CHECKING:
         OutboundConfig,
         ProbeDefaults,
         ProbeSample,
-        ResolvedConfig,
         RouteConfig,
         ValidationSummary,
         WorkerConfig,
         check_names,
     )
     from code24ctl.config.paths import builtin_config_path, config_path_from
+    from code24ctl.config.resolved import ResolvedConfig
 
 _HOMES = {
     "load_config": "loader",
     "resolve_config": "loader",
     "builtin_config_path": "paths",
     "config_path_from": "paths",
+    "ResolvedConfig": "resolved",
 }
 
 

@@ -18,7 +18,8 @@ from code24ctl.errors import UsageError
 from code24ctl.names import did_you_mean
 
 if TYPE_CHECKING:
-    from code24ctl.config.models import Config, ResolvedConfig
+    from code24ctl.config.models import Config
+    from code24ctl.config.resolved import ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def resolve_environment(
     """Read the config and resolve it for the chosen environment, remembering the origin."""
     # Imported here: describe_default serves --help, which must not pay for the models.
     from code24ctl.config.loader import load_config, resolve_config
-    from code24ctl.config.models import ResolvedConfig
+    from code24ctl.config.resolved import ResolvedConfig
 
     warned: set[str] = set()
     config = load_config(path, warned=warned)

@@ -30,10 +30,11 @@ from code24ctl.config.bounds import (
     read_bounded,
 )
 from code24ctl.config.checks import Location, offline_problems, reference_problems
-from code24ctl.config.models import Config, ReferenceProblems, ResolvedConfig
+from code24ctl.config.models import Config, ReferenceProblems
 from code24ctl.config.paths import builtin_config_path as builtin_config_path
 from code24ctl.config.paths import config_path_from as config_path_from
 from code24ctl.config.paths import missing_config_origin
+from code24ctl.config.resolved import ResolvedConfig
 from code24ctl.constants import TOKEN_ENV_VAR
 from code24ctl.errors import ConfigError, ConfigProblem, UsageError
 from code24ctl.names import did_you_mean

@@ -3,6 +3,7 @@ each, the release state, and the config hash the config would upload now."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
@@ -13,9 +14,11 @@ from code24ctl.cloudflare.versions import (
     config_hash,
     current_deployment,
     get_version,
+    hyphenated,
     list_versions,
 )
 from code24ctl.config import ResolvedConfig
+from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
 from code24ctl.ops.release import require_versions
 from code24ctl.ops.release_state import ReleaseState, read_release_state
@@ -94,4 +97,48 @@ def list_release_state(
             serving=len(deployment.versions) if deployment else 0,
             split=bool(deployment and deployment.split),
         ),
+    )
+
+
+#: How many of the newest versions a version id prefix is looked up among.
+#: How many of the newest versions a version id prefix is looked up among.
+RESOLVE_LIMIT = 100
+_FULL_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def resolve_version(session: CloudflareSession, resolved: ResolvedConfig, text: str) -> VersionInfo:
+    """The version ``text`` names: its id, or a prefix of exactly one recent version's id.
+
+    An unknown or ambiguous id is a usage error (exit 2) that lists the recent versions.
+    """
+    dispatcher = resolved.dispatcher()
+    wanted = text.strip().lower()
+    recent = list_versions(session, dispatcher, RESOLVE_LIMIT) if wanted else []
+    matches = [v for v in recent if v.id.lower().startswith(wanted)] if wanted else []
+    exact = [v for v in matches if v.id.lower() == wanted]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(
+        f"{v.id}" + (f" #{v.number}" if v.number is not None else "") for v in recent[:5]
+    )
+    versions_cmd = f"`code24ctl versions --env {resolved.env_name}`"
+    if len(matches) > 1:
+        raise UsageError(
+            f"version id {text!r} is ambiguous: {len(matches)} versions of {dispatcher} start "
+            f"with it ({', '.join(v.id for v in matches[:5])})",
+            hint="give more of the id",
+        )
+    if _FULL_ID.match(wanted):
+        try:
+            return get_version(session, dispatcher, hyphenated(wanted.replace("-", "")))
+        except CloudflareAPIError as exc:
+            if exc.status != 404:
+                raise
+    raise UsageError(
+        f"no version of {dispatcher} has an id starting with {text!r}",
+        hint=f"recent versions: {listing or 'none'} ({versions_cmd} lists them)",
     )
