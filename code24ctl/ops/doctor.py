@@ -471,15 +471,7 @@ def run_doctor(
         ):
             doctor.add(name, "skip", "needs a valid token and a reachable account")
     doctor.probe()
-    counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
-    for check in doctor.checks:
-        counts[check.status] += 1
-    return DoctorReport(
-        environment=resolved.env_name,
-        ok=counts["fail"] == 0,
-        counts=counts,
-        checks=doctor.checks,
-    )
+    return DoctorReport.of(resolved.env_name, doctor.checks)
 
 
 def run_whoami(session: CloudflareSession, resolved: ResolvedConfig) -> DoctorReport:
@@ -491,12 +483,7 @@ def run_whoami(session: CloudflareSession, resolved: ResolvedConfig) -> DoctorRe
         doctor.account()
     else:
         doctor.add(CheckName.ACCOUNT, "skip", "needs a valid token")
-    counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
-    for check in doctor.checks:
-        counts[check.status] += 1
-    return DoctorReport(
-        environment=resolved.env_name, ok=counts["fail"] == 0, counts=counts, checks=doctor.checks
-    )
+    return DoctorReport.of(resolved.env_name, doctor.checks)
 
 
 def _short(exc: CloudflareAPIError) -> str:

@@ -64,9 +64,4 @@ def run_local_doctor(resolved: ResolvedConfig, *, base_url: str | None = None) -
         else:
             doctor.add(CheckName.SOURCES, "ok", "; ".join(kinds))
     doctor.probe()
-    counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
-    for check in doctor.checks:
-        counts[check.status] += 1
-    return DoctorReport(
-        environment=resolved.env_name, ok=counts["fail"] == 0, counts=counts, checks=doctor.checks
-    )
+    return DoctorReport.of(resolved.env_name, doctor.checks)

@@ -55,3 +55,11 @@ class DoctorReport(BaseModel):
     ok: bool
     counts: dict[str, int]
     checks: list[Check]
+
+    @classmethod
+    def of(cls, environment: str, checks: list[Check]) -> DoctorReport:
+        """The report of ``checks``: counted by status, ``ok`` unless one failed."""
+        counts = {status: 0 for status in ("ok", "warn", "fail", "skip")}
+        for check in checks:
+            counts[check.status] += 1
+        return cls(environment=environment, ok=counts["fail"] == 0, counts=counts, checks=checks)
