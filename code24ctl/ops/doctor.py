@@ -417,7 +417,7 @@ class Doctor:
             fallbacks = fallback_summary(report.routes)
             if fallbacks:
                 warned = [r for r in report.routes if r.warnings]
-                fix = f"{fix}; see why: {self._logs_command(warned)}"
+                fix += self._see_why(warned)
                 self.add(CheckName.PROBE, "warn", f"{said}; {fallbacks}", fix)
             else:
                 self.add(CheckName.PROBE, "ok", said)
@@ -428,14 +428,18 @@ class Doctor:
             CheckName.PROBE,
             "fail",
             f"{len(bad)} of {report.summary.routes} route(s) failing at {report.base_url}: {named}",
-            f"{fix}; see why: {self._logs_command(bad)}",
+            fix + self._see_why(bad),
         )
 
-    def _logs_command(self, rows: list[RouteResult]) -> str:
+    def _see_why(self, rows: list[RouteResult]) -> str:
+        # A local environment has no Workers Logs: `logs --env local` is refused (exit 2), so
+        # naming it there would send the operator to a dead end.
+        if self.resolved.is_local:
+            return ""
         from code24ctl.ops.logs import logs_command
 
         workers = list(dict.fromkeys(row.worker for row in rows))
-        return logs_command(self.env, workers, errors_only=True, since="15m")
+        return f"; see why: {logs_command(self.env, workers, errors_only=True, since='15m')}"
 
 
 def run_doctor(

@@ -389,6 +389,8 @@ def test_a_local_environment_checks_what_serve_needs(
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["miniflare"]["detail"] == f"miniflare 4.20260426.0 in {modules / 'miniflare'}"
     assert checks["sources"]["detail"].startswith("brand-worker: http://127.0.0.1:8790; ")
+    # No `logs` hint: a local environment has no Workers Logs and `logs --env local` is refused.
+    assert checks["probe"]["fix"] == f"code24ctl probe --env local --base-url {base_url}"
     assert "error: doctor: 1 check(s) failed: probe" in result.stderr
     assert len(cf_state.requests()) == before
 
