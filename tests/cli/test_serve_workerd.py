@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -738,3 +739,59 @@ def test_repo_config_local_environment_serves_in_workerd(tmp_path: Path) -> None
         assert serve.stop() == 0
     assert serve.info["upstreams"]["market-research"] == "http://127.0.0.1:8789"
     assert yaml.safe_load(config.read_text())["environments"]["local"]["upstreams"]
+
+
+CREDENTIALS = {
+    "CLOUDFLARE_API_TOKEN": "tok-never-handed-to-node-0123456789",
+    "CLOUDFLARE_API_KEY": "key-never-handed-to-node",
+    "CLOUDFLARE_ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+    "CF_API_TOKEN": "legacy-tok-never-handed-to-node",
+}
+
+
+def recording(tmp_path: Path, name: str, then: str) -> tuple[Path, Path]:
+    """An executable ``name`` that appends its environment to a file, then runs ``then``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    seen = tmp_path / f"{name}-environment.txt"
+    script = bin_dir / name
+    script.write_text(f'#!/bin/sh\nenv >> "{seen}"\n{then}\n')
+    script.chmod(0o755)
+    return script, seen
+
+
+def test_node_and_workerd_never_get_the_cloudflare_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_node = shutil.which("node")
+    assert real_node is not None
+    node, seen = recording(tmp_path, "node", f'exec "{real_node}" "$@"')
+    monkeypatch.setenv("CODE24_NODE", str(node))
+    monkeypatch.setenv("CODE24_SEEN_BY_NODE", "kept")
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    serve = ServeProcess(tmp_path, "--demo", "--runtime", "workerd")
+    try:
+        status, _, _ = get(serve.port, "/api/market/research", "POST", b"{}")
+        assert status == 200
+    finally:
+        assert serve.stop() == 0
+    environments = seen.read_text()
+    assert environments.count("CODE24_SEEN_BY_NODE=kept") == 2  # `node --version`, the runner
+    for name, value in CREDENTIALS.items():
+        assert name not in environments and value not in environments
+
+
+def test_npm_never_gets_the_cloudflare_credentials(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODE24_NODE_MODULES")
+    _, seen = recording(tmp_path, "npm", "exit 1")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = run_cli("serve", "--demo", "--runtime", "workerd", "--port", "0", env=CREDENTIALS)
+    assert result.exit_code == 2, result.stderr
+    assert "installing miniflare" in result.stderr
+    environment = seen.read_text()
+    assert "PATH=" in environment
+    for name, value in CREDENTIALS.items():
+        assert name not in environment and value not in environment

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from code24ctl.constants import TOKEN_ENV_VAR
 from code24ctl.errors import UsageError
 
 #: The miniflare release the runtime is written and tested against (tests/js/package.json pins
@@ -28,6 +29,21 @@ NODE_MODULES_ENV_VAR = "CODE24_NODE_MODULES"
 CACHE_ENV_VAR = "CODE24_CACHE_DIR"
 NODE_ENV_VAR = "CODE24_NODE"
 INSTALL_TIMEOUT_S = 600
+
+
+#: Variables node, npm, miniflare and workerd never get: the API token and every other
+#: Cloudflare credential or account setting (wrangler's CLOUDFLARE_* and legacy CF_* names).
+#: Local Workers get their secrets from .dev.vars only, so none of them needs these.
+_WITHHELD_PREFIXES = ("CLOUDFLARE_", "CF_")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the Cloudflare credentials, for node and npm."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name != TOKEN_ENV_VAR and not name.upper().startswith(_WITHHELD_PREFIXES)
+    }
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,12 @@ def find_node() -> tuple[str, str]:
         )
     try:
         answer = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=20, check=False
+            [node, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env=child_environment(),
         )
     except OSError as exc:
         raise UsageError(f"cannot run {node}: {exc.strerror or exc}") from None
@@ -135,6 +156,7 @@ def install_miniflare(progress: Callable[[str], None]) -> Path:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=child_environment(),
         )
     except OSError as exc:
         raise UsageError(f"cannot run npm: {exc.strerror or exc}", hint=f"run: {command}") from None
