@@ -8,6 +8,7 @@ through the CLI against it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -795,3 +796,58 @@ def test_npm_never_gets_the_cloudflare_credentials(
     assert "PATH=" in environment
     for name, value in CREDENTIALS.items():
         assert name not in environment and value not in environment
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree = {root}
+    while grown := {pid for pid, parent in parents.items() if parent in tree} - tree:
+        tree |= grown
+    return tree
+
+
+def listening_addresses(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket the processes listen on (Linux /proc/net/tcp*)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found: set[tuple[str, int]] = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            raw, port = fields[1].split(":")
+            packed = bytes.fromhex(raw)
+            # /proc writes the address as 32-bit words in host (little-endian) order.
+            words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+            family = socket.AF_INET if table == "tcp" else socket.AF_INET6
+            found.add((socket.inet_ntop(family, words), int(port, 16)))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux /proc")
+def test_every_listener_binds_loopback_by_default(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--demo", "--runtime", "workerd", "--metrics-port", "0")
+    try:
+        admin_port = int(serve.info["admin_url"].rsplit(":", 1)[1])
+        listening = listening_addresses(process_tree(serve.proc.pid))
+    finally:
+        assert serve.stop() == 0
+    assert serve.info["host"] == "127.0.0.1"
+    assert {("127.0.0.1", serve.port), ("127.0.0.1", admin_port)} <= listening
+    # workerd's and miniflare's own sockets included: nothing on another address.
+    assert {address for address, _ in listening} == {"127.0.0.1"}, listening
