@@ -506,3 +506,18 @@ def test_vv_masks_the_live_tail_address_and_the_token(
     assert '"result":{"wsUrl":"***"}' in result.stderr
     assert "/observability/live-tail/" not in result.output
     assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
+
+
+def test_a_refused_live_tail_socket_is_a_network_error_without_its_address(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.telemetry.refuse_sockets = True
+    result = run_cli("logs", "--env", "staging", "--follow", env=cf_env)
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+    assert result.stderr.endswith(
+        "error: cannot open the Workers Logs live tail (InvalidStatus: server rejected "
+        "WebSocket connection: HTTP 403)\n"
+        "  hint: check your network; the live tail host must be reachable over wss://\n"
+    )
+    assert "/observability/live-tail/" not in result.stderr
