@@ -858,3 +858,41 @@ def test_every_listener_binds_loopback_by_default(tmp_path: Path) -> None:
     assert {("127.0.0.1", serve.port), ("127.0.0.1", admin_port)} <= listening
     # workerd's and miniflare's own sockets included: nothing on another address.
     assert {address for address, _ in listening} == {"127.0.0.1"}, listening
+
+
+LEAKY = """export default {
+  async fetch(request, env) {
+    console.log(`calling the API with ${env.CF_TOKEN}`);
+    return Response.json({ ok: true });
+  },
+};
+"""
+
+
+def test_a_worker_that_logs_the_api_token_shows_it_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that calls the Cloudflare API gets the token from .dev.vars, as it should; what
+    # it logs goes through serve's stderr, which never shows the token.
+    token = CREDENTIALS["CLOUDFLARE_API_TOKEN"]
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "leaky" / "index.js").write_text(LEAKY)
+    (tmp_path / "leaky" / ".dev.vars").write_text(f"CF_TOKEN={token}\n")
+    data: dict[str, Any] = {
+        "platform": "Test",
+        "compatibility_date": "2025-06-01",
+        "workers": {"leaky": {"path": "leaky"}},
+        "routes": [{"prefix": "/l", "worker": "leaky"}],
+        "environments": {"local": {"base_url": "http://127.0.0.1:8799", "upstreams": {}}},
+    }
+    config = write_config(tmp_path, data=data)
+    serve = ServeProcess(tmp_path, "--runtime", "workerd", config=config)
+    try:
+        status, _, _ = get(serve.port, "/l/x")
+        assert status == 200
+        wait_for(serve, "calling the API with ")
+    finally:
+        assert serve.stop() == 0
+    assert "calling the API with ***\n" in serve.stderr()
+    assert token not in serve.stderr()
