@@ -61,10 +61,18 @@ class RedactingFilter(logging.Filter):
 _SECRET_FIELD_RE = re.compile(r'("(?:text|value|secret)"\s*:\s*")((?:[^"\\]|\\.)*)(")')
 
 
+# A Workers Logs live tail's address (telemetry live-tail: {"wsUrl"}): the socket is opened
+# with no credential but the address itself, so whoever reads it can stream the account's logs.
+_LIVE_TAIL_URL_RE = re.compile(r'("wsUrl"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+
+
 def scrub_body(text: str, limit: int) -> str:
     """An HTTP body fit for -vv: token and registered secrets masked, any secret-looking
-    ``text``/``value`` field masked too, cut to ``limit`` characters."""
+    ``text``/``value`` field and a live tail's ``wsUrl`` masked too, cut to ``limit``
+    characters."""
     if "secret" in text:
         text = _SECRET_FIELD_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    if "wsUrl" in text:
+        text = _LIVE_TAIL_URL_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
     text = scrub(text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.support import loopback_only
 from tests.support.cli import AMBIENT_VARIABLES, RunCli, cli_runner
 from tests.support.clock import FakeClock
 
 pytest_plugins = ["tests.emulator.fixtures"]
+
+loopback_only.install()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """Fail any test that tried to connect beyond this machine, even if the code under test
+    handled the refusal."""
+    before = len(loopback_only.REFUSED)
+    yield
+    tried = loopback_only.REFUSED[before:]
+    if tried:
+        pytest.fail(f"the test tried to reach {', '.join(tried)}: only 127.0.0.1 is allowed")
 
 
 @pytest.fixture(autouse=True)

@@ -221,8 +221,10 @@ def set_verbosity(verbose: int, run: Invocation | None = None) -> None:
     root_logger.setLevel(level)
     # httpcore's connection-level trace is noise even at -vv; API calls show via httpx (INFO).
     # The SDK's DEBUG lines dump whole request options, secret values included: never shown;
-    # -vv's bodies come from our own pacer, scrubbed.
-    for noisy in ("httpcore", "cloudflare", "httpx"):
+    # -vv's bodies come from our own pacer, scrubbed. websockets' DEBUG lines trace the
+    # handshake of a live tail (its address: the only credential the socket needs) and every
+    # frame: never shown either.
+    for noisy in ("httpcore", "cloudflare", "httpx", "websockets"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
 
 

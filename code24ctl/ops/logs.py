@@ -31,7 +31,7 @@ from code24ctl.cloudflare.analytics import parse_since
 from code24ctl.cloudflare.observability import Filter, leaf, query_events, service_filter
 from code24ctl.cloudflare.session import CloudflareSession
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import UsageError
+from code24ctl.errors import NetworkError, UsageError
 
 __all__ = [
     "JOIN_AFTER_MS",
@@ -445,7 +445,7 @@ def follow_logs(
     """Stream the namespace's workers' events as they happen (a live tail) until ``max_lines``
     were shown, the socket closes, or the user interrupts (KeyboardInterrupt propagates after
     the socket is closed). A heartbeat goes out on opening and every ``heartbeat_s``."""
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
     from code24ctl.cloudflare.observability import heartbeat, open_live_tail
 
@@ -457,7 +457,16 @@ def follow_logs(
 
         connect = ws_connect
     shown = beats = 0
-    with connect(url) as socket:
+    try:
+        opened = connect(url)
+    except (OSError, InvalidHandshake, InvalidURI) as exc:
+        # The address is the live tail's only credential: it stays out of the message.
+        why = str(exc).replace(url, "<the live tail address>")
+        raise NetworkError(
+            f"cannot open the Workers Logs live tail ({type(exc).__name__}: {why})",
+            hint="check your network; the live tail host must be reachable over wss://",
+        ) from None
+    with opened as socket:
         try:
             heartbeat(session)
             beats += 1

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Literal, TextIO
 
+from code24ctl.redact import scrub
+
 AccessLogFormat = Literal["text", "json", "off"]
 ACCESS_LOG_FORMATS: tuple[AccessLogFormat, ...] = ("text", "json", "off")
 # Lines held for the writer at most; beyond that they are dropped (and counted).
@@ -99,8 +101,9 @@ class AccessLog:
         self._queue(line)
 
     def message(self, text: str) -> None:
-        """Queue a line that is not a request's (serve's own notes), whatever the form."""
-        self._queue(text)
+        """Queue a line that is not a request's (serve's own notes, what workerd's Workers log),
+        whatever the form; the API token masked (a worker may hold it as a .dev.vars secret)."""
+        self._queue(scrub(text))
 
     def _queue(self, line: str) -> None:
         with self._lock:

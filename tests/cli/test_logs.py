@@ -484,3 +484,40 @@ def test_follow_errors_only_as_json_lines_stops_after_max_events(
     (tail,) = cf_state.telemetry.tails()
     assert tail.filters[0]["operation"] == "in"  # every worker of the config
     assert result.stderr.endswith("live tail closed\n")
+
+
+def test_vv_masks_the_live_tail_address_and_the_token(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, cf_seed: Code24Seed
+) -> None:
+    # The live tail socket is opened with its address alone: -vv must not hand it out.
+    def push_when_open() -> None:
+        deadline = time.monotonic() + 30
+        while not cf_state.telemetry.heartbeats and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cf_state.telemetry.push(
+            cf_seed.account_id, worker_event(script="brand-worker", timestamp_ms=T0, message="x")
+        )
+
+    pusher = threading.Thread(target=push_when_open)
+    pusher.start()
+    result = run_cli("-vv", "logs", "--env", "staging", "--follow", "--max-events", "1", env=cf_env)
+    pusher.join()
+    assert result.exit_code == 0, result.output
+    assert '"result":{"wsUrl":"***"}' in result.stderr
+    assert "/observability/live-tail/" not in result.output
+    assert cf_env["CLOUDFLARE_API_TOKEN"] not in result.output
+
+
+def test_a_refused_live_tail_socket_is_a_network_error_without_its_address(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState
+) -> None:
+    cf_state.telemetry.refuse_sockets = True
+    result = run_cli("logs", "--env", "staging", "--follow", env=cf_env)
+    assert result.exit_code == 3, result.output
+    assert result.stdout == ""
+    assert result.stderr.endswith(
+        "error: cannot open the Workers Logs live tail (InvalidStatus: server rejected "
+        "WebSocket connection: HTTP 403)\n"
+        "  hint: check your network; the live tail host must be reachable over wss://\n"
+    )
+    assert "/observability/live-tail/" not in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import re
 import socket
 import threading
 import time
@@ -235,6 +236,19 @@ def test_headers_just_over_the_limit_in_one_write_are_431(harness: ServeHarness)
     status, document = only_answer(exchange(harness.port, head))
     assert (status, document["error"]["code"]) == (431, "headers_too_large")
     assert received(harness) == []
+
+
+def test_serves_own_refusals_carry_the_dispatcher_version_and_a_request_id(
+    harness: ServeHarness,
+) -> None:
+    head = (
+        b"GET /w/x HTTP/1.1\r\nHost: a\r\nX-Code24-Dispatcher-Version: forged\r\n"
+        b"X-Big: " + b"a" * 65536 + b"\r\n\r\n"
+    )
+    [(status, headers, _)] = answers(exchange(harness.port, head))
+    assert status == 431
+    assert headers["x-code24-dispatcher-version"] == "local"
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-code24-request-id"])
 
 
 def test_long_url_is_414(harness: ServeHarness) -> None:

@@ -8,9 +8,11 @@ through the CLI against it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -284,8 +286,8 @@ def test_demo_runs_javascript_workers_with_admin_port(tmp_path: Path) -> None:
         assert status == 200 and json.loads(body)["region"] == "US"
         admin = serve.info["admin_url"]
         port = int(admin.rsplit(":", 1)[1])
-        # The record of a request arrives on workerd's log stream after its answer: a loaded
-        # machine may ask before the second one is read.
+        # The dispatcher records after its answer is sent (D9): the second data point may
+        # reach serve a moment after the answer did.
         deadline = time.monotonic() + 10
         while True:
             _, _, health = get(port, "/healthz")
@@ -745,3 +747,152 @@ def test_repo_config_local_environment_serves_in_workerd(tmp_path: Path) -> None
         assert serve.stop() == 0
     assert serve.info["upstreams"]["market-research"] == "http://127.0.0.1:8789"
     assert yaml.safe_load(config.read_text())["environments"]["local"]["upstreams"]
+
+
+CREDENTIALS = {
+    "CLOUDFLARE_API_TOKEN": "tok-never-handed-to-node-0123456789",
+    "CLOUDFLARE_API_KEY": "key-never-handed-to-node",
+    "CLOUDFLARE_ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+    "CF_API_TOKEN": "legacy-tok-never-handed-to-node",
+}
+
+
+def recording(tmp_path: Path, name: str, then: str) -> tuple[Path, Path]:
+    """An executable ``name`` that appends its environment to a file, then runs ``then``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    seen = tmp_path / f"{name}-environment.txt"
+    script = bin_dir / name
+    script.write_text(f'#!/bin/sh\nenv >> "{seen}"\n{then}\n')
+    script.chmod(0o755)
+    return script, seen
+
+
+def test_node_and_workerd_never_get_the_cloudflare_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_node = shutil.which("node")
+    assert real_node is not None
+    node, seen = recording(tmp_path, "node", f'exec "{real_node}" "$@"')
+    monkeypatch.setenv("CODE24_NODE", str(node))
+    monkeypatch.setenv("CODE24_SEEN_BY_NODE", "kept")
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    serve = ServeProcess(tmp_path, "--demo", "--runtime", "workerd")
+    try:
+        status, _, _ = get(serve.port, "/api/market/research", "POST", b"{}")
+        assert status == 200
+    finally:
+        assert serve.stop() == 0
+    environments = seen.read_text()
+    assert environments.count("CODE24_SEEN_BY_NODE=kept") == 2  # `node --version`, the runner
+    for name, value in CREDENTIALS.items():
+        assert name not in environments and value not in environments
+
+
+def test_npm_never_gets_the_cloudflare_credentials(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CODE24_NODE_MODULES")
+    _, seen = recording(tmp_path, "npm", "exit 1")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = run_cli("serve", "--demo", "--runtime", "workerd", "--port", "0", env=CREDENTIALS)
+    assert result.exit_code == 2, result.stderr
+    assert "installing miniflare" in result.stderr
+    environment = seen.read_text()
+    assert "PATH=" in environment
+    for name, value in CREDENTIALS.items():
+        assert name not in environment and value not in environment
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree = {root}
+    while grown := {pid for pid, parent in parents.items() if parent in tree} - tree:
+        tree |= grown
+    return tree
+
+
+def listening_addresses(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket the processes listen on (Linux /proc/net/tcp*)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found: set[tuple[str, int]] = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            raw, port = fields[1].split(":")
+            packed = bytes.fromhex(raw)
+            # /proc writes the address as 32-bit words in host (little-endian) order.
+            words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+            family = socket.AF_INET if table == "tcp" else socket.AF_INET6
+            found.add((socket.inet_ntop(family, words), int(port, 16)))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux /proc")
+def test_every_listener_binds_loopback_by_default(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path, "--demo", "--runtime", "workerd", "--metrics-port", "0")
+    try:
+        admin_port = int(serve.info["admin_url"].rsplit(":", 1)[1])
+        listening = listening_addresses(process_tree(serve.proc.pid))
+    finally:
+        assert serve.stop() == 0
+    assert serve.info["host"] == "127.0.0.1"
+    assert {("127.0.0.1", serve.port), ("127.0.0.1", admin_port)} <= listening
+    # workerd's and miniflare's own sockets included: nothing on another address.
+    assert {address for address, _ in listening} == {"127.0.0.1"}, listening
+
+
+LEAKY = """export default {
+  async fetch(request, env) {
+    console.log(`calling the API with ${env.CF_TOKEN}`);
+    return Response.json({ ok: true });
+  },
+};
+"""
+
+
+def test_a_worker_that_logs_the_api_token_shows_it_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that calls the Cloudflare API gets the token from .dev.vars, as it should; what
+    # it logs goes through serve's stderr, which never shows the token.
+    token = CREDENTIALS["CLOUDFLARE_API_TOKEN"]
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "leaky" / "index.js").write_text(LEAKY)
+    (tmp_path / "leaky" / ".dev.vars").write_text(f"CF_TOKEN={token}\n")
+    data: dict[str, Any] = {
+        "platform": "Test",
+        "compatibility_date": "2025-06-01",
+        "workers": {"leaky": {"path": "leaky"}},
+        "routes": [{"prefix": "/l", "worker": "leaky"}],
+        "environments": {"local": {"base_url": "http://127.0.0.1:8799", "upstreams": {}}},
+    }
+    config = write_config(tmp_path, data=data)
+    serve = ServeProcess(tmp_path, "--runtime", "workerd", config=config)
+    try:
+        status, _, _ = get(serve.port, "/l/x")
+        assert status == 200
+        wait_for(serve, "calling the API with ")
+    finally:
+        assert serve.stop() == 0
+    assert "calling the API with ***\n" in serve.stderr()
+    assert token not in serve.stderr()

@@ -81,6 +81,8 @@ class TelemetryStore:
     heartbeats: list[tuple[str, str | None]] = field(default_factory=list)
     #: A live tail whose last heartbeat is older than this stops delivering.
     heartbeat_s: float = HEARTBEAT_S
+    #: Fault injection: every live tail socket is refused at its handshake (HTTP 403).
+    refuse_sockets: bool = False
 
     def push(self, account_id: str, event: Mapping[str, Any]) -> None:
         """Test hook: Workers Logs stored ``event`` (an ``EventsEvent``)."""
@@ -345,7 +347,7 @@ async def serve_live_tail_socket(state: EmulatorState, websocket: WebSocket) -> 
     closes."""
     store: TelemetryStore = state.telemetry
     tail = store.tail(websocket.path_params.get("tail_id", ""))
-    if tail is None or tail.closed:
+    if tail is None or tail.closed or store.refuse_sockets:
         await websocket.close(code=1008)
         return
     await websocket.accept()

@@ -30,7 +30,11 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from code24ctl.dispatch.routing import new_request_id
+from code24ctl.dispatch.routing import (
+    DISPATCHER_VERSION_HEADER,
+    LOCAL_DISPATCHER_VERSION,
+    new_request_id,
+)
 from code24ctl.serve.limits import ClientLimits, refusal_envelope
 
 TARGET_SCOPE_KEY = "code24.target"
@@ -373,6 +377,7 @@ class DispatchHttpProtocol(HttpToolsProtocol):
             [
                 b"content-type: application/json\r\n",
                 b"x-code24-request-id: " + request_id.encode("ascii") + b"\r\n",
+                _VERSION_LINE,
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
@@ -384,6 +389,10 @@ class DispatchHttpProtocol(HttpToolsProtocol):
         hook = self.policy.on_refusal
         if hook is not None:
             hook(code, status)
+
+
+# D6: serve's own refusals name the version too, as every other answer does.
+_VERSION_LINE = f"{DISPATCHER_VERSION_HEADER.lower()}: {LOCAL_DISPATCHER_VERSION}\r\n".encode()
 
 
 class _ReplayGuard:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from code24ctl.constants import TOKEN_ENV_VAR
 from code24ctl.errors import UsageError
 
 #: The miniflare release the runtime is written and tested against (tests/js/package.json pins
@@ -30,6 +31,21 @@ NODE_ENV_VAR = "CODE24_NODE"
 INSTALL_TIMEOUT_S = 600
 
 
+#: Variables node, npm, miniflare and workerd never get: the API token and every other
+#: Cloudflare credential or account setting (wrangler's CLOUDFLARE_* and legacy CF_* names).
+#: Local Workers get their secrets from .dev.vars only, so none of them needs these.
+_WITHHELD_PREFIXES = ("CLOUDFLARE_", "CF_")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the Cloudflare credentials, for node and npm."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name != TOKEN_ENV_VAR and not name.upper().startswith(_WITHHELD_PREFIXES)
+    }
+
+
 @dataclass(frozen=True)
 class NodeRuntime:
     """A usable ``node`` and the miniflare package folder it runs."""
@@ -40,12 +56,56 @@ class NodeRuntime:
 
 
 def cache_dir() -> Path:
-    """code24ctl's per-user cache folder."""
+    """code24ctl's per-user cache folder (not created here).
+
+    ``$CODE24_CACHE_DIR`` must be absolute: a relative one would put production's code and
+    miniflare wherever serve happens to run. A relative ``$XDG_CACHE_HOME`` is ignored, as the
+    XDG Base Directory specification asks.
+    """
     explicit = os.environ.get(CACHE_ENV_VAR)
     if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            raise UsageError(
+                f"{CACHE_ENV_VAR}={explicit} is not an absolute path",
+                hint=f"set {CACHE_ENV_VAR} to an absolute path, or unset it",
+            )
+        return path
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not Path(base).expanduser().is_absolute():
+        base = str(Path.home() / ".cache")
     return Path(base).expanduser() / "code24ctl"
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` below :func:`cache_dir`, its folders created readable and writable by this user
+    only (``$CODE24_CACHE_DIR``'s parents excepted).
+
+    The cache holds code that serve runs (miniflare, the account's Workers): a folder others
+    can write would let them swap it. Each folder from the cache folder down must be this
+    user's and not writable by group or others, whoever made it (``$CODE24_CACHE_DIR=/tmp`` is
+    refused).
+    """
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _refuse_shared(root)
+    folder = root
+    for part in path.relative_to(root).parts:
+        folder = folder / part
+        folder.mkdir(exist_ok=True, mode=0o700)
+        _refuse_shared(folder)
+    return path
+
+
+def _refuse_shared(folder: Path) -> None:
+    status = folder.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise UsageError(
+            f"the cache folder {folder} is writable by other users or not yours "
+            f"(mode {status.st_mode & 0o7777:o}): serve will not run code kept there",
+            hint=f"run `chmod go-w {shlex.quote(str(folder))}`, or set {CACHE_ENV_VAR} to a "
+            "folder of your own",
+        )
 
 
 def install_prefix() -> Path:
@@ -72,7 +132,12 @@ def find_node() -> tuple[str, str]:
         )
     try:
         answer = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=20, check=False
+            [node, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env=child_environment(),
         )
     except OSError as exc:
         raise UsageError(f"cannot run {node}: {exc.strerror or exc}") from None
@@ -115,8 +180,7 @@ def install_miniflare(progress: Callable[[str], None]) -> Path:
             "`serve --runtime workerd` needs miniflare, and npm is not on PATH to install it",
             hint=f"install npm, then run: {command}",
         )
-    prefix = install_prefix()
-    prefix.mkdir(parents=True, exist_ok=True)
+    prefix = private_dir(install_prefix())
     progress(f"installing miniflare {MINIFLARE_VERSION} (workerd) into {prefix} (once) ...")
     try:
         process = subprocess.Popen(
@@ -135,6 +199,7 @@ def install_miniflare(progress: Callable[[str], None]) -> Path:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=child_environment(),
         )
     except OSError as exc:
         raise UsageError(f"cannot run npm: {exc.strerror or exc}", hint=f"run: {command}") from None

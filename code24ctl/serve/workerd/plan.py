@@ -14,8 +14,10 @@ content hash). An alias with none of these answers ``worker_not_found``, as on C
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,7 +38,7 @@ from code24ctl.serve.workerd.bindings import (
     read_wrangler_config,
     wrangler_bindings,
 )
-from code24ctl.serve.workerd.node import cache_dir
+from code24ctl.serve.workerd.node import cache_dir, private_dir
 
 #: The Worker version the local dispatcher reports (wrangler's [version_metadata] shape).
 LOCAL_VERSION_ID = "local"
@@ -151,10 +153,17 @@ def cached_code(code: WorkerCode) -> Path:
         target = (folder / module.name).resolve()
         if folder.resolve() not in target.parents:
             raise UsageError(f"{code.source}: module name {module.name!r} leaves its folder")
+    private_dir(folder)
+    for module in code.modules:
+        target = folder / module.name
         if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(module.content)
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(module.content)
             partial.replace(target)
     return folder
 

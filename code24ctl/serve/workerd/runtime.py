@@ -30,7 +30,7 @@ from code24ctl.serve.server import (
     bind_socket,
     unreachable_upstreams,
 )
-from code24ctl.serve.workerd.node import NodeRuntime, runner_script
+from code24ctl.serve.workerd.node import NodeRuntime, child_environment, runner_script
 from code24ctl.serve.workerd.plan import WorkerdPlan
 
 START_TIMEOUT_S = 90
@@ -127,6 +127,7 @@ class _Supervisor:
             # Its own session: a terminal's Ctrl+C reaches serve, which stops workerd in order.
             start_new_session=True,
             limit=1024 * 1024,
+            env=child_environment(),
         )
         readers = [
             asyncio.create_task(self._events()),
