@@ -64,15 +64,20 @@ _SECRET_FIELD_RE = re.compile(r'("(?:text|value|secret)"\s*:\s*")((?:[^"\\]|\\.)
 # A Workers Logs live tail's address (telemetry live-tail: {"wsUrl"}): the socket is opened
 # with no credential but the address itself, so whoever reads it can stream the account's logs.
 _LIVE_TAIL_URL_RE = re.compile(r'("wsUrl"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+# The dispatcher tail's address (``tail``: the create answer's ``url``) is the same kind of
+# bearer address: a WebSocket URL, masked wherever it stands in a body.
+_TAIL_SOCKET_URL_RE = re.compile(r'("url"\s*:\s*")(wss?://(?:[^"\\]|\\.)*)(")')
 
 
 def scrub_body(text: str, limit: int) -> str:
     """An HTTP body fit for -vv: token and registered secrets masked, any secret-looking
-    ``text``/``value`` field and a live tail's ``wsUrl`` masked too, cut to ``limit``
-    characters."""
+    ``text``/``value`` field, a live tail's ``wsUrl`` and a tail's WebSocket ``url`` masked
+    too, cut to ``limit`` characters."""
     if "secret" in text:
         text = _SECRET_FIELD_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
     if "wsUrl" in text:
         text = _LIVE_TAIL_URL_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    if '"url"' in text:
+        text = _TAIL_SOCKET_URL_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
     text = scrub(text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
