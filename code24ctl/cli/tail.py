@@ -65,11 +65,8 @@ def tail(
     if output_format not in ("pretty", "json"):
         raise UsageError(f"--format {output_format!r} is not one of pretty, json")
     resolved = load(config, env)
-    if worker is not None and worker not in resolved.config.workers:
-        raise UsageError(
-            f"--worker {worker!r} is not a worker of the config",
-            hint=f"choose one of: {', '.join(resolved.config.workers)}",
-        )
+    if worker is not None:
+        resolved.chosen_workers([worker])
     session = cloudflare_session(resolved)
     show = _print_json if output_format == "json" else _print_pretty
     run_tail(

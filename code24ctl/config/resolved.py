@@ -4,6 +4,7 @@ account, the namespace, the dispatcher) and the refusals that name where a value
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from code24ctl.config.models import ACCOUNT_ID_RE, Config, EnvironmentConfig
@@ -72,6 +73,18 @@ class ResolvedConfig:
 
     def cloudflare_environments(self) -> list[str]:
         return [n for n, e in self.config.environments.items() if not e.is_local]
+
+    def chosen_workers(self, chosen: Sequence[str]) -> tuple[str, ...]:
+        """The aliases ``--worker`` names (deduplicated), else every worker of the config; an
+        alias the config does not have is a usage error naming the ones it has."""
+        known = list(self.config.workers)
+        for alias in chosen:
+            if alias not in known:
+                raise UsageError(
+                    f"--worker {alias!r} is not a worker of the config",
+                    hint=f"choose one of: {', '.join(known)}",
+                )
+        return tuple(dict.fromkeys(chosen)) if chosen else tuple(known)
 
     def namespace(self) -> str:
         """The environment's dispatch namespace name."""

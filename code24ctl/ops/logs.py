@@ -268,7 +268,7 @@ def query_logs(
     now_ms: int | None = None,
 ) -> LogsReport:
     """Read the lines ``query`` asks for from Workers Logs, oldest first."""
-    aliases = _aliases(resolved, query.workers)
+    aliases = resolved.chosen_workers(query.workers)
     dispatcher = resolved.dispatcher()
     start, end = resolve_window(query, int(time.time() * 1000) if now_ms is None else now_ms)
     notes: list[str] = []
@@ -290,17 +290,6 @@ def query_logs(
         truncated=truncated,
         notes=notes,
     )
-
-
-def _aliases(resolved: ResolvedConfig, chosen: Sequence[str]) -> tuple[str, ...]:
-    known = list(resolved.config.workers)
-    for alias in chosen:
-        if alias not in known:
-            raise UsageError(
-                f"--worker {alias!r} is not a worker of the config",
-                hint=f"choose one of: {', '.join(known)}",
-            )
-    return tuple(dict.fromkeys(chosen)) if chosen else tuple(known)
 
 
 def _many(
@@ -449,7 +438,7 @@ def follow_logs(
 
     from code24ctl.cloudflare.observability import heartbeat, open_live_tail
 
-    aliases = _aliases(resolved, query.workers)
+    aliases = resolved.chosen_workers(query.workers)
     dispatcher = resolved.dispatcher()
     url = open_live_tail(session, [service_filter(aliases)])
     if connect is None:
