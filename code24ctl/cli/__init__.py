@@ -133,15 +133,16 @@ app = global_options.Code24Typer(
     help="Administer the Code24 platform on Cloudflare Workers for Platforms: dispatch "
     "namespaces, the JSON-always dispatcher Worker, its routes, and probes that prove every "
     "route answers JSON.\n\nGlobal options (-c, -e, --json, -v, --no-color) go before or after "
-    "the command.\n\nExit status: 0 ok, 1 a check found problems (or `plan --exit-code`: "
+    "the command.\n\nExit status: 0 ok, 1 a check found problems (or plan --exit-code: "
     "changes pending), 2 bad usage or config (a local path that cannot be uploaded, a route "
     "another Worker holds, a refused confirmation), 3 the Cloudflare API or the network "
     "failed, 130 interrupted (143/129: SIGTERM/SIGHUP).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
-    # Markdown joins a docstring paragraph's lines, so help rewraps to the terminal width.
-    rich_markup_mode="markdown",
+    # Rich markup, not Markdown: PlainHelp joins a paragraph's lines and escapes brackets, and
+    # help starts without markdown-it (benchmarks/README.md, startup).
+    rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

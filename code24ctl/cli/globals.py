@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from code24ctl.cli import output, typer_compat
 from code24ctl.cli.completion import environment_names
+from code24ctl.cli.help_text import markup_help
 from code24ctl.cli.invocation import Invocation, invocation
 from code24ctl.config.environments import describe_default
 from code24ctl.config.paths import config_path_from
@@ -79,7 +80,10 @@ class PlainHelp:
                 own = COMMAND_ENV_DEFAULTS.get(ctx.command.name)
                 shown = f"${ENVIRONMENT_ENV_VAR}, else {own}" if own else env_default
                 param.help = f"environment from the config [default: {shown}]"
-        super().format_help(ctx, formatter)  # type: ignore[misc]
+        typer_compat.load_rich_help()
+        subcommands = list(getattr(self, "commands", {}).values())
+        with markup_help([self, *super().get_params(ctx), *subcommands]):  # type: ignore[misc]
+            super().format_help(ctx, formatter)  # type: ignore[misc]
 
 
 class Code24Command(PlainHelp, TyperCommand):

@@ -15,6 +15,7 @@ click's metavars instead, and are left alone.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -45,3 +46,57 @@ def hide_type_name(param: Any) -> None:
 
 def _no_type_name(ctx: Any) -> None:
     return None
+
+
+#: What ``typer.rich_utils`` imports at its top but uses only for Markdown help (we use rich
+#: markup) and for pretty tracebacks (turned off): rich.markdown (markdown-it and pygments) and
+#: rich.traceback (attrs) are a third of ``--help``'s start (benchmarks/README.md, startup).
+_DEFERRED = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+def load_rich_help() -> None:
+    """Import ``typer.rich_utils`` with Markdown and Traceback loaded only if ever used.
+
+    While it imports, each module in :data:`_DEFERRED` not yet imported is a stand-in whose
+    class imports the real one when first called; the stand-ins leave ``sys.modules`` right
+    after, so any later ``import rich.markdown`` is the real module. A Typer whose rich_utils
+    wants more of those modules than the stand-ins hold is imported the ordinary way.
+    """
+    if "typer.rich_utils" in sys.modules:
+        return
+    stand_ins = {
+        name: _stand_in(name, attribute)
+        for name, attribute in _DEFERRED.items()
+        if name not in sys.modules
+    }
+    sys.modules.update(stand_ins)
+    try:
+        importlib.import_module("typer.rich_utils")
+    except ImportError:
+        sys.modules.pop("typer.rich_utils", None)
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    importlib.import_module("typer.rich_utils")
+
+
+class _Deferred(type):
+    """A stand-in class: calling it, or reading an attribute, imports and uses the real one."""
+
+    real_module: str
+
+    def real(cls) -> Any:
+        return getattr(importlib.import_module(cls.real_module), cls.__name__)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls.real()(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        return getattr(cls.real(), name)
+
+
+def _stand_in(module_name: str, class_name: str) -> ModuleType:
+    module = ModuleType(module_name)
+    setattr(module, class_name, _Deferred(class_name, (), {"real_module": module_name}))
+    return module
