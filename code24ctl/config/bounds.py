@@ -66,27 +66,17 @@ def check_nesting(text: str) -> None:
         return
 
 
-class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with a depth cap while composing and an integer-size cap."""
+#: libyaml's parser where PyYAML has it (its wheels do): the pure-Python one takes ~10 ms to
+#: read namespaces.yaml, which every command pays before it does anything (~1 ms in C).
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        """Compose one node, refusing nesting deeper than :data:`MAX_DEPTH`."""
-        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise BoundsExceeded(
-                    f"nested more than {MAX_DEPTH} levels deep", mark.line + 1 if mark else None
-                )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                self._depth -= 1
-        return super().compose_node(parent, index)
+class BoundedLoader(_SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader with an integer-size cap.
+
+    Nesting is capped by :func:`check_nesting`, which runs over the same text first: libyaml
+    composes in C, past any hook a loader could add while composing.
+    """
 
     def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
         """An integer of at most :data:`MAX_INT_DIGITS` digits."""
