@@ -90,6 +90,24 @@ class BoundedLoader(_SafeLoader):  # type: ignore[misc]
         return value
 
 
+def worded_error(exc: yaml.YAMLError, text: str) -> yaml.YAMLError:
+    """The error the pure-Python parser gives for ``text``, which libyaml refused with ``exc``.
+
+    libyaml words a syntax error by what it missed ("did not find expected ',' or '}'"); the
+    pure-Python parser also says what it found there ("expected ',' or '}', but got ':'"). Only
+    a file that failed is read twice, and only up to its error; nesting was capped before.
+    """
+    if _SafeLoader is yaml.SafeLoader or not isinstance(exc, yaml.MarkedYAMLError):
+        return exc
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as worded:
+        return worded
+    except yaml.YAMLError:
+        return exc
+    return exc
+
+
 BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_bounded_int)
 
 

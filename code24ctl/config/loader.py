@@ -28,6 +28,7 @@ from code24ctl.config.bounds import (
     check_expansion,
     check_nesting,
     read_bounded,
+    worded_error,
 )
 from code24ctl.config.checks import Location, offline_problems, reference_problems
 from code24ctl.config.models import Config, ReferenceProblems
@@ -210,7 +211,7 @@ def _parse_yaml(path: str, text: str) -> tuple[Any, Lines]:
     except BoundsExceeded as exc:
         raise ConfigError(path, [ConfigProblem("", exc.message, exc.line)]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(path, [_yaml_problem(exc, text)]) from None
+        raise ConfigError(path, [_yaml_problem(worded_error(exc, text), text)]) from None
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigProblem("", "the file must be a mapping of settings", 1)])
     lines: Lines = {}
