@@ -74,15 +74,17 @@ class PlainHelp:
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Help as Typer writes it, with plain metavars and the resolved ``--env`` default."""
         env_default = _env_default_text(_words(getattr(ctx.find_root().command, "argv", ())))
-        for param in super().get_params(ctx):  # type: ignore[misc]
+        params = super().get_params(ctx)  # type: ignore[misc]
+        replaced: dict[Any, str] = {}
+        for param in params:
             typer_compat.hide_type_name(param)
             if param.name == "env" and env_default is not None:
                 own = COMMAND_ENV_DEFAULTS.get(ctx.command.name)
                 shown = f"${ENVIRONMENT_ENV_VAR}, else {own}" if own else env_default
-                param.help = f"environment from the config [default: {shown}]"
+                replaced[param] = f"environment from the config [default: {shown}]"
         typer_compat.load_rich_help()
         subcommands = list(getattr(self, "commands", {}).values())
-        with markup_help([self, *super().get_params(ctx), *subcommands]):  # type: ignore[misc]
+        with markup_help([self, *params, *subcommands], replaced):
             super().format_help(ctx, formatter)  # type: ignore[misc]
 
 

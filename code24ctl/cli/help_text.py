@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,12 +30,17 @@ def as_markup(text: str) -> str:
 
 
 @contextmanager
-def markup_help(holders: Iterable[Any]) -> Iterator[None]:
-    """While writing help, each holder's ``help`` (a command or a parameter) as markup."""
-    saved = [(holder, holder.help) for holder in holders if getattr(holder, "help", None)]
+def markup_help(
+    holders: Iterable[Any], replaced: Mapping[Any, str] | None = None
+) -> Iterator[None]:
+    """While writing help, each holder's ``help`` (a command or a parameter) as markup, or the
+    text ``replaced`` gives for it; put back after, so a command tree built once can write help
+    many times (the test runner reuses one)."""
+    replaced = replaced or {}
+    saved = [(holder, holder.help) for holder in holders if holder in replaced or holder.help]
     try:
         for holder, text in saved:
-            holder.help = as_markup(text)
+            holder.help = as_markup(replaced.get(holder, text))
         yield
     finally:
         for holder, text in saved:
