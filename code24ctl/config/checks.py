@@ -155,7 +155,7 @@ def _date_problems(data: Mapping[str, Any]) -> Found:
 
 def path_problems(data: Mapping[str, Any], config_dir: Path) -> Found:
     """Worker ``path`` values that cannot be uploaded: missing, empty, unbuilt TypeScript."""
-    from code24ctl.cloudflare.worker_code import read_local_worker
+    from code24ctl.cloudflare.local_worker import read_local_worker
 
     found: Found = []
     for alias, worker in _mapping(data.get("workers")).items():

@@ -27,14 +27,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from code24ctl.cloudflare.local_worker import load_worker_code
 from code24ctl.cloudflare.namespaces import (
     require_namespace,
 )
 from code24ctl.cloudflare.pacing import Pacer, RetryPolicy
-from code24ctl.cloudflare.worker_code import (
-    WorkerCode,
-    load_worker_code,
-)
+from code24ctl.cloudflare.worker_code import WorkerCode
 from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.errors import Change, Code24Error, Failure, UsageError
 from code24ctl.names import did_you_mean

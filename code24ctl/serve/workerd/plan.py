@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from code24ctl.cloudflare.worker_code import WorkerCode, read_local_worker
+from code24ctl.cloudflare.local_worker import read_local_worker
+from code24ctl.cloudflare.worker_code import WorkerCode
 from code24ctl.config import ResolvedConfig
 from code24ctl.dispatch.route_table import RouteTable
 from code24ctl.dispatch.table import compile_route_table
