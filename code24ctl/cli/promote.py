@@ -8,7 +8,13 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.cli.release_view import WaitOption, finish_release, version_line
+from code24ctl.cli.release_view import (
+    WaitOption,
+    deployment_message,
+    finish_release,
+    message_option,
+    version_line,
+)
 from code24ctl.errors import Aborted
 
 
@@ -22,6 +28,7 @@ def promote(
             show_default=False,
         ),
     ] = None,
+    message: Annotated[str | None, message_option("code24ctl promote")] = None,
     yes: YesOption = False,
     wait: WaitOption = 10.0,
     config: ConfigOption = None,
@@ -36,12 +43,14 @@ def promote(
     explicitly. A version outside the deployment is never taken to 100% unprobed: once you
     confirm, it goes in at 0% and is probed through the override, as `deploy --canary` does;
     a failing probe, or Ctrl-C, puts the deployment back (exit 1, 130). An environment with
-    nothing to probe (no base_url) is refused before the question (exit 2).
+    nothing to probe (no base_url) is refused before the question (exit 2). --message says
+    why, on the deployment it makes (`versions` shows it).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.promote import plan_promote, probe_candidate, run_promote
     from code24ctl.ops.release import require_versions
 
+    message = deployment_message(message)
     resolved = load(config, env)
     require_versions(resolved)
     session = cloudflare_session(resolved)
@@ -60,5 +69,7 @@ def promote(
         question = f"Promote version {plan.target.id} of {plan.environment} to 100%?"
         if not output.confirm(question, yes=yes):
             raise Aborted(f"nothing was changed in {plan.environment}")
-    report = run_promote(session, resolved, plan, probed, wait_s=wait, say=output.note)
+    report = run_promote(
+        session, resolved, plan, probed, wait_s=wait, message=message, say=output.note
+    )
     finish_release(report, json_output)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.probe import render_report
 from code24ctl.constants import DEFAULT_VERSION_WAIT_S
+from code24ctl.errors import UsageError
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.versions import DeploymentInfo, VersionInfo
@@ -27,6 +28,25 @@ WaitOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def message_option(command: str) -> Any:
+    """``--message``/``-m`` of a command that makes a deployment (``promote``, ``rollback``)."""
+    return typer.Option(
+        "--message",
+        "-m",
+        metavar="TEXT",
+        help="the message of the deployment it makes (its workers/message annotation, shown "
+        f"by versions) [default: {command}]",
+        show_default=False,
+    )
+
+
+def deployment_message(message: str | None) -> str | None:
+    """The --message given, refused when blank (an unset shell variable, most likely)."""
+    if message is not None and not message.strip():
+        raise UsageError("--message is empty", hint="give the message, or leave --message out")
+    return message
 
 
 def finish_release(report: ReleaseReport, json_output: bool) -> None:

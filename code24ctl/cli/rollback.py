@@ -9,7 +9,13 @@ import typer
 
 from code24ctl.cli import output
 from code24ctl.cli.options import ConfigOption, EnvOption, JsonOption, YesOption, load
-from code24ctl.cli.release_view import WaitOption, finish_release, version_line
+from code24ctl.cli.release_view import (
+    WaitOption,
+    deployment_message,
+    finish_release,
+    message_option,
+    version_line,
+)
 from code24ctl.errors import Aborted
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ def rollback(
             show_default=False,
         ),
     ] = None,
+    message: Annotated[str | None, message_option("code24ctl rollback")] = None,
     yes: YesOption = False,
     wait: WaitOption = 10.0,
     config: ConfigOption = None,
@@ -42,11 +49,13 @@ def rollback(
     never served 100% is probed through the version override before it takes traffic (put in
     at 0% first, as `deploy --canary` does; a failing probe puts the deployment back, exit 1).
     Ctrl-C once the rollback may have been sent leaves it, and says what serves.
+    --message says why, on the deployment it makes (`versions` shows it).
     """
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops.release import require_versions
     from code24ctl.ops.rollback import plan_rollback, run_rollback
 
+    message = deployment_message(message)
     resolved = load(config, env)
     require_versions(resolved)
     session = cloudflare_session(resolved)
@@ -66,7 +75,13 @@ def rollback(
         return output.confirm(f"Roll back to {plan.target.id} anyway (force)?", yes=yes)
 
     report = run_rollback(
-        session, resolved, plan, confirm_force=confirm_force, wait_s=wait, say=output.note
+        session,
+        resolved,
+        plan,
+        confirm_force=confirm_force,
+        wait_s=wait,
+        message=message,
+        say=output.note,
     )
     finish_release(report, json_output)
 

@@ -24,7 +24,8 @@ def versions(
 ) -> None:
     """List the dispatcher's recent versions and the deployment serving now.
 
-    Per version: id, number, when, author (where the API gives one), its share of the traffic,
+    The deployment: its versions and shares, since when, and its message. Per version: id,
+    number, when, author (where the API gives one), its share of the traffic,
     and the annotations: which code24ctl uploaded it and the hash of the route table and
     bindings it carries ("current" when that is what the config would upload now).
     """
@@ -52,9 +53,10 @@ def _render(report: VersionsReport) -> None:
     else:
         split = ", ".join(f"{s.version_id} {s.percentage:g}%" for s in deployment.versions)
         kind = "split deployment" if deployment.split else "deployment"
+        said = f", message {deployment.message!r}" if deployment.message else ""
         console.print(
             f"{kind} of {report.dispatcher} ({report.environment}): {split} "
-            f"(since {deployment.created_on or '?'})",
+            f"(since {deployment.created_on or '?'}{said})",
             markup=False,
         )
     console.print(f"state: {report.state.words}", markup=False)

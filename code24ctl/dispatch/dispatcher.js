@@ -13,6 +13,8 @@
 //   CF_VERSION_METADATA  version metadata binding {id, tag, timestamp}: its id is sent in
 //                  X-Code24-Dispatcher-Version on every answer (D6), so a probe can tell which
 //                  version answered a Cloudflare-Workers-Version-Overrides request
+//   CODE24_RECORD_KEY  `serve --runtime workerd` only (never deployed): a secret that run's
+//                  runner gives this Worker alone; each record line carries it (see record)
 //
 // The one rule above all others: nothing escapes `fetch` as an exception. An uncaught throw
 // becomes Cloudflare's HTML error page 1101, which is exactly the failure this Worker exists
@@ -720,6 +722,11 @@ function log(env, what, requestId, err) {
 //   double4 body bytes of the answer (-1 = streamed through without a declared length)
 //
 // Log line (read by `code24ctl tail`): console.log of one JSON object {"code24": "request", ...}.
+// Under `serve --runtime workerd` the user Workers print to the same stream as this Worker, so a
+// line of this shape proves nothing by itself: there the line also carries "record_key", the
+// CODE24_RECORD_KEY binding that run's runner gives this Worker alone, and the runner takes
+// only lines with the key as records (code24ctl/serve/workerd/runner.mjs). Deployed, there is
+// no such binding and no such field.
 
 function record(request, response, env, state) {
   try {
@@ -739,6 +746,8 @@ function record(request, response, env, state) {
       dispatch_ms: Number(headers.get("x-code24-dispatch-ms") ?? Date.now() - state.started),
       body_bytes: state.bodyBytes ?? -1,
     };
+    const key = envText(env, "CODE24_RECORD_KEY");
+    if (key !== "") fields.record_key = key;
     console.log(JSON.stringify(fields));
     const dataset = env?.ANALYTICS;
     if (dataset && typeof dataset.writeDataPoint === "function") {

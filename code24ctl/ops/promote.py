@@ -149,9 +149,13 @@ def run_promote(
     probe_options: ProbeOptions | None = None,
     probe: ProbeRunner = run_release_probe,
     wait_s: float = DEFAULT_VERSION_WAIT_S,
+    message: str | None = None,
     say: Say = quiet,
 ) -> ReleaseReport:
     """Deploy the plan's target at 100% unless ``probed`` failed (then nothing is written).
+
+    The deployment carries ``message`` (``code24ctl promote`` when None); the 0% one that
+    stages a target outside the deployment, the same with `` (probe)``.
 
     A target outside the deployment has not been probed yet (the override cannot reach it):
     it goes in at 0% and is probed through the override first, as a canary's version is; a
@@ -159,6 +163,7 @@ def run_promote(
     once anything may have been written puts the deployment back too
     (:class:`~code24ctl.errors.Interrupted`)."""
     before = plan.before
+    note = message or "code24ctl promote"
     report = new_report(resolved, "promote", "promote", before)
     report.version = plan.target
     target = plan.target.id
@@ -189,15 +194,13 @@ def run_promote(
                 base=probe_options or ProbeOptions(),
                 probe=probe,
                 wait_s=wait_s,
-                message="code24ctl promote (probe)",
+                message=f"{note} (probe)",
             )
             if not first.ok:
                 return restore(session, report, before, override_failure(first, target), steps)
         steps.start(f"deploying version {target} at 100%")
         try:
-            report.after = deploy_split(
-                session, report.dispatcher, [(target, 100.0)], message="code24ctl promote"
-            )
+            report.after = deploy_split(session, report.dispatcher, [(target, 100.0)], message=note)
         except CloudflareAPIError as exc:
             if not report.changed:
                 raise

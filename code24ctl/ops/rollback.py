@@ -134,9 +134,13 @@ def run_rollback(
     probe: ProbeRunner = run_release_probe,
     confirm_force: Callable[[list[str]], bool] | None = None,
     wait_s: float = DEFAULT_VERSION_WAIT_S,
+    message: str | None = None,
     say: Say = quiet,
 ) -> ReleaseReport:
     """Deploy the plan's target at 100%, then probe (a failing probe leaves it deployed).
+
+    The deployment carries ``message`` (``code24ctl rollback`` when None); the 0% one that
+    stages an unproven target, the same with `` (probe)``.
 
     A target that never served 100% (``plan.proven`` False) has not proven itself: it is
     probed through the override first, put into the deployment at 0% when it is not there,
@@ -151,6 +155,7 @@ def run_rollback(
     :class:`~code24ctl.errors.Interrupted` says what serves and the command that finishes."""
     before = plan.before
     target = plan.target.id
+    note = message or "code24ctl rollback"
     report = new_report(resolved, "rollback", "rollback", before)
     report.version = plan.target
     report.involved = plan.involved
@@ -190,14 +195,14 @@ def run_rollback(
                 base=probe_options or ProbeOptions(),
                 probe=probe,
                 wait_s=wait_s,
-                message="code24ctl rollback (probe)",
+                message=f"{note} (probe)",
                 deploy=deploy,
             )
             if not first.ok:
                 return restore(session, report, before, override_failure(first, target), steps)
             steps.start(f"deploying version {target} at 100%")
             try:
-                report.after = deploy([(target, 100.0)], "code24ctl rollback")
+                report.after = deploy([(target, 100.0)], note)
             except CloudflareAPIError as exc:
                 if not report.changed:
                     raise
@@ -212,7 +217,7 @@ def run_rollback(
     else:
         try:
             steps.start(f"deploying version {target} at 100%")
-            report.after = deploy([(target, 100.0)], "code24ctl rollback")
+            report.after = deploy([(target, 100.0)], note)
         except KeyboardInterrupt as exc:
             raise interrupted_keeping(session, report, before, steps, exc, target) from None
         report.changed = True

@@ -875,6 +875,79 @@ def test_rollback_with_no_earlier_stable_version_asks_for_one(
     assert writes(cf_state) == []
 
 
+def messages(state: EmulatorState, seed: Code24Seed) -> list[Any]:
+    """The workers/message of every deployment created, in order (None: none sent)."""
+    return [
+        (body.get("annotations") or {}).get("workers/message")
+        for body in deployment_writes(state, seed)
+    ]
+
+
+def test_promote_and_rollback_message_is_the_deployments(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    cf_state.clear_requests()
+
+    promoted = cli("promote", "--env", "staging", "--yes", "--message", "v2 passed review")
+    assert promoted.exit_code == 0, promoted.stderr
+    rolled = cli("rollback", "--env", "staging", "--yes", "-m", "incident 42: back to v1", "--json")
+
+    assert rolled.exit_code == 0, rolled.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    # Sent as the SDK's deployments.create annotations (workers/message), kept by the API.
+    assert messages(cf_state, cf_seed) == ["v2 passed review", "incident 42: back to v1"]
+    serving = cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0]
+    assert serving.annotations == {"workers/message": "incident 42: back to v1"}
+    assert json.loads(rolled.stdout)["after"]["message"] == "incident 42: back to v1"
+    listed = cli("versions", "--env", "staging", "--json")
+    assert json.loads(listed.stdout)["deployment"]["message"] == "incident 42: back to v1"
+    first = cli("versions", "--env", "staging").stdout.splitlines()[0]
+    assert first.startswith(f"deployment of {DISPATCHER} (staging): {v1} 100% (since ")
+    assert first.endswith(", message 'incident 42: back to v1')")
+
+    # Without --message, the deployment is named after the command, as before.
+    cf_state.clear_requests()
+    assert cli("rollback", "--env", "staging", v2, "--yes").exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "50").exit_code == 0
+    assert cli("promote", "--env", "staging", "--yes").exit_code == 0
+    assert messages(cf_state, cf_seed) == [
+        "code24ctl rollback",
+        "code24ctl deploy --gradual 50",
+        "code24ctl promote",
+    ]
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+@pytest.mark.parametrize("given", ["", "  "])
+def test_an_empty_message_is_refused_before_anything_is_read(
+    cli: RunCli, cf_state: EmulatorState, v1: str, command: str, given: str
+) -> None:
+    result = cli(command, "--env", "staging", "--yes", "--message", given)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: --message is empty\n  hint: give the message, or leave --message out\n"
+    )
+    assert cf_state.requests() == []
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_message_help_names_the_default(run_cli: RunCli, command: str) -> None:
+    result = run_cli(command, "--help", env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0
+    assert "--message says why, on the deployment it makes (versions shows it)." in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "│ --message" in line)
+    assert line.split()[1:5] == ["--message", "-m", "TEXT", "the"]
+    assert (
+        "the message of the deployment it makes (its workers/message annotation, shown by "
+        f"versions) [default: code24ctl {command}]"
+    ) in line
+
+
 def test_versions_of_a_dispatcher_never_deployed(cli: RunCli, cf_state: EmulatorState) -> None:
     result = cli("versions", "--env", "staging")
 
@@ -1399,6 +1472,22 @@ def test_a_version_outside_the_deployment_goes_in_at_0_and_is_probed_before_100(
         f"{command}: probing version {v2} through the version override",
         f"{command}: deploying version {v2} at 100%",
     ]
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_a_version_staged_at_0_carries_the_message_with_probe(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    unproven: str,
+    command: str,
+) -> None:
+    result = cli(command, "--env", "staging", unproven, "--yes", "-m", "retry v2 after fix")
+
+    assert result.exit_code == 0, result.stderr
+    assert split(cf_state, cf_seed) == {unproven: 100.0}
+    assert messages(cf_state, cf_seed) == ["retry v2 after fix (probe)", "retry v2 after fix"]
 
 
 @pytest.mark.parametrize("command", ["promote", "rollback"])

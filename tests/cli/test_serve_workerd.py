@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -896,3 +897,100 @@ def test_a_worker_that_logs_the_api_token_shows_it_masked(
         assert serve.stop() == 0
     assert "calling the API with ***\n" in serve.stderr()
     assert token not in serve.stderr()
+
+
+# A Worker that prints what the dispatcher's record lines look like: a request record (with a
+# guessed key, too), a data point, and one hidden after a newline inside a single log call.
+FORGER = """const fake = {
+  code24: "request", request_id: "forged-1", method: "GET", path: "/forged", environment: "local",
+  worker: "victim", route: "/victim", status: 503, upstream_status: 503,
+  fallback_reason: "worker_timeout", dispatch_ms: 1, body_bytes: 0,
+};
+export default {
+  async fetch(request, env) {
+    console.log(`forger env: ${Object.keys(env).sort()}`);
+    console.log(JSON.stringify(fake));
+    console.log(JSON.stringify({ ...fake, request_id: "forged-2", record_key: "0".repeat(64) }));
+    console.log("CODE24_SERVE_DATA_POINT " + JSON.stringify({ indexes: ["victim"] }));
+    console.log("hello\\n" + JSON.stringify({ ...fake, request_id: "forged-3" }));
+    return Response.json({ ok: true });
+  },
+};
+"""
+
+
+def test_a_worker_cannot_forge_the_dispatchers_records(tmp_path: Path, run_cli: RunCli) -> None:
+    (tmp_path / "forger").mkdir()
+    (tmp_path / "forger" / "index.js").write_text(FORGER)
+    # Asking for the dispatcher's Worker (or the module holding its data points) by name gets
+    # nothing: a service binding reaches only the aliases.
+    (tmp_path / "forger" / "wrangler.toml").write_text(
+        '[vars]\nOWN = "yes"\n'
+        '[[services]]\nbinding = "D"\nservice = "dispatcher"\n'
+        '[[services]]\nbinding = "A"\nservice = "code24-analytics"\n'
+    )
+    data: dict[str, Any] = {
+        "platform": "Test",
+        "compatibility_date": "2025-06-01",
+        "workers": {"forger": {"path": "forger"}, "victim": {"script": "victim"}},
+        "routes": [
+            {"prefix": "/f", "worker": "forger"},
+            {"prefix": "/victim", "worker": "victim"},
+        ],
+        "environments": {"local": {"base_url": "http://127.0.0.1:8799", "upstreams": {}}},
+    }
+    config = write_config(tmp_path, data=data)
+    serve = ServeProcess(
+        tmp_path, "--runtime", "workerd", "--metrics-port", "0", "-vv", config=config
+    )
+    try:
+        status, headers, _ = get(serve.port, "/f/x")
+        assert status == 200
+        request_id = headers["X-Code24-Request-Id"]
+        wait_for(serve, f"id={request_id}")
+        wait_for(serve, '"request_id":"forged-3"')
+        admin = int(serve.info["admin_url"].rsplit(":", 1)[1])
+        _, _, health = get(admin, "/healthz")
+        metrics_url = f"{serve.info['admin_url']}/metrics"
+        stats = run_cli(
+            "stats",
+            "--env",
+            "local",
+            "--by",
+            "worker",
+            "--json",
+            "--metrics-url",
+            metrics_url,
+            config=config,
+        )
+    finally:
+        assert serve.stop() == 0
+    # The one real request is all that counts: stats, /healthz and the access lines.
+    groups = {g["key"]: g["requests"] for g in json.loads(stats.stdout)["groups"]}
+    assert groups == {"forger": 1.0}
+    assert json.loads(health)["analytics_data_points"] == 1
+    err = serve.stderr()
+    access = [line for line in err.splitlines() if " worker=" in line and " status=" in line]
+    assert len(access) == 1 and " GET /f/x worker=forger status=200 reason=- ms=" in access[0]
+    assert access[0].endswith(f" id={request_id}")
+    assert "/forged" not in "\n".join(access)
+    # Each imitation shows as the worker's log line, as printed.
+    fake = (
+        '{"code24":"request","request_id":"forged-1","method":"GET","path":"/forged",'
+        '"environment":"local","worker":"victim","route":"/victim","status":503,'
+        '"upstream_status":503,"fallback_reason":"worker_timeout","dispatch_ms":1,"body_bytes":0}'
+    )
+    lines = err.splitlines()
+    assert "forger env: OWN" in lines
+    assert serve.info["missing_bindings"]["forger"] == [
+        "D (service): Worker dispatcher does not run here",
+        "A (service): Worker code24-analytics does not run here",
+    ]
+    assert fake in lines
+    assert fake.replace("forged-1", "forged-2")[:-1] + f',"record_key":"{"0" * 64}"}}' in lines
+    assert 'CODE24_SERVE_DATA_POINT {"indexes":["victim"]}' in lines
+    assert fake.replace("forged-1", "forged-3") in lines
+    # The key itself (64 hex digits) is nowhere, -vv included.
+    shown = err + json.dumps(serve.info)
+    assert re.findall(r"[0-9a-f]{64}", shown) == ["0" * 64]
+    assert "record_key" not in err.replace(f'"record_key":"{"0" * 64}"', "")

@@ -8,8 +8,10 @@
 // start). stdin closing, SIGTERM or SIGINT stop workerd and this process.
 // stdout: one JSON event per line: {"event": "ready", "url"} once listening, {"event":
 // "request", ...} for each answer (the dispatcher's own log line), {"event": "data_point"} for
-// each ANALYTICS write, {"event": "reloaded"} / {"event": "reload_failed", "error"}.
+// each ANALYTICS write, {"event": "reloaded"} / {"event": "reload_failed", "error"}. Nothing
+// else is ever written there.
 // stderr: what the Workers log (console.*), and miniflare's warnings.
+import crypto from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
 import readline from "node:readline";
@@ -19,6 +21,33 @@ const require = createRequire(path.join(miniflareDir, "package.json"));
 const { Miniflare, Log, LogLevel } = require(miniflareDir);
 
 const DATA_POINT_MARKER = "CODE24_SERVE_DATA_POINT ";
+
+// Only the dispatcher can make a record (a request or data_point event). Its record lines and
+// the user Workers' console output arrive on one stream (workerd's stdout), so the shape of a
+// line proves nothing: a Worker can print {"code24":"request",...} too. The dispatcher's lines
+// therefore carry this key, made here for this run and given to the dispatcher (binding
+// CODE24_RECORD_KEY) and to the ANALYTICS module it wraps, and to no other Worker. It cannot
+// be guessed (256 random bits) nor read: workerd gives each Worker only its own bindings, and
+// a user Worker's service bindings reach only other aliases (plan.py), never the dispatcher's
+// env. A line without it is shown as the log line it is. The key never leaves this process
+// except into workerd's config: serve (Python) never holds it, so neither -v/-vv nor --json can
+// show it, and every line passed on here is masked all the same (mask). A channel user Workers
+// cannot write to at all (the dispatcher reporting to an endpoint of serve's) would cost every
+// request a subrequest and the deployed dispatcher more code; a key costs one string field.
+const RECORD_KEY = crypto.randomBytes(32).toString("hex");
+const DATA_POINT_PREFIX = `${DATA_POINT_MARKER}${RECORD_KEY} `;
+const RECORD_START = '{"code24":"request"';
+
+function mask(text) {
+  return text.replaceAll(RECORD_KEY, "***");
+}
+
+// miniflare's Log prints with console.log, on this process's stdout, which carries events only.
+class StderrLog extends Log {
+  log(message) {
+    process.stderr.write(mask(String(message)) + "\n");
+  }
+}
 
 // The dispatch namespace binding (env.DISPATCHER), a wrapped binding: workerd imports this module
 // into the dispatcher's isolate and calls it with this module's own env (a service binding per
@@ -42,19 +71,21 @@ export default function makeNamespace(env) {
 `;
 
 // The Analytics Engine dataset (env.ANALYTICS), recorded locally: each data point is printed on
-// workerd's stdout behind a marker, and this runner turns it into a data_point event.
+// workerd's stdout behind a marker and the record key (env is this module's own: RECORD_KEY),
+// and this runner turns it into a data_point event.
 const ANALYTICS_MODULE = `
-export default function dataset() {
+export default function dataset(env) {
+  const prefix = ${JSON.stringify(DATA_POINT_MARKER)} + env.RECORD_KEY + " ";
   return {
     writeDataPoint(point) {
-      console.log(${JSON.stringify(DATA_POINT_MARKER)} + JSON.stringify(point ?? null));
+      console.log(prefix + JSON.stringify(point ?? null));
     },
   };
 }
 `;
 
 function emit(event) {
-  process.stdout.write(JSON.stringify(event) + "\n");
+  process.stdout.write(mask(JSON.stringify(event)) + "\n");
 }
 
 function moduleType(contentType) {
@@ -138,7 +169,7 @@ function options(plan) {
   }
   const dispatcher = plan.dispatcher;
   return {
-    log: new Log(LogLevel.WARN),
+    log: new StderrLog(LogLevel.WARN),
     cf: false,
     handleRuntimeStdio,
     ...(plan.persist
@@ -156,7 +187,7 @@ function options(plan) {
         modulesRoot: path.dirname(dispatcher.path),
         compatibilityDate: dispatcher.compatibility_date,
         compatibilityFlags: dispatcher.compatibility_flags ?? [],
-        bindings: dispatcher.bindings,
+        bindings: { ...dispatcher.bindings, CODE24_RECORD_KEY: RECORD_KEY },
         kvNamespaces: dispatcher.kv ?? {},
         wrappedBindings: { DISPATCHER: "code24-namespace", ANALYTICS: "code24-analytics" },
         unsafeDirectSockets: [{ host: plan.host, port: plan.port }],
@@ -171,6 +202,7 @@ function options(plan) {
       {
         name: "code24-analytics",
         modules: [{ type: "ESModule", path: "analytics.mjs", contents: ANALYTICS_MODULE }],
+        bindings: { RECORD_KEY },
       },
       ...plan.workers.map(userWorker),
     ],
@@ -178,24 +210,41 @@ function options(plan) {
 }
 
 // workerd's stdout carries the dispatcher's one JSON line per request ({"code24": "request"}),
-// the data points, and whatever the user Workers log; only the first two are events.
+// the data points, and whatever the user Workers log; only the first two are events, and only
+// when they carry the record key. Everything else, a Worker's imitation of a record included,
+// is shown as the log line it is.
 function handleRuntimeStdio(stdout, stderr) {
   readline.createInterface({ input: stdout, crlfDelay: Infinity }).on("line", (line) => {
-    if (line.startsWith(DATA_POINT_MARKER)) {
-      emit({ event: "data_point", point: JSON.parse(line.slice(DATA_POINT_MARKER.length)) });
-      return;
-    }
-    if (line.startsWith('{"code24":"request"')) {
-      try {
-        emit({ event: "request", ...JSON.parse(line) });
-        return;
-      } catch {
-        // not ours after all: shown as a log line
-      }
-    }
-    process.stderr.write(line + "\n");
+    const event = recordEvent(line);
+    if (event !== null) emit(event);
+    else process.stderr.write(mask(line) + "\n");
   });
-  stderr.pipe(process.stderr, { end: false });
+  readline.createInterface({ input: stderr, crlfDelay: Infinity }).on("line", (line) => {
+    process.stderr.write(mask(line) + "\n");
+  });
+}
+
+// The event a line of the dispatcher's stands for, or null: not a record.
+function recordEvent(line) {
+  if (line.startsWith(DATA_POINT_PREFIX)) {
+    try {
+      return { event: "data_point", point: JSON.parse(line.slice(DATA_POINT_PREFIX.length)) };
+    } catch {
+      return null;
+    }
+  }
+  if (!line.startsWith(RECORD_START)) return null;
+  let record;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (record === null || typeof record !== "object" || record.record_key !== RECORD_KEY) {
+    return null;
+  }
+  delete record.record_key;
+  return { ...record, event: "request" };
 }
 
 let mf = null;
