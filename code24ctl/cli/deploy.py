@@ -51,8 +51,8 @@ def deploy(
             "--gradual",
             metavar="PERCENT",
             help="upload a version, probe it through the version override, then deploy it "
-            "at PERCENT, the current one at the rest; a failing probe puts the deployment "
-            "back (exit 1)",
+            "at PERCENT, the current one at the rest; any failure puts the deployment back "
+            "(exit 1)",
         ),
     ] = None,
     canary: Annotated[
