@@ -50,7 +50,9 @@ def deploy(
         typer.Option(
             "--gradual",
             metavar="PERCENT",
-            help="upload a new version and deploy it at PERCENT, the current one at the rest",
+            help="upload a version, probe it through the version override, then deploy it "
+            "at PERCENT, the current one at the rest; any failure puts the deployment back "
+            "(exit 1)",
         ),
     ] = None,
     canary: Annotated[
@@ -98,7 +100,8 @@ def deploy(
     Prints the version the upload created.
 
     --gradual and --canary release a new version beside the current one instead (the
-    "Releasing the dispatcher" section of the README); routes are not touched then. A plain
+    "Releasing the dispatcher" section of the README): it is probed through the version
+    override before it takes traffic (--wait), and routes are not touched. A plain
     deploy over a split deployment (an unfinished canary or gradual rollout) is refused (exit
     2) unless --ignore-rollout: the upload would end the split at 100% of a third version.
     """
@@ -241,7 +244,9 @@ def _release(
     release.require_versions(resolved)
     session = cloudflare_session(resolved)
     if gradual is not None:
-        report = rollout.gradual(session, resolved, gradual, message=message, say=output.note)
+        report = rollout.gradual(
+            session, resolved, gradual, message=message, wait_s=wait, say=output.note
+        )
     else:
         assert canary is not None
         report = rollout.canary(

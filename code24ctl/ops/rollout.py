@@ -1,19 +1,19 @@
 """``deploy --gradual`` and ``deploy --canary``: a new version of the dispatcher, split.
 
-A canary puts the new version into the deployment at 0% first, because the
+Both put the new version into the deployment at 0% first, because the
 ``Cloudflare-Workers-Version-Overrides`` header is only honoured for a version that is in the
 current deployment (developers.cloudflare.com/workers/configuration/versions-and-deployments/
-gradual-deployments/#version-overrides). It probes the version through that header, then
-splits the traffic and probes again; a failure at any point puts the deployment it started
-from back. ``promote`` and ``rollback`` stage an unproven version the same way
-(:func:`stage_and_probe`).
+gradual-deployments/#version-overrides). They probe the version through that header, then
+split the traffic (a canary probes again); a failure at any point puts the deployment they
+started from back: no version takes traffic unprobed. ``promote`` and ``rollback`` stage an
+unproven version the same way (:func:`stage_and_probe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from code24ctl.cloudflare.versions import (
     DeploymentInfo,
@@ -55,49 +55,6 @@ if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
 
 
-# --------------------------------------------------------------------------------------------
-# deploy --gradual
-
-
-def gradual(
-    session: CloudflareSession,
-    resolved: ResolvedConfig,
-    percent: float,
-    *,
-    message: str | None = None,
-    say: Say = quiet,
-) -> ReleaseReport:
-    """Upload a version and deploy it at ``percent``, the serving version at the rest.
-
-    Ctrl-C or SIGTERM at any step puts the deployment it started from back
-    (:class:`~code24ctl.errors.Interrupted`, saying what was done)."""
-    require_versions(resolved)
-    check_percent(percent)
-    before = serving(session, resolved)
-    old = single_version(session, resolved, before)
-    code = release_code(session, resolved)
-    report = new_report(resolved, "deploy", "gradual", before)
-    steps = ReleaseSteps("gradual", say)
-    try:
-        steps.start(f"uploading a new version of {report.dispatcher}")
-        steps.upload_started = True
-        report.version = upload_release(session, resolved, code, message)
-        new = report.version.id
-        steps.start(f"deploying version {new} at {percent:g}%, {old} at {100 - percent:g}%")
-        with _unchanged_on_failure(before, report.version):
-            report.after = deploy_split(
-                session,
-                report.dispatcher,
-                split_shares(new, old, percent),
-                message=message or f"code24ctl deploy --gradual {percent:g}",
-            )
-        report.changed = True
-    except KeyboardInterrupt as exc:
-        raise interrupted_error(session, report, before, steps, exc) from None
-    report.state = state_after(report)
-    return report
-
-
 @contextmanager
 def _unchanged_on_failure(
     before: DeploymentInfo, version: VersionInfo, *, uploaded: bool = True
@@ -116,7 +73,7 @@ def _unchanged_on_failure(
 
 
 # --------------------------------------------------------------------------------------------
-# deploy --canary
+# deploy --gradual and --canary
 
 
 ProbeRunner = Callable[[ResolvedConfig, ProbeOptions, WaitCallback | None], ProbeReport]
@@ -199,6 +156,39 @@ def stage_and_probe(
     return first
 
 
+def gradual(
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    percent: float,
+    *,
+    message: str | None = None,
+    probe_options: ProbeOptions | None = None,
+    probe: ProbeRunner = run_release_probe,
+    wait_s: float = DEFAULT_VERSION_WAIT_S,
+    say: Say = quiet,
+) -> ReleaseReport:
+    """Upload, probe through the override at 0%, then deploy at ``percent``, the serving
+    version at the rest: a canary without the probe after the split, so that no version takes
+    traffic unprobed.
+
+    Never raises for a failed probe: ``ok`` is False, the deployment it started from is back
+    (``restored``) and ``error`` says what failed (:func:`failure` makes the exit-1 error).
+    Ctrl-C or SIGTERM at any step puts the deployment it started from back
+    (:class:`~code24ctl.errors.Interrupted`, saying what was done)."""
+    return _split_release(
+        session,
+        resolved,
+        percent,
+        "gradual",
+        message=message,
+        repeat=None,
+        probe_options=probe_options,
+        probe=probe,
+        wait_s=wait_s,
+        say=say,
+    )
+
+
 def canary(
     session: CloudflareSession,
     resolved: ResolvedConfig,
@@ -223,6 +213,35 @@ def canary(
     Ctrl-C or SIGTERM at any step puts the deployment back too, and raises
     :class:`~code24ctl.errors.Interrupted` saying what was uploaded, deployed and put back.
     """
+    return _split_release(
+        session,
+        resolved,
+        percent,
+        "canary",
+        message=message,
+        repeat=repeat,
+        probe_options=probe_options,
+        probe=probe,
+        wait_s=wait_s,
+        say=say,
+    )
+
+
+def _split_release(
+    session: CloudflareSession,
+    resolved: ResolvedConfig,
+    percent: float,
+    strategy: Literal["gradual", "canary"],
+    *,
+    message: str | None,
+    repeat: int | None,
+    probe_options: ProbeOptions | None,
+    probe: ProbeRunner,
+    wait_s: float,
+    say: Say,
+) -> ReleaseReport:
+    """:func:`gradual` and :func:`canary`: the same steps, and a probe after the split when
+    ``repeat`` is given (the canary's)."""
     require_versions(resolved)
     check_percent(percent)
     base = probe_options or ProbeOptions()
@@ -232,9 +251,9 @@ def canary(
     before = serving(session, resolved)
     old = single_version(session, resolved, before)
     code = release_code(session, resolved)
-    report = new_report(resolved, "deploy", "canary", before)
-    note = message or f"code24ctl deploy --canary {percent:g}"
-    steps = ReleaseSteps("canary", say)
+    report = new_report(resolved, "deploy", strategy, before)
+    note = message or f"code24ctl deploy --{strategy} {percent:g}"
+    steps = ReleaseSteps(strategy, say)
     try:
         steps.start(f"uploading a new version of {dispatcher}")
         steps.upload_started = True
@@ -263,11 +282,12 @@ def canary(
         except CloudflareAPIError as exc:
             what = f"deploying it at {percent:g}% ({exc.message})"
             return restore(session, report, before, what, steps)
-        steps.start(f"probing after the split ({repeat} requests per route)")
-        second = probe(resolved, base.model_copy(update={"repeat": repeat}), None)
-        report.add_probe("split", second)
-        if not second.ok:
-            return restore(session, report, before, f"the probe at {percent:g}%", steps)
+        if repeat is not None:
+            steps.start(f"probing after the split ({repeat} requests per route)")
+            second = probe(resolved, base.model_copy(update={"repeat": repeat}), None)
+            report.add_probe("split", second)
+            if not second.ok:
+                return restore(session, report, before, f"the probe at {percent:g}%", steps)
     except KeyboardInterrupt as exc:
         raise interrupted_error(session, report, before, steps, exc) from None
     report.state = state_after(report)

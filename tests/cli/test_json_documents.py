@@ -18,6 +18,7 @@ from code24ctl.cli import app
 from code24ctl.cli.documents import ERROR_CODES, Document, ErrorDocument
 from code24ctl.cli.schemas import COMMAND_MODELS
 from tests.emulator.seeds import Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.builders import argv
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, CliResult, RunCli
@@ -184,19 +185,16 @@ def test_release_plan_and_stats_json_validate_on_success(
     cf_env: dict[str, str],
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
+    cf_site: VersionSite,
     tmp_path: Path,
 ) -> None:
-    from tests.emulator.site import VersionSite
-    from tests.support.staging import DISPATCHER
-
     def change(data: dict[str, Any]) -> None:
-        # promote probes the candidate through the override; rollback probes afterwards.
-        data["environments"]["staging"]["base_url"] = site.url
+        # Releases probe their version through the override; rollback probes afterwards.
+        data["environments"]["staging"]["base_url"] = cf_site.url
         data["environments"]["local"]["metrics_url"] = metrics_url
 
     metrics_text = Answer(200, ONE_REQUEST_METRICS, "text/plain; version=0.0.4; charset=utf-8")
-    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
-    with LocalServer({"/metrics": metrics_text}) as metrics, site.running():
+    with LocalServer({"/metrics": metrics_text}) as metrics:
         metrics_url = metrics.url + "/metrics"
         config = write_config(tmp_path, change)
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import RunCli
 from tests.support.http_servers import Answer, Behaviour
-from tests.support.staging import DISPATCHER, NAMESPACE, write_config, writes
+from tests.support.staging import (
+    DISPATCHER,
+    NAMESPACE,
+    staging_config,
+    write_config,
+    writes,
+)
 
 OVERRIDE = "cloudflare-workers-version-overrides"
 JSON_OK = Answer(200, b'{"ok": true}')
@@ -40,21 +46,9 @@ def broken_except(good: str) -> Callable[[str], Behaviour | None]:
 
 
 @pytest.fixture
-def zone(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterator[VersionSite]:
+def zone(cf_site: VersionSite) -> VersionSite:
     """The site the probes go to: every version answers JSON on every path."""
-    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
-    with site.running():
-        yield site
-
-
-def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
-    """The repo's config with staging's base_url at ``base_url`` (and extra vars)."""
-
-    def change(data: dict[str, Any]) -> None:
-        data["environments"]["staging"]["base_url"] = base_url
-        data["environments"]["staging"].setdefault("vars", {}).update(vars)
-
-    return write_config(tmp_path, change)
+    return cf_site
 
 
 @pytest.fixture
@@ -169,8 +163,8 @@ def test_plain_deploy_says_so_when_the_api_names_no_version(
 # deploy --gradual
 
 
-def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_rest(
-    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
+def test_gradual_probes_the_new_version_at_0_then_deploys_it_at_the_percentage(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
 ) -> None:
     result = cli("deploy", "--env", "staging", "--gradual", "10", "-m", "new timeouts")
 
@@ -179,23 +173,51 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
     assert v2 != v1
     assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
     config = tag(cf_state, cf_seed, v2).split("config/")[1]
-    assert result.stdout.splitlines() == [
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [
         f"dispatcher {DISPATCHER} (staging)",
         f"before: {v1} at 100%",
         f"uploaded: {v2} #2 (code24ctl {__version__}, config {config}, 'new timeouts')",
+        "",
+        f"probe of version {v2} through the version override header:",
+    ]
+    assert [line.split()[:2] for line in lines[6:11]] == [
+        ["ok", "/api/competitive"],
+        ["ok", "/api/market"],
+        ["ok", "/elite/brand"],
+        ["ok", "/elite/design"],
+        ["ok", "/elite/develop"],
+    ]
+    assert lines[11:] == [
+        "",
+        f"probed 5 of 5 routes on {zone.url} (staging, version {v2}): 5 passed, 0 failed",
         "",
         f"after: {v2} at 10%, {v1} at 90%",
         f"state: split: stable {v1} at 90%, candidate {v2} at 10%",
         f"gradual done: version {v2} serves 10%; `code24ctl promote --env staging` takes it "
         "to 100%, `code24ctl rollback --env staging` takes it back",
     ]
-    # Every step says a line as it starts.
+    # Every step says a line as it starts, the wait for v2 included.
     assert result.stderr.splitlines() == [
         f"gradual: uploading a new version of {DISPATCHER}",
+        f"gradual: deploying version {v2} at 0% beside {v1} (100%), so that the version "
+        "override reaches it",
+        f"gradual: probing version {v2} through the version override",
+        f"waiting up to 10 s for version {v2} to answer through the version override",
+        f"version {v2} answered after 0.0 s (1 requests)",
         f"gradual: deploying version {v2} at 10%, {v1} at 90%",
+        f"answers by dispatcher version: {v2} {PROBED_ROUTES}",
     ]
+    # The probe went through the override only, to v2 alone: nothing else took traffic.
+    assert len(zone.requests) == 1 + PROBED_ROUTES
+    assert {r.headers[OVERRIDE] for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
     base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
-    assert writes(cf_state) == [f"POST {base}/versions", f"POST {base}/deployments"]
+    assert writes(cf_state) == [
+        f"POST {base}/versions",
+        f"POST {base}/deployments",
+        f"POST {base}/deployments",
+    ]
     (upload,) = cf_state.requests(method="POST", path_contains="/versions")
     assert upload.query_value("bindings_inherit") == "strict"
     metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata")).data)
@@ -207,11 +229,19 @@ def test_gradual_deploys_the_new_version_at_the_percentage_and_the_old_at_the_re
         {
             "strategy": "percentage",
             "versions": [
+                {"version_id": v1, "percentage": 100.0},
+                {"version_id": v2, "percentage": 0.0},
+            ],
+            "annotations": {"workers/message": "new timeouts (probe)"},
+        },
+        {
+            "strategy": "percentage",
+            "versions": [
                 {"version_id": v2, "percentage": 10.0},
                 {"version_id": v1, "percentage": 90.0},
             ],
             "annotations": {"workers/message": "new timeouts"},
-        }
+        },
     ]
 
 
@@ -247,6 +277,7 @@ def test_a_version_upload_carries_versioned_metadata_only_and_settings_go_to_scr
     assert writes(cf_state) == [
         f"POST {base}/versions",
         f"PATCH {base}/script-settings",
+        f"POST {base}/deployments",
         f"POST {base}/deployments",
     ]
     (patch,) = cf_state.requests(method="PATCH")
@@ -293,7 +324,73 @@ def test_gradual_json_follows_the_house_shape(
         {"version_id": v2, "percentage": 25.0},
         {"version_id": v1, "percentage": 75.0},
     ]
-    assert document["summary"] == {"probes": 0, "probes_failed": 0}
+    assert [run["stage"] for run in document["probes"]] == ["override"]
+    assert document["probes"][0]["report"]["version"] == v2
+    assert document["summary"] == {"probes": 1, "probes_failed": 0}
+
+
+def test_gradual_whose_version_never_answers_through_the_override_changes_nothing(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    # The override never takes effect: v1 answers every request. Before, gradual deployed v2
+    # at 10% unprobed; now it never takes a request.
+    zone.propagation_delay_s = 3600
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10", "--wait", "1")
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert zone.served and set(zone.served) == {v1}
+    assert {r.headers[OVERRIDE] for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    # The write log: the 0% deployment the override needs, then the old one back; v2 never
+    # had a share above 0.
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    message = (
+        f"the probe through the override (version_not_applied: version {v2} never answered "
+        f"within 1 s) failed; the deployment is back as it was ({v1} 100%); version {v2} "
+        "takes no traffic"
+    )
+    assert result.stdout.splitlines()[-3:] == [
+        f"after: {v1} at 100%",
+        f"state: one version: {v1} at 100%",
+        f"gradual failed: {message}",
+    ]
+    assert f"gradual: deploying version {v2} at 10%" not in result.stderr
+    assert f"gradual: {message.split(' failed;')[0]} failed: putting back {v1} 100%" in (
+        result.stderr
+    )
+    assert result.stderr.endswith(f"error: {message}\n")
+
+
+def test_gradual_with_a_failing_probe_puts_the_deployment_back_json(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, zone: VersionSite
+) -> None:
+    zone.choose = broken_except(v1)
+
+    result = cli("deploy", "--env", "staging", "--gradual", "10", "--json")
+
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert set(zone.served) == {v2}  # through the override only
+    assert len(zone.requests) == 1 + PROBED_ROUTES
+    assert document["strategy"] == "gradual"
+    assert document["ok"] is False
+    assert document["restored"] is True
+    assert document["put_back_failed"] is False
+    assert [run["stage"] for run in document["probes"]] == ["override"]
+    assert document["summary"] == {"probes": 1, "probes_failed": 1}
+    assert document["after"]["versions"] == [{"version_id": v1, "percentage": 100.0}]
+    assert document["error"] == (
+        "the probe through the override failed; the deployment is back as it was "
+        f"({v1} 100%); version {v2} takes no traffic"
+    )
+    assert result.stderr.endswith(f"error: {document['error']}\n")
 
 
 @pytest.mark.parametrize("percent", ["0", "101", "-5"])
@@ -519,8 +616,14 @@ def test_canary_waits_for_the_override_to_apply_and_ends_at_the_percentage(
     ]
 
 
-def test_canary_without_a_base_url_stops_before_writing(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, v1: str, tmp_path: Path
+@pytest.mark.parametrize("strategy", ["canary", "gradual"])
+def test_a_release_without_a_base_url_stops_before_writing(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    v1: str,
+    tmp_path: Path,
+    strategy: str,
 ) -> None:
     def change(data: dict[str, Any]) -> None:
         del data["environments"]["staging"]["base_url"]
@@ -528,7 +631,7 @@ def test_canary_without_a_base_url_stops_before_writing(
     (tmp_path / "nb").mkdir()
     bare = write_config(tmp_path / "nb", change)
 
-    result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=bare)
+    result = run_cli("deploy", "--env", "staging", f"--{strategy}", "10", env=cf_env, config=bare)
 
     assert result.exit_code == 2
     assert "environment 'staging' (from --env) has no base_url to probe" in result.stderr
@@ -1100,16 +1203,18 @@ def test_gradual_whose_deployment_is_refused_says_nothing_serves_differently(
     assert split(cf_state, cf_seed) == {v1: 100.0}
 
 
-def test_canary_whose_split_is_refused_puts_the_deployment_back(
+@pytest.mark.parametrize("strategy", ["canary", "gradual"])
+def test_a_release_whose_split_is_refused_puts_the_deployment_back(
     cli: RunCli,
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     v1: str,
     monkeypatch: pytest.MonkeyPatch,
+    strategy: str,
 ) -> None:
     refuse_deployments(monkeypatch, cf_state, 2)
 
-    result = cli("deploy", "--env", "staging", "--canary", "10")
+    result = cli("deploy", "--env", "staging", f"--{strategy}", "10")
 
     assert result.exit_code == 1
     assert split(cf_state, cf_seed) == {v1: 100.0}
@@ -1145,7 +1250,7 @@ def test_canary_that_cannot_put_the_deployment_back_says_how(
 
 
 # --------------------------------------------------------------------------------------------
-# Interrupts: a signal at each step of a canary leaves the deployment as it was
+# Interrupts: a signal at each step of a canary or a gradual leaves the deployment as it was
 
 
 CANARY_STEPS = [
@@ -1155,6 +1260,11 @@ CANARY_STEPS = [
     "waiting up to",
     "canary: deploying version {v2} at 10%",
     "canary: probing after the split",
+]
+# A gradual takes the canary's steps but the probe after the split.
+GRADUAL_STEPS = [step.replace("canary", "gradual") for step in CANARY_STEPS[:-1]]
+STEPS = [("canary", i) for i in range(len(CANARY_STEPS))] + [
+    ("gradual", i) for i in range(len(GRADUAL_STEPS))
 ]
 
 
@@ -1180,19 +1290,20 @@ def signal_at(
     return printed
 
 
-@pytest.mark.parametrize("step", range(len(CANARY_STEPS)))
-def test_a_sigint_at_each_canary_step_leaves_the_deployment_as_it_was(
+@pytest.mark.parametrize(("strategy", "step"), STEPS)
+def test_a_sigint_at_each_release_step_leaves_the_deployment_as_it_was(
     cli: RunCli,
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     v1: str,
     monkeypatch: pytest.MonkeyPatch,
+    strategy: str,
     step: int,
 ) -> None:
     before = cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0]
-    signal_at(monkeypatch, CANARY_STEPS[step])
+    signal_at(monkeypatch, (CANARY_STEPS if strategy == "canary" else GRADUAL_STEPS)[step])
 
-    result = cli("deploy", "--env", "staging", "--canary", "10")
+    result = cli("deploy", "--env", "staging", f"--{strategy}", "10")
 
     assert result.exit_code == 130
     assert split(cf_state, cf_seed) == {v1: 100.0}
@@ -1221,7 +1332,7 @@ def test_a_sigint_at_each_canary_step_leaves_the_deployment_as_it_was(
     assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)][-1] == [
         {"version_id": v1, "percentage": 100.0}
     ]
-    assert f"canary: putting back {v1} 100%" in result.stderr
+    assert f"{strategy}: putting back {v1} 100%" in result.stderr
     assert error.startswith("error: interrupted while ")
     assert error.endswith(
         f"; uploaded version {v2} (it takes no traffic); deployed {deployed}; put back {v1} 100%"
@@ -1382,12 +1493,14 @@ def test_config_validate_refuses_a_dispatcher_name_the_override_cannot_key(
     ) in result.stderr.replace("\n", " ")
 
 
+@pytest.mark.parametrize("lost", [1, 2], ids=["the 0% stage", "the split"])
 def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
     cli: RunCli,
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     v1: str,
     monkeypatch: pytest.MonkeyPatch,
+    lost: int,
 ) -> None:
     from tests.emulator.errors import ApiError
 
@@ -1396,11 +1509,14 @@ def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
     calls = [0]
 
     def deploy(*args: Any, **kwargs: Any) -> Any:
-        # The first create is applied but its answer is a 500; later ones (retries) fail.
+        # The ``lost``-th create is applied but its answer is a 500; a retry would fail.
         calls[0] += 1
-        if calls[0] == 1:
-            real(*args, **kwargs)
-        raise ApiError(500, 10002, "An unknown error has occurred")
+        if calls[0] > lost + 1:
+            raise ApiError(500, 10002, "An unknown error has occurred")
+        applied = real(*args, **kwargs)
+        if calls[0] == lost:
+            raise ApiError(500, 10002, "An unknown error has occurred")
+        return applied
 
     monkeypatch.setattr(store, "deploy", deploy)
 
@@ -1410,6 +1526,7 @@ def test_a_deployment_whose_answer_is_lost_is_read_before_anything_is_decided(
     v2 = newest(cf_state, cf_seed)
     assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
     assert f"after: {v2} at 10%, {v1} at 90%" in result.stdout
+    assert calls[0] == 2  # read back as done, not sent again
 
 
 # --------------------------------------------------------------------------------------------
@@ -1546,6 +1663,7 @@ def test_promote_of_a_version_whose_override_never_applies_fails_version_not_app
 
 
 def test_a_release_that_cannot_be_probed_is_refused_before_anything_is_written(
+    cli: RunCli,
     run_cli: RunCli,
     cf_env: dict[str, str],
     tmp_path: Path,
@@ -1572,7 +1690,7 @@ def test_a_release_that_cannot_be_probed_is_refused_before_anything_is_written(
     assert split(cf_state, cf_seed) == {v1: 100.0}
 
     # Nor the candidate of a split: the override would reach it, but there is nowhere to send.
-    assert run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env).exit_code == 0
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
     cf_state.clear_requests()
     refused = run_cli("promote", "--env", "staging", "--yes", env=cf_env, config=bare)
     assert refused.exit_code == 2

@@ -14,6 +14,7 @@ import pytest
 
 from tests.emulator import EmulatorState
 from tests.emulator.seeds import ACCOUNT_ID, ZONE_NAME
+from tests.emulator.site import VersionSite
 from tests.support.cli import RunCli
 from tests.support.staging import (
     ALIASES,
@@ -23,6 +24,7 @@ from tests.support.staging import (
     KV_TITLE,
     NAMESPACE,
     route_owners,
+    staging_config,
     write_config,
     writes,
 )
@@ -261,6 +263,13 @@ def test_unbind_after_a_lost_delete_answer_says_deleted(
 # ------------------------------------------------------------------ deployments and settings
 
 
+@pytest.fixture
+def released(tmp_path: Path, cf_site: VersionSite) -> Path:
+    """The config a release runs with: it probes its new version on the test site."""
+    (tmp_path / "released").mkdir()
+    return staging_config(tmp_path / "released", cf_site.url)
+
+
 def _deployed_once(run_cli: RunCli, cf_env: dict[str, str], state: EmulatorState) -> str:
     state.add_namespace(ACCOUNT_ID, NAMESPACE)
     first = run_cli("deploy", "--env", "staging", "--json", env=cf_env)
@@ -270,17 +279,25 @@ def _deployed_once(run_cli: RunCli, cf_env: dict[str, str], state: EmulatorState
 
 
 @pytest.mark.parametrize("kind", FAULTS)
+@pytest.mark.parametrize("nth", [1, 2], ids=["the 0% stage", "the split"])
 def test_deployment_create(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    released: Path,
+    kind: str,
+    nth: int,
 ) -> None:
     old = _deployed_once(run_cli, cf_env, cf_state)
-    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/deployments", kind)
-    result = run_cli("deploy", "--env", "staging", "--gradual", "10", "--json", env=cf_env)
+    # A gradual creates two deployments: the new version at 0% (probed), then the split.
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/deployments", kind, nth=nth)
+    args = ("deploy", "--env", "staging", "--gradual", "10", "--json")
+    result = run_cli(*args, env=cf_env, config=released)
     assert result.exit_code == 0, result.stderr
     new = json.loads(result.stdout)["version"]["id"]
     assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 10.0, old: 90.0}
     posts = cf_state.requests(method="POST", path_contains="/deployments")
-    assert len(posts) == (2 if kind == "reset" else 1)
+    assert len(posts) == (3 if kind == "reset" else 2)
     assert [k for k, _, _ in cf_state.faults.served] == [kind]
     # The true state is what `versions` shows, and what promote and rollback start from.
     shown = json.loads(run_cli("versions", "--env", "staging", "--json", env=cf_env).stdout)
@@ -289,7 +306,7 @@ def test_deployment_create(
 
 @pytest.mark.parametrize("kind", FAULTS)
 def test_script_settings(
-    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, released: Path, kind: str
 ) -> None:
     _deployed_once(run_cli, cf_env, cf_state)
     script = cf_state.account_script(ACCOUNT_ID, DISPATCHER)
@@ -298,7 +315,7 @@ def test_script_settings(
     with cf_state.lock:  # someone changed the script's tags by hand since
         cf_state._scripts[ACCOUNT_ID][DISPATCHER].tags = ["someone-else"]
     cf_state.faults.add("PATCH", f"*/workers/scripts/{DISPATCHER}/script-settings", kind)
-    result = run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env)
+    result = run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env, config=released)
     assert result.exit_code == 0, result.stderr
     now = cf_state.account_script(ACCOUNT_ID, DISPATCHER)
     assert now is not None

@@ -6,7 +6,9 @@
 - ``cf_server``: an :class:`EmulatorServer` over ``cf_state`` on 127.0.0.1;
 - ``cf_env``: env vars pointing a subprocess at ``cf_server``;
 - ``cf_client``: the real ``cloudflare`` SDK over HTTP to ``cf_server`` (max_retries=2 as default);
-- ``cf_inprocess_client``: the SDK over an in-process transport (no socket).
+- ``cf_inprocess_client``: the SDK over an in-process transport (no socket);
+- ``cf_site``: the zone in front of ``cf_state`` (:class:`VersionSite`): what a probe of the
+  staging dispatcher reaches, answered by the version its deployment routes each request to.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from . import IN_PROCESS_API_BASE, sync_client
 from .seeds import CODE24_SEED, Code24Seed, seed_code24
 from .server import EmulatorServer
+from .site import VersionSite
 from .state import EmulatorState
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ __all__ = [
     "cf_inprocess_client",
     "cf_seed",
     "cf_server",
+    "cf_site",
     "cf_state",
 ]
 
@@ -126,3 +130,15 @@ def cf_inprocess_client(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterato
     )
     yield client
     client.close()
+
+
+@pytest.fixture
+def cf_site(cf_state: EmulatorState, cf_seed: Code24Seed) -> Iterator[VersionSite]:
+    """The staging dispatcher's zone on 127.0.0.1: every version answers JSON on every path
+    (set ``answers``/``choose`` to change that). Releases probe through it: point the config's
+    staging base_url at ``cf_site.url`` (``tests.support.staging.staging_config``)."""
+    from tests.support.staging import DISPATCHER
+
+    site = VersionSite(cf_state, cf_seed.account_id, DISPATCHER)
+    with site.running():
+        yield site

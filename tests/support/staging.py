@@ -50,6 +50,17 @@ def write_config(
     return path
 
 
+def staging_config(tmp_path: Path, base_url: str, **vars: str) -> Path:
+    """The repo's config with staging's base_url at ``base_url`` (the test site's url: a
+    release probes its new version there) and extra vars."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = base_url
+        data["environments"]["staging"].setdefault("vars", {}).update(vars)
+
+    return write_config(tmp_path, change)
+
+
 def writes(state: EmulatorState) -> list[str]:
     """Every write request the emulator received, as ``METHOD path``."""
     return [f"{r.method} {r.path}" for r in state.requests() if r.method in WRITE_METHODS]
