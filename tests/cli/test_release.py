@@ -1017,6 +1017,7 @@ def test_promote_and_rollback_message_is_the_deployments(
     assert cli("promote", "--env", "staging", "--yes").exit_code == 0
     assert messages(cf_state, cf_seed) == [
         "code24ctl rollback",
+        "code24ctl deploy --gradual 50 (probe)",  # the 0% stage its probe goes through
         "code24ctl deploy --gradual 50",
         "code24ctl promote",
     ]
