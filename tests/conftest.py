@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,11 @@ from tests.support.clock import FakeClock
 pytest_plugins = ["tests.emulator.fixtures"]
 
 loopback_only.install()
+
+# A shell starts a background job with SIGINT ignored, and Python then leaves it ignored (and
+# every child inherits that): the Ctrl-C tests would see no KeyboardInterrupt and prompts that
+# never end. The suite tests Ctrl-C, so it takes SIGINT back however it was started.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
