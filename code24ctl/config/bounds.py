@@ -90,21 +90,51 @@ class BoundedLoader(_SafeLoader):  # type: ignore[misc]
         return value
 
 
+class _WordingLoader(yaml.SafeLoader):
+    """The pure-Python loader :func:`worded_error` reads a refused file with: it composes
+    with a depth cap of its own, because libyaml may refuse a file before the nesting it holds
+    (``%YAML 1.3``, an unknown directive, a BOM inside it) while this parser reads on, and
+    :func:`check_nesting` stopped at that first error."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Compose one node, refusing nesting deeper than :data:`MAX_DEPTH`."""
+        if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise BoundsExceeded(f"nested more than {MAX_DEPTH} levels deep")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
+
+
 def worded_error(exc: yaml.YAMLError, text: str) -> yaml.YAMLError:
     """The error the pure-Python parser gives for ``text``, which libyaml refused with ``exc``.
 
     libyaml words a syntax error by what it missed ("did not find expected ',' or '}'"); the
     pure-Python parser also says what it found there ("expected ',' or '}', but got ':'"). Only
-    a file that failed is read twice, and only up to its error; nesting was capped before.
+    a file that failed is read twice. The two parsers do not refuse the same files: the Python
+    one's error is taken only where it is on the line libyaml refused, and a file it would read
+    deeper than :data:`MAX_DEPTH` keeps libyaml's error.
     """
     if _SafeLoader is yaml.SafeLoader or not isinstance(exc, yaml.MarkedYAMLError):
         return exc
+    loader = _WordingLoader(text)
     try:
-        yaml.compose(text, Loader=yaml.SafeLoader)
+        loader.get_single_node()
     except yaml.MarkedYAMLError as worded:
-        return worded
-    except yaml.YAMLError:
+        here, there = exc.problem_mark, worded.problem_mark
+        same_line = here is not None and there is not None and here.line == there.line
+        return worded if same_line else exc
+    except (yaml.YAMLError, BoundsExceeded, RecursionError):
         return exc
+    finally:
+        loader.dispose()
     return exc
 
 

@@ -310,3 +310,38 @@ def test_help_names_no_default_environment_from_a_file_past_the_bounds(tmp_path:
     assert describe_default(str(_write(tmp_path, deep))) is None
     padded = valid + "#" * MAX_CONFIG_BYTES + "\n"
     assert describe_default(str(_write(tmp_path, padded))) is None
+
+
+#: Files libyaml refuses on an early line that the pure-Python parser reads on: the nesting
+#: behind that line was never checked (check_nesting stops at libyaml's first error).
+REFUSED_EARLY = {
+    "a YAML 1.3 directive": (
+        "%YAML 1.3\n---\n",
+        "1: not valid YAML: found incompatible YAML document (column 1)",
+    ),
+    "a BOM inside the file": (
+        "platform: x\n\ufeff",
+        "2: not valid YAML: did not find expected key (column 2)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_EARLY))
+def test_deep_nesting_behind_a_line_only_libyaml_refuses_is_no_traceback(
+    tmp_path: Path, run_cli: RunCli, name: str
+) -> None:
+    head, located = REFUSED_EARLY[name]
+    path = _write(tmp_path, head + "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[1].strip() == f"{path}:{located}"
+
+
+def test_a_syntax_error_keeps_the_python_parsers_wording_on_libyamls_line(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    path = _write(tmp_path, "platform: Code24\nworkers: {a: 1 b: 2}\n")
+    result = run_cli("config", "validate", config=path)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1].strip().startswith(f"{path}:2: not valid YAML: ")
