@@ -72,7 +72,7 @@ def load_rich_help() -> None:
     sys.modules.update(stand_ins)
     try:
         importlib.import_module("typer.rich_utils")
-    except ImportError:
+    except Exception:  # whatever a stand-in made it raise: the ordinary import, below
         sys.modules.pop("typer.rich_utils", None)
     finally:
         for name, module in stand_ins.items():
@@ -87,7 +87,11 @@ class _Deferred(type):
     real_module: str
 
     def real(cls) -> Any:
-        return getattr(importlib.import_module(cls.real_module), cls.__name__)
+        module = importlib.import_module(cls.real_module)
+        if getattr(module, cls.__name__, None) is cls:
+            # Used while the stand-in is still the module (during Typer's import).
+            raise ImportError(f"{cls.real_module}.{cls.__name__} is deferred")
+        return getattr(module, cls.__name__)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         return cls.real()(*args, **kwargs)

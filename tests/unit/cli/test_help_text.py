@@ -81,3 +81,27 @@ def test_a_typer_wanting_more_than_the_stand_ins_hold_is_imported_the_ordinary_w
         """
     )
     assert out.split() == ["True", "True"]
+
+
+def test_a_typer_that_uses_a_stand_in_while_importing_is_imported_the_ordinary_way() -> None:
+    out = _fresh_python(
+        """
+        import sys
+        from code24ctl.cli import typer_compat
+        # A rich_utils that calls Markdown at import, while the stand-in is the module.
+        sys.modules.pop("typer.rich_utils", None)
+        source = "from rich.markdown import Markdown\\nMADE = Markdown('x')\\n"
+        import importlib.abc, importlib.util
+        class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+            def find_spec(self, name, path, target=None):
+                if name == "typer.rich_utils":
+                    return importlib.util.spec_from_loader(name, self)
+            def exec_module(self, module):
+                exec(source, module.__dict__)
+        sys.meta_path.insert(0, Finder())
+        typer_compat.load_rich_help()
+        import rich.markdown
+        print(type(sys.modules["typer.rich_utils"].MADE) is rich.markdown.Markdown)
+        """
+    )
+    assert out.split() == ["True"]
