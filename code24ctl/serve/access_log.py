@@ -105,6 +105,17 @@ class AccessLog:
         whatever the form; the API token masked (a worker may hold it as a .dev.vars secret)."""
         self._queue(scrub(text))
 
+    def runtime_output(self, text: str) -> None:
+        """Queue a line workerd printed (a Worker's console output, miniflare's warnings),
+        marked as such: a Worker can print anything, an access line's shape included, so its
+        lines never pass for serve's own (``workerd: ...``; in json form ``{"time", "workerd"}``,
+        which no access line has)."""
+        if self.form == "json":
+            line = json.dumps({"time": _timestamp(), "workerd": text}, separators=(",", ":"))
+        else:
+            line = f"workerd: {text}"
+        self._queue(scrub(line))
+
     def _queue(self, line: str) -> None:
         with self._lock:
             pending = self._pending

@@ -913,6 +913,8 @@ export default {
     console.log(JSON.stringify({ ...fake, request_id: "forged-2", record_key: "0".repeat(64) }));
     console.log("CODE24_SERVE_DATA_POINT " + JSON.stringify({ indexes: ["victim"] }));
     console.log("hello\\n" + JSON.stringify({ ...fake, request_id: "forged-3" }));
+    console.log("2026-01-01T00:00:00.000Z GET /victim worker=victim status=503 " +
+      "reason=worker_timeout ms=1.00 id=forged-4");
     return Response.json({ ok: true });
   },
 };
@@ -970,7 +972,7 @@ def test_a_worker_cannot_forge_the_dispatchers_records(tmp_path: Path, run_cli: 
     assert groups == {"forger": 1.0}
     assert json.loads(health)["analytics_data_points"] == 1
     err = serve.stderr()
-    access = [line for line in err.splitlines() if " worker=" in line and " status=" in line]
+    access = [line for line in err.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
     assert len(access) == 1 and " GET /f/x worker=forger status=200 reason=- ms=" in access[0]
     assert access[0].endswith(f" id={request_id}")
     assert "/forged" not in "\n".join(access)
@@ -981,15 +983,21 @@ def test_a_worker_cannot_forge_the_dispatchers_records(tmp_path: Path, run_cli: 
         '"upstream_status":503,"fallback_reason":"worker_timeout","dispatch_ms":1,"body_bytes":0}'
     )
     lines = err.splitlines()
-    assert "forger env: OWN" in lines
+    assert "workerd: forger env: OWN" in lines
     assert serve.info["missing_bindings"]["forger"] == [
         "D (service): Worker dispatcher does not run here",
         "A (service): Worker code24-analytics does not run here",
     ]
-    assert fake in lines
-    assert fake.replace("forged-1", "forged-2")[:-1] + f',"record_key":"{"0" * 64}"}}' in lines
-    assert 'CODE24_SERVE_DATA_POINT {"indexes":["victim"]}' in lines
-    assert fake.replace("forged-1", "forged-3") in lines
+    assert f"workerd: {fake}" in lines
+    guessed = fake.replace("forged-1", "forged-2")[:-1] + f',"record_key":"{"0" * 64}"}}'
+    assert f"workerd: {guessed}" in lines
+    assert 'workerd: CODE24_SERVE_DATA_POINT {"indexes":["victim"]}' in lines
+    assert f"workerd: {fake.replace('forged-1', 'forged-3')}" in lines
+    # A line shaped like an access line is marked as workerd's output, as every line it prints.
+    assert (
+        "workerd: 2026-01-01T00:00:00.000Z GET /victim worker=victim status=503 "
+        "reason=worker_timeout ms=1.00 id=forged-4"
+    ) in lines
     # The key itself (64 hex digits) is nowhere, -vv included.
     shown = err + json.dumps(serve.info)
     assert re.findall(r"[0-9a-f]{64}", shown) == ["0" * 64]

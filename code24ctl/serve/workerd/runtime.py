@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,6 @@ class _Supervisor:
             stderr=subprocess.PIPE,
             # Its own session: a terminal's Ctrl+C reaches serve, which stops workerd in order.
             start_new_session=True,
-            limit=1024 * 1024,
             env=child_environment(),
         )
         readers = [
@@ -230,15 +229,11 @@ class _Supervisor:
 
     async def _events(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        while True:
-            line = await stdout.readline()
-            if not line:
-                break
+        async for line in bounded_lines(self.process.stdout, MAX_EVENT_LINE_BYTES):
             try:
                 event = json.loads(line)
             except ValueError:
-                self._message(line.decode(errors="replace").rstrip())
+                self._runtime_output(line.decode(errors="replace").rstrip())
                 continue
             if not isinstance(event, dict):
                 continue
@@ -258,8 +253,8 @@ class _Supervisor:
                     self.ready.set_exception(
                         UsageError(f"workerd did not start: {error}{self._tail()}")
                     )
-                else:
-                    self._message(f"error: {error}")
+                elif self.access_log is not None:
+                    self.access_log.message(f"error: {error}")
         if self.ready is not None and not self.ready.done():
             await asyncio.sleep(0.2)  # let the last stderr lines in
             self.ready.set_exception(
@@ -287,20 +282,17 @@ class _Supervisor:
     async def _logs(self) -> None:
         assert self.process is not None and self.process.stderr is not None
         stderr = self.process.stderr
-        while True:
-            line = await stderr.readline()
-            if not line:
-                break
+        async for line in bounded_lines(stderr, MAX_LOG_LINE_BYTES):
             text = line.decode(errors="replace").rstrip()
             if not text:
                 continue
             self.stderr_tail = [*self.stderr_tail[-29:], text]
             if self.ready is not None and self.ready.done():
-                self._message(text)
+                self._runtime_output(text)
 
-    def _message(self, text: str) -> None:
+    def _runtime_output(self, text: str) -> None:
         if self.access_log is not None:
-            self.access_log.message(text)
+            self.access_log.runtime_output(text)
 
     def _tail(self) -> str:
         lines = [line for line in self.stderr_tail if line.strip()]
@@ -377,3 +369,37 @@ class _Supervisor:
 
 def _prefix(route: Any) -> str:
     return str(route.prefix)
+
+
+#: The longest event line the runner writes is a request's record (its path, a few KiB).
+MAX_EVENT_LINE_BYTES = 1024 * 1024
+#: The longest log line shown whole; a longer one is shown cut (a Worker logging a large body).
+MAX_LOG_LINE_BYTES = 64 * 1024
+CUT_MARK = b" [cut: longer than 64 KiB]"
+
+
+async def bounded_lines(stream: asyncio.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    """The lines of ``stream``, each at most ``limit`` bytes: a longer one is cut there and
+    marked, and the rest of it skipped, so one long line never ends the reading of the lines
+    after it (``readline`` raises past the stream's own limit and leaves its tail behind)."""
+    pending = bytearray()
+    skipping = False
+    while chunk := await stream.read(64 * 1024):
+        pending += chunk
+        while True:
+            end = pending.find(b"\n")
+            if end < 0:
+                if not skipping and len(pending) > limit:
+                    yield bytes(pending[:limit]) + CUT_MARK
+                    skipping = True
+                if skipping:
+                    pending.clear()
+                break
+            line = bytes(pending[:end])
+            del pending[: end + 1]
+            if skipping:
+                skipping = False
+                continue
+            yield line[:limit] + CUT_MARK if len(line) > limit else line
+    if pending and not skipping:
+        yield bytes(pending[:limit])
