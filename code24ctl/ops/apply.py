@@ -30,11 +30,13 @@ from code24ctl.errors import (
     Change,
     Code24Error,
     Failure,
+    Interrupted,
     RouteConflictError,
 )
 from code24ctl.ops.bind import BindOptions, BindPlan, execute_bind, plan_bind
 from code24ctl.ops.changes import ChangeLog
-from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
+from code24ctl.ops.deploy import DeployPlan, Probing, execute_deploy, needs_probe, plan_deploy
+from code24ctl.ops.deploy_probed import check_probe_settings, deploy_failure
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 from code24ctl.ops.release import rollout_error, rollout_in_progress
@@ -80,6 +82,8 @@ class PlanDocument(BaseModel):
     namespace: str
     dispatcher: str
     force: bool = False
+    # A changed dispatcher goes live at 100% without a probe (--unprobed).
+    unprobed: bool = False
     summary: PlanSummary
     steps: list[PlanStep]
     # The split deployment serving now (release state words), if any.
@@ -186,6 +190,7 @@ def plan_apply(
     force: bool = False,
     options: BindOptions | None = None,
     ignore_rollout: bool = False,
+    unprobed: bool = False,
 ) -> ApplyPlan:
     """What apply would create, update or delete, step by step, from reads only.
 
@@ -195,11 +200,12 @@ def plan_apply(
     it and still exits 0 or 1.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
-    :func:`execute_apply` of this plan writes without reading it all again.
+    :func:`execute_apply` of this plan writes without reading it all again. ``unprobed``:
+    a changed dispatcher is planned live at 100% by script PUT, not probed first.
     """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
-    deploy = plan_deploy(session, resolved, force=force)
+    deploy = plan_deploy(session, resolved, force=force, unprobed=unprobed)
     rollout = None
     if deploy.namespace_exists:
         # Read once: a split is named in the plan whether or not apply would end it.
@@ -227,6 +233,7 @@ def plan_apply(
         namespace=namespace,
         dispatcher=resolved.dispatcher(),
         force=force,
+        unprobed=unprobed,
         summary=summarize(changes, problems),
         steps=steps,
         rollout=rollout,
@@ -351,17 +358,23 @@ def execute_apply(
     *,
     options: BindOptions | None = None,
     on_step: StepCallback | None = None,
+    probing: Probing | None = None,
 ) -> ApplyResult:
     """Run namespace create, bind and deploy in order; stop at the first failing step.
 
     A plan that holds problems is not started: every step is ``not run`` and nothing is
     written. Never raises for a failing step: the result says which step failed, why, what
     to do next (:func:`failure` turns that into the error to exit with) and what was written
-    before (``changes``); an interruption leaves carrying those changes.
+    before (``changes``); an interruption leaves carrying those changes. A changed dispatcher
+    is probed before it takes traffic (``probing``, :func:`~code24ctl.ops.deploy.
+    execute_deploy`); one the config cannot probe is refused before any step writes.
     """
+    probing = probing or Probing(unprobed=plan.document.unprobed)
+    if refusal(plan) is None and needs_probe(plan.deploy, probing):
+        check_probe_settings(plan.bind.resolved)
     log = ChangeLog()
     with log.carried():
-        return _execute(session, plan, options, on_step, log)
+        return _execute(session, plan, options, on_step, log, probing)
 
 
 def _execute(
@@ -370,6 +383,7 @@ def _execute(
     options: BindOptions | None,
     on_step: StepCallback | None,
     log: ChangeLog,
+    probing: Probing,
 ) -> ApplyResult:
     env = plan.environment
     namespace = plan.document.namespace
@@ -439,7 +453,9 @@ def _execute(
     try:
         # The namespace exists now (the first step made sure of it).
         ready = plan.deploy.model_copy(update={"namespace_exists": True})
-        deployed = execute_deploy(session, plan.bind.resolved, ready, log=log)
+        deployed = execute_deploy(session, plan.bind.resolved, ready, log=log, probing=probing)
+    except Interrupted:
+        raise  # it put the deployment back and says so; the change log rides along
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         return fail("deploy", failed(exc, hint))
@@ -447,6 +463,9 @@ def _execute(
         return fail(
             "deploy", failed(exc, f"{exc.hint or 'fix the error above'}; then rerun `{rerun}`")
         )
+    if not deployed.ok:
+        error = deploy_failure(deployed)
+        return fail("deploy", failed(error, error.hint or f"fix it, then rerun `{rerun}`"))
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
     status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
