@@ -73,7 +73,8 @@ def upload_step(
     """Upload ``code`` as the dispatcher: probed when a deployment serves (unless
     ``probing.unprobed``), by script PUT otherwise. ``result`` says what happened; ``ok``
     False (the deployment put back) when the probe or the 100% deployment failed."""
-    before = None if probing.unprobed else current_deployment(session, result.dispatcher)
+    probed = result.deployed and not probing.unprobed
+    before = current_deployment(session, result.dispatcher) if probed else None
     if before is not None and before.versions:
         _probed(session, resolved, result, code, before, probing, log)
         return

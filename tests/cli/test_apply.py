@@ -43,7 +43,8 @@ FULL_PLAN = [
     ],
     "  3. deploy:",
     f"       + KV namespace {KV_TITLE}",
-    f"       + dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1))",
+    f"       + dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1), "
+    "nothing serves yet: live at 100%, not probed)",
     f"       + route {API_PATTERN} (code24.dev)",
     f"       + route {ELITE_PATTERN} (code24.dev)",
 ]
@@ -174,8 +175,10 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
         namespace_path,
         namespace_path,
     ]
-    # Its content and settings, and its deployments (the plan names a split in progress).
-    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 3
+    # Its content and settings; its deployments and newest version (a version uploaded but not
+    # serving is uploaded again, whatever the content says); its deployments again (the plan
+    # names a split in progress).
+    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 5
     assert writes(cf_state) == []
 
 

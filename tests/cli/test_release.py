@@ -141,7 +141,9 @@ def test_plain_deploy_prints_the_version_it_created_and_annotates_it(
 
     assert result.exit_code == 0, result.stderr
     (version,) = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
-    assert f"version {version.id} deployed at 100%\n" in result.stdout
+    assert f"version {version.id} deployed at 100% (nothing served before: not probed)\n" in (
+        result.stdout
+    )
     assert split(cf_state, cf_seed) == {version.id: 100.0}
     assert version.annotations["workers/tag"].startswith(f"code24ctl/{__version__} config/")
     assert version.annotations["workers/message"] == f"uploaded by code24ctl {__version__}"
@@ -156,7 +158,10 @@ def test_plain_deploy_says_so_when_the_api_names_no_version(
     result = cli("deploy", "--env", "staging")
 
     assert result.exit_code == 0, result.stderr
-    assert "version not reported by the API deployed at 100%\n" in result.stdout
+    assert (
+        "version not reported by the API deployed at 100% (nothing served before: not probed)\n"
+        in result.stdout
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ def test_gradual_over_an_unfinished_rollout_is_refused(
     assert split(cf_state, cf_seed) == before
 
 
-def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
+def test_a_refused_version_upload_changes_nothing_and_names_deploy_unprobed(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
 ) -> None:
     cf_state.versions.refuse_dispatch_namespace_uploads = True
@@ -451,9 +456,10 @@ def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
             f"{DISPATCHER}: Cloudflare API error 10002: An unknown error has occurred "
             "(HTTP 500)); nothing was changed"
         ) in result.stderr
-        assert "plain `code24ctl deploy --env staging` uploads and deploys the dispatcher" in (
-            result.stderr
-        )
+        assert (
+            "hint: `code24ctl deploy --env staging --unprobed` uploads and deploys the "
+            "dispatcher in one step, live at 100% without a probe"
+        ) in result.stderr
         assert "cloudflare/workers-sdk/issues/10712" in result.stderr
         assert deployment_writes(cf_state, cf_seed) == []
         assert split(cf_state, cf_seed) == {v1: 100.0}
