@@ -110,6 +110,13 @@ def _probed(
         report.version = new
         result.version_id, result.uploaded = new.id, True
         log.record("dispatcher", dispatcher, "uploaded", f"version {new.id}, taking no traffic")
+
+        def staged(shares: list[tuple[str, float]], message: str) -> DeploymentInfo:
+            # Logged as it lands: an interrupt during the probe names it too.
+            deployed = deploy_split(session, dispatcher, shares, message=message)
+            log.record("dispatcher", dispatcher, "deployed", f"{describe(deployed)}, to probe")
+            return deployed
+
         first = stage_and_probe(
             session,
             resolved,
@@ -121,9 +128,8 @@ def _probed(
             probe=probing.runner or run_release_probe,
             wait_s=probing.wait_s,
             message="code24ctl deploy (probe)",
+            deploy=staged,
         )
-        if report.changed and report.after is not None:
-            log.record("dispatcher", dispatcher, "deployed", f"{describe(report.after)}, to probe")
         result.probe, result.after = first, report.after
         if not first.ok:
             _put_back(session, result, report, before, override_failure(first, new.id), steps, log)
