@@ -35,7 +35,14 @@ from code24ctl.errors import (
 )
 from code24ctl.ops.bind import BindOptions, BindPlan, execute_bind, plan_bind
 from code24ctl.ops.changes import ChangeLog
-from code24ctl.ops.deploy import DeployPlan, Probing, execute_deploy, needs_probe, plan_deploy
+from code24ctl.ops.deploy import (
+    DeployPlan,
+    DeployReport,
+    Probing,
+    execute_deploy,
+    needs_probe,
+    plan_deploy,
+)
 from code24ctl.ops.deploy_probed import check_probe_settings, deploy_failure
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
@@ -472,12 +479,20 @@ def _execute(
     record(
         "deploy",
         status,
-        f"dispatcher {deployed.dispatcher} {'uploaded' if deployed.uploaded else 'unchanged'}, "
+        f"dispatcher {deployed.dispatcher} {_uploaded(deployed)}, "
         f"{len(writes)} route(s) written, "
         f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
     )
     result.changes = list(log.changes)
     return result
+
+
+def _uploaded(deployed: DeployReport) -> str:
+    if not deployed.uploaded:
+        return "unchanged"
+    if deployed.probed:
+        return f"uploaded, version {deployed.version_id} probed through the override, at 100%"
+    return f"uploaded ({deployed.unprobed})" if deployed.unprobed else "uploaded"
 
 
 def failure(result: ApplyResult) -> ApplyFailed:

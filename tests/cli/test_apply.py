@@ -82,7 +82,8 @@ def test_apply_sets_up_an_empty_account_in_order(
     assert lines[len(FULL_PLAN) :] == [
         f"namespace: done: created dispatch namespace {NAMESPACE}",
         f"bind: done: 5 created, 0 updated, 0 unchanged in {NAMESPACE}",
-        f"deploy: done: dispatcher {DISPATCHER} uploaded, 2 route(s) written, 0 unchanged",
+        f"deploy: done: dispatcher {DISPATCHER} uploaded (nothing served before: not probed), "
+        "2 route(s) written, 0 unchanged",
         "1 secret(s) still to set (values cannot be copied): "
         "`code24ctl workers --env staging` lists them",
     ]

@@ -1703,6 +1703,10 @@ def test_apply_probes_a_changed_dispatcher_and_a_failure_stops_it_at_the_deploy_
     v3 = newest(cf_state, cf_seed)
     assert v3 not in (v1, v2)
     assert split(cf_state, cf_seed) == {v3: 100.0}
+    assert (
+        f"deploy: done: dispatcher {DISPATCHER} uploaded, version {v3} probed through the "
+        "override, at 100%, 0 route(s) written, 2 unchanged"
+    ) in passed.stderr.splitlines()
 
 
 PLAIN_STEPS = [
