@@ -241,6 +241,8 @@ def _render(report: DeployReport, console: Console, *, probe_table: bool) -> Non
         _render_upload(report, console, probe_table)
     else:
         console.print(f"dispatcher {report.dispatcher} unchanged (bindings: {names})", markup=False)
+    if not report.ok:
+        return  # a failed probe stops the deploy before the routes: none was written
     for route in report.routes:
         console.print(_route_line(route, dry_run=False), markup=False)
 

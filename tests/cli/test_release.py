@@ -1503,8 +1503,9 @@ def test_a_plain_redeploy_whose_version_never_answers_changes_nothing_and_exits_
         [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
         [{"version_id": v1, "percentage": 100.0}],
     ]
-    # The routes are not touched after a failed probe.
+    # The routes are not touched after a failed probe, nor named as if they were.
     assert [w for w in writes(cf_state) if "/workers/routes" in w] == []
+    assert [line for line in result.stdout.splitlines() if line.startswith("route ")] == []
     assert "deploy failed: the probe through the override (version_not_applied" in result.stdout
     message = (
         f"the probe through the override (version_not_applied: version {v2} never answered "
