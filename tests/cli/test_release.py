@@ -1825,10 +1825,39 @@ def test_plain_deploy_during_a_split_is_refused_unless_told(
     # Nothing to upload: the split is not touched, so there is nothing to refuse.
     assert cli("deploy", "--env", "staging").exit_code == 0
 
+    cf_state.clear_requests()
     forced = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
 
     assert forced.exit_code == 0, forced.stderr
-    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+    v3 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v3: 100.0}
+    # Probed first, at 0% beside the stable version (a deployment holds two versions at most).
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v3, "percentage": 0.0}],
+        [{"version_id": v3, "percentage": 100.0}],
+    ]
+
+
+def test_a_failed_probe_over_a_split_with_ignore_rollout_puts_the_split_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.choose = lambda version: None if version in (v1, v2) else HTML_PAGE
+
+    result = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    v3 = newest(cf_state, cf_seed)
+    assert f"the deployment is back as it was ({v2} 10%, {v1} 90%); version {v3} takes no " in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize("changed", [False, True])
