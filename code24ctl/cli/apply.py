@@ -75,9 +75,10 @@ def apply(
     version override at 0% (--wait) before it takes 100%, a failing probe putting the
     deployment back (exit 1); --unprobed uploads it live at 100% at once, not probed.
     """
-    from code24ctl.ops.apply import check_saved, execute_apply, failure
+    from code24ctl.ops.apply import execute_apply, failure
     from code24ctl.ops.bind import BindOptions
     from code24ctl.ops.deploy import Probing
+    from code24ctl.ops.saved_plan import check_saved
 
     saved = _read_plan_file(plan_file) if plan_file is not None else None
     if saved is not None:

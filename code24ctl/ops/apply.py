@@ -7,9 +7,10 @@ problem before writing anything, then runs the steps and stops at the first one 
 saying what to do next. Every step is idempotent, so a second apply of an unchanged config
 writes nothing, and a rerun after a failure finishes the job.
 
-A plan's :attr:`ApplyPlan.document` is what ``code24ctl plan --out`` saves; :func:`check_saved`
-compares a saved document with a fresh plan, so ``apply --plan-file`` applies exactly what was
-reviewed or refuses because the account (or the config) changed since.
+A plan's :attr:`ApplyPlan.document` is what ``code24ctl plan --out`` saves;
+:func:`~code24ctl.ops.saved_plan.check_saved` compares a saved document with a fresh plan, so
+``apply --plan-file`` applies exactly what was reviewed or refuses because the account (or the
+config) changed since.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,7 +38,6 @@ from code24ctl.ops.bind import BindOptions, BindPlan, execute_bind, plan_bind
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import (
     DeployPlan,
-    DeployReport,
     Probing,
     execute_deploy,
     needs_probe,
@@ -177,12 +177,6 @@ class ApplyFailed(Code24Error):
         self.exit_code = exit_code
 
 
-class StalePlan(Code24Error):
-    """A saved plan no longer matches the account or the config (exit 2: make a new plan)."""
-
-    exit_code = EXIT_USAGE
-
-
 StepCallback = Callable[[StepResult], None]
 
 
@@ -256,26 +250,6 @@ def plan_apply(
     }
     document.read_digest = digest(read)
     return ApplyPlan(document=document, bind=bind, deploy=deploy)
-
-
-def check_saved(saved: dict[str, Any], plan: ApplyPlan) -> None:
-    """Refuse (:class:`StalePlan`) a saved plan document that ``plan`` no longer matches."""
-    if saved.get("command") != "plan" or saved.get("format") != PLAN_FORMAT:
-        raise StalePlan(
-            "the plan file is not a code24ctl plan (format 1)",
-            hint=f"make one with `code24ctl plan --env {plan.environment} --out FILE`",
-        )
-    if saved.get("environment") != plan.environment:
-        raise StalePlan(
-            f"the plan file is for environment {saved.get('environment')}, not {plan.environment}",
-            hint=f"rerun with --env {saved.get('environment')}, or make a new plan",
-        )
-    if saved.get("read_digest") != plan.document.read_digest:
-        raise StalePlan(
-            f"the account or the config changed since the plan was made: {plan.environment} "
-            "now plans differently; nothing was written",
-            hint=f"review a new plan: `code24ctl plan --env {plan.environment} --out FILE`",
-        )
 
 
 def _namespace_step(namespace: str, exists: bool) -> PlanStep:
@@ -479,20 +453,12 @@ def _execute(
     record(
         "deploy",
         status,
-        f"dispatcher {deployed.dispatcher} {_uploaded(deployed)}, "
+        f"dispatcher {deployed.dispatcher} {deployed.upload_words()}, "
         f"{len(writes)} route(s) written, "
         f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
     )
     result.changes = list(log.changes)
     return result
-
-
-def _uploaded(deployed: DeployReport) -> str:
-    if not deployed.uploaded:
-        return "unchanged"
-    if deployed.probed:
-        return f"uploaded, version {deployed.version_id} probed through the override, at 100%"
-    return f"uploaded ({deployed.unprobed})" if deployed.unprobed else "uploaded"
 
 
 def failure(result: ApplyResult) -> ApplyFailed:

@@ -210,6 +210,14 @@ class DeployReport(DeployPlan):
     put_back_failed: bool = False
     error: str | None = None
 
+    def upload_words(self) -> str:
+        """What happened to the dispatcher, in a few words (apply's deploy step)."""
+        if not self.uploaded:
+            return "unchanged"
+        if self.probed:
+            return f"uploaded, version {self.version_id} probed through the override, at 100%"
+        return f"uploaded ({self.unprobed})" if self.unprobed else "uploaded"
+
     def counts(self) -> dict[str, int]:
         """The ``summary`` of ``deploy --json``: the routes by what deploy does to them."""
         actions = ("create", "update", "delete", "unchanged", "conflict")
