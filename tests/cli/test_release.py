@@ -1775,6 +1775,31 @@ def test_a_sigint_at_each_plain_deploy_step_leaves_the_deployment_as_it_was(
     ]
 
 
+def test_a_sigint_while_apply_probes_the_dispatcher_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    changed: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "deploy: probing version {v2} through")
+
+    result = cli("apply", "--env", "staging", "--yes", config=changed)
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    v2 = newest(cf_state, cf_seed)
+    lines = result.stderr.splitlines()
+    error = next(line for line in lines if line.startswith("error: "))
+    assert error == (
+        f"error: interrupted while probing version {v2} through the version override; "
+        f"uploaded version {v2} (it takes no traffic); deployed {v1} 100%, {v2} 0%; put back "
+        f"{v1} 100%"
+    )
+    assert lines[-1] == f"  dispatcher {DISPATCHER}: put back ({v1} 100%)"
+
+
 def test_a_sigterm_during_the_probe_of_a_plain_deploy_puts_it_back_and_exits_143(
     cli: RunCli,
     cf_state: EmulatorState,
