@@ -19,9 +19,12 @@ from code24ctl.cli.options import (
     EnvOption,
     ForceOption,
     JsonOption,
+    UnprobedOption,
     YesOption,
 )
 from code24ctl.cli.plan import make_plan, show_plan
+from code24ctl.cli.release_view import WaitOption
+from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import Aborted, UsageError
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ def apply(
     config: ConfigOption = None,
     env: EnvOption = None,
     json_output: JsonOption = False,
+    unprobed: UnprobedOption = False,
+    wait: WaitOption = DEFAULT_VERSION_WAIT_S,
     ignore_rollout: Annotated[
         bool,
         typer.Option(
@@ -65,15 +70,22 @@ def apply(
     (exit 3). A rerun finishes the job; an unchanged config writes nothing. --plan-file
     applies a saved plan (from `code24ctl plan --out`) without asking, or refuses it (exit 2)
     when the account changed since.
+
+    A changed dispatcher is deployed as `deploy` does it: a new version probed through the
+    version override at 0% (--wait) before it takes 100%, a failing probe putting the
+    deployment back (exit 1); --unprobed uploads it live at 100% at once, not probed.
     """
-    from code24ctl.ops.apply import check_saved, execute_apply, failure
+    from code24ctl.ops.apply import execute_apply, failure
     from code24ctl.ops.bind import BindOptions
+    from code24ctl.ops.deploy import Probing
+    from code24ctl.ops.saved_plan import check_saved
 
     saved = _read_plan_file(plan_file) if plan_file is not None else None
     if saved is not None:
         force = bool(saved.get("force", False))
+        unprobed = bool(saved.get("unprobed", False))
     session, made = make_plan(
-        config, env, force, concurrency, "apply", ignore_rollout=ignore_rollout
+        config, env, force, concurrency, "apply", ignore_rollout=ignore_rollout, unprobed=unprobed
     )
     if saved is not None:
         check_saved(saved, made)
@@ -105,6 +117,7 @@ def apply(
             made,
             options=BindOptions(concurrency=concurrency),
             on_step=on_step,
+            probing=Probing(unprobed=unprobed, wait_s=wait, say=output.note),
         )
     if json_output:
         from code24ctl.cli.schemas import ApplyDocument

@@ -15,6 +15,7 @@ from code24ctl.cli.options import (
     EnvOption,
     ForceOption,
     JsonOption,
+    UnprobedOption,
     load,
 )
 from code24ctl.cli.plan_view import plan_lines
@@ -75,6 +76,7 @@ def deploy(
         ),
     ] = 10,
     wait: WaitOption = DEFAULT_VERSION_WAIT_S,
+    unprobed: UnprobedOption = False,
     ignore_rollout: Annotated[
         bool,
         typer.Option(
@@ -99,6 +101,13 @@ def deploy(
     another Worker is a conflict (exit 2) unless --force.
     Prints the version the upload created.
 
+    Over a serving dispatcher, a changed one goes up as a new version, deployed at 0% beside
+    the serving one and probed through the version override (waiting up to --wait for it to
+    answer); only a passing probe deploys it at 100%, a failing one puts the deployment back
+    (exit 1). Without a base_url to probe it is refused (exit 2) before anything is written.
+    A first deploy (nothing serves yet) and --unprobed upload it live at 100% at once, not
+    probed.
+
     --gradual and --canary release a new version beside the current one instead (the
     "Releasing the dispatcher" section of the README): it is probed through the version
     override before it takes traffic (--wait), and routes are not touched. A plain
@@ -106,13 +115,15 @@ def deploy(
     2) unless --ignore-rollout: the upload would end the split at 100% of a third version.
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.deploy import execute_deploy, plan_deploy, preview
+    from code24ctl.ops.changes import ChangeLog
+    from code24ctl.ops.deploy import Probing, execute_deploy, plan_deploy, preview
     from code24ctl.ops.wrangler_toml import WranglerExport
 
     if gradual is not None or canary is not None:
-        if dry_run or force or wrangler_toml is not None:
+        if dry_run or force or unprobed or wrangler_toml is not None:
             raise UsageError(
-                "--gradual/--canary do not go with --dry-run, --force or --wrangler-toml"
+                "--gradual/--canary do not go with --dry-run, --force, --unprobed or "
+                "--wrangler-toml"
             )
         _release(
             gradual=gradual,
@@ -136,12 +147,18 @@ def deploy(
     with (
         output.interruptible("deploy", f"code24ctl deploy --env {resolved.env_name}"),
     ):
-        plan = plan_deploy(session, resolved, force=force)
+        plan = plan_deploy(session, resolved, force=force, unprobed=unprobed)
         if plan.dispatcher_action == "upload" and not dry_run and not ignore_rollout:
             from code24ctl.ops.release import refuse_over_rollout
 
             refuse_over_rollout(session, resolved, "deploy", plan.namespace_exists)
-        report = preview(plan) if dry_run else execute_deploy(session, resolved, plan)
+        probing = Probing(unprobed=unprobed, wait_s=wait, say=output.note)
+        log = ChangeLog()
+        report = (
+            preview(plan)
+            if dry_run
+            else execute_deploy(session, resolved, plan, log=log, probing=probing)
+        )
     # The deploy's own result first: a failing export below never hides it.
     if json_output:
         from code24ctl.cli.schemas import DeployDocument
@@ -155,7 +172,13 @@ def deploy(
         if dry_run:
             _render_dry_run(report, console, writes_files=export is not None)
         else:
-            _render(report, console)
+            _render(report, console, probe_table=not show_metadata)
+    if not report.ok:
+        from code24ctl.ops.deploy_probed import deploy_failure
+
+        error = deploy_failure(report)
+        error.changes = log.changes
+        raise error
     if export is not None:
         for path in export.write(report, deployed=not dry_run):
             output.note(f"wrote {path}")
@@ -204,7 +227,7 @@ def _render_dry_run(report: DeployReport, console: Console, *, writes_files: boo
     )
 
 
-def _render(report: DeployReport, console: Console) -> None:
+def _render(report: DeployReport, console: Console, *, probe_table: bool) -> None:
     names = ", ".join(str(b["name"]) for b in report.metadata["bindings"])
     if report.kv is not None:
         console.print(
@@ -215,12 +238,43 @@ def _render(report: DeployReport, console: Console) -> None:
         console.print(
             f"uploaded dispatcher {report.dispatcher} ({sizes}); bindings: {names}", markup=False
         )
-        version = report.version_id or "not reported by the API"
-        console.print(f"version {version} deployed at 100%", markup=False)
+        _render_upload(report, console, probe_table)
     else:
         console.print(f"dispatcher {report.dispatcher} unchanged (bindings: {names})", markup=False)
+    if not report.ok:
+        return  # a failed probe stops the deploy before the routes: none was written
     for route in report.routes:
         console.print(_route_line(route, dry_run=False), markup=False)
+
+
+def _render_upload(report: DeployReport, console: Console, probe_table: bool) -> None:
+    from code24ctl.cli.probe import render_report
+    from code24ctl.cli.release_view import split_line
+
+    version = report.version_id or "not reported by the API"
+    if report.unprobed is not None:
+        console.print(f"version {version} deployed at 100% ({report.unprobed})", markup=False)
+        return
+    console.print(f"before: {split_line(report.before)}", markup=False)
+    if report.probe is not None:
+        verdict = "passed" if report.probe.ok else "failed"
+        console.print(
+            f"probe of version {version} through the version override header: {verdict}",
+            markup=False,
+        )
+        # --show-metadata keeps stdout for the metadata: the table (stdout) is left out.
+        if probe_table:
+            render_report(report.probe)
+        for note in report.probe.notes:
+            output.note(note)
+    console.print(f"after: {split_line(report.after)}", markup=False)
+    if report.ok:
+        console.print(
+            f"version {version} deployed at 100%, probed through the version override first",
+            markup=False,
+        )
+    else:
+        console.print(f"deploy failed: {report.error}", markup=False)
 
 
 def _release(

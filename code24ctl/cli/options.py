@@ -92,3 +92,15 @@ def load(config: str | None, env: str | None, default_env: str | None = None) ->
 def _complete_env(incomplete: str) -> list[str]:
 
     return [name for name in environment_names() if name.startswith(incomplete)]
+
+
+UnprobedOption = Annotated[
+    bool,
+    typer.Option(
+        "--unprobed",
+        metavar="",
+        help="upload a changed dispatcher with a script PUT, live at 100% at once WITHOUT a "
+        "probe (for a Versions API that refuses the upload, workers-sdk#10712); by default "
+        "it is probed through the version override at 0% first",
+    ),
+]

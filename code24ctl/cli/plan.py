@@ -21,6 +21,7 @@ from code24ctl.cli.options import (
     EnvOption,
     ForceOption,
     JsonOption,
+    UnprobedOption,
     load,
 )
 from code24ctl.cli.plan_view import plan_lines
@@ -47,6 +48,7 @@ ExitCodeOption = Annotated[
 
 def plan(
     force: ForceOption = False,
+    unprobed: UnprobedOption = False,
     exit_code: ExitCodeOption = False,
     out: OutOption = None,
     concurrency: ConcurrencyOption = DEFAULT_WORKER_CONCURRENCY,
@@ -64,7 +66,9 @@ def plan(
 
     # A plan is only shown: during a split it says what apply would do (and that apply would
     # need --ignore-rollout) instead of refusing.
-    _session, made = make_plan(config, env, force, concurrency, "plan", ignore_rollout=True)
+    _session, made = make_plan(
+        config, env, force, concurrency, "plan", ignore_rollout=True, unprobed=unprobed
+    )
     if out is not None:
         _save(out, made)
     if json_output:
@@ -90,6 +94,7 @@ def make_plan(
     command: str,
     *,
     ignore_rollout: bool = False,
+    unprobed: bool = False,
 ) -> tuple[CloudflareSession, ApplyPlan]:
     """Read the account and plan the environment, saying how far reading got (``command``:
     the command named in the progress and interruption lines)."""
@@ -111,6 +116,7 @@ def make_plan(
             force=force,
             options=BindOptions(concurrency=concurrency, on_row=reading),
             ignore_rollout=ignore_rollout,
+            unprobed=unprobed,
         )
     reading.stop()
     return session, made

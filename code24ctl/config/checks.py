@@ -19,8 +19,8 @@ from code24ctl.errors import UsageError
 Location = tuple[str | int, ...]
 Found = list[tuple[Location, str]]
 
-#: The bindings the dispatcher Worker is uploaded with (``code24ctl.ops.deploy``): a var of
-#: the same name would make the upload carry two bindings of one name.
+#: The bindings the dispatcher Worker is uploaded with (``code24ctl.ops.dispatcher_worker``): a
+#: var of the same name would make the upload carry two bindings of one name.
 DISPATCHER_BINDINGS = ("DISPATCHER", "METADATA", "ROUTE_TABLE", "ANALYTICS")
 
 #: Keys whose lone unset ``${VAR}`` leaves a setting the commands rely on empty.

@@ -7,9 +7,10 @@ problem before writing anything, then runs the steps and stops at the first one 
 saying what to do next. Every step is idempotent, so a second apply of an unchanged config
 writes nothing, and a rerun after a failure finishes the job.
 
-A plan's :attr:`ApplyPlan.document` is what ``code24ctl plan --out`` saves; :func:`check_saved`
-compares a saved document with a fresh plan, so ``apply --plan-file`` applies exactly what was
-reviewed or refuses because the account (or the config) changed since.
+A plan's :attr:`ApplyPlan.document` is what ``code24ctl plan --out`` saves;
+:func:`~code24ctl.ops.saved_plan.check_saved` compares a saved document with a fresh plan, so
+``apply --plan-file`` applies exactly what was reviewed or refuses because the account (or the
+config) changed since.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,11 +31,19 @@ from code24ctl.errors import (
     Change,
     Code24Error,
     Failure,
+    Interrupted,
     RouteConflictError,
 )
 from code24ctl.ops.bind import BindOptions, BindPlan, execute_bind, plan_bind
 from code24ctl.ops.changes import ChangeLog
-from code24ctl.ops.deploy import DeployPlan, execute_deploy, plan_deploy
+from code24ctl.ops.deploy import (
+    DeployPlan,
+    Probing,
+    execute_deploy,
+    needs_probe,
+    plan_deploy,
+)
+from code24ctl.ops.deploy_probed import check_probe_settings, deploy_failure
 from code24ctl.ops.failures import HoldsFailure
 from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 from code24ctl.ops.release import rollout_error, rollout_in_progress
@@ -80,6 +89,8 @@ class PlanDocument(BaseModel):
     namespace: str
     dispatcher: str
     force: bool = False
+    # A changed dispatcher goes live at 100% without a probe (--unprobed).
+    unprobed: bool = False
     summary: PlanSummary
     steps: list[PlanStep]
     # The split deployment serving now (release state words), if any.
@@ -166,12 +177,6 @@ class ApplyFailed(Code24Error):
         self.exit_code = exit_code
 
 
-class StalePlan(Code24Error):
-    """A saved plan no longer matches the account or the config (exit 2: make a new plan)."""
-
-    exit_code = EXIT_USAGE
-
-
 StepCallback = Callable[[StepResult], None]
 
 
@@ -186,6 +191,7 @@ def plan_apply(
     force: bool = False,
     options: BindOptions | None = None,
     ignore_rollout: bool = False,
+    unprobed: bool = False,
 ) -> ApplyPlan:
     """What apply would create, update or delete, step by step, from reads only.
 
@@ -195,11 +201,12 @@ def plan_apply(
     it and still exits 0 or 1.
 
     The plan keeps what it read (each Worker's code, the dispatcher's state), so
-    :func:`execute_apply` of this plan writes without reading it all again.
+    :func:`execute_apply` of this plan writes without reading it all again. ``unprobed``:
+    a changed dispatcher is planned live at 100% by script PUT, not probed first.
     """
     resolved.require_cloudflare()
     namespace = resolved.namespace()
-    deploy = plan_deploy(session, resolved, force=force)
+    deploy = plan_deploy(session, resolved, force=force, unprobed=unprobed)
     rollout = None
     if deploy.namespace_exists:
         # Read once: a split is named in the plan whether or not apply would end it.
@@ -227,6 +234,7 @@ def plan_apply(
         namespace=namespace,
         dispatcher=resolved.dispatcher(),
         force=force,
+        unprobed=unprobed,
         summary=summarize(changes, problems),
         steps=steps,
         rollout=rollout,
@@ -242,26 +250,6 @@ def plan_apply(
     }
     document.read_digest = digest(read)
     return ApplyPlan(document=document, bind=bind, deploy=deploy)
-
-
-def check_saved(saved: dict[str, Any], plan: ApplyPlan) -> None:
-    """Refuse (:class:`StalePlan`) a saved plan document that ``plan`` no longer matches."""
-    if saved.get("command") != "plan" or saved.get("format") != PLAN_FORMAT:
-        raise StalePlan(
-            "the plan file is not a code24ctl plan (format 1)",
-            hint=f"make one with `code24ctl plan --env {plan.environment} --out FILE`",
-        )
-    if saved.get("environment") != plan.environment:
-        raise StalePlan(
-            f"the plan file is for environment {saved.get('environment')}, not {plan.environment}",
-            hint=f"rerun with --env {saved.get('environment')}, or make a new plan",
-        )
-    if saved.get("read_digest") != plan.document.read_digest:
-        raise StalePlan(
-            f"the account or the config changed since the plan was made: {plan.environment} "
-            "now plans differently; nothing was written",
-            hint=f"review a new plan: `code24ctl plan --env {plan.environment} --out FILE`",
-        )
 
 
 def _namespace_step(namespace: str, exists: bool) -> PlanStep:
@@ -351,17 +339,23 @@ def execute_apply(
     *,
     options: BindOptions | None = None,
     on_step: StepCallback | None = None,
+    probing: Probing | None = None,
 ) -> ApplyResult:
     """Run namespace create, bind and deploy in order; stop at the first failing step.
 
     A plan that holds problems is not started: every step is ``not run`` and nothing is
     written. Never raises for a failing step: the result says which step failed, why, what
     to do next (:func:`failure` turns that into the error to exit with) and what was written
-    before (``changes``); an interruption leaves carrying those changes.
+    before (``changes``); an interruption leaves carrying those changes. A changed dispatcher
+    is probed before it takes traffic (``probing``, :func:`~code24ctl.ops.deploy.
+    execute_deploy`); one the config cannot probe is refused before any step writes.
     """
+    probing = probing or Probing(unprobed=plan.document.unprobed)
+    if refusal(plan) is None and needs_probe(plan.deploy, probing):
+        check_probe_settings(plan.bind.resolved)
     log = ChangeLog()
     with log.carried():
-        return _execute(session, plan, options, on_step, log)
+        return _execute(session, plan, options, on_step, log, probing)
 
 
 def _execute(
@@ -370,6 +364,7 @@ def _execute(
     options: BindOptions | None,
     on_step: StepCallback | None,
     log: ChangeLog,
+    probing: Probing,
 ) -> ApplyResult:
     env = plan.environment
     namespace = plan.document.namespace
@@ -439,7 +434,9 @@ def _execute(
     try:
         # The namespace exists now (the first step made sure of it).
         ready = plan.deploy.model_copy(update={"namespace_exists": True})
-        deployed = execute_deploy(session, plan.bind.resolved, ready, log=log)
+        deployed = execute_deploy(session, plan.bind.resolved, ready, log=log, probing=probing)
+    except Interrupted:
+        raise  # it put the deployment back and says so; the change log rides along
     except RouteConflictError as exc:
         hint = f"rerun `{rerun} --force` to take the routes over for the dispatcher"
         return fail("deploy", failed(exc, hint))
@@ -447,13 +444,16 @@ def _execute(
         return fail(
             "deploy", failed(exc, f"{exc.hint or 'fix the error above'}; then rerun `{rerun}`")
         )
+    if not deployed.ok:
+        error = deploy_failure(deployed)
+        return fail("deploy", failed(error, error.hint or f"fix it, then rerun `{rerun}`"))
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
     status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
     record(
         "deploy",
         status,
-        f"dispatcher {deployed.dispatcher} {'uploaded' if deployed.uploaded else 'unchanged'}, "
+        f"dispatcher {deployed.dispatcher} {deployed.upload_words()}, "
         f"{len(writes)} route(s) written, "
         f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
     )

@@ -53,7 +53,8 @@ def namespace_delete_consequences(
     dispatcher is bound to it (every route then fails). Best effort: a config that cannot be
     read, or a dispatcher that cannot be read, is said, never a reason to stop."""
     from code24ctl.config import load_config, resolve_config
-    from code24ctl.ops.deploy import DISPATCHER_BINDING, deployed_dispatcher
+    from code24ctl.ops.deploy import deployed_dispatcher
+    from code24ctl.ops.dispatcher_worker import DISPATCHER_BINDING
 
     if not Path(config_path).is_file():
         return Consequences([])

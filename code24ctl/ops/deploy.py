@@ -11,13 +11,15 @@ Two steps, so a dry run, ``apply`` and a release share one engine:
   then creates the KV namespace if missing, uploads the dispatcher (skipped when what is
   deployed already matches), creates or takes over routes. It returns a :class:`DeployReport`.
 
-The routes are planned and written by :mod:`code24ctl.ops.deploy_routes`.
+The dispatcher upload over a serving one is a version probed through the version override at
+0% before it takes 100% (:mod:`code24ctl.ops.deploy_probed`); the routes are planned and
+written by :mod:`code24ctl.ops.deploy_routes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from importlib import resources
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -29,11 +31,10 @@ from code24ctl.cloudflare.client import (
     is_not_found,
 )
 from code24ctl.cloudflare.listing import numbered_pages
-from code24ctl.cloudflare.modules import Module, content_type_for, sdk_files
+from code24ctl.cloudflare.modules import Module
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
 from code24ctl.cloudflare.outcome import write_checked
-from code24ctl.cloudflare.ownership import managed_tags
-from code24ctl.cloudflare.versions import release_annotations, version_id_from_put
+from code24ctl.cloudflare.versions import DeploymentInfo, current_deployment, list_versions
 from code24ctl.cloudflare.worker_code import (
     CARRIED_SETTINGS,
     WorkerCode,
@@ -42,28 +43,37 @@ from code24ctl.cloudflare.worker_code import (
 )
 from code24ctl.cloudflare.worker_diff import Difference, compare
 from code24ctl.config import ResolvedConfig
-from code24ctl.dispatch.table import compile_route_table
+from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import CloudflareAPIError, RouteConflict, RouteConflictError
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy_routes import RouteChange, apply_route, plan_routes
+from code24ctl.ops.dispatcher_worker import dispatcher_code, dispatcher_module
 from code24ctl.ops.plan import PlannedChange
+from code24ctl.probe.plan import ProbeOptions
+from code24ctl.probe.report import ProbeReport
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
 
-MAIN_MODULE = "dispatcher.js"
-DISPATCHER_BINDING = "DISPATCHER"
-METADATA_BINDING = "METADATA"
-ROUTE_TABLE_BINDING = "ROUTE_TABLE"
-#: The Workers Analytics Engine dataset dispatcher.js writes one data point per request to.
-ANALYTICS_BINDING = "ANALYTICS"
-#: The version metadata binding ({id, tag, timestamp}) whose id dispatcher.js sends in
-#: X-Code24-Dispatcher-Version (docs/dispatch.md, D6; wrangler's ``[version_metadata]``).
-VERSION_METADATA_BINDING = "CF_VERSION_METADATA"
-# Shown in a dry run's metadata where the KV namespace id will go once it is created.
-KV_ID_PLACEHOLDER = "<created on deploy>"
 
 KVAction = Literal["found", "created", "would create"]
+#: Why an upload took traffic without a probe (``unprobed`` in ``deploy --json``).
+FIRST_DEPLOY = "nothing served before: not probed"
+UNPROBED = "--unprobed: the version took traffic without a probe"
+
+
+@dataclass(frozen=True)
+class Probing:
+    """How a plain deploy puts a new dispatcher version in front of the workers: probed
+    through the version override at 0% (waiting up to ``wait_s`` for it to apply) before
+    100%, or, ``unprobed``, by script PUT live at 100% at once. ``runner`` and ``say``: the
+    probe to run (tests) and where step lines go."""
+
+    unprobed: bool = False
+    wait_s: float = DEFAULT_VERSION_WAIT_S
+    options: ProbeOptions | None = None
+    runner: Callable[..., ProbeReport] | None = None
+    say: Callable[[str], None] | None = None
 
 
 class ModuleSummary(BaseModel):
@@ -102,8 +112,13 @@ class DeployPlan(BaseModel):
     deployed: bool = False  # whether a dispatcher is deployed now
     differences: list[Difference] = Field(default_factory=list)
     routes: list[RouteChange]
-    # The version the upload created (and deployed at 100%); None when the API did not say.
+    # The version the upload created; None when the API did not say.
     version_id: str | None = None
+    # --unprobed: the upload goes live at 100% by script PUT, without a probe.
+    unprobed_upload: bool = False
+    # Why the dispatcher is uploaded though its content matches: the newest version is not
+    # the one serving 100% (a probe failed), so the content GET is not trusted.
+    reupload: str | None = None
 
     @property
     def conflicts(self) -> list[RouteChange]:
@@ -129,7 +144,7 @@ class DeployPlan(BaseModel):
                     kind="dispatcher",
                     name=self.dispatcher,
                     fields=list(self.differences),
-                    note=None if self.deployed else self._new_settings(),
+                    note=self.upload_note(),
                 )
             )
         for route in self.routes:
@@ -137,6 +152,17 @@ class DeployPlan(BaseModel):
             if change is not None:
                 found.append(change)
         return found
+
+    def upload_note(self) -> str:
+        """How the dispatcher upload reaches traffic: probed first, or not, and why."""
+        if not self.deployed:
+            words = [self._new_settings(), "nothing serves yet: live at 100%, not probed"]
+            return ", ".join(w for w in words if w)
+        if self.unprobed_upload:
+            how = "--unprobed: live at 100% at once, not probed"
+        else:
+            how = "a new version, probed at 0% through the version override before 100%"
+        return f"{self.reupload}; {how}" if self.reupload else how
 
     def _new_settings(self) -> str | None:
         # A first upload has no differences to list; its settings (Workers Logs) are named,
@@ -169,112 +195,33 @@ class DeployReport(DeployPlan):
 
     dry_run: bool
     uploaded: bool = False
+    # False: the probed upload failed and the deployment was put back (``error`` says why).
+    ok: bool = True
+    # The new version passed the probe through the override before it took 100%.
+    probed: bool = False
+    # The probe through the override of the new version (None: not probed, see ``unprobed``).
+    probe: ProbeReport | None = None
+    # Why the upload took traffic without a probe (first deploy, --unprobed); None otherwise.
+    unprobed: str | None = None
+    # The deployment before the probed upload, and after it (or after putting it back).
+    before: DeploymentInfo | None = None
+    after: DeploymentInfo | None = None
+    restored: bool = False
+    put_back_failed: bool = False
+    error: str | None = None
+
+    def upload_words(self) -> str:
+        """What happened to the dispatcher, in a few words (apply's deploy step)."""
+        if not self.uploaded:
+            return "unchanged"
+        if self.probed:
+            return f"uploaded, version {self.version_id} probed through the override, at 100%"
+        return f"uploaded ({self.unprobed})" if self.unprobed else "uploaded"
 
     def counts(self) -> dict[str, int]:
         """The ``summary`` of ``deploy --json``: the routes by what deploy does to them."""
         actions = ("create", "update", "delete", "unchanged", "conflict")
         return {f"routes_{a}": sum(route.action == a for route in self.routes) for a in actions}
-
-
-# --------------------------------------------------------------------------------------------
-# The dispatcher code and its metadata (pure)
-
-
-def dispatcher_module() -> Module:
-    """The packaged JavaScript dispatcher, as the one module of the upload."""
-
-    content = (resources.files("code24ctl.dispatch") / MAIN_MODULE).read_bytes()
-    return Module(name=MAIN_MODULE, content=content, content_type=content_type_for(MAIN_MODULE))
-
-
-def plain_text_vars(resolved: ResolvedConfig) -> dict[str, str]:
-    """The dispatcher's plain-text vars: ENVIRONMENT and PLATFORM_NAME unless set, then vars."""
-    values = {"ENVIRONMENT": resolved.env_name, "PLATFORM_NAME": resolved.config.platform}
-    values.update(resolved.environment.vars)
-    return values
-
-
-def dispatcher_bindings(
-    resolved: ResolvedConfig, kv_namespace_id: str | None
-) -> list[dict[str, Any]]:
-    """The bindings of the dispatcher upload, in a fixed order.
-
-    ``DISPATCHER`` (dispatch namespace, with the outbound Worker when configured),
-    ``METADATA`` (KV, when the environment names one), the vars as plain text, and the route
-    table as the ``json`` binding ``ROUTE_TABLE``, ``CF_VERSION_METADATA`` (the version the
-    answers name), then ``ANALYTICS`` (an Analytics Engine
-    dataset, when the environment configures ``analytics``).
-    """
-    environment = resolved.require_cloudflare()
-    dispatcher: dict[str, Any] = {
-        "type": "dispatch_namespace",
-        "name": DISPATCHER_BINDING,
-        "namespace": resolved.namespace(),
-    }
-    if environment.outbound is not None:
-        dispatcher["outbound"] = {
-            "worker": {"service": environment.outbound.worker},
-            "params": [{"name": param} for param in environment.outbound.params],
-        }
-    bindings = [dispatcher]
-    if environment.kv_namespace:
-        bindings.append(
-            {
-                "type": "kv_namespace",
-                "name": METADATA_BINDING,
-                "namespace_id": kv_namespace_id or KV_ID_PLACEHOLDER,
-            }
-        )
-    for name, text in plain_text_vars(resolved).items():
-        bindings.append({"type": "plain_text", "name": name, "text": text})
-    bindings.append(
-        {
-            "type": "json",
-            "name": ROUTE_TABLE_BINDING,
-            "json": compile_route_table(resolved.config, resolved.env_name),
-        }
-    )
-    bindings.append({"type": "version_metadata", "name": VERSION_METADATA_BINDING})
-    if environment.analytics is not None:
-        # As wrangler uploads an analytics_engine_datasets entry.
-        bindings.append(
-            {
-                "type": "analytics_engine",
-                "name": ANALYTICS_BINDING,
-                "dataset": environment.analytics.dataset,
-            }
-        )
-    return bindings
-
-
-def dispatcher_settings(resolved: ResolvedConfig) -> dict[str, Any]:
-    """The dispatcher's own settings from the config: the platform-wide ``observability``
-    (Workers Logs), so that ``logs --request-id`` finds the dispatcher's line beside the
-    workers'. Unset in the config: none (the deployed setting stays as it is)."""
-    observability = resolved.config.observability
-    return {"observability": observability.model_dump()} if observability is not None else {}
-
-
-def dispatcher_code(resolved: ResolvedConfig, kv_namespace_id: str | None) -> WorkerCode:
-    """The dispatcher upload: the packaged ``dispatcher.js``, the config's compatibility date
-    and flags, :func:`dispatcher_bindings` and :func:`dispatcher_settings` (a version upload
-    sends the settings through script settings: :func:`~code24ctl.cloudflare.versions.
-    version_metadata`)."""
-    return WorkerCode(
-        source=f"the packaged {MAIN_MODULE}",
-        modules=(dispatcher_module(),),
-        main_module=MAIN_MODULE,
-        compatibility_date=resolved.config.compatibility_date,
-        compatibility_flags=tuple(resolved.config.compatibility_flags),
-        bindings=tuple(dispatcher_bindings(resolved, kv_namespace_id)),
-        tags=tuple(managed_tags(resolved, "role:dispatcher")),
-        settings=dispatcher_settings(resolved),
-    )
-
-
-def build_metadata(resolved: ResolvedConfig, kv_namespace_id: str | None) -> dict[str, Any]:
-    """The ``metadata`` part of the dispatcher upload (never holds a secret)."""
-    return dispatcher_code(resolved, kv_namespace_id).metadata()
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,11 +320,13 @@ def plan_deploy(
     resolved: ResolvedConfig,
     *,
     force: bool = False,
+    unprobed: bool = False,
 ) -> DeployPlan:
     """Everything deploy would do, from reads only (this is ``--dry-run``).
 
     A missing namespace or a conflicting route is in the plan, not raised: a dry run previews a
     new environment too, and :func:`execute_deploy` refuses such a plan before writing.
+    ``unprobed``: the upload is planned as a script PUT live at once (``deploy --unprobed``).
     """
     environment = resolved.require_cloudflare()
     namespace = resolved.namespace()
@@ -399,6 +348,7 @@ def plan_deploy(
     differences = compare(code, deployed) if deployed is not None else []
     # Without the KV namespace its id is a placeholder: that upload always differs.
     unchanged = deployed is not None and not differences and (kv is None or kv.id is not None)
+    reupload = _not_serving_newest(session, dispatcher) if unchanged else None
     return DeployPlan(
         environment=resolved.env_name,
         dispatcher=dispatcher,
@@ -407,11 +357,28 @@ def plan_deploy(
         metadata=code.metadata(),
         modules=[_summary(module) for module in code.modules],
         kv=kv,
-        dispatcher_action="unchanged" if unchanged else "upload",
+        dispatcher_action="unchanged" if unchanged and reupload is None else "upload",
         deployed=deployed is not None,
         differences=differences,
         routes=routes,
+        unprobed_upload=unprobed,
+        reupload=reupload,
     )
+
+
+def _not_serving_newest(session: CloudflareSession, dispatcher: str) -> str | None:
+    """Why to upload again though the content matches, or None. After a failed probe the
+    newest version takes no traffic; whether the content GET shows it or the one serving is
+    not settled, so the comparison is trusted only when the newest version serves 100%. A
+    split is left to promote and rollback (a plain deploy over it is refused)."""
+    now = current_deployment(session, dispatcher)
+    if now is None or now.split or not now.versions:
+        return None
+    newest = list_versions(session, dispatcher, 1)
+    serving = now.versions[0].version_id
+    if not newest or newest[0].id == serving:
+        return None
+    return f"the newest version {newest[0].id} does not serve (version {serving} does)"
 
 
 def preview(plan: DeployPlan) -> DeployReport:
@@ -425,20 +392,29 @@ def execute_deploy(
     plan: DeployPlan,
     *,
     log: ChangeLog | None = None,
+    probing: Probing | None = None,
 ) -> DeployReport:
     """Carry a plan out: KV namespace, dispatcher upload, routes, in that order.
 
-    Refuses before writing anything: a missing namespace (:class:`CloudflareAPIError` 100119)
-    and route conflicts (:class:`RouteConflictError`; plan with ``force`` to take them over).
-    Each write is recorded in ``log`` (a fresh one by default); an error or interruption
-    leaves carrying what was written before it.
+    Refuses before writing anything: a missing namespace (:class:`CloudflareAPIError` 100119),
+    route conflicts (:class:`RouteConflictError`; plan with ``force`` to take them over) and a
+    probed upload the config cannot probe (no base_url: exit 2). Over a serving dispatcher the
+    upload is probed at 0% through the version override before 100%
+    (:mod:`code24ctl.ops.deploy_probed`, ``probing``); a failed probe puts the deployment back
+    and returns ``ok`` False with the routes untouched. Each write is recorded in ``log`` (a
+    fresh one by default); an error or interruption leaves carrying what was written before it.
     """
+    from code24ctl.ops import deploy_probed
+
+    probing = probing or Probing(unprobed=plan.unprobed_upload)
     if not plan.namespace_exists:
         raise namespace_missing(
             plan.namespace, resolved.env_name, why="; the dispatcher cannot be uploaded without it"
         )
     if plan.conflicts:
         raise plan.conflict_error()
+    if needs_probe(plan, probing):
+        deploy_probed.check_probe_settings(resolved)
     result = DeployReport(**plan.model_copy(deep=True).model_dump(), dry_run=False)
     with (log or ChangeLog()).carried() as log:
         if result.kv is not None and result.kv.id is None:
@@ -448,12 +424,9 @@ def execute_deploy(
         if result.dispatcher_action == "upload":
             code = dispatcher_code(resolved, result.kv.id if result.kv else None)
             result.metadata = code.metadata()
-            result.version_id = upload_dispatcher(session, result.dispatcher, code)
-            result.uploaded = True
-            version = result.version_id or "(id not reported by the API)"
-            log.record(
-                "dispatcher", result.dispatcher, "uploaded", f"version {version} live at 100%"
-            )
+            deploy_probed.upload_step(session, resolved, result, code, probing, log)
+            if not result.ok:
+                return result
         for route in result.routes:
             apply_route(session, route, result.dispatcher)
             if route.applied:
@@ -464,24 +437,9 @@ def execute_deploy(
 _ROUTE_DONE = {"create": "created", "update": "taken over", "delete": "deleted"}
 
 
-def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -> str | None:
-    """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules.
-
-    The version it creates is annotated like every code24ctl upload
-    (:func:`~code24ctl.cloudflare.versions.release_annotations`); returns its id, or None when
-    the answer does not carry one.
-    """
-
-    metadata = code.metadata()
-    metadata["annotations"] = release_annotations(metadata["bindings"])
-    with api_call(f"upload dispatcher Worker {name}"):
-        answer = session.client.workers.scripts.update(
-            name,
-            account_id=session.account_id,
-            metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
-            files=sdk_files(code.modules),
-        )
-    return version_id_from_put(answer)
+def needs_probe(plan: DeployPlan, probing: Probing) -> bool:
+    """Whether carrying ``plan`` out probes a new version (so needs a base_url to probe)."""
+    return plan.dispatcher_action == "upload" and plan.deployed and not probing.unprobed
 
 
 def route_zones(result: DeployPlan) -> list[tuple[str, str]]:

@@ -20,14 +20,12 @@ from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
 from code24ctl.ops.bind import plan_bind
 from code24ctl.ops.deploy import (
-    DISPATCHER_BINDING,
-    build_metadata,
     deployed_dispatcher,
     dispatcher_differences,
-    dispatcher_module,
     find_kv_namespace,
 )
 from code24ctl.ops.deploy_routes import plan_routes
+from code24ctl.ops.dispatcher_worker import DISPATCHER_BINDING, build_metadata, dispatcher_module
 from code24ctl.ops.doctor_report import Check, CheckName, CheckStatus, DoctorReport
 from code24ctl.ops.release_state import read_release_state
 from code24ctl.ops.worker_status import worker_status

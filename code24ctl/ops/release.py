@@ -7,8 +7,8 @@ by a prefix, :mod:`code24ctl.ops.versions`.
 
 Every release starts from the deployment serving now and ends in a deployment whose
 percentages total 100. A version is uploaded with the same modules and bindings as ``deploy``
-(:func:`~code24ctl.ops.deploy.dispatcher_code`); routes are ``deploy``'s business and are not
-touched here.
+(:func:`~code24ctl.ops.dispatcher_worker.dispatcher_code`); routes are ``deploy``'s business
+and are not touched here.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from code24ctl.errors import (
     interruption_status,
     interruption_word,
 )
-from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
+from code24ctl.ops.deploy import find_kv_namespace
+from code24ctl.ops.dispatcher_worker import dispatcher_code
 from code24ctl.ops.release_state import ReleaseState, read_release_state, release_state
 from code24ctl.probe.report import ProbeReport
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
     from code24ctl.cloudflare.worker_code import WorkerCode
 
-Strategy = Literal["gradual", "canary", "promote", "rollback"]
+Strategy = Literal["deploy", "gradual", "canary", "promote", "rollback"]
 ProbeStage = Literal["override", "split", "after"]
 #: Requests per route in a canary's probe after the split, unless told otherwise: enough that
 #: a sample reaches both versions at 10% (1 - 0.9**10 is about 65% per route).
@@ -244,9 +245,10 @@ def upload_release(
             "nothing was changed",
             code=exc.code,
             status=exc.status,
-            hint=f"plain `code24ctl deploy --env {resolved.env_name}` uploads and deploys the "
-            "dispatcher in one step (without a gradual rollout); Workers for Platforms users "
-            f"have met this for a dispatch-namespace binding ({WORKERS_SDK_10712})",
+            hint=f"`code24ctl deploy --env {resolved.env_name} --unprobed` uploads and deploys "
+            "the dispatcher in one step, live at 100% without a probe (no version override, "
+            "no gradual rollout); Workers for Platforms users have met this for a "
+            f"dispatch-namespace binding ({WORKERS_SDK_10712})",
         ) from None
     # Tags and the other non-versioned settings belong to the script, not to the version.
     sync_script_settings(session, dispatcher, script_settings)

@@ -39,7 +39,7 @@ from code24ctl.cloudflare.analytics import (
     run_sql,
 )
 from code24ctl.errors import NetworkError, UsageError
-from code24ctl.ops.deploy import plain_text_vars
+from code24ctl.ops.dispatcher_worker import plain_text_vars
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession

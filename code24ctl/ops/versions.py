@@ -19,7 +19,8 @@ from code24ctl.cloudflare.versions import (
 )
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
-from code24ctl.ops.deploy import dispatcher_code, find_kv_namespace
+from code24ctl.ops.deploy import find_kv_namespace
+from code24ctl.ops.dispatcher_worker import dispatcher_code
 from code24ctl.ops.release import require_versions
 from code24ctl.ops.release_state import ReleaseState, read_release_state
 

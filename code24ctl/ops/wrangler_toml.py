@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code24ctl.errors import UsageError
-from code24ctl.ops.deploy import dispatcher_module, route_zones
+from code24ctl.ops.deploy import route_zones
+from code24ctl.ops.dispatcher_worker import dispatcher_module
 from code24ctl.redact import scrub
 
 if TYPE_CHECKING:

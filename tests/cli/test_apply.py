@@ -43,7 +43,8 @@ FULL_PLAN = [
     ],
     "  3. deploy:",
     f"       + KV namespace {KV_TITLE}",
-    f"       + dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1))",
+    f"       + dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1), "
+    "nothing serves yet: live at 100%, not probed)",
     f"       + route {API_PATTERN} (code24.dev)",
     f"       + route {ELITE_PATTERN} (code24.dev)",
 ]
@@ -81,7 +82,8 @@ def test_apply_sets_up_an_empty_account_in_order(
     assert lines[len(FULL_PLAN) :] == [
         f"namespace: done: created dispatch namespace {NAMESPACE}",
         f"bind: done: 5 created, 0 updated, 0 unchanged in {NAMESPACE}",
-        f"deploy: done: dispatcher {DISPATCHER} uploaded, 2 route(s) written, 0 unchanged",
+        f"deploy: done: dispatcher {DISPATCHER} uploaded (nothing served before: not probed), "
+        "2 route(s) written, 0 unchanged",
         "1 secret(s) still to set (values cannot be copied): "
         "`code24ctl workers --env staging` lists them",
     ]
@@ -174,8 +176,10 @@ def test_apply_reads_each_worker_once_and_the_run_reuses_the_plan(
         namespace_path,
         namespace_path,
     ]
-    # Its content and settings, and its deployments (the plan names a split in progress).
-    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 3
+    # Its content and settings; its deployments and newest version (a version uploaded but not
+    # serving is uploaded again, whatever the content says); its deployments again (the plan
+    # names a split in progress).
+    assert len(cf_state.requests(method="GET", path_contains=f"/scripts/{DISPATCHER}/")) == 5
     assert writes(cf_state) == []
 
 

@@ -14,9 +14,10 @@ from code24ctl import __version__
 from code24ctl.cloudflare.versions import config_hash
 from code24ctl.config import resolve_config
 from code24ctl.dispatch.table import compile_route_table
-from code24ctl.ops.deploy import dispatcher_module
 from code24ctl.ops.deploy_routes import route_host, zone_candidates
+from code24ctl.ops.dispatcher_worker import dispatcher_module
 from tests.emulator.seeds import Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.http_servers import refused_port
@@ -28,6 +29,7 @@ from tests.support.staging import (
     NAMESPACE,
     add_other_worker,
     route_owners,
+    staging_config,
     write_config,
     writes,
 )
@@ -44,6 +46,8 @@ DISPATCHER_TAGS = [
 ]
 # The repo config's platform-wide Workers Logs, which deploy gives the dispatcher too.
 LOGS_ON = {"enabled": True, "head_sampling_rate": 1.0}
+# How a changed dispatcher over a serving one reaches traffic (the plan's dispatcher line).
+PROBED_NOTE = "a new version, probed at 0% through the version override before 100%"
 
 
 def staging_route_table() -> dict[str, Any]:
@@ -163,7 +167,8 @@ def test_deploy_creates_kv_uploads_the_dispatcher_part_by_part_and_creates_route
         f"uploaded dispatcher {DISPATCHER} (dispatcher.js {len(module.content)} bytes); "
         "bindings: DISPATCHER, METADATA, ENVIRONMENT, PLATFORM_NAME, ROUTE_TABLE, "
         "CF_VERSION_METADATA",
-        f"version {version_id} deployed at 100%",
+        # Nothing served before: the override would reach nothing, so nothing is probed.
+        f"version {version_id} deployed at 100% (nothing served before: not probed)",
         f"route {API_PATTERN}: created (code24.dev)",
         f"route {ELITE_PATTERN}: created (code24.dev)",
     ]
@@ -293,6 +298,18 @@ def test_deploy_json_is_one_document_describing_everything(
         ],
         "namespace_exists": True,
         "version_id": cf_state.versions.versions(cf_seed.account_id, DISPATCHER)[0].id,
+        "unprobed_upload": False,
+        "reupload": None,
+        # A first deploy: nothing served, the override reaches nothing, so no probe.
+        "ok": True,
+        "probed": False,
+        "probe": None,
+        "unprobed": "nothing served before: not probed",
+        "before": None,
+        "after": None,
+        "restored": False,
+        "put_back_failed": False,
+        "error": None,
     }
 
 
@@ -365,12 +382,14 @@ def test_a_changed_config_is_uploaded_again_but_routes_are_left_alone(
     cf_env: dict[str, str],
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
+    cf_site: VersionSite,
     with_namespace: None,
 ) -> None:
     assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
     cf_state.clear_requests()
 
     def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = cf_site.url
         data["workers"]["brand-worker"]["timeout_ms"] = 5000
 
     config = write_config(tmp_path, change)
@@ -378,7 +397,13 @@ def test_a_changed_config_is_uploaded_again_but_routes_are_left_alone(
     result = run_cli("deploy", "--env", "staging", "--json", env=cf_env, config=config)
 
     assert result.exit_code == 0, result.stderr
-    assert writes(cf_state) == [f"PUT /accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"]
+    # A version, at 0% for the probe through the override, then at 100%: no route write.
+    base = f"/accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
+    assert writes(cf_state) == [
+        f"POST {base}/versions",
+        f"POST {base}/deployments",
+        f"POST {base}/deployments",
+    ]
     document = json.loads(result.stdout)
     assert document["uploaded"] is True
     assert [r["action"] for r in document["routes"]] == ["unchanged", "unchanged"]
@@ -393,6 +418,7 @@ def test_a_secret_set_on_the_dispatcher_survives_a_redeploy(
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     cf_client: Cloudflare,
+    cf_site: VersionSite,
     with_namespace: None,
 ) -> None:
     assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
@@ -412,6 +438,7 @@ def test_a_secret_set_on_the_dispatcher_survives_a_redeploy(
     assert writes(cf_state) == []
 
     def change(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = cf_site.url
         data["environments"]["staging"]["vars"]["PLATFORM_NAME"] = "Code24 Staging"
 
     config = write_config(tmp_path, change)
@@ -515,7 +542,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     # The plan only: the upload metadata needs --show-metadata (or --json).
     assert result.stdout.splitlines() == [
         f"+ KV namespace {KV_TITLE}",
-        f"+ dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1))",
+        f"+ dispatcher {DISPATCHER} (observability (Workers Logs on, head_sampling_rate 1), "
+        "nothing serves yet: live at 100%, not probed)",
         f"+ route {API_PATTERN} (code24.dev)",
         f"+ route {ELITE_PATTERN} (code24.dev)",
     ]
@@ -561,7 +589,7 @@ def test_changing_one_fallback_message_shows_exactly_that_field(
 
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"~ dispatcher {DISPATCHER}",
+        f"~ dispatcher {DISPATCHER} ({PROBED_NOTE})",
         f'    ~ ROUTE_TABLE.workers.designer-worker.fallback.message: "{old}" -> "Back soon"',
     ]
     assert {r.method for r in cf_state.requests()} == {"GET"}
@@ -924,11 +952,14 @@ def test_deploy_carries_the_platform_workers_logs_to_the_dispatcher_and_plans_th
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     cf_inprocess_client: Any,
+    cf_site: VersionSite,
+    tmp_path: Path,
     with_namespace: None,
 ) -> None:
     # The platform-wide observability is the dispatcher's too: `logs --request-id` shows its
     # line beside the workers'. Someone turned it off since (off is read back as no setting);
     # the plan shows it coming back.
+    cf_env = {**cf_env, "CODE24_CONFIG": str(staging_config(tmp_path, cf_site.url))}
     assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
     cf_inprocess_client.workers.scripts.settings.edit(
         DISPATCHER, account_id=cf_seed.account_id, observability={"enabled": False}
@@ -939,13 +970,14 @@ def test_deploy_carries_the_platform_workers_logs_to_the_dispatcher_and_plans_th
 
     assert planned.exit_code == 0, planned.stderr
     assert planned.stdout.splitlines() == [
-        f"~ dispatcher {DISPATCHER}",
+        f"~ dispatcher {DISPATCHER} ({PROBED_NOTE})",
         '    ~ observability: (none) -> {"enabled": true, "head_sampling_rate": 1.0}',
     ]
 
     assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
-    (upload,) = cf_state.requests(method="PUT")
-    metadata = json.loads((upload.part("metadata") or pytest.fail("no metadata part")).data)
-    assert metadata["observability"] == LOGS_ON
+    # A version upload carries no settings: Workers Logs go back through script-settings.
+    (patch,) = cf_state.requests(method="PATCH")
+    assert patch.path.endswith(f"/workers/scripts/{DISPATCHER}/script-settings")
+    assert patch.json is not None and patch.json["observability"] == LOGS_ON
     again = run_cli("deploy", "--env", "staging", "--dry-run", env=cf_env)
     assert again.stdout.splitlines() == [f"dispatcher {DISPATCHER}: nothing to change"]

@@ -12,6 +12,7 @@ import pytest
 from code24ctl.cli.schemas import COMMAND_MODELS
 from code24ctl.cloudflare.client import API_ERROR_HINTS
 from tests.emulator.seeds import ACCOUNT_TOKEN, MULTI_MODULE_SECRET, Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.http_servers import Answer, LocalServer, refused_port
@@ -22,6 +23,7 @@ from tests.support.staging import (
     ELITE_PATTERN,
     NAMESPACE,
     add_other_worker,
+    staging_config,
     write_config,
 )
 
@@ -622,6 +624,7 @@ def test_a_dispatcher_without_workers_logs_is_a_warning_naming_the_config_key(
     cf_state: EmulatorState,
     cf_seed: Code24Seed,
     json_site: str,
+    cf_site: VersionSite,
 ) -> None:
     # Without the platform-wide observability, deploy leaves the dispatcher's Workers Logs as
     # they are (off, for a new Worker): `logs --request-id` cannot find its line.
@@ -651,8 +654,13 @@ def test_a_dispatcher_without_workers_logs_is_a_warning_naming_the_config_key(
     }
     assert checks(result.stdout)["dispatcher"]["status"] == "ok"
 
-    # The repo config turns it on: deploy is the fix, and after it the warning is gone.
-    stale = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+    # The repo config turns it on: deploy is the fix, and after it the warning is gone. The
+    # changed dispatcher is probed through the override on the test site before 100%.
+    (tmp_path / "site").mkdir()
+    repo = staging_config(tmp_path / "site", cf_site.url)
+    stale = run_cli(
+        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=repo
+    )
     assert checks(stale.stdout)["dispatcher logs"]["fix"] == (
         "code24ctl deploy --env staging  (the config turns it on)"
     )
@@ -660,7 +668,9 @@ def test_a_dispatcher_without_workers_logs_is_a_warning_naming_the_config_key(
     assert [(d["path"], d["old"], d["new"]) for d in dispatcher["differences"]] == [
         ("observability", None, {"enabled": True, "head_sampling_rate": 1.0})
     ]
-    assert run_cli("deploy", "--env", "staging", env=cf_env).exit_code == 0
-    fixed = run_cli("doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env)
+    assert run_cli("deploy", "--env", "staging", env=cf_env, config=repo).exit_code == 0
+    fixed = run_cli(
+        "doctor", "--env", "staging", "--base-url", json_site, "--json", env=cf_env, config=repo
+    )
     assert "dispatcher logs" not in checks(fixed.stdout)
     assert checks(fixed.stdout)["dispatcher"]["status"] == "ok"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from code24ctl.cli import app
@@ -23,7 +24,9 @@ from tests.emulator.state import EmulatorState
 from tests.support.builders import argv
 from tests.support.cli import REPO_CONFIG, REPO_ROOT, CliResult, RunCli
 from tests.support.http_servers import Answer, LocalServer
-from tests.support.staging import NAMESPACE, write_config
+from tests.support.staging import DISPATCHER, NAMESPACE, write_config
+
+HTML_PAGE = Answer(502, b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "text/html")
 
 
 def _leaf_commands() -> set[str]:
@@ -208,6 +211,17 @@ def test_release_plan_and_stats_json_validate_on_success(
         _check_success(cli("versions"), "versions")
         _check_success(cli("promote", "--yes"), "promote")
         _check_success(cli("rollback", "--yes"), "rollback")
+        # A plain deploy of a changed dispatcher: probed through the override, then 100% ...
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["environments"]["staging"].setdefault("vars", {})["FEATURE"] = "on"
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        _check_success(cli("deploy"), "deploy")
+        # ... and one whose new version fails that probe (exit 1, the deployment put back).
+        data["environments"]["staging"]["vars"]["FEATURE"] = "off"
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        serving = set(cf_state.versions.split(cf_seed.account_id, DISPATCHER))
+        cf_site.choose = lambda version: None if version in serving else HTML_PAGE
+        _check_success(cli("deploy"), "deploy", (1,))
         # One request is too few for the kpi targets (exit 1); the document still validates.
         _check_success(cli("stats", "--env", "local"), "stats", (0, 1))
 

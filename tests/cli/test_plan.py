@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from tests.emulator.seeds import Code24Seed
+from tests.emulator.site import VersionSite
 from tests.emulator.state import EmulatorState
 from tests.support.cli import REPO_CONFIG, RunCli
 from tests.support.staging import (
@@ -17,6 +18,7 @@ from tests.support.staging import (
     DISPATCHER,
     NAMESPACE,
     add_other_worker,
+    staging_config,
     write_config,
     writes,
 )
@@ -24,12 +26,14 @@ from tests.support.staging import (
 FALLBACK = "workers.designer-worker.fallback.message"
 
 
-def _changed_fallback(tmp_path: Path) -> tuple[Path, str]:
+def _changed_fallback(tmp_path: Path, base_url: str | None = None) -> tuple[Path, str]:
     old = yaml.safe_load(REPO_CONFIG.read_text(encoding="utf-8"))["workers"]["designer-worker"]
     message: str = old["fallback"]["message"]
 
     def change(data: dict[str, Any]) -> None:
         data["workers"]["designer-worker"]["fallback"]["message"] = "Back soon"
+        if base_url is not None:
+            data["environments"]["staging"]["base_url"] = base_url
 
     return write_config(tmp_path, change), message
 
@@ -75,10 +79,13 @@ def test_plan_json_is_one_document_in_the_house_shape(
 
 
 def test_one_changed_fallback_message_is_that_field_in_plan_apply_and_doctor(
-    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str]
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_site: VersionSite
 ) -> None:
-    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
-    config, old = _changed_fallback(tmp_path)
+    # A changed dispatcher is probed through the override before 100%: on the test site.
+    (tmp_path / "shipped").mkdir()
+    shipped = staging_config(tmp_path / "shipped", cf_site.url)
+    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env, config=shipped).exit_code == 0
+    config, old = _changed_fallback(tmp_path, cf_site.url)
     field = f'~ ROUTE_TABLE.{FALLBACK}: "{old}" -> "Back soon"'
 
     plan = run_cli("plan", "--env", "staging", env=cf_env, config=config)
@@ -89,7 +96,8 @@ def test_one_changed_fallback_message_is_that_field_in_plan_apply_and_doctor(
         "  1. namespace: nothing to change",
         "  2. bind: nothing to change",
         "  3. deploy:",
-        f"       ~ dispatcher {DISPATCHER}",
+        f"       ~ dispatcher {DISPATCHER} (a new version, probed at 0% through the version "
+        "override before 100%)",
         f"           {field}",
         "       (3 unchanged)",
         "0 to create, 1 to update, 0 to delete",
@@ -98,7 +106,8 @@ def test_one_changed_fallback_message_is_that_field_in_plan_apply_and_doctor(
     assert f"           {field}" in applied.stderr.splitlines()
 
     # Back to the shipped config deployed: doctor over the changed one names the same field.
-    assert run_cli("apply", "--env", "staging", "--yes", env=cf_env).exit_code == 0
+    back = run_cli("apply", "--env", "staging", "--yes", env=cf_env, config=shipped)
+    assert back.exit_code == 0, back.output
     doctor = run_cli("doctor", "--env", "staging", "--json", env=cf_env, config=config)
     dispatcher = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}["dispatcher"]
     assert dispatcher["detail"] == f"{DISPATCHER}: 1 difference from what deploy would upload"

@@ -141,7 +141,9 @@ def test_plain_deploy_prints_the_version_it_created_and_annotates_it(
 
     assert result.exit_code == 0, result.stderr
     (version,) = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
-    assert f"version {version.id} deployed at 100%\n" in result.stdout
+    assert f"version {version.id} deployed at 100% (nothing served before: not probed)\n" in (
+        result.stdout
+    )
     assert split(cf_state, cf_seed) == {version.id: 100.0}
     assert version.annotations["workers/tag"].startswith(f"code24ctl/{__version__} config/")
     assert version.annotations["workers/message"] == f"uploaded by code24ctl {__version__}"
@@ -156,7 +158,10 @@ def test_plain_deploy_says_so_when_the_api_names_no_version(
     result = cli("deploy", "--env", "staging")
 
     assert result.exit_code == 0, result.stderr
-    assert "version not reported by the API deployed at 100%\n" in result.stdout
+    assert (
+        "version not reported by the API deployed at 100% (nothing served before: not probed)\n"
+        in result.stdout
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ def test_gradual_over_an_unfinished_rollout_is_refused(
     assert split(cf_state, cf_seed) == before
 
 
-def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
+def test_a_refused_version_upload_changes_nothing_and_names_deploy_unprobed(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str
 ) -> None:
     cf_state.versions.refuse_dispatch_namespace_uploads = True
@@ -451,9 +456,10 @@ def test_a_refused_version_upload_changes_nothing_and_names_plain_deploy(
             f"{DISPATCHER}: Cloudflare API error 10002: An unknown error has occurred "
             "(HTTP 500)); nothing was changed"
         ) in result.stderr
-        assert "plain `code24ctl deploy --env staging` uploads and deploys the dispatcher" in (
-            result.stderr
-        )
+        assert (
+            "hint: `code24ctl deploy --env staging --unprobed` uploads and deploys the "
+            "dispatcher in one step, live at 100% without a probe"
+        ) in result.stderr
         assert "cloudflare/workers-sdk/issues/10712" in result.stderr
         assert deployment_writes(cf_state, cf_seed) == []
         assert split(cf_state, cf_seed) == {v1: 100.0}
@@ -1404,6 +1410,414 @@ def test_an_interrupt_that_cannot_put_it_back_names_the_command_that_does(
 
 
 # --------------------------------------------------------------------------------------------
+# Plain deploy (and apply) of a changed dispatcher: a version probed at 0% before 100%
+
+
+@pytest.fixture
+def changed(tmp_path: Path, zone: VersionSite) -> Path:
+    """The staging config with one var more: deploy uploads a new dispatcher version."""
+    (tmp_path / "changed").mkdir()
+    return staging_config(tmp_path / "changed", zone.url, FEATURE="on")
+
+
+def test_a_plain_redeploy_probes_the_new_version_at_0_then_deploys_it_at_100(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert v2 != v1
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v2, "percentage": 100.0}],
+    ]
+    # Every probe request asked for v2 through the override, and v2 answered it.
+    assert len(zone.requests) >= PROBED_ROUTES
+    assert {r.headers.get(OVERRIDE) for r in zone.requests} == {f'{DISPATCHER}="{v2}"'}
+    assert set(zone.served) == {v2}
+    lines = result.stdout.splitlines()
+    assert lines[2] == f"before: {v1} at 100%"
+    assert lines[3] == f"probe of version {v2} through the version override header: passed"
+    assert f"after: {v2} at 100%" in lines
+    assert f"version {v2} deployed at 100%, probed through the version override first" in lines
+    assert result.stderr.splitlines()[:3] == [
+        f"deploy: uploading a new version of {DISPATCHER}",
+        f"deploy: deploying version {v2} at 0% beside {v1} (100%), so that the version "
+        "override reaches it",
+        f"deploy: probing version {v2} through the version override",
+    ]
+    assert f"deploy: deploying version {v2} at 100%" in result.stderr.splitlines()
+
+
+def test_a_plain_redeploy_json_names_before_the_probe_and_after(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    result = cli("deploy", "--env", "staging", "--json", config=changed)
+
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    document = json.loads(result.stdout)
+    assert document["version_id"] == v2
+    assert (document["uploaded"], document["ok"], document["probed"]) == (True, True, True)
+    assert document["unprobed"] is None
+    assert [s["version_id"] for s in document["before"]["versions"]] == [v1]
+    assert [(s["version_id"], s["percentage"]) for s in document["after"]["versions"]] == [
+        (v2, 100.0)
+    ]
+    assert document["probe"]["ok"] is True
+    assert document["probe"]["version"] == v2
+    assert document["probe"]["version_wait"]["applied"] is True
+    assert (document["restored"], document["put_back_failed"], document["error"]) == (
+        False,
+        False,
+        None,
+    )
+
+
+def test_a_plain_redeploy_whose_version_never_answers_changes_nothing_and_exits_1(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    # The override never takes effect: v1 answers every request, and v2 never takes traffic.
+    zone.propagation_delay_s = 3600
+
+    result = cli("deploy", "--env", "staging", "--wait", "0.5", config=changed)
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert v2 != v1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert set(zone.served) == {v1}
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v2, "percentage": 0.0}],
+        [{"version_id": v1, "percentage": 100.0}],
+    ]
+    # The routes are not touched after a failed probe, nor named as if they were.
+    assert [w for w in writes(cf_state) if "/workers/routes" in w] == []
+    assert [line for line in result.stdout.splitlines() if line.startswith("route ")] == []
+    assert "deploy failed: the probe through the override (version_not_applied" in result.stdout
+    message = (
+        f"the probe through the override (version_not_applied: version {v2} never answered "
+        f"within 0.5 s) failed; the deployment is back as it was ({v1} 100%); version {v2} "
+        "takes no traffic"
+    )
+    assert result.stderr.splitlines()[-5:] == [
+        f"error: {message}",
+        "changes already made:",
+        f"  dispatcher {DISPATCHER}: uploaded (version {v2}, taking no traffic)",
+        f"  dispatcher {DISPATCHER}: deployed ({v1} 100%, {v2} 0%, to probe)",
+        f"  dispatcher {DISPATCHER}: put back ({v1} 100%)",
+    ]
+
+
+def test_a_plain_redeploy_with_a_failing_probe_json_says_it_was_put_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    zone.choose = broken_except(v1)
+
+    result = cli("deploy", "--env", "staging", "--json", config=changed)
+
+    assert result.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    document = json.loads(result.stdout)
+    assert (document["ok"], document["probed"], document["restored"]) == (False, False, True)
+    assert document["probe"]["ok"] is False
+    assert [(s["version_id"], s["percentage"]) for s in document["after"]["versions"]] == [
+        (v1, 100.0)
+    ]
+    assert document["error"] == (
+        f"the probe through the override failed; the deployment is back as it was ({v1} "
+        f"100%); version {v2} takes no traffic"
+    )
+
+
+@pytest.mark.parametrize("content_shows_newest", [False, True])
+def test_a_rerun_after_a_failed_probe_uploads_again_and_passes(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+    content_shows_newest: bool,
+) -> None:
+    # Whether the content GET shows the deployed version or the newest upload is unsettled:
+    # the rerun must upload again either way.
+    cf_state.versions.content_shows_newest_upload = content_shows_newest
+    zone.choose = broken_except(v1)
+    assert cli("deploy", "--env", "staging", config=changed).exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    zone.choose = None  # fixed: every version answers JSON
+
+    planned = cli("deploy", "--env", "staging", "--dry-run", config=changed)
+    rerun = cli("deploy", "--env", "staging", config=changed)
+
+    assert planned.exit_code == 0, planned.stderr
+    probed = "a new version, probed at 0% through the version override before 100%"
+    if content_shows_newest:
+        # The content is v2's, the same as the upload: only the versions say it does not serve.
+        assert planned.stdout.splitlines() == [
+            f"~ dispatcher {DISPATCHER} (the newest version {v2} does not serve (version {v1} "
+            f"does); {probed})"
+        ]
+    else:
+        assert planned.stdout.splitlines()[0] == f"~ dispatcher {DISPATCHER} ({probed})"
+    assert rerun.exit_code == 0, rerun.stderr
+    v3 = newest(cf_state, cf_seed)
+    assert v3 not in (v1, v2)
+    assert split(cf_state, cf_seed) == {v3: 100.0}
+    # Once the newest serves 100%, the content comparison is trusted again: nothing to do.
+    again = cli("deploy", "--env", "staging", "--json", config=changed)
+    assert json.loads(again.stdout)["dispatcher_action"] == "unchanged"
+
+
+def test_deploy_unprobed_puts_the_version_live_at_once_and_says_so(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    planned = cli("deploy", "--env", "staging", "--unprobed", "--dry-run", config=changed)
+    result = cli("deploy", "--env", "staging", "--unprobed", config=changed)
+    documented = cli("deploy", "--env", "staging", "--unprobed", "--json", config=changed)
+
+    assert planned.stdout.splitlines()[0] == (
+        f"~ dispatcher {DISPATCHER} (--unprobed: live at 100% at once, not probed)"
+    )
+    assert result.exit_code == 0, result.stderr
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v2: 100.0}
+    assert (
+        f"version {v2} deployed at 100% (--unprobed: the version took traffic without a probe)"
+        in result.stdout.splitlines()
+    )
+    assert zone.requests == []
+    assert deployment_writes(cf_state, cf_seed) == []
+    assert [w for w in writes(cf_state) if "/workers/scripts/" in w] == [
+        f"PUT /accounts/{cf_seed.account_id}/workers/scripts/{DISPATCHER}"
+    ]
+    document = json.loads(documented.stdout)
+    assert document["dispatcher_action"] == "unchanged"  # the same config again
+    assert document["probe"] is None
+
+
+def test_deploy_unprobed_json_says_the_version_took_traffic_without_a_probe(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    result = cli("deploy", "--env", "staging", "--unprobed", "--json", config=changed)
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["probed"], document["probe"]) == (False, None)
+    assert document["unprobed"] == "--unprobed: the version took traffic without a probe"
+    assert document["unprobed_upload"] is True
+
+
+def test_a_refused_version_upload_is_got_past_with_unprobed(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    cf_state.versions.refuse_dispatch_namespace_uploads = True
+
+    refused = cli("deploy", "--env", "staging", config=changed)
+    passed = cli("deploy", "--env", "staging", "--unprobed", config=changed)
+
+    assert refused.exit_code == 3
+    assert f"the Versions API refused the upload of {DISPATCHER}" in refused.stderr
+    assert "hint: `code24ctl deploy --env staging --unprobed`" in refused.stderr
+    assert passed.exit_code == 0, passed.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+
+
+@pytest.mark.parametrize("command", ["deploy", "apply"])
+def test_a_redeploy_without_a_base_url_is_refused_before_anything_is_written(
+    run_cli: RunCli,
+    cf_env: dict[str, str],
+    cf_state: EmulatorState,
+    v1: str,
+    tmp_path: Path,
+    command: str,
+) -> None:
+    def change(data: dict[str, Any]) -> None:
+        del data["environments"]["staging"]["base_url"]
+        data["environments"]["staging"]["vars"]["FEATURE"] = "on"
+
+    (tmp_path / "nb").mkdir()
+    bare = write_config(tmp_path / "nb", change)
+    args = ("--yes",) if command == "apply" else ()
+
+    result = run_cli(command, "--env", "staging", *args, env=cf_env, config=bare)
+
+    assert result.exit_code == 2
+    assert (
+        "error: environment 'staging' (from --env) has no base_url to probe: a new dispatcher "
+        "version is probed through the version override before it takes traffic"
+    ) in result.stderr
+    assert (
+        f"hint: set environments.staging.base_url in {bare}, or rerun with --unprobed to "
+        "upload it live at 100% without a probe"
+    ) in result.stderr
+    assert writes(cf_state) == []
+
+
+def test_apply_probes_a_changed_dispatcher_and_a_failure_stops_it_at_the_deploy_step(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    zone.choose = broken_except(v1)
+
+    failed = cli("apply", "--env", "staging", "--yes", "--wait", "0.5", config=changed)
+
+    assert failed.exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "apply stopped at step deploy: the probe through the override failed" in (failed.stderr)
+    assert f"  dispatcher {DISPATCHER}: put back ({v1} 100%)" in failed.stderr.splitlines()
+    zone.choose = None
+
+    passed = cli("apply", "--env", "staging", "--yes", config=changed)
+
+    assert passed.exit_code == 0, passed.stderr
+    v3 = newest(cf_state, cf_seed)
+    assert v3 not in (v1, v2)
+    assert split(cf_state, cf_seed) == {v3: 100.0}
+    assert (
+        f"deploy: done: dispatcher {DISPATCHER} uploaded, version {v3} probed through the "
+        "override, at 100%, 0 route(s) written, 2 unchanged"
+    ) in passed.stderr.splitlines()
+
+
+PLAIN_STEPS = [
+    "deploy: uploading",
+    "deploy: deploying version {v2} at 0%",
+    "deploy: probing version {v2} through",
+    "waiting up to",
+    "deploy: deploying version {v2} at 100%",
+]
+
+
+@pytest.mark.parametrize("step", range(len(PLAIN_STEPS)))
+def test_a_sigint_at_each_plain_deploy_step_leaves_the_deployment_as_it_was(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    changed: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: int,
+) -> None:
+    before = cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0]
+    signal_at(monkeypatch, PLAIN_STEPS[step])
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    versions = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    lines = result.stderr.splitlines()
+    error = next(line for line in lines if line.startswith("error: "))
+    if step == 0:
+        assert len(versions) == 1
+        assert error == (
+            f"error: interrupted while uploading a new version of {DISPATCHER}; nothing was "
+            f"uploaded; the deployment is unchanged ({v1} 100%)"
+        )
+        assert cf_state.versions.deployments(cf_seed.account_id, DISPATCHER)[0].id == before.id
+        return
+    v2 = versions[0].id
+    assert v2 != v1
+    uploaded = f"  dispatcher {DISPATCHER}: uploaded (version {v2}, taking no traffic)"
+    if step == 1:
+        assert deployment_writes(cf_state, cf_seed) == []
+        assert error == (
+            f"error: interrupted while deploying version {v2} at 0% beside {v1} (100%), so "
+            f"that the version override reaches it; uploaded version {v2} (it takes no "
+            f"traffic); the deployment is unchanged ({v1} 100%)"
+        )
+        assert lines[lines.index("changes already made:") + 1 :] == [uploaded]
+        return
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)][-1] == [
+        {"version_id": v1, "percentage": 100.0}
+    ]
+    assert f"deploy: putting back {v1} 100%" in lines
+    assert error.startswith("error: interrupted while ")
+    assert error.endswith(
+        f"; uploaded version {v2} (it takes no traffic); deployed {v1} 100%, {v2} 0%; put back "
+        f"{v1} 100%"
+    )
+    assert lines[lines.index("changes already made:") + 1 :] == [
+        uploaded,
+        f"  dispatcher {DISPATCHER}: deployed ({v1} 100%, {v2} 0%, to probe)",
+        f"  dispatcher {DISPATCHER}: put back ({v1} 100%)",
+    ]
+
+
+def test_a_sigint_while_apply_probes_the_dispatcher_puts_it_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    changed: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "deploy: probing version {v2} through")
+
+    result = cli("apply", "--env", "staging", "--yes", config=changed)
+
+    assert result.exit_code == 130
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    v2 = newest(cf_state, cf_seed)
+    lines = result.stderr.splitlines()
+    error = next(line for line in lines if line.startswith("error: "))
+    assert error == (
+        f"error: interrupted while probing version {v2} through the version override; "
+        f"uploaded version {v2} (it takes no traffic); deployed {v1} 100%, {v2} 0%; put back "
+        f"{v1} 100%"
+    )
+    assert lines[-1] == f"  dispatcher {DISPATCHER}: put back ({v1} 100%)"
+
+
+def test_a_sigterm_during_the_probe_of_a_plain_deploy_puts_it_back_and_exits_143(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    changed: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signal_at(monkeypatch, "deploy: probing version {v2} through", signal.SIGTERM)
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 143
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert "error: terminated by SIGTERM while probing version " in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
 # Plain deploy and plan during a split
 
 
@@ -1436,10 +1850,39 @@ def test_plain_deploy_during_a_split_is_refused_unless_told(
     # Nothing to upload: the split is not touched, so there is nothing to refuse.
     assert cli("deploy", "--env", "staging").exit_code == 0
 
+    cf_state.clear_requests()
     forced = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
 
     assert forced.exit_code == 0, forced.stderr
-    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+    v3 = newest(cf_state, cf_seed)
+    assert split(cf_state, cf_seed) == {v3: 100.0}
+    # Probed first, at 0% beside the stable version (a deployment holds two versions at most).
+    assert [d["versions"] for d in deployment_writes(cf_state, cf_seed)] == [
+        [{"version_id": v1, "percentage": 100.0}, {"version_id": v3, "percentage": 0.0}],
+        [{"version_id": v3, "percentage": 100.0}],
+    ]
+
+
+def test_a_failed_probe_over_a_split_with_ignore_rollout_puts_the_split_back(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    assert cli("deploy", "--env", "staging", "--gradual", "10").exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    zone.choose = lambda version: None if version in (v1, v2) else HTML_PAGE
+
+    result = cli("deploy", "--env", "staging", "--ignore-rollout", config=changed)
+
+    assert result.exit_code == 1
+    assert split(cf_state, cf_seed) == {v2: 10.0, v1: 90.0}
+    v3 = newest(cf_state, cf_seed)
+    assert f"the deployment is back as it was ({v2} 10%, {v1} 90%); version {v3} takes no " in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize("changed", [False, True])

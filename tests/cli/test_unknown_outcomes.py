@@ -130,7 +130,7 @@ def test_a_partial_deploy_says_what_is_live(
     assert result.stderr.splitlines()[-4:] == [
         "changes already made:",
         f"  KV namespace {KV_TITLE}: created (id {kv})",
-        f"  dispatcher {DISPATCHER}: uploaded (version {version.id} live at 100%)",
+        f"  dispatcher {DISPATCHER}: uploaded (version {version.id} live at 100%, not probed)",
         f"  route {API_PATTERN}: created (code24.dev)",
     ]
     assert result.stderr.startswith(f"error: create route {ELITE_PATTERN}: Cloudflare API error")
@@ -151,7 +151,7 @@ def test_a_partial_deploy_json_error_document_lists_the_changes(
         ("dispatcher", DISPATCHER, "uploaded"),
         ("route", API_PATTERN, "created"),
     ]
-    assert error["changes"][1]["detail"] == f"version {version.id} live at 100%"
+    assert error["changes"][1]["detail"] == f"version {version.id} live at 100%, not probed"
     rerun = run_cli("deploy", "--env", "staging", env=cf_env)
     assert rerun.exit_code == 0, rerun.stderr
     assert f"route {ELITE_PATTERN}: created (code24.dev)" in rerun.stdout

@@ -16,7 +16,9 @@ deployments"):
   ``dispatch_namespace`` binding answer 500, as reported in cloudflare/workers-sdk#10712.
 
 What the Worker "is" between versions (``GET`` of its content and settings) follows the version
-with the most traffic; no public source says what the real API shows for a split deployment.
+with the most traffic; no public source says what the real API shows for a split deployment,
+nor whether it shows the deployed version or the newest upload:
+:attr:`VersionStore.content_shows_newest_upload` gives tests the other candidate.
 """
 
 from __future__ import annotations
@@ -154,6 +156,9 @@ class VersionStore:
         self._history: dict[tuple[str, str], _History] = {}
         #: Answer a version upload with a dispatch_namespace binding 500 (workers-sdk#10712).
         self.refuse_dispatch_namespace_uploads = False
+        #: The other unsettled candidate: the content GET shows the newest version uploaded,
+        #: deployed or not (by default it shows the version serving the most traffic).
+        self.content_shows_newest_upload = False
 
     # ------------------------------------------------------------------ inspection (tests)
     def versions(self, account_id: str, name: str) -> list[WorkerVersion]:
@@ -211,7 +216,7 @@ class VersionStore:
                     annotations={"workers/triggered_by": "upload"},
                 )
             )
-        elif previous is not None:
+        elif previous is not None and not self.content_shows_newest_upload:
             container[script.name] = previous
         return version
 
@@ -289,6 +294,8 @@ class VersionStore:
         history.deployments.append(deployment)
         # Ties go to the version listed first.
         serving = known[max(split, key=lambda s: s["percentage"])["version_id"]]
+        if self.content_shows_newest_upload:
+            serving = history.versions[-1]
         current = container[name]
         served = copy.deepcopy(serving.snapshot)
         # Secrets set since that version was uploaded stay set.

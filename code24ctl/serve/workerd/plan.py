@@ -101,7 +101,7 @@ def dispatcher_path() -> Path:
 
 def dispatcher_spec(resolved: ResolvedConfig, started: str) -> dict[str, Any]:
     """The dispatcher as deploy uploads it, its bindings made local."""
-    from code24ctl.ops.deploy import plain_text_vars
+    from code24ctl.ops.dispatcher_worker import plain_text_vars
 
     document = compile_route_table(resolved.config, resolved.env_name)
     bindings: dict[str, Any] = dict(plain_text_vars(resolved))

@@ -365,13 +365,13 @@ def test_every_name_the_config_package_exports_loads() -> None:
 
 def test_the_reserved_binding_names_are_the_dispatchers_own() -> None:
     from code24ctl.config.checks import DISPATCHER_BINDINGS
-    from code24ctl.ops import deploy
+    from code24ctl.ops import dispatcher_worker
 
     assert set(DISPATCHER_BINDINGS) == {
-        deploy.DISPATCHER_BINDING,
-        deploy.METADATA_BINDING,
-        deploy.ROUTE_TABLE_BINDING,
-        deploy.ANALYTICS_BINDING,
+        dispatcher_worker.DISPATCHER_BINDING,
+        dispatcher_worker.METADATA_BINDING,
+        dispatcher_worker.ROUTE_TABLE_BINDING,
+        dispatcher_worker.ANALYTICS_BINDING,
     }
 
 
