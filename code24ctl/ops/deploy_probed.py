@@ -25,7 +25,7 @@ from code24ctl.cloudflare.versions import (
     version_id_from_put,
 )
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, UsageError
+from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, NetworkError, UsageError
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import FIRST_DEPLOY, UNPROBED, DeployReport, Probing
 from code24ctl.ops.release import (
@@ -145,7 +145,7 @@ def _probed(
             return
         result.after, result.probed = report.after, True
         log.record("dispatcher", dispatcher, "deployed", f"{new.id} 100%, probed")
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, NetworkError) as exc:
         error = interrupted_error(session, report, before, steps, exc)
         if f"; put back {describe(before)}" in error.message:
             log.record("dispatcher", dispatcher, "put back", describe(before))

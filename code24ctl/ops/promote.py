@@ -16,6 +16,7 @@ from code24ctl.config import ResolvedConfig
 from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import (
     CloudflareAPIError,
+    NetworkError,
     UsageError,
 )
 from code24ctl.ops.release import (
@@ -206,7 +207,7 @@ def run_promote(
                 raise
             return restore(session, report, before, f"deploying it at 100% ({exc.message})", steps)
         report.changed = True
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, NetworkError) as exc:
         raise interrupted_error(session, report, before, steps, exc) from None
     report.state = state_after(report)
     return report

@@ -343,19 +343,45 @@ def same_deployment(a: DeploymentInfo, b: DeploymentInfo) -> bool:
     }
 
 
+Stopped = Callable[..., Code24Error]
+
+
+def stopped_by(exc: BaseException, steps: ReleaseSteps) -> tuple[str, Stopped]:
+    """What stopped a release midway, as the start of its message, and the error to raise: an
+    :class:`Interrupted` (130, 143, 129) for a signal, a :class:`NetworkError` (3) for the
+    network."""
+    if isinstance(exc, NetworkError):
+        network = exc
+
+        def failed(message: str, hint: str | None = None) -> Code24Error:
+            return NetworkError(message, hint=hint, unknown_outcome=network.unknown_outcome)
+
+        return f"the network failed ({exc.message}) while {steps.current}", failed
+    status = interruption_status(exc)
+
+    def interrupted(message: str, hint: str | None = None) -> Code24Error:
+        return Interrupted(message, hint=hint, exit_code=status)
+
+    return f"{interruption_word(exc)} while {steps.current}", interrupted
+
+
 def interrupted_error(
     session: CloudflareSession,
     report: ReleaseReport,
     before: DeploymentInfo,
     steps: ReleaseSteps,
     exc: BaseException,
-) -> Interrupted:
-    """After Ctrl-C or SIGTERM: read what serves now, put ``before`` back if it changed, and
-    say what was uploaded, what was deployed and what was put back."""
-    status = interruption_status(exc)
+) -> Code24Error:
+    """After Ctrl-C, SIGTERM or a network failure mid-release: read what serves now, put
+    ``before`` back if it changed, and say what was uploaded, what was deployed and what was
+    put back (an :class:`Interrupted`, or a :class:`NetworkError` for the network: exit 3).
+
+    A deployment whose answer the network lost may have been made, so it is read, never
+    assumed; when the network cannot read it either, the error says the state is unknown."""
     env = report.environment
     fix = f"`code24ctl rollback --env {env} {back_to(before)} --yes`"
-    head = f"{interruption_word(exc)} while {steps.current}"
+    stop_word = "failed" if isinstance(exc, NetworkError) else "interrupted"
+    head, stopped = stopped_by(exc, steps)
     if steps.uploads and report.version is not None:
         head += f"; uploaded version {report.version.id} (it takes no traffic)"
     elif steps.uploads and steps.upload_started:
@@ -367,15 +393,14 @@ def interrupted_error(
         now = current_deployment(session, report.dispatcher)
     except (Code24Error, KeyboardInterrupt) as read_error:
         why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
-        return Interrupted(
+        return stopped(
             f"{head}; the deployment could not be read ({why}): it may not be as before "
             f"({describe(before)})",
             hint=f"check with `code24ctl versions --env {env}`; put it back with {fix}",
-            exit_code=status,
         )
     if now is None or same_deployment(now, before):
-        return Interrupted(
-            f"{head}; the deployment is unchanged ({describe(before)})", exit_code=status
+        return stopped(
+            f"{head}; the deployment is unchanged ({describe(before)})",
         )
     deployed = describe(now)
     steps.say(f"{steps.strategy}: putting back {describe(before)}")
@@ -384,19 +409,16 @@ def interrupted_error(
             session,
             report.dispatcher,
             [(s.version_id, s.percentage) for s in before.versions],
-            message=f"code24ctl {steps.strategy} interrupted: put back",
+            message=f"code24ctl {steps.strategy} {stop_word}: put back",
         )
     except (Code24Error, KeyboardInterrupt) as put_error:
         why = put_error.message if isinstance(put_error, Code24Error) else "interrupted again"
-        return Interrupted(
+        return stopped(
             f"{head}; deployed {deployed}; putting back {describe(before)} failed ({why}): "
             f"the deployment is still {deployed}",
             hint=f"put it back with {fix}",
-            exit_code=status,
         )
-    return Interrupted(
-        f"{head}; deployed {deployed}; put back {describe(before)}", exit_code=status
-    )
+    return stopped(f"{head}; deployed {deployed}; put back {describe(before)}")
 
 
 def back_to(before: DeploymentInfo) -> str:
@@ -413,39 +435,30 @@ def interrupted_keeping(
     steps: ReleaseSteps,
     exc: BaseException,
     target: str,
-) -> Interrupted:
+) -> Code24Error:
     """A rollback to a proven version, interrupted once its deployment may have been sent: it
     is not undone (what it started from is what the operator is leaving). Read what serves
     and say exactly that, and the one command that finishes the job."""
-    status = interruption_status(exc)
     env = report.environment
-    head = f"{interruption_word(exc)} while {steps.current}"
+    head, stopped = stopped_by(exc, steps)
     finish = f"finish it with `code24ctl rollback --env {env} {target} --yes`"
     try:
         now = current_deployment(session, report.dispatcher)
     except (Code24Error, KeyboardInterrupt) as read_error:
         why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
-        return Interrupted(
+        return stopped(
             f"{head}; the deployment could not be read ({why}): it is either as before "
             f"({describe(before)}) or {target} 100%",
             hint=f"check with `code24ctl versions --env {env}`; {finish}",
-            exit_code=status,
         )
     if now is not None and now.share_of(target) == 100:
-        return Interrupted(
+        return stopped(
             f"{head}; the rollback is in place ({describe(now)}), but it was not probed afterwards",
             hint=f"probe it with `code24ctl probe --env {env}`",
-            exit_code=status,
         )
     if now is None or same_deployment(now, before):
-        return Interrupted(
-            f"{head}; the deployment is unchanged ({describe(before)})",
-            hint=finish,
-            exit_code=status,
-        )
-    return Interrupted(
-        f"{head}; the deployment is now {describe(now)}", hint=finish, exit_code=status
-    )
+        return stopped(f"{head}; the deployment is unchanged ({describe(before)})", hint=finish)
+    return stopped(f"{head}; the deployment is now {describe(now)}", hint=finish)
 
 
 def failure(report: ReleaseReport) -> Code24Error:

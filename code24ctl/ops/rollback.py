@@ -17,6 +17,7 @@ from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import (
     Aborted,
     CloudflareAPIError,
+    NetworkError,
     UsageError,
 )
 from code24ctl.ops.promote import require_probe
@@ -209,7 +210,7 @@ def run_rollback(
                 what = f"deploying it at 100% ({exc.message})"
                 return restore(session, report, before, what, steps)
             report.changed = True
-        except KeyboardInterrupt as exc:
+        except (KeyboardInterrupt, NetworkError) as exc:
             raise interrupted_error(session, report, before, steps, exc) from None
         _forced_note(report, forced, target)
         report.state = state_after(report)
@@ -218,7 +219,7 @@ def run_rollback(
         try:
             steps.start(f"deploying version {target} at 100%")
             report.after = deploy([(target, 100.0)], note)
-        except KeyboardInterrupt as exc:
+        except (KeyboardInterrupt, NetworkError) as exc:
             raise interrupted_keeping(session, report, before, steps, exc, target) from None
         report.changed = True
     _forced_note(report, forced, target)
@@ -232,7 +233,7 @@ def run_rollback(
     try:
         steps.start("probing")
         after = probe(resolved, options, None)
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, NetworkError) as exc:
         raise interrupted_keeping(session, report, before, steps, exc, target) from None
     report.add_probe("after", after)
     if not after.ok:

@@ -25,6 +25,8 @@ from code24ctl.constants import DEFAULT_VERSION_WAIT_S
 from code24ctl.errors import (
     CloudflareAPIError,
     Code24Error,
+    NetworkError,
+    outcome_unknown,
 )
 from code24ctl.ops.release import (
     CANARY_REPEAT,
@@ -59,16 +61,25 @@ if TYPE_CHECKING:
 def _unchanged_on_failure(
     before: DeploymentInfo, version: VersionInfo, *, uploaded: bool = True
 ) -> Iterator[None]:
-    """A failed deployment create: say that what serves is unchanged."""
+    """A failed deployment create of ``version`` at 0%: say what serves. When its outcome is
+    unknown (the answer lost and the read back failed too), the version may be in at 0%: it
+    takes no traffic either way, and that is what is said."""
     try:
         yield
     except CloudflareAPIError as exc:
+        where = (
+            f"the deployment is unchanged ({describe(before)}) or holds version {version.id} at "
+            "0% beside it"
+            if outcome_unknown(exc)
+            else f"the deployment is unchanged ({describe(before)})"
+        )
         raise CloudflareAPIError(
-            f"{exc.message}; the deployment is unchanged ({describe(before)}); version "
-            f"{version.id} {'was uploaded and ' if uploaded else ''}takes no traffic",
+            f"{exc.message}; {where}; version {version.id} "
+            f"{'was uploaded and ' if uploaded else ''}takes no traffic",
             code=exc.code,
             status=exc.status,
             hint=exc.hint,
+            unknown_outcome=outcome_unknown(exc),
         ) from None
 
 
@@ -288,7 +299,7 @@ def _split_release(
             report.add_probe("split", second)
             if not second.ok:
                 return restore(session, report, before, f"the probe at {percent:g}%", steps)
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, NetworkError) as exc:
         raise interrupted_error(session, report, before, steps, exc) from None
     report.state = state_after(report)
     return report
@@ -310,9 +321,13 @@ def restore(
         )
     except Code24Error as exc:
         report.put_back_failed = True
+        now = describe(report.after or before)
+        if outcome_unknown(exc):
+            # The put-back's answer was lost and could not be read back: it may have happened.
+            now = f"{now}, or back as it was ({describe(before)})"
         report.error = (
             f"{what} failed, and putting the deployment back failed too: {exc.message}; the "
-            f"deployment is now {describe(report.after or before)}"
+            f"deployment is now {now}"
         )
         report.state = state_after(report)
         return report

@@ -453,3 +453,40 @@ def test_when_even_the_read_back_fails_it_stops_naming_the_command_that_shows_it
     again = run_cli("namespace", "create", "--env", "staging", env=cf_env)
     assert again.exit_code == 0, again.stderr
     assert [ns.name for ns in cf_state.namespaces(ACCOUNT_ID)] == [NAMESPACE]
+
+
+def test_a_lost_0_percent_stage_that_cannot_be_read_back_claims_nothing_it_does_not_know(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, released: Path
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    # The gradual reads the deployment once, then stages its version at 0%: that answer is
+    # lost after the stage was made, and every read after it fails.
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/deployments", "applied_cut")
+    cf_state.faults.add(
+        "GET", f"*/workers/scripts/{DISPATCHER}/deployments", "json500", nth=2, times=50
+    )
+    result = run_cli("deploy", "--env", "staging", "--gradual", "10", env=cf_env, config=released)
+    assert result.exit_code == 3
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    new = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)[0].id
+    assert (
+        f"the deployment is unchanged ({old} 100%) or holds version {new} at 0% beside it; "
+        f"version {new} was uploaded and takes no traffic"
+    ) in error
+    # It was made, at 0%: nothing but the old version takes traffic, as the message says.
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {old: 100.0, new: 0.0}
+
+
+def test_a_network_failure_mid_release_reads_and_says_what_serves(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, released: Path
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/versions", "reset", times=10)
+    result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=released)
+    assert result.exit_code == 3
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert error.startswith("error: the network failed (")
+    assert f"while uploading a new version of {DISPATCHER}" in error
+    assert "; the upload was under way (any version it made takes no traffic)" in error
+    assert error.endswith(f"; the deployment is unchanged ({old} 100%)")
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {old: 100.0}
