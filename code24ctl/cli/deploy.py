@@ -67,14 +67,22 @@ def deploy(
     ] = None,
     message: Annotated[
         str | None,
-        typer.Option("--message", "-m", metavar="TEXT", help="the version's message"),
+        typer.Option(
+            "--message",
+            "-m",
+            metavar="TEXT",
+            help="--gradual/--canary: the new version's message, and its deployment's",
+        ),
     ] = None,
     repeat: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--repeat", min=1, metavar="N", help="--canary: requests per route after the split"
+            "--repeat",
+            min=1,
+            metavar="N",
+            help="--canary: requests per route after the split (10 if not given)",
         ),
-    ] = 10,
+    ] = None,
     wait: WaitOption = DEFAULT_VERSION_WAIT_S,
     unprobed: UnprobedOption = False,
     ignore_rollout: Annotated[
@@ -138,6 +146,8 @@ def deploy(
         return
     if message is not None:
         raise UsageError("--message goes with --gradual or --canary")
+    if repeat is not None:
+        raise UsageError("--repeat goes with --canary")
     resolved = load(config, env)
     session = cloudflare_session(resolved, pages=output.page_lines)
     export = None
@@ -282,7 +292,7 @@ def _release(
     gradual: float | None,
     canary: float | None,
     message: str | None,
-    repeat: int,
+    repeat: int | None,
     wait: float,
     config: str | None,
     env: str | None,
@@ -291,9 +301,14 @@ def _release(
     """``deploy --gradual PERCENT`` / ``deploy --canary PERCENT``: a new version, split."""
     from code24ctl.cli.session import cloudflare_session
     from code24ctl.ops import release, rollout
+    from code24ctl.ops.release import CANARY_REPEAT
 
     if gradual is not None and canary is not None:
         raise UsageError("--gradual and --canary do not go together: choose one")
+    if gradual is not None and repeat is not None:
+        raise UsageError(
+            "--repeat goes with --canary: a gradual rollout probes once, before its split"
+        )
     resolved = load(config, env)
     release.require_versions(resolved)
     session = cloudflare_session(resolved)
@@ -308,7 +323,7 @@ def _release(
             resolved,
             canary,
             message=message,
-            repeat=repeat,
+            repeat=CANARY_REPEAT if repeat is None else repeat,
             wait_s=wait,
             say=output.note,
         )

@@ -1044,6 +1044,28 @@ def test_an_empty_message_is_refused_before_anything_is_read(
     assert cf_state.requests() == []
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ("--gradual", "10", "--repeat", "3"),
+            "--repeat goes with --canary: a gradual rollout probes once, before its split",
+        ),
+        (("--repeat", "3"), "--repeat goes with --canary"),
+        (("--message", "x"), "--message goes with --gradual or --canary"),
+    ],
+)
+def test_an_option_of_another_strategy_is_refused_before_anything_is_read(
+    cli: RunCli, cf_state: EmulatorState, v1: str, args: tuple[str, ...], said: str
+) -> None:
+    cf_state.clear_requests()
+    result = cli("deploy", "--env", "staging", *args)
+
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {said}\n"
+    assert cf_state.requests() == []
+
+
 @pytest.mark.parametrize("command", ["promote", "rollback"])
 def test_message_help_names_the_default(run_cli: RunCli, command: str) -> None:
     result = run_cli(command, "--help", env={"COLUMNS": "200"})
