@@ -49,6 +49,7 @@ from code24ctl.ops.plan import PlannedChange, PlanSummary, digest, summarize
 from code24ctl.ops.release import rollout_error, rollout_in_progress
 from code24ctl.ops.release_state import read_release_state
 from code24ctl.ops.unbind import bound_names
+from code24ctl.probe.report import ProbeReport
 
 if TYPE_CHECKING:
     from code24ctl.cloudflare.session import CloudflareSession
@@ -138,6 +139,12 @@ class StepResult(BaseModel):
     step: StepName
     status: StepStatus
     detail: str
+    #: The deploy step's probe of the new dispatcher version through the override (None: the
+    #: upload was not probed, or there was no upload).
+    probe: ProbeReport | None = None
+    #: The deploy step's reason an upload took traffic without a probe (a first deploy,
+    #: --unprobed).
+    unprobed: str | None = None
 
 
 class ApplyResult(HoldsFailure):
@@ -380,14 +387,22 @@ def _execute(
         result.failure = dataclasses.replace(Failure.of(refused), message=_holds(plan))
         return result
 
-    def record(step: StepName, status: StepStatus, detail: str) -> None:
-        outcome = StepResult(step=step, status=status, detail=detail)
+    def record(
+        step: StepName,
+        status: StepStatus,
+        detail: str,
+        probe: ProbeReport | None = None,
+        unprobed: str | None = None,
+    ) -> None:
+        outcome = StepResult(
+            step=step, status=status, detail=detail, probe=probe, unprobed=unprobed
+        )
         result.steps.append(outcome)
         if on_step is not None:
             on_step(outcome)
 
-    def fail(step: StepName, failure: Failure) -> ApplyResult:
-        record(step, "failed", failure.message)
+    def fail(step: StepName, failure: Failure, probe: ProbeReport | None = None) -> ApplyResult:
+        record(step, "failed", failure.message, probe=probe)
         for later in STEPS[STEPS.index(step) + 1 :]:
             record(later, "not run", f"{step} failed")
         changes = tuple(dict.fromkeys((*log.changes, *failure.changes)))
@@ -446,7 +461,8 @@ def _execute(
         )
     if not deployed.ok:
         error = deploy_failure(deployed)
-        return fail("deploy", failed(error, error.hint or f"fix it, then rerun `{rerun}`"))
+        hint = error.hint or f"fix it, then rerun `{rerun}`"
+        return fail("deploy", failed(error, hint), probe=deployed.probe)
     writes = [r for r in deployed.routes if r.applied]
     kv_created = deployed.kv is not None and deployed.kv.action == "created"
     status: StepStatus = "done" if (deployed.uploaded or writes or kv_created) else "unchanged"
@@ -456,6 +472,8 @@ def _execute(
         f"dispatcher {deployed.dispatcher} {deployed.upload_words()}, "
         f"{len(writes)} route(s) written, "
         f"{sum(r.action == 'unchanged' for r in deployed.routes)} unchanged",
+        probe=deployed.probe,
+        unprobed=deployed.unprobed,
     )
     result.changes = list(log.changes)
     return result

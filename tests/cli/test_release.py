@@ -1732,6 +1732,33 @@ def test_apply_probes_a_changed_dispatcher_and_a_failure_stops_it_at_the_deploy_
     ) in passed.stderr.splitlines()
 
 
+def test_apply_json_carries_the_deploy_steps_probe(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    zone.choose = broken_except(v1)
+    failed = json.loads(
+        cli("apply", "--env", "staging", "--yes", "--wait", "0.5", "--json", config=changed).stdout
+    )
+    deploy = failed["steps"][2]
+    assert (deploy["step"], deploy["status"]) == ("deploy", "failed")
+    assert deploy["probe"]["ok"] is False and deploy["unprobed"] is None
+    zone.choose = None
+
+    passed = json.loads(cli("apply", "--env", "staging", "--yes", "--json", config=changed).stdout)
+
+    deploy = passed["steps"][2]
+    v3 = newest(cf_state, cf_seed)
+    assert (deploy["status"], deploy["probe"]["ok"], deploy["unprobed"]) == ("done", True, None)
+    assert list(deploy["probe"]["dispatcher_versions"]) == [v3]
+    assert deploy["probe"]["summary"]["failed"] == 0
+    assert [s["probe"] for s in passed["steps"][:2]] == [None, None]
+
+
 PLAIN_STEPS = [
     "deploy: uploading",
     "deploy: deploying version {v2} at 0%",
