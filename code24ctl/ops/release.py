@@ -234,7 +234,12 @@ def upload_release(
     resolved: ResolvedConfig,
     code: WorkerCode,
     message: str | None,
+    *,
+    settings: bool = True,
 ) -> VersionInfo:
+    """Upload ``code`` as a version (taking no traffic); ``settings``: then make the script's
+    non-versioned settings (tags, observability ...) match, which takes effect for every
+    version at once (a plain deploy leaves that until its version serves 100%)."""
     dispatcher = resolved.dispatcher()
     _versioned, script_settings = version_metadata(code.metadata())
     try:
@@ -251,7 +256,8 @@ def upload_release(
             f"dispatch-namespace binding ({WORKERS_SDK_10712})",
         ) from None
     # Tags and the other non-versioned settings belong to the script, not to the version.
-    sync_script_settings(session, dispatcher, script_settings)
+    if settings:
+        sync_script_settings(session, dispatcher, script_settings)
     return version
 
 

@@ -1611,6 +1611,63 @@ def test_a_rerun_after_a_failed_probe_uploads_again_and_passes(
     assert json.loads(again.stdout)["dispatcher_action"] == "unchanged"
 
 
+def test_a_failed_probe_leaves_the_script_settings_as_they_were(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    tmp_path: Path,
+) -> None:
+    # Script settings are not versioned: set before the probe, they would take effect for the
+    # version serving now and stay after the deployment is put back.
+    def sampled(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = zone.url
+        data["observability"] = {"enabled": True, "head_sampling_rate": 0.25}
+
+    (tmp_path / "sampled").mkdir()
+    config = write_config(tmp_path / "sampled", sampled)
+    before = cf_state.account_script(cf_seed.account_id, DISPATCHER).observability
+    zone.choose = broken_except(v1)
+
+    failed = cli("deploy", "--env", "staging", config=config)
+
+    assert failed.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER).observability == before
+    assert [w for w in writes(cf_state) if w.endswith("/script-settings")] == []
+    zone.choose = None
+
+    passed = cli("deploy", "--env", "staging", config=config)
+
+    assert passed.exit_code == 0, passed.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER).observability == {
+        "enabled": True,
+        "head_sampling_rate": 0.25,
+    }
+
+
+def test_a_dispatcher_whose_deployment_cannot_be_read_is_not_uploaded_unprobed(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    # The Worker exists but lists no deployment: "nothing served before" would be a guess.
+    cf_state.versions._history[(cf_seed.account_id, DISPATCHER)].deployments.clear()
+    cf_state.clear_requests()
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: the dispatcher {DISPATCHER} exists but no deployment of it could be read, so "
+        "its new version cannot be probed through the version override; nothing was uploaded",
+        "  hint: check with `code24ctl versions --env staging`; rerun with --unprobed to upload "
+        "it live at 100% without a probe",
+    ]
+    assert writes(cf_state) == []
+    assert len(cf_state.versions.versions(cf_seed.account_id, DISPATCHER)) == 1
+
+
 def test_deploy_unprobed_puts_the_version_live_at_once_and_says_so(
     cli: RunCli,
     cf_state: EmulatorState,
