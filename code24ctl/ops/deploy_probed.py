@@ -22,7 +22,9 @@ from code24ctl.cloudflare.versions import (
     DeploymentInfo,
     current_deployment,
     release_annotations,
+    sync_script_settings,
     version_id_from_put,
+    version_metadata,
 )
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, NetworkError, UsageError
@@ -78,6 +80,17 @@ def upload_step(
     if before is not None and before.versions:
         _probed(session, resolved, result, code, before, probing, log)
         return
+    if probed:
+        # The Worker exists (its content was read) but no deployment was: nothing to stage the
+        # new version beside, and no reason to believe nothing serves. Never live unprobed
+        # unless told.
+        raise UsageError(
+            f"the dispatcher {result.dispatcher} exists but no deployment of it could be read, "
+            "so its new version cannot be probed through the version override; nothing was "
+            "uploaded",
+            hint=f"check with `code24ctl versions --env {result.environment}`; rerun with "
+            "--unprobed to upload it live at 100% without a probe",
+        )
     result.unprobed = UNPROBED if probing.unprobed else FIRST_DEPLOY
     result.version_id = upload_dispatcher(session, result.dispatcher, code)
     result.uploaded = True
@@ -106,7 +119,8 @@ def _probed(
     try:
         steps.start(f"uploading a new version of {dispatcher}")
         steps.upload_started = True
-        new = upload_release(session, resolved, code, None)
+        # The script settings wait for the probe: they take effect for every version at once.
+        new = upload_release(session, resolved, code, None, settings=False)
         report.version = new
         result.version_id, result.uploaded = new.id, True
         log.record("dispatcher", dispatcher, "uploaded", f"version {new.id}, taking no traffic")
@@ -150,6 +164,9 @@ def _probed(
         if f"; put back {describe(before)}" in error.message:
             log.record("dispatcher", dispatcher, "put back", describe(before))
         raise error from None
+    _versioned, settings = version_metadata(code.metadata())
+    if sync_script_settings(session, dispatcher, settings):
+        log.record("dispatcher", dispatcher, "settings set", ", ".join(sorted(settings)))
 
 
 def _put_back(

@@ -457,8 +457,8 @@ def test_a_refused_version_upload_changes_nothing_and_names_deploy_unprobed(
             "(HTTP 500)); nothing was changed"
         ) in result.stderr
         assert (
-            "hint: `code24ctl deploy --env staging --unprobed` uploads and deploys the "
-            "dispatcher in one step, live at 100% without a probe"
+            "hint: retry; if it keeps failing, `code24ctl deploy --env staging --unprobed` "
+            "uploads and deploys the dispatcher in one step, live at 100% without a probe"
         ) in result.stderr
         assert "cloudflare/workers-sdk/issues/10712" in result.stderr
         assert deployment_writes(cf_state, cf_seed) == []
@@ -1611,6 +1611,95 @@ def test_a_rerun_after_a_failed_probe_uploads_again_and_passes(
     assert json.loads(again.stdout)["dispatcher_action"] == "unchanged"
 
 
+def test_a_failed_probe_leaves_the_script_settings_as_they_were(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    tmp_path: Path,
+) -> None:
+    # Script settings are not versioned: set before the probe, they would take effect for the
+    # version serving now and stay after the deployment is put back.
+    def sampled(data: dict[str, Any]) -> None:
+        data["environments"]["staging"]["base_url"] = zone.url
+        data["observability"] = {"enabled": True, "head_sampling_rate": 0.25}
+
+    (tmp_path / "sampled").mkdir()
+    config = write_config(tmp_path / "sampled", sampled)
+    before = cf_state.account_script(cf_seed.account_id, DISPATCHER).observability
+    zone.choose = broken_except(v1)
+
+    failed = cli("deploy", "--env", "staging", config=config)
+
+    assert failed.exit_code == 1
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER).observability == before
+    assert [w for w in writes(cf_state) if w.endswith("/script-settings")] == []
+    zone.choose = None
+
+    passed = cli("deploy", "--env", "staging", config=config)
+
+    assert passed.exit_code == 0, passed.stderr
+    assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
+    assert cf_state.account_script(cf_seed.account_id, DISPATCHER).observability == {
+        "enabled": True,
+        "head_sampling_rate": 0.25,
+    }
+
+
+def test_a_dispatcher_whose_deployment_cannot_be_read_is_not_uploaded_unprobed(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    # The Worker exists but lists no deployment: "nothing served before" would be a guess.
+    cf_state.versions._history[(cf_seed.account_id, DISPATCHER)].deployments.clear()
+    cf_state.clear_requests()
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: the dispatcher {DISPATCHER} exists but no deployment of it could be read, so "
+        "its new version cannot be probed through the version override; nothing was uploaded",
+        "  hint: check with `code24ctl versions --env staging`; rerun with --unprobed to upload "
+        "it live at 100% without a probe",
+    ]
+    assert writes(cf_state) == []
+    assert len(cf_state.versions.versions(cf_seed.account_id, DISPATCHER)) == 1
+
+
+def test_a_version_upload_whose_answer_is_lost_after_it_was_made_carries_on_with_it(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+) -> None:
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/versions", "applied_500")
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 0, result.stderr
+    versions = cf_state.versions.versions(cf_seed.account_id, DISPATCHER)
+    assert len(versions) == 2  # the one the lost answer made: read back, not made again
+    assert split(cf_state, cf_seed) == {versions[0].id: 100.0}
+    assert "nothing was changed" not in result.stderr
+
+
+def test_a_version_upload_refused_for_the_token_keeps_the_token_hint(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    cf_state.faults.add("POST", f"*/workers/scripts/{DISPATCHER}/versions", "json403")
+
+    result = cli("deploy", "--env", "staging", config=changed)
+
+    assert result.exit_code == 3
+    assert "hint: the token was refused" in result.stderr
+    assert "--unprobed" not in result.stderr
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
 def test_deploy_unprobed_puts_the_version_live_at_once_and_says_so(
     cli: RunCli,
     cf_state: EmulatorState,
@@ -1665,7 +1754,7 @@ def test_a_refused_version_upload_is_got_past_with_unprobed(
 
     assert refused.exit_code == 3
     assert f"the Versions API refused the upload of {DISPATCHER}" in refused.stderr
-    assert "hint: `code24ctl deploy --env staging --unprobed`" in refused.stderr
+    assert "if it keeps failing, `code24ctl deploy --env staging --unprobed`" in refused.stderr
     assert passed.exit_code == 0, passed.stderr
     assert split(cf_state, cf_seed) == {newest(cf_state, cf_seed): 100.0}
 

@@ -218,6 +218,11 @@ class VersionStore:
             )
         elif previous is not None and not self.content_shows_newest_upload:
             container[script.name] = previous
+        elif previous is not None:
+            # Settings of the script, not of a version, stay as they were (as in deploy()).
+            script.tags, script.logpush = list(previous.tags), previous.logpush
+            script.tail_consumers = copy.deepcopy(previous.tail_consumers)
+            script.observability = copy.deepcopy(previous.observability)
         return version
 
     def latest_version_id(self, account_id: str, name: str) -> str | None:
