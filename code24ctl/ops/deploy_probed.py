@@ -39,8 +39,8 @@ from code24ctl.ops.release import (
     interrupted_error,
     new_report,
     quiet,
-    upload_release,
 )
+from code24ctl.ops.release_upload import upload_release
 from code24ctl.ops.rollout import override_failure, restore, run_release_probe, stage_and_probe
 from code24ctl.probe.plan import ProbeOptions, plan_probe
 

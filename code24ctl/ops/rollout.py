@@ -40,14 +40,13 @@ from code24ctl.ops.release import (
     interrupted_error,
     new_report,
     quiet,
-    release_code,
     require_versions,
     serving,
     single_version,
     split_shares,
     state_after,
-    upload_release,
 )
+from code24ctl.ops.release_upload import release_code, upload_release
 from code24ctl.probe.plan import ProbeOptions, plan_probe
 from code24ctl.probe.report import ProbeReport
 from code24ctl.probe.runner import VERSION_NOT_APPLIED, run_plan
