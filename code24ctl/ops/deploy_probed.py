@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING
 
 from code24ctl.cloudflare.client import api_call
 from code24ctl.cloudflare.modules import sdk_files
+from code24ctl.cloudflare.outcome import write_checked
+from code24ctl.cloudflare.pacing import sent_once
 from code24ctl.cloudflare.versions import (
     DeploymentInfo,
     current_deployment,
+    list_versions,
     release_annotations,
     sync_script_settings,
     version_id_from_put,
@@ -92,7 +95,12 @@ def upload_step(
             "--unprobed to upload it live at 100% without a probe",
         )
     result.unprobed = UNPROBED if probing.unprobed else FIRST_DEPLOY
-    result.version_id = upload_dispatcher(session, result.dispatcher, code)
+    serving = before or (
+        current_deployment(session, result.dispatcher) if result.deployed else None
+    )
+    result.version_id = upload_dispatcher(
+        session, result.dispatcher, code, serving=_serving_id(serving)
+    )
     result.uploaded = True
     version = result.version_id or "(id not reported by the API)"
     log.record(
@@ -199,21 +207,54 @@ def deploy_failure(result: DeployReport) -> Code24Error:
     return CheckFailed(message)
 
 
-def upload_dispatcher(session: CloudflareSession, name: str, code: WorkerCode) -> str | None:
+def upload_dispatcher(
+    session: CloudflareSession, name: str, code: WorkerCode, *, serving: str | None = None
+) -> str | None:
     """``PUT /accounts/{a}/workers/scripts/{name}``: the metadata part plus the modules, live
     at 100% at once.
 
     The version it creates is annotated like every code24ctl upload
     (:func:`~code24ctl.cloudflare.versions.release_annotations`); returns its id, or None when
-    the answer does not carry one.
+    the answer does not carry one. An answer lost after the upload may have been made is read
+    back: the upload was made when a version other than ``serving`` (the one serving 100%
+    before, None for a first deploy) serves 100% and is the newest, tagged as this one.
     """
     metadata = code.metadata()
     metadata["annotations"] = release_annotations(metadata["bindings"])
-    with api_call(f"upload dispatcher Worker {name}"):
-        answer = session.client.workers.scripts.update(
-            name,
-            account_id=session.account_id,
-            metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
-            files=sdk_files(code.modules),
-        )
-    return version_id_from_put(answer)
+    tag = metadata["annotations"]["workers/tag"]
+
+    def put() -> str | None:
+        # Not repeated by the transport after a 5xx or a lost answer: each PUT that is carried
+        # out makes a version, so the state is read back first (write_checked).
+        with sent_once(), api_call(f"upload dispatcher Worker {name}"):
+            answer = session.client.workers.scripts.update(
+                name,
+                account_id=session.account_id,
+                metadata=metadata,  # type: ignore[arg-type]  # plain JSON, SDK TypedDict
+                files=sdk_files(code.modules),
+            )
+        return version_id_from_put(answer)
+
+    def made() -> str | None:
+        now = current_deployment(session, name)
+        if now is None or now.split or not now.versions:
+            return None
+        live = now.versions[0].version_id
+        newest = list_versions(session, name, 1)
+        if live == serving or not newest or newest[0].id != live or newest[0].tag != tag:
+            return None
+        return live
+
+    return write_checked(
+        f"upload dispatcher Worker {name}",
+        put,
+        made,
+        shows=f"code24ctl versions (the dispatcher {name})",
+    )
+
+
+def _serving_id(deployment: DeploymentInfo | None) -> str | None:
+    """The version serving 100% of ``deployment`` (None: none, or a split)."""
+    if deployment is None or deployment.split or not deployment.versions:
+        return None
+    return deployment.versions[0].version_id

@@ -490,3 +490,23 @@ def test_a_network_failure_mid_release_reads_and_says_what_serves(
     assert "; the upload was under way (any version it made takes no traffic)" in error
     assert error.endswith(f"; the deployment is unchanged ({old} 100%)")
     assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {old: 100.0}
+
+
+@pytest.mark.parametrize("kind", ["applied_500", "applied_cut"])
+def test_an_unprobed_upload_whose_answer_is_lost_is_read_back_not_sent_again(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, kind: str
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    (tmp_path / "changed").mkdir()
+    changed = staging_config(tmp_path / "changed", "http://127.0.0.1:9", FEATURE="on")
+    cf_state.clear_requests()
+    # Every answer to the upload is lost, after the upload was carried out.
+    cf_state.faults.add("PUT", f"*/workers/scripts/{DISPATCHER}", kind, times=10)
+    result = run_cli("deploy", "--env", "staging", "--unprobed", env=cf_env, config=changed)
+    assert result.exit_code == 0, result.stderr
+    versions = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)
+    new = versions[0].id
+    assert len(versions) == 2 and new != old  # sent once: one version, not one per retry
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 100.0}
+    assert len(cf_state.requests(method="PUT", path_contains=f"/scripts/{DISPATCHER}")) == 1
+    assert "done after all (read back)" in result.stderr
