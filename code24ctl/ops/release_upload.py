@@ -74,7 +74,16 @@ def upload_release(
         version = found
     # Tags and the other non-versioned settings belong to the script, not to the version.
     if settings:
-        sync_script_settings(session, dispatcher, script_settings)
+        try:
+            sync_script_settings(session, dispatcher, script_settings)
+        except Code24Error as exc:
+            # The version exists by now: the error must not read as if nothing was done.
+            exc.message = (
+                f"{exc.message}; version {version.id} was uploaded before and takes no traffic "
+                "(the deployment is unchanged)"
+            )
+            exc.args = (exc.message,)
+            raise
     return version
 
 

@@ -510,3 +510,20 @@ def test_an_unprobed_upload_whose_answer_is_lost_is_read_back_not_sent_again(
     assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {new: 100.0}
     assert len(cf_state.requests(method="PUT", path_contains=f"/scripts/{DISPATCHER}")) == 1
     assert "done after all (read back)" in result.stderr
+
+
+def test_a_release_whose_settings_are_refused_names_the_version_it_uploaded(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, released: Path
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    with cf_state.lock:  # someone changed the script's tags by hand: the release sets them
+        cf_state._scripts[ACCOUNT_ID][DISPATCHER].tags = ["someone-else"]
+    cf_state.faults.add("PATCH", f"*/workers/scripts/{DISPATCHER}/script-settings", "403")
+    result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=released)
+    assert result.exit_code == 3
+    new = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)[0].id
+    assert new != old
+    assert (
+        f"; version {new} was uploaded before and takes no traffic (the deployment is unchanged)"
+    ) in result.stderr
+    assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {old: 100.0}
