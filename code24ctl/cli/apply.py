@@ -82,6 +82,17 @@ def apply(
 
     saved = _read_plan_file(plan_file) if plan_file is not None else None
     if saved is not None:
+        # The saved plan decides (it is applied exactly); a flag that says otherwise is a
+        # mistake to point out, not to drop without a word.
+        for flag, given in (("--force", force), ("--unprobed", unprobed)):
+            recorded = bool(saved.get(flag.lstrip("-"), False))
+            if given and not recorded:
+                raise UsageError(
+                    f"{flag} was not given to the plan saved in {plan_file}: a saved plan is "
+                    "applied as it was made",
+                    hint=f"make the plan again with `code24ctl plan --out FILE {flag}`, or leave "
+                    f"{flag} out",
+                )
         force = bool(saved.get("force", False))
         unprobed = bool(saved.get("unprobed", False))
     session, made = make_plan(

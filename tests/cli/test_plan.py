@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.emulator.seeds import Code24Seed
@@ -174,3 +175,22 @@ def test_a_plan_with_a_conflict_exits_with_its_cause(
         "error: the plan for staging holds 1 problem (listed with the plan); "
         "apply would stop before writing anything\n"
     )
+
+
+@pytest.mark.parametrize("flag", ["--unprobed", "--force"])
+def test_a_flag_the_saved_plan_was_not_made_with_is_refused_not_dropped(
+    tmp_path: Path, run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, flag: str
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", "--env", "staging", "--out", str(saved), env=cf_env).exit_code == 0
+    cf_state.clear_requests()
+
+    refused = run_cli("apply", "--env", "staging", "--plan-file", str(saved), flag, env=cf_env)
+
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"error: {flag} was not given to the plan saved in {saved}: a saved plan is applied as "
+        f"it was made\n  hint: make the plan again with `code24ctl plan --out FILE {flag}`, or "
+        f"leave {flag} out\n"
+    )
+    assert cf_state.requests() == []
