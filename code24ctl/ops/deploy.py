@@ -34,7 +34,13 @@ from code24ctl.cloudflare.listing import numbered_pages
 from code24ctl.cloudflare.modules import Module
 from code24ctl.cloudflare.namespaces import find_namespace, namespace_missing
 from code24ctl.cloudflare.outcome import write_checked
-from code24ctl.cloudflare.versions import DeploymentInfo, current_deployment, list_versions
+from code24ctl.cloudflare.versions import (
+    DeploymentInfo,
+    current_deployment,
+    get_version,
+    list_versions,
+    release_tag,
+)
 from code24ctl.cloudflare.worker_code import (
     CARRIED_SETTINGS,
     WorkerCode,
@@ -348,7 +354,8 @@ def plan_deploy(
     differences = compare(code, deployed) if deployed is not None else []
     # Without the KV namespace its id is a placeholder: that upload always differs.
     unchanged = deployed is not None and not differences and (kv is None or kv.id is not None)
-    reupload = _not_serving_newest(session, dispatcher) if unchanged else None
+    wanted_tag = release_tag(code.metadata()["bindings"])
+    reupload = _not_serving_newest(session, dispatcher, wanted_tag) if unchanged else None
     return DeployPlan(
         environment=resolved.env_name,
         dispatcher=dispatcher,
@@ -366,17 +373,22 @@ def plan_deploy(
     )
 
 
-def _not_serving_newest(session: CloudflareSession, dispatcher: str) -> str | None:
+def _not_serving_newest(session: CloudflareSession, dispatcher: str, wanted_tag: str) -> str | None:
     """Why to upload again though the content matches, or None. After a failed probe the
     newest version takes no traffic; whether the content GET shows it or the one serving is
-    not settled, so the comparison is trusted only when the newest version serves 100%. A
-    split is left to promote and rollback (a plain deploy over it is refused)."""
+    not settled, so the comparison is trusted only when the newest version serves 100%, or
+    when the tags settle it: the serving version is tagged with this upload's bindings and the
+    newest is not (the content the GET showed, which matched, cannot be the newest's: after a
+    rollback to the config's own version, nothing is uploaded again). A split is left to
+    promote and rollback (a plain deploy over it is refused)."""
     now = current_deployment(session, dispatcher)
     if now is None or now.split or not now.versions:
         return None
     newest = list_versions(session, dispatcher, 1)
     serving = now.versions[0].version_id
     if not newest or newest[0].id == serving:
+        return None
+    if newest[0].tag != wanted_tag and get_version(session, dispatcher, serving).tag == wanted_tag:
         return None
     return f"the newest version {newest[0].id} does not serve (version {serving} does)"
 

@@ -1611,6 +1611,25 @@ def test_a_rerun_after_a_failed_probe_uploads_again_and_passes(
     assert json.loads(again.stdout)["dispatcher_action"] == "unchanged"
 
 
+def test_after_a_rollback_to_the_configs_own_version_nothing_is_planned_or_uploaded(
+    cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
+) -> None:
+    assert cli("deploy", "--env", "staging", config=changed).exit_code == 0
+    v2 = newest(cf_state, cf_seed)
+    assert cli("rollback", "--env", "staging", "--yes").exit_code == 0
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+    cf_state.clear_requests()
+
+    # The config is v1's again: v1 serves, tagged with its bindings; the newest (v2) is not.
+    planned = cli("plan", "--env", "staging")
+    deployed = cli("deploy", "--env", "staging", "--json")
+
+    assert "  3. deploy: nothing to change" in planned.stdout.splitlines(), planned.stdout
+    assert json.loads(deployed.stdout)["dispatcher_action"] == "unchanged"
+    assert newest(cf_state, cf_seed) == v2
+    assert split(cf_state, cf_seed) == {v1: 100.0}
+
+
 def test_a_failed_probe_leaves_the_script_settings_as_they_were(
     cli: RunCli,
     cf_state: EmulatorState,
