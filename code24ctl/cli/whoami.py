@@ -16,7 +16,7 @@ def whoami(
     Read-only: the doctor's first two checks. Exit 1 if the token or the account fails.
     """
     from code24ctl.cli.session import cloudflare_session
-    from code24ctl.ops.doctor import run_whoami
+    from code24ctl.ops.whoami import run_whoami
 
     resolved = load(config, env)
     session = cloudflare_session(resolved)

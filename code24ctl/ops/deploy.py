@@ -355,7 +355,7 @@ def plan_deploy(
     # Without the KV namespace its id is a placeholder: that upload always differs.
     unchanged = deployed is not None and not differences and (kv is None or kv.id is not None)
     wanted_tag = release_tag(code.metadata()["bindings"])
-    reupload = _not_serving_newest(session, dispatcher, wanted_tag) if unchanged else None
+    reupload = not_serving_newest(session, dispatcher, wanted_tag) if unchanged else None
     return DeployPlan(
         environment=resolved.env_name,
         dispatcher=dispatcher,
@@ -373,7 +373,7 @@ def plan_deploy(
     )
 
 
-def _not_serving_newest(session: CloudflareSession, dispatcher: str, wanted_tag: str) -> str | None:
+def not_serving_newest(session: CloudflareSession, dispatcher: str, wanted_tag: str) -> str | None:
     """Why to upload again though the content matches, or None. After a failed probe the
     newest version takes no traffic; whether the content GET shows it or the one serving is
     not settled, so the comparison is trusted only when the newest version serves 100%, or

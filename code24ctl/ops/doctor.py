@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from code24ctl.cloudflare.client import api_call
 from code24ctl.cloudflare.namespaces import list_namespaces
+from code24ctl.cloudflare.versions import release_tag
 from code24ctl.cloudflare.worker_diff import Difference
 from code24ctl.config import ResolvedConfig
 from code24ctl.errors import CloudflareAPIError, UsageError
@@ -23,6 +24,7 @@ from code24ctl.ops.deploy import (
     deployed_dispatcher,
     dispatcher_differences,
     find_kv_namespace,
+    not_serving_newest,
 )
 from code24ctl.ops.deploy_routes import plan_routes
 from code24ctl.ops.dispatcher_worker import DISPATCHER_BINDING, build_metadata, dispatcher_module
@@ -288,7 +290,22 @@ class Doctor:
         missing_kv = (
             f"; KV namespace {kv_title} does not exist" if kv_title and kv_id is None else ""
         )
+        stale = None
         if not differences and not missing_kv:
+            # As plan does: after a failed probe the content read may be the newest upload's.
+            try:
+                stale = not_serving_newest(self.session, name, release_tag(expected["bindings"]))
+            except CloudflareAPIError as exc:
+                self.failed(CheckName.DISPATCHER, exc)
+                return binding
+        if stale is not None:
+            self.add(
+                CheckName.DISPATCHER,
+                "warn",
+                f"{name}: {stale}, so what serves may not be what the config says",
+                self.cmd("deploy"),
+            )
+        elif not differences and not missing_kv:
             self.add(CheckName.DISPATCHER, "ok", f"{name} deployed with the expected bindings")
         elif not missing_kv and all(found.field == "modules" for found in differences):
             self.add(
@@ -473,18 +490,6 @@ def run_doctor(
         ):
             doctor.add(name, "skip", "needs a valid token and a reachable account")
     doctor.probe()
-    return DoctorReport.of(resolved.env_name, doctor.checks)
-
-
-def run_whoami(session: CloudflareSession, resolved: ResolvedConfig) -> DoctorReport:
-    """``whoami``: the token (user or account-owned, active) and the account it reaches; the
-    first two checks of the doctor, never raising for a failed one."""
-    resolved.require_cloudflare()
-    doctor = Doctor(session, resolved, None)
-    if doctor.token():
-        doctor.account()
-    else:
-        doctor.add(CheckName.ACCOUNT, "skip", "needs a valid token")
     return DoctorReport.of(resolved.env_name, doctor.checks)
 
 

@@ -1611,6 +1611,37 @@ def test_a_rerun_after_a_failed_probe_uploads_again_and_passes(
     assert json.loads(again.stdout)["dispatcher_action"] == "unchanged"
 
 
+@pytest.mark.parametrize("content_shows_newest", [False, True])
+def test_doctor_after_a_failed_probe_says_what_plan_says(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    changed: Path,
+    content_shows_newest: bool,
+) -> None:
+    cf_state.versions.content_shows_newest_upload = content_shows_newest
+    zone.choose = broken_except(v1)
+    assert cli("deploy", "--env", "staging", config=changed).exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+
+    doctor = json.loads(cli("doctor", "--env", "staging", "--json", config=changed).stdout)
+    planned = cli("deploy", "--env", "staging", "--dry-run", config=changed)
+
+    check = next(c for c in doctor["checks"] if c["name"] == "dispatcher")
+    assert planned.stdout.startswith(f"~ dispatcher {DISPATCHER} (")  # plan: upload again
+    if content_shows_newest:
+        # The content read is v2's, the config's: only the versions say it does not serve.
+        assert (check["status"], check["detail"]) == (
+            "warn",
+            f"{DISPATCHER}: the newest version {v2} does not serve (version {v1} does), so "
+            "what serves may not be what the config says",
+        )
+    else:
+        assert check["status"] == "fail"  # the content read is v1's: it differs from the config
+
+
 def test_after_a_rollback_to_the_configs_own_version_nothing_is_planned_or_uploaded(
     cli: RunCli, cf_state: EmulatorState, cf_seed: Code24Seed, v1: str, changed: Path
 ) -> None:
