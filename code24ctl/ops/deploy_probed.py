@@ -30,17 +30,17 @@ from code24ctl.cloudflare.versions import (
     version_metadata,
 )
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import CheckFailed, CloudflareAPIError, Code24Error, NetworkError, UsageError
+from code24ctl.errors import CloudflareAPIError, Code24Error, NetworkError, UsageError
 from code24ctl.ops.changes import ChangeLog
 from code24ctl.ops.deploy import FIRST_DEPLOY, UNPROBED, DeployReport, Probing
 from code24ctl.ops.release import (
     ReleaseReport,
     ReleaseSteps,
-    back_to,
     deploy_split,
     describe,
     interrupted_error,
     new_report,
+    put_back_error,
     quiet,
 )
 from code24ctl.ops.release_upload import upload_release
@@ -197,14 +197,12 @@ def _put_back(
 def deploy_failure(result: DeployReport) -> Code24Error:
     """The error a plain deploy whose probed upload failed exits with: 1 (the probe failed,
     the deployment is back), 3 when the deployment could not be put back."""
-    message = result.error or "the deploy failed"
-    if result.put_back_failed and result.before is not None:
-        back = back_to(result.before)
-        return CloudflareAPIError(
-            message,
-            hint=f"put it back with `code24ctl rollback --env {result.environment} {back} --yes`",
-        )
-    return CheckFailed(message)
+    return put_back_error(
+        result.error or "the deploy failed",
+        put_back_failed=result.put_back_failed,
+        before=result.before,
+        environment=result.environment,
+    )
 
 
 def upload_dispatcher(

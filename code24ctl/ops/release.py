@@ -420,11 +420,23 @@ def interrupted_keeping(
 def failure(report: ReleaseReport) -> Code24Error:
     """The error a failed release exits with: 1 (a probe failed), 3 when the deployment could
     not be put back (the API failed)."""
-    message = report.error or "the release failed"
-    if report.put_back_failed and report.before is not None:
-        back = back_to(report.before)
+    return put_back_error(
+        report.error or "the release failed",
+        put_back_failed=report.put_back_failed,
+        before=report.before,
+        environment=report.environment,
+    )
+
+
+def put_back_error(
+    message: str, *, put_back_failed: bool, before: DeploymentInfo | None, environment: str
+) -> Code24Error:
+    """A failed probed upload: 1 when the deployment is back, 3 (with the rollback that puts
+    it back) when putting it back failed too."""
+    if put_back_failed and before is not None:
+        back = back_to(before)
         return CloudflareAPIError(
             message,
-            hint=f"put it back with `code24ctl rollback --env {report.environment} {back} --yes`",
+            hint=f"put it back with `code24ctl rollback --env {environment} {back} --yes`",
         )
     return CheckFailed(message)
