@@ -388,7 +388,15 @@ def not_serving_newest(session: CloudflareSession, dispatcher: str, wanted_tag: 
     serving = now.versions[0].version_id
     if not newest or newest[0].id == serving:
         return None
-    if newest[0].tag != wanted_tag and get_version(session, dispatcher, serving).tag == wanted_tag:
+    # Only a newest version known to carry other bindings (a code24ctl tag with another
+    # config hash) cannot be what the content GET showed; one with no tag, a foreign tag or
+    # this config hash (another code24ctl, a compatibility date change) proves nothing.
+    wanted_hash = wanted_tag.rsplit("config/", 1)[-1]
+    if (
+        newest[0].config_hash is not None
+        and newest[0].config_hash != wanted_hash
+        and get_version(session, dispatcher, serving).tag == wanted_tag
+    ):
         return None
     return f"the newest version {newest[0].id} does not serve (version {serving} does)"
 

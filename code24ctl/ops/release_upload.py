@@ -14,7 +14,13 @@ from code24ctl.cloudflare.versions import (
     version_metadata,
 )
 from code24ctl.config import ResolvedConfig
-from code24ctl.errors import CloudflareAPIError, Code24Error, UsageError, outcome_unknown
+from code24ctl.errors import (
+    CloudflareAPIError,
+    Code24Error,
+    NetworkError,
+    UsageError,
+    outcome_unknown,
+)
 from code24ctl.ops.deploy import find_kv_namespace
 from code24ctl.ops.dispatcher_worker import dispatcher_code
 
@@ -49,7 +55,7 @@ def upload_release(
     non-versioned settings (tags, observability ...) match, which takes effect for every
     version at once (a plain deploy leaves that until its version serves 100%)."""
     dispatcher = resolved.dispatcher()
-    versioned, script_settings = version_metadata(code.metadata())
+    versioned, _settings = version_metadata(code.metadata())
     newest = list_versions(session, dispatcher, 1)
     newest_before = newest[0].id if newest else None
     try:
@@ -74,17 +80,30 @@ def upload_release(
         version = found
     # Tags and the other non-versioned settings belong to the script, not to the version.
     if settings:
-        try:
-            sync_script_settings(session, dispatcher, script_settings)
-        except Code24Error as exc:
-            # The version exists by now: the error must not read as if nothing was done.
-            exc.message = (
-                f"{exc.message}; version {version.id} was uploaded before and takes no traffic "
-                "(the deployment is unchanged)"
-            )
-            exc.args = (exc.message,)
-            raise
+        sync_release_settings(session, resolved, code, version)
     return version
+
+
+def sync_release_settings(
+    session: CloudflareSession, resolved: ResolvedConfig, code: WorkerCode, version: VersionInfo
+) -> None:
+    """Make the script's non-versioned settings match ``code``, after ``version`` was
+    uploaded; an API failure names that version (a network failure is the caller's: it reads
+    what serves and names the version it already holds)."""
+    dispatcher = resolved.dispatcher()
+    _versioned, script_settings = version_metadata(code.metadata())
+    try:
+        sync_script_settings(session, dispatcher, script_settings)
+    except NetworkError:
+        raise
+    except Code24Error as exc:
+        # The version exists by now: the error must not read as if nothing was done.
+        exc.message = (
+            f"{exc.message}; version {version.id} was uploaded before and takes no traffic "
+            "(the deployment is unchanged)"
+        )
+        exc.args = (exc.message,)
+        raise
 
 
 def _uploaded_after(

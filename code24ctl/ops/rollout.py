@@ -46,7 +46,7 @@ from code24ctl.ops.release import (
     split_shares,
     state_after,
 )
-from code24ctl.ops.release_upload import release_code, upload_release
+from code24ctl.ops.release_upload import release_code, sync_release_settings, upload_release
 from code24ctl.probe.plan import ProbeOptions, plan_probe
 from code24ctl.probe.report import ProbeReport
 from code24ctl.probe.runner import VERSION_NOT_APPLIED, run_plan
@@ -267,8 +267,9 @@ def _split_release(
     try:
         steps.start(f"uploading a new version of {dispatcher}")
         steps.upload_started = True
-        new = upload_release(session, resolved, code, message)
+        new = upload_release(session, resolved, code, message, settings=False)
         report.version = new
+        sync_release_settings(session, resolved, code, new)
         first = stage_and_probe(
             session,
             resolved,

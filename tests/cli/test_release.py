@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from code24ctl import __version__
 from tests.emulator.seeds import Code24Seed
@@ -2541,3 +2542,35 @@ def test_an_interrupt_while_rollback_probes_an_unproven_version_puts_it_back(
         f"error: interrupted while probing version {v2} through the version override; "
         f"deployed {v1} 100%, {v2} 0%; put back {v1} 100%"
     )
+
+
+def test_a_newest_version_with_no_code24ctl_tag_does_not_settle_the_content_read(
+    cli: RunCli,
+    cf_state: EmulatorState,
+    cf_seed: Code24Seed,
+    v1: str,
+    zone: VersionSite,
+    config: Path,
+    tmp_path: Path,
+) -> None:
+    # The content GET shows the newest upload (an accepted candidate); the newest carries the
+    # config's content but not this code24ctl's tag (another code24ctl release, wrangler), so
+    # the content read says nothing about v1, which serves the old compatibility date.
+    cf_state.versions.content_shows_newest_upload = True
+    data = yaml.safe_load(config.read_text())
+    data["compatibility_date"] = "2025-07-01"
+    (tmp_path / "dated").mkdir()
+    dated = tmp_path / "dated" / "namespaces.yaml"
+    dated.write_text(yaml.safe_dump(data))
+    zone.choose = broken_except(v1)
+    assert cli("deploy", "--env", "staging", config=dated).exit_code == 1
+    v2 = newest(cf_state, cf_seed)
+    for version in cf_state.versions._history[(cf_seed.account_id, DISPATCHER)].versions:
+        if version.id == v2:
+            version.annotations.pop("workers/tag")
+
+    planned = cli("deploy", "--env", "staging", "--dry-run", config=dated)
+
+    assert planned.stdout.startswith(
+        f"~ dispatcher {DISPATCHER} (the newest version {v2} does not serve (version {v1} does)"
+    ), planned.stdout

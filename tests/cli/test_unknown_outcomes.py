@@ -527,3 +527,21 @@ def test_a_release_whose_settings_are_refused_names_the_version_it_uploaded(
         f"; version {new} was uploaded before and takes no traffic (the deployment is unchanged)"
     ) in result.stderr
     assert cf_state.versions.split(ACCOUNT_ID, DISPATCHER) == {old: 100.0}
+
+
+def test_a_release_whose_settings_read_loses_the_network_names_the_version_once(
+    run_cli: RunCli, cf_env: dict[str, str], cf_state: EmulatorState, released: Path
+) -> None:
+    old = _deployed_once(run_cli, cf_env, cf_state)
+    with cf_state.lock:  # someone changed the script's tags by hand: the release sets them
+        cf_state._scripts[ACCOUNT_ID][DISPATCHER].tags = ["someone-else"]
+    cf_state.faults.add("GET", f"*/workers/scripts/{DISPATCHER}/script-settings", "reset", times=50)
+    result = run_cli("deploy", "--env", "staging", "--canary", "10", env=cf_env, config=released)
+    assert result.exit_code == 3
+    new = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)[0].id
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: the network failed (read the script settings of ")
+    assert error.endswith(
+        f"; uploaded version {new} (it takes no traffic); the deployment is unchanged ({old} 100%)"
+    )
+    assert error.count(new) == 1
