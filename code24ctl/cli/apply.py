@@ -90,8 +90,8 @@ def apply(
                 raise UsageError(
                     f"{flag} was not given to the plan saved in {plan_file}: a saved plan is "
                     "applied as it was made",
-                    hint=f"make the plan again with `code24ctl plan --out FILE {flag}`, or leave "
-                    f"{flag} out",
+                    hint="make the plan again with `code24ctl plan --env ENV --out FILE "
+                    f"{flag}`, or leave {flag} out",
                 )
         force = bool(saved.get("force", False))
         unprobed = bool(saved.get("unprobed", False))

@@ -66,12 +66,11 @@ def _unchanged_on_failure(
     try:
         yield
     except CloudflareAPIError as exc:
-        where = (
-            f"the deployment is unchanged ({describe(before)}) or holds version {version.id} at "
-            "0% beside it"
-            if outcome_unknown(exc)
-            else f"the deployment is unchanged ({describe(before)})"
-        )
+        where = f"the deployment is unchanged ({describe(before)})"
+        if outcome_unknown(exc):
+            # The stage may have landed: the version at 0% beside the one that served 100% (of
+            # a split, its stable version now at 100%).
+            where += f" or is now {back_to(before)} 100%, {version.id} 0%"
         raise CloudflareAPIError(
             f"{exc.message}; {where}; version {version.id} "
             f"{'was uploaded and ' if uploaded else ''}takes no traffic",

@@ -190,7 +190,7 @@ def test_a_flag_the_saved_plan_was_not_made_with_is_refused_not_dropped(
     assert refused.exit_code == 2
     assert refused.stderr == (
         f"error: {flag} was not given to the plan saved in {saved}: a saved plan is applied as "
-        f"it was made\n  hint: make the plan again with `code24ctl plan --out FILE {flag}`, or "
-        f"leave {flag} out\n"
+        f"it was made\n  hint: make the plan again with `code24ctl plan --env ENV --out FILE "
+        f"{flag}`, or leave {flag} out\n"
     )
     assert cf_state.requests() == []

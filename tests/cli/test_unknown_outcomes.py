@@ -470,7 +470,7 @@ def test_a_lost_0_percent_stage_that_cannot_be_read_back_claims_nothing_it_does_
     error = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
     new = cf_state.versions.versions(ACCOUNT_ID, DISPATCHER)[0].id
     assert (
-        f"the deployment is unchanged ({old} 100%) or holds version {new} at 0% beside it; "
+        f"the deployment is unchanged ({old} 100%) or is now {old} 100%, {new} 0%; "
         f"version {new} was uploaded and takes no traffic"
     ) in error
     # It was made, at 0%: nothing but the old version takes traffic, as the message says.
