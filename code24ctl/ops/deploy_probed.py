@@ -23,7 +23,7 @@ from code24ctl.cloudflare.pacing import sent_once
 from code24ctl.cloudflare.versions import (
     DeploymentInfo,
     current_deployment,
-    list_versions,
+    get_version,
     release_annotations,
     sync_script_settings,
     version_id_from_put,
@@ -215,7 +215,7 @@ def upload_dispatcher(
     (:func:`~code24ctl.cloudflare.versions.release_annotations`); returns its id, or None when
     the answer does not carry one. An answer lost after the upload may have been made is read
     back: the upload was made when a version other than ``serving`` (the one serving 100%
-    before, None for a first deploy) serves 100% and is the newest, tagged as this one.
+    before, None for a first deploy) serves 100%, tagged as this one.
     """
     metadata = code.metadata()
     metadata["annotations"] = release_annotations(metadata["bindings"])
@@ -238,8 +238,7 @@ def upload_dispatcher(
         if now is None or now.split or not now.versions:
             return None
         live = now.versions[0].version_id
-        newest = list_versions(session, name, 1)
-        if live == serving or not newest or newest[0].id != live or newest[0].tag != tag:
+        if live == serving or get_version(session, name, live).tag != tag:
             return None
         return live
 
