@@ -92,6 +92,11 @@ class DeploymentInfo(BaseModel):
         """Two versions (a gradual rollout or a canary not finished)."""
         return len(self.versions) > 1
 
+    @property
+    def sole_version(self) -> str | None:
+        """The version serving 100% on its own, or None (a split, or no version listed)."""
+        return self.versions[0].version_id if len(self.versions) == 1 else None
+
     def share_of(self, version_id: str) -> float | None:
         """The percentage of ``version_id`` in this deployment (None if absent)."""
         return next((s.percentage for s in self.versions if s.version_id == version_id), None)

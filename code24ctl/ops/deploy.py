@@ -382,10 +382,10 @@ def not_serving_newest(session: CloudflareSession, dispatcher: str, wanted_tag: 
     rollback to the config's own version, nothing is uploaded again). A split is left to
     promote and rollback (a plain deploy over it is refused)."""
     now = current_deployment(session, dispatcher)
-    if now is None or now.split or not now.versions:
+    serving = now.sole_version if now is not None else None
+    if serving is None:
         return None
     newest = list_versions(session, dispatcher, 1)
-    serving = now.versions[0].version_id
     if not newest or newest[0].id == serving:
         return None
     # Only a newest version known to carry other bindings (a code24ctl tag with another

@@ -95,11 +95,11 @@ def upload_step(
             "--unprobed to upload it live at 100% without a probe",
         )
     result.unprobed = UNPROBED if probing.unprobed else FIRST_DEPLOY
-    serving = before or (
-        current_deployment(session, result.dispatcher) if result.deployed else None
-    )
+    # What serves before the upload (None for a first deploy): a lost answer is read back
+    # against it.
+    serving = current_deployment(session, result.dispatcher) if result.deployed else None
     result.version_id = upload_dispatcher(
-        session, result.dispatcher, code, serving=_serving_id(serving)
+        session, result.dispatcher, code, serving=serving.sole_version if serving else None
     )
     result.uploaded = True
     version = result.version_id or "(id not reported by the API)"
@@ -235,10 +235,8 @@ def upload_dispatcher(
 
     def made() -> str | None:
         now = current_deployment(session, name)
-        if now is None or now.split or not now.versions:
-            return None
-        live = now.versions[0].version_id
-        if live == serving or get_version(session, name, live).tag != tag:
+        live = now.sole_version if now is not None else None
+        if live is None or live == serving or get_version(session, name, live).tag != tag:
             return None
         return live
 
@@ -248,10 +246,3 @@ def upload_dispatcher(
         made,
         shows=f"code24ctl versions (the dispatcher {name})",
     )
-
-
-def _serving_id(deployment: DeploymentInfo | None) -> str | None:
-    """The version serving 100% of ``deployment`` (None: none, or a split)."""
-    if deployment is None or deployment.split or not deployment.versions:
-        return None
-    return deployment.versions[0].version_id
