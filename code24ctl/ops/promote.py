@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
 from code24ctl.cloudflare.versions import (
-    DeploymentInfo,
-    VersionInfo,
     get_version,
     list_deployments,
 )
@@ -23,6 +19,7 @@ from code24ctl.ops.release import (
     ReleaseReport,
     ReleaseSteps,
     Say,
+    TargetPlan,
     deploy_split,
     describe,
     interrupted_error,
@@ -32,7 +29,7 @@ from code24ctl.ops.release import (
     require_versions,
     state_after,
 )
-from code24ctl.ops.release_state import ReleaseState, release_state
+from code24ctl.ops.release_state import release_state
 from code24ctl.ops.rollout import (
     ProbeRunner,
     override_failure,
@@ -56,15 +53,9 @@ if TYPE_CHECKING:
 # promote
 
 
-class PromotePlan(BaseModel):
+class PromotePlan(TargetPlan):
     """What ``promote`` will do: ``target`` to 100%, from ``before``."""
 
-    environment: str
-    namespace: str
-    dispatcher: str
-    before: DeploymentInfo
-    state: ReleaseState
-    target: VersionInfo
     # The target is in the serving deployment, so the override reaches it: probed before
     # anything is written. Otherwise it goes in at 0% first (as a canary's version does).
     in_deployment: bool

@@ -105,8 +105,8 @@ class ReleaseReport(BaseModel):
         self.summary.probes_failed += 0 if report.ok else 1
 
 
-class RollbackPlan(BaseModel):
-    """What ``rollback`` will do: from ``before`` to ``target`` at 100%."""
+class TargetPlan(BaseModel):
+    """What ``promote`` or ``rollback`` will do: ``target`` to 100%, from ``before``."""
 
     environment: str
     namespace: str
@@ -114,6 +114,11 @@ class RollbackPlan(BaseModel):
     before: DeploymentInfo
     state: ReleaseState
     target: VersionInfo
+
+
+class RollbackPlan(TargetPlan):
+    """What ``rollback`` will do: from ``before`` to ``target`` at 100%."""
+
     # Why this version: named, the stable one of a split, or the previous one at 100%.
     reason: str
     involved: list[VersionInfo]
@@ -348,7 +353,7 @@ def interrupted_error(
         # What an interrupted write did is unknown: read before deciding anything.
         now = current_deployment(session, report.dispatcher)
     except (Code24Error, KeyboardInterrupt) as read_error:
-        why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
+        why = _why(read_error)
         return stopped(
             f"{head}; the deployment could not be read ({why}): it may not be as before "
             f"({describe(before)})",
@@ -368,13 +373,18 @@ def interrupted_error(
             message=f"code24ctl {steps.strategy} {stop_word}: put back",
         )
     except (Code24Error, KeyboardInterrupt) as put_error:
-        why = put_error.message if isinstance(put_error, Code24Error) else "interrupted again"
+        why = _why(put_error)
         return stopped(
             f"{head}; deployed {deployed}; putting back {describe(before)} failed ({why}): "
             f"the deployment is still {deployed}",
             hint=f"put it back with {fix}",
         )
     return stopped(f"{head}; deployed {deployed}; put back {describe(before)}")
+
+
+def _why(error: BaseException) -> str:
+    """Why a read or put-back after a stop failed: the error's message, or a second Ctrl-C."""
+    return error.message if isinstance(error, Code24Error) else "interrupted again"
 
 
 def back_to(before: DeploymentInfo) -> str:
@@ -401,7 +411,7 @@ def interrupted_keeping(
     try:
         now = current_deployment(session, report.dispatcher)
     except (Code24Error, KeyboardInterrupt) as read_error:
-        why = read_error.message if isinstance(read_error, Code24Error) else "interrupted again"
+        why = _why(read_error)
         return stopped(
             f"{head}; the deployment could not be read ({why}): it is either as before "
             f"({describe(before)}) or {target} 100%",
